@@ -1,0 +1,110 @@
+//! Typed, layered settings for every shop process: defaults < TOML file < `SHOPLAB_*`
+//! environment < command-line flags.
+//!
+//! Every setting that affects fairness between the two builds (pool sizes, timeouts, the
+//! simulated provider latency) lives here and is recorded with every result.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://path/to/file.db` (created when missing), `sqlite::memory:`, or
+    /// `postgres://user@host/db`.
+    pub db: String,
+    /// Bearer token for `/admin/*`; generated and printed at start when absent.
+    pub admin_token: Option<String>,
+    /// HMAC secret for user tokens; generated at start when absent (tokens then die with the
+    /// process, so the lab always sets it).
+    pub token_secret: Option<String>,
+    pub token_ttl_secs: i64,
+    /// Wipe and seed at start with this seed (products/stock/users from `seed_*`).
+    pub seed: Option<u64>,
+    pub seed_products: u32,
+    pub seed_stock: i64,
+    pub seed_users: u32,
+    /// Simulated payment-provider latency per charge.
+    pub payments_latency_ms: u64,
+    /// How long a held reservation lives before it is released.
+    pub reservation_ttl_ms: i64,
+    /// Largest request body accepted; beyond it the answer is 413.
+    pub body_limit_bytes: usize,
+    /// Connections in the read pool (PostgreSQL: the only pool).
+    pub db_max_connections: u32,
+    /// How long a request waits for a pooled connection before it answers 503.
+    pub db_acquire_timeout_ms: u64,
+    /// After SIGTERM/SIGINT, how long in-flight requests get to finish.
+    pub shutdown_drain_ms: u64,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            db: "sqlite://shoplab-monolith.db".to_owned(),
+            admin_token: None,
+            token_secret: None,
+            token_ttl_secs: 24 * 3600,
+            seed: None,
+            seed_products: 1000,
+            seed_stock: 1000,
+            seed_users: 100,
+            payments_latency_ms: 3,
+            reservation_ttl_ms: 30_000,
+            body_limit_bytes: 64 * 1024,
+            db_max_connections: 8,
+            db_acquire_timeout_ms: 2_000,
+            shutdown_drain_ms: 5_000,
+            log_format: "text".to_owned(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the file (when given), then `SHOPLAB_*` variables, then `overrides`
+    /// (the command-line flags that were actually passed).
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "settings file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        let settings = figment
+            .merge(Env::prefixed("SHOPLAB_"))
+            .merge(Serialized::defaults(overrides))
+            .extract()?;
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("shoplab-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shop.toml");
+        std::fs::write(&file, "payments_latency_ms = 9\ndb_max_connections = 3\n").unwrap();
+        let overrides = serde_json::json!({ "db_max_connections": 5 });
+        let settings = Settings::load(Some(&file), overrides).unwrap();
+        assert_eq!(settings.payments_latency_ms, 9);
+        assert_eq!(settings.db_max_connections, 5);
+        assert_eq!(settings.shutdown_drain_ms, Settings::default().shutdown_drain_ms);
+    }
+
+    #[test]
+    fn an_unknown_setting_in_the_file_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("shoplab-settings-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shop.toml");
+        std::fs::write(&file, "pool_size = 3\n").unwrap();
+        assert!(Settings::load(Some(&file), serde_json::json!({})).is_err());
+    }
+}
