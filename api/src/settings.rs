@@ -71,11 +71,23 @@ impl Settings {
     pub fn load(file: Option<&Path>, overrides: impl Serialize) -> anyhow::Result<Settings> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
-            anyhow::ensure!(file.exists(), "settings file {} does not exist", file.display());
+            anyhow::ensure!(
+                file.exists(),
+                "settings file {} does not exist",
+                file.display()
+            );
             figment = figment.merge(Toml::file(file));
         }
+        // Only variables that name a setting: the lab and its tests set other `SHOPLAB_*`
+        // variables (test database URLs, for one) that are not for the server.
+        let known: Vec<String> = match serde_json::to_value(Settings::default())? {
+            serde_json::Value::Object(map) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let environment = Env::prefixed("SHOPLAB_")
+            .filter(move |key| known.iter().any(|name| key == name.as_str()));
         let settings = figment
-            .merge(Env::prefixed("SHOPLAB_"))
+            .merge(environment)
             .merge(Serialized::defaults(overrides))
             .extract()?;
         Ok(settings)
@@ -96,7 +108,10 @@ mod tests {
         let settings = Settings::load(Some(&file), overrides).unwrap();
         assert_eq!(settings.payments_latency_ms, 9);
         assert_eq!(settings.db_max_connections, 5);
-        assert_eq!(settings.shutdown_drain_ms, Settings::default().shutdown_drain_ms);
+        assert_eq!(
+            settings.shutdown_drain_ms,
+            Settings::default().shutdown_drain_ms
+        );
     }
 
     #[test]

@@ -23,7 +23,12 @@ pub struct ResetRequest {
 
 impl Default for ResetRequest {
     fn default() -> ResetRequest {
-        ResetRequest { products: 100, stock: 100, users: 10, seed: 42 }
+        ResetRequest {
+            products: 100,
+            stock: 100,
+            users: 10,
+            seed: 42,
+        }
     }
 }
 
@@ -44,7 +49,9 @@ impl ResetRequest {
             )));
         }
         if self.users > MAX_SEED_USERS {
-            return Err(DomainError::Invalid(format!("users must be at most {MAX_SEED_USERS}")));
+            return Err(DomainError::Invalid(format!(
+                "users must be at most {MAX_SEED_USERS}"
+            )));
         }
         Ok(())
     }

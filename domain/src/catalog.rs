@@ -46,7 +46,9 @@ impl ProductQuery {
     pub fn validate(self) -> DomainResult<ProductFilter> {
         let page = self.page.unwrap_or(1);
         if page == 0 || page > 1_000_000 {
-            return Err(DomainError::Invalid("page must be between 1 and 1000000".into()));
+            return Err(DomainError::Invalid(
+                "page must be between 1 and 1000000".into(),
+            ));
         }
         let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
         if per_page == 0 || per_page > MAX_PER_PAGE {
@@ -54,19 +56,32 @@ impl ProductQuery {
                 "per_page must be between 1 and {MAX_PER_PAGE}"
             )));
         }
-        let q = self.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
-        if q.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+        let q = self
+            .q
+            .map(|q| q.trim().to_owned())
+            .filter(|q| !q.is_empty());
+        if q.as_ref()
+            .is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS)
+        {
             return Err(DomainError::Invalid(format!(
                 "q must be at most {MAX_QUERY_CHARS} characters"
             )));
         }
         let category = self.category.filter(|category| !category.is_empty());
-        if category.as_ref().is_some_and(|c| c.chars().count() > MAX_QUERY_CHARS) {
+        if category
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_QUERY_CHARS)
+        {
             return Err(DomainError::Invalid(format!(
                 "category must be at most {MAX_QUERY_CHARS} characters"
             )));
         }
-        Ok(ProductFilter { q, category, page, per_page })
+        Ok(ProductFilter {
+            q,
+            category,
+            page,
+            per_page,
+        })
     }
 }
 
@@ -100,14 +115,21 @@ mod tests {
     #[test]
     fn zero_or_oversized_pages_are_invalid() {
         for (page, per_page) in [(Some(0), None), (None, Some(0)), (None, Some(101))] {
-            let query = ProductQuery { page, per_page, ..Default::default() };
+            let query = ProductQuery {
+                page,
+                per_page,
+                ..Default::default()
+            };
             assert!(matches!(query.validate(), Err(DomainError::Invalid(_))));
         }
     }
 
     #[test]
     fn a_blank_search_means_no_search() {
-        let query = ProductQuery { q: Some("   ".into()), ..Default::default() };
+        let query = ProductQuery {
+            q: Some("   ".into()),
+            ..Default::default()
+        };
         assert_eq!(query.validate().unwrap().q, None);
     }
 }

@@ -4,7 +4,19 @@ use serde::{Deserialize, Serialize};
 
 /// A bounded context. The spelling (`as_str`) is the same everywhere: folder, module,
 /// service name, table owner, metric label, compose service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Context {
     Catalog,
@@ -40,7 +52,9 @@ impl Context {
     }
 
     pub fn parse(name: &str) -> Option<Context> {
-        Context::ALL.into_iter().find(|context| context.as_str() == name)
+        Context::ALL
+            .into_iter()
+            .find(|context| context.as_str() == name)
     }
 }
 

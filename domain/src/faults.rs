@@ -87,7 +87,9 @@ impl FaultRequest {
             }
         };
         let kind = match self.kind.as_str() {
-            "latency" => FaultKind::Latency { ms: integer("ms", 200, 1..=60_000)? },
+            "latency" => FaultKind::Latency {
+                ms: integer("ms", 200, 1..=60_000)?,
+            },
             "errors" => {
                 let rate = match params.get("rate") {
                     None => 1.0,
@@ -102,12 +104,18 @@ impl FaultRequest {
             }
             "hang" => FaultKind::Hang,
             "abort" => FaultKind::Abort,
-            "cpu_hog" => FaultKind::CpuHog { threads: integer("threads", 1, 1..=16)? as u32 },
+            "cpu_hog" => FaultKind::CpuHog {
+                threads: integer("threads", 1, 1..=16)? as u32,
+            },
             "leak" => FaultKind::Leak {
                 mb_per_sec: integer("mb_per_sec", 10, 1..=512)? as u32,
                 max_mb: integer("max_mb", 256, 1..=4096)? as u32,
             },
-            other => return Err(DomainError::Invalid(format!("unknown fault kind {other:?}"))),
+            other => {
+                return Err(DomainError::Invalid(format!(
+                    "unknown fault kind {other:?}"
+                )));
+            }
         };
         if let Some(duration_ms) = self.duration_ms
             && !(1..=MAX_FAULT_DURATION_MS).contains(&duration_ms)
@@ -159,29 +167,46 @@ impl Faults {
         };
         let stop = Arc::new(AtomicBool::new(false));
         match fault.kind {
-            FaultKind::CpuHog { threads } => spawn_cpu_hog(threads, fault.expires_at_ms, stop.clone()),
+            FaultKind::CpuHog { threads } => {
+                spawn_cpu_hog(threads, fault.expires_at_ms, stop.clone())
+            }
             FaultKind::Leak { mb_per_sec, max_mb } => {
                 spawn_leak(mb_per_sec, max_mb, fault.expires_at_ms, stop.clone())
             }
             _ => {}
         }
         tracing::warn!(fault.id = fault.id, fault.context = %context, fault.kind = ?fault.kind, "fault injected");
-        let mut active = self.inner.active.lock().unwrap_or_else(|poison| poison.into_inner());
-        active.push(Running { fault: fault.clone(), stop });
+        let mut active = self
+            .inner
+            .active
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        active.push(Running {
+            fault: fault.clone(),
+            stop,
+        });
         self.inner.any_active.store(true, Ordering::Release);
         Ok(fault)
     }
 
     /// The faults still in force.
     pub fn list(&self) -> Vec<ActiveFault> {
-        let mut active = self.inner.active.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut active = self
+            .inner
+            .active
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         prune_expired(&mut active);
         active.iter().map(|running| running.fault.clone()).collect()
     }
 
     /// Switches every fault off (or those of one context) and returns how many there were.
     pub fn clear(&self, context: Option<Context>) -> usize {
-        let mut active = self.inner.active.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut active = self
+            .inner
+            .active
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let before = active.len();
         active.retain(|running| {
             let matches = context.is_none_or(|context| running.fault.context == context);
@@ -191,7 +216,9 @@ impl Faults {
             !matches
         });
         let cleared = before - active.len();
-        self.inner.any_active.store(!active.is_empty(), Ordering::Release);
+        self.inner
+            .any_active
+            .store(!active.is_empty(), Ordering::Release);
         drop(active);
         self.inner.changed.notify_waiters();
         tracing::info!(faults.cleared = cleared, "faults cleared");
@@ -204,7 +231,11 @@ impl Faults {
             return Ok(());
         }
         let effects: Vec<(FaultKind, Option<i64>)> = {
-            let mut active = self.inner.active.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut active = self
+                .inner
+                .active
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
             prune_expired(&mut active);
             active
                 .iter()
@@ -217,7 +248,9 @@ impl Faults {
                 FaultKind::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
                 FaultKind::Errors { rate } => {
                     if rand::rng().random_bool(rate) {
-                        return Err(DomainError::Unavailable(format!("injected fault in {context}")));
+                        return Err(DomainError::Unavailable(format!(
+                            "injected fault in {context}"
+                        )));
                     }
                 }
                 FaultKind::Hang => self.hang(context, expires_at_ms).await,
@@ -235,9 +268,10 @@ impl Faults {
     async fn hang(&self, context: Context, expires_at_ms: Option<i64>) {
         loop {
             let changed = self.inner.changed.notified();
-            let still_hanging = self.list().iter().any(|fault| {
-                fault.context == context && fault.kind == FaultKind::Hang
-            });
+            let still_hanging = self
+                .list()
+                .iter()
+                .any(|fault| fault.context == context && fault.kind == FaultKind::Hang);
             if !still_hanging {
                 return;
             }
@@ -258,7 +292,10 @@ impl Faults {
 fn prune_expired(active: &mut Vec<Running>) {
     let now = now_ms();
     active.retain(|running| {
-        let alive = running.fault.expires_at_ms.is_none_or(|expires| expires > now);
+        let alive = running
+            .fault
+            .expires_at_ms
+            .is_none_or(|expires| expires > now);
         if !alive {
             running.stop.store(true, Ordering::Release);
         }
@@ -279,7 +316,9 @@ fn spawn_cpu_hog(threads: u32, expires_at_ms: Option<i64>, stop: Arc<AtomicBool>
             let mut spin: u64 = 0;
             while !burner_should_stop(&stop, expires_at_ms) {
                 for _ in 0..100_000 {
-                    spin = std::hint::black_box(spin.wrapping_mul(6364136223846793005).wrapping_add(1));
+                    spin = std::hint::black_box(
+                        spin.wrapping_mul(6364136223846793005).wrapping_add(1),
+                    );
                 }
             }
         });
@@ -308,7 +347,12 @@ mod tests {
     use super::*;
 
     fn request(context: &str, kind: &str, params: serde_json::Value) -> FaultRequest {
-        FaultRequest { context: context.into(), kind: kind.into(), params, duration_ms: None }
+        FaultRequest {
+            context: context.into(),
+            kind: kind.into(),
+            params,
+            duration_ms: None,
+        }
     }
 
     #[test]
@@ -322,7 +366,10 @@ mod tests {
             request("catalog", "cpu_hog", serde_json::json!({"threads": 99})),
             request("catalog", "latency", serde_json::json!([1])),
         ] {
-            assert!(matches!(faults.inject(&bad), Err(DomainError::Invalid(_))), "{bad:?}");
+            assert!(
+                matches!(faults.inject(&bad), Err(DomainError::Invalid(_))),
+                "{bad:?}"
+            );
         }
         assert!(faults.list().is_empty());
     }
@@ -330,8 +377,17 @@ mod tests {
     #[tokio::test]
     async fn an_error_fault_hits_its_own_context_only_and_clearing_heals() {
         let faults = Faults::new();
-        faults.inject(&request("recommendations", "errors", serde_json::json!({"rate": 1.0}))).unwrap();
-        assert!(matches!(faults.enter(Context::Recommendations).await, Err(DomainError::Unavailable(_))));
+        faults
+            .inject(&request(
+                "recommendations",
+                "errors",
+                serde_json::json!({"rate": 1.0}),
+            ))
+            .unwrap();
+        assert!(matches!(
+            faults.enter(Context::Recommendations).await,
+            Err(DomainError::Unavailable(_))
+        ));
         assert!(faults.enter(Context::Catalog).await.is_ok());
         assert_eq!(faults.clear(None), 1);
         assert!(faults.enter(Context::Recommendations).await.is_ok());
@@ -340,7 +396,9 @@ mod tests {
     #[tokio::test]
     async fn a_hang_is_released_when_the_fault_is_cleared() {
         let faults = Faults::new();
-        faults.inject(&request("catalog", "hang", serde_json::Value::Null)).unwrap();
+        faults
+            .inject(&request("catalog", "hang", serde_json::Value::Null))
+            .unwrap();
         let hung = tokio::spawn({
             let faults = faults.clone();
             async move { faults.enter(Context::Catalog).await }

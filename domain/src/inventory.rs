@@ -99,7 +99,10 @@ mod tests {
     fn availability_follows_the_low_stock_threshold() {
         assert_eq!(Availability::from_available(0), Availability::OutOfStock);
         assert_eq!(Availability::from_available(1), Availability::Low);
-        assert_eq!(Availability::from_available(LOW_STOCK_THRESHOLD), Availability::Low);
+        assert_eq!(
+            Availability::from_available(LOW_STOCK_THRESHOLD),
+            Availability::Low
+        );
         assert_eq!(
             Availability::from_available(LOW_STOCK_THRESHOLD + 1),
             Availability::InStock

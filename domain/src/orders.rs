@@ -82,7 +82,11 @@ pub struct CheckoutRequest {
 
 impl CheckoutRequest {
     pub fn validate(&self) -> DomainResult<()> {
-        if self.note.as_ref().is_some_and(|note| note.chars().count() > MAX_NOTE_CHARS) {
+        if self
+            .note
+            .as_ref()
+            .is_some_and(|note| note.chars().count() > MAX_NOTE_CHARS)
+        {
             return Err(DomainError::Invalid(format!(
                 "note must be at most {MAX_NOTE_CHARS} characters"
             )));

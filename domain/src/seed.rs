@@ -8,8 +8,9 @@ use crate::admin::ResetRequest;
 use crate::catalog::Product;
 use crate::recommendations::{RECOMMENDATIONS_PER_PRODUCT, Recommendation};
 
-pub const CATEGORIES: [&str; 8] =
-    ["books", "games", "garden", "kitchen", "music", "outdoors", "tools", "toys"];
+pub const CATEGORIES: [&str; 8] = [
+    "books", "games", "garden", "kitchen", "music", "outdoors", "tools", "toys",
+];
 const ADJECTIVES: [&str; 12] = [
     "Sturdy", "Compact", "Classic", "Bright", "Quiet", "Handy", "Vintage", "Modern", "Rugged",
     "Gentle", "Swift", "Cozy",
@@ -58,7 +59,11 @@ pub fn generate(request: &ResetRequest) -> SeedData {
                 id,
                 sku: format!("SKU-{id:06}"),
                 name: format!("{adjective} {noun} {id}"),
-                description: format!("A {} {} from the {category} aisle.", adjective.to_lowercase(), noun.to_lowercase()),
+                description: format!(
+                    "A {} {} from the {category} aisle.",
+                    adjective.to_lowercase(),
+                    noun.to_lowercase()
+                ),
                 category: category.to_owned(),
                 price_cents: rng.random_range(199..=19_999),
             }
@@ -66,7 +71,10 @@ pub fn generate(request: &ResetRequest) -> SeedData {
         .collect();
     let recommendations = recommend(&products, &mut rng);
     let users = (1..=request.users)
-        .map(|index| SeedUser { email: seed_user_email(index), name: format!("User {index}") })
+        .map(|index| SeedUser {
+            email: seed_user_email(index),
+            name: format!("User {index}"),
+        })
         .collect();
     SeedData {
         products,
@@ -91,13 +99,21 @@ fn recommend(products: &[Product], rng: &mut ChaCha8Rng) -> Vec<(i64, Recommenda
         let mut chosen: Vec<&Product> = Vec::new();
         for _ in 0..RECOMMENDATIONS_PER_PRODUCT.min(peers.len()) * 2 {
             let peer = peers[rng.random_range(0..peers.len())];
-            if chosen.len() < RECOMMENDATIONS_PER_PRODUCT && !chosen.iter().any(|c| c.id == peer.id) {
+            if chosen.len() < RECOMMENDATIONS_PER_PRODUCT && !chosen.iter().any(|c| c.id == peer.id)
+            {
                 chosen.push(peer);
             }
         }
         for (rank, peer) in chosen.into_iter().enumerate() {
             let score = 100 - 10 * i64::try_from(rank).unwrap_or(0);
-            pairs.push((product.id, Recommendation { product_id: peer.id, name: peer.name.clone(), score }));
+            pairs.push((
+                product.id,
+                Recommendation {
+                    product_id: peer.id,
+                    name: peer.name.clone(),
+                    score,
+                },
+            ));
         }
     }
     pairs
@@ -109,7 +125,12 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_catalog_and_another_seed_does_not() {
-        let request = ResetRequest { products: 50, stock: 3, users: 2, seed: 7 };
+        let request = ResetRequest {
+            products: 50,
+            stock: 3,
+            users: 2,
+            seed: 7,
+        };
         let first = generate(&request);
         let again = generate(&request);
         assert_eq!(first.products, again.products);
@@ -120,8 +141,17 @@ mod tests {
 
     #[test]
     fn recommendations_never_point_at_the_product_itself() {
-        let data = generate(&ResetRequest { products: 200, stock: 1, users: 0, seed: 1 });
+        let data = generate(&ResetRequest {
+            products: 200,
+            stock: 1,
+            users: 0,
+            seed: 1,
+        });
         assert!(!data.recommendations.is_empty());
-        assert!(data.recommendations.iter().all(|(product, rec)| *product != rec.product_id));
+        assert!(
+            data.recommendations
+                .iter()
+                .all(|(product, rec)| *product != rec.product_id)
+        );
     }
 }

@@ -38,10 +38,17 @@ impl TokenKeys {
 
     /// Issues a token with an explicit expiry; tests use it to mint expired tokens.
     pub fn issue_expiring_at(&self, user_id: UserId, expires_at: i64) -> DomainResult<Session> {
-        let claims = Claims { sub: user_id.to_string(), exp: expires_at };
+        let claims = Claims {
+            sub: user_id.to_string(),
+            exp: expires_at,
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|error| DomainError::Internal(format!("sign token: {error}")))?;
-        Ok(Session { token, expires_at, user_id })
+        Ok(Session {
+            token,
+            expires_at,
+            user_id,
+        })
     }
 
     /// The user a token was issued to; `Unauthenticated` when it is forged, malformed or
@@ -49,13 +56,14 @@ impl TokenKeys {
     pub fn verify(&self, token: &str) -> DomainResult<UserId> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|error| match error.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
+            |error| match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     DomainError::Unauthenticated("token expired".into())
                 }
                 _ => DomainError::Unauthenticated("invalid token".into()),
-            })?;
+            },
+        )?;
         data.claims
             .sub
             .parse()
@@ -79,7 +87,9 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let keys = TokenKeys::new(b"secret", 3600);
-        let expired = keys.issue_expiring_at(7, crate::now_ms() / 1000 - 5).unwrap();
+        let expired = keys
+            .issue_expiring_at(7, crate::now_ms() / 1000 - 5)
+            .unwrap();
         assert_eq!(
             keys.verify(&expired.token),
             Err(DomainError::Unauthenticated("token expired".into()))

@@ -56,7 +56,11 @@ impl Registration {
                 "name must be 1 to {MAX_NAME_CHARS} printable characters"
             )));
         }
-        Ok(ValidRegistration { email, password: self.password, name })
+        Ok(ValidRegistration {
+            email,
+            password: self.password,
+            name,
+        })
     }
 }
 
@@ -84,7 +88,9 @@ pub fn normalize_email(email: &str) -> String {
 /// Deliberately simple: one `@`, a non-empty local part, a dotted domain, no spaces.
 /// Real deliverability is the mail server's business, not the shop's.
 fn looks_like_an_email(email: &str) -> bool {
-    if email.chars().count() > MAX_EMAIL_CHARS || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if email.chars().count() > MAX_EMAIL_CHARS
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return false;
     }
     let Some((local, domain)) = email.split_once('@') else {
@@ -109,8 +115,11 @@ pub fn hash_password(password: &str) -> DomainResult<String> {
 /// Checks a password against a PHC string; a malformed hash is treated as a mismatch.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(phc)
-        .is_ok_and(|hash| argon2::Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
 }
 
 #[async_trait]
@@ -126,24 +135,57 @@ mod tests {
     use super::*;
 
     fn registration(email: &str, password: &str, name: &str) -> Registration {
-        Registration { email: email.into(), password: password.into(), name: name.into() }
+        Registration {
+            email: email.into(),
+            password: password.into(),
+            name: name.into(),
+        }
     }
 
     #[test]
     fn registration_normalizes_the_email() {
-        let valid = registration("  Ada@Example.COM ", "long enough", "Ada").validate().unwrap();
+        let valid = registration("  Ada@Example.COM ", "long enough", "Ada")
+            .validate()
+            .unwrap();
         assert_eq!(valid.email, "ada@example.com");
     }
 
     #[test]
     fn registration_rejects_bad_emails_short_passwords_and_empty_names() {
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "a@b@c.de"] {
-            assert!(registration(bad, "long enough", "Ada").validate().is_err(), "{bad}");
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "a@b@c.de",
+        ] {
+            assert!(
+                registration(bad, "long enough", "Ada").validate().is_err(),
+                "{bad}"
+            );
         }
-        assert!(registration("ada@example.com", "short", "Ada").validate().is_err());
-        assert!(registration("ada@example.com", &"p".repeat(129), "Ada").validate().is_err());
-        assert!(registration("ada@example.com", "long enough", "  ").validate().is_err());
-        assert!(registration("ada@example.com", "long enough", &"n".repeat(101)).validate().is_err());
+        assert!(
+            registration("ada@example.com", "short", "Ada")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            registration("ada@example.com", &"p".repeat(129), "Ada")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            registration("ada@example.com", "long enough", "  ")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            registration("ada@example.com", "long enough", &"n".repeat(101))
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

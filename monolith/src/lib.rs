@@ -1,1 +1,192 @@
-//! placeholder
+//! The monolith: every context in one process over one database.
+//!
+//! Contexts call each other in-process through the same traits the gateway calls over HTTP.
+//! The one deliberate difference is checkout ([`checkout`]): here it is a single ACID
+//! transaction across the contexts' tables.
+
+mod admin;
+mod checkout;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use api::Settings;
+use api::metrics::Metrics;
+use api::ops::{OpsState, Readiness};
+use async_trait::async_trait;
+use domain::admin::{Admin, ResetRequest};
+use domain::faults::Faults;
+use domain::tokens::TokenKeys;
+use domain::{Context, DomainResult, Shop};
+use store::cart::SqlCart;
+use store::catalog::SqlCatalog;
+use store::inventory::SqlInventory;
+use store::recommendations::SqlRecommendations;
+use store::users::SqlUsers;
+use store::{Db, DbOptions, db_error};
+use tokio::net::TcpListener;
+
+pub use admin::MonolithAdmin;
+pub use checkout::MonolithOrders;
+
+/// Serves the monolith on `listener` until `shutdown` resolves.
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let drain = Duration::from_millis(settings.shutdown_drain_ms);
+    let monolith = Monolith::open(settings).await?;
+    let router = monolith.router();
+    let served = api::server::serve(listener, router, shutdown, drain).await;
+    monolith.db.close().await;
+    served
+}
+
+/// An opened monolith: database migrated (and seeded when asked), contexts wired.
+pub struct Monolith {
+    pub settings: Settings,
+    pub db: Db,
+    pub faults: Faults,
+    pub shop: Shop,
+    pub admin: Arc<dyn Admin>,
+    pub admin_token: String,
+}
+
+impl Monolith {
+    pub async fn open(mut settings: Settings) -> anyhow::Result<Monolith> {
+        let admin_token = settings.admin_token.clone().unwrap_or_else(|| {
+            let token = random_secret();
+            // Printed, not logged: it is for the person who started the process.
+            println!("admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
+            token
+        });
+        settings.admin_token = Some(admin_token.clone());
+        let token_secret = settings.token_secret.clone().unwrap_or_else(random_secret);
+        let db_options = DbOptions {
+            max_connections: settings.db_max_connections,
+            acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
+        };
+        let db = Db::connect(&settings.db, &db_options)
+            .await
+            .with_context(|| format!("open database {}", redact(&settings.db)))?;
+        db.migrate(&Context::ALL).await.context("run migrations")?;
+        let faults = Faults::new();
+        let tokens = TokenKeys::new(token_secret.as_bytes(), settings.token_ttl_secs);
+        let payments_latency = Duration::from_millis(settings.payments_latency_ms);
+        let shop = Shop {
+            catalog: Arc::new(SqlCatalog::new(db.clone(), faults.clone())),
+            inventory: Arc::new(SqlInventory::new(db.clone(), faults.clone())),
+            cart: Arc::new(SqlCart::new(db.clone(), faults.clone())),
+            orders: Arc::new(MonolithOrders::new(
+                db.clone(),
+                faults.clone(),
+                payments_latency,
+                settings.reservation_ttl_ms,
+            )),
+            users: Arc::new(SqlUsers::new(db.clone(), faults.clone(), tokens.clone())),
+            recommendations: Arc::new(SqlRecommendations::new(db.clone(), faults.clone())),
+            tokens,
+        };
+        let admin: Arc<dyn Admin> = Arc::new(MonolithAdmin::new(db.clone()));
+        if let Some(seed) = settings.seed {
+            let request = ResetRequest {
+                products: settings.seed_products,
+                stock: settings.seed_stock,
+                users: settings.seed_users,
+                seed,
+            };
+            request
+                .validate()
+                .map_err(|error| anyhow::anyhow!("seed settings: {error}"))?;
+            let summary = admin
+                .reset(&request)
+                .await
+                .map_err(|error| anyhow::anyhow!("seed: {error}"))?;
+            tracing::info!(
+                seed.products = summary.products,
+                seed.users = summary.users,
+                seed.seed = summary.seed,
+                "shop seeded; seeded users log in as user<i>@shoplab.test with password {}",
+                summary.user_password
+            );
+        }
+        Ok(Monolith {
+            settings,
+            db,
+            faults,
+            shop,
+            admin,
+            admin_token,
+        })
+    }
+
+    /// Public API + admin + ops + OpenAPI, with the common layers.
+    pub fn router(&self) -> axum::Router {
+        let metrics = Metrics::new();
+        let ops = OpsState {
+            readiness: Arc::new(DatabaseReadiness(self.db.clone())),
+            metrics: metrics.clone(),
+        };
+        let admin = api::admin::AdminState {
+            admin: self.admin.clone(),
+            faults: self.faults.clone(),
+            token: Arc::from(self.admin_token.as_str()),
+        };
+        let router = api::public::router(self.shop.clone())
+            .merge(api::admin::router(admin))
+            .merge(api::ops::router(ops))
+            .merge(api::openapi::router());
+        api::server::finish(router, &metrics, self.settings.body_limit_bytes)
+    }
+}
+
+/// The monolith is ready when its one database answers.
+struct DatabaseReadiness(Db);
+
+#[async_trait]
+impl Readiness for DatabaseReadiness {
+    async fn check(&self) -> DomainResult<()> {
+        self.0.ping().await.map_err(db_error)
+    }
+}
+
+fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 24]>())
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Starts the monolith from command-line flags and serves until SIGTERM/SIGINT. Prints the
+/// address it listens on (scripts and the lab read that line).
+pub async fn run(args: &api::cli::ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    api::telemetry::init(&settings.log_format);
+    let address = args.address(8080);
+    let listener = TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("bind {address}"))?;
+    let local = listener.local_addr()?;
+    let drain = Duration::from_millis(settings.shutdown_drain_ms);
+    let monolith = Monolith::open(settings).await?;
+    println!("shoplab monolith listening on http://{local}");
+    tracing::info!(address = %local, backend = ?monolith.db.backend(), "monolith ready to serve");
+    let served = api::server::serve(
+        listener,
+        monolith.router(),
+        api::server::shutdown_signal(),
+        drain,
+    )
+    .await;
+    monolith.db.close().await;
+    served
+}

@@ -1,0 +1,56 @@
+//! `/health`, `/ready`, `/metrics`: what an orchestrator and a scraper ask every process.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use domain::DomainResult;
+use serde_json::json;
+
+use crate::ApiError;
+use crate::metrics::Metrics;
+
+/// Whether a process can serve: its database and required dependencies answer.
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    async fn check(&self) -> DomainResult<()>;
+}
+
+#[derive(Clone)]
+pub struct OpsState {
+    pub readiness: Arc<dyn Readiness>,
+    pub metrics: Metrics,
+}
+
+pub fn router(state: OpsState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// The process is alive and answering; says nothing about its dependencies.
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn ready(State(state): State<OpsState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.readiness.check().await?;
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
