@@ -90,7 +90,17 @@ impl Monolith {
             tokens,
         };
         let admin: Arc<dyn Admin> = Arc::new(MonolithAdmin::new(db.clone()));
-        if let Some(seed) = settings.seed {
+        // A first start on an empty database seeds with the default seed, so the README's
+        // one command gives a shop with something in it; an existing shop is left alone.
+        let seed = match settings.seed {
+            Some(seed) => Some(seed),
+            None if catalog_is_empty(&db).await? => {
+                tracing::info!("empty database: seeding with seed 42 (pass --seed to choose)");
+                Some(42)
+            }
+            None => None,
+        };
+        if let Some(seed) = seed {
             let request = ResetRequest {
                 products: settings.seed_products,
                 stock: settings.seed_stock,
@@ -140,6 +150,14 @@ impl Monolith {
             .merge(api::openapi::router());
         api::server::finish(router, &metrics, self.settings.body_limit_bytes)
     }
+}
+
+async fn catalog_is_empty(db: &Db) -> anyhow::Result<bool> {
+    let (products,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM products")
+        .fetch_one(db.reader())
+        .await
+        .context("count products")?;
+    Ok(products == 0)
 }
 
 /// The monolith is ready when its one database answers.

@@ -1,0 +1,109 @@
+//! Architecture checks: the dependency direction written in ARCHITECTURE.md is the one
+//! `cargo metadata` sees, in both directions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+type Edges = BTreeMap<String, BTreeSet<String>>;
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("loadtest sits inside the workspace")
+}
+
+/// Normal (non-dev, non-build) dependencies between workspace members.
+fn actual_edges() -> Edges {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    let packages = metadata["packages"].as_array().expect("packages");
+    let members: BTreeSet<String> = packages
+        .iter()
+        .map(|package| package["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let mut edges = Edges::new();
+    for package in packages {
+        let name = package["name"].as_str().unwrap_or_default().to_owned();
+        let dependencies = package["dependencies"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let internal: BTreeSet<String> = dependencies
+            .iter()
+            .filter(|dependency| dependency["kind"].is_null())
+            .filter_map(|dependency| dependency["name"].as_str())
+            .filter(|dependency| members.contains(*dependency))
+            .map(str::to_owned)
+            .collect();
+        edges.insert(name, internal);
+    }
+    edges
+}
+
+/// The rules between the `dependency-rules` markers of ARCHITECTURE.md, lines like
+/// "- `monolith` -> `domain`, `store`" or "- `domain` -> (nothing)".
+fn documented_edges() -> Edges {
+    let text = std::fs::read_to_string(workspace_root().join("ARCHITECTURE.md"))
+        .expect("read ARCHITECTURE.md");
+    let start = text
+        .find("<!-- dependency-rules:start -->")
+        .expect("start marker");
+    let end = text
+        .find("<!-- dependency-rules:end -->")
+        .expect("end marker");
+    let mut edges = Edges::new();
+    for line in text[start..end]
+        .lines()
+        .filter(|line| line.starts_with("- "))
+    {
+        let (from, to) = line[2..].split_once("->").expect("a rule has an arrow");
+        let names = |part: &str| -> BTreeSet<String> {
+            part.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        };
+        let from = names(from)
+            .into_iter()
+            .next()
+            .expect("a rule names its crate");
+        edges.insert(from, names(to));
+    }
+    edges
+}
+
+#[test]
+fn crate_dependencies_follow_the_documented_direction() {
+    let actual = actual_edges();
+    let documented = documented_edges();
+    assert_eq!(
+        actual, documented,
+        "the workspace's crate graph differs from ARCHITECTURE.md's dependency rules; \
+         a new edge is an architecture change: update the document in the same commit"
+    );
+}
+
+#[test]
+fn domain_depends_on_no_other_workspace_crate_and_api_never_reaches_the_store() {
+    let actual = actual_edges();
+    assert!(
+        actual["domain"].is_empty(),
+        "domain must stay free of HTTP and SQL crates"
+    );
+    assert!(
+        !actual["api"].contains("store"),
+        "handlers reach data only through context traits"
+    );
+}
