@@ -1,0 +1,83 @@
+//! `catalog` over HTTP.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::DomainResult;
+use domain::catalog::{Catalog, Product, ProductFilter, ProductId, ProductPage};
+use reqwest::Method;
+
+use api::ApiError;
+use api::extract::{ApiJson, ApiPath};
+
+use crate::upstream::{Idempotency, Upstream};
+
+pub fn routes(catalog: Arc<dyn Catalog>) -> Router {
+    Router::new()
+        .route("/internal/catalog/search", post(search))
+        .route("/internal/catalog/products/{id}", get(product))
+        .route("/internal/catalog/batch", post(batch))
+        .with_state(catalog)
+}
+
+async fn search(
+    State(catalog): State<Arc<dyn Catalog>>,
+    ApiJson(filter): ApiJson<ProductFilter>,
+) -> Result<Json<ProductPage>, ApiError> {
+    Ok(Json(catalog.list(&filter).await?))
+}
+
+async fn product(
+    State(catalog): State<Arc<dyn Catalog>>,
+    ApiPath(id): ApiPath<ProductId>,
+) -> Result<Json<Product>, ApiError> {
+    Ok(Json(catalog.get(id).await?))
+}
+
+async fn batch(
+    State(catalog): State<Arc<dyn Catalog>>,
+    ApiJson(ids): ApiJson<Vec<ProductId>>,
+) -> Result<Json<Vec<Product>>, ApiError> {
+    Ok(Json(catalog.get_many(&ids).await?))
+}
+
+pub struct CatalogClient(pub Upstream);
+
+#[async_trait]
+impl Catalog for CatalogClient {
+    async fn list(&self, filter: &ProductFilter) -> DomainResult<ProductPage> {
+        self.0
+            .call(
+                Method::POST,
+                "/internal/catalog/search",
+                Some(filter),
+                Idempotency::Idempotent,
+            )
+            .await
+    }
+
+    async fn get(&self, id: ProductId) -> DomainResult<Product> {
+        self.0
+            .call(
+                Method::GET,
+                &format!("/internal/catalog/products/{id}"),
+                None::<&()>,
+                Idempotency::Idempotent,
+            )
+            .await
+    }
+
+    async fn get_many(&self, ids: &[ProductId]) -> DomainResult<Vec<Product>> {
+        self.0
+            .call(
+                Method::POST,
+                "/internal/catalog/batch",
+                Some(&ids),
+                Idempotency::Idempotent,
+            )
+            .await
+    }
+}
