@@ -27,6 +27,36 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Microservices only: a context this process calls and its replicas,
+    /// `catalog=http://127.0.0.1:4101[,http://...]` (repeatable).
+    #[arg(long = "upstream", value_parser = parse_upstream)]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "upstream_map")]
+    pub upstreams: Vec<(String, Vec<String>)>,
+}
+
+fn parse_upstream(text: &str) -> Result<(String, Vec<String>), String> {
+    let (name, urls) = text.split_once('=').ok_or("expected NAME=URL[,URL...]")?;
+    let urls: Vec<String> = urls
+        .split(',')
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if name.is_empty() || urls.is_empty() {
+        return Err("expected NAME=URL[,URL...]".into());
+    }
+    Ok((name.to_owned(), urls))
+}
+
+fn upstream_map<S: serde::Serializer>(
+    upstreams: &[(String, Vec<String>)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(upstreams.len()))?;
+    for (name, urls) in upstreams {
+        map.serialize_entry(name, urls)?;
+    }
+    map.end()
 }
 
 impl ServeArgs {

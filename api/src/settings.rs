@@ -41,6 +41,15 @@ pub struct Settings {
     pub shutdown_drain_ms: u64,
     /// `text` or `json`.
     pub log_format: String,
+    /// Microservices only: where each context this process calls answers, as base URLs of
+    /// its replicas (`{"catalog": ["http://127.0.0.1:4101"]}`).
+    pub upstreams: std::collections::BTreeMap<String, Vec<String>>,
+    /// Microservices only: the whole budget of one hop, connect to last byte.
+    pub hop_timeout_ms: u64,
+    /// Microservices only: how long a hop waits for a TCP connection.
+    pub hop_connect_timeout_ms: u64,
+    /// Microservices only: extra attempts for idempotent calls, each on the next replica.
+    pub hop_retries: u32,
 }
 
 impl Default for Settings {
@@ -61,6 +70,10 @@ impl Default for Settings {
             db_acquire_timeout_ms: 2_000,
             shutdown_drain_ms: 5_000,
             log_format: "text".to_owned(),
+            upstreams: std::collections::BTreeMap::new(),
+            hop_timeout_ms: 2_000,
+            hop_connect_timeout_ms: 250,
+            hop_retries: 1,
         }
     }
 }

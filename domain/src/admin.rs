@@ -68,6 +68,18 @@ pub struct ResetSummary {
     pub user_password: String,
 }
 
+impl ResetSummary {
+    pub fn new(request: &ResetRequest, user_password: String) -> ResetSummary {
+        ResetSummary {
+            products: request.products,
+            stock: request.stock,
+            users: request.users,
+            seed: request.seed,
+            user_password,
+        }
+    }
+}
+
 /// Stock of one product as the invariant checker needs it:
 /// `initial + restocked = available + reserved + sold` must hold.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -11,6 +11,7 @@
 //! take an open connection, so the monolith can run several contexts' steps inside one
 //! transaction.
 
+pub mod admin;
 pub mod cart;
 pub mod catalog;
 pub mod db;

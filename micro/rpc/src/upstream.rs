@@ -150,3 +150,19 @@ impl Upstream {
         DomainError::Unavailable(format!("{} {what}", self.context))
     }
 }
+
+impl Upstream {
+    /// Whether at least one replica answers `GET /health`.
+    pub async fn probe(&self) -> DomainResult<()> {
+        for replica in self.replicas.iter() {
+            let answer = self.http.get(format!("{replica}/health")).send().await;
+            if answer.is_ok_and(|response| response.status().is_success()) {
+                return Ok(());
+            }
+        }
+        Err(DomainError::Unavailable(format!(
+            "{} is not answering",
+            self.context
+        )))
+    }
+}

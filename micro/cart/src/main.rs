@@ -1,0 +1,16 @@
+//! The cart service as its own binary (what a container runs).
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "The shoplab cart service")]
+struct Cli {
+    #[command(flatten)]
+    serve: api::cli::ServeArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    micro_kit::run(domain::Context::Cart, &cli.serve, micro_cart::serve).await
+}

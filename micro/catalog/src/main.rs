@@ -1,0 +1,16 @@
+//! The catalog service as its own binary (what a container runs).
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "The shoplab catalog service")]
+struct Cli {
+    #[command(flatten)]
+    serve: api::cli::ServeArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    micro_kit::run(domain::Context::Catalog, &cli.serve, micro_catalog::serve).await
+}

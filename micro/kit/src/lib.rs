@@ -1,0 +1,221 @@
+//! What every microservice process shares, so each service crate says only what is its own:
+//! which context it runs and which internal routes it mounts.
+//!
+//! A service opens its own database and runs only its own context's migrations; its admin
+//! API resets and audits only its own tables; `/ready` means its database and the upstreams
+//! it cannot work without answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use api::Settings;
+use api::admin::AdminState;
+use api::metrics::Metrics;
+use api::ops::{OpsState, Readiness};
+use async_trait::async_trait;
+use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
+use domain::faults::Faults;
+use domain::{Context, DomainResult, now_ms, seed};
+use micro_rpc::{Upstream, UpstreamSettings};
+use store::{Db, DbOptions, db_error};
+use tokio::net::TcpListener;
+
+/// An opened service: its database migrated (and seeded when asked), its fault registry.
+pub struct Service {
+    pub context: Context,
+    pub settings: Settings,
+    pub db: Db,
+    pub faults: Faults,
+    admin_token: String,
+}
+
+impl Service {
+    pub async fn open(context: Context, mut settings: Settings) -> anyhow::Result<Service> {
+        let admin_token = settings.admin_token.clone().unwrap_or_else(|| {
+            let token = hex::encode(rand::random::<[u8; 24]>());
+            println!("{context} admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
+            token
+        });
+        settings.admin_token = Some(admin_token.clone());
+        let options = DbOptions {
+            max_connections: settings.db_max_connections,
+            acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
+        };
+        let db = Db::connect(&settings.db, &options)
+            .await
+            .with_context(|| format!("open the {context} database"))?;
+        db.migrate(&[context])
+            .await
+            .with_context(|| format!("run the {context} migrations"))?;
+        let service = Service {
+            context,
+            settings,
+            db,
+            faults: Faults::new(),
+            admin_token,
+        };
+        if let Some(seed) = service.settings.seed {
+            let request = ResetRequest {
+                products: service.settings.seed_products,
+                stock: service.settings.seed_stock,
+                users: service.settings.seed_users,
+                seed,
+            };
+            request
+                .validate()
+                .map_err(|error| anyhow::anyhow!("seed settings: {error}"))?;
+            service
+                .admin()
+                .reset(&request)
+                .await
+                .map_err(|error| anyhow::anyhow!("seed {context}: {error}"))?;
+        }
+        Ok(service)
+    }
+
+    /// The client of another context, from `settings.upstreams`.
+    pub fn upstream(&self, context: Context) -> anyhow::Result<Upstream> {
+        upstream(&self.settings, context)
+    }
+
+    fn admin(&self) -> ServiceAdmin {
+        ServiceAdmin {
+            context: self.context,
+            db: self.db.clone(),
+        }
+    }
+
+    /// Internal routes + admin + ops, with the common layers. `required` are the upstreams
+    /// without which this service cannot answer; `/ready` checks them.
+    pub fn router(&self, internal: axum::Router, required: Vec<Upstream>) -> axum::Router {
+        let metrics = Metrics::new();
+        let readiness = ServiceReadiness {
+            db: self.db.clone(),
+            required,
+        };
+        let ops = OpsState {
+            readiness: Arc::new(readiness),
+            metrics: metrics.clone(),
+        };
+        let admin = AdminState {
+            admin: Arc::new(self.admin()),
+            faults: self.faults.clone(),
+            token: Arc::from(self.admin_token.as_str()),
+        };
+        let router = internal
+            .merge(api::admin::router(admin))
+            .merge(api::ops::router(ops));
+        api::server::finish(router, &metrics, self.settings.body_limit_bytes)
+    }
+
+    /// Serves `router` until `shutdown`, then closes the database.
+    pub async fn serve(
+        self,
+        router: axum::Router,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let drain = Duration::from_millis(self.settings.shutdown_drain_ms);
+        let address = listener.local_addr()?;
+        // Printed once the service is open, so whoever reads this line can start polling.
+        println!("shoplab {} listening on http://{address}", self.context);
+        tracing::info!(service = %self.context, %address, "service ready to serve");
+        let served = api::server::serve(listener, router, shutdown, drain).await;
+        self.db.close().await;
+        served
+    }
+}
+
+/// A client for `context` from the settings' upstream map.
+pub fn upstream(settings: &Settings, context: Context) -> anyhow::Result<Upstream> {
+    let replicas = settings
+        .upstreams
+        .get(context.as_str())
+        .cloned()
+        .filter(|replicas| !replicas.is_empty())
+        .with_context(|| {
+            format!("no upstream configured for {context} (--upstream {context}=URL)")
+        })?;
+    Ok(Upstream::new(
+        context,
+        replicas,
+        upstream_settings(settings),
+    ))
+}
+
+pub fn upstream_settings(settings: &Settings) -> UpstreamSettings {
+    UpstreamSettings {
+        timeout_ms: settings.hop_timeout_ms,
+        connect_timeout_ms: settings.hop_connect_timeout_ms,
+        retries: settings.hop_retries,
+    }
+}
+
+/// Reset and audit of one context's own tables.
+struct ServiceAdmin {
+    context: Context,
+    db: Db,
+}
+
+#[async_trait]
+impl Admin for ServiceAdmin {
+    async fn reset(&self, request: &ResetRequest) -> DomainResult<ResetSummary> {
+        let data = seed::generate(request);
+        let mut transaction = self.db.begin_write().await.map_err(db_error)?;
+        store::admin::reset_in(&self.db, &mut transaction, self.context, &data).await?;
+        transaction.commit().await.map_err(db_error)?;
+        tracing::info!(service = %self.context, seed = request.seed, "service reset");
+        Ok(ResetSummary::new(request, data.user_password))
+    }
+
+    async fn audit(&self) -> DomainResult<Audit> {
+        let mut connection = self.db.reader().acquire().await.map_err(db_error)?;
+        let mut audit = Audit {
+            taken_at_ms: now_ms(),
+            ..Audit::default()
+        };
+        store::admin::audit_in(&mut connection, self.context, &mut audit).await?;
+        Ok(audit)
+    }
+}
+
+struct ServiceReadiness {
+    db: Db,
+    required: Vec<Upstream>,
+}
+
+#[async_trait]
+impl Readiness for ServiceReadiness {
+    async fn check(&self) -> DomainResult<()> {
+        self.db.ping().await.map_err(db_error)?;
+        for upstream in &self.required {
+            upstream.probe().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts a service from command-line flags and serves until SIGTERM/SIGINT; prints the
+/// address it listens on (the supervisor reads that line).
+pub async fn run<F, Fut>(
+    context: Context,
+    args: &api::cli::ServeArgs,
+    serve: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(
+        Settings,
+        TcpListener,
+        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    ) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let settings = args.settings()?;
+    api::telemetry::init(&settings.log_format);
+    let address = args.address(0);
+    let listener = TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("bind {context} on {address}"))?;
+    serve(settings, listener, Box::pin(api::server::shutdown_signal())).await
+}

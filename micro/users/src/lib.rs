@@ -1,0 +1,32 @@
+//! The `users` service: registration and log-in; it signs the bearer tokens the gateway
+//! verifies, so both need the same `token_secret`.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use domain::Context;
+use domain::tokens::TokenKeys;
+use micro_kit::Service;
+use store::users::SqlUsers;
+
+/// Serves users on `listener` until `shutdown` resolves.
+pub async fn serve(
+    settings: api::Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let service = Service::open(Context::Users, settings).await?;
+    let secret = service
+        .settings
+        .token_secret
+        .clone()
+        .context("the users service needs token_secret (SHOPLAB_TOKEN_SECRET): the gateway verifies what it signs")?;
+    let tokens = TokenKeys::new(secret.as_bytes(), service.settings.token_ttl_secs);
+    let users = Arc::new(SqlUsers::new(
+        service.db.clone(),
+        service.faults.clone(),
+        tokens,
+    ));
+    let router = service.router(micro_rpc::users::routes(users), Vec::new());
+    service.serve(router, listener, shutdown).await
+}
