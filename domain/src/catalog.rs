@@ -67,7 +67,22 @@ impl ProductQuery {
                 "q must be at most {MAX_QUERY_CHARS} characters"
             )));
         }
+        // PostgreSQL cannot store or compare a NUL in text, and no product name holds a
+        // control character, so a search with one is refused rather than half-answered.
+        if q.as_ref().is_some_and(|q| q.chars().any(char::is_control)) {
+            return Err(DomainError::Invalid(
+                "q must not contain control characters".into(),
+            ));
+        }
         let category = self.category.filter(|category| !category.is_empty());
+        if category
+            .as_ref()
+            .is_some_and(|category| category.chars().any(char::is_control))
+        {
+            return Err(DomainError::Invalid(
+                "category must not contain control characters".into(),
+            ));
+        }
         if category
             .as_ref()
             .is_some_and(|c| c.chars().count() > MAX_QUERY_CHARS)
@@ -121,6 +136,20 @@ mod tests {
                 ..Default::default()
             };
             assert!(matches!(query.validate(), Err(DomainError::Invalid(_))));
+        }
+    }
+
+    #[test]
+    fn control_characters_in_a_search_are_invalid() {
+        for q in ["nul\u{0}", "bell\u{7}"] {
+            let query = ProductQuery {
+                q: Some(q.into()),
+                ..Default::default()
+            };
+            assert!(
+                matches!(query.validate(), Err(DomainError::Invalid(_))),
+                "{q:?}"
+            );
         }
     }
 

@@ -82,14 +82,23 @@ pub struct CheckoutRequest {
 
 impl CheckoutRequest {
     pub fn validate(&self) -> DomainResult<()> {
-        if self
-            .note
-            .as_ref()
-            .is_some_and(|note| note.chars().count() > MAX_NOTE_CHARS)
-        {
+        let Some(note) = &self.note else {
+            return Ok(());
+        };
+        if note.chars().count() > MAX_NOTE_CHARS {
             return Err(DomainError::Invalid(format!(
                 "note must be at most {MAX_NOTE_CHARS} characters"
             )));
+        }
+        // Line breaks and tabs are fine in a note; NUL and other controls are not (PostgreSQL
+        // cannot store a NUL in text, and the two backends must answer alike).
+        if note
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(DomainError::Invalid(
+                "note must not contain control characters".into(),
+            ));
         }
         Ok(())
     }
@@ -151,6 +160,16 @@ mod tests {
         let noted: CheckoutRequest = serde_json::from_str(r#"{"note":"gift"}"#).unwrap();
         assert_eq!(empty.fingerprint(), spaced.fingerprint());
         assert_ne!(empty.fingerprint(), noted.fingerprint());
+    }
+
+    #[test]
+    fn a_note_may_hold_line_breaks_but_no_nul() {
+        let note = |text: &str| CheckoutRequest {
+            note: Some(text.into()),
+        };
+        assert!(note("line one\nline two\tend").validate().is_ok());
+        assert!(note("nul\u{0}here").validate().is_err());
+        assert!(note(&"n".repeat(501)).validate().is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod cart;
 pub mod catalog;
 pub mod inventory;
+pub mod orders;
 pub mod payments;
 pub mod recommendations;
 pub mod upstream;
