@@ -270,3 +270,295 @@ async fn with_lines(
         )
         .collect()
 }
+
+/// How far a checkout saga got (`orders.saga_step`), i.e. what it may hold in other
+/// contexts. Written by `micro/orders` before each remote call; the monolith never sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SagaStep {
+    /// The key is claimed; nothing is held anywhere.
+    Started,
+    /// Lines and total are recorded; nothing is held anywhere.
+    Quoted,
+    /// A reservation `order-<id>` may exist.
+    Reserving,
+    /// The reservation is held; a charge `order-<id>` may exist.
+    Charging,
+    /// The charge exists and is recorded: from here the saga only goes forward.
+    Charged,
+    /// The order is confirmed or cancelled.
+    Done,
+}
+
+impl SagaStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaStep::Started => "started",
+            SagaStep::Quoted => "quoted",
+            SagaStep::Reserving => "reserving",
+            SagaStep::Charging => "charging",
+            SagaStep::Charged => "charged",
+            SagaStep::Done => "done",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SagaStep> {
+        [
+            SagaStep::Started,
+            SagaStep::Quoted,
+            SagaStep::Reserving,
+            SagaStep::Charging,
+            SagaStep::Charged,
+            SagaStep::Done,
+        ]
+        .into_iter()
+        .find(|step| step.as_str() == text)
+    }
+}
+
+/// One saga as its driver reads it. `version` is what the driver's next write must match.
+#[derive(Clone, Debug)]
+pub struct SagaRecord {
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub status: OrderStatus,
+    pub step: SagaStep,
+    pub version: i64,
+    pub total_cents: i64,
+    pub reservation_id: Option<String>,
+    pub charge_id: Option<String>,
+    /// Set once the saga decided to compensate.
+    pub failure: Option<(String, String)>,
+    pub updated_at_ms: i64,
+}
+
+/// Claims an idempotency key for a saga: like [`claim_key_in`], and the new order starts at
+/// [`SagaStep::Started`], version 0, so the recovery loop can find it even if the process
+/// dies right after this statement.
+pub async fn start_saga_in(
+    connection: &mut AnyConnection,
+    user_id: UserId,
+    idempotency_key: &str,
+    fingerprint: &str,
+    note: Option<&str>,
+) -> DomainResult<Option<OrderId>> {
+    let now = now_ms();
+    let row: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO orders (user_id, idempotency_key, fingerprint, status, total_cents, note,
+             created_at_ms, saga_step, saga_version, updated_at_ms)
+         VALUES ($1, $2, $3, 'pending', 0, $4, $5, 'started', 0, $5)
+         ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(user_id)
+    .bind(idempotency_key.to_owned())
+    .bind(fingerprint.to_owned())
+    .bind(note.map(str::to_owned))
+    .bind(now)
+    .fetch_optional(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(row.map(|(id,)| id))
+}
+
+pub async fn saga_in(
+    connection: &mut AnyConnection,
+    order_id: OrderId,
+) -> DomainResult<Option<SagaRecord>> {
+    type SagaRow = (
+        i64,
+        i64,
+        String,
+        Option<String>,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+    );
+    let row: Option<SagaRow> = sqlx::query_as(
+        "SELECT id, user_id, status, saga_step, saga_version, total_cents, reservation_id,
+             charge_id, failure_code, failure_message, updated_at_ms
+         FROM orders WHERE id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    let Some((
+        order_id,
+        user_id,
+        status,
+        step,
+        version,
+        total_cents,
+        reservation_id,
+        charge_id,
+        failure_code,
+        failure_message,
+        updated_at_ms,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let status = OrderStatus::parse(&status)
+        .ok_or_else(|| DomainError::Internal(format!("unknown order status {status:?}")))?;
+    let step = step
+        .as_deref()
+        .and_then(SagaStep::parse)
+        .ok_or_else(|| DomainError::Internal(format!("order {order_id} has no saga step")))?;
+    Ok(Some(SagaRecord {
+        order_id,
+        user_id,
+        status,
+        step,
+        version,
+        total_cents,
+        reservation_id,
+        charge_id,
+        failure: failure_code.map(|code| (code, failure_message.unwrap_or_default())),
+        updated_at_ms,
+    }))
+}
+
+/// Pending sagas whose last write is older than `updated_before_ms`, oldest first: the ones
+/// whose driver died or gave up.
+pub async fn stale_sagas_in(
+    connection: &mut AnyConnection,
+    updated_before_ms: i64,
+    limit: i64,
+) -> DomainResult<Vec<OrderId>> {
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "SELECT id FROM orders
+         WHERE status = 'pending' AND saga_step IS NOT NULL AND updated_at_ms < $1
+         ORDER BY updated_at_ms, id LIMIT $2",
+    )
+    .bind(updated_before_ms)
+    .bind(limit)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Moves a running saga from `version` to `step` (recording a reservation or charge id when
+/// given). `false` when another driver moved it first, or it is compensating or finished:
+/// the caller has lost the saga and must stop.
+pub async fn advance_saga_in(
+    connection: &mut AnyConnection,
+    order_id: OrderId,
+    version: i64,
+    step: SagaStep,
+    reservation_id: Option<&str>,
+    charge_id: Option<&str>,
+) -> DomainResult<bool> {
+    let moved = sqlx::query(
+        "UPDATE orders SET saga_step = $1, saga_version = saga_version + 1, updated_at_ms = $2,
+             reservation_id = COALESCE(CAST($3 AS TEXT), reservation_id),
+             charge_id = COALESCE(CAST($4 AS TEXT), charge_id)
+         WHERE id = $5 AND saga_version = $6 AND status = 'pending' AND failure_code IS NULL",
+    )
+    .bind(step.as_str())
+    .bind(now_ms())
+    .bind(reservation_id.map(str::to_owned))
+    .bind(charge_id.map(str::to_owned))
+    .bind(order_id)
+    .bind(version)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Takes a saga over at `version` without changing its step (the recovery loop's lease).
+pub async fn lease_saga_in(
+    connection: &mut AnyConnection,
+    order_id: OrderId,
+    version: i64,
+) -> DomainResult<bool> {
+    let moved = sqlx::query(
+        "UPDATE orders SET saga_version = saga_version + 1, updated_at_ms = $1
+         WHERE id = $2 AND saga_version = $3 AND status = 'pending'",
+    )
+    .bind(now_ms())
+    .bind(order_id)
+    .bind(version)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Turns a running saga into a compensating one: `step` says what may be held, the failure
+/// is what the client is told and what the cancelled order keeps.
+pub async fn fail_saga_in(
+    connection: &mut AnyConnection,
+    order_id: OrderId,
+    version: i64,
+    step: SagaStep,
+    failure_code: &str,
+    failure_message: &str,
+) -> DomainResult<bool> {
+    let moved = sqlx::query(
+        "UPDATE orders SET saga_step = $1, saga_version = saga_version + 1, updated_at_ms = $2,
+             failure_code = $3, failure_message = $4
+         WHERE id = $5 AND saga_version = $6 AND status = 'pending' AND failure_code IS NULL",
+    )
+    .bind(step.as_str())
+    .bind(now_ms())
+    .bind(failure_code.to_owned())
+    .bind(failure_message.to_owned())
+    .bind(order_id)
+    .bind(version)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Confirms a charged saga: the order becomes `confirmed`, the saga `done`.
+pub async fn confirm_saga_in(
+    connection: &mut AnyConnection,
+    order_id: OrderId,
+    version: i64,
+) -> DomainResult<bool> {
+    let moved = sqlx::query(
+        "UPDATE orders SET status = 'confirmed', saga_step = 'done',
+             saga_version = saga_version + 1, updated_at_ms = $1
+         WHERE id = $2 AND saga_version = $3 AND status = 'pending' AND saga_step = 'charged'
+             AND failure_code IS NULL",
+    )
+    .bind(now_ms())
+    .bind(order_id)
+    .bind(version)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Cancels a compensated saga and frees its idempotency key.
+///
+/// The monolith frees a failed checkout's key by rolling back; a saga has already written the
+/// order, so it rewrites the key to `<key>#cancelled#<order id>` instead. The cancelled
+/// order stays for the audit, and a retry with the original key claims it afresh.
+pub async fn cancel_saga_in(
+    connection: &mut AnyConnection,
+    order_id: OrderId,
+    version: i64,
+) -> DomainResult<bool> {
+    let moved = sqlx::query(
+        "UPDATE orders SET status = 'cancelled', saga_step = 'done',
+             saga_version = saga_version + 1, updated_at_ms = $1,
+             idempotency_key = idempotency_key || '#cancelled#' || CAST(id AS TEXT)
+         WHERE id = $2 AND saga_version = $3 AND status = 'pending'
+             AND failure_code IS NOT NULL",
+    )
+    .bind(now_ms())
+    .bind(order_id)
+    .bind(version)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(moved.rows_affected() == 1)
+}

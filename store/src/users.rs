@@ -58,12 +58,18 @@ impl Users for SqlUsers {
 
     async fn login(&self, credentials: &Credentials) -> DomainResult<Session> {
         self.faults.enter(Context::Users).await?;
-        let row: Option<(i64, String)> =
+        let email = normalize_email(&credentials.email);
+        // No stored email holds a control character (registration refuses them), and
+        // PostgreSQL cannot even compare a NUL, so such an email is simply unknown.
+        let row: Option<(i64, String)> = if email.chars().any(char::is_control) {
+            None
+        } else {
             sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
-                .bind(normalize_email(&credentials.email))
+                .bind(email)
                 .fetch_optional(self.db.reader())
                 .await
-                .map_err(db_error)?;
+                .map_err(db_error)?
+        };
         // An unknown email still costs one verification, so timing does not tell which
         // emails exist.
         let (user_id, password_hash) = row.unwrap_or((0, decoy_hash().to_owned()));
