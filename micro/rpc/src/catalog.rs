@@ -37,11 +37,17 @@ async fn product(
     Ok(Json(catalog.get(id).await?))
 }
 
+/// Bodies are JSON objects everywhere (the extractor insists), so the ids travel wrapped.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Batch {
+    ids: Vec<ProductId>,
+}
+
 async fn batch(
     State(catalog): State<Arc<dyn Catalog>>,
-    ApiJson(ids): ApiJson<Vec<ProductId>>,
+    ApiJson(batch): ApiJson<Batch>,
 ) -> Result<Json<Vec<Product>>, ApiError> {
-    Ok(Json(catalog.get_many(&ids).await?))
+    Ok(Json(catalog.get_many(&batch.ids).await?))
 }
 
 pub struct CatalogClient(pub Upstream);
@@ -75,7 +81,7 @@ impl Catalog for CatalogClient {
             .call(
                 Method::POST,
                 "/internal/catalog/batch",
-                Some(&ids),
+                Some(&Batch { ids: ids.to_vec() }),
                 Idempotency::Idempotent,
             )
             .await

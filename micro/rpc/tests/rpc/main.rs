@@ -98,6 +98,19 @@ async fn a_not_found_in_the_service_is_a_not_found_at_the_caller() {
 }
 
 #[tokio::test]
+async fn a_batch_lookup_returns_the_products_that_exist() {
+    let service = start_service().await;
+    let catalog = CatalogClient(upstream(
+        Context::Catalog,
+        vec![service.base_url.clone()],
+        0,
+    ));
+    let found = catalog.get_many(&[2, 99, 1]).await.unwrap();
+    let ids: Vec<i64> = found.iter().map(|product| product.id).collect();
+    assert_eq!(ids, vec![1, 2]);
+}
+
+#[tokio::test]
 async fn a_conflict_in_the_service_is_a_conflict_at_the_caller() {
     let service = start_service().await;
     let inventory = InventoryClient(upstream(

@@ -1,0 +1,111 @@
+//! Recovery: finishing sagas whose driver died (the process was killed mid-checkout) or gave
+//! up (a service did not answer while compensating).
+//!
+//! At start and every [`crate::RECOVER_EVERY`], pending sagas whose last write is older than
+//! [`recover_after`] are taken over (a compare-and-set on their version, so one recoverer
+//! wins) and driven to a terminal state: forward when the charge is recorded (commit,
+//! confirm), otherwise compensate (release, refund whatever may have been charged, cancel).
+//! After `orders` is killed and restarted every pending saga ends confirmed or cancelled:
+//! nothing stays reserved, and no charge is left without a confirmed order or a refund.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::orders::OrderStatus;
+use domain::{DomainError, DomainResult, now_ms};
+use store::db_error;
+use store::orders::SagaStep;
+
+use crate::saga::{Halt, SagaOrders};
+
+/// The shortest time a saga must have been silent before it counts as abandoned.
+pub const RECOVER_AFTER_MIN: Duration = Duration::from_secs(2);
+
+/// Sagas looked at per pass; the rest wait for the next pass.
+const BATCH: i64 = 50;
+
+/// When a pending saga counts as abandoned. A live driver writes the saga before each remote
+/// call, so it is silent for at most one call, retries included; taking over sooner would
+/// fail checkouts that were about to succeed (safely — the version check stops the loser —
+/// but needlessly), so the threshold is one call's whole budget plus a margin, at least
+/// [`RECOVER_AFTER_MIN`]. Derived from the hop settings so tests and the lab can vary it.
+pub fn recover_after(settings: &api::Settings) -> Duration {
+    let one_call_ms = settings
+        .hop_timeout_ms
+        .saturating_mul(1 + u64::from(settings.hop_retries));
+    RECOVER_AFTER_MIN.max(Duration::from_millis(one_call_ms.saturating_add(1_000)))
+}
+
+/// The background loop: one pass at start, then one every [`crate::RECOVER_EVERY`].
+pub async fn run(orders: Arc<SagaOrders>, recover_after: Duration) {
+    let mut every = tokio::time::interval(crate::RECOVER_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match orders.recover_abandoned(recover_after).await {
+            Ok(0) => {}
+            Ok(finished) => {
+                tracing::info!(sagas.finished = finished, "recovered abandoned checkouts")
+            }
+            Err(error) => tracing::warn!(%error, "looking for abandoned checkouts failed"),
+        }
+    }
+}
+
+impl SagaOrders {
+    /// One recovery pass; returns how many sagas reached a terminal state.
+    pub async fn recover_abandoned(&self, recover_after: Duration) -> DomainResult<usize> {
+        let silent_since_ms = now_ms() - i64::try_from(recover_after.as_millis()).unwrap_or(0);
+        let abandoned = {
+            let mut connection = self.db().reader().acquire().await.map_err(db_error)?;
+            store::orders::stale_sagas_in(&mut connection, silent_since_ms, BATCH).await?
+        };
+        let mut finished = 0;
+        for order_id in abandoned {
+            match self.recover(order_id).await {
+                Ok(true) => finished += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(order.id = order_id, %error, "recovering a checkout did not finish; next pass retries")
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Drives one abandoned saga to a terminal state; `false` when it is not terminal yet
+    /// (another driver holds it, or a service is still unreachable).
+    async fn recover(&self, order_id: domain::orders::OrderId) -> DomainResult<bool> {
+        let record = self.record(order_id).await?;
+        if record.status != OrderStatus::Pending {
+            return Ok(false);
+        }
+        let Some(mut lease) = self.lease(&record).await? else {
+            return Ok(false);
+        };
+        tracing::info!(
+            order.id = order_id,
+            saga.step = record.step.as_str(),
+            compensating = record.failure.is_some(),
+            "taking over an abandoned checkout"
+        );
+        if record.failure.is_some() {
+            return self.compensate(&mut lease, &record).await;
+        }
+        if record.step == SagaStep::Charged {
+            // Past the pivot: the customer paid, so the order is completed, not undone.
+            return match self.finish(&mut lease).await {
+                Ok(()) => {
+                    self.clear_cart(&lease).await;
+                    Ok(true)
+                }
+                Err(Halt::Failed { held, error }) => self.fail(&mut lease, held, &error).await,
+                Err(Halt::Left(error)) => Err(error),
+                Err(Halt::Lost) => Ok(false),
+            };
+        }
+        // Before the pivot nobody paid for anything that is sure to be there: undo.
+        let interrupted = DomainError::Unavailable("checkout was interrupted".into());
+        self.fail(&mut lease, record.step, &interrupted).await
+    }
+}

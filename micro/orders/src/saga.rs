@@ -1,0 +1,570 @@
+//! Checkout as an orchestrated saga owned by `orders`: the microservices' answer to the
+//! monolith's one ACID transaction, with the same observable contract.
+//!
+//! # Steps
+//! Each step is idempotent, and the saga's progress (`orders.saga_step`, see
+//! [`store::orders::SagaStep`]) is written to the orders database *before* the remote call
+//! it announces, so whoever reads the row knows what may be held elsewhere:
+//!
+//! 1. `started` — claim the idempotency key by inserting a pending order.
+//! 2. read the cart (empty: `Invalid`), quote it with `catalog` (a product gone:
+//!    `Conflict`), record lines and total — `quoted`.
+//! 3. `reserving` — reserve stock as `order-<id>` with the reservation TTL (short: `Conflict`).
+//! 4. `charging` — charge `order-<id>` (payments keeps one charge per key).
+//! 5. `charged` — the pivot: the customer has paid, so from here the saga only goes forward:
+//!    commit the reservation, confirm the order (`done`), then empty the cart (best effort:
+//!    a failure is logged and the order stays confirmed).
+//!
+//! # Compensation
+//! A step that fails before the pivot turns the saga into a compensating one (the failure
+//! is recorded with the step, which says what may be held) and undoes, in order: release
+//! `order-<id>` (a `NotFound` means it never existed), refund the charge if one may exist,
+//! cancel the order. A charge call that timed out may or may not have happened; payments
+//! keeps one charge per key, so charging `order-<id>` again returns the first charge or
+//! creates it, and either way there is then exactly one charge to refund. Every undo is
+//! idempotent, so compensating twice is harmless. When a service cannot be reached to undo,
+//! the saga stays compensating for the recovery loop; inventory's TTL sweeper is the last line
+//! of defence for reservations. The client is told the step's failure either way: `Conflict`
+//! and `Invalid` as in the monolith, `Unavailable` (503) when a service did not answer.
+//!
+//! # Idempotency and the freed key
+//! Same key and request: the confirmed order again, `replayed`. Same key, another request:
+//! `Invalid`. Same key while the first is still pending: `Unavailable`. The monolith frees the
+//! key of a failed checkout by rolling back; a saga has already written its order, so a
+//! cancelled order's key is rewritten to `<key>#cancelled#<order id>` — the order stays for
+//! the audit and a retry with the key runs afresh.
+//!
+//! # Who may move a saga
+//! Every write is a compare-and-set on `orders.saga_version`, so the request that started a
+//! saga, the recovery loop and other `orders` replicas can never move the same saga at once:
+//! a driver whose write fails has lost the saga and stops.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::cart::{Cart, CartLine};
+use domain::catalog::{Catalog, ProductId};
+use domain::faults::Faults;
+use domain::inventory::{Inventory, StockLine};
+use domain::orders::{CheckoutOutcome, CheckoutRequest, Order, OrderId, OrderLine, Orders};
+use domain::payments::Payments;
+use domain::users::UserId;
+use domain::{Context, DomainError, DomainResult};
+use store::orders::{SagaRecord, SagaStep};
+use store::{Db, db_error};
+
+/// The contexts a checkout calls.
+pub struct Upstreams {
+    pub cart: Arc<dyn Cart>,
+    pub catalog: Arc<dyn Catalog>,
+    pub inventory: Arc<dyn Inventory>,
+    pub payments: Arc<dyn Payments>,
+}
+
+/// `domain::orders::Orders` as a saga over the other contexts' HTTP APIs.
+pub struct SagaOrders {
+    db: Db,
+    faults: Faults,
+    upstreams: Upstreams,
+    reservation_ttl_ms: i64,
+}
+
+/// A driver's hold on one saga: its next write must find `version` in the row.
+pub(crate) struct Lease {
+    order_id: OrderId,
+    user_id: UserId,
+    version: i64,
+}
+
+/// Why a driver stopped before the saga finished.
+pub(crate) enum Halt {
+    /// A step failed; `held` is what may be held elsewhere and must be given back.
+    Failed { held: SagaStep, error: DomainError },
+    /// The saga could not be moved on (a service or the database did not answer past the
+    /// pivot); it stays as recorded and the recovery loop finishes it.
+    Left(DomainError),
+    /// Another driver moved the saga first; this one must not touch it again.
+    Lost,
+}
+
+impl SagaOrders {
+    pub fn new(
+        db: Db,
+        faults: Faults,
+        upstreams: Upstreams,
+        reservation_ttl_ms: i64,
+    ) -> SagaOrders {
+        SagaOrders {
+            db,
+            faults,
+            upstreams,
+            reservation_ttl_ms,
+        }
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Steps 2 to 5 for a freshly claimed saga.
+    async fn forward(&self, lease: &mut Lease) -> Result<(), Halt> {
+        let failed = |held| move |error| Halt::Failed { held, error };
+        let cart = self
+            .upstreams
+            .cart
+            .lines(lease.user_id)
+            .await
+            .map_err(failed(SagaStep::Started))?;
+        if cart.is_empty() {
+            return Err(failed(SagaStep::Started)(DomainError::Invalid(
+                "the cart is empty".into(),
+            )));
+        }
+        let lines = self.quote(&cart).await.map_err(failed(SagaStep::Started))?;
+        let total_cents = self.record_quote(lease, &lines).await?;
+
+        self.advance(lease, SagaStep::Reserving, None, None).await?;
+        let reservation_id = reservation_id(lease.order_id);
+        let stock_lines: Vec<StockLine> = cart
+            .iter()
+            .map(|line| StockLine {
+                product_id: line.product_id,
+                quantity: line.quantity,
+            })
+            .collect();
+        self.upstreams
+            .inventory
+            .reserve(&reservation_id, &stock_lines, self.reservation_ttl_ms)
+            .await
+            .map_err(failed(SagaStep::Reserving))?;
+        let advanced = self
+            .advance(lease, SagaStep::Charging, Some(&reservation_id), None)
+            .await;
+        if let Err(Halt::Lost) = advanced {
+            // Whoever took the saga over saw `reserving` and compensates; its release may
+            // have run before this reserve landed, so give back what this driver just took.
+            if let Err(error) = self.release(&reservation_id).await {
+                tracing::warn!(order.id = lease.order_id, %error, "releasing after losing the saga failed; the TTL sweeper will");
+            }
+        }
+        advanced?;
+
+        let charge = self
+            .upstreams
+            .payments
+            .charge(&charge_key(lease.order_id), lease.user_id, total_cents)
+            .await
+            .map_err(|error| {
+                // An answer that refuses the charge means none was made; anything else (no
+                // answer, a timeout, a 5xx) may hide a charge that happened.
+                let held = if charge_may_exist(&error) {
+                    SagaStep::Charging
+                } else {
+                    SagaStep::Reserving
+                };
+                Halt::Failed { held, error }
+            })?;
+        // Lost here needs nothing more: the other driver charges the same key, which finds
+        // this charge, and refunds it.
+        self.advance(lease, SagaStep::Charged, None, Some(&charge.id))
+            .await?;
+        self.finish(lease).await
+    }
+
+    /// Past the pivot: commit the reservation and confirm the order.
+    pub(crate) async fn finish(&self, lease: &mut Lease) -> Result<(), Halt> {
+        match self
+            .upstreams
+            .inventory
+            .commit(&reservation_id(lease.order_id))
+            .await
+        {
+            Ok(_) => {}
+            // The reservation was released (its TTL passed and inventory's sweeper gave the
+            // stock back, which may already be sold again): the order cannot be confirmed,
+            // so the saga refunds instead.
+            Err(error @ (DomainError::Conflict(_) | DomainError::NotFound(_))) => {
+                return Err(Halt::Failed {
+                    held: SagaStep::Charged,
+                    error: DomainError::Conflict(format!(
+                        "the stock reservation ran out before checkout finished ({error})"
+                    )),
+                });
+            }
+            Err(error) => return Err(Halt::Left(error)),
+        }
+        let mut connection = self.writer().await.map_err(Halt::Left)?;
+        match store::orders::confirm_saga_in(&mut connection, lease.order_id, lease.version).await {
+            Ok(true) => {
+                lease.version += 1;
+                Ok(())
+            }
+            Ok(false) => Err(Halt::Lost),
+            Err(error) => Err(Halt::Left(error)),
+        }
+    }
+
+    /// Records the failure (moving the saga to compensating) and compensates. Returns
+    /// whether the saga reached `cancelled`.
+    pub(crate) async fn fail(
+        &self,
+        lease: &mut Lease,
+        held: SagaStep,
+        error: &DomainError,
+    ) -> DomainResult<bool> {
+        let mut connection = self.writer().await?;
+        let moved = store::orders::fail_saga_in(
+            &mut connection,
+            lease.order_id,
+            lease.version,
+            held,
+            error.code(),
+            &error.to_string(),
+        )
+        .await?;
+        drop(connection);
+        if !moved {
+            return Ok(false);
+        }
+        lease.version += 1;
+        let record = self.record(lease.order_id).await?;
+        self.compensate(lease, &record).await
+    }
+
+    /// Gives back whatever `record.step` says may be held, then cancels the order and frees
+    /// its key. Every call is idempotent; an `Err` leaves the saga compensating.
+    pub(crate) async fn compensate(
+        &self,
+        lease: &mut Lease,
+        record: &SagaRecord,
+    ) -> DomainResult<bool> {
+        if record.step >= SagaStep::Reserving {
+            self.release(&reservation_id(record.order_id)).await?;
+        }
+        if record.step >= SagaStep::Charging {
+            let charge_id = match &record.charge_id {
+                Some(charge_id) => charge_id.clone(),
+                // Whether the charge happened is unknown: charging the same key again
+                // returns it, or makes it, and either way it is refunded next.
+                None => {
+                    self.upstreams
+                        .payments
+                        .charge(
+                            &charge_key(record.order_id),
+                            record.user_id,
+                            record.total_cents,
+                        )
+                        .await?
+                        .id
+                }
+            };
+            self.upstreams.payments.refund(&charge_id).await?;
+        }
+        let mut connection = self.writer().await?;
+        let cancelled =
+            store::orders::cancel_saga_in(&mut connection, lease.order_id, lease.version).await?;
+        if cancelled {
+            lease.version += 1;
+            tracing::info!(
+                order.id = record.order_id,
+                saga.step = record.step.as_str(),
+                "checkout compensated and cancelled"
+            );
+        }
+        Ok(cancelled)
+    }
+
+    /// Releases `order-<id>`; a reservation that never existed needs no release.
+    async fn release(&self, reservation_id: &str) -> DomainResult<()> {
+        match self.upstreams.inventory.release(reservation_id).await {
+            Ok(_) | Err(DomainError::NotFound(_)) => Ok(()),
+            // Only a forward driver commits, and only a reservation the compensation did not
+            // find committed would be released, so this is a broken invariant: say so loudly
+            // and carry on giving back the rest.
+            Err(DomainError::Conflict(message)) => {
+                tracing::error!(reservation.id = reservation_id, %message, "compensation found the reservation committed");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Prices the cart at the catalog's current prices.
+    async fn quote(&self, cart: &[CartLine]) -> DomainResult<Vec<OrderLine>> {
+        let ids: Vec<ProductId> = cart.iter().map(|line| line.product_id).collect();
+        let products = self.upstreams.catalog.get_many(&ids).await?;
+        cart.iter()
+            .map(|line| {
+                let product = products
+                    .iter()
+                    .find(|product| product.id == line.product_id)
+                    .ok_or_else(|| {
+                        DomainError::Conflict(format!(
+                            "product {} is no longer sold",
+                            line.product_id
+                        ))
+                    })?;
+                Ok(OrderLine {
+                    product_id: product.id,
+                    sku: product.sku.clone(),
+                    name: product.name.clone(),
+                    quantity: line.quantity,
+                    unit_price_cents: product.price_cents,
+                })
+            })
+            .collect()
+    }
+
+    /// `started` -> `quoted` and the lines, in one local transaction.
+    async fn record_quote(&self, lease: &mut Lease, lines: &[OrderLine]) -> Result<i64, Halt> {
+        let local = async {
+            let mut transaction = self.db.begin_write().await.map_err(db_error)?;
+            let moved = store::orders::advance_saga_in(
+                &mut transaction,
+                lease.order_id,
+                lease.version,
+                SagaStep::Quoted,
+                None,
+                None,
+            )
+            .await?;
+            if !moved {
+                return Ok(None);
+            }
+            let total_cents =
+                store::orders::record_lines_in(&mut transaction, lease.order_id, lines).await?;
+            transaction.commit().await.map_err(db_error)?;
+            Ok(Some(total_cents))
+        };
+        match local.await {
+            Ok(Some(total_cents)) => {
+                lease.version += 1;
+                Ok(total_cents)
+            }
+            Ok(None) => Err(Halt::Lost),
+            // Nothing is held yet, so this failure compensates like any other.
+            Err(error) => Err(Halt::Failed {
+                held: SagaStep::Started,
+                error,
+            }),
+        }
+    }
+
+    /// Records the next step before the call it announces.
+    async fn advance(
+        &self,
+        lease: &mut Lease,
+        step: SagaStep,
+        reservation_id: Option<&str>,
+        charge_id: Option<&str>,
+    ) -> Result<(), Halt> {
+        let mut connection = self.writer().await.map_err(Halt::Left)?;
+        match store::orders::advance_saga_in(
+            &mut connection,
+            lease.order_id,
+            lease.version,
+            step,
+            reservation_id,
+            charge_id,
+        )
+        .await
+        {
+            Ok(true) => {
+                lease.version += 1;
+                Ok(())
+            }
+            Ok(false) => Err(Halt::Lost),
+            Err(error) => Err(Halt::Left(error)),
+        }
+    }
+
+    pub(crate) async fn record(&self, order_id: OrderId) -> DomainResult<SagaRecord> {
+        let mut connection = self.writer().await?;
+        store::orders::saga_in(&mut connection, order_id)
+            .await?
+            .ok_or_else(|| DomainError::Internal(format!("saga {order_id} vanished")))
+    }
+
+    /// Takes an abandoned saga over, or `None` when another driver holds it.
+    pub(crate) async fn lease(&self, record: &SagaRecord) -> DomainResult<Option<Lease>> {
+        let mut connection = self.writer().await?;
+        let leased =
+            store::orders::lease_saga_in(&mut connection, record.order_id, record.version).await?;
+        Ok(leased.then(|| Lease {
+            order_id: record.order_id,
+            user_id: record.user_id,
+            version: record.version + 1,
+        }))
+    }
+
+    /// Empties the cart of a confirmed order. Best effort, as promised: the order is
+    /// confirmed whatever happens here.
+    pub(crate) async fn clear_cart(&self, lease: &Lease) {
+        if let Err(error) = self.upstreams.cart.clear(lease.user_id).await {
+            tracing::warn!(order.id = lease.order_id, %error, "emptying the cart after checkout failed");
+        }
+    }
+
+    /// Reads through the one-connection writer on SQLite as well: the saga's own writes must
+    /// be visible to its next read.
+    async fn writer(&self) -> DomainResult<sqlx::pool::PoolConnection<sqlx::Any>> {
+        self.db.writer().acquire().await.map_err(db_error)
+    }
+
+    /// The answer for a key that is taken; `None` when it was freed meanwhile (its saga was
+    /// just cancelled), so the caller may claim it again.
+    async fn replay(
+        &self,
+        user_id: UserId,
+        idempotency_key: &str,
+        request: &CheckoutRequest,
+    ) -> DomainResult<Option<CheckoutOutcome>> {
+        let mut connection = self.db.reader().acquire().await.map_err(db_error)?;
+        let Some(stored) =
+            store::orders::find_by_key_in(&mut connection, user_id, idempotency_key).await?
+        else {
+            return Ok(None);
+        };
+        if stored.fingerprint != request.fingerprint() {
+            return Err(DomainError::Invalid(
+                "Idempotency-Key was already used with a different request".into(),
+            ));
+        }
+        match stored.order.status {
+            domain::orders::OrderStatus::Confirmed => Ok(Some(CheckoutOutcome {
+                order: stored.order,
+                replayed: true,
+            })),
+            domain::orders::OrderStatus::Pending => Err(DomainError::Unavailable(
+                "the first request with this key is still running".into(),
+            )),
+            // Only a key spelled like a freed one (`k#cancelled#7`) lands here.
+            domain::orders::OrderStatus::Cancelled => Err(DomainError::Invalid(
+                "Idempotency-Key was already used".into(),
+            )),
+        }
+    }
+
+    async fn order(&self, user_id: UserId, order_id: OrderId) -> DomainResult<Order> {
+        let mut connection = self.writer().await?;
+        store::orders::get_in(&mut connection, user_id, order_id).await
+    }
+
+    /// Runs a saga this request just claimed, and turns how it ended into the answer.
+    async fn run(&self, mut lease: Lease) -> DomainResult<CheckoutOutcome> {
+        let order_id = lease.order_id;
+        match self.forward(&mut lease).await {
+            Ok(()) => {
+                self.clear_cart(&lease).await;
+                tracing::debug!(order.id = order_id, "order confirmed");
+            }
+            Err(Halt::Failed { held, error }) => {
+                match self.fail(&mut lease, held, &error).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::info!(
+                        order.id = order_id,
+                        "another driver took the failed saga over"
+                    ),
+                    Err(undo_error) => tracing::warn!(
+                        order.id = order_id,
+                        error = %undo_error,
+                        "compensation did not finish; the recovery loop will"
+                    ),
+                }
+                return Err(error);
+            }
+            Err(Halt::Left(error)) => {
+                tracing::warn!(order.id = order_id, %error, "checkout left for the recovery loop");
+                return Err(DomainError::Unavailable(
+                    "checkout did not finish; retry with the same Idempotency-Key".into(),
+                ));
+            }
+            Err(Halt::Lost) => {
+                // Another driver finished it; the answer is whatever it decided.
+                tracing::info!(order.id = order_id, "another driver took the saga over");
+            }
+        }
+        let order = self.order(lease.user_id, order_id).await?;
+        if order.status != domain::orders::OrderStatus::Confirmed {
+            return Err(DomainError::Unavailable(
+                "checkout did not finish; retry with the same Idempotency-Key".into(),
+            ));
+        }
+        Ok(CheckoutOutcome {
+            order,
+            replayed: false,
+        })
+    }
+}
+
+#[async_trait]
+impl Orders for SagaOrders {
+    async fn checkout(
+        &self,
+        user_id: UserId,
+        idempotency_key: &str,
+        request: &CheckoutRequest,
+    ) -> DomainResult<CheckoutOutcome> {
+        self.faults.enter(Context::Orders).await?;
+        let fingerprint = request.fingerprint();
+        // A key may be freed between a failed claim and the replay lookup (its saga was
+        // cancelled just then); claiming again is then right, a few times at most.
+        for _ in 0..3 {
+            let mut connection = self.writer().await?;
+            let claimed = store::orders::start_saga_in(
+                &mut connection,
+                user_id,
+                idempotency_key,
+                &fingerprint,
+                request.note.as_deref(),
+            )
+            .await?;
+            drop(connection);
+            if let Some(order_id) = claimed {
+                let lease = Lease {
+                    order_id,
+                    user_id,
+                    version: 0,
+                };
+                return self.run(lease).await;
+            }
+            if let Some(outcome) = self.replay(user_id, idempotency_key, request).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(DomainError::Unavailable(
+            "the first request with this key is still running".into(),
+        ))
+    }
+
+    async fn list(&self, user_id: UserId) -> DomainResult<Vec<Order>> {
+        self.faults.enter(Context::Orders).await?;
+        let mut connection = self.db.reader().acquire().await.map_err(db_error)?;
+        store::orders::list_in(&mut connection, user_id).await
+    }
+
+    async fn get(&self, user_id: UserId, order_id: OrderId) -> DomainResult<Order> {
+        self.faults.enter(Context::Orders).await?;
+        let mut connection = self.db.reader().acquire().await.map_err(db_error)?;
+        store::orders::get_in(&mut connection, user_id, order_id).await
+    }
+}
+
+/// The reservation of an order: chosen by orders, so a retried reserve is the same one.
+pub fn reservation_id(order_id: OrderId) -> String {
+    format!("order-{order_id}")
+}
+
+/// The payments idempotency key of an order: one charge per order, however often asked.
+pub fn charge_key(order_id: OrderId) -> String {
+    format!("order-{order_id}")
+}
+
+/// Whether a failed charge call may still have charged: only an answer that refuses the
+/// charge proves it did not happen.
+fn charge_may_exist(error: &DomainError) -> bool {
+    matches!(
+        error,
+        DomainError::Unavailable(_) | DomainError::Internal(_)
+    )
+}
