@@ -74,7 +74,12 @@ impl Ctx {
     }
 
     pub fn request(&self, method: Method, path: &str) -> Call {
-        let url = format!("{}{path}", self.target.base_url.trim_end_matches('/'));
+        let base = if path.starts_with("/admin") {
+            &self.target.admin_url
+        } else {
+            &self.target.base_url
+        };
+        let url = format!("{}{path}", base.trim_end_matches('/'));
         Call {
             label: format!("{method} {path}"),
             builder: self.client.request(method, url),

@@ -20,6 +20,9 @@ use crate::{Case, Ctx};
 pub const BASE_URL_ENV: &str = "SHOPLAB_CONTRACT_BASE_URL";
 pub const ADMIN_TOKEN_ENV: &str = "SHOPLAB_CONTRACT_ADMIN_TOKEN";
 pub const TOKEN_SECRET_ENV: &str = "SHOPLAB_CONTRACT_TOKEN_SECRET";
+/// Where the external deployment serves `/admin/*` (the gateway keeps it off its public
+/// port); defaults to the base URL.
+pub const ADMIN_URL_ENV: &str = "SHOPLAB_CONTRACT_ADMIN_URL";
 
 /// How long a started target may take to answer `GET /ready` with 200.
 pub const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -29,6 +32,9 @@ pub const READY_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Target {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub base_url: String,
+    /// Where `/admin/*` is served: the base URL on the monolith, a separate port on the
+    /// gateway. Without a trailing slash.
+    pub admin_url: String,
     pub admin_token: String,
     /// The HMAC secret of user tokens, so cases can mint expired ones.
     pub token_secret: String,
@@ -61,37 +67,37 @@ pub fn default_reset() -> Value {
     json!({"products": 30, "stock": 10, "users": 5, "seed": SEED})
 }
 
-/// Runs every case with `start`, or against `SHOPLAB_CONTRACT_BASE_URL` when it is set.
-pub fn run_main<S>(start: S) -> ExitCode
-where
-    S: Fn() -> BoxFuture<'static, Result<StartedTarget>> + Send + Sync + 'static,
-{
+/// Runs every case against every build (trials named `<build>::<case>`), or only against
+/// `SHOPLAB_CONTRACT_BASE_URL` (trials named `external::<case>`) when it is set.
+pub fn run_main(builds: Vec<(&'static str, StartFn)>) -> ExitCode {
     let mut arguments = Arguments::from_args();
-    let start: StartFn = match external_target() {
+    let builds: Vec<(&'static str, StartFn)> = match external_target() {
         Ok(Some(target)) => {
             // One deployment, one database: cases would reset it under each other.
             arguments.test_threads = Some(1);
-            Arc::new(move || {
+            let start: StartFn = Arc::new(move || {
                 let target = target.clone();
                 Box::pin(async move {
                     wait_ready(&target.base_url, READY_DEADLINE).await?;
                     Ok(StartedTarget::new(target, async { Ok(()) }))
                 })
-            })
+            });
+            vec![("external", start)]
         }
-        Ok(None) => Arc::new(start),
+        Ok(None) => builds,
         Err(error) => {
             eprintln!("contract: {error:#}");
             return ExitCode::FAILURE;
         }
     };
-    let trials = crate::cases()
-        .into_iter()
-        .map(|case| {
+    let mut trials = Vec::new();
+    for (build, start) in builds {
+        for case in crate::cases() {
             let start = start.clone();
-            Trial::test(case.name, move || run_case(&start, case))
-        })
-        .collect();
+            let name = format!("{build}::{}", case.name);
+            trials.push(Trial::test(name, move || run_case(&start, case)));
+        }
+    }
     libtest_mimic::run(&arguments, trials).exit_code()
 }
 
@@ -126,8 +132,12 @@ fn external_target() -> Result<Option<Target>> {
     let token_secret = std::env::var(TOKEN_SECRET_ENV)
         .with_context(|| format!("{BASE_URL_ENV} is set, so {TOKEN_SECRET_ENV} must be too"))?;
     let base_url = base_url.trim_end_matches('/').to_owned();
+    let admin_url = std::env::var(ADMIN_URL_ENV)
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|_| base_url.clone());
     Ok(Some(Target {
         base_url,
+        admin_url,
         admin_token,
         token_secret,
     }))

@@ -142,9 +142,24 @@ pub async fn find_by_key_in(
     Ok(orders.pop())
 }
 
-/// One of the user's orders; `NotFound` when it does not exist or is someone else's (the
-/// answer is the same, so ids of other users' orders leak nothing).
+/// One of the user's orders as the user sees it: confirmed only. `NotFound` when it does not
+/// exist, is someone else's (the answer is the same, so ids of other users' orders leak
+/// nothing), or never completed — a saga's pending or cancelled order is bookkeeping (it is
+/// in the audit), just as the monolith's rolled-back checkout leaves no order at all.
 pub async fn get_in(
+    connection: &mut AnyConnection,
+    user_id: UserId,
+    order_id: OrderId,
+) -> DomainResult<Order> {
+    let order = get_any_in(connection, user_id, order_id).await?;
+    if order.status != OrderStatus::Confirmed {
+        return Err(DomainError::NotFound(format!("order {order_id} not found")));
+    }
+    Ok(order)
+}
+
+/// One of the user's orders whatever its status (the checkout flows read their own order).
+pub async fn get_any_in(
     connection: &mut AnyConnection,
     user_id: UserId,
     order_id: OrderId,
@@ -166,10 +181,12 @@ pub async fn get_in(
         .ok_or_else(|| DomainError::NotFound(format!("order {order_id} not found")))
 }
 
-/// The user's orders, newest first. Pending orders (a saga still running) are included.
+/// The user's confirmed orders, newest first (see [`get_in`] for why only confirmed ones).
 pub async fn list_in(connection: &mut AnyConnection, user_id: UserId) -> DomainResult<Vec<Order>> {
-    let sql =
-        format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 ORDER BY id DESC LIMIT 100");
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND status = 'confirmed'
+         ORDER BY id DESC LIMIT 100"
+    );
     let rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(user_id)
         .fetch_all(&mut *connection)

@@ -51,6 +51,7 @@ pub async fn serve(
             payments: Arc::new(PaymentsClient(payments)),
         },
         service.settings.reservation_ttl_ms,
+        recovery::recover_after(&service.settings),
     ));
     let recover_after = recovery::recover_after(&service.settings);
     // Aborted when this future ends or is dropped, so a stopped service recovers nothing.

@@ -75,7 +75,7 @@ impl SagaOrders {
 
     /// Drives one abandoned saga to a terminal state; `false` when it is not terminal yet
     /// (another driver holds it, or a service is still unreachable).
-    async fn recover(&self, order_id: domain::orders::OrderId) -> DomainResult<bool> {
+    pub(crate) async fn recover(&self, order_id: domain::orders::OrderId) -> DomainResult<bool> {
         let record = self.record(order_id).await?;
         if record.status != OrderStatus::Pending {
             return Ok(false);

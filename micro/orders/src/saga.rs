@@ -40,6 +40,7 @@
 //! a driver whose write fails has lost the saga and stops.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::cart::{Cart, CartLine};
@@ -67,7 +68,23 @@ pub struct SagaOrders {
     faults: Faults,
     upstreams: Upstreams,
     reservation_ttl_ms: i64,
+    /// How long a request whose key is held by a pending saga waits for it to end.
+    duplicate_wait: Duration,
 }
+
+/// What a taken key means for a new request with it.
+enum Taken {
+    /// The saga ended; this is the answer.
+    Answer(CheckoutOutcome),
+    /// The saga was cancelled meanwhile and its key freed: claim it again.
+    Freed,
+    /// The saga is still running (or was left compensating by a driver that gave up).
+    Pending(OrderId),
+}
+
+/// How often a duplicate request looks at the saga it waits for. The first request writes
+/// the row before every step, so this is polling a database row, not guessing a duration.
+const DUPLICATE_POLL: Duration = Duration::from_millis(20);
 
 /// A driver's hold on one saga: its next write must find `version` in the row.
 pub(crate) struct Lease {
@@ -88,17 +105,23 @@ pub(crate) enum Halt {
 }
 
 impl SagaOrders {
+    /// `duplicate_wait`: how long a second request with a key in use waits for the first
+    /// one's saga before answering 503. The monolith's database makes such a request wait for
+    /// the first transaction; waiting here gives the same answer (the first request's) instead
+    /// of an avoidable 503.
     pub fn new(
         db: Db,
         faults: Faults,
         upstreams: Upstreams,
         reservation_ttl_ms: i64,
+        duplicate_wait: Duration,
     ) -> SagaOrders {
         SagaOrders {
             db,
             faults,
             upstreams,
             reservation_ttl_ms,
+            duplicate_wait,
         }
     }
 
@@ -411,19 +434,18 @@ impl SagaOrders {
         self.db.writer().acquire().await.map_err(db_error)
     }
 
-    /// The answer for a key that is taken; `None` when it was freed meanwhile (its saga was
-    /// just cancelled), so the caller may claim it again.
+    /// What a taken key means for a request that could not claim it.
     async fn replay(
         &self,
         user_id: UserId,
         idempotency_key: &str,
         request: &CheckoutRequest,
-    ) -> DomainResult<Option<CheckoutOutcome>> {
+    ) -> DomainResult<Taken> {
         let mut connection = self.db.reader().acquire().await.map_err(db_error)?;
         let Some(stored) =
             store::orders::find_by_key_in(&mut connection, user_id, idempotency_key).await?
         else {
-            return Ok(None);
+            return Ok(Taken::Freed);
         };
         if stored.fingerprint != request.fingerprint() {
             return Err(DomainError::Invalid(
@@ -431,13 +453,11 @@ impl SagaOrders {
             ));
         }
         match stored.order.status {
-            domain::orders::OrderStatus::Confirmed => Ok(Some(CheckoutOutcome {
+            domain::orders::OrderStatus::Confirmed => Ok(Taken::Answer(CheckoutOutcome {
                 order: stored.order,
                 replayed: true,
             })),
-            domain::orders::OrderStatus::Pending => Err(DomainError::Unavailable(
-                "the first request with this key is still running".into(),
-            )),
+            domain::orders::OrderStatus::Pending => Ok(Taken::Pending(stored.order.id)),
             // Only a key spelled like a freed one (`k#cancelled#7`) lands here.
             domain::orders::OrderStatus::Cancelled => Err(DomainError::Invalid(
                 "Idempotency-Key was already used".into(),
@@ -447,7 +467,7 @@ impl SagaOrders {
 
     async fn order(&self, user_id: UserId, order_id: OrderId) -> DomainResult<Order> {
         let mut connection = self.writer().await?;
-        store::orders::get_in(&mut connection, user_id, order_id).await
+        store::orders::get_any_in(&mut connection, user_id, order_id).await
     }
 
     /// Runs a saga this request just claimed, and turns how it ended into the answer.
@@ -507,9 +527,8 @@ impl Orders for SagaOrders {
     ) -> DomainResult<CheckoutOutcome> {
         self.faults.enter(Context::Orders).await?;
         let fingerprint = request.fingerprint();
-        // A key may be freed between a failed claim and the replay lookup (its saga was
-        // cancelled just then); claiming again is then right, a few times at most.
-        for _ in 0..3 {
+        let deadline = tokio::time::Instant::now() + self.duplicate_wait;
+        loop {
             let mut connection = self.writer().await?;
             let claimed = store::orders::start_saga_in(
                 &mut connection,
@@ -528,13 +547,31 @@ impl Orders for SagaOrders {
                 };
                 return self.run(lease).await;
             }
-            if let Some(outcome) = self.replay(user_id, idempotency_key, request).await? {
-                return Ok(outcome);
+            match self.replay(user_id, idempotency_key, request).await? {
+                Taken::Answer(outcome) => return Ok(outcome),
+                // Cancelled just now: the key is free, claim it.
+                Taken::Freed => continue,
+                Taken::Pending(order_id) => {
+                    // A saga whose driver gave up while compensating (a service did not
+                    // answer) is finished here rather than left for the recovery loop, so a
+                    // client retrying after the fault heals gets its order now. The version
+                    // check keeps this from racing a driver that is still at work.
+                    let record = self.record(order_id).await?;
+                    if record.failure.is_some() {
+                        match self.recover(order_id).await {
+                            Ok(_) => continue,
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(DomainError::Unavailable(
+                            "the first request with this key is still running".into(),
+                        ));
+                    }
+                    tokio::time::sleep(DUPLICATE_POLL).await;
+                }
             }
         }
-        Err(DomainError::Unavailable(
-            "the first request with this key is still running".into(),
-        ))
     }
 
     async fn list(&self, user_id: UserId) -> DomainResult<Vec<Order>> {

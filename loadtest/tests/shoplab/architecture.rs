@@ -1,5 +1,5 @@
-//! Architecture checks: the dependency direction written in ARCHITECTURE.md is the one
-//! `cargo metadata` sees, in both directions.
+//! Architecture checks — rules about the crate graph belong here: the dependency direction
+//! written in ARCHITECTURE.md is the one `cargo metadata` sees, in both directions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

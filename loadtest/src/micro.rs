@@ -1,0 +1,100 @@
+//! `shoplab serve micro`: the microservices build on this machine, one process per service
+//! plus the gateway, until Ctrl-C or SIGTERM.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use domain::Context;
+
+use crate::supervisor::{Database, Deployment, Options};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct MicroArgs {
+    /// The gateway's public port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The gateway's admin port (0 picks a free one; printed at start).
+    #[arg(long, default_value_t = 0)]
+    pub admin_port: u16,
+    /// PostgreSQL server (`postgres://user@host:port`): one database `shoplab_<service>`
+    /// per service, created when missing. Default: one SQLite file per service in --data-dir.
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Wipe and seed every service with this seed (default: seed 42 when the data is fresh).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Replicas per service, `catalog=2,inventory=3`; replicas share their service's database.
+    #[arg(long, value_delimiter = ',', value_parser = parse_replicas)]
+    pub replicas: Vec<(Context, usize)>,
+    /// Where the SQLite files live (`catalog.db`, `inventory.db`, ...).
+    #[arg(long, default_value = "shoplab-micro")]
+    pub data_dir: PathBuf,
+}
+
+fn parse_replicas(text: &str) -> Result<(Context, usize), String> {
+    let (name, count) = text
+        .split_once('=')
+        .ok_or("expected SERVICE=COUNT, e.g. catalog=2")?;
+    if name == "gateway" {
+        return Err("the gateway runs once; replicas are for the services behind it".into());
+    }
+    let context = Context::parse(name).ok_or_else(|| format!("{name:?} is not a service"))?;
+    let count: usize = count
+        .parse()
+        .ok()
+        .filter(|count| (1..=16).contains(count))
+        .ok_or_else(|| format!("replicas of {name} must be between 1 and 16"))?;
+    Ok((context, count))
+}
+
+/// Starts the deployment, prints its map, serves until a signal, then stops every child.
+pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
+    let database = match args.db {
+        Some(server)
+            if server.starts_with("postgres://") || server.starts_with("postgresql://") =>
+        {
+            Database::Postgres { server }
+        }
+        Some(other) => anyhow::bail!(
+            "--db takes a PostgreSQL server (postgres://user@host:port), not {other:?}; \
+             SQLite files go in --data-dir"
+        ),
+        None => Database::Sqlite { dir: args.data_dir },
+    };
+    let admin_token = std::env::var("SHOPLAB_ADMIN_TOKEN").unwrap_or_else(|_| {
+        let token = random_secret();
+        // Printed, not logged: it is for the person who started the lab.
+        println!("admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
+        token
+    });
+    // Not printed: nobody needs it but the users service and the gateway.
+    let token_secret = std::env::var("SHOPLAB_TOKEN_SECRET").unwrap_or_else(|_| random_secret());
+    let program = std::env::current_exe().context("find the shoplab executable")?;
+    let mut options = Options::new(program, database, admin_token, token_secret);
+    options.port = args.port;
+    options.admin_port = args.admin_port;
+    options.seed = args.seed;
+    options.replicas = args.replicas.into_iter().collect::<BTreeMap<_, _>>();
+    options.stop_deadline = Duration::from_secs(10);
+
+    let deployment = tokio::select! {
+        started = Deployment::start(options) => started?,
+        // A Ctrl-C during start drops the half-started deployment, which kills its children.
+        _ = api::server::shutdown_signal() => return Ok(()),
+    };
+    print!("{}", deployment.map());
+    println!(
+        "admin API: {} (Authorization: Bearer <admin token>)",
+        deployment.admin_url()
+    );
+    println!("shoplab micro listening on {}", deployment.url());
+    api::server::shutdown_signal().await;
+    eprintln!("stopping every service (gateway first)");
+    deployment.stop().await
+}
+
+fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 24]>())
+}

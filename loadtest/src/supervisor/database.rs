@@ -1,0 +1,130 @@
+//! One database per service: SQLite files in a folder, or databases on one PostgreSQL
+//! server. Replicas of a service share its database.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use domain::Context;
+use sqlx::Connection as _;
+
+/// Where the services keep their data.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// `<dir>/<service>.db`, created when missing.
+    Sqlite { dir: PathBuf },
+    /// `shoplab_<service>` on the server at this URL (`postgres://user@host:port`; a path
+    /// after the host is ignored), created when missing.
+    Postgres { server: String },
+}
+
+impl Database {
+    /// The `--db` URL of `context`'s service.
+    pub fn url(&self, context: Context) -> String {
+        match self {
+            Database::Sqlite { dir } => {
+                format!("sqlite://{}", dir.join(format!("{context}.db")).display())
+            }
+            Database::Postgres { server } => postgres_url(server, &database_name(context)),
+        }
+    }
+
+    /// Creates what is missing (the folder, the databases) and says whether the data is
+    /// fresh: no catalog database existed before.
+    pub async fn prepare(&mut self) -> anyhow::Result<bool> {
+        match self {
+            Database::Sqlite { dir } => {
+                std::fs::create_dir_all(&*dir)
+                    .with_context(|| format!("create the data folder {}", dir.display()))?;
+                // Absolute, so the printed URLs and the children do not depend on a cwd.
+                *dir = std::fs::canonicalize(&*dir)
+                    .with_context(|| format!("resolve {}", dir.display()))?;
+                Ok(!dir.join(format!("{}.db", Context::Catalog)).exists())
+            }
+            Database::Postgres { server } => {
+                let maintenance = postgres_url(server, "postgres");
+                let mut connection = sqlx::PgConnection::connect(&maintenance)
+                    .await
+                    .with_context(|| format!("connect to {}", redact(&maintenance)))?;
+                let mut fresh = false;
+                for context in Context::ALL {
+                    let name = database_name(context);
+                    let exists: Option<(i32,)> =
+                        sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+                            .bind(&name)
+                            .fetch_optional(&mut connection)
+                            .await
+                            .with_context(|| format!("look for database {name}"))?;
+                    if exists.is_none() {
+                        // The name is ours (`shoplab_` + a context), never user input.
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                            .execute(&mut connection)
+                            .await
+                            .with_context(|| format!("create database {name}"))?;
+                        fresh |= context == Context::Catalog;
+                    }
+                }
+                connection.close().await.ok();
+                Ok(fresh)
+            }
+        }
+    }
+}
+
+fn database_name(context: Context) -> String {
+    format!("shoplab_{context}")
+}
+
+/// `server` with its path replaced by `/database`; a query string is kept.
+fn postgres_url(server: &str, database: &str) -> String {
+    let (without_query, query) = match server.split_once('?') {
+        Some((url, query)) => (url, format!("?{query}")),
+        None => (server, String::new()),
+    };
+    let authority_start = without_query.find("://").map_or(0, |at| at + 3);
+    let base = match without_query[authority_start..].find('/') {
+        Some(slash) => &without_query[..authority_start + slash],
+        None => without_query,
+    };
+    format!("{base}/{database}{query}")
+}
+
+/// A database URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_service_gets_its_own_postgres_database_on_the_same_server() {
+        let database = Database::Postgres {
+            server: "postgres://postgres@127.0.0.1:5432".into(),
+        };
+        assert_eq!(
+            database.url(Context::Inventory),
+            "postgres://postgres@127.0.0.1:5432/shoplab_inventory"
+        );
+        assert_eq!(
+            postgres_url(
+                "postgres://u:p@db:5432/ignored?sslmode=disable",
+                "shoplab_users"
+            ),
+            "postgres://u:p@db:5432/shoplab_users?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn each_service_gets_its_own_sqlite_file_in_the_data_folder() {
+        let database = Database::Sqlite {
+            dir: PathBuf::from("/data"),
+        };
+        assert_eq!(database.url(Context::Cart), "sqlite:///data/cart.db");
+    }
+}

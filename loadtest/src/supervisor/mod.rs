@@ -1,0 +1,365 @@
+//! The microservices build as real processes on this machine: start every service (and its
+//! replicas) in dependency order, then the gateway; know every process's PID and URL; kill,
+//! pause, restart one of them; stop them all, leaving nothing behind.
+//!
+//! `shoplab serve micro` is a thin command over [`Deployment`]; the load harness uses the
+//! same type to break and heal services under load, and the tests use it to do so for real.
+//!
+//! Every child is the `shoplab` executable itself running its hidden `service <name>`
+//! subcommand, so no other binary has to be built. A child dies with the supervisor even
+//! when the supervisor is killed with `kill -9` (see `crate::service`).
+
+mod child;
+mod component;
+mod database;
+mod options;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use domain::Context;
+use nix::sys::signal::Signal;
+
+use child::{Launch, Process};
+
+pub use child::SUPERVISOR_PID;
+pub use component::{Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
+pub use database::Database;
+pub use options::Options;
+
+/// One running process of the deployment.
+pub struct Member {
+    component: Component,
+    replica: usize,
+    url: String,
+    admin_url: Option<String>,
+    /// The port it was first given, kept for restarts: callers hold its URL.
+    port: u16,
+    launch: Launch,
+    process: Process,
+}
+
+impl Member {
+    pub fn component(&self) -> Component {
+        self.component
+    }
+
+    /// 1-based.
+    pub fn replica(&self) -> usize {
+        self.replica
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// A started microservices deployment.
+pub struct Deployment {
+    options: Options,
+    members: Vec<Member>,
+    http: reqwest::Client,
+}
+
+impl Deployment {
+    /// Prepares the databases and starts everything in order, each process answering
+    /// `/ready` before what depends on it starts.
+    pub async fn start(mut options: Options) -> anyhow::Result<Deployment> {
+        let fresh = options.database.prepare().await?;
+        let seed = options.seed.or(fresh.then_some(42));
+        let mut deployment = Deployment {
+            options,
+            members: Vec::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        };
+
+        // The first replica of each leaf service side by side (they do not call each
+        // other); it alone seeds, so replicas never wipe what a running one serves.
+        let first = LEAF_SERVICES.map(|context| {
+            let launch = deployment.launch(Component::Service(context), 1, seed);
+            deployment.spawn(launch, Component::Service(context), 1, 0)
+        });
+        let started = futures::future::try_join_all(first).await?;
+        deployment.members.extend(started);
+        for context in LEAF_SERVICES {
+            for replica in 2..=deployment.options.replicas_of(context) {
+                deployment
+                    .add(Component::Service(context), replica, None, 0)
+                    .await?;
+            }
+        }
+        for replica in 1..=deployment.options.replicas_of(Context::Orders) {
+            let seed = if replica == 1 { seed } else { None };
+            deployment
+                .add(Component::Service(Context::Orders), replica, seed, 0)
+                .await?;
+        }
+        let port = deployment.options.port;
+        deployment.add(Component::Gateway, 1, None, port).await?;
+        Ok(deployment)
+    }
+
+    /// The gateway's public base URL.
+    pub fn url(&self) -> &str {
+        self.gateway().map_or("", |gateway| gateway.url.as_str())
+    }
+
+    /// The gateway's admin base URL (needs [`Deployment::admin_token`]).
+    pub fn admin_url(&self) -> &str {
+        self.gateway()
+            .and_then(|gateway| gateway.admin_url.as_deref())
+            .unwrap_or("")
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.options.admin_token
+    }
+
+    /// Every process, in start order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn member(&self, component: Component, replica: usize) -> anyhow::Result<&Member> {
+        self.members
+            .iter()
+            .find(|member| member.component == component && member.replica == replica)
+            .with_context(|| format!("no {component}#{replica} in this deployment"))
+    }
+
+    /// The base URLs of every replica of `context`.
+    pub fn urls(&self, context: Context) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|member| member.component == Component::Service(context))
+            .map(|member| member.url.clone())
+            .collect()
+    }
+
+    /// The table `shoplab serve micro` prints: service, replica, pid, URL.
+    pub fn map(&self) -> String {
+        let mut map = format!(
+            "{:<16} {:>7} {:>8}  {}\n",
+            "service", "replica", "pid", "url"
+        );
+        for member in &self.members {
+            map.push_str(&format!(
+                "{:<16} {:>7} {:>8}  {}\n",
+                member.component.as_str(),
+                member.replica,
+                member.pid(),
+                member.url
+            ));
+        }
+        map
+    }
+
+    /// `kill -9` one process, and reap it. Its callers see refused connections until it is
+    /// restarted.
+    pub async fn kill(&mut self, component: Component, replica: usize) -> anyhow::Result<()> {
+        let member = self.member_mut(component, replica)?;
+        member.process.kill().await?;
+        Ok(())
+    }
+
+    /// Sends a signal to one process (SIGSTOP / SIGCONT to pause and resume it).
+    pub fn signal(
+        &mut self,
+        component: Component,
+        replica: usize,
+        signal: Signal,
+    ) -> anyhow::Result<()> {
+        self.member_mut(component, replica)?.process.signal(signal)
+    }
+
+    /// Starts one process again on the port it had, so everyone that calls it finds it
+    /// where it was; stops it first (SIGTERM, then the deadline) if it still runs. Never
+    /// reseeds: a restart keeps the data.
+    pub async fn restart(&mut self, component: Component, replica: usize) -> anyhow::Result<()> {
+        let deadline = self.options.stop_deadline;
+        let start_deadline = self.options.start_deadline;
+        let member = self.member_mut(component, replica)?;
+        member.process.request_stop()?;
+        member.process.finish_stop(deadline).await?;
+        let (launch, port) = (member.launch.clone(), member.port);
+        let (process, addresses) = Process::spawn(&launch, port, start_deadline).await?;
+        let member = self.member_mut(component, replica)?;
+        member.process = process;
+        member.url = addresses.url;
+        member.admin_url = addresses.admin_url;
+        let url = member.url.clone();
+        self.wait_ready(component, replica, &url).await
+    }
+
+    /// Stops everything: SIGTERM by PID in reverse start order (gateway, orders, the rest),
+    /// each group given the stop deadline before SIGKILL; every child is reaped.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let deadline = self.options.stop_deadline;
+        for tier in 0..=2 {
+            let in_tier = |member: &&mut Member| member.component.stop_tier() == tier;
+            for member in self.members.iter_mut().rev().filter(in_tier) {
+                member.process.request_stop()?;
+            }
+            let stopping = self
+                .members
+                .iter_mut()
+                .filter(|member| member.component.stop_tier() == tier)
+                .map(|member| member.process.finish_stop(deadline));
+            futures::future::try_join_all(stopping).await?;
+        }
+        Ok(())
+    }
+
+    fn gateway(&self) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|member| member.component == Component::Gateway)
+    }
+
+    fn member_mut(&mut self, component: Component, replica: usize) -> anyhow::Result<&mut Member> {
+        self.members
+            .iter_mut()
+            .find(|member| member.component == component && member.replica == replica)
+            .with_context(|| format!("no {component}#{replica} in this deployment"))
+    }
+
+    /// The flags and environment of one process. Orders is told where its four upstreams
+    /// are, the gateway where everyone is (payments too, for the admin port).
+    fn launch(&self, component: Component, replica: usize, seed: Option<u64>) -> Launch {
+        let options = &self.options;
+        let mut args = vec!["service".to_owned(), component.as_str().to_owned()];
+        let upstreams: &[Context] = match component {
+            Component::Service(Context::Orders) => &ORDERS_UPSTREAMS,
+            Component::Service(_) => &[],
+            Component::Gateway => &Context::ALL,
+        };
+        for context in upstreams {
+            args.push("--upstream".to_owned());
+            args.push(format!("{context}={}", self.urls(*context).join(",")));
+        }
+        match component {
+            Component::Service(context) => {
+                args.push("--db".to_owned());
+                args.push(options.database.url(context));
+            }
+            Component::Gateway => {
+                args.push("--admin-port".to_owned());
+                args.push(options.admin_port.to_string());
+            }
+        }
+        if let Some(seed) = seed {
+            args.push("--seed".to_owned());
+            args.push(seed.to_string());
+        }
+        let mut env = options.env.clone();
+        env.push(("SHOPLAB_ADMIN_TOKEN".into(), options.admin_token.clone()));
+        env.push(("SHOPLAB_TOKEN_SECRET".into(), options.token_secret.clone()));
+        Launch {
+            label: format!("{component}#{replica}"),
+            program: options.program.clone(),
+            args,
+            env,
+            forward_logs: options.forward_logs,
+        }
+    }
+
+    /// Starts one process and waits until it is ready; then it joins the deployment.
+    async fn add(
+        &mut self,
+        component: Component,
+        replica: usize,
+        seed: Option<u64>,
+        port: u16,
+    ) -> anyhow::Result<()> {
+        let launch = self.launch(component, replica, seed);
+        let member = self.spawn(launch, component, replica, port).await?;
+        self.members.push(member);
+        Ok(())
+    }
+
+    async fn spawn(
+        &self,
+        mut launch: Launch,
+        component: Component,
+        replica: usize,
+        port: u16,
+    ) -> anyhow::Result<Member> {
+        let (process, addresses) =
+            Process::spawn(&launch, port, self.options.start_deadline).await?;
+        let port = port_of(&addresses.url)
+            .with_context(|| format!("{component}#{replica} printed {}", addresses.url))?;
+        // A restart keeps the admin port too, so whoever holds the admin URL still reaches it.
+        if let Some(admin_port) = addresses.admin_url.as_deref().and_then(port_of) {
+            launch.set_flag("--admin-port", &admin_port.to_string());
+        }
+        let mut member = Member {
+            component,
+            replica,
+            url: addresses.url,
+            admin_url: addresses.admin_url,
+            port,
+            launch,
+            process,
+        };
+        poll_ready(
+            &self.http,
+            &mut member.process,
+            &member.url,
+            self.options.start_deadline,
+        )
+        .await
+        .with_context(|| format!("start {component}#{replica}"))?;
+        Ok(member)
+    }
+
+    async fn wait_ready(
+        &mut self,
+        component: Component,
+        replica: usize,
+        url: &str,
+    ) -> anyhow::Result<()> {
+        let http = self.http.clone();
+        let deadline = self.options.start_deadline;
+        let member = self.member_mut(component, replica)?;
+        poll_ready(&http, &mut member.process, url, deadline)
+            .await
+            .with_context(|| format!("restart {component}#{replica}"))
+    }
+}
+
+/// The port of a base URL such as `http://127.0.0.1:4101`.
+fn port_of(url: &str) -> Option<u16> {
+    url.rsplit(':').next()?.parse().ok()
+}
+
+/// Polls `GET {url}/ready` until it answers 200, the process exits, or `deadline` passes.
+async fn poll_ready(
+    http: &reqwest::Client,
+    process: &mut Process,
+    url: &str,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + deadline;
+    loop {
+        let ready = http.get(format!("{url}/ready")).send().await;
+        if ready.is_ok_and(|response| response.status().is_success()) {
+            return Ok(());
+        }
+        if process.has_exited() {
+            anyhow::bail!("it exited; its last output:\n{}", process.tail());
+        }
+        if Instant::now() >= until {
+            anyhow::bail!(
+                "{url}/ready did not answer 200 within {deadline:?}; its last output:\n{}",
+                process.tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,67 @@
+//! How to start a deployment: the executable, ports, databases, seed, replicas, secrets.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use domain::Context;
+
+use super::Database;
+
+/// How to start a deployment.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The `shoplab` executable whose hidden `service` subcommand runs one process
+    /// (`std::env::current_exe()` for the command itself; tests pass the built binary).
+    pub program: PathBuf,
+    /// The gateway's public port (0 = any free port).
+    pub port: u16,
+    /// The gateway's admin port (0 = any free port).
+    pub admin_port: u16,
+    pub database: Database,
+    /// Wipe and seed every service with this seed at start; `None` seeds with 42 only when
+    /// the data is fresh, as the monolith does.
+    pub seed: Option<u64>,
+    /// Replicas per service (1 when absent). The gateway always runs once.
+    pub replicas: BTreeMap<Context, usize>,
+    /// The one admin token of the whole deployment.
+    pub admin_token: String,
+    /// Users signs tokens and the gateway verifies them with this shared secret.
+    pub token_secret: String,
+    /// More environment for every child (`SHOPLAB_*` settings).
+    pub env: Vec<(String, String)>,
+    /// Forward the children's output to this process's stderr, prefixed with their names.
+    pub forward_logs: bool,
+    /// How long a process may take to print its address, and then to answer `/ready`.
+    pub start_deadline: Duration,
+    /// How long a process may take to exit after SIGTERM before it is killed.
+    pub stop_deadline: Duration,
+}
+
+impl Options {
+    pub fn new(
+        program: PathBuf,
+        database: Database,
+        admin_token: String,
+        token_secret: String,
+    ) -> Options {
+        Options {
+            program,
+            port: 0,
+            admin_port: 0,
+            database,
+            seed: None,
+            replicas: BTreeMap::new(),
+            admin_token,
+            token_secret,
+            env: Vec::new(),
+            forward_logs: true,
+            start_deadline: Duration::from_secs(60),
+            stop_deadline: Duration::from_secs(10),
+        }
+    }
+
+    pub(crate) fn replicas_of(&self, context: Context) -> usize {
+        self.replicas.get(&context).copied().unwrap_or(1).max(1)
+    }
+}

@@ -1,0 +1,8 @@
+//! The `shoplab` crate's tests: the architecture rules, and the microservices build run as
+//! real processes by the supervisor — started, browsed, bought from, broken and healed.
+
+mod architecture;
+mod command;
+mod deployment;
+mod faults;
+mod support;

@@ -1,0 +1,155 @@
+//! What the process tests share: a microservices deployment on a fresh data folder with a
+//! small seed, HTTP helpers, and polling with a deadline. No test helpers beyond that belong
+//! here.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use shoplab::supervisor::{Database, Deployment, Options};
+
+pub const SEED: u64 = 7;
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const TOKEN_SECRET: &str = "test-token-secret";
+/// The hop budget the deployments run with; fault answers must come within it.
+pub const HOP_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+/// Settings for every child: a small shop (fast to seed), a short hop budget, a short drain.
+pub fn child_env() -> Vec<(String, String)> {
+    [
+        ("SHOPLAB_SEED_PRODUCTS", "20".to_owned()),
+        ("SHOPLAB_SEED_USERS", "2".to_owned()),
+        ("SHOPLAB_SHUTDOWN_DRAIN_MS", "2000".to_owned()),
+        (
+            "SHOPLAB_HOP_TIMEOUT_MS",
+            HOP_TIMEOUT.as_millis().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+pub fn shoplab_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_shoplab"))
+}
+
+/// A deployment started by the library, its data folder, and a client.
+pub struct Lab {
+    pub deployment: Deployment,
+    pub http: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Every service and the gateway on free ports over fresh SQLite files, seeded with
+    /// [`SEED`]. `SHOPLAB_TEST_LOGS=1` forwards the children's logs to the test's stderr.
+    pub async fn start() -> Lab {
+        let data = tempfile::tempdir().expect("temp dir");
+        let database = Database::Sqlite {
+            dir: data.path().to_owned(),
+        };
+        let mut options = Options::new(
+            shoplab_binary(),
+            database,
+            ADMIN_TOKEN.to_owned(),
+            TOKEN_SECRET.to_owned(),
+        );
+        options.seed = Some(SEED);
+        options.env = child_env();
+        options.forward_logs = std::env::var_os("SHOPLAB_TEST_LOGS").is_some();
+        options.stop_deadline = Duration::from_secs(5);
+        let deployment = Deployment::start(options)
+            .await
+            .expect("the deployment starts");
+        Lab {
+            deployment,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+            _data: data,
+        }
+    }
+
+    /// A URL on the gateway's public port.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.deployment.url())
+    }
+
+    /// A URL on the gateway's admin port.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}{path}", self.deployment.admin_url())
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        answer(self.http.get(self.url(path))).await
+    }
+
+    /// Logs in as seeded user 1 and returns the bearer token.
+    pub async fn log_in(&self) -> String {
+        let (status, session) = answer(self.http.post(self.url("/api/sessions")).json(&json!({
+            "email": "user1@shoplab.test",
+            "password": format!("shoplab-{SEED}"),
+        })))
+        .await;
+        assert_eq!(status, 200, "log-in answered {session}");
+        session["token"].as_str().expect("a token").to_owned()
+    }
+
+    pub async fn put_in_cart(&self, token: &str, product_id: i64, quantity: i64) -> (u16, Value) {
+        answer(
+            self.http
+                .put(self.url(&format!("/api/cart/items/{product_id}")))
+                .bearer_auth(token)
+                .json(&json!({ "quantity": quantity })),
+        )
+        .await
+    }
+
+    pub async fn checkout(&self, token: &str, key: &str) -> (u16, Value) {
+        answer(
+            self.http
+                .post(self.url("/api/orders"))
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&json!({})),
+        )
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.deployment.stop().await.expect("the deployment stops");
+    }
+}
+
+/// Sends a request and returns its status and JSON body (`null` when the body is not JSON).
+pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("the request is answered");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Polls `condition` every 25 ms until it holds; fails the test after `deadline`.
+pub async fn eventually(deadline: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !condition().await {
+        assert!(
+            Instant::now() < until,
+            "{what} did not happen within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Whether a process is gone: no `/proc/<pid>`, or only a zombie waiting for a reaper.
+pub fn process_is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the command name in parentheses: `1234 (shoplab) Z ...`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
