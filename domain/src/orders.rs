@@ -111,6 +111,32 @@ impl CheckoutRequest {
     }
 }
 
+/// Prices cart lines at the catalog's current prices: one order line per cart line. A
+/// product missing from `products` is no longer sold, a `Conflict`. Both builds quote with
+/// this rule; only where the products come from differs (a query or an HTTP call).
+pub fn quote(
+    cart: &[crate::cart::CartLine],
+    products: &[crate::catalog::Product],
+) -> DomainResult<Vec<OrderLine>> {
+    cart.iter()
+        .map(|line| {
+            let product = products
+                .iter()
+                .find(|product| product.id == line.product_id)
+                .ok_or_else(|| {
+                    DomainError::Conflict(format!("product {} is no longer sold", line.product_id))
+                })?;
+            Ok(OrderLine {
+                product_id: product.id,
+                sku: product.sku.clone(),
+                name: product.name.clone(),
+                quantity: line.quantity,
+                unit_price_cents: product.price_cents,
+            })
+        })
+        .collect()
+}
+
 /// Validates an `Idempotency-Key` header value.
 pub fn validate_idempotency_key(key: &str) -> DomainResult<()> {
     let printable = key.chars().all(|c| c.is_ascii_graphic());

@@ -12,9 +12,7 @@ use async_trait::async_trait;
 use domain::catalog::ProductId;
 use domain::faults::Faults;
 use domain::inventory::StockLine;
-use domain::orders::{
-    CheckoutOutcome, CheckoutRequest, Order, OrderId, OrderLine, OrderStatus, Orders,
-};
+use domain::orders::{CheckoutOutcome, CheckoutRequest, Order, OrderId, OrderStatus, Orders};
 use domain::users::UserId;
 use domain::{Context, DomainError, DomainResult, now_ms};
 use sqlx::AnyConnection;
@@ -61,27 +59,7 @@ impl MonolithOrders {
         let products = store::catalog::get_many_in(connection, &ids)
             .await
             .map_err(db_error)?;
-        let lines = cart
-            .iter()
-            .map(|line| {
-                let product = products
-                    .iter()
-                    .find(|product| product.id == line.product_id)
-                    .ok_or_else(|| {
-                        DomainError::Conflict(format!(
-                            "product {} is no longer sold",
-                            line.product_id
-                        ))
-                    })?;
-                Ok(OrderLine {
-                    product_id: product.id,
-                    sku: product.sku.clone(),
-                    name: product.name.clone(),
-                    quantity: line.quantity,
-                    unit_price_cents: product.price_cents,
-                })
-            })
-            .collect::<DomainResult<Vec<_>>>()?;
+        let lines = domain::orders::quote(&cart, &products)?;
         let total_cents = store::orders::record_lines_in(connection, order_id, &lines).await?;
 
         self.faults.enter(Context::Inventory).await?;

@@ -316,26 +316,7 @@ impl SagaOrders {
     async fn quote(&self, cart: &[CartLine]) -> DomainResult<Vec<OrderLine>> {
         let ids: Vec<ProductId> = cart.iter().map(|line| line.product_id).collect();
         let products = self.upstreams.catalog.get_many(&ids).await?;
-        cart.iter()
-            .map(|line| {
-                let product = products
-                    .iter()
-                    .find(|product| product.id == line.product_id)
-                    .ok_or_else(|| {
-                        DomainError::Conflict(format!(
-                            "product {} is no longer sold",
-                            line.product_id
-                        ))
-                    })?;
-                Ok(OrderLine {
-                    product_id: product.id,
-                    sku: product.sku.clone(),
-                    name: product.name.clone(),
-                    quantity: line.quantity,
-                    unit_price_cents: product.price_cents,
-                })
-            })
-            .collect()
+        domain::orders::quote(cart, &products)
     }
 
     /// `started` -> `quoted` and the lines, in one local transaction.
