@@ -1,5 +1,6 @@
 //! Per-process Prometheus metrics: requests by route template and status, a latency
-//! histogram, requests in flight.
+//! histogram, requests in flight; and, in a process that calls other contexts, the same
+//! per hop ([`HopMetrics`]: calls by upstream and outcome, retries, latency, breaker state).
 //!
 //! One registry per server instance rather than a global recorder, so tests can run several
 //! servers in one process and each reports only its own traffic.
@@ -38,6 +39,46 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     in_flight: Gauge,
+    hops: HopMetrics,
+}
+
+/// The client side of every hop this process makes, labelled with the called context's one
+/// spelling (`upstream="catalog"`). Cloning shares the series, so every upstream client of a
+/// process reports into the registry of its server.
+#[derive(Clone)]
+pub struct HopMetrics {
+    calls: Family<HopCallLabels, Counter>,
+    retries: Family<HopLabels, Counter>,
+    retries_denied: Family<HopLabels, Counter>,
+    latency: Family<HopLabels, Histogram, fn() -> Histogram>,
+    breaker_state: Family<BreakerLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HopLabels {
+    upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HopCallLabels {
+    upstream: String,
+    /// `ok`, or the error code the call ended with (`not_found`, `unavailable`, ...).
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BreakerLabels {
+    upstream: String,
+    /// `host:port` of the replica the breaker guards.
+    replica: String,
+}
+
+/// A circuit breaker's state as the gauge reports it: ordered by how bad it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed = 0,
+    HalfOpen = 1,
+    Open = 2,
 }
 
 fn latency_histogram() -> Histogram {
@@ -68,12 +109,20 @@ impl Metrics {
             "HTTP requests being served",
             in_flight.clone(),
         );
+        let hops = HopMetrics::default();
+        hops.register(&mut registry);
         Metrics {
             registry: Arc::new(registry),
             requests,
             latency,
             in_flight,
+            hops,
         }
+    }
+
+    /// The hop series of this registry, for the upstream clients of the same process.
+    pub fn hops(&self) -> HopMetrics {
+        self.hops.clone()
     }
 
     pub fn encode(&self) -> String {
@@ -81,6 +130,84 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+impl HopMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "hop_calls",
+            "Calls to another context, by upstream and outcome (ok or the error code)",
+            self.calls.clone(),
+        );
+        registry.register(
+            "hop_retries",
+            "Extra attempts of idempotent calls, by upstream",
+            self.retries.clone(),
+        );
+        registry.register(
+            "hop_retries_denied",
+            "Retries the retry budget refused, by upstream",
+            self.retries_denied.clone(),
+        );
+        registry.register(
+            "hop_duration_seconds",
+            "Time of one call to another context, retries included",
+            self.latency.clone(),
+        );
+        registry.register(
+            "hop_breaker_state",
+            "Circuit breaker per upstream replica: 0 closed, 1 half-open, 2 open",
+            self.breaker_state.clone(),
+        );
+    }
+
+    /// One call finished: `outcome` is `ok` or the error code it ended with.
+    pub fn call(&self, upstream: &str, outcome: &str, seconds: f64) {
+        self.calls
+            .get_or_create(&HopCallLabels {
+                upstream: upstream.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.latency.get_or_create(&hop(upstream)).observe(seconds);
+    }
+
+    pub fn retry(&self, upstream: &str) {
+        self.retries.get_or_create(&hop(upstream)).inc();
+    }
+
+    pub fn retry_denied(&self, upstream: &str) {
+        self.retries_denied.get_or_create(&hop(upstream)).inc();
+    }
+
+    pub fn breaker_state(&self, upstream: &str, replica: &str, state: BreakerState) {
+        self.breaker_state
+            .get_or_create(&BreakerLabels {
+                upstream: upstream.to_owned(),
+                replica: replica.to_owned(),
+            })
+            .set(state as i64);
+    }
+}
+
+impl Default for HopMetrics {
+    /// Series registered nowhere: what a client built without a server's registry (a test,
+    /// a tool) reports into.
+    fn default() -> HopMetrics {
+        HopMetrics {
+            calls: Family::default(),
+            retries: Family::default(),
+            retries_denied: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            breaker_state: Family::default(),
+        }
+    }
+}
+
+fn hop(upstream: &str) -> HopLabels {
+    HopLabels {
+        upstream: upstream.to_owned(),
     }
 }
 

@@ -9,9 +9,15 @@ use tokio::net::TcpListener;
 
 use crate::error::{method_not_allowed, route_not_found};
 use crate::metrics::{self, Metrics};
+use crate::traceparent::{self, TraceContext};
 
 /// The common layers every shop process wears: metrics by route template, JSON answers
 /// for unknown routes and wrong methods, request tracing, the body limit.
+///
+/// Tracing: the outermost layer reads the caller's `traceparent` (or starts a trace) and
+/// keeps it for the request's task, so every hop out continues the trace
+/// ([`crate::traceparent`]); the request span records its `trace_id`, so every log line of
+/// the request carries it.
 pub fn finish(router: Router, metrics: &Metrics, body_limit_bytes: usize) -> Router {
     router
         .route_layer(axum::middleware::from_fn_with_state(
@@ -21,7 +27,24 @@ pub fn finish(router: Router, metrics: &Metrics, body_limit_bytes: usize) -> Rou
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit_bytes))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn(traceparent::layer))
+}
+
+/// The span every log line of a request is written in. At `info` (tower-http's default is
+/// `debug`, which the default filter drops, and with it the `trace_id` of every line).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let trace_id = request
+        .extensions()
+        .get::<TraceContext>()
+        .map(TraceContext::trace_id_hex)
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        trace_id = %trace_id,
+    )
 }
 
 /// Serves until `shutdown` resolves; then stops accepting, gives in-flight requests `drain`

@@ -48,8 +48,22 @@ pub struct Settings {
     pub hop_timeout_ms: u64,
     /// Microservices only: how long a hop waits for a TCP connection.
     pub hop_connect_timeout_ms: u64,
-    /// Microservices only: extra attempts for idempotent calls, each on the next replica.
+    /// Microservices only: extra attempts for idempotent calls (never for the others), each
+    /// one also paid for from the retry budget.
     pub hop_retries: u32,
+    /// Microservices only: how long the retry budget remembers calls and retries (1..=60 s).
+    pub hop_retry_budget_ttl_ms: u64,
+    /// Microservices only: retries per second allowed however few calls were made.
+    pub hop_retry_budget_min_per_sec: u32,
+    /// Microservices only: retries allowed per call made, on top of the minimum (0.2 = one
+    /// retry per five calls).
+    pub hop_retry_budget_ratio: f32,
+    /// Microservices only: unavailable answers in a row from one replica that open its
+    /// circuit breaker.
+    pub hop_breaker_failures: u32,
+    /// Microservices only: how long an open breaker fails calls fast before it lets one probe
+    /// call through (half-open).
+    pub hop_breaker_open_ms: u64,
 }
 
 impl Default for Settings {
@@ -74,6 +88,16 @@ impl Default for Settings {
             hop_timeout_ms: 2_000,
             hop_connect_timeout_ms: 250,
             hop_retries: 1,
+            // Lab scale, chosen so a fault shows within the seconds a test or a chart looks
+            // at (the reasons are in micro/README.md, "Resilience settings"): a retry budget
+            // that lets 20 % of calls retry, with 10 retries/s for a quiet process; a breaker
+            // that opens after 5 unavailable answers in a row — about a second of sustained
+            // failure at the lab's traffic — and probes again after 1 s.
+            hop_retry_budget_ttl_ms: 10_000,
+            hop_retry_budget_min_per_sec: 10,
+            hop_retry_budget_ratio: 0.2,
+            hop_breaker_failures: 5,
+            hop_breaker_open_ms: 1_000,
         }
     }
 }

@@ -18,6 +18,20 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the experiments on both builds and write a report folder.
+    ///
+    /// Starts the monolith and then the microservices build as child processes on free
+    /// loopback ports, drives each with the same Goose journeys (browse, buy), runs the
+    /// experiments (throughput sweep, deploys under load, a fault matrix), checks the
+    /// invariants after each, and writes results.json, history.jsonl, CSV files and a
+    /// summary into reports/<run-id>/. Exits non-zero when an invariant is violated.
+    ///
+    /// Example: shoplab compare --quick
+    Compare(crate::lab::compare::CompareArgs),
+    /// Drive any running shop with the journeys and print what it answered.
+    ///
+    /// Example: shoplab load --base-url http://127.0.0.1:8080 --users 16 --duration 30
+    Load(crate::lab::load_command::LoadArgs),
     /// Start one build of the shop and serve until Ctrl-C.
     Serve {
         #[command(subcommand)]
@@ -36,6 +50,13 @@ enum Command {
         #[command(flatten)]
         serve: api::cli::ServeArgs,
     },
+    /// Check a running shop's invariants (I1-I8: no order, unit of stock or cent lost).
+    ///
+    /// Reads the audit snapshot from /admin/audit and, with --history, the requests a load
+    /// run recorded; prints one row per invariant and exits non-zero when any is violated.
+    ///
+    /// Example: shoplab check --base-url http://127.0.0.1:8080 --admin-token T --history history.jsonl
+    Check(crate::check::CheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -71,5 +92,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             admin_port,
             serve,
         } => crate::service::run(name, admin_port, &serve).await,
+        Command::Check(args) => crate::check::run(args).await,
+        Command::Compare(args) => {
+            lab_logging();
+            if !crate::lab::compare::run(args).await? {
+                // The results are written; the exit code tells scripts and CI.
+                std::process::exit(3);
+            }
+            Ok(())
+        }
+        Command::Load(args) => {
+            lab_logging();
+            crate::lab::load_command::run(args).await
+        }
     }
+}
+
+/// The lab's own log: warnings and errors to stderr (`RUST_LOG` overrides). Installed before
+/// the first Goose attack, which then keeps it instead of its own stdout logger; Goose's
+/// per-request warnings are left out because every request's outcome is recorded anyway.
+fn lab_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,goose=error"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

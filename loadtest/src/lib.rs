@@ -1,8 +1,12 @@
-//! `shoplab`, the lab's entry point, as a library: the command line ([`cli`]) and the
-//! supervisor that runs the microservices build as real processes ([`supervisor`]), which
-//! the load harness and the tests drive directly.
+//! `shoplab`, the lab's entry point, as a library: the command line ([`cli`]); the
+//! supervisor that runs either build as real processes ([`supervisor`]); the lab that drives
+//! both with the same load while it deploys and breaks parts ([`lab`]); the request history
+//! ([`history`]) and the invariant checker ([`check`]). The tests drive them directly.
 
+pub mod check;
 pub mod cli;
+pub mod history;
+pub mod lab;
 mod micro;
 mod service;
 pub mod supervisor;

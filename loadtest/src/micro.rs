@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use domain::Context;
 
-use crate::supervisor::{Database, Deployment, Options};
+use crate::supervisor::{Build, Database, Deployment, Options};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct MicroArgs {
@@ -72,7 +72,7 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
     // Not printed: nobody needs it but the users service and the gateway.
     let token_secret = std::env::var("SHOPLAB_TOKEN_SECRET").unwrap_or_else(|_| random_secret());
     let program = std::env::current_exe().context("find the shoplab executable")?;
-    let mut options = Options::new(program, database, admin_token, token_secret);
+    let mut options = Options::new(Build::Micro, program, database, admin_token, token_secret);
     options.port = args.port;
     options.admin_port = args.admin_port;
     options.seed = args.seed;

@@ -16,8 +16,10 @@ pub(crate) async fn run(
     args: &api::cli::ServeArgs,
 ) -> anyhow::Result<()> {
     die_with_supervisor()?;
+    crate::lab::pinning::pin_from_env()?;
     match component {
         Component::Gateway => micro_gateway::run(args, admin_port).await,
+        Component::Monolith => monolith::run(args).await,
         Component::Service(context) => match context {
             Context::Catalog => micro_kit::run(context, args, micro_catalog::serve).await,
             Context::Inventory => micro_kit::run(context, args, micro_inventory::serve).await,

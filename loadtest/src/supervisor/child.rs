@@ -35,6 +35,13 @@ pub(crate) struct Launch {
 }
 
 impl Launch {
+    /// Removes `flag` and its value, if present.
+    pub fn remove_flag(&mut self, flag: &str) {
+        if let Some(at) = self.args.iter().position(|arg| arg == flag) {
+            self.args.drain(at..(at + 2).min(self.args.len()));
+        }
+    }
+
     /// Replaces the value after `flag` (or appends the flag).
     pub fn set_flag(&mut self, flag: &str, value: &str) {
         match self.args.iter().position(|arg| arg == flag) {

@@ -24,9 +24,36 @@ pub const ORDERS_UPSTREAMS: [Context; 4] = [
     Context::Catalog,
 ];
 
+/// Which build of the shop a deployment runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Build {
+    Monolith,
+    Micro,
+}
+
+impl Build {
+    pub const BOTH: [Build; 2] = [Build::Monolith, Build::Micro];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Build::Monolith => "monolith",
+            Build::Micro => "micro",
+        }
+    }
+}
+
+impl fmt::Display for Build {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
 /// One kind of process in the deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Component {
+    /// The whole shop in one process (the monolith build's only component).
+    Monolith,
     Service(Context),
     Gateway,
 }
@@ -34,6 +61,7 @@ pub enum Component {
 impl Component {
     pub fn as_str(self) -> &'static str {
         match self {
+            Component::Monolith => "monolith",
             Component::Service(context) => context.as_str(),
             Component::Gateway => "gateway",
         }
@@ -42,15 +70,21 @@ impl Component {
     pub fn parse(name: &str) -> Option<Component> {
         match name {
             "gateway" => Some(Component::Gateway),
+            "monolith" => Some(Component::Monolith),
             other => Context::parse(other).map(Component::Service),
         }
+    }
+
+    /// Whether this process owns the deployment's public port (and admin API).
+    pub fn is_front(self) -> bool {
+        matches!(self, Component::Gateway | Component::Monolith)
     }
 
     /// Stop order: the gateway first (so it drains while the services still answer), then
     /// orders, then the services nobody else calls into any more.
     pub(crate) fn stop_tier(self) -> u8 {
         match self {
-            Component::Gateway => 0,
+            Component::Gateway | Component::Monolith => 0,
             Component::Service(Context::Orders) => 1,
             Component::Service(_) => 2,
         }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use domain::Context;
+
+use super::Build;
 use sqlx::Connection as _;
 
 /// Where the services keep their data.
@@ -28,9 +30,21 @@ impl Database {
         }
     }
 
-    /// Creates what is missing (the folder, the databases) and says whether the data is
-    /// fresh: no catalog database existed before.
-    pub async fn prepare(&mut self) -> anyhow::Result<bool> {
+    /// The `--db` URL of the monolith's one database.
+    pub fn monolith_url(&self) -> String {
+        match self {
+            Database::Sqlite { dir } => format!("sqlite://{}", dir.join("monolith.db").display()),
+            Database::Postgres { server } => postgres_url(server, &database_name("monolith")),
+        }
+    }
+
+    /// Creates what is missing (the folder, the databases `build` needs) and says whether
+    /// the data is fresh: no catalog (or monolith) database existed before.
+    pub async fn prepare(&mut self, build: Build) -> anyhow::Result<bool> {
+        let names: Vec<String> = match build {
+            Build::Monolith => vec!["monolith".to_owned()],
+            Build::Micro => Context::ALL.iter().map(ToString::to_string).collect(),
+        };
         match self {
             Database::Sqlite { dir } => {
                 std::fs::create_dir_all(&*dir)
@@ -38,7 +52,7 @@ impl Database {
                 // Absolute, so the printed URLs and the children do not depend on a cwd.
                 *dir = std::fs::canonicalize(&*dir)
                     .with_context(|| format!("resolve {}", dir.display()))?;
-                Ok(!dir.join(format!("{}.db", Context::Catalog)).exists())
+                Ok(!dir.join(format!("{}.db", names[0])).exists())
             }
             Database::Postgres { server } => {
                 let maintenance = postgres_url(server, "postgres");
@@ -46,8 +60,8 @@ impl Database {
                     .await
                     .with_context(|| format!("connect to {}", redact(&maintenance)))?;
                 let mut fresh = false;
-                for context in Context::ALL {
-                    let name = database_name(context);
+                for (index, name) in names.iter().enumerate() {
+                    let name = database_name(name);
                     let exists: Option<(i32,)> =
                         sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
                             .bind(&name)
@@ -60,7 +74,7 @@ impl Database {
                             .execute(&mut connection)
                             .await
                             .with_context(|| format!("create database {name}"))?;
-                        fresh |= context == Context::Catalog;
+                        fresh |= index == 0;
                     }
                 }
                 connection.close().await.ok();
@@ -70,8 +84,8 @@ impl Database {
     }
 }
 
-fn database_name(context: Context) -> String {
-    format!("shoplab_{context}")
+fn database_name(name: impl std::fmt::Display) -> String {
+    format!("shoplab_{name}")
 }
 
 /// `server` with its path replaced by `/database`; a query string is kept.
@@ -89,7 +103,7 @@ fn postgres_url(server: &str, database: &str) -> String {
 }
 
 /// A database URL without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])

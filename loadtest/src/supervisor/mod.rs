@@ -1,9 +1,9 @@
-//! The microservices build as real processes on this machine: start every service (and its
-//! replicas) in dependency order, then the gateway; know every process's PID and URL; kill,
-//! pause, restart one of them; stop them all, leaving nothing behind.
+//! Either build as real processes on this machine: the monolith as one process, or every
+//! service (and its replicas) in dependency order, then the gateway; know every process's
+//! PID and URL; kill, pause, restart one of them; stop them all, leaving nothing behind.
 //!
-//! `shoplab serve micro` is a thin command over [`Deployment`]; the load harness uses the
-//! same type to break and heal services under load, and the tests use it to do so for real.
+//! `shoplab serve micro` is a thin command over [`Deployment`]; the lab uses the same type
+//! to deploy, break and heal either build under load, and the tests use it to do so for real.
 //!
 //! Every child is the `shoplab` executable itself running its hidden `service <name>`
 //! subcommand, so no other binary has to be built. A child dies with the supervisor even
@@ -23,8 +23,8 @@ use nix::sys::signal::Signal;
 use child::{Launch, Process};
 
 pub use child::SUPERVISOR_PID;
-pub use component::{Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
-pub use database::Database;
+pub use component::{Build, Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
+pub use database::{Database, redact};
 pub use options::Options;
 
 /// One running process of the deployment.
@@ -69,8 +69,9 @@ impl Deployment {
     /// Prepares the databases and starts everything in order, each process answering
     /// `/ready` before what depends on it starts.
     pub async fn start(mut options: Options) -> anyhow::Result<Deployment> {
-        let fresh = options.database.prepare().await?;
+        let fresh = options.database.prepare(options.build).await?;
         let seed = options.seed.or(fresh.then_some(42));
+        let build = options.build;
         let mut deployment = Deployment {
             options,
             members: Vec::new(),
@@ -78,6 +79,11 @@ impl Deployment {
                 .timeout(Duration::from_secs(5))
                 .build()?,
         };
+        if build == Build::Monolith {
+            let port = deployment.options.port;
+            deployment.add(Component::Monolith, 1, seed, port).await?;
+            return Ok(deployment);
+        }
 
         // The first replica of each leaf service side by side (they do not call each
         // other); it alone seeds, so replicas never wipe what a running one serves.
@@ -105,15 +111,20 @@ impl Deployment {
         Ok(deployment)
     }
 
-    /// The gateway's public base URL.
-    pub fn url(&self) -> &str {
-        self.gateway().map_or("", |gateway| gateway.url.as_str())
+    pub fn build(&self) -> Build {
+        self.options.build
     }
 
-    /// The gateway's admin base URL (needs [`Deployment::admin_token`]).
+    /// The public base URL: the gateway's, or the monolith's.
+    pub fn url(&self) -> &str {
+        self.front().map_or("", |front| front.url.as_str())
+    }
+
+    /// The admin base URL (needs [`Deployment::admin_token`]): the gateway's admin port, or
+    /// the monolith's one port.
     pub fn admin_url(&self) -> &str {
-        self.gateway()
-            .and_then(|gateway| gateway.admin_url.as_deref())
+        self.front()
+            .map(|front| front.admin_url.as_deref().unwrap_or(front.url.as_str()))
             .unwrap_or("")
     }
 
@@ -168,6 +179,20 @@ impl Deployment {
         Ok(())
     }
 
+    /// The processes that have exited since they were started (crashed, or killed by a
+    /// fault), reaped; [`Deployment::restart`] brings each back.
+    pub fn exited(&mut self) -> Vec<(Component, usize)> {
+        self.members
+            .iter_mut()
+            .filter_map(|member| {
+                member
+                    .process
+                    .has_exited()
+                    .then_some((member.component, member.replica))
+            })
+            .collect()
+    }
+
     /// Sends a signal to one process (SIGSTOP / SIGCONT to pause and resume it).
     pub fn signal(
         &mut self,
@@ -216,10 +241,11 @@ impl Deployment {
         Ok(())
     }
 
-    fn gateway(&self) -> Option<&Member> {
+    /// The process that owns the public port.
+    fn front(&self) -> Option<&Member> {
         self.members
             .iter()
-            .find(|member| member.component == Component::Gateway)
+            .find(|member| member.component.is_front())
     }
 
     fn member_mut(&mut self, component: Component, replica: usize) -> anyhow::Result<&mut Member> {
@@ -236,7 +262,7 @@ impl Deployment {
         let mut args = vec!["service".to_owned(), component.as_str().to_owned()];
         let upstreams: &[Context] = match component {
             Component::Service(Context::Orders) => &ORDERS_UPSTREAMS,
-            Component::Service(_) => &[],
+            Component::Service(_) | Component::Monolith => &[],
             Component::Gateway => &Context::ALL,
         };
         for context in upstreams {
@@ -251,6 +277,10 @@ impl Deployment {
             Component::Gateway => {
                 args.push("--admin-port".to_owned());
                 args.push(options.admin_port.to_string());
+            }
+            Component::Monolith => {
+                args.push("--db".to_owned());
+                args.push(options.database.monolith_url());
             }
         }
         if let Some(seed) = seed {
@@ -294,6 +324,8 @@ impl Deployment {
             Process::spawn(&launch, port, self.options.start_deadline).await?;
         let port = port_of(&addresses.url)
             .with_context(|| format!("{component}#{replica} printed {}", addresses.url))?;
+        // A restart keeps the data: only the first start seeds.
+        launch.remove_flag("--seed");
         // A restart keeps the admin port too, so whoever holds the admin URL still reaches it.
         if let Some(admin_port) = addresses.admin_url.as_deref().and_then(port_of) {
             launch.set_flag("--admin-port", &admin_port.to_string());

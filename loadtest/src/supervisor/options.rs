@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use domain::Context;
 
-use super::Database;
+use super::{Build, Database};
 
 /// How to start a deployment.
 #[derive(Clone, Debug)]
 pub struct Options {
+    pub build: Build,
     /// The `shoplab` executable whose hidden `service` subcommand runs one process
     /// (`std::env::current_exe()` for the command itself; tests pass the built binary).
     pub program: PathBuf,
@@ -22,7 +23,7 @@ pub struct Options {
     /// Wipe and seed every service with this seed at start; `None` seeds with 42 only when
     /// the data is fresh, as the monolith does.
     pub seed: Option<u64>,
-    /// Replicas per service (1 when absent). The gateway always runs once.
+    /// Replicas per service (1 when absent; micro only). The gateway always runs once.
     pub replicas: BTreeMap<Context, usize>,
     /// The one admin token of the whole deployment.
     pub admin_token: String,
@@ -40,12 +41,14 @@ pub struct Options {
 
 impl Options {
     pub fn new(
+        build: Build,
         program: PathBuf,
         database: Database,
         admin_token: String,
         token_secret: String,
     ) -> Options {
         Options {
+            build,
             program,
             port: 0,
             admin_port: 0,

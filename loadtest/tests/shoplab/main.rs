@@ -2,6 +2,7 @@
 //! real processes by the supervisor — started, browsed, bought from, broken and healed.
 
 mod architecture;
+mod check; // the invariant checker: crafted snapshots per invariant, and `shoplab check` end to end
 mod command;
 mod deployment;
 mod faults;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shoplab::supervisor::{Database, Deployment, Options};
+use shoplab::supervisor::{Build, Database, Deployment, Options};
 
 pub const SEED: u64 = 7;
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -50,6 +50,7 @@ impl Lab {
             dir: data.path().to_owned(),
         };
         let mut options = Options::new(
+            Build::Micro,
             shoplab_binary(),
             database,
             ADMIN_TOKEN.to_owned(),

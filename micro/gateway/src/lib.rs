@@ -104,6 +104,8 @@ pub async fn run(args: &api::cli::ServeArgs, admin_port: u16) -> anyhow::Result<
 /// A gateway's parts, wired from settings.
 struct Gateway {
     settings: Settings,
+    /// One registry for both ports and for the hops to the services.
+    metrics: Metrics,
     shop: Shop,
     admin: GatewayAdmin,
     readiness: Arc<dyn Readiness>,
@@ -123,25 +125,38 @@ impl Gateway {
             token
         });
         settings.admin_token = Some(admin_token.clone());
-        let upstream = |context| micro_kit::upstream(&settings, context);
+        let metrics = Metrics::new();
+        let hops = metrics.hops();
+        // One client per context, shared by the shop and `/ready`, so one set of breakers
+        // and one retry budget per context. Payments has no public route, but the admin port
+        // audits and resets it, so it must be configured too.
+        let mut clients = std::collections::BTreeMap::new();
+        for context in [
+            Context::Catalog,
+            Context::Inventory,
+            Context::Cart,
+            Context::Orders,
+            Context::Users,
+            Context::Recommendations,
+            Context::Payments,
+        ] {
+            clients.insert(context, micro_kit::upstream(&settings, context, &hops)?);
+        }
+        let client = |context: Context| clients[&context].clone();
         let shop = Shop {
-            catalog: Arc::new(CatalogClient(upstream(Context::Catalog)?)),
-            inventory: Arc::new(InventoryClient(upstream(Context::Inventory)?)),
-            cart: Arc::new(CartClient(upstream(Context::Cart)?)),
-            orders: Arc::new(OrdersClient(upstream(Context::Orders)?)),
-            users: Arc::new(UsersClient(upstream(Context::Users)?)),
-            recommendations: Arc::new(RecommendationsClient(upstream(Context::Recommendations)?)),
+            catalog: Arc::new(CatalogClient(client(Context::Catalog))),
+            inventory: Arc::new(InventoryClient(client(Context::Inventory))),
+            cart: Arc::new(CartClient(client(Context::Cart))),
+            orders: Arc::new(OrdersClient(client(Context::Orders))),
+            users: Arc::new(UsersClient(client(Context::Users))),
+            recommendations: Arc::new(RecommendationsClient(client(Context::Recommendations))),
             tokens: TokenKeys::new(secret.as_bytes(), settings.token_ttl_secs),
         };
-        let required = REQUIRED
-            .into_iter()
-            .map(upstream)
-            .collect::<anyhow::Result<Vec<Upstream>>>()?;
-        // Payments has no public route, but the admin port audits and resets it.
-        upstream(Context::Payments)?;
+        let required: Vec<Upstream> = REQUIRED.into_iter().map(client).collect();
         let admin = GatewayAdmin::new(&settings.upstreams, admin_token)?;
         Ok(Gateway {
             settings,
+            metrics,
             shop,
             admin,
             readiness: Arc::new(UpstreamReadiness { required }),
@@ -151,7 +166,7 @@ impl Gateway {
     /// The public router and the admin router, each with the common layers. They share one
     /// metrics registry, so a scrape of either port sees the whole gateway.
     fn routers(&self) -> (axum::Router, axum::Router) {
-        let metrics = Metrics::new();
+        let metrics = &self.metrics;
         let ops = || {
             api::ops::router(OpsState {
                 readiness: self.readiness.clone(),
@@ -164,8 +179,8 @@ impl Gateway {
         let admin = self.admin.clone().router().merge(ops());
         let body_limit = self.settings.body_limit_bytes;
         (
-            api::server::finish(public, &metrics, body_limit),
-            api::server::finish(admin, &metrics, body_limit),
+            api::server::finish(public, metrics, body_limit),
+            api::server::finish(admin, metrics, body_limit),
         )
     }
 }

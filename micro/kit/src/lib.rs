@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use api::Settings;
 use api::admin::AdminState;
-use api::metrics::Metrics;
+use api::metrics::{HopMetrics, Metrics};
 use api::ops::{OpsState, Readiness};
 use async_trait::async_trait;
 use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
@@ -27,6 +27,8 @@ pub struct Service {
     pub settings: Settings,
     pub db: Db,
     pub faults: Faults,
+    /// This process's registry: its server's series and its upstream clients' hop series.
+    pub metrics: Metrics,
     admin_token: String,
 }
 
@@ -53,6 +55,7 @@ impl Service {
             settings,
             db,
             faults: Faults::new(),
+            metrics: Metrics::new(),
             admin_token,
         };
         if let Some(seed) = service.settings.seed {
@@ -74,9 +77,10 @@ impl Service {
         Ok(service)
     }
 
-    /// The client of another context, from `settings.upstreams`.
+    /// The client of another context, from `settings.upstreams`, reporting its hops into
+    /// this service's `/metrics`.
     pub fn upstream(&self, context: Context) -> anyhow::Result<Upstream> {
-        upstream(&self.settings, context)
+        upstream(&self.settings, context, &self.metrics.hops())
     }
 
     fn admin(&self) -> ServiceAdmin {
@@ -89,7 +93,7 @@ impl Service {
     /// Internal routes + admin + ops, with the common layers. `required` are the upstreams
     /// without which this service cannot answer; `/ready` checks them.
     pub fn router(&self, internal: axum::Router, required: Vec<Upstream>) -> axum::Router {
-        let metrics = Metrics::new();
+        let metrics = self.metrics.clone();
         let readiness = ServiceReadiness {
             db: self.db.clone(),
             required,
@@ -127,8 +131,13 @@ impl Service {
     }
 }
 
-/// A client for `context` from the settings' upstream map.
-pub fn upstream(settings: &Settings, context: Context) -> anyhow::Result<Upstream> {
+/// A client for `context` from the settings' upstream map, reporting into `metrics` (the
+/// calling process's registry).
+pub fn upstream(
+    settings: &Settings,
+    context: Context,
+    metrics: &HopMetrics,
+) -> anyhow::Result<Upstream> {
     let replicas = settings
         .upstreams
         .get(context.as_str())
@@ -137,18 +146,25 @@ pub fn upstream(settings: &Settings, context: Context) -> anyhow::Result<Upstrea
         .with_context(|| {
             format!("no upstream configured for {context} (--upstream {context}=URL)")
         })?;
-    Ok(Upstream::new(
+    Ok(Upstream::with_metrics(
         context,
         replicas,
         upstream_settings(settings),
+        metrics,
     ))
 }
 
+/// The hop settings of a process, as every client of it uses them.
 pub fn upstream_settings(settings: &Settings) -> UpstreamSettings {
     UpstreamSettings {
         timeout_ms: settings.hop_timeout_ms,
         connect_timeout_ms: settings.hop_connect_timeout_ms,
         retries: settings.hop_retries,
+        retry_budget_ttl_ms: settings.hop_retry_budget_ttl_ms,
+        retry_budget_min_per_sec: settings.hop_retry_budget_min_per_sec,
+        retry_budget_ratio: settings.hop_retry_budget_ratio,
+        breaker_failures: settings.hop_breaker_failures,
+        breaker_open_ms: settings.hop_breaker_open_ms,
     }
 }
 

@@ -1,24 +1,57 @@
-//! One remote context as the caller sees it: its replicas, a timeout per call, retries for
-//! idempotent calls, and the mapping of answers back to domain results.
+//! One remote context as the caller sees it, as a stack of tower layers:
+//!
+//! ```text
+//! Upstream::call      serialize, trace context, metrics, answer -> DomainResult
+//!   Retry             idempotent calls only, bounded by a retry budget (retry.rs)
+//!     Balanced        p2c over the replicas; fail fast when every breaker is open (balance.rs)
+//!       breaker       one per replica; open = not ready, so p2c skips it
+//!         Replica     one HTTP attempt, reqwest's connect and total timeouts (hop.rs)
+//! ```
+//!
+//! Errors survive the hop: an answer with the shop's error body maps back to the same
+//! `DomainError`; a hop that fails to answer (refused, reset, timed out, breaker open) is
+//! `Unavailable`, so the callers' fallbacks (empty recommendations, unknown availability,
+//! 503 checkout) work the same whichever way the context is gone.
+
+mod balance;
+mod hop;
+mod retry;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use domain::error::ErrorBody;
+use api::metrics::HopMetrics;
+use api::traceparent::{self, TraceContext};
 use domain::{Context, DomainError, DomainResult};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tower::ServiceExt;
+use tower::retry::Retry;
+
+use balance::Balanced;
+use hop::{Answer, HopError, HopRequest};
+use retry::HopPolicy;
 
 /// Settings of every hop; recorded with results because they decide how a fault spreads.
+/// Defaults and the reasons for them: `micro/README.md`, "Resilience settings".
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct UpstreamSettings {
-    /// The whole call, connect to last byte.
+    /// One attempt, connect to last byte (also the longest a call waits for a ready replica).
     pub timeout_ms: u64,
     pub connect_timeout_ms: u64,
-    /// Extra attempts for idempotent calls, each on the next replica.
+    /// Extra attempts for idempotent calls, each paid for from the retry budget.
     pub retries: u32,
+    /// How long the retry budget remembers calls and retries (clamped to 1..=60 s).
+    pub retry_budget_ttl_ms: u64,
+    /// Retries per second allowed however few calls were made.
+    pub retry_budget_min_per_sec: u32,
+    /// Retries allowed per call made, on top of the minimum.
+    pub retry_budget_ratio: f32,
+    /// Unavailable answers in a row from one replica that open its breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before letting one probe call through.
+    pub breaker_open_ms: u64,
 }
 
 impl Default for UpstreamSettings {
@@ -27,17 +60,26 @@ impl Default for UpstreamSettings {
             timeout_ms: 2_000,
             connect_timeout_ms: 250,
             retries: 1,
+            retry_budget_ttl_ms: 10_000,
+            retry_budget_min_per_sec: 10,
+            retry_budget_ratio: 0.2,
+            breaker_failures: 5,
+            breaker_open_ms: 1_000,
         }
     }
 }
 
+/// A client of one context. Cheap to clone; clones share the balancer, the breakers and the
+/// retry budget.
 #[derive(Clone)]
 pub struct Upstream {
     context: Context,
     replicas: Arc<Vec<String>>,
-    next: Arc<AtomicUsize>,
+    /// For `probe`, which asks every replica directly, breakers or not.
     http: reqwest::Client,
-    settings: UpstreamSettings,
+    policy: HopPolicy,
+    service: Retry<HopPolicy, Balanced>,
+    metrics: HopMetrics,
 }
 
 /// Whether a call may be repeated without changing the outcome.
@@ -48,20 +90,35 @@ pub enum Idempotency {
 }
 
 impl Upstream {
-    /// `replicas` are base URLs such as `http://127.0.0.1:4101`.
+    /// `replicas` are base URLs such as `http://127.0.0.1:4101`. Its hop metrics go nowhere;
+    /// a server's clients use [`Upstream::with_metrics`].
     pub fn new(context: Context, replicas: Vec<String>, settings: UpstreamSettings) -> Upstream {
+        Upstream::with_metrics(context, replicas, settings, &HopMetrics::default())
+    }
+
+    /// As [`Upstream::new`], reporting calls, retries, latency and breaker states into
+    /// `metrics` (the calling process's registry, `api::metrics::Metrics::hops`).
+    pub fn with_metrics(
+        context: Context,
+        replicas: Vec<String>,
+        settings: UpstreamSettings,
+        metrics: &HopMetrics,
+    ) -> Upstream {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
+        let balanced = Balanced::new(context, &replicas, &http, &settings, metrics);
+        let policy = HopPolicy::new(context, &settings, metrics);
         Upstream {
             context,
             replicas: Arc::new(replicas),
-            next: Arc::new(AtomicUsize::new(0)),
             http,
-            settings,
+            service: Retry::new(policy.clone(), balanced),
+            policy,
+            metrics: metrics.clone(),
         }
     }
 
@@ -69,8 +126,8 @@ impl Upstream {
         self.context
     }
 
-    /// Sends one call and decodes the answer. Idempotent calls that fail on the way (no
-    /// answer, or 503) are tried again on the next replica, up to `retries` times.
+    /// Sends one call and decodes the answer. Idempotent calls whose hop fails are tried
+    /// again (see `retry.rs`); the others never are.
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -78,26 +135,26 @@ impl Upstream {
         body: Option<&(impl Serialize + Sync)>,
         idempotency: Idempotency,
     ) -> DomainResult<T> {
-        let attempts = match idempotency {
-            Idempotency::Idempotent => 1 + self.settings.retries,
-            Idempotency::NotIdempotent => 1,
+        let started = Instant::now();
+        let result = self.send(method, path, body, idempotency).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.code(),
         };
-        let mut last_error = DomainError::Unavailable(format!("{} has no replicas", self.context));
-        for _ in 0..attempts {
-            match self.attempt(method.clone(), path, body).await {
-                Ok(value) => return Ok(value),
-                Err(error @ DomainError::Unavailable(_)) => last_error = error,
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error)
+        self.metrics.call(
+            self.context.as_str(),
+            outcome,
+            started.elapsed().as_secs_f64(),
+        );
+        result
     }
 
-    async fn attempt<T: DeserializeOwned>(
+    async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&(impl Serialize + Sync)>,
+        idempotency: Idempotency,
     ) -> DomainResult<T> {
         if self.replicas.is_empty() {
             return Err(DomainError::Unavailable(format!(
@@ -105,54 +162,57 @@ impl Upstream {
                 self.context
             )));
         }
-        let replica =
-            &self.replicas[self.next.fetch_add(1, Ordering::Relaxed) % self.replicas.len()];
-        let mut request = self.http.request(method, format!("{replica}{path}"));
-        if let Some(body) = body {
-            request = request.json(body);
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|error| DomainError::Internal(format!("a request body: {error}")))?;
+        let request = HopRequest {
+            method,
+            path: Arc::from(path),
+            body: body.map(Into::into),
+            idempotency,
+            // Inside a request this continues its trace; elsewhere (a background loop) the
+            // call starts a trace of its own.
+            trace: traceparent::current().unwrap_or_else(TraceContext::start),
+        };
+        self.policy.deposit();
+        match self.service.clone().oneshot(request).await {
+            Ok(answer) => self.decode(answer),
+            Err(error) => Err(self.unavailable(&error)),
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.unavailable(&error))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| self.unavailable(&error))?;
+    }
+
+    fn decode<T: DeserializeOwned>(&self, answer: Answer) -> DomainResult<T> {
+        let status = answer.status;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|error| {
+            return serde_json::from_slice(&answer.body).map_err(|error| {
                 DomainError::Internal(format!(
                     "{} answered a body that does not parse: {error}",
                     self.context
                 ))
             });
         }
-        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => DomainError::from_code(&body.error.code, body.error.message),
+        Err(match answer.error_body() {
+            Some(body) => DomainError::from_code(&body.error.code, body.error.message),
             // No shop error body: something between us and the service answered.
-            Err(_) if status.is_server_error() => {
+            None if status.is_server_error() => {
                 DomainError::Unavailable(format!("{} answered {status}", self.context))
             }
-            Err(_) => DomainError::Internal(format!(
+            None => DomainError::Internal(format!(
                 "{} answered {status} without an error body",
                 self.context
             )),
         })
     }
 
-    fn unavailable(&self, error: &reqwest::Error) -> DomainError {
-        let what = if error.is_timeout() {
-            "timed out"
-        } else {
-            "did not answer"
-        };
-        DomainError::Unavailable(format!("{} {what}", self.context))
+    fn unavailable(&self, error: &HopError) -> DomainError {
+        DomainError::Unavailable(format!("{} {error}", self.context))
     }
 }
 
 impl Upstream {
-    /// Whether at least one replica answers `GET /health`.
+    /// Whether at least one replica answers `GET /health`. Asked directly, past the
+    /// breakers: readiness wants to know whether the process is there now.
     pub async fn probe(&self) -> DomainResult<()> {
         for replica in self.replicas.iter() {
             let answer = self.http.get(format!("{replica}/health")).send().await;

@@ -1,0 +1,108 @@
+//! `shoplab check`: fetch a running shop's audit, check the invariants, print the table and
+//! fail the command when any invariant is violated.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::{CheckReport, check, fetch_audit};
+use crate::history::read_jsonl;
+
+/// Flags of `shoplab check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The shop's public URL, e.g. http://127.0.0.1:8080 (the monolith or the micro gateway).
+    #[arg(long, value_name = "URL", required_unless_present = "admin_url")]
+    pub base_url: Option<String>,
+    /// Where the shop serves /admin, when not on the public URL: the micro gateway's admin
+    /// port. Defaults to --base-url (the monolith serves /admin on its public port).
+    #[arg(long, value_name = "URL")]
+    pub admin_url: Option<String>,
+    /// The admin token the shop was started with.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SHOPLAB_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: String,
+    /// The history.jsonl a load run wrote. Without it, I3 (acknowledged orders exist) and
+    /// I4 (no order nobody asked for) are not checked.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `shoplab check`; an `Err` (exit status 1) when any invariant is violated or the
+/// audit could not be read.
+pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
+    let admin_url = args
+        .admin_url
+        .or(args.base_url)
+        .ok_or_else(|| anyhow::anyhow!("give --base-url or --admin-url"))?;
+    let history = args.history.as_deref().map(read_jsonl).transpose()?;
+    let audit = fetch_audit(&admin_url, &args.admin_token).await?;
+    let report = check(&audit, history.as_deref());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    let violated = report.violated().count();
+    if violated > 0 {
+        anyhow::bail!(
+            "{violated} of {} invariants violated",
+            report.invariants.len()
+        );
+    }
+    Ok(())
+}
+
+/// The report as aligned columns: invariant, violations, first example; then the
+/// maybe-applied resolution and a verdict line.
+pub(super) fn table(report: &CheckReport) -> String {
+    let labels: Vec<String> = report
+        .invariants
+        .iter()
+        .map(|invariant| format!("{} {}", invariant.id, invariant.name))
+        .collect();
+    let width = labels.iter().map(String::len).max().unwrap_or(0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>10}  first example",
+        "invariant", "violations"
+    );
+    for (label, invariant) in labels.iter().zip(&report.invariants) {
+        let violations = if invariant.checked {
+            invariant.violations.to_string()
+        } else {
+            "-".to_owned()
+        };
+        let example = invariant.first_example.as_deref().unwrap_or("");
+        let _ = writeln!(out, "{label:<width$}  {violations:>10}  {example}");
+    }
+    if let Some(maybe) = &report.maybe_applied {
+        let _ = writeln!(
+            out,
+            "maybe-applied checkouts (no answer, timeout or 5xx), by idempotency key: {} ({} applied, {} not applied; none counted as failed)",
+            maybe.keys, maybe.applied, maybe.not_applied
+        );
+    }
+    let checked = report
+        .invariants
+        .iter()
+        .filter(|invariant| invariant.checked)
+        .count();
+    let violated = report.violated().count();
+    if violated == 0 {
+        let _ = writeln!(out, "valid: all {checked} checked invariants hold");
+    } else {
+        let _ = writeln!(
+            out,
+            "INVALID: {violated} of {checked} checked invariants violated"
+        );
+    }
+    out
+}

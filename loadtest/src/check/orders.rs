@@ -1,0 +1,242 @@
+//! The invariants that link orders, reservations and charges: I5 one of each per
+//! idempotency key, I6 every confirmed order complete, I7 money conserved.
+
+use std::collections::{BTreeMap, HashSet};
+
+use domain::admin::OrderAudit;
+use domain::catalog::ProductId;
+use domain::inventory::ReservationState;
+use domain::orders::OrderStatus;
+
+use super::{Findings, Index, client_key, order_reference};
+
+/// I5: per idempotency key (per user, as the shop scopes keys) at most one order that is
+/// not cancelled, one reservation that is not released and one charge that is not fully
+/// refunded. Counting only what is still in force is deliberate: a saga that compensated
+/// leaves a cancelled order, a released reservation and a refunded charge behind, and a
+/// retry with the same key then legitimately makes a second, live set — the monolith's
+/// rollback leaves nothing, and the two must be judged alike.
+pub(super) fn one_of_each_per_key(index: &Index) -> Findings {
+    let mut findings = Findings::default();
+    let mut by_key: BTreeMap<(i64, &str), Vec<&OrderAudit>> = BTreeMap::new();
+    for order in &index.audit.orders {
+        by_key
+            .entry((order.user_id, client_key(order)))
+            .or_default()
+            .push(order);
+    }
+    for ((user_id, key), orders) in by_key {
+        let live_orders: Vec<String> = orders
+            .iter()
+            .filter(|order| order.status != OrderStatus::Cancelled)
+            .map(|order| order.id.to_string())
+            .collect();
+        let live_reservations: Vec<&str> = orders
+            .iter()
+            .filter_map(|order| index.reservation_of(order.id))
+            .filter(|reservation| reservation.state != ReservationState::Released)
+            .map(|reservation| reservation.id.as_str())
+            .collect();
+        let live_charges: Vec<&str> = orders
+            .iter()
+            .flat_map(|order| index.charges_of(order.id))
+            .filter(|charge| index.refunded(charge) < charge.amount_cents)
+            .map(|charge| charge.id.as_str())
+            .collect();
+        if live_orders.len() > 1 || live_reservations.len() > 1 || live_charges.len() > 1 {
+            findings.add(format!(
+                "key {key:?} of user {user_id}: orders not cancelled [{}], reservations not released [{}], charges not refunded [{}]",
+                live_orders.join(", "),
+                live_reservations.join(", "),
+                live_charges.join(", ")
+            ));
+        }
+    }
+    findings
+}
+
+/// I6: a confirmed order has its reservation `order-<id>` committed with the order's
+/// quantities, and exactly one charge under `order-<id>`, recorded on the order, of the
+/// order's total (the sum of its lines), not refunded.
+pub(super) fn confirmed_orders_complete(index: &Index) -> Findings {
+    let mut findings = Findings::default();
+    for order in &index.audit.orders {
+        if order.status != OrderStatus::Confirmed {
+            continue;
+        }
+        if let Some(problem) = incomplete(index, order) {
+            findings.add(format!("confirmed order {}: {problem}", order.id));
+        }
+    }
+    findings
+}
+
+/// I7: what was charged minus what was refunded equals the confirmed orders' totals. It is
+/// checked per order (a charge's net amount against its order's total, 0 for an order that
+/// is not confirmed or a charge that belongs to no order), which implies the sum and says
+/// where the money went; the example carries the sums.
+pub(super) fn money_conserved(index: &Index) -> Findings {
+    let mut findings = Findings::default();
+    let mut net_by_key: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for charge in &index.audit.charges {
+        let (charged, refunded) = net_by_key.entry(&charge.idempotency_key).or_default();
+        *charged += charge.amount_cents;
+        *refunded += index.refunded(charge);
+    }
+    let mut expected_by_key: BTreeMap<String, (i64, &OrderAudit)> = BTreeMap::new();
+    for order in &index.audit.orders {
+        let expected = match order.status {
+            OrderStatus::Confirmed => order.total_cents,
+            OrderStatus::Pending | OrderStatus::Cancelled => 0,
+        };
+        expected_by_key.insert(order_reference(order.id), (expected, order));
+    }
+    for (key, (charged, refunded)) in &net_by_key {
+        let net = charged - refunded;
+        match expected_by_key.get(*key) {
+            Some((expected, order)) if net != *expected => findings.add(format!(
+                "order {} ({}): charged {charged} - refunded {refunded} = {net} cents, expected {expected}",
+                order.id,
+                order.status.as_str()
+            )),
+            Some(_) => {}
+            None if net != 0 => findings.add(format!(
+                "payments key {key}: charged {charged} - refunded {refunded} = {net} cents for no order"
+            )),
+            None => {}
+        }
+    }
+    for (key, (expected, order)) in &expected_by_key {
+        if *expected != 0 && !net_by_key.contains_key(key.as_str()) {
+            findings.add(format!(
+                "order {} (confirmed): {expected} cents expected, nothing charged",
+                order.id
+            ));
+        }
+    }
+    let charge_ids: HashSet<&str> = index
+        .audit
+        .charges
+        .iter()
+        .map(|charge| charge.id.as_str())
+        .collect();
+    for refund in &index.audit.refunds {
+        if !charge_ids.contains(refund.charge_id.as_str()) {
+            findings.add(format!(
+                "refund {} of {} cents refers to no charge ({})",
+                refund.id, refund.amount_cents, refund.charge_id
+            ));
+        }
+    }
+    if let Some(example) = findings.first_example.as_mut() {
+        let charged: i64 = index
+            .audit
+            .charges
+            .iter()
+            .map(|charge| charge.amount_cents)
+            .sum();
+        let refunded: i64 = index
+            .audit
+            .refunds
+            .iter()
+            .map(|refund| refund.amount_cents)
+            .sum();
+        let confirmed: i64 = index
+            .audit
+            .orders
+            .iter()
+            .filter(|order| order.status == OrderStatus::Confirmed)
+            .map(|order| order.total_cents)
+            .sum();
+        example.push_str(&format!(
+            "; overall charges {charged} - refunds {refunded} = {} cents vs confirmed totals {confirmed} cents",
+            charged - refunded
+        ));
+    }
+    findings
+}
+
+/// The first thing missing from a confirmed order, if any.
+fn incomplete(index: &Index, order: &OrderAudit) -> Option<String> {
+    let reference = order_reference(order.id);
+    let lines_total: i64 = order
+        .lines
+        .iter()
+        .map(|line| line.quantity * line.unit_price_cents)
+        .sum();
+    if lines_total != order.total_cents {
+        return Some(format!(
+            "total {} cents is not the sum of its lines ({lines_total} cents)",
+            order.total_cents
+        ));
+    }
+    if let Some(recorded) = &order.reservation_id
+        && *recorded != reference
+    {
+        return Some(format!("records reservation {recorded}, not {reference}"));
+    }
+    let Some(reservation) = index.reservation_of(order.id) else {
+        return Some(format!("no reservation {reference}"));
+    };
+    if reservation.state != ReservationState::Committed {
+        return Some(format!(
+            "reservation {reference} is {}, not committed",
+            reservation.state.as_str()
+        ));
+    }
+    let ordered = quantities(
+        order
+            .lines
+            .iter()
+            .map(|line| (line.product_id, line.quantity)),
+    );
+    let reserved = quantities(
+        reservation
+            .lines
+            .iter()
+            .map(|line| (line.product_id, line.quantity)),
+    );
+    if ordered != reserved {
+        return Some(format!(
+            "reservation {reference} holds {reserved:?} (product: units), the order {ordered:?}"
+        ));
+    }
+    let charge = match index.charges_of(order.id) {
+        [charge] => charge,
+        [] => return Some(format!("no charge under payments key {reference}")),
+        charges => {
+            return Some(format!(
+                "{} charges under payments key {reference}",
+                charges.len()
+            ));
+        }
+    };
+    if charge.amount_cents != order.total_cents {
+        return Some(format!(
+            "charge {} is {} cents, the order's total {} cents",
+            charge.id, charge.amount_cents, order.total_cents
+        ));
+    }
+    if order.charge_id.as_deref() != Some(charge.id.as_str()) {
+        return Some(format!(
+            "records charge {:?}, but the charge under {reference} is {}",
+            order.charge_id, charge.id
+        ));
+    }
+    let refunded = index.refunded(charge);
+    if refunded != 0 {
+        return Some(format!(
+            "its charge {} was refunded {refunded} cents",
+            charge.id
+        ));
+    }
+    None
+}
+
+fn quantities(lines: impl Iterator<Item = (ProductId, i64)>) -> BTreeMap<ProductId, i64> {
+    let mut units = BTreeMap::new();
+    for (product_id, quantity) in lines {
+        *units.entry(product_id).or_default() += quantity;
+    }
+    units
+}

@@ -1,0 +1,216 @@
+//! `shoplab compare`: the experiments on both builds, same load, same seed, one after the
+//! other on the same cores; then the results folder.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::experiments::{self, Experiment, Kind};
+use super::journeys::Shopfront;
+use super::load::LoadPlan;
+use super::pinning::Pinning;
+use super::profile::Profile;
+use super::results::{self, Environment, Results, RunSettings};
+use super::target::{Target, TargetSettings};
+use crate::supervisor::Build;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The short profile (CI, workshops): 2 load levels x 10 s, 3 faults, a storm of 10.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where the builds run. Only `local` (child processes on this machine) exists so far.
+    #[arg(long, default_value = "local", value_parser = ["local"])]
+    pub target: String,
+    /// `sqlite` (files in a temporary folder) or a PostgreSQL server
+    /// (`postgres://user@host:port`; databases `shoplab_*` are created and reset).
+    #[arg(long, default_value = "sqlite")]
+    pub db: String,
+    /// Which experiments, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "throughput,deploy,faults"
+    )]
+    pub experiments: Vec<Kind>,
+    /// Repeats of each throughput level (default: 1 quick, 3 full).
+    #[arg(long)]
+    pub repeat: Option<usize>,
+    /// The run's folder (default `reports/<run-id>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed of the data and of nothing else: the journeys draw their own random numbers.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Forward the shop's own logs to stderr.
+    #[arg(long)]
+    pub logs: bool,
+}
+
+/// Runs everything and returns whether every invariant held.
+pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let started_at_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let run_id = run_id(started_at_unix_ms);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    let mut profile = if args.quick {
+        Profile::quick()
+    } else {
+        Profile::full()
+    };
+    if let Some(repeat) = args.repeat {
+        profile.repeats = repeat.max(1);
+    }
+    let mut kinds = args.experiments.clone();
+    kinds.sort();
+    kinds.dedup();
+
+    let pinning = Pinning::plan();
+    let env = pinning.apply().context("pin the generator")?;
+    let postgres = match args.db.as_str() {
+        "sqlite" => None,
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Some(url.to_owned())
+        }
+        other => anyhow::bail!("--db takes sqlite or postgres://user@host:port, not {other:?}"),
+    };
+    let settings = TargetSettings {
+        program: std::env::current_exe().context("find the shoplab executable")?,
+        postgres: postgres.clone(),
+        seed: args.seed,
+        products: 1_000,
+        users: 100,
+        stock: 1_000_000,
+        env: env.clone(),
+        forward_logs: args.logs,
+    };
+    let run_settings = RunSettings {
+        target: args.target.clone(),
+        database: postgres
+            .as_deref()
+            .map_or("sqlite".into(), crate::supervisor::redact),
+        seed: settings.seed,
+        products: settings.products,
+        users: settings.users,
+        stock: settings.stock,
+        browse_weight: 4,
+        buy_weight: 1,
+        request_timeout_ms: 5_000,
+        pinning: pinning.clone(),
+        resource_limits: "none: per-process CPU and memory limits are not set by this version"
+            .into(),
+        env,
+    };
+
+    let bars = MultiProgress::new();
+    let overall = bars.add(ProgressBar::new((Build::BOTH.len() * kinds.len()) as u64));
+    overall.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    overall.enable_steady_tick(Duration::from_millis(200));
+    let mut outcomes = Vec::new();
+    let mut history = Vec::new();
+    for build in Build::BOTH {
+        overall.set_message(format!("starting the {build} build"));
+        let mut target = Target::start(build, &settings).await?;
+        for kind in &kinds {
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("     {spinner} {prefix:<22} {elapsed:>4} {msg}")
+                    .expect("valid template"),
+            );
+            bar.set_prefix(format!("{build} {}", kind.as_str()));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            overall.set_message(format!("{build}: {}", kind.as_str()));
+            bar.set_message("resetting the data");
+            let reset = target.reset(&settings).await?;
+            let shop = Shopfront {
+                products: reset.products,
+                users: reset.users,
+                password: reset.user_password.clone(),
+                browse_weight: run_settings.browse_weight,
+                buy_weight: run_settings.buy_weight,
+            };
+            let template = LoadPlan {
+                base_url: target.url().to_owned(),
+                users: profile.steady_users,
+                duration: profile.level_duration,
+                rate: None,
+                request_timeout: Duration::from_millis(run_settings.request_timeout_ms),
+            };
+            let experiment = Experiment {
+                target: &mut target,
+                profile: &profile,
+                shop,
+                template,
+                generator_cores: pinning.generator_cores(),
+                progress: &bar,
+                history: Vec::new(),
+            };
+            let (outcome, records) = experiments::run(*kind, experiment)
+                .await
+                .with_context(|| format!("{} on the {build} build", kind.as_str()))?;
+            bar.finish_with_message(format!(
+                "done: {} requests, invariants {}",
+                outcome.requests,
+                if outcome.invariants.valid {
+                    "hold"
+                } else {
+                    "VIOLATED"
+                }
+            ));
+            history.push((build.to_string(), kind.as_str().to_owned(), records));
+            outcomes.push(outcome);
+            overall.inc(1);
+        }
+        overall.set_message(format!("stopping the {build} build"));
+        target.stop().await?;
+    }
+    overall.finish_with_message("done");
+
+    let valid = outcomes.iter().all(|outcome| outcome.invariants.valid);
+    let results = Results {
+        schema_version: results::SCHEMA_VERSION,
+        run_id,
+        started_at_unix_ms,
+        duration_s: started.elapsed().as_secs_f64(),
+        profile,
+        settings: run_settings,
+        environment: Environment::stamp(pinning.cores),
+        experiments: outcomes,
+        valid,
+    };
+    results::write(&out, &results, &history)?;
+    print!("{}", results::summary(&results));
+    println!("written to {}", out.display());
+    Ok(valid)
+}
+
+/// `2026-11-25T07-55-03Z`: UTC, sortable, safe in a path.
+fn run_id(unix_ms: u128) -> String {
+    chrono::DateTime::from_timestamp_millis(unix_ms as i64)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H-%M-%SZ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_id;
+
+    #[test]
+    fn run_ids_are_utc_timestamps_safe_in_a_path() {
+        assert_eq!(run_id(0), "1970-01-01T00-00-00Z");
+        assert_eq!(run_id(1_795_594_503_000), "2026-11-25T08-15-03Z");
+    }
+}

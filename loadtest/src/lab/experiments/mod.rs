@@ -1,0 +1,127 @@
+//! The experiments, each run on one build at a time with the same load, seed and profile;
+//! after each: heal, wait for quiescence, run the invariant checker over the audit snapshot
+//! and the experiment's request history.
+
+pub mod deploy;
+pub mod faults;
+pub mod throughput;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use super::journeys::{Recorder, Shopfront};
+use super::load::LoadPlan;
+use super::profile::Profile;
+use super::target::Target;
+use crate::check::{CheckReport, check};
+use crate::history::RequestRecord;
+
+/// One experiment by name, as `--experiments` takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Throughput,
+    Deploy,
+    Faults,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Throughput => "throughput",
+            Kind::Deploy => "deploy",
+            Kind::Faults => "faults",
+        }
+    }
+}
+
+/// What one experiment found on one build.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "experiment", rename_all = "snake_case")]
+pub enum Findings {
+    Throughput { levels: Vec<throughput::Level> },
+    Deploy(deploy::Deploys),
+    Faults { cells: Vec<faults::Cell> },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub build: crate::supervisor::Build,
+    pub findings: Findings,
+    pub invariants: CheckReport,
+    /// Whether every reservation was settled before the audit was taken.
+    pub quiescent: bool,
+    pub duration_s: f64,
+    /// Requests the experiment sent (the history written to `history.jsonl`).
+    pub requests: usize,
+}
+
+/// Everything an experiment needs while it runs on one build.
+pub struct Experiment<'a> {
+    pub target: &'a mut Target,
+    pub profile: &'a Profile,
+    pub shop: Shopfront,
+    pub template: LoadPlan,
+    /// Cores the generator may use (for its CPU share).
+    pub generator_cores: usize,
+    pub progress: &'a ProgressBar,
+    pub history: Vec<RequestRecord>,
+}
+
+impl Experiment<'_> {
+    /// The load plan every attack starts from (the target's URL, timeouts, rate).
+    pub fn plan(&self) -> LoadPlan {
+        self.template.clone()
+    }
+
+    pub fn recorder(&self, epoch: Instant) -> Arc<Recorder> {
+        Recorder::new(epoch)
+    }
+
+    /// Says what is happening now on the progress bar.
+    pub fn step(&self, message: &str) {
+        self.progress.set_message(message.to_owned());
+    }
+}
+
+/// How long the lab waits for in-flight checkouts to settle before it audits.
+const QUIESCENCE: Duration = Duration::from_secs(45);
+
+/// Runs `kind` on the target (already reset), then heals and checks.
+pub async fn run(
+    kind: Kind,
+    mut experiment: Experiment<'_>,
+) -> anyhow::Result<(Outcome, Vec<RequestRecord>)> {
+    let started = Instant::now();
+    let findings = match kind {
+        Kind::Throughput => Findings::Throughput {
+            levels: throughput::run(&mut experiment).await?,
+        },
+        Kind::Deploy => Findings::Deploy(deploy::run(&mut experiment).await?),
+        Kind::Faults => Findings::Faults {
+            cells: faults::run(&mut experiment).await?,
+        },
+    };
+    experiment.step("healing and checking invariants");
+    let target = &mut *experiment.target;
+    let _ = target.heal_faults().await;
+    for (component, replica) in target.deployment().exited() {
+        target.deployment().restart(component, replica).await?;
+    }
+    let (audit, quiescent) = target.quiesce(QUIESCENCE).await?;
+    let invariants = check(&audit, Some(&experiment.history));
+    Ok((
+        Outcome {
+            build: target.build,
+            findings,
+            invariants,
+            quiescent,
+            duration_s: started.elapsed().as_secs_f64(),
+            requests: experiment.history.len(),
+        },
+        experiment.history,
+    ))
+}

@@ -1,0 +1,114 @@
+//! Throughput: the same load levels against one build; per level req/s, raw and
+//! coordinated-omission-corrected latency, errors, what the system under test used (CPU
+//! seconds, peak RSS) and what the generator itself used — so a level the generator could
+//! not drive is flagged instead of being read as the shop's limit.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::Experiment;
+use crate::lab::analysis::{Second, stats, timeline};
+use crate::lab::load::{self, LoadPlan, Percentiles};
+use crate::lab::target::Meter;
+
+/// A generator busier than this (share of the cores it may use) may have limited the level.
+pub const GENERATOR_LIMIT: f64 = 0.8;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Level {
+    pub users: usize,
+    pub repeat: usize,
+    pub requests: usize,
+    pub requests_per_s: f64,
+    pub errors: usize,
+    pub error_rate: f64,
+    pub raw: Percentiles,
+    /// After Goose's coordinated-omission back-fill (`average` cadence).
+    pub corrected: Percentiles,
+    pub sut_cpu_s: f64,
+    pub sut_peak_rss_mib: f64,
+    /// Requests per CPU second of the system under test.
+    pub requests_per_sut_cpu_s: f64,
+    pub generator_cpu_s: f64,
+    /// Generator CPU seconds / (wall seconds x cores it may use).
+    pub generator_cpu_share: f64,
+    /// The generator was busy enough that it, not the shop, may have set the pace.
+    pub generator_limited: bool,
+    pub timeline: Vec<Second>,
+}
+
+pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level>> {
+    let mut levels = Vec::new();
+    let profile = experiment.profile.clone();
+    for repeat in 1..=profile.repeats {
+        for users in &profile.levels {
+            experiment.step(&format!("{users} users, repeat {repeat}"));
+            let plan = LoadPlan {
+                users: *users,
+                duration: profile.level_duration,
+                ..experiment.plan()
+            };
+            let mut meter = Meter::new();
+            let pids = experiment.target.pids();
+            let (cpu_before, _) = meter.sample(&pids);
+            let recorder = experiment.recorder(Instant::now());
+            let sampler = PeakRss::start(pids.clone());
+            let run = load::run(&plan, &experiment.shop, &recorder).await?;
+            let peak_rss_mib = sampler.stop().await;
+            let (cpu_after, _) = meter.sample(&pids);
+            let summary = stats(&run.records);
+            let errors = summary.requests - summary.ok;
+            let sut_cpu_s = (cpu_after - cpu_before).max(0.0);
+            let share = run.generator_cpu_s / (run.wall_s * experiment.generator_cores as f64);
+            levels.push(Level {
+                users: *users,
+                repeat,
+                requests: summary.requests,
+                requests_per_s: summary.requests as f64 / run.wall_s.max(0.001),
+                errors,
+                error_rate: errors as f64 / summary.requests.max(1) as f64,
+                raw: summary.latency,
+                corrected: run.corrected,
+                sut_cpu_s,
+                sut_peak_rss_mib: peak_rss_mib,
+                requests_per_sut_cpu_s: summary.requests as f64 / sut_cpu_s.max(0.001),
+                generator_cpu_s: run.generator_cpu_s,
+                generator_cpu_share: share,
+                generator_limited: share > GENERATOR_LIMIT,
+                timeline: timeline(&run.records),
+            });
+            experiment.history.extend(run.records);
+        }
+    }
+    Ok(levels)
+}
+
+/// Samples the summed RSS of the system under test every 100 ms and keeps the peak.
+struct PeakRss {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<f64>,
+}
+
+impl PeakRss {
+    fn start(pids: Vec<u32>) -> PeakRss {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut meter = Meter::new();
+            let mut peak: f64 = 0.0;
+            loop {
+                peak = peak.max(meter.sample(&pids).1);
+                tokio::select! {
+                    _ = &mut stopped => return peak,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        });
+        PeakRss { stop, task }
+    }
+
+    async fn stop(self) -> f64 {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or(0.0)
+    }
+}

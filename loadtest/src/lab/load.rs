@@ -1,0 +1,147 @@
+//! One Goose attack against a base URL: the journeys, for a number of users and a duration,
+//! with coordinated-omission mitigation on; and what it cost the generator itself.
+//!
+//! Goose runs one attack at a time per process (a global killswitch), so attacks are run in
+//! sequence; the fault and deploy events of an experiment run beside the attack on the same
+//! clock (see `crate::lab::experiments`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use goose::config::GooseConfiguration;
+use goose::metrics::{GooseCoordinatedOmissionMitigation, GooseMetrics};
+use goose::prelude::GooseAttack;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::journeys::{Recorder, Shopfront, scenarios};
+use crate::history::RequestRecord;
+
+/// How hard and how long to drive one deployment.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadPlan {
+    pub base_url: String,
+    /// Goose users (closed loop: each waits for its answer before the next request).
+    pub users: usize,
+    pub duration: Duration,
+    /// A ceiling on requests per second over all users (Goose's throttle; not a target).
+    pub rate: Option<usize>,
+    /// Per-request timeout of the generator's HTTP client.
+    pub request_timeout: Duration,
+}
+
+/// What one attack produced.
+#[derive(Debug)]
+pub struct LoadRun {
+    pub records: Vec<RequestRecord>,
+    /// Latency percentiles after Goose's coordinated-omission back-fill (`average`), over
+    /// every request.
+    pub corrected: Percentiles,
+    /// CPU seconds the generator process used during the attack (user + system).
+    pub generator_cpu_s: f64,
+    pub wall_s: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Percentiles {
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+impl Percentiles {
+    pub fn of(histogram: &Histogram<u64>) -> Percentiles {
+        if histogram.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            p50_us: histogram.value_at_quantile(0.50),
+            p95_us: histogram.value_at_quantile(0.95),
+            p99_us: histogram.value_at_quantile(0.99),
+            max_us: histogram.max(),
+        }
+    }
+}
+
+/// A histogram of microseconds from 1 us to 5 min at 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 300_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Runs the journeys against `plan.base_url`, recording into `recorder`.
+pub async fn run(
+    plan: &LoadPlan,
+    shop: &Shopfront,
+    recorder: &Arc<Recorder>,
+) -> anyhow::Result<LoadRun> {
+    let mut attack = GooseAttack::initialize_with_config(configuration(plan))
+        .context("configure the load generator")?;
+    for scenario in scenarios(shop, recorder)? {
+        attack = attack.register_scenario(scenario);
+    }
+    let cpu_before = own_cpu_seconds();
+    let started = Instant::now();
+    let metrics = attack.execute().await.context("run the load")?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let generator_cpu_s = own_cpu_seconds() - cpu_before;
+    Ok(LoadRun {
+        records: recorder.take(),
+        corrected: corrected_percentiles(&metrics),
+        generator_cpu_s,
+        wall_s,
+    })
+}
+
+fn configuration(plan: &LoadPlan) -> GooseConfiguration {
+    let mut config = GooseConfiguration::default();
+    config.host = Some(plan.base_url.clone());
+    config.users = Some(plan.users.max(1));
+    // Every user starts within the first 100 ms; a ramp would blur the load level.
+    config.increase_rate = Some((plan.users.max(1) * 10).to_string());
+    config.run_time = Some(plan.duration.as_secs().max(1).to_string());
+    config.throttle_requests = plan.rate;
+    config.timeout = Some(format!("{:.3}", plan.request_timeout.as_secs_f64()));
+    config.co_mitigation = Some(GooseCoordinatedOmissionMitigation::Average);
+    // The lab prints its own summary and must be able to run attacks back to back: no
+    // controllers holding ports, no metrics table, no Goose banner.
+    config.no_telnet = true;
+    config.no_autostart = false;
+    config.no_print_metrics = true;
+    config.no_error_summary = true;
+    config.quiet = 1;
+    config
+}
+
+/// Percentiles over every request after Goose's coordinated-omission back-fill.
+fn corrected_percentiles(metrics: &GooseMetrics) -> Percentiles {
+    let mut histogram = latency_histogram();
+    for aggregate in metrics.requests.values() {
+        let timings = aggregate
+            .coordinated_omission_data
+            .as_ref()
+            .unwrap_or(&aggregate.raw_data);
+        // Goose keeps bucketed microseconds (each bucket's lower bound), so these
+        // percentiles are as coarse as its buckets.
+        for (bucket_us, count) in timings.times_us.iter() {
+            let value = (*bucket_us).clamp(1, 300_000_000);
+            let _ = histogram.record_n(value, *count as u64);
+        }
+    }
+    Percentiles::of(&histogram)
+}
+
+/// CPU seconds this process has used so far (user + system, all threads).
+pub fn own_cpu_seconds() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(usage) => {
+            let user = usage.user_time();
+            let system = usage.system_time();
+            (user.tv_sec() + system.tv_sec()) as f64
+                + (user.tv_usec() + system.tv_usec()) as f64 / 1e6
+        }
+        Err(_) => 0.0,
+    }
+}

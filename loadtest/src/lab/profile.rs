@@ -1,0 +1,128 @@
+//! How much of each experiment a run does: `quick` (CI, workshops: about two minutes on a
+//! 2-core machine) or `full`. Every field is recorded in `results.json`.
+
+use std::time::Duration;
+
+use domain::Context;
+use serde::Serialize;
+
+/// A fault the faults experiment injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// `kill -9` the process that runs the context; the lab restarts it (self-healing).
+    Kill,
+    /// SIGSTOP the process that runs the context; SIGCONT to heal.
+    Pause,
+    /// Every call into the context waits this long (in-process, admin API).
+    Latency,
+    /// A share of calls into the context fail with `unavailable` (in-process, admin API).
+    Errors,
+    /// The next call into the context aborts its process; the lab restarts it.
+    Abort,
+    /// Busy threads in the process that runs the context.
+    CpuHog,
+    /// Memory allocated at a steady rate in the process that runs the context.
+    Leak,
+}
+
+impl FaultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::Latency => "latency",
+            FaultKind::Errors => "errors",
+            FaultKind::Abort => "abort",
+            FaultKind::CpuHog => "cpu_hog",
+            FaultKind::Leak => "leak",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Profile {
+    pub name: &'static str,
+    /// Goose users per throughput level.
+    pub levels: Vec<usize>,
+    #[serde(with = "millis")]
+    pub level_duration: Duration,
+    /// Repeats of each throughput level (medians are over these).
+    pub repeats: usize,
+    /// Goose users of the steady load under which deploys and faults happen.
+    pub steady_users: usize,
+    /// Rolling/recreate deploys in a row for the deploy storm.
+    pub storm: usize,
+    pub faults: Vec<(FaultKind, Context)>,
+    #[serde(with = "millis")]
+    pub fault_before: Duration,
+    #[serde(with = "millis")]
+    pub fault_during: Duration,
+    #[serde(with = "millis")]
+    pub fault_after: Duration,
+}
+
+impl Profile {
+    pub fn quick() -> Profile {
+        Profile {
+            name: "quick",
+            levels: vec![4, 16],
+            level_duration: Duration::from_secs(10),
+            repeats: 1,
+            steady_users: 8,
+            storm: 10,
+            faults: vec![
+                (FaultKind::Kill, Context::Recommendations),
+                (FaultKind::Latency, Context::Payments),
+                (FaultKind::Errors, Context::Inventory),
+            ],
+            fault_before: Duration::from_millis(1500),
+            fault_during: Duration::from_millis(2000),
+            fault_after: Duration::from_millis(2000),
+        }
+    }
+
+    pub fn full() -> Profile {
+        let kinds = [
+            FaultKind::Kill,
+            FaultKind::Pause,
+            FaultKind::Latency,
+            FaultKind::Errors,
+            FaultKind::Abort,
+            FaultKind::CpuHog,
+            FaultKind::Leak,
+        ];
+        let targets = [
+            Context::Recommendations,
+            Context::Payments,
+            Context::Inventory,
+        ];
+        Profile {
+            name: "full",
+            levels: vec![2, 4, 8, 16, 32],
+            level_duration: Duration::from_secs(30),
+            repeats: 3,
+            steady_users: 16,
+            storm: 100,
+            faults: kinds
+                .iter()
+                .flat_map(|kind| targets.iter().map(move |target| (*kind, *target)))
+                .collect(),
+            fault_before: Duration::from_secs(3),
+            fault_during: Duration::from_secs(5),
+            fault_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Durations as whole milliseconds in the results.
+mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_millis() as u64)
+    }
+}
