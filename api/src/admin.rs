@@ -43,19 +43,24 @@ pub fn router(state: AdminState) -> Router {
             "/admin/faults",
             post(inject_fault).get(list_faults).delete(clear_faults),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .route_layer(middleware::from_fn_with_state(
+            state.token.clone(),
+            require_token,
+        ))
         .with_state(state)
 }
 
-async fn require_admin(
-    State(state): State<AdminState>,
+/// Middleware: the request must carry `Authorization: Bearer <token>` (the state), or it is
+/// answered 401 without reaching the handler. Every admin surface uses this one check.
+pub async fn require_token(
+    State(token): State<Arc<str>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let presented = crate::extract::bearer_token(&parts).unwrap_or_default();
     // Constant-time, so the comparison does not leak how much of a guess was right.
-    let matches: bool = presented.as_bytes().ct_eq(state.token.as_bytes()).into();
+    let matches: bool = presented.as_bytes().ct_eq(token.as_bytes()).into();
     if !matches {
         return Err(ApiError(DomainError::Unauthenticated(
             "admin token required".into(),

@@ -44,12 +44,19 @@ enum Command {
         /// `recommendations` or `gateway`.
         #[arg(value_parser = parse_component)]
         name: Component,
-        /// The gateway's admin port.
+        /// The gateway's admin port (the front door's control port).
         #[arg(long, default_value_t = 0)]
         admin_port: u16,
+        /// The front door's first backends.
+        #[arg(long)]
+        backend: Vec<String>,
         #[command(flatten)]
         serve: api::cli::ServeArgs,
     },
+    /// A TCP fault proxy in front of a service or a database, as the supervisor starts it
+    /// for the network fault kinds (latency, reset, cut, bandwidth, database down).
+    #[command(hide = true)]
+    FaultProxy(crate::supervisor::FaultProxyArgs),
     /// Check a running shop's invariants (I1-I8: no order, unit of stock or cent lost).
     ///
     /// Reads the audit snapshot from /admin/audit and, with --history, the requests a load
@@ -90,8 +97,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service {
             name,
             admin_port,
+            backend,
             serve,
-        } => crate::service::run(name, admin_port, &serve).await,
+        } => crate::service::run(name, admin_port, &backend, &serve).await,
+        Command::FaultProxy(args) => crate::supervisor::run_fault_proxy(args).await,
         Command::Check(args) => crate::check::run(args).await,
         Command::Compare(args) => {
             lab_logging();

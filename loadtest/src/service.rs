@@ -13,6 +13,7 @@ use crate::supervisor::{Component, SUPERVISOR_PID};
 pub(crate) async fn run(
     component: Component,
     admin_port: u16,
+    backends: &[String],
     args: &api::cli::ServeArgs,
 ) -> anyhow::Result<()> {
     die_with_supervisor()?;
@@ -20,6 +21,9 @@ pub(crate) async fn run(
     match component {
         Component::Gateway => micro_gateway::run(args, admin_port).await,
         Component::Monolith => monolith::run(args).await,
+        Component::FrontDoor => {
+            crate::supervisor::front_door::run(args.port.unwrap_or(0), admin_port, backends).await
+        }
         Component::Service(context) => match context {
             Context::Catalog => micro_kit::run(context, args, micro_catalog::serve).await,
             Context::Inventory => micro_kit::run(context, args, micro_inventory::serve).await,
@@ -46,7 +50,7 @@ pub(crate) async fn run(
 ///
 /// The signal follows the supervisor's *thread* that spawned the child; the supervisor
 /// spawns from its runtime's long-lived threads, which end only with the process.
-fn die_with_supervisor() -> anyhow::Result<()> {
+pub(crate) fn die_with_supervisor() -> anyhow::Result<()> {
     let Ok(supervisor) = std::env::var(SUPERVISOR_PID) else {
         return Ok(());
     };

@@ -32,7 +32,7 @@ pub struct CompareArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "throughput,deploy,faults"
+        default_value = "throughput,deploy,faults,scale"
     )]
     pub experiments: Vec<Kind>,
     /// Repeats of each throughput level (default: 1 quick, 3 full).
@@ -141,8 +141,14 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
                 browse_weight: run_settings.browse_weight,
                 buy_weight: run_settings.buy_weight,
             };
+            // The throughput sweep goes straight to the build; the experiments that replace
+            // or break the public process go through the front door.
+            let base_url = match kind {
+                Kind::Throughput => target.direct_url(),
+                _ => target.url(),
+            };
             let template = LoadPlan {
-                base_url: target.url().to_owned(),
+                base_url: base_url.to_owned(),
                 users: profile.steady_users,
                 duration: profile.level_duration,
                 rate: None,
@@ -154,6 +160,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
                 shop,
                 template,
                 generator_cores: pinning.generator_cores(),
+                sut_cores: pinning.sut_cores(),
                 progress: &bar,
                 history: Vec::new(),
             };

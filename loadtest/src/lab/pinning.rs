@@ -48,6 +48,15 @@ impl Pinning {
         }
     }
 
+    /// The cores the system under test may use (all of them when nothing is pinned).
+    pub fn sut_cores(&self) -> usize {
+        if self.sut_cpus.is_empty() {
+            self.cores
+        } else {
+            self.sut_cpus.len()
+        }
+    }
+
     /// Pins this process (the generator) and returns the environment for the children.
     pub fn apply(&self) -> anyhow::Result<Vec<(String, String)>> {
         if self.generator_cpus.is_empty() {

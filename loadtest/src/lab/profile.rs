@@ -24,6 +24,19 @@ pub enum FaultKind {
     CpuHog,
     /// Memory allocated at a steady rate in the process that runs the context.
     Leak,
+    /// Every answer from the context's service is held back (a fault proxy between its
+    /// callers and it; microservices only).
+    NetLatency,
+    /// Every connection to the context's service is closed before it answers (fault proxy).
+    NetReset,
+    /// Connections to the context's service are accepted and nothing answers: a blackhole
+    /// (fault proxy).
+    NetCut,
+    /// The database holding the context's data drops every connection (a fault proxy in
+    /// front of PostgreSQL; the monolith's one database).
+    DbDown,
+    /// The process that runs the context gets a fifth of one core (cgroup v1 CFS quota).
+    CpuLimit,
 }
 
 impl FaultKind {
@@ -36,6 +49,11 @@ impl FaultKind {
             FaultKind::Abort => "abort",
             FaultKind::CpuHog => "cpu_hog",
             FaultKind::Leak => "leak",
+            FaultKind::NetLatency => "net_latency",
+            FaultKind::NetReset => "net_reset",
+            FaultKind::NetCut => "net_cut",
+            FaultKind::DbDown => "db_down",
+            FaultKind::CpuLimit => "cpu_limit",
         }
     }
 }
@@ -49,6 +67,9 @@ pub struct Profile {
     pub level_duration: Duration,
     /// Repeats of each throughput level (medians are over these).
     pub repeats: usize,
+    /// Each half (one replica, two replicas) of the scale experiment.
+    #[serde(with = "millis")]
+    pub scale_duration: Duration,
     /// Goose users of the steady load under which deploys and faults happen.
     pub steady_users: usize,
     /// Rolling/recreate deploys in a row for the deploy storm.
@@ -69,6 +90,7 @@ impl Profile {
             levels: vec![4, 16],
             level_duration: Duration::from_secs(10),
             repeats: 1,
+            scale_duration: Duration::from_secs(5),
             steady_users: 8,
             storm: 10,
             faults: vec![
@@ -91,6 +113,11 @@ impl Profile {
             FaultKind::Abort,
             FaultKind::CpuHog,
             FaultKind::Leak,
+            FaultKind::NetLatency,
+            FaultKind::NetReset,
+            FaultKind::NetCut,
+            FaultKind::DbDown,
+            FaultKind::CpuLimit,
         ];
         let targets = [
             Context::Recommendations,
@@ -102,6 +129,7 @@ impl Profile {
             levels: vec![2, 4, 8, 16, 32],
             level_duration: Duration::from_secs(30),
             repeats: 3,
+            scale_duration: Duration::from_secs(30),
             steady_users: 16,
             storm: 100,
             faults: kinds

@@ -185,6 +185,9 @@ fn write_csv(dir: &Path, results: &Results) -> anyhow::Result<()> {
         "build,kind,context,process,journey,before_success,during_success,after_success,\
          before_p99_us,during_p99_us,after_p99_us,blast_radius,time_to_recover_ms,restarts\n",
     );
+    let mut scaling = String::from(
+        "build,component,users,replicas,requests_per_s,error_rate,p99_us,sut_cpu_s,requests_per_sut_cpu_s\n",
+    );
     let mut deploys =
         String::from("build,component,strategy,time_to_ready_ms,requests,failed_requests\n");
     let mut timeline =
@@ -254,6 +257,22 @@ fn write_csv(dir: &Path, results: &Results) -> anyhow::Result<()> {
                     }
                 }
             }
+            Findings::Scale(scale) => {
+                for half in [&scale.before, &scale.after] {
+                    writeln!(
+                        scaling,
+                        "{build},{},{},{},{:.1},{:.4},{},{:.3},{:.1}",
+                        scale.component,
+                        scale.users,
+                        half.replicas,
+                        half.requests_per_s,
+                        half.error_rate,
+                        half.latency.p99_us,
+                        half.sut_cpu_s,
+                        half.requests_per_sut_cpu_s
+                    )?;
+                }
+            }
             Findings::Deploy(found) => {
                 for deploy in &found.each {
                     writeln!(
@@ -273,6 +292,7 @@ fn write_csv(dir: &Path, results: &Results) -> anyhow::Result<()> {
         ("throughput.csv", throughput),
         ("faults.csv", faults),
         ("deploys.csv", deploys),
+        ("scale.csv", scaling),
         ("timeline.csv", timeline),
     ] {
         std::fs::write(dir.join(name), text).with_context(|| format!("write {name}"))?;
@@ -337,20 +357,43 @@ pub fn summary(results: &Results) -> String {
                     );
                 }
             }
+            Findings::Scale(scale) => {
+                let _ = writeln!(
+                    text,
+                    "\nscale — {build} (+1 replica of {}, {} users, through the front door; the shop has {} core(s))",
+                    scale.component, scale.users, scale.sut_cores
+                );
+                for half in [&scale.before, &scale.after] {
+                    let _ = writeln!(
+                        text,
+                        "  {} replica(s): {:>7.0} req/s, p99 {:>7.2} ms, {:>6.1} CPU s, {:>6.0} req per CPU s",
+                        half.replicas,
+                        half.requests_per_s,
+                        half.latency.p99_us as f64 / 1000.0,
+                        half.sut_cpu_s,
+                        half.requests_per_sut_cpu_s
+                    );
+                }
+                let _ = writeln!(text, "  speedup x{:.2}", scale.speedup);
+            }
             Findings::Deploy(found) => {
-                let _ = writeln!(text, "\ndeploy — {build} (recreate, under steady load)");
+                let _ = writeln!(
+                    text,
+                    "\ndeploy — {build} (under steady load, through the front door; failed = from the deploy's start to 500 ms after)"
+                );
                 for deploy in &found.each {
                     let _ = writeln!(
                         text,
-                        "  {:<16} ready in {:>5} ms, {:>5} of {:>6} requests failed{}",
+                        "  {:<16} {:<9} ready in {:>5} ms, {:>5} of {:>6} requests failed{}",
                         deploy.component,
+                        deploy.strategy,
                         deploy.time_to_ready_ms,
                         deploy.failed_requests,
                         deploy.requests,
                         deploy
                             .error
                             .as_deref()
-                            .map(|error| format!(" ({error})"))
+                            .map(|error| format!(" ({})", first_line(error)))
                             .unwrap_or_default()
                     );
                 }
@@ -398,7 +441,7 @@ pub fn summary(results: &Results) -> String {
                         journeys.join(", "),
                         cell.error
                             .as_deref()
-                            .map(|error| format!(" ({error})"))
+                            .map(|error| format!(" ({})", first_line(error)))
                             .unwrap_or_default()
                     );
                 }
@@ -436,4 +479,13 @@ pub fn summary(results: &Results) -> String {
         }
     );
     text
+}
+
+/// The first line of a message, at most 100 characters, for the summary.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    match line.char_indices().nth(100) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_owned(),
+    }
 }

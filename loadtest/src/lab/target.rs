@@ -72,6 +72,8 @@ impl Target {
             token_secret,
         );
         options.env = settings.env.clone();
+        // Both builds behind the same front door, so either can be rolled or scaled out.
+        options.front_door = true;
         options.forward_logs = settings.forward_logs;
         options.stop_deadline = Duration::from_secs(5);
         let deployment = Deployment::start(options)
@@ -87,8 +89,15 @@ impl Target {
         })
     }
 
+    /// The public URL: the front door's.
     pub fn url(&self) -> &str {
         self.deployment.url()
+    }
+
+    /// The monolith's or the gateway's own URL, past the front door (the throughput sweep
+    /// measures the builds without the front door's hop).
+    pub fn direct_url(&self) -> &str {
+        self.deployment.direct_url()
     }
 
     pub fn admin_url(&self) -> &str {
@@ -166,6 +175,42 @@ impl Target {
         }
     }
 
+    /// Self-healing until `until`: every 50 ms, any process that has exited is started again
+    /// (as a process manager or Kubernetes would), after a backoff that doubles for a
+    /// process that crashes again within 10 s (0 ms, 250 ms, 500 ms, ... up to 4 s).
+    /// Returns each restart with how long the process was gone.
+    pub async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {
+        const POLL: Duration = Duration::from_millis(50);
+        const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(10);
+        let mut restarts: Vec<Restart> = Vec::new();
+        while Instant::now() < until {
+            for (component, replica) in self.deployment.exited() {
+                let detected = Instant::now();
+                let recent = restarts
+                    .iter()
+                    .filter(|restart| restart.component == component.to_string())
+                    .filter(|restart| detected.duration_since(restart.at) < CRASH_LOOP_WINDOW)
+                    .count() as u32;
+                let backoff = match recent {
+                    0 => Duration::ZERO,
+                    crashes => (Duration::from_millis(250) * 2u32.pow(crashes.min(5) - 1))
+                        .min(Duration::from_secs(4)),
+                };
+                tokio::time::sleep(backoff).await;
+                let restarted = self.deployment.restart(component, replica).await;
+                restarts.push(Restart {
+                    component: component.to_string(),
+                    at: detected,
+                    backoff_ms: backoff.as_millis() as u64,
+                    down_ms: detected.elapsed().as_millis() as u64,
+                    error: restarted.err().map(|error| format!("{error:#}")),
+                });
+            }
+            tokio::time::sleep(POLL.min(until.saturating_duration_since(Instant::now()))).await;
+        }
+        restarts
+    }
+
     /// `kill -9` a component, as a crash would.
     pub async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
         self.deployment.kill(component, 1).await
@@ -187,13 +232,26 @@ impl Target {
         self.deployment.restart(component, 1).await
     }
 
-    /// The components a deploy or fault can target in this build.
+    /// Rolling deploy: start the new process, wait until it is ready, move traffic to it,
+    /// drain and stop the old one.
+    pub async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        self.deployment.roll(component, 1).await
+    }
+
+    /// A rolling deploy of a release that never gets ready; the old process must keep
+    /// serving. Returns why the new one failed.
+    pub async fn roll_bad_release(&mut self, component: Component) -> anyhow::Result<String> {
+        self.deployment.roll_bad_release(component, 1).await
+    }
+
+    /// The components a deploy or fault can target in this build (not the front door).
     pub fn components(&self) -> Vec<Component> {
         let mut components: Vec<Component> = self
             .deployment
             .members()
             .iter()
             .map(|member| member.component())
+            .filter(|component| *component != Component::FrontDoor)
             .collect();
         components.dedup();
         components
@@ -228,6 +286,18 @@ impl Target {
         );
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
+}
+
+/// One self-healing restart.
+#[derive(Clone, Debug, Serialize)]
+pub struct Restart {
+    pub component: String,
+    #[serde(skip)]
+    pub at: Instant,
+    pub backoff_ms: u64,
+    /// From noticing the exit to the new process answering `/ready`.
+    pub down_ms: u64,
+    pub error: Option<String>,
 }
 
 /// CPU seconds and memory of the system under test, read from the kernel by PID.

@@ -35,6 +35,12 @@ pub(crate) struct Launch {
 }
 
 impl Launch {
+    /// The value after `flag`, if present.
+    pub fn flag(&self, flag: &str) -> Option<&str> {
+        let at = self.args.iter().position(|arg| arg == flag)?;
+        self.args.get(at + 1).map(String::as_str)
+    }
+
     /// Removes `flag` and its value, if present.
     pub fn remove_flag(&mut self, flag: &str) {
         if let Some(at) = self.args.iter().position(|arg| arg == flag) {

@@ -56,6 +56,9 @@ pub enum Component {
     Monolith,
     Service(Context),
     Gateway,
+    /// The reverse proxy that owns the public port while the monolith or the gateway
+    /// behind it is replaced (see `front_door.rs`).
+    FrontDoor,
 }
 
 impl Component {
@@ -64,6 +67,7 @@ impl Component {
             Component::Monolith => "monolith",
             Component::Service(context) => context.as_str(),
             Component::Gateway => "gateway",
+            Component::FrontDoor => "front-door",
         }
     }
 
@@ -71,6 +75,7 @@ impl Component {
         match name {
             "gateway" => Some(Component::Gateway),
             "monolith" => Some(Component::Monolith),
+            "front-door" => Some(Component::FrontDoor),
             other => Context::parse(other).map(Component::Service),
         }
     }
@@ -80,13 +85,14 @@ impl Component {
         matches!(self, Component::Gateway | Component::Monolith)
     }
 
-    /// Stop order: the gateway first (so it drains while the services still answer), then
-    /// orders, then the services nobody else calls into any more.
+    /// Stop order: the front door, then the gateway (so it drains while the services still
+    /// answer), then orders, then the services nobody else calls into any more.
     pub(crate) fn stop_tier(self) -> u8 {
         match self {
-            Component::Gateway | Component::Monolith => 0,
-            Component::Service(Context::Orders) => 1,
-            Component::Service(_) => 2,
+            Component::FrontDoor => 0,
+            Component::Gateway | Component::Monolith => 1,
+            Component::Service(Context::Orders) => 2,
+            Component::Service(_) => 3,
         }
     }
 }

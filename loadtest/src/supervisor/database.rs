@@ -17,6 +17,9 @@ pub enum Database {
     /// `shoplab_<service>` on the server at this URL (`postgres://user@host:port`; a path
     /// after the host is ignored), created when missing.
     Postgres { server: String },
+    /// As `Postgres`, with databases named `<prefix>_<service>`: a test gives its run a
+    /// prefix of its own, so runs that share a server never share (or drop) data.
+    PostgresPrefixed { server: String, prefix: String },
 }
 
 impl Database {
@@ -27,7 +30,16 @@ impl Database {
                 format!("sqlite://{}", dir.join(format!("{context}.db")).display())
             }
             Database::Postgres { server } => postgres_url(server, &database_name(context)),
+            Database::PostgresPrefixed { server, prefix } => {
+                postgres_url(server, &format!("{prefix}_{context}"))
+            }
         }
+    }
+
+    /// Whether the data is on a PostgreSQL server (which a fault proxy can cut off) rather
+    /// than in SQLite files inside the processes.
+    pub fn is_postgres(&self) -> bool {
+        !matches!(self, Database::Sqlite { .. })
     }
 
     /// The `--db` URL of the monolith's one database.
@@ -35,6 +47,9 @@ impl Database {
         match self {
             Database::Sqlite { dir } => format!("sqlite://{}", dir.join("monolith.db").display()),
             Database::Postgres { server } => postgres_url(server, &database_name("monolith")),
+            Database::PostgresPrefixed { server, prefix } => {
+                postgres_url(server, &format!("{prefix}_monolith"))
+            }
         }
     }
 
@@ -54,14 +69,19 @@ impl Database {
                     .with_context(|| format!("resolve {}", dir.display()))?;
                 Ok(!dir.join(format!("{}.db", names[0])).exists())
             }
-            Database::Postgres { server } => {
-                let maintenance = postgres_url(server, "postgres");
+            Database::Postgres { server } | Database::PostgresPrefixed { server, .. } => {
+                let server = server.clone();
+                let prefix = match &*self {
+                    Database::PostgresPrefixed { prefix, .. } => prefix.clone(),
+                    _ => "shoplab".to_owned(),
+                };
+                let maintenance = postgres_url(&server, "postgres");
                 let mut connection = sqlx::PgConnection::connect(&maintenance)
                     .await
                     .with_context(|| format!("connect to {}", redact(&maintenance)))?;
                 let mut fresh = false;
                 for (index, name) in names.iter().enumerate() {
-                    let name = database_name(name);
+                    let name = format!("{prefix}_{name}");
                     let exists: Option<(i32,)> =
                         sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
                             .bind(&name)
@@ -69,7 +89,7 @@ impl Database {
                             .await
                             .with_context(|| format!("look for database {name}"))?;
                     if exists.is_none() {
-                        // The name is ours (`shoplab_` + a context), never user input.
+                        // The name is ours (a prefix the code chose + a context), never user input.
                         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                             .execute(&mut connection)
                             .await

@@ -12,7 +12,9 @@
 mod child;
 mod component;
 mod database;
+pub mod front_door;
 mod options;
+mod proxy;
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,8 @@ pub use child::SUPERVISOR_PID;
 pub use component::{Build, Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
 pub use database::{Database, redact};
 pub use options::Options;
+pub(crate) use proxy::{FaultProxyArgs, run as run_fault_proxy};
+pub use proxy::{Link, NetworkFault};
 
 /// One running process of the deployment.
 pub struct Member {
@@ -62,6 +66,8 @@ impl Member {
 pub struct Deployment {
     options: Options,
     members: Vec<Member>,
+    /// The fault proxies `options.proxied` and `options.proxied_databases` asked for.
+    proxies: Vec<proxy::FaultProxy>,
     http: reqwest::Client,
 }
 
@@ -75,13 +81,22 @@ impl Deployment {
         let mut deployment = Deployment {
             options,
             members: Vec::new(),
+            proxies: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
         };
+        deployment.start_database_proxies().await?;
+        // With a front door, the front door takes the public port and the process behind it
+        // any free one.
+        let port = if deployment.options.front_door {
+            0
+        } else {
+            deployment.options.port
+        };
         if build == Build::Monolith {
-            let port = deployment.options.port;
             deployment.add(Component::Monolith, 1, seed, port).await?;
+            deployment.add_front_door().await?;
             return Ok(deployment);
         }
 
@@ -100,23 +115,47 @@ impl Deployment {
                     .await?;
             }
         }
+        for context in LEAF_SERVICES {
+            if deployment.options.proxied.contains(&context) {
+                deployment.start_service_proxies(context).await?;
+            }
+        }
         for replica in 1..=deployment.options.replicas_of(Context::Orders) {
             let seed = if replica == 1 { seed } else { None };
             deployment
                 .add(Component::Service(Context::Orders), replica, seed, 0)
                 .await?;
         }
-        let port = deployment.options.port;
+        if deployment.options.proxied.contains(&Context::Orders) {
+            deployment.start_service_proxies(Context::Orders).await?;
+        }
         deployment.add(Component::Gateway, 1, None, port).await?;
+        deployment.add_front_door().await?;
         Ok(deployment)
+    }
+
+    async fn add_front_door(&mut self) -> anyhow::Result<()> {
+        if self.options.front_door {
+            let port = self.options.port;
+            self.add(Component::FrontDoor, 1, None, port).await?;
+        }
+        Ok(())
     }
 
     pub fn build(&self) -> Build {
         self.options.build
     }
 
-    /// The public base URL: the gateway's, or the monolith's.
+    /// The public base URL: the front door's, or else the gateway's or the monolith's.
     pub fn url(&self) -> &str {
+        self.members
+            .iter()
+            .find(|member| member.component == Component::FrontDoor)
+            .map_or_else(|| self.direct_url(), |door| door.url.as_str())
+    }
+
+    /// The gateway's or the monolith's own URL, past any front door.
+    pub fn direct_url(&self) -> &str {
         self.front().map_or("", |front| front.url.as_str())
     }
 
@@ -209,12 +248,15 @@ impl Deployment {
     pub async fn restart(&mut self, component: Component, replica: usize) -> anyhow::Result<()> {
         let deadline = self.options.stop_deadline;
         let start_deadline = self.options.start_deadline;
+        // From the current map, not the first start's: a replica may have moved since.
+        let launch = self.relaunch(component, replica)?;
         let member = self.member_mut(component, replica)?;
         member.process.request_stop()?;
         member.process.finish_stop(deadline).await?;
-        let (launch, port) = (member.launch.clone(), member.port);
+        let port = member.port;
         let (process, addresses) = Process::spawn(&launch, port, start_deadline).await?;
         let member = self.member_mut(component, replica)?;
+        member.launch = launch;
         member.process = process;
         member.url = addresses.url;
         member.admin_url = addresses.admin_url;
@@ -222,11 +264,178 @@ impl Deployment {
         self.wait_ready(component, replica, &url).await
     }
 
+    /// Rolling deploy of one process: start its replacement on a free port, wait until it is
+    /// ready, point its callers at it (the front door for the monolith and the gateway;
+    /// the gateway's and orders' directories for a service), then stop the old process,
+    /// which drains what it was still answering. Never reseeds.
+    pub async fn roll(&mut self, component: Component, replica: usize) -> anyhow::Result<()> {
+        self.roll_with(component, replica, |_| {}).await
+    }
+
+    /// A rolling deploy of a bad release: the new process is told to bind an address this
+    /// machine does not have (TEST-NET-1), so it never becomes ready; the deploy is abandoned and the old process keeps serving (the
+    /// automatic rollback of a rolling deploy). Returns how the new process failed.
+    pub async fn roll_bad_release(
+        &mut self,
+        component: Component,
+        replica: usize,
+    ) -> anyhow::Result<String> {
+        let outcome = self
+            .roll_with(component, replica, |launch| {
+                launch.set_flag("--bind", "192.0.2.1");
+            })
+            .await;
+        match outcome {
+            Ok(()) => anyhow::bail!("the bad release of {component} became ready"),
+            Err(failure) => Ok(format!("{failure:#}")),
+        }
+    }
+
+    async fn roll_with(
+        &mut self,
+        component: Component,
+        replica: usize,
+        change: impl FnOnce(&mut Launch),
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            component != Component::FrontDoor,
+            "the front door itself is not rolled"
+        );
+        if component.is_front() {
+            anyhow::ensure!(
+                self.options.front_door,
+                "rolling {component} needs the front door (Options::front_door)"
+            );
+        }
+        let mut launch = self.relaunch(component, replica)?;
+        // The old process still holds its admin port while the new one starts.
+        if launch.flag("--admin-port").is_some() {
+            launch.set_flag("--admin-port", "0");
+        }
+        change(&mut launch);
+        let mut fresh = self.spawn(launch, component, replica, 0).await?;
+        let at = self
+            .members
+            .iter()
+            .position(|member| member.component == component && member.replica == replica)
+            .with_context(|| format!("no {component}#{replica} in this deployment"))?;
+        std::mem::swap(&mut self.members[at], &mut fresh);
+        let mut old = fresh;
+        if let Err(error) = self.announce(component).await {
+            // Put the old one back and drop the new one (kill_on_drop ends it).
+            std::mem::swap(&mut self.members[at], &mut old);
+            return Err(error.context(format!(
+                "point the callers of {component} at the new process"
+            )));
+        }
+        old.process.request_stop()?;
+        old.process.finish_stop(self.options.stop_deadline).await?;
+        Ok(())
+    }
+
+    /// Scale-out: one more replica of a service or, behind the front door, of the
+    /// monolith; its callers learn about it before this returns.
+    pub async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        let replica = self
+            .members
+            .iter()
+            .filter(|member| member.component == component)
+            .count()
+            + 1;
+        match component {
+            Component::Monolith => anyhow::ensure!(
+                self.options.front_door,
+                "a second monolith needs the front door to balance over both"
+            ),
+            Component::Service(_) => {}
+            other => anyhow::bail!("{other} does not run replicas"),
+        }
+        self.add(component, replica, None, 0).await?;
+        self.announce(component).await?;
+        Ok(replica)
+    }
+
+    /// Tells whoever routes to `component` where its replicas are now.
+    async fn announce(&self, component: Component) -> anyhow::Result<()> {
+        let urls = |component: Component| -> Vec<String> {
+            self.members
+                .iter()
+                .filter(|member| member.component == component)
+                .map(|member| member.url.clone())
+                .collect()
+        };
+        let mut calls: Vec<(String, serde_json::Value)> = Vec::new();
+        match component {
+            Component::Monolith | Component::Gateway => {
+                if let Some(door) = self.member_of(Component::FrontDoor) {
+                    let control = door
+                        .admin_url
+                        .clone()
+                        .context("the front door has no control port")?;
+                    calls.push((
+                        format!("{control}/backends"),
+                        serde_json::json!({ "backends": urls(component) }),
+                    ));
+                }
+            }
+            Component::Service(ref context) => {
+                let body = serde_json::json!({ "context": context, "replicas": urls(component) });
+                if let Some(gateway) = self.member_of(Component::Gateway) {
+                    let admin = gateway
+                        .admin_url
+                        .clone()
+                        .context("the gateway has no admin port")?;
+                    calls.push((format!("{admin}/admin/upstreams"), body.clone()));
+                }
+                if ORDERS_UPSTREAMS.contains(context) {
+                    for orders in urls(Component::Service(Context::Orders)) {
+                        calls.push((format!("{orders}/admin/upstreams"), body.clone()));
+                    }
+                }
+            }
+            Component::FrontDoor => {}
+        }
+        for (url, body) in calls {
+            let response = self
+                .http
+                .put(&url)
+                .bearer_auth(&self.options.admin_token)
+                .json(&body)
+                .send()
+                .await
+                .with_context(|| format!("PUT {url}"))?;
+            let status = response.status();
+            anyhow::ensure!(
+                status.is_success(),
+                "PUT {url} answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    fn member_of(&self, component: Component) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|member| member.component == component)
+    }
+
+    /// The launch of a process as the deployment stands now (never seeding), keeping the
+    /// admin port it had.
+    fn relaunch(&self, component: Component, replica: usize) -> anyhow::Result<Launch> {
+        let member = self.member(component, replica)?;
+        let mut launch = self.launch(component, replica, None);
+        if let Some(admin_port) = member.launch.flag("--admin-port") {
+            launch.set_flag("--admin-port", admin_port);
+        }
+        Ok(launch)
+    }
+
     /// Stops everything: SIGTERM by PID in reverse start order (gateway, orders, the rest),
     /// each group given the stop deadline before SIGKILL; every child is reaped.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let deadline = self.options.stop_deadline;
-        for tier in 0..=2 {
+        for tier in 0..=3 {
             let in_tier = |member: &&mut Member| member.component.stop_tier() == tier;
             for member in self.members.iter_mut().rev().filter(in_tier) {
                 member.process.request_stop()?;
@@ -238,7 +447,7 @@ impl Deployment {
                 .map(|member| member.process.finish_stop(deadline));
             futures::future::try_join_all(stopping).await?;
         }
-        Ok(())
+        self.stop_proxies().await
     }
 
     /// The process that owns the public port.
@@ -262,17 +471,20 @@ impl Deployment {
         let mut args = vec!["service".to_owned(), component.as_str().to_owned()];
         let upstreams: &[Context] = match component {
             Component::Service(Context::Orders) => &ORDERS_UPSTREAMS,
-            Component::Service(_) | Component::Monolith => &[],
+            Component::Service(_) | Component::Monolith | Component::FrontDoor => &[],
             Component::Gateway => &Context::ALL,
         };
         for context in upstreams {
             args.push("--upstream".to_owned());
-            args.push(format!("{context}={}", self.urls(*context).join(",")));
+            args.push(format!(
+                "{context}={}",
+                self.upstream_urls(*context).join(",")
+            ));
         }
         match component {
-            Component::Service(context) => {
+            Component::Service(_) => {
                 args.push("--db".to_owned());
-                args.push(options.database.url(context));
+                args.push(self.database_url(component));
             }
             Component::Gateway => {
                 args.push("--admin-port".to_owned());
@@ -280,7 +492,23 @@ impl Deployment {
             }
             Component::Monolith => {
                 args.push("--db".to_owned());
-                args.push(options.database.monolith_url());
+                args.push(self.database_url(component));
+            }
+            Component::FrontDoor => {
+                args.push("--admin-port".to_owned());
+                args.push("0".to_owned());
+                let behind = match options.build {
+                    Build::Monolith => Component::Monolith,
+                    Build::Micro => Component::Gateway,
+                };
+                for member in self
+                    .members
+                    .iter()
+                    .filter(|member| member.component == behind)
+                {
+                    args.push("--backend".to_owned());
+                    args.push(member.url.clone());
+                }
             }
         }
         if let Some(seed) = seed {

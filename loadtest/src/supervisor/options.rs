@@ -1,6 +1,6 @@
 //! How to start a deployment: the executable, ports, databases, seed, replicas, secrets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +25,18 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Replicas per service (1 when absent; micro only). The gateway always runs once.
     pub replicas: BTreeMap<Context, usize>,
+    /// Put a front door (a reverse proxy) on the public port, in front of the monolith or
+    /// the gateway, so they can be replaced by a rolling deploy or scaled out.
+    pub front_door: bool,
+    /// Services whose callers reach every replica through a fault proxy (`shoplab
+    /// fault-proxy`), so the link can be slowed, reset or cut (`Deployment::break_link`).
+    /// Microservices only: the monolith's contexts have no network between them. Empty by
+    /// default: a proxy is one more loopback hop, which only a fault experiment should pay.
+    pub proxied: BTreeSet<Context>,
+    /// The databases holding these contexts' data are reached through a fault proxy:
+    /// microservices, each such service's database; the monolith, its one database as soon
+    /// as the set is not empty. PostgreSQL only (SQLite is a file inside the process).
+    pub proxied_databases: BTreeSet<Context>,
     /// The one admin token of the whole deployment.
     pub admin_token: String,
     /// Users signs tokens and the gateway verifies them with this shared secret.
@@ -55,6 +67,9 @@ impl Options {
             database,
             seed: None,
             replicas: BTreeMap::new(),
+            proxied: BTreeSet::new(),
+            proxied_databases: BTreeSet::new(),
+            front_door: false,
             admin_token,
             token_secret,
             env: Vec::new(),

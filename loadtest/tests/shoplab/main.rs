@@ -6,4 +6,6 @@ mod check; // the invariant checker: crafted snapshots per invariant, and `shopl
 mod command;
 mod deployment;
 mod faults;
+mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
+mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback
 mod support;

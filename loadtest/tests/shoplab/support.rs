@@ -154,3 +154,79 @@ pub fn process_is_gone(pid: u32) -> bool {
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
+
+/// How the orchestration and lab tests start a build through the lab's own `Target`: the
+/// small shop of [`child_env`], reset to [`SEED`] with 20 products of 100 units and 2 users.
+pub fn target_settings() -> shoplab::lab::target::TargetSettings {
+    shoplab::lab::target::TargetSettings {
+        program: shoplab_binary(),
+        postgres: None,
+        seed: SEED,
+        products: 20,
+        users: 2,
+        stock: 100,
+        env: child_env(),
+        forward_logs: std::env::var_os("SHOPLAB_TEST_LOGS").is_some(),
+    }
+}
+
+/// Starts `build` as the lab does (free ports, fresh SQLite files) and resets it with
+/// [`target_settings`], so every test starts from the same known data.
+pub async fn start_target(build: Build) -> shoplab::lab::target::Target {
+    let settings = target_settings();
+    let target = shoplab::lab::target::Target::start(build, &settings)
+        .await
+        .unwrap_or_else(|error| panic!("the {build} build starts: {error:#}"));
+    let summary = target
+        .reset(&settings)
+        .await
+        .unwrap_or_else(|error| panic!("the {build} build resets: {error:#}"));
+    assert_eq!(summary.user_password, format!("shoplab-{SEED}"));
+    target
+}
+
+/// Logs in as seeded user 1 on the shop at `base_url` and returns the bearer token.
+pub async fn log_in_at(http: &reqwest::Client, base_url: &str) -> String {
+    let (status, session) = answer(http.post(format!("{base_url}/api/sessions")).json(&json!({
+        "email": "user1@shoplab.test",
+        "password": format!("shoplab-{SEED}"),
+    })))
+    .await;
+    assert_eq!(status, 200, "log-in answered {session}");
+    session["token"].as_str().expect("a token").to_owned()
+}
+
+/// Puts one unit of `product_id` in the cart of `token`'s user; fails the test unless the
+/// shop answers 200.
+pub async fn put_in_cart_at(http: &reqwest::Client, base_url: &str, token: &str, product_id: i64) {
+    let (status, cart) = answer(
+        http.put(format!("{base_url}/api/cart/items/{product_id}"))
+            .bearer_auth(token)
+            .json(&json!({ "quantity": 1 })),
+    )
+    .await;
+    assert_eq!(status, 200, "adding to the cart answered {cart}");
+}
+
+/// Checks out the cart of `token`'s user with `key`; returns the status and body.
+pub async fn checkout_at(
+    http: &reqwest::Client,
+    base_url: &str,
+    token: &str,
+    key: &str,
+) -> (u16, Value) {
+    answer(
+        http.post(format!("{base_url}/api/orders"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&json!({})),
+    )
+    .await
+}
+
+/// Whether the kernel still knows `pid` as a live process: `/proc/<pid>` shows it running
+/// (not a zombie) and `kill(pid, 0)` succeeds.
+pub fn process_is_alive(pid: u32) -> bool {
+    let signal_zero = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None);
+    signal_zero.is_ok() && !process_is_gone(pid)
+}

@@ -6,15 +6,13 @@
 //! `reset` goes to every replica of every service, `audit` merges what inventory, orders and
 //! payments report, and a fault for context X is switched in X's processes.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
@@ -24,11 +22,11 @@ use domain::{Context, DomainError, DomainResult, now_ms};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq;
 
 use api::ApiError;
 use api::admin::{AdminState, Cleared, FaultList};
 use api::extract::ApiJson;
+use micro_rpc::Directory;
 
 /// Reset seeds whole databases (and hashes seeded users' passwords), which takes far longer
 /// than any shop call; the admin port is not measured, so it waits generously.
@@ -38,30 +36,23 @@ const ADMIN_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// admin token (one token for the whole deployment).
 #[derive(Clone)]
 pub struct GatewayAdmin {
-    services: Arc<BTreeMap<Context, Vec<String>>>,
+    /// The gateway's one directory, so a replica a rolling deploy brings in is reset,
+    /// audited and faulted like the rest.
+    services: Directory,
     http: reqwest::Client,
     token: Arc<str>,
 }
 
 impl GatewayAdmin {
-    /// `upstreams` as in the settings: context name -> base URLs of its replicas. Names that
-    /// are not contexts are an error.
-    pub fn new(
-        upstreams: &BTreeMap<String, Vec<String>>,
-        token: String,
-    ) -> anyhow::Result<GatewayAdmin> {
-        let mut services = BTreeMap::new();
-        for (name, replicas) in upstreams {
-            let context = Context::parse(name)
-                .ok_or_else(|| anyhow::anyhow!("upstream {name:?} is not a context"))?;
-            services.insert(context, replicas.clone());
-        }
+    /// The services as `directory` knows them (the gateway's upstream map).
+    pub fn new(directory: &Directory, token: String) -> anyhow::Result<GatewayAdmin> {
+        let services = directory.clone();
         let http = reqwest::Client::builder()
             .timeout(ADMIN_CALL_TIMEOUT)
             .connect_timeout(Duration::from_secs(1))
             .build()?;
         Ok(GatewayAdmin {
-            services: Arc::new(services),
+            services,
             http,
             token: Arc::from(token),
         })
@@ -70,6 +61,7 @@ impl GatewayAdmin {
     /// `/admin/reset`, `/admin/audit`, `/admin/faults`, all behind the admin token.
     pub fn router(self) -> Router {
         let token = self.token.clone();
+        let directory = self.services.clone();
         // Reset and audit use `api::admin`'s own handlers over this `Admin`, so validation
         // and shapes cannot drift from the monolith's. The gateway runs no context, so the
         // in-process registry those handlers carry stays empty; fault routes forward instead.
@@ -89,13 +81,16 @@ impl GatewayAdmin {
             )
             .with_state(self);
         data.merge(faults)
-            .route_layer(middleware::from_fn_with_state(token, require_admin))
+            .merge(micro_kit::upstreams_router(directory))
+            .route_layer(middleware::from_fn_with_state(
+                token,
+                api::admin::require_token,
+            ))
     }
 
-    fn replicas(&self, context: Context) -> DomainResult<&[String]> {
-        self.services
-            .get(&context)
-            .map(Vec::as_slice)
+    fn replicas(&self, context: Context) -> DomainResult<Vec<String>> {
+        Some(self.services.replicas(context))
+            .filter(|replicas| !replicas.is_empty())
             .ok_or_else(|| {
                 DomainError::Invalid(format!("no {context} service behind this gateway"))
             })
@@ -136,7 +131,7 @@ impl GatewayAdmin {
     /// of them sees all of the context's data.
     async fn ask_one<T: DeserializeOwned>(&self, context: Context, path: &str) -> DomainResult<T> {
         let mut last_error = DomainError::Unavailable(format!("{context} has no replicas"));
-        for replica in self.replicas(context)? {
+        for replica in &self.replicas(context)? {
             match self
                 .call(context, replica, Method::GET, path, None::<&()>)
                 .await
@@ -156,7 +151,8 @@ impl GatewayAdmin {
         method: Method,
         path: &str,
     ) -> DomainResult<Vec<T>> {
-        let calls = self.services.iter().flat_map(|(context, replicas)| {
+        let services = self.services.all();
+        let calls = services.iter().flat_map(|(context, replicas)| {
             let method = method.clone();
             replicas.iter().map(move |replica| {
                 self.call::<T>(*context, replica, method.clone(), path, None::<&()>)
@@ -182,7 +178,8 @@ impl Admin for GatewayAdmin {
     /// on ids as they do in the monolith. Replicas share their service's database; each is
     /// still told, in turn, so none keeps serving from state of the old seed.
     async fn reset(&self, request: &ResetRequest) -> DomainResult<ResetSummary> {
-        let per_service = self.services.iter().map(|(context, replicas)| async move {
+        let services = self.services.all();
+        let per_service = services.iter().map(|(context, replicas)| async move {
             let mut summary = None;
             for replica in replicas {
                 let answer: ResetSummary = self
@@ -227,23 +224,6 @@ impl Admin for GatewayAdmin {
     }
 }
 
-async fn require_admin(
-    State(token): State<Arc<str>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
-    let presented = api::extract::bearer_token(&parts).unwrap_or_default();
-    // Constant-time, so the comparison does not leak how much of a guess was right.
-    let matches: bool = presented.as_bytes().ct_eq(token.as_bytes()).into();
-    if !matches {
-        return Err(ApiError(DomainError::Unauthenticated(
-            "admin token required".into(),
-        )));
-    }
-    Ok(next.run(Request::from_parts(parts, body)).await)
-}
-
 /// `POST /admin/faults`: validated here (an unknown context or kind is 422 without a hop),
 /// then switched on in every replica of the target context's service. Answers with the
 /// first replica's fault.
@@ -253,7 +233,7 @@ async fn inject_fault(
 ) -> Result<(StatusCode, Json<ActiveFault>), ApiError> {
     let (context, _, _) = request.validate()?;
     let mut first = None;
-    for replica in admin.replicas(context)? {
+    for replica in &admin.replicas(context)? {
         let fault: ActiveFault = admin
             .call(
                 context,

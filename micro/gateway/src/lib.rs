@@ -130,6 +130,7 @@ impl Gateway {
         // One client per context, shared by the shop and `/ready`, so one set of breakers
         // and one retry budget per context. Payments has no public route, but the admin port
         // audits and resets it, so it must be configured too.
+        let directory = micro_rpc::Directory::new(&settings.upstreams);
         let mut clients = std::collections::BTreeMap::new();
         for context in [
             Context::Catalog,
@@ -140,7 +141,10 @@ impl Gateway {
             Context::Recommendations,
             Context::Payments,
         ] {
-            clients.insert(context, micro_kit::upstream(&settings, context, &hops)?);
+            clients.insert(
+                context,
+                micro_kit::upstream(&settings, context, &directory, &hops)?,
+            );
         }
         let client = |context: Context| clients[&context].clone();
         let shop = Shop {
@@ -153,7 +157,7 @@ impl Gateway {
             tokens: TokenKeys::new(secret.as_bytes(), settings.token_ttl_secs),
         };
         let required: Vec<Upstream> = REQUIRED.into_iter().map(client).collect();
-        let admin = GatewayAdmin::new(&settings.upstreams, admin_token)?;
+        let admin = GatewayAdmin::new(&directory, admin_token)?;
         Ok(Gateway {
             settings,
             metrics,

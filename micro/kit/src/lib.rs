@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
 use domain::faults::Faults;
 use domain::{Context, DomainResult, now_ms, seed};
-use micro_rpc::{Upstream, UpstreamSettings};
+use micro_rpc::{Directory, ReplicaList, Upstream, UpstreamSettings};
 use store::{Db, DbOptions, db_error};
 use tokio::net::TcpListener;
 
@@ -29,6 +29,8 @@ pub struct Service {
     pub faults: Faults,
     /// This process's registry: its server's series and its upstream clients' hop series.
     pub metrics: Metrics,
+    /// Where the contexts this service calls are; changed by `PUT /admin/upstreams`.
+    pub directory: Directory,
     admin_token: String,
 }
 
@@ -52,11 +54,12 @@ impl Service {
             .with_context(|| format!("run the {context} migrations"))?;
         let service = Service {
             context,
-            settings,
             db,
             faults: Faults::new(),
             metrics: Metrics::new(),
+            directory: Directory::new(&settings.upstreams),
             admin_token,
+            settings,
         };
         if let Some(seed) = service.settings.seed {
             let request = ResetRequest {
@@ -80,7 +83,12 @@ impl Service {
     /// The client of another context, from `settings.upstreams`, reporting its hops into
     /// this service's `/metrics`.
     pub fn upstream(&self, context: Context) -> anyhow::Result<Upstream> {
-        upstream(&self.settings, context, &self.metrics.hops())
+        upstream(
+            &self.settings,
+            context,
+            &self.directory,
+            &self.metrics.hops(),
+        )
     }
 
     fn admin(&self) -> ServiceAdmin {
@@ -107,8 +115,12 @@ impl Service {
             faults: self.faults.clone(),
             token: Arc::from(self.admin_token.as_str()),
         };
+        let upstreams = upstreams_router(self.directory.clone()).route_layer(
+            axum::middleware::from_fn_with_state(admin.token.clone(), api::admin::require_token),
+        );
         let router = internal
             .merge(api::admin::router(admin))
+            .merge(upstreams)
             .merge(api::ops::router(ops));
         api::server::finish(router, &metrics, self.settings.body_limit_bytes)
     }
@@ -136,22 +148,39 @@ impl Service {
 pub fn upstream(
     settings: &Settings,
     context: Context,
+    directory: &Directory,
     metrics: &HopMetrics,
 ) -> anyhow::Result<Upstream> {
-    let replicas = settings
-        .upstreams
-        .get(context.as_str())
-        .cloned()
-        .filter(|replicas| !replicas.is_empty())
-        .with_context(|| {
-            format!("no upstream configured for {context} (--upstream {context}=URL)")
-        })?;
-    Ok(Upstream::with_metrics(
+    anyhow::ensure!(
+        !directory.replicas(context).is_empty(),
+        "no upstream configured for {context} (--upstream {context}=URL)"
+    );
+    Ok(Upstream::from_directory(
         context,
-        replicas,
+        directory,
         upstream_settings(settings),
         metrics,
     ))
+}
+
+/// `GET|PUT /admin/upstreams`: read or replace the replicas of a context this process calls
+/// (the lab's rolling deploys and scale-outs). Mount it behind the admin token.
+pub fn upstreams_router<S: Clone + Send + Sync + 'static>(directory: Directory) -> axum::Router<S> {
+    async fn list(
+        axum::extract::State(directory): axum::extract::State<Directory>,
+    ) -> axum::Json<std::collections::BTreeMap<Context, Vec<String>>> {
+        axum::Json(directory.all())
+    }
+    async fn replace(
+        axum::extract::State(directory): axum::extract::State<Directory>,
+        api::extract::ApiJson(list): api::extract::ApiJson<ReplicaList>,
+    ) -> Result<axum::Json<std::collections::BTreeMap<Context, Vec<String>>>, api::ApiError> {
+        directory.set(list)?;
+        Ok(axum::Json(directory.all()))
+    }
+    axum::Router::new()
+        .route("/admin/upstreams", axum::routing::get(list).put(replace))
+        .with_state(directory)
 }
 
 /// The hop settings of a process, as every client of it uses them.

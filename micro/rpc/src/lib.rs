@@ -10,6 +10,7 @@
 
 pub mod cart;
 pub mod catalog;
+pub mod directory;
 pub mod inventory;
 pub mod orders;
 pub mod payments;
@@ -17,4 +18,5 @@ pub mod recommendations;
 pub mod upstream;
 pub mod users;
 
+pub use directory::{Directory, ReplicaList};
 pub use upstream::{Upstream, UpstreamSettings};

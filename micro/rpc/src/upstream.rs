@@ -17,7 +17,7 @@ mod balance;
 mod hop;
 mod retry;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use api::metrics::HopMetrics;
@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 use tower::retry::Retry;
 
+use crate::Directory;
 use balance::Balanced;
 use hop::{Answer, HopError, HopRequest};
 use retry::HopPolicy;
@@ -74,12 +75,22 @@ impl Default for UpstreamSettings {
 #[derive(Clone)]
 pub struct Upstream {
     context: Context,
-    replicas: Arc<Vec<String>>,
+    /// Where the replicas are; a change rebuilds the balancer (see `crate::directory`).
+    directory: Directory,
+    pool: Arc<RwLock<Pool>>,
     /// For `probe`, which asks every replica directly, breakers or not.
     http: reqwest::Client,
+    settings: UpstreamSettings,
+    /// One retry budget across replica changes.
     policy: HopPolicy,
-    service: Retry<HopPolicy, Balanced>,
     metrics: HopMetrics,
+}
+
+/// The replicas of one directory version, balanced.
+struct Pool {
+    version: u64,
+    replicas: Arc<Vec<String>>,
+    service: Retry<HopPolicy, Balanced>,
 }
 
 /// Whether a call may be repeated without changing the outcome.
@@ -104,22 +115,65 @@ impl Upstream {
         settings: UpstreamSettings,
         metrics: &HopMetrics,
     ) -> Upstream {
+        let mut upstreams = std::collections::BTreeMap::new();
+        upstreams.insert(context.to_string(), replicas);
+        Upstream::from_directory(context, &Directory::new(&upstreams), settings, metrics)
+    }
+
+    /// A client whose replicas follow `directory` (shared by the process's clients and its
+    /// `PUT /admin/upstreams` route).
+    pub fn from_directory(
+        context: Context,
+        directory: &Directory,
+        settings: UpstreamSettings,
+        metrics: &HopMetrics,
+    ) -> Upstream {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        let balanced = Balanced::new(context, &replicas, &http, &settings, metrics);
         let policy = HopPolicy::new(context, &settings, metrics);
+        let pool = Pool::build(context, directory, &http, &settings, &policy, metrics);
         Upstream {
             context,
-            replicas: Arc::new(replicas),
+            directory: directory.clone(),
+            pool: Arc::new(RwLock::new(pool)),
             http,
-            service: Retry::new(policy.clone(), balanced),
+            settings,
             policy,
             metrics: metrics.clone(),
         }
+    }
+
+    /// The pool of the directory's current version, rebuilt first if the directory changed.
+    fn current(&self) -> (Arc<Vec<String>>, Retry<HopPolicy, Balanced>) {
+        let version = self.directory.version();
+        {
+            let pool = self
+                .pool
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner());
+            if pool.version == version {
+                return (pool.replicas.clone(), pool.service.clone());
+            }
+        }
+        let mut pool = self
+            .pool
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if pool.version != version {
+            *pool = Pool::build(
+                self.context,
+                &self.directory,
+                &self.http,
+                &self.settings,
+                &self.policy,
+                &self.metrics,
+            );
+        }
+        (pool.replicas.clone(), pool.service.clone())
     }
 
     pub fn context(&self) -> Context {
@@ -156,7 +210,8 @@ impl Upstream {
         body: Option<&(impl Serialize + Sync)>,
         idempotency: Idempotency,
     ) -> DomainResult<T> {
-        if self.replicas.is_empty() {
+        let (replicas, service) = self.current();
+        if replicas.is_empty() {
             return Err(DomainError::Unavailable(format!(
                 "{} has no replicas",
                 self.context
@@ -176,7 +231,7 @@ impl Upstream {
             trace: traceparent::current().unwrap_or_else(TraceContext::start),
         };
         self.policy.deposit();
-        match self.service.clone().oneshot(request).await {
+        match service.oneshot(request).await {
             Ok(answer) => self.decode(answer),
             Err(error) => Err(self.unavailable(&error)),
         }
@@ -214,7 +269,8 @@ impl Upstream {
     /// Whether at least one replica answers `GET /health`. Asked directly, past the
     /// breakers: readiness wants to know whether the process is there now.
     pub async fn probe(&self) -> DomainResult<()> {
-        for replica in self.replicas.iter() {
+        let (replicas, _) = self.current();
+        for replica in replicas.iter() {
             let answer = self.http.get(format!("{replica}/health")).send().await;
             if answer.is_ok_and(|response| response.status().is_success()) {
                 return Ok(());
@@ -224,5 +280,27 @@ impl Upstream {
             "{} is not answering",
             self.context
         )))
+    }
+}
+
+impl Pool {
+    fn build(
+        context: Context,
+        directory: &Directory,
+        http: &reqwest::Client,
+        settings: &UpstreamSettings,
+        policy: &HopPolicy,
+        metrics: &HopMetrics,
+    ) -> Pool {
+        // Read the version before the list: a change in between makes the next call
+        // rebuild again rather than keep a stale list under a new version.
+        let version = directory.version();
+        let replicas = directory.replicas(context);
+        let balanced = Balanced::new(context, &replicas, http, settings, metrics);
+        Pool {
+            version,
+            replicas: Arc::new(replicas),
+            service: Retry::new(policy.clone(), balanced),
+        }
     }
 }

@@ -1,10 +1,12 @@
-//! Deploys: under steady load, redeploy each component of one build — the monolith: the
-//! whole process; micro: each service alone, then the gateway — and count what the users
-//! saw; then a deploy storm (the profile's number of deploys in a row).
-//!
-//! Strategy: **recreate** (SIGTERM, drain in-flight requests, exit; start the same build on
-//! the same port; wait for `/ready`). Rolling deploys need a front door that keeps the
-//! public port while instances change; see ARCHITECTURE.md for their status.
+//! Deploys: under steady load (through the front door), redeploy each component of one
+//! build — the monolith: the whole process; micro: each service alone, then the gateway —
+//! first by **recreate** (SIGTERM, drain in-flight requests, exit; start the same build on
+//! the same port; wait for `/ready`), then **rolling** (start the new process on a free
+//! port, wait for `/ready`, move traffic to it, drain and stop the old one); then a
+//! **rollback** (a rolling deploy of a release that never gets ready is abandoned, the old
+//! process keeps serving); then a **deploy storm** (the profile's number of rolling deploys
+//! in a row, round the components). For each: time to ready and the requests that failed
+//! from the deploy's start to 500 ms after it.
 
 use std::time::{Duration, Instant};
 
@@ -13,14 +15,16 @@ use serde::Serialize;
 use super::Experiment;
 use crate::lab::analysis::{stats, window};
 use crate::lab::load;
-use crate::supervisor::Component;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Deploy {
     pub component: String,
+    /// `recreate`, `rolling` or `rollback`.
     pub strategy: &'static str,
     pub started_at_ms: u64,
-    /// From the stop signal until the new process answered `/ready`.
+    /// Recreate: from the stop signal until the new process answered `/ready`. Rolling:
+    /// from the new process's start until traffic moved to it and the old one stopped.
+    /// Rollback: until the bad release was given up.
     pub time_to_ready_ms: u64,
     /// Requests sent from the deploy's start to 500 ms after it was ready.
     pub requests: usize,
@@ -50,13 +54,15 @@ const SETTLE: Duration = Duration::from_millis(500);
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let profile = experiment.profile;
     let components = experiment.target.components();
-    let deploys = components.len() + profile.storm;
+    let deploys = components.len() * 2 + 1 + profile.storm;
     // Each deploy is about half a second of restart plus the settle time; the load runs
     // on until the events are done and is cut there.
-    let duration = Duration::from_secs(2) + Duration::from_millis(1200) * deploys as u32;
+    let duration = Duration::from_secs(2)
+        + Duration::from_millis(1200) * deploys as u32
+        + Duration::from_millis(1000) * components.len() as u32;
     experiment.step(&format!(
         "{} deploys then a storm of {} under {} users",
-        components.len(),
+        components.len() * 2 + 1,
         profile.storm,
         profile.steady_users
     ));
@@ -71,19 +77,44 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let events = async {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut timed = Vec::new();
-        let storm_order = components.iter().cycle().take(profile.storm);
-        for (index, component) in components.iter().chain(storm_order).enumerate() {
+        let singles = components.iter().flat_map(|component| {
+            [
+                (*component, Strategy::Recreate),
+                (*component, Strategy::Rolling),
+            ]
+        });
+        let rollback = std::iter::once((
+            *components.last().expect("a build has components"),
+            Strategy::Rollback,
+        ));
+        let storm = components
+            .iter()
+            .cycle()
+            .take(profile.storm)
+            .map(|component| (*component, Strategy::Storm));
+        for (component, strategy) in singles.chain(rollback).chain(storm) {
             let started_at_ms = epoch.elapsed().as_millis() as u64;
-            let outcome = target.recreate(*component).await;
+            let outcome = match strategy {
+                Strategy::Recreate => target.recreate(component).await,
+                Strategy::Rolling | Strategy::Storm => target.roll(component).await,
+                Strategy::Rollback => target.roll_bad_release(component).await.map(drop),
+            };
             let ready_at_ms = epoch.elapsed().as_millis() as u64;
             timed.push((
-                index < components.len(),
-                *component,
+                strategy,
+                component,
                 started_at_ms,
                 ready_at_ms,
                 outcome.err().map(|error| format!("{error:#}")),
             ));
-            tokio::time::sleep(SETTLE).await;
+            // After a recreate, callers' breakers opened while the process was gone stay
+            // open up to `hop_breaker_open_ms` (1 s); waiting that out keeps the aftermath of
+            // one deploy out of the next one's window.
+            let settle = match strategy {
+                Strategy::Recreate => SETTLE + Duration::from_millis(1000),
+                _ => SETTLE,
+            };
+            tokio::time::sleep(settle).await;
         }
         timed
     };
@@ -96,18 +127,19 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let mut each = Vec::new();
     let mut storm_ready = Vec::new();
     let (mut storm_from, mut storm_to) = (u64::MAX, 0);
-    for (single, component, started_at_ms, ready_at_ms, error) in timed {
+    for (strategy, component, started_at_ms, ready_at_ms, error) in timed {
         let to = ready_at_ms + SETTLE.as_millis() as u64;
-        if single {
+        if strategy != Strategy::Storm {
             let (requests, failed_requests) = count(started_at_ms, to);
-            each.push(deploy(
-                component,
+            each.push(Deploy {
+                component: component.to_string(),
+                strategy: strategy.as_str(),
                 started_at_ms,
-                ready_at_ms,
+                time_to_ready_ms: ready_at_ms - started_at_ms,
                 requests,
                 failed_requests,
                 error,
-            ));
+            });
         } else {
             storm_ready.push(ready_at_ms - started_at_ms);
             storm_from = storm_from.min(started_at_ms);
@@ -118,7 +150,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let (requests, failed_requests) = count(storm_from, storm_to);
     let storm = Storm {
         deploys: storm_ready.len(),
-        strategy: "recreate",
+        strategy: "rolling",
         duration_ms: storm_to.saturating_sub(storm_from),
         requests,
         failed_requests,
@@ -128,21 +160,22 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     Ok(Deploys { each, storm })
 }
 
-fn deploy(
-    component: Component,
-    started_at_ms: u64,
-    ready_at_ms: u64,
-    requests: usize,
-    failed_requests: usize,
-    error: Option<String>,
-) -> Deploy {
-    Deploy {
-        component: component.to_string(),
-        strategy: "recreate",
-        started_at_ms,
-        time_to_ready_ms: ready_at_ms - started_at_ms,
-        requests,
-        failed_requests,
-        error,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strategy {
+    Recreate,
+    Rolling,
+    /// A rolling deploy of a release that never gets ready.
+    Rollback,
+    /// A rolling deploy inside the storm.
+    Storm,
+}
+
+impl Strategy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Recreate => "recreate",
+            Strategy::Rolling | Strategy::Storm => "rolling",
+            Strategy::Rollback => "rollback",
+        }
     }
 }

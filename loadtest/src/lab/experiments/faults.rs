@@ -5,12 +5,25 @@
 //! heal; and how many processes the lab had to restart.
 //!
 //! How each kind is realized: `kill` is `kill -9` of the process that runs the context (the
-//! monolith: the whole shop), restarted by the lab at heal time; `pause` is SIGSTOP, healed
+//! monolith: the whole shop), restarted by the lab's self-healing (`Target::self_heal_until`); `pause` is SIGSTOP, healed
 //! by SIGCONT; `latency`, `errors`, `cpu_hog` and `leak` are the in-process faults of the
 //! admin API, healed by `DELETE /admin/faults`; `abort` is the admin API's abort (the next
-//! call into the context aborts its process), restarted by the lab at heal time.
+//! call into the context aborts its process), restarted the same way.
+//!
+//! The network kinds go through fault proxies (`supervisor::proxy`), put in front of the
+//! services and databases the matrix names before the load starts: `net_latency`,
+//! `net_reset` and `net_cut` break the link between the callers and the context's service
+//! (microservices; the monolith has no network between contexts, so those cells are
+//! recorded as not applicable); `db_down` drops every connection to the database that holds
+//! the context's data (the service's own, or the monolith's one; PostgreSQL only — SQLite is
+//! embedded, so the cell is recorded as unavailable). `cpu_limit` puts the process that runs
+//! the context (the whole monolith) under a cgroup v1 CPU quota ([`crate::lab::cgroup`]).
+//! ARCHITECTURE.md, "Fault kinds, as the lab realizes them", has the whole table.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
 
 use domain::Context;
 use serde::Serialize;
@@ -19,10 +32,11 @@ use serde_json::json;
 use super::Experiment;
 use crate::history::RequestRecord;
 use crate::lab::analysis::{WindowStats, degraded, names, stats, window};
+use crate::lab::cgroup::{self, CpuLimit};
 use crate::lab::load;
 use crate::lab::profile::FaultKind;
 use crate::lab::target::Target;
-use crate::supervisor::{Build, Component};
+use crate::supervisor::{Build, Component, Link, NetworkFault};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Cell {
@@ -40,8 +54,15 @@ pub struct Cell {
     pub time_to_recover_ms: Option<u64>,
     /// Processes the lab restarted after this fault (self-healing).
     pub restarts: usize,
-    /// Set when the fault could not be injected or healed as asked.
+    /// Set when the fault could not be injected or healed as asked — including "not
+    /// applicable: ..." (the build has no such link) and "unavailable: ..." (this machine
+    /// or backend cannot realize it).
     pub error: Option<String>,
+    /// Whether the fault was in force during the window. When not, the cell carries no
+    /// measurements: the windows would only show an undisturbed shop.
+    pub applied: bool,
+    /// What was in force: the proxy's toxics, the CPU quota.
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -60,6 +81,18 @@ struct Event {
     healed_at_ms: u64,
     restarts: usize,
     error: Option<String>,
+    applied: bool,
+    note: Option<String>,
+}
+
+/// What an injection left in force, for the heal and the cell.
+#[derive(Default)]
+struct Injected {
+    /// Why the fault could not be realized on this build or backend ("not applicable: ...",
+    /// "unavailable: ..."); nothing is in force then.
+    not_realized: Option<String>,
+    note: Option<String>,
+    cpu_limits: Vec<CpuLimit>,
 }
 
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Cell>> {
@@ -77,6 +110,9 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Cell>> {
         duration,
         ..experiment.plan()
     };
+    place_proxies(experiment.target, &profile.faults)
+        .await
+        .context("put the fault proxies in place")?;
     let epoch = Instant::now();
     let recorder = experiment.recorder(epoch);
     let target = &mut *experiment.target;
@@ -87,20 +123,30 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Cell>> {
             tokio::time::sleep_until((start + profile.fault_before).into()).await;
             let injected_at_ms = epoch.elapsed().as_millis() as u64;
             let injected = inject(target, *kind, *context).await;
-            tokio::time::sleep_until((start + profile.fault_before + profile.fault_during).into())
+            // The fault window, with the lab restarting whatever crashed (self-healing).
+            let self_healed = target
+                .self_heal_until(start + profile.fault_before + profile.fault_during)
                 .await;
             let healed_at_ms = epoch.elapsed().as_millis() as u64;
-            let healed = heal(target, *kind, *context).await;
+            let (injected, error) = match injected {
+                Ok(injected) => (injected, None),
+                Err(error) => (Injected::default(), Some(format!("{error:#}"))),
+            };
+            let applied = error.is_none() && injected.not_realized.is_none();
+            let not_realized = injected.not_realized.clone();
+            let note = injected.note.clone();
+            let healed = heal(target, *kind, *context, injected).await;
             events.push(Event {
                 kind: *kind,
                 context: *context,
                 injected_at_ms,
                 healed_at_ms,
-                restarts: healed.as_ref().copied().unwrap_or(0),
-                error: injected
-                    .err()
-                    .or(healed.err())
-                    .map(|error| format!("{error:#}")),
+                restarts: healed.as_ref().copied().unwrap_or(0) + self_healed.len(),
+                error: error
+                    .or(not_realized)
+                    .or(healed.err().map(|error| format!("{error:#}"))),
+                applied,
+                note,
             });
         }
         events
@@ -123,7 +169,45 @@ fn process_of(build: Build, context: Context) -> Component {
     }
 }
 
-async fn inject(target: &mut Target, kind: FaultKind, context: Context) -> anyhow::Result<()> {
+/// The proxied links the matrix needs, put in place before the load starts (a proxy is
+/// one more loopback hop, which only this experiment pays, in every window alike).
+async fn place_proxies(target: &mut Target, faults: &[(FaultKind, Context)]) -> anyhow::Result<()> {
+    let wanted = |kinds: &[FaultKind]| -> BTreeSet<Context> {
+        faults
+            .iter()
+            .filter(|(kind, _)| kinds.contains(kind))
+            .map(|(_, context)| *context)
+            .collect()
+    };
+    let services = match target.build {
+        Build::Micro => wanted(&[
+            FaultKind::NetLatency,
+            FaultKind::NetReset,
+            FaultKind::NetCut,
+        ]),
+        Build::Monolith => BTreeSet::new(),
+    };
+    let databases = if target.deployment().database().is_postgres() {
+        wanted(&[FaultKind::DbDown])
+    } else {
+        BTreeSet::new()
+    };
+    target
+        .deployment()
+        .insert_proxies(&services, &databases)
+        .await
+}
+
+/// A fifth of one core: enough to answer a trickle, far too little for the steady load.
+const CPU_LIMIT_CORES: f64 = 0.2;
+/// What `net_latency` adds to every answer; the same as the in-process `latency` fault.
+const NET_LATENCY_MS: u64 = 300;
+
+async fn inject(
+    target: &mut Target,
+    kind: FaultKind,
+    context: Context,
+) -> anyhow::Result<Injected> {
     let process = process_of(target.build, context);
     match kind {
         FaultKind::Kill => target.kill(process).await,
@@ -140,15 +224,126 @@ async fn inject(target: &mut Target, kind: FaultKind, context: Context) -> anyho
             let params = json!({"mb_per_sec": 64, "max_mb": 256});
             target.fault(context, "leak", params).await
         }
+        FaultKind::NetLatency => {
+            let fault = NetworkFault::Latency { ms: NET_LATENCY_MS };
+            return break_calls(target, context, fault).await;
+        }
+        FaultKind::NetReset => return break_calls(target, context, NetworkFault::Reset).await,
+        FaultKind::NetCut => return break_calls(target, context, NetworkFault::Cut).await,
+        FaultKind::DbDown => return database_down(target, process).await,
+        FaultKind::CpuLimit => return limit_cpu(target, process),
     }
+    .map(|()| Injected::default())
+}
+
+/// A network fault between the context's callers and its service.
+async fn break_calls(
+    target: &mut Target,
+    context: Context,
+    fault: NetworkFault,
+) -> anyhow::Result<Injected> {
+    if target.build == Build::Monolith {
+        return Ok(Injected {
+            not_realized: Some(format!(
+                "not applicable: the monolith's contexts call {context} in-process; there is \
+                 no network between them to break"
+            )),
+            ..Injected::default()
+        });
+    }
+    let link = Link::Service(context);
+    target.deployment().break_link(link, fault).await?;
+    Ok(Injected {
+        note: Some(format!("fault proxy on {link}: {fault}")),
+        ..Injected::default()
+    })
+}
+
+/// The database holding the context's data drops every connection.
+async fn database_down(target: &mut Target, process: Component) -> anyhow::Result<Injected> {
+    if !target.deployment().database().is_postgres() {
+        return Ok(Injected {
+            not_realized: Some(
+                "unavailable: SQLite is embedded in the process; there is no connection to a \
+                 database server to cut (run with --db postgres://...)"
+                    .into(),
+            ),
+            ..Injected::default()
+        });
+    }
+    target.deployment().database_down(process, true).await?;
+    let whose = match process {
+        Component::Monolith => "the monolith's one database (every context's data)".to_owned(),
+        other => format!("{other}'s own database"),
+    };
+    Ok(Injected {
+        note: Some(format!(
+            "fault proxy on {}: {whose} drops every connection",
+            Link::Database(process)
+        )),
+        ..Injected::default()
+    })
+}
+
+/// Every replica of the process that runs the context under a CPU quota.
+fn limit_cpu(target: &mut Target, process: Component) -> anyhow::Result<Injected> {
+    let pids: Vec<u32> = target
+        .deployment()
+        .members()
+        .iter()
+        .filter(|member| member.component() == process)
+        .map(|member| member.pid())
+        .collect();
+    let mut injected = Injected::default();
+    for pid in pids {
+        match cgroup::limit_cpu(pid, CPU_LIMIT_CORES) {
+            Ok(limit) => injected.cpu_limits.push(limit),
+            // Nothing half-done stays in force: the limits already set are lifted on drop.
+            Err(error) => {
+                return Ok(Injected {
+                    not_realized: Some(format!("unavailable: {error:#}")),
+                    ..Injected::default()
+                });
+            }
+        }
+    }
+    let limits: Vec<String> = injected.cpu_limits.iter().map(CpuLimit::describe).collect();
+    injected.note = Some(format!("cgroup v1 CPU limit: {}", limits.join("; ")));
+    Ok(injected)
 }
 
 /// Undoes the fault; restarts whatever process is gone. Returns how many were restarted.
-async fn heal(target: &mut Target, kind: FaultKind, context: Context) -> anyhow::Result<usize> {
+async fn heal(
+    target: &mut Target,
+    kind: FaultKind,
+    context: Context,
+    injected: Injected,
+) -> anyhow::Result<usize> {
+    let realized = injected.not_realized.is_none();
     match kind {
         FaultKind::Pause => target.pause(process_of(target.build, context), false)?,
         FaultKind::Kill => {}
-        _ => {
+        FaultKind::NetLatency | FaultKind::NetReset | FaultKind::NetCut if realized => {
+            target
+                .deployment()
+                .heal_link(Link::Service(context))
+                .await?;
+        }
+        FaultKind::DbDown if realized => {
+            let process = process_of(target.build, context);
+            target.deployment().database_down(process, false).await?;
+        }
+        FaultKind::CpuLimit => {
+            for limit in injected.cpu_limits {
+                limit.lift()?;
+            }
+        }
+        FaultKind::NetLatency | FaultKind::NetReset | FaultKind::NetCut | FaultKind::DbDown => {}
+        FaultKind::Latency
+        | FaultKind::Errors
+        | FaultKind::Abort
+        | FaultKind::CpuHog
+        | FaultKind::Leak => {
             // A process an abort took down cannot be asked; the restart below clears it.
             let _ = target.heal_faults().await;
         }
@@ -201,6 +396,23 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
         .cloned()
         .collect();
     let before_all = stats(window(records, before_from, event.injected_at_ms, |_| true));
+    if !event.applied {
+        return Cell {
+            kind: event.kind,
+            context: event.context,
+            process: process_of(build, event.context).to_string(),
+            injected_at_ms: event.injected_at_ms,
+            healed_at_ms: event.healed_at_ms,
+            journeys: Vec::new(),
+            blast_radius: 0.0,
+            degraded_steps: Vec::new(),
+            time_to_recover_ms: None,
+            restarts: event.restarts,
+            error: event.error,
+            applied: false,
+            note: event.note,
+        };
+    }
     Cell {
         kind: event.kind,
         context: event.context,
@@ -213,6 +425,8 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
         time_to_recover_ms: recovery(records, &before_all, event.healed_at_ms, after_to),
         restarts: event.restarts,
         error: event.error,
+        applied: true,
+        note: event.note,
     }
 }
 

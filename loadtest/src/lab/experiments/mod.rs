@@ -4,6 +4,7 @@
 
 pub mod deploy;
 pub mod faults;
+pub mod scale;
 pub mod throughput;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub enum Kind {
     Throughput,
     Deploy,
     Faults,
+    Scale,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Throughput => "throughput",
             Kind::Deploy => "deploy",
             Kind::Faults => "faults",
+            Kind::Scale => "scale",
         }
     }
 }
@@ -45,6 +48,7 @@ pub enum Findings {
     Throughput { levels: Vec<throughput::Level> },
     Deploy(deploy::Deploys),
     Faults { cells: Vec<faults::Cell> },
+    Scale(scale::Scale),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -67,6 +71,8 @@ pub struct Experiment<'a> {
     pub template: LoadPlan,
     /// Cores the generator may use (for its CPU share).
     pub generator_cores: usize,
+    /// Cores the system under test may use.
+    pub sut_cores: usize,
     pub progress: &'a ProgressBar,
     pub history: Vec<RequestRecord>,
 }
@@ -104,6 +110,7 @@ pub async fn run(
         Kind::Faults => Findings::Faults {
             cells: faults::run(&mut experiment).await?,
         },
+        Kind::Scale => Findings::Scale(scale::run(&mut experiment).await?),
     };
     experiment.step("healing and checking invariants");
     let target = &mut *experiment.target;

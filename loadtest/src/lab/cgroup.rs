@@ -1,0 +1,151 @@
+//! A CPU limit on one running process, through cgroup v1's CFS quota — what `docker run
+//! --cpus` does, without Docker: the lab's `cpu_limit` fault.
+//!
+//! The limit is a cgroup of its own under the cpu hierarchy (`/sys/fs/cgroup/cpu/
+//! shoplab-<pid>/`) with `cpu.cfs_quota_us` / `cpu.cfs_period_us` set to the share of one
+//! core asked for; the process is moved in by writing its PID to `cgroup.procs`, which takes
+//! every thread it has (and the ones it starts later). Lifting it sets the quota back to
+//! unlimited, moves the process back to the cgroup it came from and removes the cgroup.
+//!
+//! These machines have cgroup v1 only (no `cpu.max`, no `systemd-run`). Where the cpu
+//! hierarchy is missing or not writable (not root, a read-only mount), [`limit_cpu`] says
+//! why, and the lab records the cell as unavailable rather than as a fault that did nothing.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+/// Where the cgroup v1 cpu controller is mounted on these machines.
+pub const CPU_HIERARCHY: &str = "/sys/fs/cgroup/cpu";
+
+/// The CFS period the quota is a share of (the kernel's default, 100 ms).
+const PERIOD_US: u64 = 100_000;
+
+/// A CPU limit in force on one process; lift it with [`CpuLimit::lift`] (dropping it lifts
+/// it too, as well as it can, so a failed test leaves no cgroup behind).
+#[derive(Debug)]
+pub struct CpuLimit {
+    pid: u32,
+    group: PathBuf,
+    /// The cgroup the process was in before, to move it back to.
+    home: PathBuf,
+    quota_us: u64,
+    lifted: bool,
+}
+
+/// Limits process `pid` (every thread) to `cores` of CPU time (0.2 = a fifth of one core).
+/// Fails with the reason when this machine cannot do it.
+pub fn limit_cpu(pid: u32, cores: f64) -> anyhow::Result<CpuLimit> {
+    let hierarchy = Path::new(CPU_HIERARCHY);
+    anyhow::ensure!(
+        hierarchy.join("cpu.cfs_quota_us").exists(),
+        "no cgroup v1 cpu controller at {CPU_HIERARCHY} (cgroup v2 only, or not mounted)"
+    );
+    let home = hierarchy.join(current_group(pid)?.trim_start_matches('/'));
+    let group = hierarchy.join(format!("shoplab-{pid}"));
+    std::fs::create_dir_all(&group)
+        .with_context(|| format!("cannot create the cgroup {}", group.display()))?;
+    let quota_us = ((cores * PERIOD_US as f64).round() as u64).max(1_000);
+    let mut limit = CpuLimit {
+        pid,
+        group,
+        home,
+        quota_us,
+        lifted: false,
+    };
+    // Quota first, so the process is limited from the moment it is moved in.
+    write(
+        &limit.group.join("cpu.cfs_period_us"),
+        &PERIOD_US.to_string(),
+    )?;
+    write(&limit.group.join("cpu.cfs_quota_us"), &quota_us.to_string())?;
+    if let Err(error) = write(&limit.group.join("cgroup.procs"), &pid.to_string()) {
+        limit.lifted = true;
+        let _ = std::fs::remove_dir(&limit.group);
+        return Err(error);
+    }
+    Ok(limit)
+}
+
+impl CpuLimit {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The cgroup the process is held in.
+    pub fn group(&self) -> &Path {
+        &self.group
+    }
+
+    /// How many CFS periods have passed since the limit was set, and in how many of them
+    /// the process was throttled (it had used its quota): from the cgroup's `cpu.stat`.
+    pub fn throttling(&self) -> anyhow::Result<(u64, u64)> {
+        let path = self.group.join("cpu.stat");
+        let stat =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let field = |name: &str| {
+            stat.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("nr_periods "), field("nr_throttled ")))
+    }
+
+    /// What was in force, for the results: `pid 123: cpu.cfs_quota_us=20000 per
+    /// cpu.cfs_period_us=100000 (0.20 cores) in /sys/fs/cgroup/cpu/shoplab-123`.
+    pub fn describe(&self) -> String {
+        format!(
+            "pid {}: cpu.cfs_quota_us={} per cpu.cfs_period_us={PERIOD_US} ({:.2} cores) in {}",
+            self.pid,
+            self.quota_us,
+            self.quota_us as f64 / PERIOD_US as f64,
+            self.group.display()
+        )
+    }
+
+    /// Removes the quota, moves the process back where it was and removes the cgroup. A
+    /// process that exited meanwhile (killed, restarted) is simply no longer in it.
+    pub fn lift(mut self) -> anyhow::Result<()> {
+        self.lifted = true;
+        lift(self.pid, &self.group, &self.home)
+    }
+}
+
+impl Drop for CpuLimit {
+    fn drop(&mut self) {
+        if !self.lifted {
+            let _ = lift(self.pid, &self.group, &self.home);
+        }
+    }
+}
+
+fn lift(pid: u32, group: &Path, home: &Path) -> anyhow::Result<()> {
+    write(&group.join("cpu.cfs_quota_us"), "-1")?;
+    if Path::new(&format!("/proc/{pid}")).exists() {
+        write(&home.join("cgroup.procs"), &pid.to_string())?;
+    }
+    std::fs::remove_dir(group).with_context(|| format!("remove the cgroup {}", group.display()))
+}
+
+/// The process's cgroup in the cpu hierarchy, from `/proc/<pid>/cgroup`
+/// (`1:cpu:/some/path`, or `4:cpu,cpuacct:/` where the two are mounted together).
+fn current_group(pid: u32) -> anyhow::Result<String> {
+    let path = format!("/proc/{pid}/cgroup");
+    let table = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    table
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, group) = (fields.next()?, fields.next()?, fields.next()?);
+            controllers
+                .split(',')
+                .any(|controller| controller == "cpu")
+                .then(|| group.to_owned())
+        })
+        .with_context(|| format!("{path} names no cpu cgroup"))
+}
+
+fn write(path: &Path, value: &str) -> anyhow::Result<()> {
+    std::fs::write(path, value)
+        .with_context(|| format!("cannot write {value} to {}", path.display()))
+}

@@ -1,0 +1,501 @@
+//! The network, database and resource faults done for real: a fault proxy (`shoplab
+//! fault-proxy`, noxious) slows, resets and cuts the link to a service or a database, and a
+//! cgroup v1 quota throttles a process — each asserted against the documented degraded
+//! answer, then healed and asserted to recover; and the lab's fault matrix with these kinds,
+//! which records what it cannot realize on a build or backend instead of measuring nothing.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use domain::Context;
+use serde_json::json;
+use shoplab::lab::cgroup;
+use shoplab::lab::experiments::{self, Experiment, Findings, Kind, faults};
+use shoplab::lab::journeys::Shopfront;
+use shoplab::lab::load::LoadPlan;
+use shoplab::lab::profile::{FaultKind, Profile};
+use shoplab::supervisor::{Build, Component, Database, Deployment, Link, NetworkFault, Options};
+use sqlx::Connection as _;
+
+use crate::support::{
+    ADMIN_TOKEN, HOP_TIMEOUT, SEED, TOKEN_SECRET, answer, child_env, eventually, shoplab_binary,
+};
+
+const RECOVERY: Duration = Duration::from_secs(15);
+/// More than a product page costs on a busy 2-core machine, and less than the hop budget.
+const LATENCY_MS: u64 = 400;
+
+/// A deployment with fault proxies where the options ask for them, and a client.
+struct Proxied {
+    deployment: Deployment,
+    http: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl Proxied {
+    async fn start(
+        build: Build,
+        database: Option<Database>,
+        tune: impl FnOnce(&mut Options),
+    ) -> Proxied {
+        let data = tempfile::tempdir().expect("temp dir");
+        let database = database.unwrap_or_else(|| Database::Sqlite {
+            dir: data.path().to_owned(),
+        });
+        let mut options = Options::new(
+            build,
+            shoplab_binary(),
+            database,
+            ADMIN_TOKEN.to_owned(),
+            TOKEN_SECRET.to_owned(),
+        );
+        options.seed = Some(SEED);
+        options.env = child_env();
+        options.forward_logs = std::env::var_os("SHOPLAB_TEST_LOGS").is_some();
+        options.stop_deadline = Duration::from_secs(5);
+        tune(&mut options);
+        let deployment = Deployment::start(options)
+            .await
+            .unwrap_or_else(|error| panic!("the {build} build starts: {error:#}"));
+        Proxied {
+            deployment,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+            _data: data,
+        }
+    }
+
+    /// `GET path` on the public port: status, body and how long it took.
+    async fn get(&self, path: &str) -> (u16, serde_json::Value, Duration) {
+        let started = Instant::now();
+        let (status, body) =
+            answer(self.http.get(format!("{}{path}", self.deployment.url()))).await;
+        (status, body, started.elapsed())
+    }
+
+    async fn stop(self) {
+        self.deployment.stop().await.expect("the deployment stops");
+    }
+}
+
+fn contexts(list: &[Context]) -> BTreeSet<Context> {
+    list.iter().copied().collect()
+}
+
+#[tokio::test]
+async fn latency_on_the_link_to_recommendations_delays_every_product_page_by_at_least_that_much() {
+    let mut lab = Proxied::start(Build::Micro, None, |options| {
+        options.proxied = contexts(&[Context::Recommendations]);
+    })
+    .await;
+    let link = Link::Service(Context::Recommendations);
+    assert_eq!(lab.deployment.proxied_links(), BTreeSet::from([link]));
+    let delay = Duration::from_millis(LATENCY_MS);
+    let mut before = Vec::new();
+    for _ in 0..5 {
+        let (status, product, took) = lab.get("/api/products/1").await;
+        assert_eq!(status, 200, "the product page answered {product}");
+        before.push(took);
+    }
+    before.sort();
+    assert!(
+        before[2] < delay,
+        "a page took {:?} before any fault",
+        before[2]
+    );
+
+    lab.deployment
+        .break_link(link, NetworkFault::Latency { ms: LATENCY_MS })
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let (status, product, took) = lab.get("/api/products/1").await;
+        assert_eq!(status, 200, "a slow link is still a link: {product}");
+        assert_ne!(
+            product["recommendations"],
+            json!([]),
+            "the list arrived late, not never"
+        );
+        assert!(
+            took >= delay,
+            "the page took {took:?} with {delay:?} on the link (before: {before:?})"
+        );
+    }
+
+    lab.deployment.heal_link(link).await.unwrap();
+    eventually(
+        RECOVERY,
+        "the page faster than the latency again",
+        async || lab.get("/api/products/1").await.2 < delay,
+    )
+    .await;
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn a_cut_or_reset_link_gives_the_documented_degraded_answer_within_the_hop_budget_and_heals()
+{
+    let mut lab = Proxied::start(Build::Micro, None, |options| {
+        options.proxied = contexts(&[Context::Catalog]);
+    })
+    .await;
+    // Recommendations' proxy is put in place on the running deployment, as the lab does
+    // before its fault matrix: the gateway is restarted on its port to learn the address.
+    let gateway_pid = lab.deployment.member(Component::Gateway, 1).unwrap().pid();
+    lab.deployment
+        .insert_proxies(&contexts(&[Context::Recommendations]), &BTreeSet::new())
+        .await
+        .unwrap();
+    assert_ne!(
+        lab.deployment.member(Component::Gateway, 1).unwrap().pid(),
+        gateway_pid
+    );
+    assert_eq!(lab.deployment.proxy_pids().len(), 2);
+    let (_, product, _) = lab.get("/api/products/1").await;
+    assert_ne!(product["recommendations"], json!([]));
+    // Each crossing call has the hop budget and one retry (idempotent reads).
+    let budget = 3 * HOP_TIMEOUT;
+
+    // Recommendations cut off: the product page loses that list and nothing else.
+    let recommendations = Link::Service(Context::Recommendations);
+    lab.deployment
+        .break_link(recommendations, NetworkFault::Cut)
+        .await
+        .unwrap();
+    let (status, cut, took) = lab.get("/api/products/1").await;
+    assert_eq!(status, 200, "the product page survives the cut: {cut}");
+    assert_eq!(cut["recommendations"], json!([]));
+    assert_eq!(cut["name"], product["name"]);
+    assert!(took < budget, "the degraded page took {took:?}");
+    lab.deployment.heal_link(recommendations).await.unwrap();
+    eventually(
+        RECOVERY,
+        "the recommendations back after the heal",
+        async || {
+            lab.get("/api/products/1").await.1["recommendations"] == product["recommendations"]
+        },
+    )
+    .await;
+
+    // Catalog reset: every connection closed before it answers; listing needs catalog.
+    let catalog = Link::Service(Context::Catalog);
+    lab.deployment
+        .break_link(catalog, NetworkFault::Reset)
+        .await
+        .unwrap();
+    let (status, body, took) = lab.get("/api/products").await;
+    assert_eq!(status, 503, "listing with catalog reset answered {body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(took < budget, "the reset took {took:?} to show");
+    lab.deployment.heal_link(catalog).await.unwrap();
+    eventually(RECOVERY, "listing after the reset heals", async || {
+        lab.get("/api/products").await.0 == 200
+    })
+    .await;
+
+    // Catalog cut: connections accepted, nothing answers; the hop timeout ends the wait.
+    lab.deployment
+        .break_link(catalog, NetworkFault::Cut)
+        .await
+        .unwrap();
+    let (status, body, took) = lab.get("/api/products").await;
+    assert_eq!(status, 503, "listing with catalog cut answered {body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(took < budget, "the cut took {took:?} to show");
+    lab.deployment.heal_link(catalog).await.unwrap();
+    eventually(RECOVERY, "listing after the cut heals", async || {
+        lab.get("/api/products").await.0 == 200
+    })
+    .await;
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back() {
+    let lab = Proxied::start(Build::Monolith, None, |_| {}).await;
+    let pid = lab.deployment.member(Component::Monolith, 1).unwrap().pid();
+    let hog = json!({"context": "catalog", "kind": "cpu_hog", "params": {"threads": 2}});
+    let (status, body) = answer(
+        lab.http
+            .post(format!("{}/admin/faults", lab.deployment.admin_url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&hog),
+    )
+    .await;
+    assert!(
+        (200..300).contains(&status),
+        "the hog answered {status}: {body}"
+    );
+
+    let window = Duration::from_secs(2);
+    let free = cores_used(pid, window).await;
+    let limit = match cgroup::limit_cpu(pid, 0.2) {
+        Ok(limit) => limit,
+        Err(error) => {
+            // The one reason to skip: this machine lets nobody set a CPU quota.
+            eprintln!("skipped: a cgroup v1 CPU limit is unavailable here: {error:#}");
+            lab.stop().await;
+            return;
+        }
+    };
+    let group = limit.group().to_owned();
+    assert!(
+        cpu_cgroup_of(pid).ends_with(&format!("shoplab-{pid}")),
+        "the process was moved into {}",
+        group.display()
+    );
+    let limited = cores_used(pid, window).await;
+    let (periods, throttled) = limit.throttling().unwrap();
+    limit.lift().unwrap();
+    let lifted = cores_used(pid, window).await;
+    eprintln!(
+        "cores used by the hog: {free:.2} free, {limited:.2} limited ({throttled} of \
+         {periods} periods throttled), {lifted:.2} lifted"
+    );
+
+    // The quota is a ceiling whatever else runs on the machine; how much the hog gets
+    // without it depends on the neighbours, so that side is only compared.
+    assert!(
+        limited <= 0.3,
+        "{limited:.2} cores used under a 0.2-core quota"
+    );
+    assert!(
+        throttled * 2 > periods,
+        "the quota held the hog back in only {throttled} of {periods} periods"
+    );
+    assert!(
+        free.max(lifted) > 1.5 * limited,
+        "the hog used {free:.2} cores free, {lifted:.2} lifted and {limited:.2} limited"
+    );
+    assert!(!group.exists(), "{} is removed", group.display());
+    assert!(
+        !cpu_cgroup_of(pid).contains("shoplab-"),
+        "the process is back home"
+    );
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn a_database_down_makes_requests_fail_with_503_and_they_recover_after_the_heal() {
+    let server = std::env::var("SHOPLAB_TEST_POSTGRES_URL").ok();
+    let explicit = server.is_some();
+    let server = server.unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned());
+    // The server's URL with its path, if any, replaced by the maintenance database's.
+    let authority_start = server.find("://").map_or(0, |at| at + 3);
+    let authority_end = server[authority_start..]
+        .find(['/', '?'])
+        .map_or(server.len(), |at| authority_start + at);
+    let maintenance = format!("{}/postgres", &server[..authority_end]);
+    let Ok(mut admin) = sqlx::PgConnection::connect(&maintenance).await else {
+        assert!(
+            !explicit,
+            "SHOPLAB_TEST_POSTGRES_URL={server} does not answer"
+        );
+        eprintln!("skipped: no PostgreSQL at {server} (set SHOPLAB_TEST_POSTGRES_URL)");
+        return;
+    };
+    let prefix = format!(
+        "shoplab_netfaults_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let database = Database::PostgresPrefixed {
+        server: server.clone(),
+        prefix: prefix.clone(),
+    };
+    let mut lab = Proxied::start(Build::Monolith, Some(database), |options| {
+        options.proxied_databases = contexts(&[Context::Catalog]);
+    })
+    .await;
+    assert_eq!(
+        lab.deployment.proxied_links(),
+        BTreeSet::from([Link::Database(Component::Monolith)])
+    );
+    assert_eq!(lab.get("/api/products").await.0, 200);
+
+    lab.deployment
+        .database_down(Component::Monolith, true)
+        .await
+        .unwrap();
+    let (status, body, took) = lab.get("/api/products").await;
+    assert_eq!(status, 503, "listing without a database answered {body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(took < Duration::from_secs(5), "it took {took:?} to say so");
+    assert_eq!(
+        lab.get("/ready").await.0,
+        503,
+        "not ready without its database"
+    );
+
+    lab.deployment
+        .database_down(Component::Monolith, false)
+        .await
+        .unwrap();
+    eventually(RECOVERY, "listing after the database is back", async || {
+        lab.get("/api/products").await.0 == 200
+    })
+    .await;
+    lab.stop().await;
+
+    let name = format!("{prefix}_monolith");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("the test's database is dropped");
+}
+
+/// Cores the process used over `window`: CPU seconds (user + system, every thread, from
+/// `/proc/<pid>/stat`) over wall seconds. The window is a measurement, not a wait.
+async fn cores_used(pid: u32, window: Duration) -> f64 {
+    let start = cpu_seconds(pid);
+    let started = Instant::now();
+    tokio::time::sleep(window).await;
+    (cpu_seconds(pid) - start) / started.elapsed().as_secs_f64()
+}
+
+/// utime + stime of the whole process, in seconds (Linux counts them in USER_HZ = 100).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process runs");
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("a stat line")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |at: usize| fields[at - 3].parse::<f64>().expect("a tick count");
+    (ticks(14) + ticks(15)) / 100.0
+}
+
+/// The process's cgroup in the cpu hierarchy, from `/proc/<pid>/cgroup`.
+fn cpu_cgroup_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, group) = (fields.next()?, fields.next()?, fields.next()?);
+            controllers
+                .split(',')
+                .any(|controller| controller == "cpu")
+                .then(|| group.to_owned())
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_fault_matrix_realizes_the_new_kinds_on_micro_and_says_why_when_it_cannot() {
+    let cells = fault_matrix(
+        Build::Micro,
+        vec![
+            (FaultKind::NetCut, Context::Recommendations),
+            (FaultKind::DbDown, Context::Inventory),
+            (FaultKind::CpuLimit, Context::Payments),
+        ],
+    )
+    .await;
+    let [cut, db_down, cpu_limit] = &cells[..] else {
+        panic!("three cells: {cells:?}");
+    };
+    assert!(cut.applied, "{cut:?}");
+    assert_eq!(cut.error, None);
+    assert!(
+        cut.note.as_deref().unwrap_or("").contains("cut"),
+        "{:?}",
+        cut.note
+    );
+    assert!(!db_down.applied);
+    assert!(
+        db_down
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("unavailable: SQLite"),
+        "{:?}",
+        db_down.error
+    );
+    assert!(db_down.journeys.is_empty(), "no measurement of nothing");
+    // Applied with the quota it set, or (only where cgroup v1 is not writable) unavailable.
+    if cpu_limit.applied {
+        let note = cpu_limit.note.as_deref().unwrap_or("");
+        assert!(note.contains("cpu.cfs_quota_us=20000"), "{note}");
+    } else {
+        let error = cpu_limit.error.as_deref().unwrap_or("");
+        assert!(error.starts_with("unavailable:"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn the_fault_matrix_records_network_faults_on_the_monolith_as_not_applicable() {
+    let cells = fault_matrix(
+        Build::Monolith,
+        vec![(FaultKind::NetLatency, Context::Payments)],
+    )
+    .await;
+    assert!(!cells[0].applied);
+    assert!(
+        cells[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("not applicable:"),
+        "{:?}",
+        cells[0].error
+    );
+}
+
+/// Runs the lab's faults experiment with a short matrix under light load, through the
+/// lab's own `Target`, and returns its cells.
+async fn fault_matrix(build: Build, faults: Vec<(FaultKind, Context)>) -> Vec<faults::Cell> {
+    let settings = crate::support::target_settings();
+    let mut target = crate::support::start_target(build).await;
+    let reset = target.reset(&settings).await.expect("the shop resets");
+    let profile = Profile {
+        steady_users: 2,
+        faults,
+        fault_before: Duration::from_millis(500),
+        fault_during: Duration::from_millis(1000),
+        fault_after: Duration::from_millis(500),
+        ..Profile::quick()
+    };
+    let template = LoadPlan {
+        base_url: target.url().to_owned(),
+        users: profile.steady_users,
+        duration: profile.level_duration,
+        rate: None,
+        request_timeout: Duration::from_secs(5),
+    };
+    let progress = indicatif::ProgressBar::hidden();
+    let experiment = Experiment {
+        target: &mut target,
+        profile: &profile,
+        shop: Shopfront {
+            products: reset.products,
+            users: reset.users,
+            password: reset.user_password.clone(),
+            browse_weight: 4,
+            buy_weight: 1,
+        },
+        template,
+        generator_cores: 1,
+        sut_cores: 1,
+        progress: &progress,
+        history: Vec::new(),
+    };
+    let (outcome, _) = experiments::run(Kind::Faults, experiment)
+        .await
+        .unwrap_or_else(|error| panic!("the faults experiment runs: {error:#}"));
+    target.stop().await.expect("the target stops");
+    assert!(outcome.invariants.valid, "{:?}", outcome.invariants);
+    match outcome.findings {
+        Findings::Faults { cells } => cells,
+        other => panic!("faults found {other:?}"),
+    }
+}

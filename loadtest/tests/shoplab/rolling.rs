@@ -1,0 +1,135 @@
+//! Rolling deploys under load lose nothing: the new process is started and ready before
+//! traffic moves to it, and the old one drains what it was answering. Also the rollback: a
+//! release that never gets ready is abandoned while the old process keeps serving.
+
+use std::time::{Duration, Instant};
+
+use shoplab::history::Outcome;
+use shoplab::lab::journeys::{Recorder, Shopfront};
+use shoplab::lab::load::{self, LoadPlan};
+use shoplab::lab::target::Target;
+use shoplab::supervisor::{Build, Component};
+
+use crate::support::{SEED, process_is_gone, start_target};
+
+/// Both journeys (three browsers, one buyer) against the front door for `seconds`, while `deploy`
+/// runs; returns the requests that did not succeed.
+async fn load_during(
+    target: &mut Target,
+    seconds: u64,
+    deploy: impl AsyncFnOnce(&mut Target),
+) -> (usize, Vec<String>) {
+    let plan = LoadPlan {
+        base_url: target.url().to_owned(),
+        users: 4,
+        duration: Duration::from_secs(seconds),
+        rate: None,
+        request_timeout: Duration::from_secs(5),
+    };
+    let shop = Shopfront {
+        products: 20,
+        users: 2,
+        password: format!("shoplab-{SEED}"),
+        // One buyer among the four users: the small shop has two seeded users, and two
+        // buyers sharing one cart would check out each other's items (422, empty cart).
+        browse_weight: 3,
+        buy_weight: 1,
+    };
+    let recorder = Recorder::new(Instant::now());
+    let events = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        deploy(target).await;
+    };
+    let (run, ()) = tokio::join!(load::run(&plan, &shop, &recorder), events);
+    let run = run.expect("the load runs");
+    let failures = run
+        .records
+        .iter()
+        .filter(|record| record.outcome != Outcome::Ok)
+        .map(|record| {
+            format!(
+                "{} at {} ms: {}",
+                record.transaction, record.t_ms, record.status
+            )
+        })
+        .collect();
+    (run.records.len(), failures)
+}
+
+fn pid_of(target: &mut Target, component: Component) -> u32 {
+    target
+        .deployment()
+        .member(component, 1)
+        .expect("the component runs")
+        .pid()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_deploy_of_each_public_process_under_load_fails_no_request() {
+    for (build, component) in [
+        (Build::Monolith, Component::Monolith),
+        (Build::Micro, Component::Gateway),
+    ] {
+        let mut target = start_target(build).await;
+        let old = pid_of(&mut target, component);
+        let (requests, failures) = load_during(&mut target, 4, async |target| {
+            target.roll(component).await.expect("the rolling deploy");
+        })
+        .await;
+        let new = pid_of(&mut target, component);
+        assert!(
+            requests > 100,
+            "{build}: only {requests} requests were sent"
+        );
+        assert_eq!(
+            failures,
+            Vec::<String>::new(),
+            "{build}: requests failed during the roll"
+        );
+        assert_ne!(old, new, "{build}: a new process serves");
+        assert!(process_is_gone(old), "{build}: the old process was stopped");
+        target.stop().await.expect("stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_deploy_of_a_service_moves_its_callers_without_a_failed_request() {
+    let mut target = start_target(Build::Micro).await;
+    let catalog = Component::Service(domain::Context::Catalog);
+    let old = pid_of(&mut target, catalog);
+    let (requests, failures) = load_during(&mut target, 4, async |target| {
+        target.roll(catalog).await.expect("the rolling deploy");
+    })
+    .await;
+    assert!(requests > 100, "only {requests} requests were sent");
+    assert_eq!(failures, Vec::<String>::new());
+    assert!(process_is_gone(old), "the old catalog was stopped");
+    // The gateway's admin fan-out follows the move too: an audit reaches the new catalog.
+    let audit = target
+        .audit()
+        .await
+        .expect("the audit reaches every service");
+    assert_eq!(audit.stock.len(), 20);
+    target.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_never_gets_ready_is_rolled_back_and_the_old_process_keeps_serving() {
+    let mut target = start_target(Build::Monolith).await;
+    let old = pid_of(&mut target, Component::Monolith);
+    let (_, failures) = load_during(&mut target, 3, async |target| {
+        let why = target
+            .roll_bad_release(Component::Monolith)
+            .await
+            .expect("the bad release fails to start, and that is reported");
+        assert!(!why.is_empty());
+    })
+    .await;
+    assert_eq!(failures, Vec::<String>::new());
+    assert_eq!(
+        pid_of(&mut target, Component::Monolith),
+        old,
+        "the old process still serves"
+    );
+    target.stop().await.expect("stop");
+}
