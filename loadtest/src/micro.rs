@@ -79,10 +79,14 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
     options.replicas = args.replicas.into_iter().collect::<BTreeMap<_, _>>();
     options.stop_deadline = Duration::from_secs(10);
 
+    // One signal future for the whole run: a Ctrl-C that arrives between the end of the
+    // start and the wait below must not be lost.
+    let shutdown = api::server::shutdown_signal();
+    tokio::pin!(shutdown);
     let deployment = tokio::select! {
         started = Deployment::start(options) => started?,
         // A Ctrl-C during start drops the half-started deployment, which kills its children.
-        _ = api::server::shutdown_signal() => return Ok(()),
+        _ = &mut shutdown => return Ok(()),
     };
     print!("{}", deployment.map());
     println!(
@@ -90,7 +94,7 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
         deployment.admin_url()
     );
     println!("shoplab micro listening on {}", deployment.url());
-    api::server::shutdown_signal().await;
+    shutdown.await;
     eprintln!("stopping every service (gateway first)");
     deployment.stop().await
 }

@@ -112,13 +112,17 @@ impl Target {
         &mut self.deployment
     }
 
-    /// Every process's PID right now.
+    /// Every process of the system under test right now, fault proxies included (their CPU
+    /// is the shop's, not the generator's).
     pub fn pids(&self) -> Vec<u32> {
-        self.deployment
+        let mut pids: Vec<u32> = self
+            .deployment
             .members()
             .iter()
             .map(|member| member.pid())
-            .collect()
+            .collect();
+        pids.extend(self.deployment.proxy_pids());
+        pids
     }
 
     /// Wipes and seeds every context; returns how seeded users log in.
@@ -158,16 +162,20 @@ impl Target {
             .map(drop)
     }
 
-    /// Waits until no reservation is held and the audit reads the same twice: nothing is
-    /// in flight any more. Gives up (and says so) after `deadline`.
+    /// Waits until no reservation is held and no order is pending (a saga left to its
+    /// recovery loop): nothing is in flight any more. Gives up (and says so) after
+    /// `deadline`.
     pub async fn quiesce(&self, deadline: Duration) -> anyhow::Result<(Audit, bool)> {
         let until = Instant::now() + deadline;
         loop {
             let audit = self.audit().await?;
-            let held = audit
-                .reservations
-                .iter()
-                .any(|reservation| reservation.state == domain::inventory::ReservationState::Held);
+            let held =
+                audit.reservations.iter().any(|reservation| {
+                    reservation.state == domain::inventory::ReservationState::Held
+                }) || audit
+                    .orders
+                    .iter()
+                    .any(|order| order.status == domain::orders::OrderStatus::Pending);
             if !held || Instant::now() >= until {
                 return Ok((audit, !held));
             }

@@ -6,6 +6,9 @@ mod check; // the invariant checker: crafted snapshots per invariant, and `shopl
 mod command;
 mod deployment;
 mod faults;
+mod lab; // the lab's commands end to end: compare's results folder, load then check, bad flags
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
+mod orchestration; // kill, restart, pause and in-process faults on both builds through the lab's Target
 mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback
+mod saga_crash; // orders killed mid-checkout; the recovered saga is judged by the audit
 mod support;

@@ -58,7 +58,8 @@ impl GatewayAdmin {
         })
     }
 
-    /// `/admin/reset`, `/admin/audit`, `/admin/faults`, all behind the admin token.
+    /// `/admin/reset`, `/admin/audit`, `/admin/faults`, `/admin/upstreams`, all behind the
+    /// admin token.
     pub fn router(self) -> Router {
         let token = self.token.clone();
         let directory = self.services.clone();

@@ -95,10 +95,14 @@ struct Injected {
     cpu_limits: Vec<CpuLimit>,
 }
 
+/// Load before the first fault's quiet window, so Goose's start (users logging in) is not
+/// read as the shop's normal state.
+const WARM_UP: Duration = Duration::from_secs(1);
+
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Cell>> {
     let profile = experiment.profile;
     let cell_length = profile.fault_before + profile.fault_during + profile.fault_after;
-    let duration = cell_length * profile.faults.len() as u32 + Duration::from_secs(1);
+    let duration = WARM_UP + cell_length * profile.faults.len() as u32 + Duration::from_secs(1);
     experiment.step(&format!(
         "{} faults under {} users, {:.0} s",
         profile.faults.len(),
@@ -119,14 +123,20 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Cell>> {
     let events = async {
         let mut events = Vec::new();
         for (index, (kind, context)) in profile.faults.iter().enumerate() {
-            let start = epoch + cell_length * index as u32;
+            let start = epoch + WARM_UP + cell_length * index as u32;
             tokio::time::sleep_until((start + profile.fault_before).into()).await;
             let injected_at_ms = epoch.elapsed().as_millis() as u64;
             let injected = inject(target, *kind, *context).await;
-            // The fault window, with the lab restarting whatever crashed (self-healing).
-            let self_healed = target
-                .self_heal_until(start + profile.fault_before + profile.fault_during)
-                .await;
+            // The fault window. A killed process stays down for all of it (a crash whose
+            // restart takes that long); anything else that exits — an abort, or collateral —
+            // is restarted by the lab's self-healing as it happens.
+            let window_end = start + profile.fault_before + profile.fault_during;
+            let self_healed = if *kind == FaultKind::Kill {
+                tokio::time::sleep_until(window_end.into()).await;
+                Vec::new()
+            } else {
+                target.self_heal_until(window_end).await
+            };
             let healed_at_ms = epoch.elapsed().as_millis() as u64;
             let (injected, error) = match injected {
                 Ok(injected) => (injected, None),

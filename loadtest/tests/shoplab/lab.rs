@@ -1,0 +1,313 @@
+//! The lab's commands end to end, as a user runs them: `shoplab compare` writes a complete
+//! results folder whose faults show the monolith's all-or-nothing failure, `shoplab load`
+//! writes a history `shoplab check` accepts, and bad flags get errors that name them.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+use shoplab::history::read_jsonl;
+use shoplab::supervisor::Build;
+
+use crate::support::{SEED, start_target};
+
+/// A debug build runs the quick faults experiment on both builds in about 25–40 s alone;
+/// this leaves room for a busy machine.
+const COMPARE_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs `shoplab <args>` to its end (killed after `deadline`).
+async fn shoplab(args: &[&str], deadline: Duration) -> Output {
+    let command = tokio::process::Command::new(crate::support::shoplab_binary())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(deadline, command)
+        .await
+        .unwrap_or_else(|_| panic!("shoplab {args:?} did not finish within {deadline:?}"))
+        .expect("run shoplab")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn non_empty_file(dir: &Path, name: &str) {
+    let length = std::fs::metadata(dir.join(name))
+        .unwrap_or_else(|error| panic!("{name} was not written: {error}"))
+        .len();
+    assert!(length > 0, "{name} is empty");
+}
+
+/// The faults cell of `build` for `kind` on `context`.
+fn cell<'a>(results: &'a Value, build: &str, kind: &str, context: &str) -> &'a Value {
+    results["experiments"]
+        .as_array()
+        .expect("experiments")
+        .iter()
+        .filter(|outcome| outcome["build"] == build)
+        .flat_map(|outcome| {
+            outcome["findings"]["cells"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .find(|cell| cell["kind"] == kind && cell["context"] == context)
+        .unwrap_or_else(|| panic!("no {kind} {context} cell on the {build} build"))
+}
+
+#[tokio::test]
+async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kill_takes_everything_down()
+ {
+    let out = tempfile::tempdir().expect("temp dir");
+    let out_dir = out.path().join("run");
+    let output = shoplab(
+        &[
+            "compare",
+            "--quick",
+            "--experiments",
+            "faults",
+            "--out",
+            out_dir.to_str().expect("a UTF-8 path"),
+        ],
+        COMPARE_DEADLINE,
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "shoplab compare exited with {}:\n{}\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).expect("results.json"))
+            .expect("results.json is JSON");
+    assert_eq!(results["schema_version"], 1);
+    let environment = &results["environment"];
+    let sha = environment["git_sha"].as_str().expect("a git_sha");
+    assert!(
+        sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()),
+        "git_sha is {sha:?}"
+    );
+    assert!(environment["cores"].as_u64() >= Some(1), "{environment}");
+    assert!(
+        environment["cpu_model"]
+            .as_str()
+            .is_some_and(|model| !model.is_empty()),
+        "{environment}"
+    );
+
+    let experiments = results["experiments"].as_array().expect("experiments");
+    let mut builds: Vec<&str> = experiments
+        .iter()
+        .map(|outcome| outcome["build"].as_str().expect("a build"))
+        .collect();
+    builds.sort();
+    assert_eq!(
+        builds,
+        ["micro", "monolith"],
+        "one faults outcome per build"
+    );
+    for outcome in experiments {
+        let build = &outcome["build"];
+        assert_eq!(
+            outcome["invariants"]["valid"], true,
+            "invariants on {build}: {}",
+            outcome["invariants"]
+        );
+        assert_eq!(outcome["findings"]["experiment"], "faults");
+        let cells = outcome["findings"]["cells"].as_array().expect("cells");
+        assert_eq!(
+            cells.len(),
+            3,
+            "the quick profile's three faults on {build}"
+        );
+        for cell in cells {
+            let journeys: Vec<&str> = cell["journeys"]
+                .as_array()
+                .expect("journeys")
+                .iter()
+                .map(|phases| phases["journey"].as_str().expect("a journey"))
+                .collect();
+            assert_eq!(journeys, ["browse", "buy"], "{build} {}", cell["kind"]);
+            for phases in cell["journeys"].as_array().into_iter().flatten() {
+                for phase in ["before", "during", "after"] {
+                    assert!(
+                        phases[phase]["requests"].as_u64().is_some(),
+                        "{build} {} {} has no {phase}: {phases}",
+                        cell["kind"],
+                        phases["journey"]
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(results["valid"], true);
+
+    // The claim the lab exists to test: in the monolith a crash of any part is a crash of
+    // everything; in the microservices build a crash of recommendations is absorbed.
+    let monolith_kill = cell(&results, "monolith", "kill", "recommendations");
+    let micro_kill = cell(&results, "micro", "kill", "recommendations");
+    for kill in [monolith_kill, micro_kill] {
+        assert_eq!(
+            kill["error"],
+            Value::Null,
+            "the kill was not carried out: {kill}"
+        );
+    }
+    assert_eq!(monolith_kill["process"], "monolith");
+    assert_eq!(micro_kill["process"], "recommendations");
+    let monolith_radius = monolith_kill["blast_radius"].as_f64().expect("a radius");
+    let micro_radius = micro_kill["blast_radius"].as_f64().expect("a radius");
+    assert_eq!(
+        monolith_radius, 1.0,
+        "killing the monolith degraded only {} (a step with no request before the fault \
+         never counts as degraded); per journey: {}",
+        monolith_kill["degraded_steps"], monolith_kill["journeys"]
+    );
+    assert!(
+        micro_radius < 1.0,
+        "killing recommendations degraded every step of the micro build: {}; per journey: {}",
+        micro_kill["degraded_steps"],
+        micro_kill["journeys"]
+    );
+
+    for name in ["history.jsonl", "faults.csv", "timeline.csv", "summary.txt"] {
+        non_empty_file(&out_dir, name);
+    }
+    let faults_csv = std::fs::read_to_string(out_dir.join("faults.csv")).unwrap();
+    // A header, then a row per build, fault and journey.
+    assert_eq!(faults_csv.lines().count(), 1 + 2 * 3 * 2, "{faults_csv}");
+}
+
+#[tokio::test]
+async fn shoplab_load_against_a_running_monolith_writes_a_history_that_shoplab_check_accepts() {
+    let target = start_target(Build::Monolith).await;
+    let folder = tempfile::tempdir().expect("temp dir");
+    let history = folder.path().join("history.jsonl");
+    let history_arg = history.to_str().expect("a UTF-8 path");
+    let seed = SEED.to_string();
+    let output = shoplab(
+        &[
+            "load",
+            "--base-url",
+            target.url(),
+            "--users",
+            "2",
+            "--duration",
+            "2",
+            "--products",
+            "20",
+            "--seeded-users",
+            "2",
+            "--seed",
+            &seed,
+            // One user per journey, so the history has checkouts for I3 and I4 to judge.
+            "--browse",
+            "1",
+            "--buy",
+            "1",
+            "--history",
+            history_arg,
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "shoplab load exited with {}:\n{}",
+        output.status,
+        text(&output.stderr)
+    );
+    let records = read_jsonl(&history).expect("the history reads back");
+    assert!(
+        records.iter().any(|record| record.journey == "browse"),
+        "no browse request in the history"
+    );
+    let acknowledged = records
+        .iter()
+        .filter(|record| record.order_id.is_some())
+        .count();
+    assert!(acknowledged > 0, "no acknowledged checkout in the history");
+
+    let output = shoplab(
+        &[
+            "check",
+            "--base-url",
+            target.url(),
+            "--admin-token",
+            target.admin_token(),
+            "--history",
+            history_arg,
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
+    let table = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "shoplab check refused the load's history:\n{table}\n{}",
+        text(&output.stderr)
+    );
+    assert!(
+        table.contains("valid: all 8 checked invariants hold"),
+        "{table}"
+    );
+    let audit = target.audit().await.expect("the audit");
+    assert_eq!(
+        audit.orders.len(),
+        acknowledged,
+        "every order the shop holds was acknowledged to the generator, and no more"
+    );
+    target.stop().await.expect("the target stops");
+}
+
+#[tokio::test]
+async fn compare_with_an_unknown_database_fails_naming_the_db_flag() {
+    let output = shoplab(
+        &[
+            "compare",
+            "--quick",
+            "--db",
+            "mysql://x",
+            "--out",
+            "/nonexistent/never-written",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "compare accepted --db mysql://x");
+    assert!(
+        stderr.contains("--db"),
+        "the error does not name --db:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("mysql://x"),
+        "the error does not quote the value:\n{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn compare_with_an_unknown_experiment_lists_the_valid_ones() {
+    let output = shoplab(
+        &["compare", "--experiments", "nope"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "compare accepted --experiments nope"
+    );
+    assert!(stderr.contains("nope"), "{stderr}");
+    for valid in ["throughput", "deploy", "faults"] {
+        assert!(
+            stderr.contains(valid),
+            "the error does not list {valid}:\n{stderr}"
+        );
+    }
+}
