@@ -90,7 +90,7 @@ impl Profile {
             levels: vec![4, 16],
             level_duration: Duration::from_secs(10),
             repeats: 1,
-            scale_duration: Duration::from_secs(5),
+            scale_duration: Duration::from_secs(4),
             steady_users: 8,
             storm: 10,
             faults: vec![
@@ -98,9 +98,9 @@ impl Profile {
                 (FaultKind::Latency, Context::Payments),
                 (FaultKind::Errors, Context::Inventory),
             ],
-            fault_before: Duration::from_millis(1500),
-            fault_during: Duration::from_millis(2000),
-            fault_after: Duration::from_millis(2000),
+            fault_before: Duration::from_millis(1000),
+            fault_during: Duration::from_millis(1500),
+            fault_after: Duration::from_millis(1500),
         }
     }
 

@@ -179,7 +179,7 @@ async fn forward(State(front_door): State<FrontDoor>, request: Request) -> Respo
     match dispatch(front_door.balanced, forward).await {
         Ok(response) => response,
         Err(failure) => {
-            tracing::warn!(error = %failure, "front door: backend did not answer");
+            tracing::warn!(error = ?failure, "front door: backend did not answer");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -257,6 +257,7 @@ async fn list(State(front_door): State<FrontDoor>) -> Json<Backends> {
 /// Serves the front door on `port` (public) and a control port until SIGTERM/SIGINT; prints
 /// both addresses (the supervisor reads them).
 pub async fn run(port: u16, control_port: u16, backends: &[String]) -> anyhow::Result<()> {
+    api::telemetry::init("text");
     let front_door = FrontDoor::new(backends)?;
     let public = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

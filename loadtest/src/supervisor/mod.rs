@@ -328,6 +328,7 @@ impl Deployment {
                 "point the callers of {component} at the new process"
             )));
         }
+        tokio::time::sleep(self.options.deregistration_delay).await;
         old.process.request_stop()?;
         old.process.finish_stop(self.options.stop_deadline).await?;
         Ok(())

@@ -54,12 +54,16 @@ const SETTLE: Duration = Duration::from_millis(500);
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let profile = experiment.profile;
     let components = experiment.target.components();
-    let deploys = components.len() * 2 + 1 + profile.storm;
     // Each deploy is about half a second of restart plus the settle time; the load runs
     // on until the events are done and is cut there.
+    // Enough load for every deploy at its usual pace (a recreate's restart and settle, a
+    // roll's, a rollback's start deadline); a deploy that still ends after the load is
+    // marked as not measured rather than counted as clean.
     let duration = Duration::from_secs(2)
-        + Duration::from_millis(1200) * deploys as u32
-        + Duration::from_millis(1000) * components.len() as u32;
+        + Duration::from_millis(1800) * components.len() as u32
+        + Duration::from_millis(900) * components.len() as u32
+        + Duration::from_millis(2500)
+        + Duration::from_millis(800) * profile.storm as u32;
     experiment.step(&format!(
         "{} deploys then a storm of {} under {} users",
         components.len() * 2 + 1,
@@ -120,6 +124,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     };
     let (run, timed) = tokio::join!(load::run(&plan, &experiment.shop, &recorder), events);
     let run = run?;
+    let load_ended_ms = duration.as_millis() as u64;
     let count = |from: u64, to: u64| -> (usize, usize) {
         let seen = stats(window(&run.records, from, to, |_| true));
         (seen.requests, seen.requests - seen.ok)
@@ -129,6 +134,12 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let (mut storm_from, mut storm_to) = (u64::MAX, 0);
     for (strategy, component, started_at_ms, ready_at_ms, error) in timed {
         let to = ready_at_ms + SETTLE.as_millis() as u64;
+        let error = match error {
+            None if to > load_ended_ms => Some(format!(
+                "not measured: it ended at {to} ms, after the load stopped at {load_ended_ms} ms"
+            )),
+            error => error,
+        };
         if strategy != Strategy::Storm {
             let (requests, failed_requests) = count(started_at_ms, to);
             each.push(Deploy {

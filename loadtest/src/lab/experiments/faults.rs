@@ -396,7 +396,14 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
             }
         })
         .collect();
-    let steps = names(records, |record| &record.transaction);
+    // The steps seen before the fault: one that was not (a login that only happens at a
+    // journey's start) cannot be judged, so it is not counted either way.
+    let steps = names(
+        &window(records, before_from, event.injected_at_ms, |_| true)
+            .cloned()
+            .collect::<Vec<_>>(),
+        |record| &record.transaction,
+    );
     let degraded_steps: Vec<String> = steps
         .iter()
         .filter(|step| {
