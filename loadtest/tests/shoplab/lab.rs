@@ -60,6 +60,7 @@ fn cell<'a>(results: &'a Value, build: &str, kind: &str, context: &str) -> &'a V
 #[tokio::test]
 async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kill_takes_everything_down()
  {
+    let _quiet = crate::support::exclusive().await;
     let out = tempfile::tempdir().expect("temp dir");
     let out_dir = out.path().join("run");
     let output = shoplab(

@@ -86,6 +86,7 @@ fn contexts(list: &[Context]) -> BTreeSet<Context> {
 
 #[tokio::test]
 async fn latency_on_the_link_to_recommendations_delays_every_product_page_by_at_least_that_much() {
+    let _quiet = crate::support::exclusive().await;
     let mut lab = Proxied::start(Build::Micro, None, |options| {
         options.proxied = contexts(&[Context::Recommendations]);
     })
@@ -214,6 +215,7 @@ async fn a_cut_or_reset_link_gives_the_documented_degraded_answer_within_the_hop
 
 #[tokio::test]
 async fn a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back() {
+    let _quiet = crate::support::exclusive().await;
     let lab = Proxied::start(Build::Monolith, None, |_| {}).await;
     let pid = lab.deployment.member(Component::Monolith, 1).unwrap().pid();
     let hog = json!({"context": "catalog", "kind": "cpu_hog", "params": {"threads": 2}});

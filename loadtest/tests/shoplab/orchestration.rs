@@ -231,6 +231,7 @@ async fn the_monolith_target_serves_public_and_admin_on_one_port_and_reset_seeds
 /// Latency on catalog: the product page takes at least the injected 300 ms more, and not
 /// after the heal.
 async fn latency_on_catalog_slows_the_product_page_until_healed(build: Build) {
+    let _quiet = crate::support::exclusive().await;
     let target = start_target(build).await;
     let http = http();
     let product = format!("{}/api/products/1", target.url());
@@ -280,6 +281,7 @@ async fn latency_on_catalog_adds_300_ms_to_the_micro_product_page_until_healed()
 /// SIGSTOP on the process that runs catalog: a product page does not answer while it is
 /// stopped, and SIGCONT lets that same request finish.
 async fn a_paused_catalog_stalls_the_product_page_until_resumed(build: Build) {
+    let _quiet = crate::support::exclusive().await;
     let mut target = start_target(build).await;
     let http = http();
     let product = format!("{}/api/products/1", target.url());

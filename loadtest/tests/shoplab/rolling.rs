@@ -66,6 +66,7 @@ fn pid_of(target: &mut Target, component: Component) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_deploy_of_each_public_process_under_load_fails_no_request() {
+    let _quiet = crate::support::exclusive().await;
     for (build, component) in [
         (Build::Monolith, Component::Monolith),
         (Build::Micro, Component::Gateway),
@@ -94,6 +95,7 @@ async fn a_rolling_deploy_of_each_public_process_under_load_fails_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_deploy_of_a_service_moves_its_callers_without_a_failed_request() {
+    let _quiet = crate::support::exclusive().await;
     let mut target = start_target(Build::Micro).await;
     let catalog = Component::Service(domain::Context::Catalog);
     let old = pid_of(&mut target, catalog);
@@ -115,6 +117,7 @@ async fn a_rolling_deploy_of_a_service_moves_its_callers_without_a_failed_reques
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_that_never_gets_ready_is_rolled_back_and_the_old_process_keeps_serving() {
+    let _quiet = crate::support::exclusive().await;
     let mut target = start_target(Build::Monolith).await;
     let old = pid_of(&mut target, Component::Monolith);
     let (_, failures) = load_during(&mut target, 3, async |target| {

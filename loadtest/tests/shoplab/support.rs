@@ -230,3 +230,11 @@ pub fn process_is_alive(pid: u32) -> bool {
     let signal_zero = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None);
     signal_zero.is_ok() && !process_is_gone(pid)
 }
+
+/// Held by the tests that put the machine under load (`compare`, the rolling deploys) and by
+/// the ones that assert wall-clock timings or CPU shares, so that on a 2-core machine a load
+/// test never runs beside a timing test. The others still run in parallel.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    EXCLUSIVE.lock().await
+}
