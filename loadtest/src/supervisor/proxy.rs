@@ -603,9 +603,32 @@ async fn remove_toxic(
 }
 
 /// One by one: noxious's `RemoveAllToxics` clears only the upstream direction.
+///
+/// Then one more pass over every open connection (a harmless toxic added and removed).
+/// noxious 1.0.4 rebuilds the open connections from a snapshot of its client map; a
+/// connection accepted while a change is applied can miss it and keep the old toxics for
+/// good. Seen under load in CI: after a latency fault was healed, the gateway kept using
+/// such a connection and every page stayed slow. By the second pass every connection
+/// accepted under the old toxics is in the map, so it is rebuilt clean.
 async fn remove_all_toxics(State(state): State<Arc<ControlState>>) -> Answer<StatusCode> {
+    let had_toxics = !state.toxics().is_empty();
     for toxic in state.toxics() {
         state.send(ToxicEventKind::RemoveToxic(toxic.name)).await?;
+    }
+    if had_toxics {
+        let refresh = Toxic {
+            kind: ToxicKind::Latency {
+                latency: 0,
+                jitter: 0,
+            },
+            name: "refresh".to_owned(),
+            toxicity: 1.0,
+            direction: StreamDirection::Downstream,
+        };
+        state.send(ToxicEventKind::AddToxic(refresh)).await?;
+        state
+            .send(ToxicEventKind::RemoveToxic("refresh".to_owned()))
+            .await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
