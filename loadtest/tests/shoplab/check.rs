@@ -2,8 +2,7 @@
 //! exactly that invariant, a consistent one that passes, and `shoplab check` run as a
 //! process against a real monolith.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use domain::admin::{Audit, OrderAudit, StockAudit};
@@ -13,9 +12,7 @@ use domain::payments::{Charge, Refund};
 use shoplab::check::{CheckReport, MaybeApplied, NOT_CHECKED, check};
 use shoplab::history::{CHECKOUT, Outcome, RequestRecord, write_jsonl};
 
-use crate::support::{
-    ADMIN_TOKEN, SEED, TOKEN_SECRET, answer, child_env, eventually, shoplab_binary,
-};
+use crate::support::{ADMIN_TOKEN, SEED, answer, eventually, shoplab_binary};
 
 const TAKEN_AT_MS: i64 = 1_000_000;
 const INITIAL_STOCK: i64 = 10;
@@ -444,7 +441,8 @@ struct Monolith {
 impl Monolith {
     async fn start() -> Monolith {
         let data = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(shoplab_binary())
+        let mut command = Command::new(shoplab_binary());
+        command
             .args([
                 "serve",
                 "monolith",
@@ -457,22 +455,8 @@ impl Monolith {
             .arg(format!(
                 "sqlite://{}",
                 data.path().join("monolith.db").display()
-            ))
-            .envs(child_env())
-            .env("SHOPLAB_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("SHOPLAB_TOKEN_SECRET", TOKEN_SECRET)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn shoplab serve monolith");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (line_tx, line_rx) = std::sync::mpsc::channel();
-        // Reads to the end, so the monolith never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = line_tx.send(line);
-            }
-        });
+            ));
+        let (child, line_rx) = crate::support::spawn_with_lines(&mut command);
         let url = loop {
             let line = line_rx
                 .recv_timeout(Duration::from_secs(60))

@@ -2,16 +2,13 @@
 //! it — whether it is stopped with SIGTERM or killed with SIGKILL.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{
-    ADMIN_TOKEN, TOKEN_SECRET, child_env, eventually, process_is_gone, shoplab_binary,
-};
+use crate::support::{eventually, process_is_gone, shoplab_binary};
 
 /// A running `shoplab serve micro` and what it printed up to its `listening on` line.
 struct Supervisor {
@@ -25,25 +22,12 @@ struct Supervisor {
 impl Supervisor {
     fn start(extra_args: &[&str]) -> Supervisor {
         let data = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(shoplab_binary())
+        let mut command = Command::new(shoplab_binary());
+        command
             .args(["serve", "micro", "--port", "0", "--data-dir"])
             .arg(data.path())
-            .args(extra_args)
-            .envs(child_env())
-            .env("SHOPLAB_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("SHOPLAB_TOKEN_SECRET", TOKEN_SECRET)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn shoplab");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (line_tx, line_rx) = std::sync::mpsc::channel();
-        // Reads to the end, so shoplab never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = line_tx.send(line);
-            }
-        });
+            .args(extra_args);
+        let (child, line_rx) = crate::support::spawn_with_lines(&mut command);
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut map = Vec::new();
         let url = loop {

@@ -3,8 +3,7 @@
 //! monolith serves public and admin on one port, each fault kind does what it says and
 //! heals, and `shoplab serve micro` stopped with Ctrl-C leaves no process behind.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use domain::Context;
@@ -16,9 +15,8 @@ use shoplab::lab::target::Target;
 use shoplab::supervisor::{Build, Component};
 
 use crate::support::{
-    ADMIN_TOKEN, SEED, TOKEN_SECRET, answer, checkout_at, child_env, eventually, log_in_at,
-    process_is_alive, process_is_gone, put_in_cart_at, shoplab_binary, start_target,
-    target_settings,
+    SEED, answer, checkout_at, eventually, log_in_at, process_is_alive, process_is_gone,
+    put_in_cart_at, shoplab_binary, start_target, target_settings,
 };
 
 /// How long a restarted process, a healed fault or an exit may take to show.
@@ -530,25 +528,12 @@ struct ServeMicro {
 impl ServeMicro {
     fn start() -> ServeMicro {
         let data = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(shoplab_binary())
+        let mut command = Command::new(shoplab_binary());
+        command
             .args(["serve", "micro", "--port", "0", "--seed", &SEED.to_string()])
             .arg("--data-dir")
-            .arg(data.path())
-            .envs(child_env())
-            .env("SHOPLAB_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("SHOPLAB_TOKEN_SECRET", TOKEN_SECRET)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn shoplab serve micro");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (line_tx, line_rx) = std::sync::mpsc::channel();
-        // Reads to the end, so shoplab never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = line_tx.send(line);
-            }
-        });
+            .arg(data.path());
+        let (child, line_rx) = crate::support::spawn_with_lines(&mut command);
         let until = Instant::now() + Duration::from_secs(120);
         let mut pids = Vec::new();
         loop {

@@ -238,3 +238,28 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     EXCLUSIVE.lock().await
 }
+
+/// Spawns `command` (the `shoplab` binary with its arguments) with the tests' settings and
+/// the deployment's secrets; its stdout lines arrive on the receiver, read to the end on a
+/// thread of their own so the child never blocks on a full pipe. Stderr is dropped.
+pub fn spawn_with_lines(
+    command: &mut std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .envs(child_env())
+        .env("SHOPLAB_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("SHOPLAB_TOKEN_SECRET", TOKEN_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn shoplab");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    (child, line_rx)
+}
