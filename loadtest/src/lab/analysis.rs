@@ -4,15 +4,26 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::load::{Percentiles, latency_histogram};
 use crate::history::{Outcome, RequestRecord};
 
-/// One second of one journey.
-#[derive(Clone, Debug, Serialize)]
-pub struct Second {
-    pub t_s: u64,
+/// Requests per journey in consecutive slices of the lab's clock: what the report's
+/// timelines draw.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The width of every slice.
+    pub slice_ms: u64,
+    /// In time order; a journey with no request in a slice has no entry for it.
+    pub slices: Vec<Slice>,
+}
+
+/// One slice of time of one journey.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Slice {
+    /// The slice's start on the experiment's clock (the same clock as its event times).
+    pub t_ms: u64,
     pub journey: String,
     pub ok: usize,
     pub fail: usize,
@@ -22,7 +33,7 @@ pub struct Second {
 }
 
 /// Requests of a window, counted and timed.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WindowStats {
     pub requests: usize,
     pub ok: usize,
@@ -31,21 +42,21 @@ pub struct WindowStats {
     pub latency: Percentiles,
 }
 
-/// Per second and journey, in time order.
-pub fn timeline(records: &[RequestRecord]) -> Vec<Second> {
+/// Per slice of `slice_ms` and journey, in time order.
+pub fn timeline(records: &[RequestRecord], slice_ms: u64) -> Timeline {
     let mut buckets: BTreeMap<(u64, &str), Vec<&RequestRecord>> = BTreeMap::new();
     for record in records {
         buckets
-            .entry((record.t_ms / 1000, record.journey.as_str()))
+            .entry((record.t_ms / slice_ms * slice_ms, record.journey.as_str()))
             .or_default()
             .push(record);
     }
-    buckets
+    let slices = buckets
         .into_iter()
-        .map(|((t_s, journey), records)| {
+        .map(|((t_ms, journey), records)| {
             let stats = stats(records.iter().copied());
-            Second {
-                t_s,
+            Slice {
+                t_ms,
                 journey: journey.to_owned(),
                 ok: count(&records, Outcome::Ok),
                 fail: count(&records, Outcome::Fail),
@@ -54,7 +65,8 @@ pub fn timeline(records: &[RequestRecord]) -> Vec<Second> {
                 p99_us: stats.latency.p99_us,
             }
         })
-        .collect()
+        .collect();
+    Timeline { slice_ms, slices }
 }
 
 fn count(records: &[&RequestRecord], outcome: Outcome) -> usize {
@@ -134,21 +146,37 @@ mod tests {
     }
 
     #[test]
-    fn a_timeline_has_one_row_per_second_and_journey_with_its_outcomes() {
+    fn a_timeline_has_one_row_per_slice_and_journey_with_its_outcomes() {
         let records = vec![
             record(10, "browse", 200, 1_000),
             record(900, "browse", 503, 3_000),
             record(950, "buy", 200, 2_000),
             record(1_500, "browse", 200, 1_000),
         ];
-        let rows = timeline(&records);
-        let summary: Vec<(u64, &str, usize, usize)> = rows
-            .iter()
-            .map(|row| (row.t_s, row.journey.as_str(), row.ok, row.fail))
-            .collect();
+        let rows = |slice_ms| {
+            timeline(&records, slice_ms)
+                .slices
+                .iter()
+                .map(|row| (row.t_ms, row.journey.clone(), row.ok, row.fail))
+                .collect::<Vec<_>>()
+        };
+        let row = |t_ms, journey: &str, ok, fail| (t_ms, journey.to_owned(), ok, fail);
         assert_eq!(
-            summary,
-            vec![(0, "browse", 1, 1), (0, "buy", 1, 0), (1, "browse", 1, 0)]
+            rows(1000),
+            vec![
+                row(0, "browse", 1, 1),
+                row(0, "buy", 1, 0),
+                row(1000, "browse", 1, 0)
+            ]
+        );
+        assert_eq!(
+            rows(500),
+            vec![
+                row(0, "browse", 1, 0),
+                row(500, "browse", 0, 1),
+                row(500, "buy", 1, 0),
+                row(1500, "browse", 1, 0)
+            ]
         );
     }
 

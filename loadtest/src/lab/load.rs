@@ -13,7 +13,7 @@ use goose::config::GooseConfiguration;
 use goose::metrics::{GooseCoordinatedOmissionMitigation, GooseMetrics};
 use goose::prelude::GooseAttack;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::journeys::{Recorder, Shopfront, scenarios};
 use crate::history::RequestRecord;
@@ -43,7 +43,7 @@ pub struct LoadRun {
     pub wall_s: f64,
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     pub p50_us: u64,
     pub p95_us: u64,

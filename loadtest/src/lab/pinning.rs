@@ -6,13 +6,13 @@
 
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Environment variable naming the CPUs a child pins itself to (`0,1`).
 pub const PIN_CPUS: &str = "SHOPLAB_PIN_CPUS";
 
 /// Which cores each side got, as recorded in the results.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pinning {
     pub cores: usize,
     /// Empty when the machine has one core and nothing was pinned.

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use domain::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A fault the faults experiment injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// `kill -9` the process that runs the context; the lab restarts it (self-healing).
@@ -58,9 +58,9 @@ impl FaultKind {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Profile {
-    pub name: &'static str,
+    pub name: String,
     /// Goose users per throughput level.
     pub levels: Vec<usize>,
     #[serde(with = "millis")]
@@ -86,7 +86,7 @@ pub struct Profile {
 impl Profile {
     pub fn quick() -> Profile {
         Profile {
-            name: "quick",
+            name: "quick".into(),
             levels: vec![4, 16],
             level_duration: Duration::from_secs(10),
             repeats: 1,
@@ -125,7 +125,7 @@ impl Profile {
             Context::Inventory,
         ];
         Profile {
-            name: "full",
+            name: "full".into(),
             levels: vec![2, 4, 8, 16, 32],
             level_duration: Duration::from_secs(30),
             repeats: 3,
@@ -152,5 +152,12 @@ mod millis {
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(duration.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let millis: u64 = serde::Deserialize::deserialize(deserializer)?;
+        Ok(Duration::from_millis(millis))
     }
 }

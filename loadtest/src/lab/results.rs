@@ -7,17 +7,18 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::analysis::Timeline;
 use super::experiments::{Findings, Outcome};
 use super::pinning::Pinning;
 use super::profile::Profile;
 use crate::history::RequestRecord;
 
 /// Bumped whenever a field changes meaning or goes away.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Results {
     pub schema_version: u32,
     pub run_id: String,
@@ -32,7 +33,7 @@ pub struct Results {
 }
 
 /// The settings of the run that are not in the profile.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSettings {
     pub target: String,
     /// `sqlite` or the PostgreSQL server (password redacted).
@@ -51,9 +52,9 @@ pub struct RunSettings {
     pub env: Vec<(String, String)>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Environment {
-    pub shoplab_version: &'static str,
+    pub shoplab_version: String,
     pub git_sha: String,
     pub cpu_model: String,
     pub cores: usize,
@@ -67,7 +68,7 @@ impl Environment {
     /// `cores`: the machine's, counted before the lab pinned itself to some of them.
     pub fn stamp(cores: usize) -> Environment {
         Environment {
-            shoplab_version: env!("CARGO_PKG_VERSION"),
+            shoplab_version: env!("CARGO_PKG_VERSION").into(),
             git_sha: command_line("git", &["rev-parse", "HEAD"]),
             cpu_model: cpu_model(),
             cores,
@@ -144,6 +145,29 @@ pub fn write(
     Ok(())
 }
 
+fn timeline_rows(
+    csv: &mut String,
+    build: &str,
+    experiment: &str,
+    timeline: &Timeline,
+) -> std::fmt::Result {
+    for slice in &timeline.slices {
+        writeln!(
+            csv,
+            "{build},{experiment},{},{},{},{},{},{},{},{}",
+            slice.t_ms,
+            timeline.slice_ms,
+            slice.journey,
+            slice.ok,
+            slice.fail,
+            slice.maybe_applied,
+            slice.p50_us,
+            slice.p99_us
+        )?;
+    }
+    Ok(())
+}
+
 /// One line per request, with the build and experiment it belongs to.
 fn write_history(
     path: &Path,
@@ -190,8 +214,9 @@ fn write_csv(dir: &Path, results: &Results) -> anyhow::Result<()> {
     );
     let mut deploys =
         String::from("build,component,strategy,time_to_ready_ms,requests,failed_requests\n");
-    let mut timeline =
-        String::from("build,experiment,t_s,journey,ok,fail,maybe_applied,p50_us,p99_us\n");
+    let mut timeline = String::from(
+        "build,experiment,t_ms,slice_ms,journey,ok,fail,maybe_applied,p50_us,p99_us\n",
+    );
     let rate = |rate: Option<f64>| rate.map_or(String::new(), |rate| format!("{rate:.4}"));
     for outcome in &results.experiments {
         let build = outcome.build.as_str();
@@ -217,23 +242,15 @@ fn write_csv(dir: &Path, results: &Results) -> anyhow::Result<()> {
                         level.generator_cpu_share,
                         level.generator_limited
                     )?;
-                    for second in &level.timeline {
-                        writeln!(
-                            timeline,
-                            "{build},throughput-{}u,{},{},{},{},{},{},{}",
-                            level.users,
-                            second.t_s,
-                            second.journey,
-                            second.ok,
-                            second.fail,
-                            second.maybe_applied,
-                            second.p50_us,
-                            second.p99_us
-                        )?;
-                    }
+                    let experiment = format!("throughput-{}u-r{}", level.users, level.repeat);
+                    timeline_rows(&mut timeline, build, &experiment, &level.timeline)?;
                 }
             }
-            Findings::Faults { cells } => {
+            Findings::Faults {
+                cells,
+                timeline: slices,
+            } => {
+                timeline_rows(&mut timeline, build, "faults", slices)?;
                 for cell in cells {
                     for phases in &cell.journeys {
                         writeln!(
@@ -274,6 +291,7 @@ fn write_csv(dir: &Path, results: &Results) -> anyhow::Result<()> {
                 }
             }
             Findings::Deploy(found) => {
+                timeline_rows(&mut timeline, build, "deploy", &found.timeline)?;
                 for deploy in &found.each {
                     writeln!(
                         deploys,
@@ -408,7 +426,7 @@ pub fn summary(results: &Results) -> String {
                     storm.median_time_to_ready_ms
                 );
             }
-            Findings::Faults { cells } => {
+            Findings::Faults { cells, .. } => {
                 let _ = writeln!(
                     text,
                     "\nfaults — {build} (success before → during → after; blast radius = share of route templates degraded)"

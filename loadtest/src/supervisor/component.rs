@@ -25,7 +25,9 @@ pub const ORDERS_UPSTREAMS: [Context; 4] = [
 ];
 
 /// Which build of the shop a deployment runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Build {
     Monolith,

@@ -86,7 +86,13 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
     let results: Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).expect("results.json"))
             .expect("results.json is JSON");
-    assert_eq!(results["schema_version"], 1);
+    assert_eq!(
+        results["schema_version"],
+        shoplab::lab::results::SCHEMA_VERSION
+    );
+    // The report renders from results.json alone, so it must read back into the lab's types.
+    let typed: shoplab::lab::results::Results =
+        serde_json::from_value(results.clone()).expect("results.json reads back");
     let environment = &results["environment"];
     let sha = environment["git_sha"].as_str().expect("a git_sha");
     assert!(
@@ -147,6 +153,24 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
         }
     }
     assert_eq!(results["valid"], true);
+    for outcome in &typed.experiments {
+        let shoplab::lab::experiments::Findings::Faults { cells, timeline } = &outcome.findings
+        else {
+            panic!("a faults experiment found {:?}", outcome.findings);
+        };
+        // The timeline covers the fault windows the cells were measured in.
+        let last_heal = cells
+            .iter()
+            .map(|cell| cell.healed_at_ms)
+            .max()
+            .unwrap_or(0);
+        let last_slice = timeline.slices.last().map_or(0, |slice| slice.t_ms);
+        assert!(
+            timeline.slice_ms > 0 && last_slice >= last_heal,
+            "{:?}: the timeline ends at {last_slice} ms, the last heal was at {last_heal} ms",
+            outcome.build
+        );
+    }
 
     // The claim the lab exists to test: in the monolith a crash of any part is a crash of
     // everything; in the microservices build a crash of recommendations is absorbed.

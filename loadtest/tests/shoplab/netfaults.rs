@@ -497,7 +497,7 @@ async fn fault_matrix(build: Build, faults: Vec<(FaultKind, Context)>) -> Vec<fa
     target.stop().await.expect("the target stops");
     assert!(outcome.invariants.valid, "{:?}", outcome.invariants);
     match outcome.findings {
-        Findings::Faults { cells } => cells,
+        Findings::Faults { cells, .. } => cells,
         other => panic!("faults found {other:?}"),
     }
 }

@@ -10,17 +10,17 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::Experiment;
-use crate::lab::analysis::{stats, window};
+use super::{EVENT_SLICE_MS, Experiment};
+use crate::lab::analysis::{Timeline, stats, timeline, window};
 use crate::lab::load;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Deploy {
     pub component: String,
     /// `recreate`, `rolling` or `rollback`.
-    pub strategy: &'static str,
+    pub strategy: String,
     pub started_at_ms: u64,
     /// Recreate: from the stop signal until the new process answered `/ready`. Rolling:
     /// from the new process's start until traffic moved to it and the old one stopped.
@@ -32,20 +32,23 @@ pub struct Deploy {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Storm {
     pub deploys: usize,
-    pub strategy: &'static str,
+    pub started_at_ms: u64,
+    pub strategy: String,
     pub duration_ms: u64,
     pub requests: usize,
     pub failed_requests: usize,
     pub median_time_to_ready_ms: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Deploys {
     pub each: Vec<Deploy>,
     pub storm: Storm,
+    /// The whole run in slices of [`EVENT_SLICE_MS`], on the clock of the deploys' times.
+    pub timeline: Timeline,
 }
 
 /// After each deploy the load runs this long on the new process before the next.
@@ -144,7 +147,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
             let (requests, failed_requests) = count(started_at_ms, to);
             each.push(Deploy {
                 component: component.to_string(),
-                strategy: strategy.as_str(),
+                strategy: strategy.as_str().into(),
                 started_at_ms,
                 time_to_ready_ms: ready_at_ms - started_at_ms,
                 requests,
@@ -161,14 +164,24 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let (requests, failed_requests) = count(storm_from, storm_to);
     let storm = Storm {
         deploys: storm_ready.len(),
-        strategy: "rolling",
+        started_at_ms: if storm_ready.is_empty() {
+            0
+        } else {
+            storm_from
+        },
+        strategy: "rolling".into(),
         duration_ms: storm_to.saturating_sub(storm_from),
         requests,
         failed_requests,
         median_time_to_ready_ms: storm_ready.get(storm_ready.len() / 2).copied().unwrap_or(0),
     };
+    let timeline = timeline(&run.records, EVENT_SLICE_MS);
     experiment.history.extend(run.records);
-    Ok(Deploys { each, storm })
+    Ok(Deploys {
+        each,
+        storm,
+        timeline,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

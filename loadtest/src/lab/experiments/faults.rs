@@ -26,19 +26,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use domain::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Experiment;
+use super::{EVENT_SLICE_MS, Experiment};
 use crate::history::RequestRecord;
-use crate::lab::analysis::{WindowStats, degraded, names, stats, window};
+use crate::lab::analysis::{Timeline, WindowStats, degraded, names, stats, timeline, window};
 use crate::lab::cgroup::{self, CpuLimit};
 use crate::lab::load;
 use crate::lab::profile::FaultKind;
 use crate::lab::target::Target;
 use crate::supervisor::{Build, Component, Link, NetworkFault};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Cell {
     pub kind: FaultKind,
     pub context: Context,
@@ -65,7 +65,7 @@ pub struct Cell {
     pub note: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Phases {
     pub journey: String,
     pub before: WindowStats,
@@ -99,7 +99,7 @@ struct Injected {
 /// read as the shop's normal state.
 const WARM_UP: Duration = Duration::from_secs(1);
 
-pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Cell>> {
+pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, Timeline)> {
     let profile = experiment.profile;
     let cell_length = profile.fault_before + profile.fault_during + profile.fault_after;
     let duration = WARM_UP + cell_length * profile.faults.len() as u32 + Duration::from_secs(1);
@@ -168,8 +168,9 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Cell>> {
         .into_iter()
         .map(|event| cell(build, &run.records, event, profile.fault_after))
         .collect();
+    let timeline = timeline(&run.records, EVENT_SLICE_MS);
     experiment.history.extend(run.records);
-    Ok(cells)
+    Ok((cells, timeline))
 }
 
 fn process_of(build: Build, context: Context) -> Component {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::journeys::{Recorder, Shopfront};
 use super::load::LoadPlan;
@@ -19,9 +19,12 @@ use super::profile::Profile;
 use super::target::Target;
 use crate::check::{CheckReport, check};
 use crate::history::RequestRecord;
+use crate::lab::analysis::Timeline;
 
 /// One experiment by name, as `--experiments` takes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Throughput,
@@ -42,16 +45,22 @@ impl Kind {
 }
 
 /// What one experiment found on one build.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "experiment", rename_all = "snake_case")]
 pub enum Findings {
-    Throughput { levels: Vec<throughput::Level> },
+    Throughput {
+        levels: Vec<throughput::Level>,
+    },
     Deploy(deploy::Deploys),
-    Faults { cells: Vec<faults::Cell> },
+    Faults {
+        cells: Vec<faults::Cell>,
+        /// The whole run, every cell one after the other, in slices of [`EVENT_SLICE_MS`].
+        timeline: Timeline,
+    },
     Scale(scale::Scale),
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Outcome {
     pub build: crate::supervisor::Build,
     pub findings: Findings,
@@ -93,6 +102,10 @@ impl Experiment<'_> {
     }
 }
 
+/// The slice width of the fault and deploy timelines: fine enough to show a 1.5 s fault
+/// window of the quick profile as more than one point.
+pub const EVENT_SLICE_MS: u64 = 250;
+
 /// How long the lab waits for in-flight checkouts to settle before it audits.
 const QUIESCENCE: Duration = Duration::from_secs(45);
 
@@ -107,9 +120,10 @@ pub async fn run(
             levels: throughput::run(&mut experiment).await?,
         },
         Kind::Deploy => Findings::Deploy(deploy::run(&mut experiment).await?),
-        Kind::Faults => Findings::Faults {
-            cells: faults::run(&mut experiment).await?,
-        },
+        Kind::Faults => {
+            let (cells, timeline) = faults::run(&mut experiment).await?;
+            Findings::Faults { cells, timeline }
+        }
         Kind::Scale => Findings::Scale(scale::run(&mut experiment).await?),
     };
     experiment.step("healing and checking invariants");

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Experiment;
 use crate::lab::analysis::stats;
@@ -16,7 +16,7 @@ use crate::lab::load::{self, Percentiles};
 use crate::lab::target::Meter;
 use crate::supervisor::{Build, Component};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Scale {
     /// The component that got a second replica.
     pub component: String,
@@ -31,7 +31,7 @@ pub struct Scale {
     pub cpu_by_process: Vec<(String, f64)>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Half {
     pub replicas: usize,
     pub requests_per_s: f64,

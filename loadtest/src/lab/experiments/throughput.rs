@@ -5,17 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Experiment;
-use crate::lab::analysis::{Second, stats, timeline};
+use crate::lab::analysis::{Timeline, stats, timeline};
 use crate::lab::load::{self, LoadPlan, Percentiles};
 use crate::lab::target::Meter;
 
 /// A generator busier than this (share of the cores it may use) may have limited the level.
 pub const GENERATOR_LIMIT: f64 = 0.8;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Level {
     pub users: usize,
     pub repeat: usize,
@@ -35,7 +35,8 @@ pub struct Level {
     pub generator_cpu_share: f64,
     /// The generator was busy enough that it, not the shop, may have set the pace.
     pub generator_limited: bool,
-    pub timeline: Vec<Second>,
+    /// Per second.
+    pub timeline: Timeline,
 }
 
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level>> {
@@ -76,7 +77,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level>> 
                 generator_cpu_s: run.generator_cpu_s,
                 generator_cpu_share: share,
                 generator_limited: share > GENERATOR_LIMIT,
-                timeline: timeline(&run.records),
+                timeline: timeline(&run.records, 1000),
             });
             experiment.history.extend(run.records);
         }
