@@ -7,6 +7,10 @@
 //! every thread it has (and the ones it starts later). Lifting it sets the quota back to
 //! unlimited, moves the process back to the cgroup it came from and removes the cgroup.
 //!
+//! The same mechanism, with the memory controller beside it, holds the shop's processes
+//! to the per-process limits a run asks for ([`ProcessLimits`], [`confine`]): each process
+//! gets a group `shoplab-limits-<pid>` in the cpu and/or memory hierarchy for its lifetime.
+//!
 //! These machines have cgroup v1 only (no `cpu.max`, no `systemd-run`). Where the cpu
 //! hierarchy is missing or not writable (not root, a read-only mount), [`limit_cpu`] says
 //! why, and the lab records the cell as unavailable rather than as a fault that did nothing.
@@ -14,9 +18,119 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
 
 /// Where the cgroup v1 cpu controller is mounted on these machines.
 pub const CPU_HIERARCHY: &str = "/sys/fs/cgroup/cpu";
+/// Where the cgroup v1 memory controller is mounted.
+pub const MEMORY_HIERARCHY: &str = "/sys/fs/cgroup/memory";
+
+/// Per-process resource limits of the shop's processes (the monolith, each service, the
+/// gateway; not the lab's own front door and proxies), as a run's settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessLimits {
+    /// CFS quota in cores (0.5 = half of one core); `None`: no quota, the process may use
+    /// every core the system under test is pinned to.
+    pub cpu_cores: Option<f64>,
+    /// `memory.limit_in_bytes` in MiB; past it the kernel's OOM killer ends the process
+    /// (and the lab's self-healing restarts it). `None`: no limit.
+    pub memory_mib: Option<u64>,
+}
+
+impl ProcessLimits {
+    pub fn is_none(&self) -> bool {
+        self.cpu_cores.is_none() && self.memory_mib.is_none()
+    }
+
+    /// `cpu 0.50 cores, memory 256 MiB per process`, or `none`.
+    pub fn describe(&self) -> String {
+        if self.is_none() {
+            return "no per-process CPU or memory limit".into();
+        }
+        let cpu = self.cpu_cores.map_or("no CPU quota".into(), |cores| {
+            format!("CPU {cores:.2} cores")
+        });
+        let memory = self
+            .memory_mib
+            .map_or("no memory limit".into(), |mib| format!("memory {mib} MiB"));
+        format!("{cpu}, {memory} per process (cgroup v1)")
+    }
+
+    /// Whether this machine can enforce the limits; the reason when it cannot.
+    pub fn check_available(&self) -> anyhow::Result<()> {
+        let needs = [
+            (self.cpu_cores.is_some(), CPU_HIERARCHY, "cpu.cfs_quota_us"),
+            (
+                self.memory_mib.is_some(),
+                MEMORY_HIERARCHY,
+                "memory.limit_in_bytes",
+            ),
+        ];
+        for (needed, hierarchy, file) in needs {
+            if !needed {
+                continue;
+            }
+            anyhow::ensure!(
+                Path::new(hierarchy).join(file).exists(),
+                "no cgroup v1 controller with {file} at {hierarchy}"
+            );
+            let probe = Path::new(hierarchy).join(format!("shoplab-probe-{}", std::process::id()));
+            std::fs::create_dir_all(&probe)
+                .with_context(|| format!("cannot create a cgroup in {hierarchy}"))?;
+            let _ = std::fs::remove_dir(&probe);
+        }
+        Ok(())
+    }
+}
+
+/// A process held to [`ProcessLimits`]; dropping it removes its groups (once the process
+/// has exited; a group with a live process in it stays, and goes with the next reboot).
+#[derive(Debug)]
+pub struct Confinement {
+    groups: Vec<PathBuf>,
+}
+
+/// Moves process `pid` into groups of its own that enforce `limits`.
+pub fn confine(pid: u32, limits: &ProcessLimits) -> anyhow::Result<Confinement> {
+    let mut confinement = Confinement { groups: Vec::new() };
+    let name = format!("shoplab-limits-{pid}");
+    if let Some(cores) = limits.cpu_cores {
+        let group = Path::new(CPU_HIERARCHY).join(&name);
+        confinement.groups.push(group.clone());
+        std::fs::create_dir_all(&group)
+            .with_context(|| format!("cannot create the cgroup {}", group.display()))?;
+        write(&group.join("cpu.cfs_period_us"), &PERIOD_US.to_string())?;
+        write(
+            &group.join("cpu.cfs_quota_us"),
+            &quota_us(cores).to_string(),
+        )?;
+        write(&group.join("cgroup.procs"), &pid.to_string())?;
+    }
+    if let Some(mib) = limits.memory_mib {
+        let group = Path::new(MEMORY_HIERARCHY).join(&name);
+        confinement.groups.push(group.clone());
+        std::fs::create_dir_all(&group)
+            .with_context(|| format!("cannot create the cgroup {}", group.display()))?;
+        write(
+            &group.join("memory.limit_in_bytes"),
+            &(mib * 1024 * 1024).to_string(),
+        )?;
+        write(&group.join("cgroup.procs"), &pid.to_string())?;
+    }
+    Ok(confinement)
+}
+
+impl Drop for Confinement {
+    fn drop(&mut self) {
+        for group in &self.groups {
+            let _ = std::fs::remove_dir(group);
+        }
+    }
+}
+
+fn quota_us(cores: f64) -> u64 {
+    ((cores * PERIOD_US as f64).round() as u64).max(1_000)
+}
 
 /// The CFS period the quota is a share of (the kernel's default, 100 ms).
 const PERIOD_US: u64 = 100_000;
@@ -45,7 +159,7 @@ pub fn limit_cpu(pid: u32, cores: f64) -> anyhow::Result<CpuLimit> {
     let group = hierarchy.join(format!("shoplab-{pid}"));
     std::fs::create_dir_all(&group)
         .with_context(|| format!("cannot create the cgroup {}", group.display()))?;
-    let quota_us = ((cores * PERIOD_US as f64).round() as u64).max(1_000);
+    let quota_us = quota_us(cores);
     let mut limit = CpuLimit {
         pid,
         group,

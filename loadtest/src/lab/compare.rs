@@ -7,12 +7,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::cgroup::ProcessLimits;
 use super::experiments::{self, Experiment, Kind};
 use super::journeys::Shopfront;
 use super::load::LoadPlan;
 use super::pinning::Pinning;
 use super::profile::Profile;
-use super::results::{self, Environment, Results, RunSettings};
+use super::results::{self, Environment, ResourceLimits, Results, RunSettings};
 use super::target::{Target, TargetSettings};
 use crate::supervisor::Build;
 
@@ -44,9 +45,27 @@ pub struct CompareArgs {
     /// Seed of the data and of nothing else: the journeys draw their own random numbers.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Hold every shop process (the monolith, each service, the gateway) to this many cores
+    /// of CPU time (cgroup v1 CFS quota; 0.5 = half a core). Default: no quota; both builds
+    /// share the cores the system under test is pinned to.
+    #[arg(long, value_name = "CORES", value_parser = positive_cores)]
+    pub process_cpu: Option<f64>,
+    /// Hold every shop process to this much memory (cgroup v1 `memory.limit_in_bytes`); a
+    /// process past it is OOM-killed and restarted by the lab. Default: no limit.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(32..))]
+    pub process_memory: Option<u64>,
     /// Forward the shop's own logs to stderr.
     #[arg(long)]
     pub logs: bool,
+}
+
+fn positive_cores(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cores) if cores >= 0.01 && cores.is_finite() => Ok(cores),
+        _ => Err(format!(
+            "{text:?} is not a number of cores >= 0.01 (0.5 = half a core)"
+        )),
+    }
 }
 
 /// Runs everything and returns whether every invariant held.
@@ -82,6 +101,21 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         }
         other => anyhow::bail!("--db takes sqlite or postgres://user@host:port, not {other:?}"),
     };
+    let asked = ProcessLimits {
+        cpu_cores: args.process_cpu,
+        memory_mib: args.process_memory,
+    };
+    // Limits this machine cannot enforce are recorded as such, and the run goes on without
+    // them rather than measuring something other than what it says.
+    let unavailable = asked
+        .check_available()
+        .err()
+        .map(|error| format!("unavailable: {error:#}"));
+    let limits = if unavailable.is_some() {
+        ProcessLimits::default()
+    } else {
+        asked
+    };
     let settings = TargetSettings {
         program: std::env::current_exe().context("find the shoplab executable")?,
         postgres: postgres.clone(),
@@ -91,6 +125,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         stock: 1_000_000,
         env: env.clone(),
         forward_logs: args.logs,
+        limits,
     };
     let run_settings = RunSettings {
         target: args.target.clone(),
@@ -105,8 +140,12 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         buy_weight: 1,
         request_timeout_ms: 5_000,
         pinning: pinning.clone(),
-        resource_limits: "none: per-process CPU and memory limits are not set by this version"
-            .into(),
+        resource_limits: ResourceLimits {
+            asked,
+            enforced: limits,
+            unavailable,
+            sut_cpus: pinning.sut_cpus.clone(),
+        },
         env,
     };
 

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::Timeline;
+use super::cgroup::ProcessLimits;
 use super::experiments::{Findings, Outcome};
 use super::pinning::Pinning;
 use super::profile::Profile;
@@ -46,10 +47,33 @@ pub struct RunSettings {
     pub buy_weight: usize,
     pub request_timeout_ms: u64,
     pub pinning: Pinning,
-    /// Per-process CPU and memory limits (cgroup v1); none are set by this version.
-    pub resource_limits: String,
+    pub resource_limits: ResourceLimits,
     /// The `SHOPLAB_*` settings given to every process.
     pub env: Vec<(String, String)>,
+}
+
+/// The CPU and memory the shop's processes were given: the same for both builds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResourceLimits {
+    /// Per-process limits the run asked for (`--process-cpu`, `--process-memory`).
+    pub asked: ProcessLimits,
+    /// What was in force: `asked`, or none where this machine could not enforce them.
+    pub enforced: ProcessLimits,
+    /// Why `asked` was not enforced.
+    pub unavailable: Option<String>,
+    /// The cores every shop process of either build may run on (see `pinning`).
+    pub sut_cpus: Vec<usize>,
+}
+
+impl ResourceLimits {
+    /// `CPU 0.50 cores, no memory limit per process (cgroup v1); on CPUs [0]`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{}; on CPUs {:?}", self.enforced.describe(), self.sut_cpus);
+        if let Some(reason) = &self.unavailable {
+            write!(text, "; asked for {}: {reason}", self.asked.describe()).ok();
+        }
+        text
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -323,7 +347,7 @@ pub fn summary(results: &Results) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "shoplab compare — run {} ({} profile, {:.0} s)\n{} cores ({}), generator on CPU {:?}, shop on CPU {:?}; {}",
+        "shoplab compare — run {} ({} profile, {:.0} s)\n{} cores ({}), generator on CPU {:?}, shop on CPU {:?}; {}\nlimits: {}",
         results.run_id,
         results.profile.name,
         results.duration_s,
@@ -332,6 +356,7 @@ pub fn summary(results: &Results) -> String {
         results.settings.pinning.generator_cpus,
         results.settings.pinning.sut_cpus,
         results.settings.database,
+        results.settings.resource_limits.describe(),
     );
     for outcome in &results.experiments {
         let build = outcome.build.as_str();

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+use crate::lab::cgroup::ProcessLimits;
 use crate::supervisor::{Build, Component, Database, Deployment, Options};
 
 /// How the lab starts a build.
@@ -28,12 +29,15 @@ pub struct TargetSettings {
     /// More `SHOPLAB_*` settings for every child.
     pub env: Vec<(String, String)>,
     pub forward_logs: bool,
+    /// Per-process limits of the shop's processes (none by default).
+    pub limits: ProcessLimits,
 }
 
 /// One running build.
 pub struct Target {
     pub build: Build,
     deployment: Deployment,
+    limits: ProcessLimits,
     http: reqwest::Client,
     /// The SQLite files; removed when the target is dropped.
     _data: Option<tempfile::TempDir>,
@@ -75,6 +79,7 @@ impl Target {
         // Both builds behind the same front door, so either can be rolled or scaled out.
         options.front_door = true;
         options.forward_logs = settings.forward_logs;
+        options.limits = settings.limits;
         options.stop_deadline = Duration::from_secs(5);
         let deployment = Deployment::start(options)
             .await
@@ -82,11 +87,17 @@ impl Target {
         Ok(Target {
             build,
             deployment,
+            limits: settings.limits,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
             _data: data,
         })
+    }
+
+    /// The per-process limits every shop process is held to.
+    pub fn limits(&self) -> &ProcessLimits {
+        &self.limits
     }
 
     /// The public URL: the front door's.

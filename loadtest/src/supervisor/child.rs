@@ -15,6 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
+use crate::lab::cgroup::{self, Confinement, ProcessLimits};
+
 /// Set in every child's environment; the child asks the kernel to kill it when this process
 /// dies (see `crate::service`).
 pub const SUPERVISOR_PID: &str = "SHOPLAB_SUPERVISOR_PID";
@@ -32,6 +34,8 @@ pub(crate) struct Launch {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub forward_logs: bool,
+    /// Held to these from its start (cgroup v1; none by default).
+    pub limits: ProcessLimits,
 }
 
 impl Launch {
@@ -71,6 +75,8 @@ pub(crate) struct Process {
     label: String,
     tail: Arc<Mutex<VecDeque<String>>>,
     exited: Option<ExitStatus>,
+    /// Its cgroups while it runs; removed once it has been reaped.
+    confinement: Option<Confinement>,
 }
 
 impl Process {
@@ -100,6 +106,15 @@ impl Process {
         let pid = child
             .id()
             .with_context(|| format!("{} has no pid", launch.label))?;
+        // Confined before it can serve: the limits hold from its first request on.
+        let confinement = if launch.limits.is_none() {
+            None
+        } else {
+            Some(
+                cgroup::confine(pid, &launch.limits)
+                    .with_context(|| format!("hold {} to {:?}", launch.label, launch.limits))?,
+            )
+        };
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let (address_tx, address_rx) = oneshot::channel();
         let stdout = child.stdout.take().context("stdout is piped")?;
@@ -112,6 +127,7 @@ impl Process {
             label: launch.label.clone(),
             tail,
             exited: None,
+            confinement,
         };
         let addresses = match tokio::time::timeout(deadline, address_rx).await {
             Ok(Ok(addresses)) => addresses,
@@ -150,6 +166,9 @@ impl Process {
     pub fn has_exited(&mut self) -> bool {
         if self.exited.is_none() {
             self.exited = self.child.try_wait().ok().flatten();
+        }
+        if self.exited.is_some() {
+            self.confinement = None;
         }
         self.exited.is_some()
     }
@@ -198,6 +217,7 @@ impl Process {
             .await
             .with_context(|| format!("wait for {}", self.label))?;
         self.exited = Some(status);
+        self.confinement = None;
         Ok(status)
     }
 }

@@ -24,6 +24,8 @@ use nix::sys::signal::Signal;
 
 use child::{Launch, Process};
 
+use crate::lab::cgroup::ProcessLimits;
+
 pub use child::SUPERVISOR_PID;
 pub use component::{Build, Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
 pub use database::{Database, redact};
@@ -525,6 +527,11 @@ impl Deployment {
             args,
             env,
             forward_logs: options.forward_logs,
+            limits: match component {
+                // The lab's own part, not the shop's.
+                Component::FrontDoor => ProcessLimits::default(),
+                _ => options.limits,
+            },
         }
     }
 

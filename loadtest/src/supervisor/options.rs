@@ -7,6 +7,7 @@ use std::time::Duration;
 use domain::Context;
 
 use super::{Build, Database};
+use crate::lab::cgroup::ProcessLimits;
 
 /// How to start a deployment.
 #[derive(Clone, Debug)]
@@ -48,6 +49,8 @@ pub struct Options {
     pub admin_token: String,
     /// Users signs tokens and the gateway verifies them with this shared secret.
     pub token_secret: String,
+    /// Per-process CPU and memory limits of the shop's processes (not the front door's).
+    pub limits: ProcessLimits,
     /// More environment for every child (`SHOPLAB_*` settings).
     pub env: Vec<(String, String)>,
     /// Forward the children's output to this process's stderr, prefixed with their names.
@@ -80,6 +83,7 @@ impl Options {
             deregistration_delay: Duration::from_millis(250),
             admin_token,
             token_secret,
+            limits: ProcessLimits::default(),
             env: Vec::new(),
             forward_logs: true,
             start_deadline: Duration::from_secs(60),

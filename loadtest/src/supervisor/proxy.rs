@@ -23,6 +23,7 @@
 //! hung up before it answered. A cut is the `timeout` toxic at 0 ms in both directions:
 //! connections are accepted and nothing ever answers (a blackhole), until the heal.
 
+use crate::lab::cgroup::ProcessLimits;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -387,6 +388,8 @@ impl Deployment {
             // The pinning settings among them: the proxy runs on the system's cores.
             env: self.options.env.clone(),
             forward_logs: self.options.forward_logs,
+            // The lab's own part, not the shop's.
+            limits: ProcessLimits::default(),
         };
         let deadline = self.options.start_deadline;
         let (mut process, addresses) = Process::spawn(&launch, 0, deadline).await?;

@@ -7,6 +7,7 @@ mod command;
 mod deployment;
 mod faults;
 mod lab; // the lab's commands end to end: compare's results folder, load then check, bad flags
+mod limits; // per-process cgroup limits: confined from the start, OOM-killed past memory, restarts confined
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
 mod orchestration; // kill, restart, pause and in-process faults on both builds through the lab's Target
 mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback

@@ -167,6 +167,7 @@ pub fn target_settings() -> shoplab::lab::target::TargetSettings {
         stock: 100,
         env: child_env(),
         forward_logs: std::env::var_os("SHOPLAB_TEST_LOGS").is_some(),
+        limits: Default::default(),
     }
 }
 

@@ -226,14 +226,20 @@ async fn inject(
         FaultKind::Latency => target.fault(context, "latency", json!({"ms": 300})).await,
         FaultKind::Errors => target.fault(context, "errors", json!({"rate": 0.5})).await,
         FaultKind::Abort => target.fault(context, "abort", json!({})).await,
-        FaultKind::CpuHog => {
-            target
-                .fault(context, "cpu_hog", json!({"threads": 2}))
-                .await
-        }
-        FaultKind::Leak => {
-            let params = json!({"mb_per_sec": 64, "max_mb": 256});
-            target.fault(context, "leak", params).await
+        FaultKind::CpuHog | FaultKind::Leak => {
+            let (name, params) = match kind {
+                FaultKind::CpuHog => ("cpu_hog", json!({"threads": 2})),
+                _ => ("leak", json!({"mb_per_sec": 64, "max_mb": 256})),
+            };
+            target.fault(context, name, params.clone()).await?;
+            // What the hog or the leak ran into decides what it did: say it.
+            return Ok(Injected {
+                note: Some(format!(
+                    "{name} {params}; limits in force: {}",
+                    target.limits().describe()
+                )),
+                ..Injected::default()
+            });
         }
         FaultKind::NetLatency => {
             let fault = NetworkFault::Latency { ms: NET_LATENCY_MS };

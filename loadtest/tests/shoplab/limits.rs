@@ -1,0 +1,143 @@
+//! Per-process resource limits (`compare --process-cpu/--process-memory`): every shop
+//! process is held in cgroups of its own from its start, a leak past the memory limit ends
+//! in the kernel's OOM killer, and the restarted process is held to the same limits.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use domain::Context;
+use serde_json::json;
+use shoplab::lab::cgroup::{CPU_HIERARCHY, MEMORY_HIERARCHY, ProcessLimits};
+use shoplab::lab::target::{Target, TargetSettings};
+use shoplab::supervisor::{Build, Component};
+
+use crate::support::target_settings;
+
+const LIMITS: ProcessLimits = ProcessLimits {
+    cpu_cores: Some(0.5),
+    memory_mib: Some(128),
+};
+
+fn group(hierarchy: &str, pid: u32) -> std::path::PathBuf {
+    Path::new(hierarchy).join(format!("shoplab-limits-{pid}"))
+}
+
+/// The process's group in one hierarchy, from `/proc/<pid>/cgroup`.
+fn cgroup_of(pid: u32, controller: &str) -> String {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("its cgroups");
+    table
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            controllers
+                .split(',')
+                .any(|name| name == controller)
+                .then(|| path.to_owned())
+        })
+        .unwrap_or_else(|| panic!("pid {pid} is in no {controller} cgroup:\n{table}"))
+}
+
+fn assert_confined(pid: u32) {
+    let expected = format!("/shoplab-limits-{pid}");
+    assert_eq!(cgroup_of(pid, "memory"), expected);
+    assert_eq!(cgroup_of(pid, "cpu"), expected);
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("read {}: {error}", path.display()))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        read(group(MEMORY_HIERARCHY, pid).join("memory.limit_in_bytes")),
+        (128 * 1024 * 1024).to_string()
+    );
+    assert_eq!(
+        read(group(CPU_HIERARCHY, pid).join("cpu.cfs_quota_us")),
+        "50000"
+    );
+    assert_eq!(
+        read(group(CPU_HIERARCHY, pid).join("cpu.cfs_period_us")),
+        "100000"
+    );
+}
+
+#[tokio::test]
+async fn a_leak_past_the_memory_limit_is_oom_killed_and_the_restart_is_held_to_the_same_limits() {
+    let settings = TargetSettings {
+        limits: LIMITS,
+        ..target_settings()
+    };
+    LIMITS
+        .check_available()
+        .expect("these machines have writable cgroup v1 cpu and memory hierarchies");
+    let mut target = Target::start(Build::Monolith, &settings)
+        .await
+        .expect("the monolith starts under limits");
+    let first = target
+        .deployment()
+        .member(Component::Monolith, 1)
+        .expect("the monolith")
+        .pid();
+    assert_confined(first);
+    // The lab's own front door is not the shop's, and is not limited.
+    let front_door = target
+        .deployment()
+        .member(Component::FrontDoor, 1)
+        .expect("the front door")
+        .pid();
+    assert_eq!(
+        cgroup_of(front_door, "cpu"),
+        cgroup_of(std::process::id(), "cpu")
+    );
+
+    // 512 MiB at 256 MiB/s: without the limit the monolith would just grow; with it the
+    // kernel kills it once it passes 128 MiB.
+    target
+        .fault(
+            Context::Cart,
+            "leak",
+            json!({"mb_per_sec": 256, "max_mb": 512}),
+        )
+        .await
+        .expect("the leak is injected");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exited = loop {
+        let exited = target.deployment().exited();
+        if !exited.is_empty() {
+            break exited;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leaking monolith was not killed within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(exited, vec![(Component::Monolith, 1)]);
+    assert!(
+        !Path::new(&format!("/proc/{first}")).exists(),
+        "pid {first} is gone"
+    );
+    assert!(
+        !group(MEMORY_HIERARCHY, first).exists() && !group(CPU_HIERARCHY, first).exists(),
+        "the reaped process's groups are removed"
+    );
+
+    target
+        .deployment()
+        .restart(Component::Monolith, 1)
+        .await
+        .expect("the lab restarts it");
+    let second = target
+        .deployment()
+        .member(Component::Monolith, 1)
+        .expect("the monolith")
+        .pid();
+    assert_ne!(first, second);
+    assert_confined(second);
+    target.stop().await.expect("the target stops");
+    assert!(
+        !group(MEMORY_HIERARCHY, second).exists() && !group(CPU_HIERARCHY, second).exists(),
+        "a stopped deployment leaves no group behind"
+    );
+}
