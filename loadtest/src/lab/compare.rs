@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::calibration::Calibrator;
 use super::cgroup::ProcessLimits;
 use super::experiments::{self, Experiment, Kind};
 use super::journeys::Shopfront;
@@ -158,10 +159,23 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
     );
     overall.enable_steady_tick(Duration::from_millis(200));
     let mut outcomes = Vec::new();
+    let mut calibrator = Calibrator::default();
     let mut history = Vec::new();
     for build in Build::BOTH {
         overall.set_message(format!("starting the {build} build"));
         let mut target = Target::start(build, &settings).await?;
+        overall.set_message(format!("{build}: calibrating (null endpoint, hop ladder)"));
+        target.reset(&settings).await?;
+        let users = profile.levels.iter().copied().max().unwrap_or(16);
+        calibrator
+            .measure(
+                &mut target,
+                users,
+                profile.calibration,
+                pinning.generator_cores(),
+            )
+            .await
+            .with_context(|| format!("calibrate on the {build} build"))?;
         for kind in &kinds {
             let bar = bars.add(ProgressBar::new_spinner());
             bar.set_style(
@@ -233,6 +247,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         profile,
         settings: run_settings,
         environment: Environment::stamp(pinning.cores),
+        calibration: calibrator.finish(),
         experiments: outcomes,
         valid,
     };

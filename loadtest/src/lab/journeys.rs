@@ -23,6 +23,8 @@ pub const LOGIN: &str = "POST /api/sessions";
 pub const ADD_TO_CART: &str = "PUT /api/cart/items/{product_id}";
 pub const CHECKOUT: &str = "POST /api/orders";
 pub const READ_ORDER: &str = "GET /api/orders/{id}";
+/// The null endpoint of the calibration (the front door's, which answers 204 and nothing).
+pub const NULL: &str = "GET /null";
 
 /// Words the seed puts in product names, so searches find something.
 const SEARCH_WORDS: [&str; 6] = ["lamp", "chair", "steel", "blue", "classic", "mug"];
@@ -102,6 +104,22 @@ pub fn scenarios(shop: &Shopfront, recorder: &Arc<Recorder>) -> anyhow::Result<V
     }
     anyhow::ensure!(!scenarios.is_empty(), "both journey weights are 0");
     Ok(scenarios)
+}
+
+/// One scenario of one request to the null endpoint, recorded as journey `null`: what the
+/// generator can drive when the server costs nothing.
+pub fn null_scenario(recorder: &Arc<Recorder>) -> Scenario {
+    let recorder = recorder.clone();
+    Scenario::new("null").register_transaction(
+        Transaction::new(Arc::new(move |user| {
+            let recorder = recorder.clone();
+            Box::pin(async move {
+                send(user, &recorder, "null", Call::get(NULL, "/null")).await?;
+                Ok(())
+            })
+        }))
+        .set_name("null"),
+    )
 }
 
 /// The signature of one journey step: the user, the shop, the recorder.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use goose::config::GooseConfiguration;
 use goose::metrics::{GooseCoordinatedOmissionMitigation, GooseMetrics};
-use goose::prelude::GooseAttack;
+use goose::prelude::{GooseAttack, Scenario};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -76,9 +76,18 @@ pub async fn run(
     shop: &Shopfront,
     recorder: &Arc<Recorder>,
 ) -> anyhow::Result<LoadRun> {
+    run_scenarios(plan, scenarios(shop, recorder)?, recorder).await
+}
+
+/// Runs `scenarios` (which record into `recorder`) against `plan.base_url`.
+pub async fn run_scenarios(
+    plan: &LoadPlan,
+    scenarios: Vec<Scenario>,
+    recorder: &Arc<Recorder>,
+) -> anyhow::Result<LoadRun> {
     let mut attack = GooseAttack::initialize_with_config(configuration(plan))
         .context("configure the load generator")?;
-    for scenario in scenarios(shop, recorder)? {
+    for scenario in scenarios {
         attack = attack.register_scenario(scenario);
     }
     let cpu_before = own_cpu_seconds();

@@ -9,6 +9,7 @@
 //! - [`compare`] and [`load_command`] — the commands.
 
 pub mod analysis;
+pub mod calibration;
 pub mod cgroup;
 pub mod compare;
 pub mod experiments;

@@ -81,6 +81,9 @@ pub struct Profile {
     pub fault_during: Duration,
     #[serde(with = "millis")]
     pub fault_after: Duration,
+    /// How long the generator drives the null endpoint (see `calibration`).
+    #[serde(with = "millis")]
+    pub calibration: Duration,
 }
 
 impl Profile {
@@ -101,6 +104,7 @@ impl Profile {
             fault_before: Duration::from_millis(1000),
             fault_during: Duration::from_millis(1500),
             fault_after: Duration::from_millis(1500),
+            calibration: Duration::from_secs(3),
         }
     }
 
@@ -139,6 +143,7 @@ impl Profile {
             fault_before: Duration::from_secs(3),
             fault_during: Duration::from_secs(5),
             fault_after: Duration::from_secs(5),
+            calibration: Duration::from_secs(10),
         }
     }
 }

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::Timeline;
+use super::calibration::Calibration;
 use super::cgroup::ProcessLimits;
 use super::experiments::{Findings, Outcome};
 use super::pinning::Pinning;
@@ -28,6 +29,9 @@ pub struct Results {
     pub profile: Profile,
     pub settings: RunSettings,
     pub environment: Environment,
+    /// The generator's ceiling and the parts of one hop, measured in this run; `None` when
+    /// it could not be measured (the reason is in the log).
+    pub calibration: Option<Calibration>,
     pub experiments: Vec<Outcome>,
     /// Every invariant held after every experiment on both builds.
     pub valid: bool,
@@ -358,6 +362,27 @@ pub fn summary(results: &Results) -> String {
         results.settings.database,
         results.settings.resource_limits.describe(),
     );
+    if let Some(calibration) = &results.calibration {
+        let null = &calibration.null_endpoint;
+        let hop = &calibration.hop;
+        let _ = writeln!(
+            text,
+            "\ncalibration\n  null endpoint: {:.0} req/s at {} users (p50 {:.2} ms), generator CPU {:.0} %: \
+             the most this generator drives here\n  one request at a time, medians of {}: loopback \
+             round trip {} us; monolith list {} us; catalog service alone {} us; through the \
+             gateway {} us (one boundary: +{} us)",
+            null.requests_per_s,
+            null.users,
+            null.latency.p50_us as f64 / 1000.0,
+            null.generator_cpu_share * 100.0,
+            hop.requests,
+            hop.null_us,
+            hop.monolith_us,
+            hop.service_us,
+            hop.gateway_us,
+            hop.gateway_us as i64 - hop.monolith_us as i64,
+        );
+    }
     for outcome in &results.experiments {
         let build = outcome.build.as_str();
         match &outcome.findings {

@@ -272,6 +272,12 @@ pub async fn run(port: u16, control_port: u16, backends: &[String]) -> anyhow::R
         .route("/backends", put(replace).get(list))
         .route("/health", axum::routing::get(|| async { "ok" }))
         .route("/ready", axum::routing::get(|| async { "ok" }))
+        // The lab's null endpoint: an HTTP server on the shop's cores that does nothing.
+        // Calibrates the generator's ceiling and the price of a loopback round trip.
+        .route(
+            "/null",
+            axum::routing::get(|| async { StatusCode::NO_CONTENT }),
+        )
         .with_state(front_door);
     println!(
         "shoplab front-door admin on http://{}",

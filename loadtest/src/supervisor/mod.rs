@@ -62,6 +62,11 @@ impl Member {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The gateway's admin port, the front door's control port; `None` for the rest.
+    pub fn admin_url(&self) -> Option<&str> {
+        self.admin_url.as_deref()
+    }
 }
 
 /// A started microservices deployment.
