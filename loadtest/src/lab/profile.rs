@@ -93,7 +93,7 @@ impl Profile {
             levels: vec![4, 16],
             level_duration: Duration::from_secs(10),
             repeats: 1,
-            scale_duration: Duration::from_secs(4),
+            scale_duration: Duration::from_secs(3),
             steady_users: 8,
             storm: 10,
             faults: vec![
@@ -101,10 +101,10 @@ impl Profile {
                 (FaultKind::Latency, Context::Payments),
                 (FaultKind::Errors, Context::Inventory),
             ],
-            fault_before: Duration::from_millis(1000),
-            fault_during: Duration::from_millis(1500),
-            fault_after: Duration::from_millis(1500),
-            calibration: Duration::from_secs(3),
+            fault_before: Duration::from_millis(750),
+            fault_during: Duration::from_millis(1250),
+            fault_after: Duration::from_millis(1250),
+            calibration: Duration::from_secs(2),
         }
     }
 

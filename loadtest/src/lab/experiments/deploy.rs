@@ -57,16 +57,15 @@ const SETTLE: Duration = Duration::from_millis(500);
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let profile = experiment.profile;
     let components = experiment.target.components();
-    // Each deploy is about half a second of restart plus the settle time; the load runs
-    // on until the events are done and is cut there.
     // Enough load for every deploy at its usual pace (a recreate's restart and settle, a
-    // roll's, a rollback's start deadline); a deploy that still ends after the load is
-    // marked as not measured rather than counted as clean.
+    // roll's, a rollback's start deadline, a storm's back-to-back rolls): Goose cannot be
+    // stopped early, so the estimate is the experiment's length. A deploy that still ends
+    // after the load is marked as not measured rather than counted as clean.
     let duration = Duration::from_secs(2)
         + Duration::from_millis(1800) * components.len() as u32
         + Duration::from_millis(900) * components.len() as u32
         + Duration::from_millis(2500)
-        + Duration::from_millis(800) * profile.storm as u32;
+        + Duration::from_millis(500) * profile.storm as u32;
     experiment.step(&format!(
         "{} deploys then a storm of {} under {} users",
         components.len() * 2 + 1,
@@ -119,7 +118,9 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
             // one deploy out of the next one's window.
             let settle = match strategy {
                 Strategy::Recreate => SETTLE + Duration::from_millis(1000),
-                _ => SETTLE,
+                // A storm is deploys back to back.
+                Strategy::Storm => Duration::ZERO,
+                Strategy::Rolling | Strategy::Rollback => SETTLE,
             };
             tokio::time::sleep(settle).await;
         }
