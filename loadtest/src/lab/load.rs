@@ -76,7 +76,25 @@ pub async fn run(
     shop: &Shopfront,
     recorder: &Arc<Recorder>,
 ) -> anyhow::Result<LoadRun> {
-    run_scenarios(plan, scenarios(shop, recorder)?, recorder).await
+    attack(plan, scenarios(shop, recorder)?, recorder, None).await
+}
+
+/// Runs the journeys until `stop` resolves, or `plan.duration` (the longest it may take)
+/// has passed. Experiments whose events take as long as they take (deploys) end the load
+/// when the events are done instead of guessing their length.
+pub async fn run_until(
+    plan: &LoadPlan,
+    shop: &Shopfront,
+    recorder: &Arc<Recorder>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<LoadRun> {
+    attack(
+        plan,
+        scenarios(shop, recorder)?,
+        recorder,
+        Some(Box::pin(stop)),
+    )
+    .await
 }
 
 /// Runs `scenarios` (which record into `recorder`) against `plan.base_url`.
@@ -85,14 +103,55 @@ pub async fn run_scenarios(
     scenarios: Vec<Scenario>,
     recorder: &Arc<Recorder>,
 ) -> anyhow::Result<LoadRun> {
-    let mut attack = GooseAttack::initialize_with_config(configuration(plan))
-        .context("configure the load generator")?;
+    attack(plan, scenarios, recorder, None).await
+}
+
+type Stop = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+async fn attack(
+    plan: &LoadPlan,
+    scenarios: Vec<Scenario>,
+    recorder: &Arc<Recorder>,
+    stop: Option<Stop>,
+) -> anyhow::Result<LoadRun> {
+    let mut config = configuration(plan);
+    // Goose 0.19 stops early only when its controller is told to: the telnet one, on a
+    // loopback port of its own, is how the lab says `shutdown`.
+    let controller = match stop {
+        Some(stop) => {
+            let port = free_port().context("find a port for the generator's controller")?;
+            config.no_telnet = false;
+            config.telnet_host = Some("127.0.0.1".into());
+            config.telnet_port = Some(port);
+            Some((port, stop))
+        }
+        None => None,
+    };
+    let mut attack =
+        GooseAttack::initialize_with_config(config).context("configure the load generator")?;
     for scenario in scenarios {
         attack = attack.register_scenario(scenario);
     }
     let cpu_before = own_cpu_seconds();
     let started = Instant::now();
-    let metrics = attack.execute().await.context("run the load")?;
+    let execute = attack.execute();
+    let metrics = match controller {
+        None => execute.await,
+        Some((port, stop)) => {
+            tokio::pin!(execute);
+            tokio::select! {
+                metrics = &mut execute => metrics,
+                () = stop => {
+                    // Should the controller not answer, the load runs its full length.
+                    if let Err(error) = shut_down(port).await {
+                        tracing::warn!("could not stop the load early: {error:#}");
+                    }
+                    execute.await
+                }
+            }
+        }
+    }
+    .context("run the load")?;
     let wall_s = started.elapsed().as_secs_f64();
     let generator_cpu_s = own_cpu_seconds() - cpu_before;
     Ok(LoadRun {
@@ -139,6 +198,24 @@ fn corrected_percentiles(metrics: &GooseMetrics) -> Percentiles {
         }
     }
     Percentiles::of(&histogram)
+}
+
+/// A loopback port free a moment ago (the controller binds it right after).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Tells the Goose controller on `port` to end the attack; its metrics come back as usual.
+async fn shut_down(port: u16) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("connect to the generator's controller on port {port}"))?;
+    stream.write_all(b"shutdown\n").await?;
+    stream.flush().await?;
+    Ok(())
 }
 
 /// CPU seconds this process has used so far (user + system, all threads).

@@ -80,6 +80,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let epoch = Instant::now();
     let recorder = experiment.recorder(epoch);
     let target = &mut *experiment.target;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let events = async {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut timed = Vec::new();
@@ -124,11 +125,20 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
             };
             tokio::time::sleep(settle).await;
         }
+        // The last deploy's window, then the load may stop.
+        tokio::time::sleep(SETTLE).await;
+        let _ = done_tx.send(());
         timed
     };
-    let (run, timed) = tokio::join!(load::run(&plan, &experiment.shop, &recorder), events);
+    let stop = async {
+        let _ = done_rx.await;
+    };
+    let (run, timed) = tokio::join!(
+        load::run_until(&plan, &experiment.shop, &recorder, stop),
+        events
+    );
     let run = run?;
-    let load_ended_ms = duration.as_millis() as u64;
+    let load_ended_ms = (run.wall_s * 1000.0) as u64;
     let count = |from: u64, to: u64| -> (usize, usize) {
         let seen = stats(window(&run.records, from, to, |_| true));
         (seen.requests, seen.requests - seen.ok)

@@ -120,6 +120,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
     let epoch = Instant::now();
     let recorder = experiment.recorder(epoch);
     let target = &mut *experiment.target;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let events = async {
         let mut events = Vec::new();
         for (index, (kind, context)) in profile.faults.iter().enumerate() {
@@ -159,9 +160,20 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
                 note,
             });
         }
+        // The last cell's after-window, then the load may stop (a heal that took long
+        // pushes it past the plan's end, where the load stops by itself).
+        let end = epoch + WARM_UP + cell_length * profile.faults.len() as u32;
+        tokio::time::sleep_until(end.into()).await;
+        let _ = done_tx.send(());
         events
     };
-    let (run, events) = tokio::join!(load::run(&plan, &experiment.shop, &recorder), events);
+    let stop = async {
+        let _ = done_rx.await;
+    };
+    let (run, events) = tokio::join!(
+        load::run_until(&plan, &experiment.shop, &recorder, stop),
+        events
+    );
     let run = run?;
     let build = experiment.target.build;
     let cells = events
