@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::journeys::{Recorder, null_scenario};
 use super::load::{self, LoadPlan, Percentiles};
+use super::experiments::throughput::GENERATOR_LIMIT;
 use super::target::Target;
 use crate::supervisor::{Build, Component};
 
@@ -35,6 +36,10 @@ pub struct NullEndpoint {
     pub latency: Percentiles,
     /// Generator CPU seconds / (wall seconds x cores it may use).
     pub generator_cpu_share: f64,
+    /// The generator was the bottleneck, so `requests_per_s` is its ceiling. When not, the
+    /// server side set the pace (the shop's cores were busy with something else) and the
+    /// generator's ceiling is higher than this.
+    pub generator_limited: bool,
 }
 
 /// Medians of `requests` sequential requests per rung (after a warm-up), in microseconds.
@@ -151,12 +156,14 @@ async fn null_endpoint(
         stats.ok,
         stats.requests
     );
+    let generator_cpu_share = run.generator_cpu_s / (run.wall_s * generator_cores.max(1) as f64);
     Ok(NullEndpoint {
         users,
         duration_s: run.wall_s,
         requests_per_s: stats.requests as f64 / run.wall_s,
         latency: stats.latency,
-        generator_cpu_share: run.generator_cpu_s / (run.wall_s * generator_cores.max(1) as f64),
+        generator_cpu_share,
+        generator_limited: generator_cpu_share > GENERATOR_LIMIT,
     })
 }
 

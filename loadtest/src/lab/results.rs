@@ -367,14 +367,18 @@ pub fn summary(results: &Results) -> String {
         let hop = &calibration.hop;
         let _ = writeln!(
             text,
-            "\ncalibration\n  null endpoint: {:.0} req/s at {} users (p50 {:.2} ms), generator CPU {:.0} %: \
-             the most this generator drives here\n  one request at a time, medians of {}: loopback \
+            "\ncalibration\n  null endpoint: {:.0} req/s at {} users (p50 {:.2} ms), generator CPU {:.0} %: {}\n  one request at a time, medians of {}: loopback \
              round trip {} us; monolith list {} us; catalog service alone {} us; through the \
              gateway {} us (one boundary: +{} us)",
             null.requests_per_s,
             null.users,
             null.latency.p50_us as f64 / 1000.0,
             null.generator_cpu_share * 100.0,
+            if null.generator_limited {
+                "the most this generator drives here"
+            } else {
+                "the server side set this pace (its core was busy), the generator can drive more"
+            },
             hop.requests,
             hop.null_us,
             hop.monolith_us,
