@@ -15,9 +15,9 @@ use anyhow::Context as _;
 use domain::Context;
 use serde::{Deserialize, Serialize};
 
+use super::experiments::throughput::GENERATOR_LIMIT;
 use super::journeys::{Recorder, null_scenario};
 use super::load::{self, LoadPlan, Percentiles};
-use super::experiments::throughput::GENERATOR_LIMIT;
 use super::target::Target;
 use crate::supervisor::{Build, Component};
 
