@@ -70,6 +70,14 @@ impl Recorder {
             .push(record);
     }
 
+    /// How many requests have been recorded so far.
+    pub fn count(&self) -> usize {
+        self.records
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
+    }
+
     /// Everything recorded so far, in arrival order.
     pub fn take(&self) -> Vec<RequestRecord> {
         std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()))

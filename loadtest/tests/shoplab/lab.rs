@@ -153,6 +153,18 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
         }
     }
     assert_eq!(results["valid"], true);
+    // The calibration runs in every compare, whatever the experiments.
+    let calibration = typed.calibration.as_ref().expect("a calibration");
+    assert!(calibration.null_endpoint.requests_per_s > 0.0);
+    assert_eq!(calibration.hop.requests, 400);
+    for rung in [
+        calibration.hop.null_us,
+        calibration.hop.monolith_us,
+        calibration.hop.service_us,
+        calibration.hop.gateway_us,
+    ] {
+        assert!(rung > 0, "{:?}", calibration.hop);
+    }
     for outcome in &typed.experiments {
         let shoplab::lab::experiments::Findings::Faults { cells, timeline } = &outcome.findings
         else {
@@ -335,4 +347,70 @@ async fn compare_with_an_unknown_experiment_lists_the_valid_ones() {
             "the error does not list {valid}:\n{stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn compare_refuses_resource_limits_that_make_no_sense_naming_the_flag() {
+    for (flag, value) in [
+        ("--process-cpu", "0"),
+        ("--process-cpu", "lots"),
+        ("--process-memory", "4"),
+    ] {
+        let output = shoplab(&["compare", flag, value], Duration::from_secs(30)).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "compare {flag} {value} was not refused as a usage error:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(flag) && stderr.contains(value),
+            "the error does not name {flag} {value}:\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_load_told_to_stop_ends_early_with_what_it_recorded() {
+    let _quiet = crate::support::exclusive().await;
+    let target = crate::support::start_target(shoplab::supervisor::Build::Monolith).await;
+    let shop = shoplab::lab::journeys::Shopfront {
+        products: 20,
+        users: 2,
+        password: format!("shoplab-{}", crate::support::SEED),
+        browse_weight: 1,
+        buy_weight: 0,
+    };
+    let plan = shoplab::lab::load::LoadPlan {
+        base_url: target.url().to_owned(),
+        users: 2,
+        duration: Duration::from_secs(120),
+        rate: None,
+        request_timeout: Duration::from_secs(5),
+    };
+    let recorder = shoplab::lab::journeys::Recorder::new(std::time::Instant::now());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = recorder.clone();
+    // Stop once the load has demonstrably run: a few requests recorded.
+    let stopper = async move {
+        while watcher.count() < 20 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop_tx.send(());
+    };
+    let stop = async {
+        let _ = stop_rx.await;
+    };
+    let (run, ()) = tokio::join!(
+        shoplab::lab::load::run_until(&plan, &shop, &recorder, stop),
+        stopper
+    );
+    let run = run.expect("the load runs");
+    assert!(
+        run.wall_s < 60.0,
+        "the load ran {:.1} s of its 120 s instead of stopping when told",
+        run.wall_s
+    );
+    assert!(run.records.len() >= 20, "{} records", run.records.len());
+    target.stop().await.expect("the target stops");
 }
