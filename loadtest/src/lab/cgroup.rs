@@ -155,7 +155,7 @@ pub fn limit_cpu(pid: u32, cores: f64) -> anyhow::Result<CpuLimit> {
         hierarchy.join("cpu.cfs_quota_us").exists(),
         "no cgroup v1 cpu controller at {CPU_HIERARCHY} (cgroup v2 only, or not mounted)"
     );
-    let home = hierarchy.join(current_group(pid)?.trim_start_matches('/'));
+    let home = hierarchy.join(group_of(pid, "cpu")?.trim_start_matches('/'));
     let group = hierarchy.join(format!("shoplab-{pid}"));
     std::fs::create_dir_all(&group)
         .with_context(|| format!("cannot create the cgroup {}", group.display()))?;
@@ -241,9 +241,10 @@ fn lift(pid: u32, group: &Path, home: &Path) -> anyhow::Result<()> {
     std::fs::remove_dir(group).with_context(|| format!("remove the cgroup {}", group.display()))
 }
 
-/// The process's cgroup in the cpu hierarchy, from `/proc/<pid>/cgroup`
-/// (`1:cpu:/some/path`, or `4:cpu,cpuacct:/` where the two are mounted together).
-fn current_group(pid: u32) -> anyhow::Result<String> {
+/// The process's cgroup under `controller`'s hierarchy (`cpu`, `memory`), from
+/// `/proc/<pid>/cgroup` (`1:cpu:/some/path`, or `4:cpu,cpuacct:/` where two are mounted
+/// together).
+pub fn group_of(pid: u32, controller: &str) -> anyhow::Result<String> {
     let path = format!("/proc/{pid}/cgroup");
     let table = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     table
@@ -253,10 +254,10 @@ fn current_group(pid: u32) -> anyhow::Result<String> {
             let (_, controllers, group) = (fields.next()?, fields.next()?, fields.next()?);
             controllers
                 .split(',')
-                .any(|controller| controller == "cpu")
+                .any(|name| name == controller)
                 .then(|| group.to_owned())
         })
-        .with_context(|| format!("{path} names no cpu cgroup"))
+        .with_context(|| format!("{path} names no {controller} cgroup"))
 }
 
 fn write(path: &Path, value: &str) -> anyhow::Result<()> {

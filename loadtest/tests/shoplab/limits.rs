@@ -3,11 +3,10 @@
 //! in the kernel's OOM killer, and the restarted process is held to the same limits.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use domain::Context;
 use serde_json::json;
-use shoplab::lab::cgroup::{CPU_HIERARCHY, MEMORY_HIERARCHY, ProcessLimits};
+use shoplab::lab::cgroup::{CPU_HIERARCHY, MEMORY_HIERARCHY, ProcessLimits, group_of};
 use shoplab::lab::target::{Target, TargetSettings};
 use shoplab::supervisor::{Build, Component};
 
@@ -22,20 +21,9 @@ fn group(hierarchy: &str, pid: u32) -> std::path::PathBuf {
     Path::new(hierarchy).join(format!("shoplab-limits-{pid}"))
 }
 
-/// The process's group in one hierarchy, from `/proc/<pid>/cgroup`.
+/// The process's group in one hierarchy.
 fn cgroup_of(pid: u32, controller: &str) -> String {
-    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("its cgroups");
-    table
-        .lines()
-        .find_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            controllers
-                .split(',')
-                .any(|name| name == controller)
-                .then(|| path.to_owned())
-        })
-        .unwrap_or_else(|| panic!("pid {pid} is in no {controller} cgroup:\n{table}"))
+    group_of(pid, controller).unwrap_or_else(|error| panic!("{error:#}"))
 }
 
 fn assert_confined(pid: u32) {
@@ -101,18 +89,7 @@ async fn a_leak_past_the_memory_limit_is_oom_killed_and_the_restart_is_held_to_t
         )
         .await
         .expect("the leak is injected");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exited = loop {
-        let exited = target.deployment().exited();
-        if !exited.is_empty() {
-            break exited;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the leaking monolith was not killed within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exited = crate::support::wait_for_an_exit(&mut target).await;
     assert_eq!(exited, vec![(Component::Monolith, 1)]);
     assert!(
         !Path::new(&format!("/proc/{first}")).exists(),

@@ -376,20 +376,9 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(14) + ticks(15)) / 100.0
 }
 
-/// The process's cgroup in the cpu hierarchy, from `/proc/<pid>/cgroup`.
+/// The process's cgroup in the cpu hierarchy.
 fn cpu_cgroup_of(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, group) = (fields.next()?, fields.next()?, fields.next()?);
-            controllers
-                .split(',')
-                .any(|controller| controller == "cpu")
-                .then(|| group.to_owned())
-        })
-        .unwrap_or_default()
+    shoplab::lab::cgroup::group_of(pid, "cpu").unwrap_or_default()
 }
 
 #[tokio::test]

@@ -53,22 +53,6 @@ async fn timed_get(http: &reqwest::Client, url: &str) -> (Duration, u16) {
     (started.elapsed(), status)
 }
 
-/// Polls [`shoplab::supervisor::Deployment::exited`] until some process has exited.
-async fn wait_for_an_exit(target: &mut Target) -> Vec<(Component, usize)> {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        let exited = target.deployment().exited();
-        if !exited.is_empty() {
-            return exited;
-        }
-        assert!(
-            Instant::now() < until,
-            "no process exited within {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// Kills the process holding the orders (`kill -9`), restarts it, and then recreates it
 /// while it runs: each time the old PID is gone, a new one answers `/ready` on the same URL,
 /// and the order placed at the start is still there (a restart never reseeds).
@@ -441,7 +425,7 @@ async fn abort_on_the_inventory_service_kills_only_that_process_and_a_restart_br
     // The next call into inventory aborts its process; the product page absorbs it.
     let (status, page) = answer(http.get(&product)).await;
     assert_eq!(status, 200, "the product page answered {page}");
-    let exited = wait_for_an_exit(&mut target).await;
+    let exited = crate::support::wait_for_an_exit(&mut target).await;
     assert_eq!(exited, vec![(inventory, 1)], "only inventory exited");
     for (component, pid) in &pids {
         if *component == inventory {
@@ -492,7 +476,7 @@ async fn abort_on_catalog_in_the_monolith_takes_the_whole_shop_down_until_restar
         triggered.is_err(),
         "the aborting request was answered: {triggered:?}"
     );
-    let exited = wait_for_an_exit(&mut target).await;
+    let exited = crate::support::wait_for_an_exit(&mut target).await;
     assert_eq!(exited, vec![(Component::Monolith, 1)]);
     assert!(process_is_gone(before));
     for path in ["/api/products", "/api/cart", "/health"] {

@@ -264,3 +264,23 @@ pub fn spawn_with_lines(
     });
     (child, line_rx)
 }
+
+/// Polls [`shoplab::supervisor::Deployment::exited`] until some process has exited (30 s
+/// at most).
+pub async fn wait_for_an_exit(
+    target: &mut shoplab::lab::target::Target,
+) -> Vec<(shoplab::supervisor::Component, usize)> {
+    const DEADLINE: Duration = Duration::from_secs(30);
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        let exited = target.deployment().exited();
+        if !exited.is_empty() {
+            return exited;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no process exited within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
