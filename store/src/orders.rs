@@ -221,22 +221,27 @@ pub async fn audit_in(connection: &mut AnyConnection) -> DomainResult<Vec<OrderA
         .collect())
 }
 
+/// Order ids bound in one `IN (...)` list.
+const IDS_PER_QUERY: usize = 1000;
+
 async fn with_lines(
     connection: &mut AnyConnection,
     rows: Vec<OrderRow>,
 ) -> DomainResult<Vec<StoredOrder>> {
     let mut lines_by_order: HashMap<i64, Vec<OrderLine>> = HashMap::new();
-    if !rows.is_empty() {
-        let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    // In chunks: SQLite takes at most 32766 bound parameters per statement, PostgreSQL 65535,
+    // and an audit after a long run reads every order there is.
+    for chunk in ids.chunks(IDS_PER_QUERY) {
         let sql = format!(
             "SELECT order_id, product_id, sku, name, quantity, unit_price_cents FROM order_lines
              WHERE order_id IN {} ORDER BY order_id, product_id",
-            crate::db::placeholders(1, ids.len())
+            crate::db::placeholders(1, chunk.len())
         );
         // Only numbered placeholders are spliced in; the ids are bound.
         let mut query =
             sqlx::query_as::<_, (i64, i64, String, String, i64, i64)>(sqlx::AssertSqlSafe(sql));
-        for id in &ids {
+        for id in chunk {
             query = query.bind(*id);
         }
         for (order_id, product_id, sku, name, quantity, unit_price_cents) in
