@@ -28,6 +28,22 @@ enum Command {
     ///
     /// Example: shoplab compare --quick
     Compare(crate::lab::compare::CompareArgs),
+    /// Render a run's report again from its results.json.
+    ///
+    /// Writes report.html (one page, opens from disk, charts inline), report.md (for a git
+    /// forge) and charts/ (every chart as SVG and PNG) into the run's folder, or into --out.
+    /// Needs nothing but results.json: the same file always gives the same report. compare
+    /// does this itself at the end of a run.
+    ///
+    /// Example: shoplab report reports/2026-11-25T08-14-20Z
+    Report(crate::report::ReportArgs),
+    /// Compare two runs: what changed in the key figures, the verdicts and the throughput.
+    ///
+    /// Takes two run folders (or their results.json files), A the earlier and B the later,
+    /// and writes diff.html, diff.md and charts/ with both runs overlaid.
+    ///
+    /// Example: shoplab diff reports/2026-11-24T09-00-00Z reports/2026-11-25T08-14-20Z --out /tmp/diff
+    Diff(crate::report::DiffArgs),
     /// Drive any running shop with the journeys and print what it answered.
     ///
     /// Example: shoplab load --base-url http://127.0.0.1:8080 --users 16 --duration 30
@@ -110,6 +126,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Report(args) => crate::report::run_report(args),
+        Command::Diff(args) => crate::report::run_diff(args),
         Command::Load(args) => {
             lab_logging();
             crate::lab::load_command::run(args).await

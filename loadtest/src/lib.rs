@@ -8,5 +8,6 @@ pub mod cli;
 pub mod history;
 pub mod lab;
 mod micro;
+pub mod report;
 mod service;
 pub mod supervisor;

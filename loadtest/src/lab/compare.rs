@@ -252,8 +252,13 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         valid,
     };
     results::write(&out, &results, &history)?;
+    crate::report::write(&out, &results).context("write the report")?;
     print!("{}", results::summary(&results));
-    println!("written to {}", out.display());
+    println!(
+        "written to {}; open {} in a browser",
+        out.display(),
+        out.join("report.html").display()
+    );
     Ok(valid)
 }
 
