@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# CI's container step: install Docker and Compose when missing, start a Docker daemon when
+# none answers, build the nine images offline (deploy/docker/build-images.sh), then bring up
+# each profile of docker-compose.yml in turn, run the contract suite against it, and take it
+# down. Whatever this script started — containers, networks, volumes, images, the daemon —
+# it removes or stops on the way out, failed or not; a daemon it found running it leaves be.
+#
+# Everything it creates carries its own names (compose project shoplab-ci-<pid>, image tag
+# ci-<pid>), so it touches no one else's containers or images on a shared daemon.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+phase() { printf '\n--- containers: %s  (%ss)\n' "$*" "$SECONDS"; }
+
+# A fixed time per phase, so a wedged daemon or container fails the step instead of the CI's
+# 90 minutes.
+readonly DAEMON_DEADLINE_S=60
+readonly HEALTHY_DEADLINE_S=120
+readonly STOP_DEADLINE_S=30
+
+work="$(mktemp -d)"
+project="shoplab-ci-$$"
+export SHOPLAB_TAG="ci-$$"
+export SHOPLAB_ADMIN_TOKEN="ci-admin-$$-$RANDOM$RANDOM"
+export SHOPLAB_TOKEN_SECRET="ci-secret-$$-$RANDOM$RANDOM"
+images=(monolith catalog inventory cart orders payments users recommendations gateway)
+compose=(docker-compose --project-name "$project" --file docker-compose.yml)
+dockerd_pid=""
+ip_forward_before=""
+docker0_before=""
+timings=()
+declare -A totals=()
+
+# Records how long the phase that started at $1 took, for the summary at the end.
+took() { timings+=("$(printf '%-44s %4ss' "$2" "$((SECONDS - $1))")"); }
+
+cleanup() {
+  local status=$?
+  set +e
+  # A second signal must not cut the cleanup short.
+  trap '' INT TERM
+  if docker info >/dev/null 2>&1; then
+    phase "cleanup"
+    "${compose[@]}" --profile monolith --profile micro down --volumes --remove-orphans \
+      --timeout 10 >/dev/null 2>&1
+    # Whatever `down` could not remove (a failed `up` can leave a half-made project).
+    local label="label=com.docker.compose.project=$project"
+    docker ps -aq --filter "$label" | xargs -r docker rm -f >/dev/null
+    docker network ls -q --filter "$label" | xargs -r docker network rm >/dev/null
+    docker volume ls -q --filter "$label" | xargs -r docker volume rm >/dev/null
+    for image in "${images[@]}"; do
+      docker image rm "shoplab/$image:$SHOPLAB_TAG" >/dev/null 2>&1
+    done
+  fi
+  if [[ -n "$dockerd_pid" ]]; then
+    phase "stop the docker daemon (pid $dockerd_pid)"
+    kill -TERM "$dockerd_pid" 2>/dev/null
+    local until=$((SECONDS + STOP_DEADLINE_S))
+    while kill -0 "$dockerd_pid" 2>/dev/null && ((SECONDS < until)); do sleep 0.2; done
+    if kill -0 "$dockerd_pid" 2>/dev/null; then
+      echo "dockerd did not stop within ${STOP_DEADLINE_S}s; killing it" >&2
+      kill -KILL "$dockerd_pid" 2>/dev/null
+    fi
+    wait "$dockerd_pid" 2>/dev/null
+    if ((status != 0)); then
+      echo "--- the daemon's last lines:" >&2
+      tail -n 30 "$work/dockerd.log" >&2
+    fi
+    # Back to the host as it was before the daemon started. iptables-restore replaces the two
+    # tables whole, so this relies on nothing else editing the firewall meanwhile: true in
+    # CI, which runs one step at a time.
+    cat "$work/iptables.filter" "$work/iptables.nat" | iptables-restore
+    echo "$ip_forward_before" >/proc/sys/net/ipv4/ip_forward
+    if [[ "$docker0_before" == no ]] && ip link show docker0 >/dev/null 2>&1; then
+      ip link delete docker0
+    fi
+  fi
+  rm -rf "$work"
+  if ((status == 0)); then
+    printf '\n--- containers: time per part\n'
+    printf '  %s\n' "${timings[@]}"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+# Interrupted or terminated, exit so the EXIT trap runs.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+phase "Docker and Compose"
+started=$SECONDS
+# Look for the daemon, not the `docker` client: a machine may have the client alone.
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]} with apt"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+echo "compose $(docker-compose version --short)"
+
+if docker info >/dev/null 2>&1; then
+  echo "a docker daemon already answers: using it, and leaving it running"
+else
+  # What a daemon changes on the host and leaves behind when it stops, so the cleanup can put
+  # it back: its iptables rules and chains (it also sets the FORWARD policy to DROP, which
+  # would silently break traffic that other work forwards through this host), IP forwarding,
+  # and the docker0 bridge.
+  iptables-save -t filter >"$work/iptables.filter"
+  iptables-save -t nat >"$work/iptables.nat"
+  ip_forward_before=$(cat /proc/sys/net/ipv4/ip_forward)
+  docker0_before=no
+  if ip link show docker0 >/dev/null 2>&1; then docker0_before=yes; fi
+  dockerd >"$work/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  until=$((SECONDS + DAEMON_DEADLINE_S))
+  until docker info >/dev/null 2>&1; do
+    if ! kill -0 "$dockerd_pid" 2>/dev/null; then
+      echo "dockerd exited before it answered" >&2
+      exit 1
+    fi
+    if ((SECONDS >= until)); then
+      echo "dockerd did not answer within ${DAEMON_DEADLINE_S}s" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  echo "dockerd started (pid $dockerd_pid)"
+fi
+docker version --format 'engine {{.Server.Version}}, client {{.Client.Version}}'
+took "$started" "install and start Docker"
+
+# The file must stay readable by Compose v1.29 (this one) as well as v2.
+"${compose[@]}" --profile monolith --profile micro config --quiet
+
+phase "images (offline path: static binaries, FROM scratch)"
+started=$SECONDS
+bash deploy/docker/build-images.sh
+took "$started" "static build + images"
+
+phase "the contract suite's test binary"
+started=$SECONDS
+cargo test -p contract --test contract --no-run
+took "$started" "contract test build"
+
+# The first port at or above $1 that nothing on 127.0.0.1 listens on.
+free_port() {
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  echo "$port"
+}
+
+# Waits until every container of the profile reports healthy.
+wait_healthy() {
+  local profile=$1 until=$((SECONDS + HEALTHY_DEADLINE_S)) ids id health pending
+  ids=$("${compose[@]}" --profile "$profile" ps -q)
+  [[ -n "$ids" ]] || { echo "profile $profile started no container" >&2; return 1; }
+  while :; do
+    pending=()
+    for id in $ids; do
+      health=$(docker inspect --format '{{.Name}} {{.State.Health.Status}}' "$id")
+      [[ "$health" == *" healthy" ]] || pending+=("$health")
+    done
+    ((${#pending[@]} == 0)) && return 0
+    if ((SECONDS >= until)); then
+      echo "not healthy after ${HEALTHY_DEADLINE_S}s: ${pending[*]}" >&2
+      "${compose[@]}" --profile "$profile" logs --tail 30 >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# Brings the profile up, runs the contract suite against its published ports, takes it down.
+# $2 says where the admin API is: on the public port (monolith) or its own (gateway).
+run_profile() {
+  local profile=$1 admin=$2 started
+  phase "profile $profile: up"
+  started=$SECONDS
+  SHOPLAB_PORT=$(free_port 18080)
+  export SHOPLAB_PORT
+  SHOPLAB_ADMIN_PORT=$(free_port $((SHOPLAB_PORT + 1)))
+  export SHOPLAB_ADMIN_PORT
+  "${compose[@]}" --profile "$profile" up --detach --no-build
+  wait_healthy "$profile"
+  took "$started" "profile $profile: up and healthy"
+  # The two builds must get the same total CPU and memory (docker-compose.yml, "Resources"):
+  # the sums of what the engine actually applied, compared once both profiles have run.
+  totals[$profile]=$(
+    for id in $("${compose[@]}" --profile "$profile" ps -q); do
+      docker inspect --format '{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}' "$id"
+    done | awk '{ cpus += $1; memory += $2 } END { printf "%.2f CPU, %d MiB", cpus / 1e9, memory / 1048576 }'
+  )
+  echo "profile $profile: limits total ${totals[$profile]}"
+
+  phase "profile $profile: contract suite"
+  started=$SECONDS
+  local admin_url="http://127.0.0.1:$SHOPLAB_PORT"
+  if [[ "$admin" == own-port ]]; then admin_url="http://127.0.0.1:$SHOPLAB_ADMIN_PORT"; fi
+  SHOPLAB_CONTRACT_BASE_URL="http://127.0.0.1:$SHOPLAB_PORT" \
+    SHOPLAB_CONTRACT_ADMIN_URL="$admin_url" \
+    SHOPLAB_CONTRACT_ADMIN_TOKEN="$SHOPLAB_ADMIN_TOKEN" \
+    SHOPLAB_CONTRACT_TOKEN_SECRET="$SHOPLAB_TOKEN_SECRET" \
+    cargo test -p contract --test contract 2>&1 | tee "$work/contract-$profile.log"
+  local passed failed
+  passed=$(sed -n 's/^test result: .* \([0-9]*\) passed.*/\1/p' "$work/contract-$profile.log")
+  failed=$(sed -n 's/^test result: .* \([0-9]*\) failed.*/\1/p' "$work/contract-$profile.log")
+  took "$started" "profile $profile: contract ($passed passed, $failed failed)"
+
+  # The restart policy can hide a crash from the suite (a case after it may pass again), so
+  # look: a container that restarted had its process crash or OOM-killed under the suite.
+  local id restarts
+  for id in $("${compose[@]}" --profile "$profile" ps -q); do
+    restarts=$(docker inspect --format '{{.RestartCount}}' "$id")
+    if ((restarts != 0)); then
+      echo "$(docker inspect --format '{{.Name}}' "$id") restarted $restarts time(s)" >&2
+      "${compose[@]}" --profile "$profile" logs --tail 50 >&2
+      return 1
+    fi
+  done
+
+  phase "profile $profile: down"
+  started=$SECONDS
+  "${compose[@]}" --profile "$profile" down --volumes --timeout 10
+  took "$started" "profile $profile: down"
+}
+
+run_profile monolith public-port
+run_profile micro own-port
+
+if [[ "${totals[monolith]}" != "${totals[micro]}" ]]; then
+  echo "unequal limits: monolith ${totals[monolith]}, micro ${totals[micro]}" >&2
+  exit 1
+fi

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The offline path: builds shoplab's nine images without pulling anything. The binaries are
+# compiled here as static executables and copied into `FROM scratch` images
+# (Dockerfile.offline). CI builds its images this way.
+#
+#   deploy/docker/build-images.sh                 # shoplab/<name>:latest
+#   SHOPLAB_TAG=dev deploy/docker/build-images.sh # shoplab/<name>:dev
+#
+# Settings (environment):
+#   SHOPLAB_TAG                the images' tag (default latest)
+#   SHOPLAB_IMAGES_TARGET_DIR  cargo's target folder for the static build (default
+#                              target/static: its own, since the flags differ from a normal
+#                              build's and would otherwise rebuild everything each time)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+tag="${SHOPLAB_TAG:-latest}"
+target_dir="${SHOPLAB_IMAGES_TARGET_DIR:-target/static}"
+triple=x86_64-unknown-linux-gnu
+
+# image name -> binary; the image names are the compose services' names.
+declare -A binary_of=(
+  [monolith]=monolith
+  [catalog]=micro-catalog
+  [inventory]=micro-inventory
+  [cart]=micro-cart
+  [orders]=micro-orders
+  [payments]=micro-payments
+  [users]=micro-users
+  [recommendations]=micro-recommendations
+  [gateway]=micro-gateway
+)
+images=(monolith catalog inventory cart orders payments users recommendations gateway)
+
+phase() { printf '\n--- %s  (%ss)\n' "$*" "$SECONDS"; }
+
+phase "static binaries (cargo build --release, $target_dir)"
+packages=()
+for image in "${images[@]}"; do packages+=(-p "${binary_of[$image]}"); done
+# `+crt-static` makes glibc binaries that need no shared library, so they run in an empty
+# image; static glibc still resolves container DNS names. `--target` keeps the flag off build
+# scripts and proc-macros, which must stay dynamic. The release profile is the workspace's
+# (opt-level 3, as benchmarked images must be); only its line tables are dropped, since
+# nothing in a scratch image reads them and linking them costs CI time.
+CARGO_TARGET_DIR="$target_dir" \
+  CARGO_PROFILE_RELEASE_DEBUG=false \
+  RUSTFLAGS='-C target-feature=+crt-static' \
+  cargo build --release --locked --target "$triple" "${packages[@]}"
+
+phase "probe (rustc, std only)"
+context="$target_dir/image-context"
+rm -rf "$context"
+mkdir -p "$context/bin" "$context/rootfs/data" "$context/rootfs/tmp"
+chmod 1777 "$context/rootfs/tmp"
+rustc --edition 2024 -C opt-level=s -C panic=abort -C strip=symbols \
+  -C target-feature=+crt-static --target "$triple" \
+  deploy/docker/probe.rs -o "$context/probe"
+
+for image in "${images[@]}"; do
+  binary="$target_dir/$triple/release/${binary_of[$image]}"
+  # A dynamic executable would fail in the image with a bare "no such file or directory".
+  if readelf -d "$binary" | grep '(NEEDED)' >/dev/null; then
+    echo "build-images: $binary is dynamically linked" >&2
+    exit 1
+  fi
+  cp "$binary" "$context/bin/"
+done
+
+phase "images (docker build, Dockerfile.offline)"
+log="$context/docker-build.log"
+for image in "${images[@]}"; do
+  # The output only when it fails: a client newer than the daemon also warns on every build
+  # that the legacy builder is deprecated, which is all the builder there is without buildx.
+  if ! docker build -f deploy/docker/Dockerfile.offline --target "$image" \
+    -t "shoplab/$image:$tag" "$context" >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+  fi
+  printf '%-28s %s\n' "shoplab/$image:$tag" \
+    "$(docker image inspect --format '{{.Size}}' "shoplab/$image:$tag" | numfmt --to=iec-i --suffix=B)"
+done
+phase "images built"
