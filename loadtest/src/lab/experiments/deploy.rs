@@ -6,7 +6,7 @@
 //! **rollback** (a rolling deploy of a release that never gets ready is abandoned, the old
 //! process keeps serving); then a **deploy storm** (the profile's number of rolling deploys
 //! in a row, round the components). For each: time to ready and the requests that failed
-//! from the deploy's start to 500 ms after it.
+//! from the deploy's start until 250 ms before the next one (see [`Deploy::requests`]).
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,9 @@ pub struct Deploy {
     /// from the new process's start until traffic moved to it and the old one stopped.
     /// Rollback: until the bad release was given up.
     pub time_to_ready_ms: u64,
-    /// Requests sent from the deploy's start to 500 ms after it was ready.
+    /// Requests sent from the deploy's start until 250 ms before the next deploy: to 1.25 s
+    /// after ready for a recreate (callers' breakers take a second to close again), to
+    /// 250 ms after ready for a rolling deploy or a rollback.
     pub requests: usize,
     pub failed_requests: usize,
     pub error: Option<String>,
@@ -53,6 +55,11 @@ pub struct Deploys {
 
 /// After each deploy the load runs this long on the new process before the next.
 const SETTLE: Duration = Duration::from_millis(500);
+/// A deploy's window closes this long before the next deploy starts, so a request sent at
+/// the end of one window has its answer before the next deploy can disturb it (measured: a
+/// checkout sent 15 ms before the next recreate failed, and was counted against the rolling
+/// deploy before it).
+const GAP: Duration = Duration::from_millis(250);
 
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let profile = experiment.profile;
@@ -114,16 +121,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
                 ready_at_ms,
                 outcome.err().map(|error| format!("{error:#}")),
             ));
-            // After a recreate, callers' breakers opened while the process was gone stay
-            // open up to `hop_breaker_open_ms` (1 s); waiting that out keeps the aftermath of
-            // one deploy out of the next one's window.
-            let settle = match strategy {
-                Strategy::Recreate => SETTLE + Duration::from_millis(1000),
-                // A storm is deploys back to back.
-                Strategy::Storm => Duration::ZERO,
-                Strategy::Rolling | Strategy::Rollback => SETTLE,
-            };
-            tokio::time::sleep(settle).await;
+            tokio::time::sleep(strategy.settle()).await;
         }
         // The last deploy's window, then the load may stop.
         tokio::time::sleep(SETTLE).await;
@@ -147,7 +145,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let mut storm_ready = Vec::new();
     let (mut storm_from, mut storm_to) = (u64::MAX, 0);
     for (strategy, component, started_at_ms, ready_at_ms, error) in timed {
-        let to = ready_at_ms + SETTLE.as_millis() as u64;
+        let to = ready_at_ms + strategy.tail().as_millis() as u64;
         let error = match error {
             None if to > load_ended_ms => Some(format!(
                 "not measured: it ended at {to} ms, after the load stopped at {load_ended_ms} ms"
@@ -206,6 +204,28 @@ enum Strategy {
 }
 
 impl Strategy {
+    /// How long the load runs on after this deploy was ready before the next one starts.
+    fn settle(self) -> Duration {
+        match self {
+            // Callers' breakers opened while the process was gone stay open up to
+            // `hop_breaker_open_ms` (1 s): that aftermath is the recreate's, not the next
+            // deploy's.
+            Strategy::Recreate => SETTLE + Duration::from_millis(1000),
+            // A storm is deploys back to back.
+            Strategy::Storm => Duration::ZERO,
+            Strategy::Rolling | Strategy::Rollback => SETTLE,
+        }
+    }
+
+    /// How long after ready the deploy's window runs: up to the gap before the next deploy
+    /// (a storm is measured as a whole, up to the gap after its last deploy).
+    fn tail(self) -> Duration {
+        match self {
+            Strategy::Storm => SETTLE - GAP,
+            other => other.settle() - GAP,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Strategy::Recreate => "recreate",

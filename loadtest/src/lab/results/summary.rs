@@ -110,7 +110,7 @@ pub fn summary(results: &Results) -> String {
             Findings::Deploy(found) => {
                 let _ = writeln!(
                     text,
-                    "\ndeploy — {build} (under steady load, through the front door; failed = from the deploy's start to 500 ms after)"
+                    "\ndeploy — {build} (under steady load, through the front door; failed = from the deploy's start to 250 ms before the next)"
                 );
                 for deploy in &found.each {
                     let _ = writeln!(

@@ -150,7 +150,9 @@ pub(super) fn deploys(
         "Under {} steady users through the front door: each component recreated (stop, start, \
          wait for ready), then rolled (new process first, then traffic moved), a rollback of a \
          release that never gets ready, and a storm of {} rolling deploys. Failed requests are \
-         counted from a deploy's start to 500 ms after it was ready.",
+         counted from a deploy's start until 250 ms before the next deploy: 1.25 s after \
+         ready for a recreate (callers' breakers take a second to close again), 250 ms after \
+         ready otherwise.",
         results.profile.steady_users, results.profile.storm
     ));
     document.push(Block::Figure(charts.save(
