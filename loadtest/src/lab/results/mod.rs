@@ -41,6 +41,23 @@ pub struct Results {
     pub valid: bool,
 }
 
+impl Results {
+    /// `quick profile, 116 s, on 2 cores (AMD EPYC); the load generator on CPU [1], the shop
+    /// on CPU [0]; database: sqlite` — how the run was made, in one line.
+    pub fn headline(&self) -> String {
+        format!(
+            "{} profile, {:.0} s, on {} cores ({}); the load generator on CPU {:?}, the shop on CPU {:?}; database: {}",
+            self.profile.name,
+            self.duration_s,
+            self.environment.cores,
+            self.environment.cpu_model,
+            self.settings.pinning.generator_cpus,
+            self.settings.pinning.sut_cpus,
+            self.settings.database,
+        )
+    }
+}
+
 /// The settings of the run that are not in the profile.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSettings {

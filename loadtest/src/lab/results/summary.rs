@@ -10,15 +10,9 @@ pub fn summary(results: &Results) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "shoplab compare — run {} ({} profile, {:.0} s)\n{} cores ({}), generator on CPU {:?}, shop on CPU {:?}; {}\nlimits: {}",
+        "shoplab compare — run {}\n{}\nlimits: {}",
         results.run_id,
-        results.profile.name,
-        results.duration_s,
-        results.environment.cores,
-        results.environment.cpu_model,
-        results.settings.pinning.generator_cpus,
-        results.settings.pinning.sut_cpus,
-        results.settings.database,
+        results.headline(),
         results.settings.resource_limits.describe(),
     );
     if let Some(calibration) = &results.calibration {

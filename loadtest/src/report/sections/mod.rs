@@ -25,14 +25,8 @@ pub(crate) fn report(
 ) -> anyhow::Result<Document> {
     let mut document = Document::new(format!("shoplab compare — run {}", results.run_id));
     document.paragraph(format!(
-        "The {} profile, {:.0} s, on {} cores ({}); the load generator on CPU {:?}, the shop on CPU {:?}; database: {}. {}",
-        results.profile.name,
-        results.duration_s,
-        results.environment.cores,
-        results.environment.cpu_model,
-        results.settings.pinning.generator_cpus,
-        results.settings.pinning.sut_cpus,
-        results.settings.database,
+        "The {}. {}",
+        results.headline(),
         if results.valid {
             "Every invariant held on both builds."
         } else {
