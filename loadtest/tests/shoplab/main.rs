@@ -6,6 +6,7 @@ mod check; // the invariant checker: crafted snapshots per invariant, and `shopl
 mod command;
 mod deployment;
 mod faults;
+mod kubernetes; // deploy/kubernetes held to docker-compose.yml, and the kubernetes target through a fake kubectl
 mod lab; // the lab's commands end to end: compare's results folder, load then check, bad flags
 mod limits; // per-process cgroup limits: confined from the start, OOM-killed past memory, restarts confined
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
