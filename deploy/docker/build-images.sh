@@ -5,12 +5,17 @@
 #
 #   deploy/docker/build-images.sh                 # shoplab/<name>:latest
 #   SHOPLAB_TAG=dev deploy/docker/build-images.sh # shoplab/<name>:dev
+#   SHOPLAB_LAB_IMAGE=1 deploy/docker/build-images.sh
+#                                                 # also shoplab/shoplab, the lab itself
 #
 # Settings (environment):
 #   SHOPLAB_TAG                the images' tag (default latest)
 #   SHOPLAB_IMAGES_TARGET_DIR  cargo's target folder for the static build (default
 #                              target/static: its own, since the flags differ from a normal
 #                              build's and would otherwise rebuild everything each time)
+#   SHOPLAB_LAB_IMAGE          1: also the image of the lab itself, shoplab/shoplab, for
+#                              the Kubernetes load Job (off by default: it compiles the
+#                              whole lab, which neither compose profile runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -29,8 +34,10 @@ declare -A binary_of=(
   [users]=micro-users
   [recommendations]=micro-recommendations
   [gateway]=micro-gateway
+  [shoplab]=shoplab
 )
 images=(monolith catalog inventory cart orders payments users recommendations gateway)
+if [[ "${SHOPLAB_LAB_IMAGE:-0}" == 1 ]]; then images+=(shoplab); fi
 
 phase() { printf '\n--- %s  (%ss)\n' "$*" "$SECONDS"; }
 
