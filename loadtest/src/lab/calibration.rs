@@ -12,14 +12,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use domain::Context;
 use serde::{Deserialize, Serialize};
 
 use super::experiments::throughput::GENERATOR_LIMIT;
 use super::journeys::{Recorder, null_scenario};
 use super::load::{self, LoadPlan, Percentiles};
 use super::target::Target;
-use crate::supervisor::{Build, Component};
+use crate::supervisor::Build;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Calibration {
@@ -80,12 +79,7 @@ impl Calibrator {
         duration: Duration,
         generator_cores: usize,
     ) -> anyhow::Result<()> {
-        let null_base = target
-            .deployment()
-            .member(Component::FrontDoor, 1)?
-            .admin_url()
-            .context("the front door has a control port")?
-            .to_owned();
+        let (null_base, catalog) = target.calibration_urls().await?;
         if self.null_endpoint.is_none() {
             self.null_endpoint =
                 Some(null_endpoint(&null_base, users, duration, generator_cores).await?);
@@ -102,11 +96,7 @@ impl Calibrator {
                 self.monolith_us.extend(monolith_us);
             }
             Build::Micro => {
-                let catalog = target
-                    .deployment()
-                    .member(Component::Service(Context::Catalog), 1)?
-                    .url()
-                    .to_owned();
+                let catalog = catalog.context("the platform names no catalog service URL")?;
                 let search = format!("{catalog}/internal/catalog/search");
                 let [null_us, gateway_us, service_us] =
                     ladder(&http, [&null, &public, &search], Some(&search)).await?;

@@ -15,7 +15,7 @@ use super::load::LoadPlan;
 use super::pinning::Pinning;
 use super::profile::Profile;
 use super::results::{self, Environment, ResourceLimits, Results, RunSettings};
-use super::target::{Target, TargetSettings};
+use super::target::{Platform, Target, TargetSettings, compose::ComposeSettings};
 use crate::supervisor::Build;
 
 #[derive(Clone, Debug, clap::Args)]
@@ -23,9 +23,18 @@ pub struct CompareArgs {
     /// The short profile (CI, workshops): 2 load levels x 10 s, 3 faults, a storm of 10.
     #[arg(long)]
     pub quick: bool,
-    /// Where the builds run. Only `local` (child processes on this machine) exists so far.
-    #[arg(long, default_value = "local", value_parser = ["local"])]
-    pub target: String,
+    /// Where the builds run: `local` (child processes on this machine), `compose` (the
+    /// containers of docker-compose.yml on this machine's Docker engine; build the images
+    /// first: deploy/docker/build-images.sh) or `kubernetes` (deploy/kubernetes/ on the
+    /// cluster kubectl points at).
+    #[arg(long, value_enum, default_value_t = Platform::Local)]
+    pub target: Platform,
+    /// compose: the compose file.
+    #[arg(long, default_value = "docker-compose.yml", value_name = "FILE")]
+    pub compose_file: PathBuf,
+    /// compose: the images' tag (`shoplab/<name>:<tag>`, as build-images.sh tagged them).
+    #[arg(long, default_value = "latest", env = "SHOPLAB_TAG")]
+    pub image_tag: String,
     /// `sqlite` (files in a temporary folder) or a PostgreSQL server
     /// (`postgres://user@host:port`; databases `shoplab_*` are created and reset).
     #[arg(long, default_value = "sqlite")]
@@ -127,9 +136,17 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         env: env.clone(),
         forward_logs: args.logs,
         limits,
+        platform: args.target,
+        compose: ComposeSettings {
+            command: Vec::new(),
+            file: args.compose_file.clone(),
+            tag: args.image_tag.clone(),
+            cpus: pinning.sut_cpus.clone(),
+        },
+        kubernetes: Default::default(),
     };
     let run_settings = RunSettings {
-        target: args.target.clone(),
+        target: args.target.as_str().to_owned(),
         database: postgres
             .as_deref()
             .map_or("sqlite".into(), crate::supervisor::redact),

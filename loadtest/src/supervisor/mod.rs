@@ -12,6 +12,7 @@
 mod child;
 mod component;
 mod database;
+mod door;
 pub mod front_door;
 mod options;
 mod proxy;
@@ -29,6 +30,7 @@ use crate::lab::cgroup::ProcessLimits;
 pub use child::SUPERVISOR_PID;
 pub use component::{Build, Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
 pub use database::{Database, redact};
+pub use door::FrontDoor;
 pub use options::Options;
 pub(crate) use proxy::{FaultProxyArgs, run as run_fault_proxy};
 pub use proxy::{Link, NetworkFault};

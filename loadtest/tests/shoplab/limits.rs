@@ -64,6 +64,7 @@ async fn a_leak_past_the_memory_limit_is_oom_killed_and_the_restart_is_held_to_t
         .expect("the monolith starts under limits");
     let first = target
         .deployment()
+        .expect("the local target")
         .member(Component::Monolith, 1)
         .expect("the monolith")
         .pid();
@@ -71,6 +72,7 @@ async fn a_leak_past_the_memory_limit_is_oom_killed_and_the_restart_is_held_to_t
     // The lab's own front door is not the shop's, and is not limited.
     let front_door = target
         .deployment()
+        .expect("the local target")
         .member(Component::FrontDoor, 1)
         .expect("the front door")
         .pid();
@@ -102,11 +104,13 @@ async fn a_leak_past_the_memory_limit_is_oom_killed_and_the_restart_is_held_to_t
 
     target
         .deployment()
+        .expect("the local target")
         .restart(Component::Monolith, 1)
         .await
         .expect("the lab restarts it");
     let second = target
         .deployment()
+        .expect("the local target")
         .member(Component::Monolith, 1)
         .expect("the monolith")
         .pid();

@@ -43,7 +43,12 @@ fn process_of(build: Build, context: Context) -> Component {
 }
 
 fn pid_of(target: &mut Target, component: Component) -> u32 {
-    target.deployment().member(component, 1).unwrap().pid()
+    target
+        .deployment()
+        .expect("the local target")
+        .member(component, 1)
+        .unwrap()
+        .pid()
 }
 
 /// How long `GET {url}` takes, and its status.
@@ -69,6 +74,7 @@ async fn kill_and_restart_keep_the_url_and_the_data(build: Build) {
     let component = process_of(build, Context::Orders);
     let member_url = target
         .deployment()
+        .expect("the local target")
         .member(component, 1)
         .unwrap()
         .url()
@@ -95,7 +101,12 @@ async fn kill_and_restart_keep_the_url_and_the_data(build: Build) {
     assert_ne!(restarted, killed, "the restart made a new process");
     assert!(process_is_alive(restarted));
     assert_eq!(
-        target.deployment().member(component, 1).unwrap().url(),
+        target
+            .deployment()
+            .expect("the local target")
+            .member(component, 1)
+            .unwrap()
+            .url(),
         member_url,
         "the restarted process is on the URL its callers hold"
     );
@@ -170,6 +181,7 @@ async fn the_monolith_target_serves_public_and_admin_on_one_port_and_reset_seeds
     // The monolith process's own port (the lab may put a front door before it).
     let monolith = target
         .deployment()
+        .expect("the local target")
         .member(Component::Monolith, 1)
         .unwrap()
         .url()
@@ -270,7 +282,7 @@ async fn a_paused_catalog_stalls_the_product_page_until_resumed(build: Build) {
     assert_eq!(answer(http.get(&product)).await.0, 200);
     let process = process_of(build, Context::Catalog);
 
-    target.pause(process, true).expect("SIGSTOP");
+    target.pause(process, true).await.expect("SIGSTOP");
     let paused_at = Instant::now();
     let mut request = tokio::spawn({
         let http = http.clone();
@@ -284,6 +296,7 @@ async fn a_paused_catalog_stalls_the_product_page_until_resumed(build: Build) {
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let members: Vec<String> = target
             .deployment()
+            .expect("the local target")
             .members()
             .iter()
             .map(|member| {
@@ -308,7 +321,7 @@ async fn a_paused_catalog_stalls_the_product_page_until_resumed(build: Build) {
         assert!(took < STALL, "the gateway's /health took {took:?}");
     }
 
-    target.pause(process, false).expect("SIGCONT");
+    target.pause(process, false).await.expect("SIGCONT");
     let (status, body) = tokio::time::timeout(DEADLINE, request)
         .await
         .expect("the stalled request finishes after SIGCONT")
@@ -413,6 +426,7 @@ async fn abort_on_the_inventory_service_kills_only_that_process_and_a_restart_br
     let inventory = Component::Service(Context::Inventory);
     let pids: Vec<(Component, u32)> = target
         .deployment()
+        .expect("the local target")
         .members()
         .iter()
         .map(|member| (member.component(), member.pid()))
@@ -443,7 +457,13 @@ async fn abort_on_the_inventory_service_kills_only_that_process_and_a_restart_br
     );
 
     target.recreate(inventory).await.expect("the restart");
-    assert!(target.deployment().exited().is_empty());
+    assert!(
+        target
+            .deployment()
+            .expect("the local target")
+            .exited()
+            .is_empty()
+    );
     let (status, page) = answer(http.get(&product)).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -460,6 +480,7 @@ async fn abort_on_catalog_in_the_monolith_takes_the_whole_shop_down_until_restar
     // The monolith process's own port: what it answers, not what a front door says for it.
     let monolith = target
         .deployment()
+        .expect("the local target")
         .member(Component::Monolith, 1)
         .unwrap()
         .url()

@@ -59,6 +59,7 @@ async fn load_during(
 fn pid_of(target: &mut Target, component: Component) -> u32 {
     target
         .deployment()
+        .expect("the local target")
         .member(component, 1)
         .expect("the component runs")
         .pid()

@@ -168,6 +168,9 @@ pub fn target_settings() -> shoplab::lab::target::TargetSettings {
         env: child_env(),
         forward_logs: std::env::var_os("SHOPLAB_TEST_LOGS").is_some(),
         limits: Default::default(),
+        platform: shoplab::lab::target::Platform::Local,
+        compose: Default::default(),
+        kubernetes: Default::default(),
     }
 }
 
@@ -273,7 +276,7 @@ pub async fn wait_for_an_exit(
     const DEADLINE: Duration = Duration::from_secs(30);
     let until = std::time::Instant::now() + DEADLINE;
     loop {
-        let exited = target.deployment().exited();
+        let exited = target.deployment().expect("the local target").exited();
         if !exited.is_empty() {
             return exited;
         }

@@ -5,7 +5,8 @@
 //! heal; and how many processes the lab had to restart.
 //!
 //! How each kind is realized: `kill` is `kill -9` of the process that runs the context (the
-//! monolith: the whole shop), restarted by the lab's self-healing (`Target::self_heal_until`); `pause` is SIGSTOP, healed
+//! monolith: the whole shop), restarted by the lab's self-healing (`Target::self_heal_until`;
+//! on compose, by the engine's restart policy); `pause` is SIGSTOP, healed
 //! by SIGCONT; `latency`, `errors`, `cpu_hog` and `leak` are the in-process faults of the
 //! admin API, healed by `DELETE /admin/faults`; `abort` is the admin API's abort (the next
 //! call into the context aborts its process), restarted the same way.
@@ -32,11 +33,10 @@ use serde_json::json;
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::history::RequestRecord;
 use crate::lab::analysis::{Timeline, WindowStats, degraded, names, stats, timeline, window};
-use crate::lab::cgroup::{self, CpuLimit};
 use crate::lab::load;
 use crate::lab::profile::FaultKind;
-use crate::lab::target::Target;
-use crate::supervisor::{Build, Component, Link, NetworkFault};
+use crate::lab::target::{Injection, Platform, Target};
+use crate::supervisor::{Build, Component, NetworkFault};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Cell {
@@ -85,16 +85,6 @@ struct Event {
     note: Option<String>,
 }
 
-/// What an injection left in force, for the heal and the cell.
-#[derive(Default)]
-struct Injected {
-    /// Why the fault could not be realized on this build or backend ("not applicable: ...",
-    /// "unavailable: ..."); nothing is in force then.
-    not_realized: Option<String>,
-    note: Option<String>,
-    cpu_limits: Vec<CpuLimit>,
-}
-
 /// Load before the first fault's quiet window, so Goose's start (users logging in) is not
 /// read as the shop's normal state.
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -128,11 +118,13 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
             tokio::time::sleep_until((start + profile.fault_before).into()).await;
             let injected_at_ms = epoch.elapsed().as_millis() as u64;
             let injected = inject(target, *kind, *context).await;
-            // The fault window. A killed process stays down for all of it (a crash whose
-            // restart takes that long); anything else that exits — an abort, or collateral —
-            // is restarted by the lab's self-healing as it happens.
+            // The fault window. On the local target a killed process stays down for all of
+            // it (a crash whose restart takes that long); anything else that exits — an
+            // abort, or collateral — is restarted by the lab's self-healing as it happens.
+            // On a container platform the engine's restart policy is the process manager,
+            // killed processes included: the lab only watches it work.
             let window_end = start + profile.fault_before + profile.fault_during;
-            let self_healed = if *kind == FaultKind::Kill {
+            let self_healed = if *kind == FaultKind::Kill && target.platform() == Platform::Local {
                 tokio::time::sleep_until(window_end.into()).await;
                 Vec::new()
             } else {
@@ -141,7 +133,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
             let healed_at_ms = epoch.elapsed().as_millis() as u64;
             let (injected, error) = match injected {
                 Ok(injected) => (injected, None),
-                Err(error) => (Injected::default(), Some(format!("{error:#}"))),
+                Err(error) => (Injection::default(), Some(format!("{error:#}"))),
             };
             let applied = error.is_none() && injected.not_realized.is_none();
             let not_realized = injected.not_realized.clone();
@@ -210,15 +202,12 @@ async fn place_proxies(target: &mut Target, faults: &[(FaultKind, Context)]) -> 
         ]),
         Build::Monolith => BTreeSet::new(),
     };
-    let databases = if target.deployment().database().is_postgres() {
+    let databases = if target.is_postgres() {
         wanted(&[FaultKind::DbDown])
     } else {
         BTreeSet::new()
     };
-    target
-        .deployment()
-        .insert_proxies(&services, &databases)
-        .await
+    target.place_proxies(&services, &databases).await
 }
 
 /// A fifth of one core: enough to answer a trickle, far too little for the steady load.
@@ -230,11 +219,11 @@ async fn inject(
     target: &mut Target,
     kind: FaultKind,
     context: Context,
-) -> anyhow::Result<Injected> {
+) -> anyhow::Result<Injection> {
     let process = process_of(target.build, context);
     match kind {
         FaultKind::Kill => target.kill(process).await,
-        FaultKind::Pause => target.pause(process, true),
+        FaultKind::Pause => target.pause(process, true).await,
         FaultKind::Latency => target.fault(context, "latency", json!({"ms": 300})).await,
         FaultKind::Errors => target.fault(context, "errors", json!({"rate": 0.5})).await,
         FaultKind::Abort => target.fault(context, "abort", json!({})).await,
@@ -245,129 +234,36 @@ async fn inject(
             };
             target.fault(context, name, params.clone()).await?;
             // What the hog or the leak ran into decides what it did: say it.
-            return Ok(Injected {
-                note: Some(format!(
-                    "{name} {params}; limits in force: {}",
-                    target.limits().describe()
-                )),
-                ..Injected::default()
-            });
+            return Ok(Injection::noted(format!(
+                "{name} {params}; limits in force: {}",
+                target.limits().describe()
+            )));
         }
         FaultKind::NetLatency => {
             let fault = NetworkFault::Latency { ms: NET_LATENCY_MS };
-            return break_calls(target, context, fault).await;
+            return target.break_calls(context, fault).await;
         }
-        FaultKind::NetReset => return break_calls(target, context, NetworkFault::Reset).await,
-        FaultKind::NetCut => return break_calls(target, context, NetworkFault::Cut).await,
-        FaultKind::DbDown => return database_down(target, process).await,
-        FaultKind::CpuLimit => return limit_cpu(target, process),
+        FaultKind::NetReset => return target.break_calls(context, NetworkFault::Reset).await,
+        FaultKind::NetCut => return target.break_calls(context, NetworkFault::Cut).await,
+        FaultKind::DbDown => return target.database_down(process).await,
+        FaultKind::CpuLimit => return target.limit_cpu(process, CPU_LIMIT_CORES).await,
     }
-    .map(|()| Injected::default())
+    .map(|()| Injection::default())
 }
 
-/// A network fault between the context's callers and its service.
-async fn break_calls(
-    target: &mut Target,
-    context: Context,
-    fault: NetworkFault,
-) -> anyhow::Result<Injected> {
-    if target.build == Build::Monolith {
-        return Ok(Injected {
-            not_realized: Some(format!(
-                "not applicable: the monolith's contexts call {context} in-process; there is \
-                 no network between them to break"
-            )),
-            ..Injected::default()
-        });
-    }
-    let link = Link::Service(context);
-    target.deployment().break_link(link, fault).await?;
-    Ok(Injected {
-        note: Some(format!("fault proxy on {link}: {fault}")),
-        ..Injected::default()
-    })
-}
-
-/// The database holding the context's data drops every connection.
-async fn database_down(target: &mut Target, process: Component) -> anyhow::Result<Injected> {
-    if !target.deployment().database().is_postgres() {
-        return Ok(Injected {
-            not_realized: Some(
-                "unavailable: SQLite is embedded in the process; there is no connection to a \
-                 database server to cut (run with --db postgres://...)"
-                    .into(),
-            ),
-            ..Injected::default()
-        });
-    }
-    target.deployment().database_down(process, true).await?;
-    let whose = match process {
-        Component::Monolith => "the monolith's one database (every context's data)".to_owned(),
-        other => format!("{other}'s own database"),
-    };
-    Ok(Injected {
-        note: Some(format!(
-            "fault proxy on {}: {whose} drops every connection",
-            Link::Database(process)
-        )),
-        ..Injected::default()
-    })
-}
-
-/// Every replica of the process that runs the context under a CPU quota.
-fn limit_cpu(target: &mut Target, process: Component) -> anyhow::Result<Injected> {
-    let pids: Vec<u32> = target
-        .deployment()
-        .members()
-        .iter()
-        .filter(|member| member.component() == process)
-        .map(|member| member.pid())
-        .collect();
-    let mut injected = Injected::default();
-    for pid in pids {
-        match cgroup::limit_cpu(pid, CPU_LIMIT_CORES) {
-            Ok(limit) => injected.cpu_limits.push(limit),
-            // Nothing half-done stays in force: the limits already set are lifted on drop.
-            Err(error) => {
-                return Ok(Injected {
-                    not_realized: Some(format!("unavailable: {error:#}")),
-                    ..Injected::default()
-                });
-            }
-        }
-    }
-    let limits: Vec<String> = injected.cpu_limits.iter().map(CpuLimit::describe).collect();
-    injected.note = Some(format!("cgroup v1 CPU limit: {}", limits.join("; ")));
-    Ok(injected)
-}
-
-/// Undoes the fault; restarts whatever process is gone. Returns how many were restarted.
+/// Undoes the fault; brings back whatever process is gone. Returns how many came back.
 async fn heal(
     target: &mut Target,
     kind: FaultKind,
     context: Context,
-    injected: Injected,
+    injection: Injection,
 ) -> anyhow::Result<usize> {
-    let realized = injected.not_realized.is_none();
     match kind {
-        FaultKind::Pause => target.pause(process_of(target.build, context), false)?,
-        FaultKind::Kill => {}
-        FaultKind::NetLatency | FaultKind::NetReset | FaultKind::NetCut if realized => {
+        FaultKind::Pause => {
             target
-                .deployment()
-                .heal_link(Link::Service(context))
-                .await?;
+                .pause(process_of(target.build, context), false)
+                .await?
         }
-        FaultKind::DbDown if realized => {
-            let process = process_of(target.build, context);
-            target.deployment().database_down(process, false).await?;
-        }
-        FaultKind::CpuLimit => {
-            for limit in injected.cpu_limits {
-                limit.lift()?;
-            }
-        }
-        FaultKind::NetLatency | FaultKind::NetReset | FaultKind::NetCut | FaultKind::DbDown => {}
         FaultKind::Latency
         | FaultKind::Errors
         | FaultKind::Abort
@@ -376,15 +272,19 @@ async fn heal(
             // A process an abort took down cannot be asked; the restart below clears it.
             let _ = target.heal_faults().await;
         }
+        FaultKind::Kill
+        | FaultKind::NetLatency
+        | FaultKind::NetReset
+        | FaultKind::NetCut
+        | FaultKind::DbDown
+        | FaultKind::CpuLimit => {}
     }
-    let gone = target.deployment().exited();
-    for (component, replica) in &gone {
-        target.deployment().restart(*component, *replica).await?;
-    }
-    if !gone.is_empty() {
+    target.lift(injection).await?;
+    let restored = target.restore().await?;
+    if restored > 0 {
         target.heal_faults().await?;
     }
-    Ok(gone.len())
+    Ok(restored)
 }
 
 fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) -> Cell {

@@ -129,9 +129,7 @@ pub async fn run(
     experiment.step("healing and checking invariants");
     let target = &mut *experiment.target;
     let _ = target.heal_faults().await;
-    for (component, replica) in target.deployment().exited() {
-        target.deployment().restart(component, replica).await?;
-    }
+    target.restore().await?;
     let (audit, quiescent) = target.quiesce(QUIESCENCE).await?;
     let invariants = check(&audit, Some(&experiment.history));
     Ok((

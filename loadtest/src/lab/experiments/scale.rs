@@ -56,11 +56,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
         Build::Micro => hottest(&cpu_by_process),
     };
     experiment.step(&format!("adding a replica of {component}"));
-    let replicas = experiment
-        .target
-        .deployment()
-        .add_replica(component)
-        .await?;
+    let replicas = experiment.target.add_replica(component).await?;
     experiment.step(&format!(
         "{replicas} replicas of {component}, {users} users"
     ));
@@ -96,23 +92,17 @@ async fn half(
     plan: &load::LoadPlan,
     replicas: usize,
 ) -> anyhow::Result<(Half, Vec<(Component, f64)>)> {
-    let members: Vec<(Component, u32)> = experiment
-        .target
-        .deployment()
-        .members()
-        .iter()
-        .map(|member| (member.component(), member.pid()))
-        .collect();
+    let members = experiment.target.probes().await;
     let mut meter = Meter::new();
     let before: Vec<f64> = members
         .iter()
-        .map(|(_, pid)| meter.sample(&[*pid]).0)
+        .map(|(_, probe)| meter.sample(std::slice::from_ref(probe)).0)
         .collect();
     let recorder = experiment.recorder(Instant::now());
     let run = load::run(plan, &experiment.shop, &recorder).await?;
     let mut by_component: Vec<(Component, f64)> = Vec::new();
-    for ((component, pid), before) in members.iter().zip(before) {
-        let used = (meter.sample(&[*pid]).0 - before).max(0.0);
+    for ((component, probe), before) in members.iter().zip(before) {
+        let used = (meter.sample(std::slice::from_ref(probe)).0 - before).max(0.0);
         match by_component.iter_mut().find(|(seen, _)| seen == component) {
             Some((_, total)) => *total += used,
             None => by_component.push((*component, used)),

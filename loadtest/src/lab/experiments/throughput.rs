@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::Experiment;
 use crate::lab::analysis::{Timeline, stats, timeline};
 use crate::lab::load::{self, LoadPlan, Percentiles};
-use crate::lab::target::Meter;
+use crate::lab::target::{Meter, Probe};
 
 /// A generator busier than this (share of the cores it may use) may have limited the level.
 pub const GENERATOR_LIMIT: f64 = 0.8;
@@ -51,13 +51,19 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level>> 
                 ..experiment.plan()
             };
             let mut meter = Meter::new();
-            let pids = experiment.target.pids();
-            let (cpu_before, _) = meter.sample(&pids);
+            let probes: Vec<Probe> = experiment
+                .target
+                .probes()
+                .await
+                .into_iter()
+                .map(|(_, probe)| probe)
+                .collect();
+            let (cpu_before, _) = meter.sample(&probes);
             let recorder = experiment.recorder(Instant::now());
-            let sampler = PeakRss::start(pids.clone());
+            let sampler = PeakRss::start(probes.clone());
             let run = load::run(&plan, &experiment.shop, &recorder).await?;
             let peak_rss_mib = sampler.stop().await;
-            let (cpu_after, _) = meter.sample(&pids);
+            let (cpu_after, _) = meter.sample(&probes);
             let summary = stats(&run.records);
             let errors = summary.requests - summary.ok;
             let sut_cpu_s = (cpu_after - cpu_before).max(0.0);
@@ -92,13 +98,13 @@ struct PeakRss {
 }
 
 impl PeakRss {
-    fn start(pids: Vec<u32>) -> PeakRss {
+    fn start(probes: Vec<Probe>) -> PeakRss {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut meter = Meter::new();
             let mut peak: f64 = 0.0;
             loop {
-                peak = peak.max(meter.sample(&pids).1);
+                peak = peak.max(meter.sample(&probes).1);
                 tokio::select! {
                     _ = &mut stopped => return peak,
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}

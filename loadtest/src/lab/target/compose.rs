@@ -1,0 +1,926 @@
+//! The `compose` platform: the build as the containers of `docker-compose.yml` (one profile),
+//! deployed, broken and measured through the Docker engine, with the lab's front door on the
+//! host in front of the monolith's or the gateway's published port — the same hop the local
+//! target pays, so a rolling deploy of the public process can move traffic.
+//!
+//! How each operation is realized, and why:
+//! - start: `docker-compose --profile <build> up -d --no-build` under a project name of the
+//!   lab's own, with the public ports published on ephemeral loopback ports (an empty
+//!   `SHOPLAB_PORT`), so two runs never collide; every container is then held to the cores the
+//!   system under test is pinned to (`docker update --cpuset-cpus`), as the local target's
+//!   processes are.
+//! - readiness: the lab asks `GET /ready` of each container on its address in the project's
+//!   bridge network (the host routes to the networks it created). The engine's own health
+//!   check runs every 10 s, far too coarse to time a deploy by.
+//! - recreate: `up -d --no-deps --force-recreate <service>`: the engine stops the container
+//!   (SIGTERM, drain) and starts a new one.
+//! - rolling: `up -d --no-deps --no-recreate --scale <service>=2`, wait until the new
+//!   container is ready, move traffic, stop and remove the old one. Inside the build,
+//!   callers find a service by its compose DNS name, which names every container of the
+//!   service: the new one from its start, the old one until it is stopped. No caller is told
+//!   anything, as in a plain compose deployment; what that costs is what the lab measures.
+//! - kill: SIGKILL to the container's process (its host PID), a crash as the engine sees
+//!   it, so the restart policy (`unless-stopped`) brings it back; the lab watches it do so.
+//! - pause: `docker pause` / `unpause` (the freezer cgroup).
+//! - network cut: `docker network disconnect` every container of the service, reconnected
+//!   with its DNS alias at heal. Latency and resets need a proxy the compose file does not
+//!   have: not applicable here.
+//! - CPU limit: `docker update --cpus`, the compose file's own limit put back at heal.
+//! - CPU and memory: the engine's cgroup v1 accounting of each container (`cpuacct.usage`,
+//!   `memory.usage_in_bytes`: what `docker stats` reads), plus the front door's process.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use domain::Context;
+use serde::Deserialize;
+
+use super::{Injection, PlatformUndo, Probe, Restart, TargetSettings, Undo};
+use crate::lab::cgroup;
+use crate::supervisor::{Build, Component, FrontDoor, NetworkFault};
+
+/// How the lab reaches the Docker engine and which images it runs.
+#[derive(Clone, Debug)]
+pub struct ComposeSettings {
+    /// The compose command: `docker-compose` (v1) or `docker compose` (v2); found on PATH when
+    /// empty.
+    pub command: Vec<String>,
+    /// The compose file (default `docker-compose.yml` in the current folder).
+    pub file: PathBuf,
+    /// The image tag (`SHOPLAB_TAG`), as `deploy/docker/build-images.sh` built them.
+    pub tag: String,
+    /// The cores every container is held to (the system under test's; empty: any).
+    pub cpus: Vec<usize>,
+}
+
+impl Default for ComposeSettings {
+    fn default() -> ComposeSettings {
+        ComposeSettings {
+            command: Vec::new(),
+            file: PathBuf::from("docker-compose.yml"),
+            tag: "latest".to_owned(),
+            cpus: Vec::new(),
+        }
+    }
+}
+
+/// One build running as a compose project.
+pub struct Compose {
+    build: Build,
+    command: Vec<String>,
+    project: String,
+    /// The environment every compose call gets: tag, secrets, ports.
+    env: Vec<(String, String)>,
+    admin_token: String,
+    front_door: FrontDoor,
+    /// The monolith's or the gateway's published port, past the front door.
+    direct_url: String,
+    admin_url: String,
+    cpuset: Option<String>,
+    http: reqwest::Client,
+}
+
+/// An undo step of the compose platform.
+pub(crate) enum Restore {
+    /// Reconnect the container to the project network under its service's DNS name.
+    Reconnect { container: String, alias: String },
+    /// Give the container its CPU limit back (in nano-CPUs; 0 = none).
+    Cpus { container: String, nano_cpus: u64 },
+}
+
+/// How long a container may take to answer `/ready` after a start, a recreate or a restart.
+const READY_DEADLINE: Duration = Duration::from_secs(120);
+/// How long the lab waits for a release that will never be ready before it gives it up.
+const BAD_RELEASE_DEADLINE: Duration = Duration::from_secs(10);
+/// The pause between moving traffic off a container and stopping it, as on the local target.
+const DEREGISTRATION_DELAY: Duration = Duration::from_millis(250);
+/// How long a container gets to drain after SIGTERM (the compose file's `stop_grace_period`).
+const STOP_GRACE_S: u32 = 10;
+/// Any one docker or compose call.
+const CALL_DEADLINE: Duration = Duration::from_secs(180);
+
+impl Compose {
+    pub(super) async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Compose> {
+        let compose = &settings.compose;
+        let command = if compose.command.is_empty() {
+            default_command()
+        } else {
+            compose.command.clone()
+        };
+        let project = format!("shoplab-lab-{}-{build}", std::process::id());
+        let admin_token = hex::encode(rand::random::<[u8; 16]>());
+        let env = vec![
+            ("SHOPLAB_TAG".to_owned(), compose.tag.clone()),
+            ("SHOPLAB_ADMIN_TOKEN".to_owned(), admin_token.clone()),
+            (
+                "SHOPLAB_TOKEN_SECRET".to_owned(),
+                hex::encode(rand::random::<[u8; 24]>()),
+            ),
+            // Empty: the engine picks free loopback ports (`127.0.0.1::8080`).
+            ("SHOPLAB_PORT".to_owned(), String::new()),
+            ("SHOPLAB_ADMIN_PORT".to_owned(), String::new()),
+        ];
+        let mut command = command;
+        command.extend([
+            "--project-name".to_owned(),
+            project.clone(),
+            "--file".to_owned(),
+            compose.file.display().to_string(),
+            "--profile".to_owned(),
+            build.as_str().to_owned(),
+        ]);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let cpuset = (!compose.cpus.is_empty()).then(|| {
+            compose
+                .cpus
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let mut started = Partial {
+            command: command.clone(),
+            env: env.clone(),
+            up: false,
+        };
+        run(&command, &["up", "--detach", "--no-build"], &env)
+            .await
+            .with_context(|| format!("start the {build} build with compose"))?;
+        started.up = true;
+        let front = front_service(build);
+        let containers = project_containers(&project).await?;
+        for container in &containers {
+            wait_ready(&http, container, READY_DEADLINE).await?;
+            if let Some(cpuset) = &cpuset {
+                docker(&["update", "--cpuset-cpus", cpuset, &container.id]).await?;
+            }
+        }
+        let public = containers
+            .iter()
+            .find(|container| container.service == front)
+            .with_context(|| format!("the {build} build has no {front} container"))?;
+        let direct_url = public.published(8080)?;
+        let admin_url = match build {
+            Build::Monolith => direct_url.clone(),
+            Build::Micro => public.published(8081)?,
+        };
+        let front_door = FrontDoor::start(
+            &settings.program,
+            std::slice::from_ref(&direct_url),
+            &settings.env,
+            settings.forward_logs,
+        )
+        .await?;
+        started.up = false;
+        Ok(Compose {
+            build,
+            command,
+            project,
+            env,
+            admin_token,
+            front_door,
+            direct_url,
+            admin_url,
+            cpuset,
+            http,
+        })
+    }
+
+    pub(super) fn url(&self) -> &str {
+        self.front_door.url()
+    }
+
+    pub(super) fn direct_url(&self) -> &str {
+        &self.direct_url
+    }
+
+    pub(super) fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    pub(super) fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The catalog service is reached on its address in the project's network: the hop
+    /// ladder's service rung, as on the local target.
+    pub(super) async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+        let catalog = match self.build {
+            Build::Monolith => None,
+            Build::Micro => {
+                let container = self.first(Component::Service(Context::Catalog)).await?;
+                Some(format!("http://{}:8080", container.ip))
+            }
+        };
+        Ok((self.front_door.control_url().to_owned(), catalog))
+    }
+
+    /// Each running container by its cgroups, and the front door by its PID.
+    pub(super) async fn probes(&self) -> Vec<(Component, Probe)> {
+        let mut probes = vec![(Component::FrontDoor, Probe::Pid(self.front_door.pid()))];
+        let Ok(containers) = project_containers(&self.project).await else {
+            return probes;
+        };
+        for container in containers.iter().filter(|container| container.running) {
+            let (Ok(cpuacct), Ok(memory)) = (
+                cgroup::group_of(container.pid, "cpuacct"),
+                cgroup::group_of(container.pid, "memory"),
+            ) else {
+                continue;
+            };
+            let Some(component) = Component::parse(&container.service) else {
+                continue;
+            };
+            probes.push((
+                component,
+                Probe::Cgroup {
+                    cpuacct: cgroup_root("cpuacct").join(cpuacct.trim_start_matches('/')),
+                    memory: cgroup_root("memory").join(memory.trim_start_matches('/')),
+                },
+            ));
+        }
+        probes
+    }
+
+    /// Watches the engine's restart policy at work until `until`: a container seen not
+    /// running (or its restart count going up) and then ready again is one restart.
+    pub(super) async fn watch_restarts_until(&mut self, until: Instant) -> Vec<Restart> {
+        let mut restarts = Vec::new();
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        let mut down: BTreeMap<String, (String, Instant)> = BTreeMap::new();
+        while Instant::now() < until {
+            if let Ok(containers) = project_containers(&self.project).await {
+                for container in containers {
+                    let count = seen
+                        .entry(container.id.clone())
+                        .or_insert(container.restarts);
+                    let restarted = container.restarts > *count;
+                    *count = container.restarts;
+                    if (!container.running || restarted) && !down.contains_key(&container.id) {
+                        down.insert(
+                            container.id.clone(),
+                            (container.service.clone(), Instant::now()),
+                        );
+                    }
+                    if container.running
+                        && down.contains_key(&container.id)
+                        && is_ready(&self.http, &container).await
+                    {
+                        let (service, since) = down.remove(&container.id).expect("just checked");
+                        restarts.push(Restart {
+                            component: service,
+                            at: since,
+                            backoff_ms: 0,
+                            down_ms: since.elapsed().as_millis() as u64,
+                            error: None,
+                        });
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        restarts
+    }
+
+    /// Waits until every container of the project is running and ready; returns how many
+    /// were not when it started.
+    pub(super) async fn wait_all_healthy(&mut self) -> anyhow::Result<usize> {
+        let containers = project_containers(&self.project).await?;
+        let mut not_ready = 0;
+        for container in &containers {
+            if !(container.running && is_ready(&self.http, container).await) {
+                not_ready += 1;
+            }
+        }
+        let until = Instant::now() + READY_DEADLINE;
+        for container in containers {
+            let container = loop {
+                let now = inspect(&container.id).await?;
+                if now.running || Instant::now() >= until {
+                    break now;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            wait_ready(
+                &self.http,
+                &container,
+                until.saturating_duration_since(Instant::now()),
+            )
+            .await?;
+        }
+        self.follow_front().await?;
+        Ok(not_ready)
+    }
+
+    pub(super) async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+        let container = self.first(component).await?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(container.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .with_context(|| format!("kill -9 {} (pid {})", container.name, container.pid))
+    }
+
+    pub(super) async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        if paused {
+            let container = self.first(component).await?;
+            docker(&["pause", &container.id]).await.map(drop)
+        } else {
+            for container in self.of(component).await? {
+                if container.paused {
+                    docker(&["unpause", &container.id]).await?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    pub(super) async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+        let service = component.as_str();
+        run(
+            &self.command,
+            &[
+                "up",
+                "--detach",
+                "--no-deps",
+                "--no-build",
+                "--force-recreate",
+                service,
+            ],
+            &self.env,
+        )
+        .await?;
+        for container in self.of(component).await? {
+            self.settle(&container, READY_DEADLINE).await?;
+        }
+        self.follow_front().await
+    }
+
+    pub(super) async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        let old = self.of(component).await?;
+        let fresh = self.scale_up(component, old.len() + 1).await?;
+        if component.is_front() {
+            self.point_front_at(&fresh).await?;
+        }
+        tokio::time::sleep(DEREGISTRATION_DELAY).await;
+        for container in old {
+            docker(&["stop", "--time", &STOP_GRACE_S.to_string(), &container.id]).await?;
+            docker(&["rm", &container.id]).await?;
+        }
+        Ok(())
+    }
+
+    /// A release that cannot bind its address never gets ready; it is removed and the old
+    /// container, which never stopped serving, stays.
+    pub(super) async fn roll_bad_release(
+        &mut self,
+        component: Component,
+    ) -> anyhow::Result<String> {
+        let model = self.first(component).await?;
+        let spec = docker(&["inspect", &model.id]).await?;
+        let spec: Vec<Spec> = serde_json::from_str(&spec).context("read docker inspect")?;
+        let spec = spec
+            .into_iter()
+            .next()
+            .context("docker inspect answered nothing")?;
+        let name = format!("{}-{}-bad-release", self.project, component.as_str());
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--detach".into(),
+            "--name".into(),
+            name.clone(),
+            "--network".into(),
+            self.network(),
+            "--label".into(),
+            format!("com.docker.compose.project={}", self.project),
+        ];
+        for variable in &spec.config.env {
+            args.push("--env".into());
+            args.push(variable.clone());
+        }
+        args.push(spec.config.image.clone());
+        args.extend(spec.config.cmd.iter().flatten().cloned());
+        // The same defect as the local target's bad release: an address it cannot bind.
+        args.push("--bind=192.0.2.1".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let id = docker(&args).await?.trim().to_owned();
+        let started = Instant::now();
+        let why = loop {
+            let bad = inspect(&id).await?;
+            if !bad.running {
+                break format!("the new container exited ({})", bad.status);
+            }
+            if is_ready(&self.http, &bad).await {
+                let _ = docker(&["rm", "--force", &id]).await;
+                anyhow::bail!("the bad release of {component} became ready");
+            }
+            if started.elapsed() >= BAD_RELEASE_DEADLINE {
+                break format!("not ready within {BAD_RELEASE_DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let logs = docker_output(&["logs", "--tail", "3", &id]).await;
+        docker(&["rm", "--force", &id]).await?;
+        Ok(format!(
+            "{why}; rolled back; its last output: {}",
+            logs.trim()
+        ))
+    }
+
+    pub(super) async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        let count = self.of(component).await?.len() + 1;
+        let fresh = self.scale_up(component, count).await?;
+        if component.is_front() {
+            let mut all = Vec::new();
+            for container in self.of(component).await? {
+                all.push(container.published(8080)?);
+            }
+            self.front_door.set_backends(&all).await?;
+            drop(fresh);
+        }
+        Ok(count)
+    }
+
+    /// A network fault between the service and its callers: only a cut is realized here.
+    pub(super) async fn break_calls(
+        &mut self,
+        context: Context,
+        fault: NetworkFault,
+    ) -> anyhow::Result<Injection> {
+        if !matches!(fault, NetworkFault::Cut) {
+            return Ok(Injection::not_realized(format!(
+                "not applicable: {fault} needs a proxy on the link (tc netem is not in this \
+                 kernel, and the compose file has none); the local target has them"
+            )));
+        }
+        let network = self.network();
+        let mut undo = Vec::new();
+        for container in self.of(Component::Service(context)).await? {
+            docker(&["network", "disconnect", "--force", &network, &container.id]).await?;
+            undo.push(Undo::Platform(PlatformUndo::Compose(Restore::Reconnect {
+                container: container.id.clone(),
+                alias: container.service.clone(),
+            })));
+        }
+        Ok(Injection::applied(
+            format!("docker network disconnect: {context} left {network}"),
+            undo,
+        ))
+    }
+
+    /// Every container of `process` held to `cores` (`docker update --cpus`).
+    pub(super) async fn limit_cpu(
+        &mut self,
+        process: Component,
+        cores: f64,
+    ) -> anyhow::Result<Injection> {
+        let mut undo = Vec::new();
+        let mut names = Vec::new();
+        for container in self.of(process).await? {
+            docker(&["update", "--cpus", &cores.to_string(), &container.id]).await?;
+            names.push(container.name.clone());
+            undo.push(Undo::Platform(PlatformUndo::Compose(Restore::Cpus {
+                container: container.id.clone(),
+                nano_cpus: container.nano_cpus,
+            })));
+        }
+        Ok(Injection::applied(
+            format!("docker update --cpus {cores}: {}", names.join(", ")),
+            undo,
+        ))
+    }
+
+    pub(super) async fn undo(&mut self, undo: Restore) -> anyhow::Result<()> {
+        match undo {
+            Restore::Reconnect { container, alias } => {
+                let network = self.network();
+                docker(&[
+                    "network", "connect", "--alias", &alias, &network, &container,
+                ])
+                .await
+                .map(drop)
+            }
+            Restore::Cpus {
+                container,
+                nano_cpus,
+            } => {
+                let cpus = format!("{}", nano_cpus as f64 / 1e9);
+                docker(&["update", "--cpus", &cpus, &container])
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// Takes the project down, volumes and all, and stops the front door.
+    pub(super) async fn stop(self) -> anyhow::Result<()> {
+        let down = run(
+            &self.command,
+            &["down", "--volumes", "--remove-orphans", "--timeout", "10"],
+            &self.env,
+        )
+        .await;
+        // The bad release's container is the project's by label, not by compose.
+        let _ = remove_labelled(&self.project).await;
+        self.front_door.stop(Duration::from_secs(5)).await?;
+        down.map(drop)
+    }
+
+    /// `<project>_default`: the network compose made for the project.
+    fn network(&self) -> String {
+        format!("{}_default", self.project)
+    }
+
+    async fn of(&self, component: Component) -> anyhow::Result<Vec<Container>> {
+        let service = component.as_str();
+        Ok(project_containers(&self.project)
+            .await?
+            .into_iter()
+            .filter(|container| container.service == service)
+            .collect())
+    }
+
+    async fn first(&self, component: Component) -> anyhow::Result<Container> {
+        self.of(component)
+            .await?
+            .into_iter()
+            .find(|container| container.running)
+            .with_context(|| format!("no running {component} container"))
+    }
+
+    /// Scales the service up to `count` containers; returns the new ones, ready.
+    async fn scale_up(
+        &mut self,
+        component: Component,
+        count: usize,
+    ) -> anyhow::Result<Vec<Container>> {
+        let before: Vec<String> = self
+            .of(component)
+            .await?
+            .into_iter()
+            .map(|container| container.id)
+            .collect();
+        let service = component.as_str();
+        let scale = format!("{service}={count}");
+        run(
+            &self.command,
+            &[
+                "up",
+                "--detach",
+                "--no-deps",
+                "--no-build",
+                "--no-recreate",
+                "--scale",
+                &scale,
+                service,
+            ],
+            &self.env,
+        )
+        .await?;
+        let fresh: Vec<Container> = self
+            .of(component)
+            .await?
+            .into_iter()
+            .filter(|container| !before.contains(&container.id))
+            .collect();
+        anyhow::ensure!(
+            !fresh.is_empty(),
+            "scaling {service} to {count} started nothing"
+        );
+        for container in &fresh {
+            self.settle(container, READY_DEADLINE).await?;
+        }
+        Ok(fresh)
+    }
+
+    /// Waits until a new container is ready and holds it to the shop's cores.
+    async fn settle(&self, container: &Container, deadline: Duration) -> anyhow::Result<()> {
+        wait_ready(&self.http, container, deadline).await?;
+        if let Some(cpuset) = &self.cpuset {
+            docker(&["update", "--cpuset-cpus", cpuset, &container.id]).await?;
+        }
+        Ok(())
+    }
+
+    /// The front door sends everything to these containers from now on.
+    async fn point_front_at(&mut self, containers: &[Container]) -> anyhow::Result<()> {
+        let mut backends = Vec::new();
+        for container in containers {
+            backends.push(container.published(8080)?);
+        }
+        self.front_door.set_backends(&backends).await?;
+        let first = containers.first().context("no container to point at")?;
+        self.direct_url = first.published(8080)?;
+        self.admin_url = match self.build {
+            Build::Monolith => self.direct_url.clone(),
+            Build::Micro => first.published(8081)?,
+        };
+        Ok(())
+    }
+
+    /// After the public container changed (a recreate, a restart), the front door and the
+    /// lab's own URLs follow its published ports.
+    async fn follow_front(&mut self) -> anyhow::Result<()> {
+        let front = Component::parse(front_service(self.build)).context("a front component")?;
+        let running: Vec<Container> = self
+            .of(front)
+            .await?
+            .into_iter()
+            .filter(|container| container.running)
+            .collect();
+        self.point_front_at(&running).await
+    }
+}
+
+/// What `docker inspect` says of one container, as far as the lab needs it.
+#[derive(Clone, Debug)]
+struct Container {
+    id: String,
+    name: String,
+    service: String,
+    pid: u32,
+    running: bool,
+    paused: bool,
+    status: String,
+    restarts: u64,
+    /// Its address in the project's network (empty while disconnected or stopped).
+    ip: String,
+    ports: BTreeMap<String, Option<Vec<PortBinding>>>,
+    nano_cpus: u64,
+}
+
+impl Container {
+    /// `http://127.0.0.1:<host port>` of a published container port.
+    fn published(&self, port: u16) -> anyhow::Result<String> {
+        let binding = self
+            .ports
+            .get(&format!("{port}/tcp"))
+            .and_then(|bindings| bindings.as_ref())
+            .and_then(|bindings| bindings.first())
+            .with_context(|| format!("{} publishes no port {port}", self.name))?;
+        Ok(format!("http://127.0.0.1:{}", binding.host_port))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PortBinding {
+    host_port: String,
+}
+
+/// The part of `docker inspect`'s answer the lab reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Spec {
+    id: String,
+    name: String,
+    state: SpecState,
+    restart_count: u64,
+    config: SpecConfig,
+    host_config: SpecHostConfig,
+    network_settings: SpecNetworks,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SpecState {
+    status: String,
+    running: bool,
+    paused: bool,
+    pid: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SpecConfig {
+    image: String,
+    #[serde(default)]
+    env: Vec<String>,
+    cmd: Option<Vec<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SpecHostConfig {
+    nano_cpus: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SpecNetworks {
+    #[serde(default)]
+    ports: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    #[serde(default)]
+    networks: BTreeMap<String, SpecNetwork>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SpecNetwork {
+    #[serde(rename = "IPAddress")]
+    ip_address: String,
+}
+
+impl From<Spec> for Container {
+    fn from(spec: Spec) -> Container {
+        let service = spec
+            .config
+            .labels
+            .get("com.docker.compose.service")
+            .cloned()
+            .unwrap_or_default();
+        Container {
+            id: spec.id,
+            name: spec.name.trim_start_matches('/').to_owned(),
+            service,
+            pid: spec.state.pid,
+            running: spec.state.running && !spec.state.paused,
+            paused: spec.state.paused,
+            status: spec.state.status,
+            restarts: spec.restart_count,
+            ip: spec
+                .network_settings
+                .networks
+                .values()
+                .map(|network| network.ip_address.clone())
+                .find(|ip| !ip.is_empty())
+                .unwrap_or_default(),
+            ports: spec.network_settings.ports.unwrap_or_default(),
+            nano_cpus: spec.host_config.nano_cpus,
+        }
+    }
+}
+
+/// What a failed start leaves running is taken down again.
+struct Partial {
+    command: Vec<String>,
+    env: Vec<(String, String)>,
+    up: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if self.up {
+            let _ = std::process::Command::new(&self.command[0])
+                .args(&self.command[1..])
+                .args(["down", "--volumes", "--timeout", "5"])
+                .envs(self.env.iter().map(|(name, value)| (name, value)))
+                .output();
+        }
+    }
+}
+
+fn front_service(build: Build) -> &'static str {
+    match build {
+        Build::Monolith => "monolith",
+        Build::Micro => "gateway",
+    }
+}
+
+/// `docker-compose` (Compose v1, Debian's) when it is on PATH, else `docker compose` (v2).
+fn default_command() -> Vec<String> {
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|folder| folder.join("docker-compose").is_file())
+    });
+    if on_path {
+        vec!["docker-compose".to_owned()]
+    } else {
+        vec!["docker".to_owned(), "compose".to_owned()]
+    }
+}
+
+fn cgroup_root(controller: &str) -> PathBuf {
+    // cgroup v1 mounts cpuacct together with cpu on Debian (`cpu,cpuacct`).
+    let joined = PathBuf::from("/sys/fs/cgroup/cpu,cpuacct");
+    if controller == "cpuacct" && joined.is_dir() {
+        return joined;
+    }
+    PathBuf::from("/sys/fs/cgroup").join(controller)
+}
+
+/// Every container of the project, stopped ones included.
+async fn project_containers(project: &str) -> anyhow::Result<Vec<Container>> {
+    let label = format!("label=com.docker.compose.project={project}");
+    let ids = docker(&["ps", "--all", "--quiet", "--no-trunc", "--filter", &label]).await?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec!["inspect"];
+    args.extend(ids);
+    let specs: Vec<Spec> =
+        serde_json::from_str(&docker(&args).await?).context("read docker inspect")?;
+    let mut containers: Vec<Container> = specs.into_iter().map(Container::from).collect();
+    // Bad releases carry the project's label but no service: not the build's.
+    containers.retain(|container| !container.service.is_empty());
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(containers)
+}
+
+async fn inspect(id: &str) -> anyhow::Result<Container> {
+    let specs: Vec<Spec> =
+        serde_json::from_str(&docker(&["inspect", id]).await?).context("read docker inspect")?;
+    specs
+        .into_iter()
+        .next()
+        .map(Container::from)
+        .with_context(|| format!("no container {id}"))
+}
+
+async fn remove_labelled(project: &str) -> anyhow::Result<()> {
+    let label = format!("label=com.docker.compose.project={project}");
+    let ids = docker(&["ps", "--all", "--quiet", "--filter", &label]).await?;
+    for id in ids.split_whitespace() {
+        docker(&["rm", "--force", id]).await?;
+    }
+    Ok(())
+}
+
+async fn is_ready(http: &reqwest::Client, container: &Container) -> bool {
+    if container.ip.is_empty() {
+        return false;
+    }
+    http.get(format!("http://{}:8080/ready", container.ip))
+        .send()
+        .await
+        .is_ok_and(|response| response.status().is_success())
+}
+
+/// Polls the container's `/ready` (re-reading its address, which it gets once it runs).
+async fn wait_ready(
+    http: &reqwest::Client,
+    container: &Container,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + deadline;
+    loop {
+        let now = inspect(&container.id).await?;
+        if now.running && is_ready(http, &now).await {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            let logs = docker_output(&["logs", "--tail", "20", &container.id]).await;
+            anyhow::bail!(
+                "{} ({}) not ready within {deadline:?}; its last output:\n{logs}",
+                container.name,
+                now.status
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn docker(args: &[&str]) -> anyhow::Result<String> {
+    run(&["docker".to_owned()], args, &[]).await
+}
+
+/// stdout and stderr of a docker call, whatever it answered (for error messages).
+async fn docker_output(args: &[&str]) -> String {
+    match tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+    {
+        Ok(output) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => format!("(docker {}: {error})", args.join(" ")),
+    }
+}
+
+/// Runs `command args`, bounded by [`CALL_DEADLINE`]; its stdout, or its stderr in the error.
+async fn run(
+    command: &[String],
+    args: &[&str],
+    env: &[(String, String)],
+) -> anyhow::Result<String> {
+    let shown = format!("{} {}", command.join(" "), args.join(" "));
+    let output = tokio::time::timeout(
+        CALL_DEADLINE,
+        tokio::process::Command::new(&command[0])
+            .args(&command[1..])
+            .args(args)
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .with_context(|| format!("{shown}: no answer within {CALL_DEADLINE:?}"))?
+    .with_context(|| format!("run {shown}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{shown} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
