@@ -132,7 +132,10 @@ fn every_deployment_is_probed_on_ready_and_health_and_rolls_one_pod_at_a_time() 
         .expect("compose healthcheck url has a port and a path");
     let port: i64 = port.parse().expect("compose healthcheck port");
     let grace = text(&compose["x-shop"]["stop_grace_period"]);
-    let grace_s: i64 = grace.trim_end_matches('s').parse().expect("stop_grace_period");
+    let grace_s: i64 = grace
+        .trim_end_matches('s')
+        .parse()
+        .expect("stop_grace_period");
 
     let deregistration_delay = lab_deregistration_delay();
     let drain = Duration::from_millis(api::Settings::default().shutdown_drain_ms);
@@ -241,7 +244,10 @@ fn every_service_is_named_as_in_compose_and_selects_a_deployment_on_a_port_it_se
         let resources = overlay(build);
         let services = of_kind(&resources, "Service");
         assert_eq!(
-            services.iter().map(|service| service.name()).collect::<BTreeSet<_>>(),
+            services
+                .iter()
+                .map(|service| service.name())
+                .collect::<BTreeSet<_>>(),
             compose_services(build)
                 .keys()
                 .map(String::as_str)
@@ -256,8 +262,9 @@ fn every_service_is_named_as_in_compose_and_selects_a_deployment_on_a_port_it_se
             let selected: Vec<_> = deployments
                 .iter()
                 .filter(|deployment| {
-                    let labels =
-                        mapping_strings(&deployment.value["spec"]["template"]["metadata"]["labels"]);
+                    let labels = mapping_strings(
+                        &deployment.value["spec"]["template"]["metadata"]["labels"],
+                    );
                     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
                 })
                 .collect();
@@ -276,7 +283,11 @@ fn every_service_is_named_as_in_compose_and_selects_a_deployment_on_a_port_it_se
         for deployment in &deployments {
             for volume in seq(&deployment.value["spec"]["template"]["spec"]["volumes"]) {
                 if let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() {
-                    assert!(claims.contains(claim), "{}: claim {claim}", deployment.name());
+                    assert!(
+                        claims.contains(claim),
+                        "{}: claim {claim}",
+                        deployment.name()
+                    );
                     let access = strings(&claimed(&resources, claim)["spec"]["accessModes"]);
                     assert_eq!(access, ["ReadWriteOnce"], "{claim}");
                 }
@@ -335,8 +346,10 @@ fn the_load_jobs_run_shoplab_load_against_their_builds_front_service() {
         // The arguments are the `shoplab` command line's: parse them as it does.
         let args = strings(&container["args"]);
         assert_eq!(args.first().map(String::as_str), Some("load"), "{build}");
-        shoplab::cli::Cli::try_parse_from(std::iter::once("shoplab".to_owned()).chain(args.clone()))
-            .unwrap_or_else(|error| panic!("{build}: the load Job's args: {error}"));
+        shoplab::cli::Cli::try_parse_from(
+            std::iter::once("shoplab".to_owned()).chain(args.clone()),
+        )
+        .unwrap_or_else(|error| panic!("{build}: the load Job's args: {error}"));
 
         // The front is the compose service that publishes the shop's port; the Job reaches
         // its Service by name on 8080.
@@ -455,7 +468,11 @@ fn kustomize(dir: &Path) -> Vec<Resource> {
             "{}",
             file.display()
         );
-        assert!(entry.get("includeTemplates").is_none(), "{}", file.display());
+        assert!(
+            entry.get("includeTemplates").is_none(),
+            "{}",
+            file.display()
+        );
         labels.extend(mapping_strings(&entry["pairs"]));
     }
     for resource in &mut resources {
@@ -486,8 +503,12 @@ fn yaml_files(dir: &Path, files: &mut BTreeSet<PathBuf>) {
         let path = entry.expect("entry").path();
         if path.is_dir() {
             yaml_files(&path, files);
-        } else if path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml")
-            && path.file_name().is_some_and(|name| name != "kustomization.yaml")
+        } else if path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+            && path
+                .file_name()
+                .is_some_and(|name| name != "kustomization.yaml")
         {
             files.insert(path.canonicalize().expect("canonical path"));
         }
@@ -653,7 +674,10 @@ fn seq(value: &Value) -> &[Value] {
 
 /// A sequence of strings; absent is empty.
 fn strings(value: &Value) -> Vec<String> {
-    seq(value).iter().map(|item| text(item).to_owned()).collect()
+    seq(value)
+        .iter()
+        .map(|item| text(item).to_owned())
+        .collect()
 }
 
 fn strings_at(value: &Value, key: &str) -> Vec<String> {
