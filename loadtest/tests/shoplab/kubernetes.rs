@@ -12,6 +12,8 @@ use clap::Parser as _;
 use serde::Deserialize as _;
 use serde_yaml_ng::Value;
 
+mod target; // the lab's kubernetes target through a fake kubectl that records its commands
+
 /// The two builds: the overlay's name and the compose profile's are the same.
 const BUILDS: [&str; 2] = ["monolith", "micro"];
 

@@ -558,9 +558,14 @@ impl Kubectl {
         Ok(deployment.spec.replicas)
     }
 
-    /// The pods of one Deployment (its pods carry `app=<name>`).
+    /// The pods of one Deployment (its pods carry `app=<name>`; checked here too, so a
+    /// kill can never hit another component's pod).
     pub async fn pods(&self, deployment: &str) -> anyhow::Result<Vec<Pod>> {
-        self.pods_selected(&format!("app={deployment}")).await
+        let pods = self.pods_selected(&format!("app={deployment}")).await?;
+        Ok(pods
+            .into_iter()
+            .filter(|pod| pod.metadata.labels.get("app").map(String::as_str) == Some(deployment))
+            .collect())
     }
 
     /// The pods of these Deployments, in one call.
