@@ -282,21 +282,22 @@ impl Compose {
                     if (restarted || !container.running) && !down.contains_key(&container.id) {
                         down.insert(container.id.clone(), exited_at(&container));
                     }
-                    if container.running && is_ready(&self.http, &container).await {
-                        if let Some(since) = down.remove(&container.id) {
-                            // A restarted container gets new ephemeral host ports: the front
-                            // door must follow, or it would keep sending to the old ones.
-                            if container.service == front_service(self.build) {
-                                let _ = self.follow_front().await;
-                            }
-                            restarts.push(Restart {
-                                component: container.service.clone(),
-                                at: since,
-                                backoff_ms: 0,
-                                down_ms: since.elapsed().as_millis() as u64,
-                                error: None,
-                            });
+                    let back = down.contains_key(&container.id)
+                        && container.running
+                        && is_ready(&self.http, &container).await;
+                    if let Some(since) = back.then(|| down.remove(&container.id)).flatten() {
+                        // A restarted container gets new ephemeral host ports: the front door
+                        // must follow, or it would keep sending to the old ones.
+                        if container.service == front_service(self.build) {
+                            let _ = self.follow_front().await;
                         }
+                        restarts.push(Restart {
+                            component: container.service.clone(),
+                            at: since,
+                            backoff_ms: 0,
+                            down_ms: since.elapsed().as_millis() as u64,
+                            error: None,
+                        });
                     }
                 }
             }
