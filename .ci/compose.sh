@@ -5,8 +5,14 @@
 # down. Whatever this script started — containers, networks, volumes, images, the daemon —
 # it removes or stops on the way out, failed or not; a daemon it found running it leaves be.
 #
-# Everything it creates carries its own names (compose project shoplab-ci-<pid>, image tag
-# ci-<pid>), so it touches no one else's containers or images on a shared daemon.
+# Then the lab's compose target: one short experiment of each kind that needs real containers
+# (`shoplab compare --target compose --quick --experiments deploy,faults`: rolling and recreate
+# deploys of every component, a rollback, a storm, and kills under load, invariants checked
+# after each), on both builds.
+#
+# Everything it creates carries its own names (compose projects shoplab-ci-<pid> and
+# shoplab-ci-<pid>-lab-*, image tag ci-<pid>), so it touches no one else's containers or images
+# on a shared daemon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,11 +49,15 @@ cleanup() {
     phase "cleanup"
     "${compose[@]}" --profile monolith --profile micro down --volumes --remove-orphans \
       --timeout 10 >/dev/null 2>&1
-    # Whatever `down` could not remove (a failed `up` can leave a half-made project).
-    local label="label=com.docker.compose.project=$project"
-    docker ps -aq --filter "$label" | xargs -r docker rm -f >/dev/null
-    docker network ls -q --filter "$label" | xargs -r docker network rm >/dev/null
-    docker volume ls -q --filter "$label" | xargs -r docker volume rm >/dev/null
+    # Whatever `down` could not remove (a failed `up` can leave a half-made project), and what
+    # an interrupted lab run left (it takes its own projects down when it ends normally).
+    local name label
+    for name in "$project" "$project-lab-monolith" "$project-lab-micro"; do
+      label="label=com.docker.compose.project=$name"
+      docker ps -aq --filter "$label" | xargs -r docker rm -f >/dev/null
+      docker network ls -q --filter "$label" | xargs -r docker network rm >/dev/null
+      docker volume ls -q --filter "$label" | xargs -r docker volume rm >/dev/null
+    done
     for image in "${images[@]}"; do
       docker image rm "shoplab/$image:$SHOPLAB_TAG" >/dev/null 2>&1
     done
@@ -233,3 +243,20 @@ if [[ "${totals[monolith]}" != "${totals[micro]}" ]]; then
   echo "unequal limits: monolith ${totals[monolith]}, micro ${totals[micro]}" >&2
   exit 1
 fi
+
+# The lab on real containers: deploys and kills under load on both builds, the invariants
+# checked after each (compare exits non-zero when one is violated). The test profile's
+# binary, as CI's other lab run: what is checked here is what the containers did.
+phase "the lab's compose target: its tests on real containers"
+started=$SECONDS
+SHOPLAB_TEST_COMPOSE_TAG="$SHOPLAB_TAG" cargo test -p shoplab --test shoplab compose::
+took "$started" "compose target tests"
+
+phase "the lab's compose target: deploys and faults under load, both builds"
+started=$SECONDS
+cargo run -p shoplab -- compare --target compose --quick --experiments deploy,faults \
+  --image-tag "$SHOPLAB_TAG" --compose-project "$project-lab" --out "$work/compose-run"
+grep -q '"target": *"compose"' "$work/compose-run/results.json"
+test -s "$work/compose-run/report.html"
+took "$started" "compose target: deploy + faults, both builds"
+

@@ -35,6 +35,10 @@ pub struct CompareArgs {
     /// compose: the images' tag (`shoplab/<name>:<tag>`, as build-images.sh tagged them).
     #[arg(long, default_value = "latest", env = "SHOPLAB_TAG")]
     pub image_tag: String,
+    /// compose: the projects' name prefix (default `shoplab-lab-<pid>`); the run uses
+    /// `<prefix>-monolith` and `<prefix>-micro` and takes both down at the end.
+    #[arg(long, value_name = "NAME")]
+    pub compose_project: Option<String>,
     /// `sqlite` (files in a temporary folder) or a PostgreSQL server
     /// (`postgres://user@host:port`; databases `shoplab_*` are created and reset).
     #[arg(long, default_value = "sqlite")]
@@ -115,6 +119,22 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         cpu_cores: args.process_cpu,
         memory_mib: args.process_memory,
     };
+    // The container platforms take their limits and databases from their own files
+    // (docker-compose.yml, deploy/kubernetes/): a flag the run would silently ignore is
+    // refused instead.
+    if args.target != Platform::Local {
+        anyhow::ensure!(
+            asked.is_none(),
+            "--process-cpu and --process-memory hold the local target's processes; on \
+             --target {} each container's limits come from its own file",
+            args.target.as_str()
+        );
+        anyhow::ensure!(
+            postgres.is_none(),
+            "--db postgres://... is the local target's; the containers' PostgreSQL variant \
+             is deploy/docker/postgres.yml"
+        );
+    }
     // Limits this machine cannot enforce are recorded as such, and the run goes on without
     // them rather than measuring something other than what it says.
     let unavailable = asked
@@ -142,6 +162,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
             file: args.compose_file.clone(),
             tag: args.image_tag.clone(),
             cpus: pinning.sut_cpus.clone(),
+            project: args.compose_project.clone(),
         },
         kubernetes: Default::default(),
     };

@@ -4,6 +4,7 @@
 mod architecture;
 mod check; // the invariant checker: crafted snapshots per invariant, and `shoplab check` end to end
 mod command;
+mod compose; // the compose target on real containers (needs the images; .ci/compose.sh runs it)
 mod deployment;
 mod faults;
 mod kubernetes; // deploy/kubernetes held to docker-compose.yml, and the kubernetes target through a fake kubectl

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::lab::analysis::{Timeline, stats, timeline, window};
 use crate::lab::load;
+use crate::lab::target::Platform;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Deploy {
@@ -64,15 +65,21 @@ const GAP: Duration = Duration::from_millis(250);
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
     let profile = experiment.profile;
     let components = experiment.target.components();
-    // Enough load for every deploy at its usual pace (a recreate's restart and settle, a
-    // roll's, a rollback's start deadline, a storm's back-to-back rolls): Goose cannot be
-    // stopped early, so the estimate is the experiment's length. A deploy that still ends
-    // after the load is marked as not measured rather than counted as clean.
-    let duration = Duration::from_secs(2)
+    // The load's ceiling: every deploy at its usual pace on the local target (a recreate's
+    // restart and settle, a roll's, a rollback's start deadline, a storm's back-to-back
+    // rolls). The load ends as soon as the deploys are done; a deploy that still ends after
+    // the ceiling is marked as not measured rather than counted as clean. A container
+    // platform's deploys go through the engine (a compose call, a container's start, a
+    // stop grace), measured at several seconds each, so its ceiling is far higher.
+    let local_pace = Duration::from_secs(2)
         + Duration::from_millis(1800) * components.len() as u32
         + Duration::from_millis(900) * components.len() as u32
         + Duration::from_millis(2500)
         + Duration::from_millis(500) * profile.storm as u32;
+    let duration = match experiment.target.platform() {
+        Platform::Local => local_pace,
+        Platform::Compose | Platform::Kubernetes => local_pace * 12,
+    };
     experiment.step(&format!(
         "{} deploys then a storm of {} under {} users",
         components.len() * 2 + 1,

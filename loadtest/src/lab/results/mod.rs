@@ -46,8 +46,9 @@ impl Results {
     /// on CPU [0]; database: sqlite` — how the run was made, in one line.
     pub fn headline(&self) -> String {
         format!(
-            "{} profile, {:.0} s, on {} cores ({}); the load generator on CPU {:?}, the shop on CPU {:?}; database: {}",
+            "{} profile on the {} target, {:.0} s, on {} cores ({}); the load generator on CPU {:?}, the shop on CPU {:?}; database: {}",
             self.profile.name,
+            self.settings.target,
             self.duration_s,
             self.environment.cores,
             self.environment.cpu_model,

@@ -53,6 +53,17 @@ pub struct ComposeSettings {
     pub tag: String,
     /// The cores every container is held to (the system under test's; empty: any).
     pub cpus: Vec<usize>,
+    /// The compose projects' names start with this (then `-monolith` or `-micro`); default
+    /// `shoplab-lab-<pid>`, so concurrent runs on one engine never share containers.
+    pub project: Option<String>,
+}
+
+impl ComposeSettings {
+    fn project_prefix(&self) -> String {
+        self.project
+            .clone()
+            .unwrap_or_else(|| format!("shoplab-lab-{}", std::process::id()))
+    }
 }
 
 impl Default for ComposeSettings {
@@ -62,6 +73,7 @@ impl Default for ComposeSettings {
             file: PathBuf::from("docker-compose.yml"),
             tag: "latest".to_owned(),
             cpus: Vec::new(),
+            project: None,
         }
     }
 }
@@ -79,7 +91,10 @@ pub struct Compose {
     direct_url: String,
     admin_url: String,
     cpuset: Option<String>,
+    /// Each container's restart count when the lab last looked (see `watch_restarts_until`).
+    restart_counts: BTreeMap<String, u64>,
     http: reqwest::Client,
+    teardown: Teardown,
 }
 
 /// An undo step of the compose platform.
@@ -109,7 +124,7 @@ impl Compose {
         } else {
             compose.command.clone()
         };
-        let project = format!("shoplab-lab-{}-{build}", std::process::id());
+        let project = format!("{}-{build}", compose.project_prefix());
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
         let env = vec![
             ("SHOPLAB_TAG".to_owned(), compose.tag.clone()),
@@ -142,15 +157,17 @@ impl Compose {
                 .collect::<Vec<_>>()
                 .join(",")
         });
-        let mut started = Partial {
+        // From here on, a failed start takes down what it made (a failed `up` can leave a
+        // half-made project behind), and so does a target dropped without `stop` (a failed
+        // test, a panic).
+        let teardown = Teardown {
             command: command.clone(),
             env: env.clone(),
-            up: false,
+            armed: true,
         };
         run(&command, &["up", "--detach", "--no-build"], &env)
             .await
             .with_context(|| format!("start the {build} build with compose"))?;
-        started.up = true;
         let front = front_service(build);
         let containers = project_containers(&project).await?;
         for container in &containers {
@@ -175,8 +192,7 @@ impl Compose {
             settings.forward_logs,
         )
         .await?;
-        started.up = false;
-        Ok(Compose {
+        let mut compose = Compose {
             build,
             command,
             project,
@@ -186,8 +202,12 @@ impl Compose {
             direct_url,
             admin_url,
             cpuset,
+            restart_counts: BTreeMap::new(),
             http,
-        })
+            teardown,
+        };
+        compose.note_restart_counts().await?;
+        Ok(compose)
     }
 
     pub(super) fn url(&self) -> &str {
@@ -246,33 +266,33 @@ impl Compose {
         probes
     }
 
-    /// Watches the engine's restart policy at work until `until`: a container seen not
-    /// running (or its restart count going up) and then ready again is one restart.
+    /// Watches the engine's restart policy at work until `until`: a container whose process
+    /// exited (its restart count went up, or it is not running) is one restart once it is
+    /// ready again; it was down from the exit the engine recorded until then.
     pub(super) async fn watch_restarts_until(&mut self, until: Instant) -> Vec<Restart> {
         let mut restarts = Vec::new();
-        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
-        let mut down: BTreeMap<String, (String, Instant)> = BTreeMap::new();
+        let mut down: BTreeMap<String, Instant> = BTreeMap::new();
         while Instant::now() < until {
             if let Ok(containers) = project_containers(&self.project).await {
                 for container in containers {
-                    let count = seen
-                        .entry(container.id.clone())
-                        .or_insert(container.restarts);
-                    let restarted = container.restarts > *count;
-                    *count = container.restarts;
-                    if (!container.running || restarted) && !down.contains_key(&container.id) {
-                        down.insert(
-                            container.id.clone(),
-                            (container.service.clone(), Instant::now()),
-                        );
+                    let known = self.restart_counts.get(&container.id).copied();
+                    let restarted = known.is_some_and(|count| container.restarts > count);
+                    self.restart_counts
+                        .insert(container.id.clone(), container.restarts);
+                    if (restarted || !container.running) && !down.contains_key(&container.id) {
+                        down.insert(container.id.clone(), exited_at(&container));
                     }
-                    if container.running
-                        && down.contains_key(&container.id)
-                        && is_ready(&self.http, &container).await
-                    {
-                        let (service, since) = down.remove(&container.id).expect("just checked");
+                    let back = down.contains_key(&container.id)
+                        && container.running
+                        && is_ready(&self.http, &container).await;
+                    if let Some(since) = back.then(|| down.remove(&container.id)).flatten() {
+                        // A restarted container gets new ephemeral host ports: the front door
+                        // must follow, or it would keep sending to the old ones.
+                        if container.service == front_service(self.build) {
+                            let _ = self.follow_front().await;
+                        }
                         restarts.push(Restart {
-                            component: service,
+                            component: container.service.clone(),
                             at: since,
                             backoff_ms: 0,
                             down_ms: since.elapsed().as_millis() as u64,
@@ -284,6 +304,15 @@ impl Compose {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         restarts
+    }
+
+    /// Remembers every container's restart count, so the next watch sees restarts that
+    /// happen before its first look.
+    async fn note_restart_counts(&mut self) -> anyhow::Result<()> {
+        for container in project_containers(&self.project).await? {
+            self.restart_counts.insert(container.id, container.restarts);
+        }
+        Ok(())
     }
 
     /// Waits until every container of the project is running and ready; returns how many
@@ -313,6 +342,7 @@ impl Compose {
             .await?;
         }
         self.follow_front().await?;
+        self.note_restart_counts().await?;
         Ok(not_ready)
     }
 
@@ -517,7 +547,7 @@ impl Compose {
     }
 
     /// Takes the project down, volumes and all, and stops the front door.
-    pub(super) async fn stop(self) -> anyhow::Result<()> {
+    pub(super) async fn stop(mut self) -> anyhow::Result<()> {
         let down = run(
             &self.command,
             &["down", "--volumes", "--remove-orphans", "--timeout", "10"],
@@ -526,6 +556,7 @@ impl Compose {
         .await;
         // The bad release's container is the project's by label, not by compose.
         let _ = remove_labelled(&self.project).await;
+        self.teardown.armed = down.is_err();
         self.front_door.stop(Duration::from_secs(5)).await?;
         down.map(drop)
     }
@@ -647,6 +678,8 @@ struct Container {
     paused: bool,
     status: String,
     restarts: u64,
+    /// When its process last exited, by the engine's clock (`None`: never).
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Its address in the project's network (empty while disconnected or stopped).
     ip: String,
     ports: BTreeMap<String, Option<Vec<PortBinding>>>,
@@ -689,6 +722,7 @@ struct Spec {
 #[serde(rename_all = "PascalCase")]
 struct SpecState {
     status: String,
+    finished_at: String,
     running: bool,
     paused: bool,
     pid: u32,
@@ -744,6 +778,11 @@ impl From<Spec> for Container {
             paused: spec.state.paused,
             status: spec.state.status,
             restarts: spec.restart_count,
+            // The engine writes `0001-01-01T00:00:00Z` for a process that never exited.
+            finished_at: chrono::DateTime::parse_from_rfc3339(&spec.state.finished_at)
+                .ok()
+                .map(|at| at.with_timezone(&chrono::Utc))
+                .filter(|at| at.timestamp() > 0),
             ip: spec
                 .network_settings
                 .networks
@@ -757,16 +796,17 @@ impl From<Spec> for Container {
     }
 }
 
-/// What a failed start leaves running is taken down again.
-struct Partial {
+/// Takes the project down when dropped while armed: what a failed start, or a target
+/// dropped without `stop`, leaves running. A blocking call, as a drop must be.
+struct Teardown {
     command: Vec<String>,
     env: Vec<(String, String)>,
-    up: bool,
+    armed: bool,
 }
 
-impl Drop for Partial {
+impl Drop for Teardown {
     fn drop(&mut self) {
-        if self.up {
+        if self.armed {
             let _ = std::process::Command::new(&self.command[0])
                 .args(&self.command[1..])
                 .args(["down", "--volumes", "--timeout", "5"])
@@ -774,6 +814,16 @@ impl Drop for Partial {
                 .output();
         }
     }
+}
+
+/// The moment the container's process last exited, on this process's clock; now when the
+/// engine has not recorded it.
+fn exited_at(container: &Container) -> Instant {
+    let ago = container
+        .finished_at
+        .and_then(|at| (chrono::Utc::now() - at).to_std().ok())
+        .unwrap_or_default();
+    Instant::now().checked_sub(ago).unwrap_or_else(Instant::now)
 }
 
 fn front_service(build: Build) -> &'static str {

@@ -1,0 +1,218 @@
+//! The compose target on real containers: the engine's restart policy after a kill, a
+//! rolling deploy that replaces a container, a CPU limit put on and lifted, a network cut
+//! that the product page absorbs, and nothing left behind.
+//!
+//! They need a Docker engine and the images: `.ci/compose.sh` builds them and runs these
+//! with `SHOPLAB_TEST_COMPOSE_TAG=<tag>`. Without it each test says so and passes, as the
+//! PostgreSQL variants do without their server: a fresh machine with only Rust has no engine.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use domain::Context;
+use serde_json::Value;
+use shoplab::lab::target::compose::ComposeSettings;
+use shoplab::lab::target::{Platform, Target, TargetSettings};
+use shoplab::supervisor::{Build, Component, NetworkFault};
+
+use crate::support::{SEED, answer, eventually, target_settings};
+
+/// The compose target's settings for one test, or `None` (said on stderr) without an engine.
+fn compose_settings(test: &str) -> Option<TargetSettings> {
+    let Ok(tag) = std::env::var("SHOPLAB_TEST_COMPOSE_TAG") else {
+        eprintln!("{test}: skipped, SHOPLAB_TEST_COMPOSE_TAG is not set (no images to run)");
+        return None;
+    };
+    Some(TargetSettings {
+        platform: Platform::Compose,
+        compose: ComposeSettings {
+            file: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docker-compose.yml"),
+            tag,
+            project: Some(project_prefix(test)),
+            ..ComposeSettings::default()
+        },
+        ..target_settings()
+    })
+}
+
+fn project_prefix(test: &str) -> String {
+    format!("shoplab-test-{}-{test}", std::process::id())
+}
+
+/// The project's containers (`docker ps -a` by the project's label): id and service.
+fn containers(project: &str) -> Vec<(String, String)> {
+    let output = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "--all",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--format",
+            "{{.ID}} {{.Label \"com.docker.compose.service\"}}",
+        ])
+        .output()
+        .expect("docker runs");
+    assert!(output.status.success(), "docker ps failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(id, service)| (id.to_owned(), service.to_owned()))
+        .collect()
+}
+
+fn inspect(id: &str, format: &str) -> String {
+    let output = std::process::Command::new("docker")
+        .args(["inspect", "--format", format, id])
+        .output()
+        .expect("docker runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+async fn started(build: Build, settings: &TargetSettings) -> Target {
+    let target = Target::start(build, settings)
+        .await
+        .unwrap_or_else(|error| panic!("the {build} build starts on compose: {error:#}"));
+    let summary = target
+        .reset(settings)
+        .await
+        .unwrap_or_else(|error| panic!("the {build} build resets: {error:#}"));
+    assert_eq!(summary.user_password, format!("shoplab-{SEED}"));
+    target
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_compose_the_engine_restarts_a_killed_monolith_and_a_rolling_deploy_replaces_its_container()
+ {
+    let Some(settings) = compose_settings("monolith") else {
+        return;
+    };
+    let project = format!("{}-monolith", project_prefix("monolith"));
+    let mut target = started(Build::Monolith, &settings).await;
+    let http = reqwest::Client::new();
+    let list = format!("{}/api/products", target.url());
+    assert_eq!(answer(http.get(&list)).await.0, 200);
+
+    // A crash, as the engine sees one: its restart policy brings the container back, the
+    // lab sees the restart, and the front door follows the new published port.
+    let before = containers(&project);
+    assert_eq!(before.len(), 1, "one monolith container: {before:?}");
+    target.kill(Component::Monolith).await.expect("kill -9");
+    let restarts = target
+        .self_heal_until(Instant::now() + Duration::from_secs(10))
+        .await;
+    assert_eq!(restarts.len(), 1, "one restart seen: {restarts:?}");
+    assert_eq!(restarts[0].component, "monolith");
+    assert!(restarts[0].down_ms > 0);
+    assert_eq!(inspect(&before[0].0, "{{.RestartCount}}"), "1");
+    assert_eq!(answer(http.get(&list)).await.0, 200, "served again");
+
+    // Rolling: a new container, ready before the old one is stopped and removed.
+    target
+        .roll(Component::Monolith)
+        .await
+        .expect("rolling deploy");
+    let after = containers(&project);
+    assert_eq!(after.len(), 1, "the old container is gone: {after:?}");
+    assert_ne!(after[0].0, before[0].0, "a new container serves");
+    assert_eq!(answer(http.get(&list)).await.0, 200);
+
+    // The CPU limit is the engine's, put back as the compose file has it.
+    let limited = target
+        .limit_cpu(Component::Monolith, 0.2)
+        .await
+        .expect("docker update --cpus");
+    assert!(limited.not_realized.is_none());
+    assert_eq!(
+        inspect(&after[0].0, "{{.HostConfig.NanoCpus}}"),
+        "200000000"
+    );
+    target.lift(limited).await.expect("lift the limit");
+    assert_eq!(
+        inspect(&after[0].0, "{{.HostConfig.NanoCpus}}"),
+        "1000000000"
+    );
+
+    // The monolith has no network between its contexts.
+    let cut = target
+        .break_calls(Context::Recommendations, NetworkFault::Cut)
+        .await
+        .expect("asked");
+    assert!(
+        cut.not_realized
+            .as_deref()
+            .is_some_and(|why| why.starts_with("not applicable:"))
+    );
+
+    target.stop().await.expect("compose down");
+    assert_eq!(containers(&project), Vec::new(), "nothing left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconnecting_brings_it_back()
+ {
+    let Some(settings) = compose_settings("micro") else {
+        return;
+    };
+    let project = format!("{}-micro", project_prefix("micro"));
+    let mut target = started(Build::Micro, &settings).await;
+    let http = reqwest::Client::new();
+    let page = format!("{}/api/products/1", target.url());
+    let recommendations = async |http: &reqwest::Client| -> (u16, usize) {
+        let (status, body): (u16, Value) = answer(http.get(&page)).await;
+        let count = body["recommendations"].as_array().map_or(0, Vec::len);
+        (status, count)
+    };
+    let (status, count) = recommendations(&http).await;
+    assert_eq!(status, 200);
+    assert!(count > 0, "the seeded page has recommendations");
+
+    let cut = target
+        .break_calls(Context::Recommendations, NetworkFault::Cut)
+        .await
+        .expect("docker network disconnect");
+    assert!(cut.not_realized.is_none(), "{:?}", cut.not_realized);
+    eventually(
+        Duration::from_secs(15),
+        "a 200 product page without recommendations",
+        async || recommendations(&http).await == (200, 0),
+    )
+    .await;
+    target.lift(cut).await.expect("reconnect");
+    eventually(
+        Duration::from_secs(20),
+        "recommendations on the page again",
+        async || {
+            let (status, count) = recommendations(&http).await;
+            status == 200 && count > 0
+        },
+    )
+    .await;
+
+    // A recreate is a new container of the same service, and the shop answers again.
+    let catalog_before: Vec<String> = containers(&project)
+        .into_iter()
+        .filter(|(_, service)| service == "catalog")
+        .map(|(id, _)| id)
+        .collect();
+    target
+        .recreate(Component::Service(Context::Catalog))
+        .await
+        .expect("recreate catalog");
+    let catalog_after: Vec<String> = containers(&project)
+        .into_iter()
+        .filter(|(_, service)| service == "catalog")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(catalog_after.len(), 1);
+    assert_ne!(catalog_after, catalog_before);
+    eventually(
+        Duration::from_secs(15),
+        "the page after the recreate",
+        async || recommendations(&http).await.0 == 200,
+    )
+    .await;
+
+    target.stop().await.expect("compose down");
+    assert_eq!(containers(&project), Vec::new(), "nothing left behind");
+}
