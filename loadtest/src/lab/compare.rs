@@ -15,6 +15,7 @@ use super::load::LoadPlan;
 use super::pinning::Pinning;
 use super::profile::Profile;
 use super::results::{self, Environment, ResourceLimits, Results, RunSettings};
+use super::target::kubernetes::KubernetesSettings;
 use super::target::{Platform, Target, TargetSettings, compose::ComposeSettings};
 use crate::supervisor::Build;
 
@@ -29,16 +30,10 @@ pub struct CompareArgs {
     /// cluster kubectl points at).
     #[arg(long, value_enum, default_value_t = Platform::Local)]
     pub target: Platform,
-    /// compose: the compose file.
-    #[arg(long, default_value = "docker-compose.yml", value_name = "FILE")]
-    pub compose_file: PathBuf,
-    /// compose: the images' tag (`shoplab/<name>:<tag>`, as build-images.sh tagged them).
-    #[arg(long, default_value = "latest", env = "SHOPLAB_TAG")]
-    pub image_tag: String,
-    /// compose: the projects' name prefix (default `shoplab-lab-<pid>`); the run uses
-    /// `<prefix>-monolith` and `<prefix>-micro` and takes both down at the end.
-    #[arg(long, value_name = "NAME")]
-    pub compose_project: Option<String>,
+    #[command(flatten)]
+    pub compose: ComposeArgs,
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
     /// `sqlite` (files in a temporary folder) or a PostgreSQL server
     /// (`postgres://user@host:port`; databases `shoplab_*` are created and reset).
     #[arg(long, default_value = "sqlite")]
@@ -71,6 +66,59 @@ pub struct CompareArgs {
     /// Forward the shop's own logs to stderr.
     #[arg(long)]
     pub logs: bool,
+}
+
+/// How `--target compose` finds the engine's images and names its projects.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Compose target")]
+pub struct ComposeArgs {
+    /// The compose file.
+    #[arg(long, default_value = "docker-compose.yml", value_name = "FILE")]
+    pub compose_file: PathBuf,
+    /// The images' tag (`shoplab/<name>:<tag>`, as deploy/docker/build-images.sh tagged them).
+    #[arg(long, default_value = "latest", env = "SHOPLAB_TAG")]
+    pub image_tag: String,
+    /// The projects' name prefix (default `shoplab-lab-<pid>`); the run uses
+    /// `<prefix>-monolith` and `<prefix>-micro` and takes both down at the end.
+    #[arg(long, value_name = "NAME")]
+    pub compose_project: Option<String>,
+}
+
+/// How `--target kubernetes` reaches the cluster (deploy/kubernetes/README.md).
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Kubernetes target")]
+pub struct KubernetesArgs {
+    /// The kubectl to run (default: kubectl on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub kubectl: Option<PathBuf>,
+    /// The namespace the overlays deploy into (the one their kustomizations name).
+    #[arg(long, default_value = "shoplab", value_name = "NAME")]
+    pub kube_namespace: String,
+    /// The folder holding overlays/monolith and overlays/micro.
+    #[arg(long, default_value = "deploy/kubernetes", value_name = "DIR")]
+    pub kube_manifests: PathBuf,
+    /// The front's public URL (Ingress, LoadBalancer, NodePort); default: kubectl port-forward.
+    #[arg(long, value_name = "URL")]
+    pub kube_url: Option<String>,
+    /// The gateway's admin URL when --kube-url is given (micro build).
+    #[arg(long, value_name = "URL")]
+    pub kube_admin_url: Option<String>,
+    /// How long one rollout may take.
+    #[arg(long, default_value_t = 180, value_name = "SECS")]
+    pub kube_rollout_timeout: u64,
+}
+
+impl KubernetesArgs {
+    fn settings(&self) -> KubernetesSettings {
+        KubernetesSettings {
+            kubectl: self.kubectl.clone(),
+            namespace: self.kube_namespace.clone(),
+            manifests: self.kube_manifests.clone(),
+            url: self.kube_url.clone(),
+            admin_url: self.kube_admin_url.clone(),
+            rollout_timeout: Duration::from_secs(self.kube_rollout_timeout),
+        }
+    }
 }
 
 fn positive_cores(text: &str) -> Result<f64, String> {
@@ -159,12 +207,12 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         platform: args.target,
         compose: ComposeSettings {
             command: Vec::new(),
-            file: args.compose_file.clone(),
-            tag: args.image_tag.clone(),
+            file: args.compose.compose_file.clone(),
+            tag: args.compose.image_tag.clone(),
             cpus: pinning.sut_cpus.clone(),
-            project: args.compose_project.clone(),
+            project: args.compose.compose_project.clone(),
         },
-        kubernetes: Default::default(),
+        kubernetes: args.kubernetes.settings(),
     };
     let run_settings = RunSettings {
         target: args.target.as_str().to_owned(),
@@ -202,18 +250,23 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
     for build in Build::BOTH {
         overall.set_message(format!("starting the {build} build"));
         let mut target = Target::start(build, &settings).await?;
-        overall.set_message(format!("{build}: calibrating (null endpoint, hop ladder)"));
         target.reset(&settings).await?;
-        let users = profile.levels.iter().copied().max().unwrap_or(16);
-        calibrator
-            .measure(
-                &mut target,
-                users,
-                profile.calibration,
-                pinning.generator_cores(),
-            )
-            .await
-            .with_context(|| format!("calibrate on the {build} build"))?;
+        // The calibration's null endpoint is the lab's front door, on the shop's cores: a
+        // cluster has no such thing, so a Kubernetes run has no calibration (the report says
+        // so) rather than one measured against something else.
+        if target.platform() != Platform::Kubernetes {
+            overall.set_message(format!("{build}: calibrating (null endpoint, hop ladder)"));
+            let users = profile.levels.iter().copied().max().unwrap_or(16);
+            calibrator
+                .measure(
+                    &mut target,
+                    users,
+                    profile.calibration,
+                    pinning.generator_cores(),
+                )
+                .await
+                .with_context(|| format!("calibrate on the {build} build"))?;
+        }
         for kind in &kinds {
             let bar = bars.add(ProgressBar::new_spinner());
             bar.set_style(
