@@ -15,6 +15,7 @@
 //! answers with an [`Injection`] whose `not_realized` starts "not applicable:" or
 //! "unavailable:", and the experiment records that instead of a measurement.
 
+mod command;
 pub mod compose;
 pub mod kubernetes;
 pub mod local;

@@ -5,15 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
 use crate::lab::target::Restart;
+use crate::lab::target::command::{self, Call};
 
 /// `kubectl` with the namespace of the build, every call bounded in time.
 #[derive(Clone, Debug)]
@@ -300,44 +299,16 @@ impl Kubectl {
         input: Option<Vec<u8>>,
         deadline: Duration,
     ) -> anyhow::Result<String> {
-        let shown = format!(
-            "{} --namespace {} {}",
-            self.program.display(),
-            self.namespace,
-            args.join(" ")
-        );
-        let mut child = tokio::process::Command::new(&self.program)
-            .arg("--namespace")
-            .arg(&self.namespace)
-            .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("run {shown}"))?;
-        if let Some(input) = input {
-            let mut stdin = child.stdin.take().expect("piped stdin");
-            stdin
-                .write_all(&input)
-                .await
-                .with_context(|| format!("{shown}: write its input"))?;
-        }
-        let output = tokio::time::timeout(deadline, child.wait_with_output())
-            .await
-            .with_context(|| format!("{shown}: no answer within {deadline:?}"))?
-            .with_context(|| format!("run {shown}"))?;
-        anyhow::ensure!(
-            output.status.success(),
-            "{shown} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        let program = self.program.display().to_string();
+        command::run(Call {
+            program: &program,
+            leading: &["--namespace".to_owned(), self.namespace.clone()],
+            args,
+            env: &[],
+            input,
+            deadline,
+        })
+        .await
     }
 }
 
