@@ -11,7 +11,8 @@
 //! - `GET /toxics` — the toxics in force (Toxiproxy's JSON: `{"type","name","direction"
 //!   (or "stream"),"toxicity","attributes"}`);
 //! - `POST /toxics` — adds one (a toxic of the same name is replaced);
-//! - `DELETE /toxics` — removes them all; `DELETE /toxics/{name}` — one.
+//! - `DELETE /toxics` — removes them all (the heal: every open link is closed, see
+//!   `remove_all_toxics`); `DELETE /toxics/{name}` — one.
 //!
 //! A change reaches the connections already open as well as new ones (noxious rebuilds every
 //! open link when its toxics change): the services keep their HTTP connections alive, so a
@@ -502,20 +503,9 @@ pub(crate) async fn run(args: FaultProxyArgs) -> anyhow::Result<()> {
         enabled: true,
         rand_seed: None,
     };
-    let (listener, info): (noxious::socket::TcpListener, _) =
-        ProxyRunner::initialize_proxy(config, Toxics::empty())
-            .await
-            .with_context(|| format!("listen on {listen}"))?;
-    let (events, receiver) = bmrng::channel(16);
-    let (stop, stopper) = Stop::new();
-    let (_closed, closer) = Close::new();
-    let proxy = tokio::spawn(ProxyRunner::run_proxy(
-        listener,
-        info.clone(),
-        receiver,
-        stop,
-        closer,
-    ));
+    let runner = Runner::start(&config)
+        .await
+        .with_context(|| format!("listen on {listen}"))?;
 
     let control = tokio::net::TcpListener::bind(("127.0.0.1", args.admin_port))
         .await
@@ -523,8 +513,8 @@ pub(crate) async fn run(args: FaultProxyArgs) -> anyhow::Result<()> {
     let control_address = control.local_addr()?;
     let state = Arc::new(ControlState {
         name: args.name.clone(),
-        info,
-        events,
+        config,
+        runner: tokio::sync::Mutex::new(Some(runner)),
     });
     let router = Router::new()
         .route("/ready", get(|| async { "ready" }))
@@ -533,7 +523,7 @@ pub(crate) async fn run(args: FaultProxyArgs) -> anyhow::Result<()> {
             get(list_toxics).post(add_toxic).delete(remove_all_toxics),
         )
         .route("/toxics/{name}", delete(remove_toxic))
-        .with_state(state);
+        .with_state(state.clone());
     // The supervisor reads these two lines, the control address first.
     println!(
         "shoplab fault-proxy {} admin on http://{control_address}",
@@ -550,28 +540,76 @@ pub(crate) async fn run(args: FaultProxyArgs) -> anyhow::Result<()> {
         Duration::from_secs(1),
     )
     .await?;
-    stopper.stop();
-    let _ = proxy.await;
+    if let Some(runner) = state.runner.lock().await.take() {
+        runner.stop().await;
+    }
     Ok(())
+}
+
+/// One noxious proxy runner: its listener, its links, its toxics.
+struct Runner {
+    info: SharedProxyInfo,
+    events: bmrng::RequestSender<ToxicEvent, ToxicEventResult>,
+    stopper: noxious::signal::Stopper,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Runner {
+    /// Binds `config.listen` and forwards to `config.upstream`, with no toxics.
+    async fn start(config: &ProxyConfig) -> std::io::Result<Runner> {
+        let (listener, info): (noxious::socket::TcpListener, _) =
+            ProxyRunner::initialize_proxy(config.clone(), Toxics::empty()).await?;
+        let (events, receiver) = bmrng::channel(16);
+        let (stop, stopper) = Stop::new();
+        let (_closed, closer) = Close::new();
+        let task = tokio::spawn(ProxyRunner::run_proxy(
+            listener,
+            info.clone(),
+            receiver,
+            stop,
+            closer,
+        ));
+        Ok(Runner {
+            info,
+            events,
+            stopper,
+            task,
+        })
+    }
+
+    /// Stops accepting and ends every link (the stop reaches each link's own signal), which
+    /// closes both sides of every proxied connection.
+    async fn stop(self) {
+        self.stopper.stop();
+        let _ = self.task.await;
+    }
 }
 
 struct ControlState {
     name: String,
-    info: SharedProxyInfo,
-    events: bmrng::RequestSender<ToxicEvent, ToxicEventResult>,
+    config: ProxyConfig,
+    /// `None` only while a heal replaces it.
+    runner: tokio::sync::Mutex<Option<Runner>>,
 }
 
 type Answer<T> = Result<T, (StatusCode, String)>;
 
 impl ControlState {
-    fn toxics(&self) -> Vec<Toxic> {
-        self.info.state.lock().toxics.clone().into_vec()
+    async fn toxics(&self) -> Vec<Toxic> {
+        match self.runner.lock().await.as_ref() {
+            Some(runner) => runner.info.state.lock().toxics.clone().into_vec(),
+            None => Vec::new(),
+        }
     }
 
     /// Hands one change to the proxy's runner, which applies it to every open link.
     async fn send(&self, kind: ToxicEventKind) -> Answer<()> {
         let event = ToxicEvent::new(self.name.clone(), kind);
-        match self.events.send_receive(event).await {
+        let events = match self.runner.lock().await.as_ref() {
+            Some(runner) => runner.events.clone(),
+            None => return Err((StatusCode::SERVICE_UNAVAILABLE, "healing".to_owned())),
+        };
+        match events.send_receive(event).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err((StatusCode::NOT_FOUND, error.to_string())),
             Err(error) => Err((StatusCode::SERVICE_UNAVAILABLE, error.to_string())),
@@ -580,7 +618,7 @@ impl ControlState {
 }
 
 async fn list_toxics(State(state): State<Arc<ControlState>>) -> Json<Vec<Toxic>> {
-    Json(state.toxics())
+    Json(state.toxics().await)
 }
 
 async fn add_toxic(
@@ -588,7 +626,12 @@ async fn add_toxic(
     Json(mut toxic): Json<Toxic>,
 ) -> Answer<Json<Toxic>> {
     toxic.set_default_name();
-    if state.toxics().iter().any(|old| old.name == toxic.name) {
+    if state
+        .toxics()
+        .await
+        .iter()
+        .any(|old| old.name == toxic.name)
+    {
         state
             .send(ToxicEventKind::RemoveToxic(toxic.name.clone()))
             .await?;
@@ -605,34 +648,41 @@ async fn remove_toxic(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// One by one: noxious's `RemoveAllToxics` clears only the upstream direction.
+/// The heal: a fresh runner on the same port, with no toxics, in place of the old one,
+/// whose every link is closed.
 ///
-/// Then one more pass over every open connection (a harmless toxic added and removed).
-/// noxious 1.0.4 rebuilds the open connections from a snapshot of its client map; a
-/// connection accepted while a change is applied can miss it and keep the old toxics for
-/// good. Seen under load in CI: after a latency fault was healed, the gateway kept using
-/// such a connection and every page stayed slow. By the second pass every connection
-/// accepted under the old toxics is in the map, so it is rebuilt clean.
+/// Why not remove the toxics one by one: noxious 1.0.4 rebuilds the open links from a
+/// snapshot of its client map, and a connection accepted while a change is applied can miss
+/// it and keep the old toxics for good. Seen under load in CI, even after a second pass over
+/// the links: after a latency fault was healed, the gateway kept using such a connection and
+/// every page stayed slow. Closing the links is what a healed network partition often does
+/// anyway; callers reconnect on a clean link (idempotent calls are retried by their hop).
+/// Between the old listener's close and the new one's bind, a connection is refused.
 async fn remove_all_toxics(State(state): State<Arc<ControlState>>) -> Answer<StatusCode> {
-    let had_toxics = !state.toxics().is_empty();
-    for toxic in state.toxics() {
-        state.send(ToxicEventKind::RemoveToxic(toxic.name)).await?;
+    let mut runner = state.runner.lock().await;
+    let had_toxics = runner.as_ref().is_some_and(|runner| {
+        !runner
+            .info
+            .state
+            .lock()
+            .toxics
+            .clone()
+            .into_vec()
+            .is_empty()
+    });
+    if !had_toxics {
+        return Ok(StatusCode::NO_CONTENT);
     }
-    if had_toxics {
-        let refresh = Toxic {
-            kind: ToxicKind::Latency {
-                latency: 0,
-                jitter: 0,
-            },
-            name: "refresh".to_owned(),
-            toxicity: 1.0,
-            direction: StreamDirection::Downstream,
-        };
-        state.send(ToxicEventKind::AddToxic(refresh)).await?;
-        state
-            .send(ToxicEventKind::RemoveToxic("refresh".to_owned()))
-            .await?;
+    if let Some(old) = runner.take() {
+        old.stop().await;
     }
+    let fresh = Runner::start(&state.config).await.map_err(|error| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("bind {} again: {error}", state.config.listen),
+        )
+    })?;
+    *runner = Some(fresh);
     Ok(StatusCode::NO_CONTENT)
 }
 
