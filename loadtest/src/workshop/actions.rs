@@ -103,7 +103,8 @@ impl Action {
                 }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "fault kind must be latency, errors or cpu_hog, not {other:?}"
+                        "fault kind must be latency, errors or cpu_hog, not {}",
+                        other.unwrap_or("none")
                     )));
                 }
             },
@@ -119,7 +120,8 @@ impl Action {
                 }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "network kind must be cut, reset or latency, not {other:?}"
+                        "network kind must be cut, reset or latency, not {}",
+                        other.unwrap_or("none")
                     )));
                 }
             },
@@ -270,7 +272,9 @@ pub(crate) async fn perform(
             format!("fault {kind} {params} in {context}, on {runs}")
         }
         Action::Network(fault) => {
-            let context = aim.context.expect("checked: a network fault names a context");
+            let context = aim
+                .context
+                .expect("checked: a network fault names a context");
             network(workshop, lab, &mut target, context, fault)
                 .await
                 .map_err(failed)?
@@ -349,10 +353,19 @@ async fn network(
 /// Heals everything on one build: in-process faults, paused processes, broken links,
 /// exited processes (restarted at once). Returns what it did.
 pub(crate) async fn heal(lab: &Lab) -> Result<Vec<String>, ApiError> {
-    let mut target = lab.target().await?;
+    // A heal queues behind a deploy rather than being refused: a deploy that waits for a
+    // dependency the heal would bring back ends by its own deadline.
+    let mut target = lab.target_within(HEAL_LOCK_WAIT).await?;
     let mut done = Vec::new();
-    if target.heal_faults().await.is_ok() {
-        done.push("faults cleared".to_owned());
+    // Links first: the faults are cleared through the gateway, which fans out to every
+    // service, and one behind a cut link would hold that call until its timeout.
+    for link in target.deployment().proxied_links() {
+        target
+            .deployment()
+            .heal_link(link)
+            .await
+            .map_err(|error| ApiError::failed(format!("heal {link}: {error:#}")))?;
+        done.push(format!("{link} healed"));
     }
     let paused: Vec<(Component, usize)> = std::mem::take(&mut *lock(&lab.paused))
         .into_iter()
@@ -366,14 +379,6 @@ pub(crate) async fn heal(lab: &Lab) -> Result<Vec<String>, ApiError> {
             done.push(format!("{component}#{replica} resumed"));
         }
     }
-    for link in target.deployment().proxied_links() {
-        target
-            .deployment()
-            .heal_link(link)
-            .await
-            .map_err(|error| ApiError::failed(format!("heal {link}: {error:#}")))?;
-        done.push(format!("{link} healed"));
-    }
     for (component, replica) in target.deployment().exited() {
         target
             .deployment()
@@ -382,11 +387,15 @@ pub(crate) async fn heal(lab: &Lab) -> Result<Vec<String>, ApiError> {
             .map_err(|error| {
                 ApiError::failed(format!("restart {component}#{replica}: {error:#}"))
             })?;
-        *lock(&lab.restarts)
-            .entry((component, replica))
-            .or_default() += 1;
+        *lock(&lab.restarts).entry((component, replica)).or_default() += 1;
         done.push(format!("{component}#{replica} restarted"));
     }
-    // The faults of a process that was down are gone with it; a restarted one starts clean.
+    if target.heal_faults().await.is_ok() {
+        done.push("faults cleared".to_owned());
+    }
     Ok(done)
 }
+
+/// How long a heal waits for a build another control holds: longer than a deploy's start
+/// deadline (60 s).
+const HEAL_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(75);

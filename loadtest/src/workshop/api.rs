@@ -38,7 +38,10 @@ const QUIESCENCE: Duration = Duration::from_secs(30);
 /// The page, its assets and the API over one workshop.
 pub(crate) fn router(workshop: Arc<Workshop>) -> Router {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", PAGE) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", PAGE) }),
+        )
         .route(
             "/assets/workshop.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),

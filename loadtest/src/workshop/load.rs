@@ -177,8 +177,8 @@ pub(crate) async fn stop(workshop: &Arc<Workshop>, why: &str) -> Result<LoadStat
 
 fn configuration(users: usize, limit: Duration, controller_port: u16) -> GooseConfiguration {
     let mut config = GooseConfiguration::default();
-    // Each scenario names its build's URL; Goose still wants a default host.
-    config.host = Some("http://127.0.0.1".into());
+    // No `host`: Goose lets a configured host override every scenario's own, and each
+    // scenario names its build's URL.
     config.users = Some(users);
     // Every user starts within the first 100 ms, as in the lab's runs.
     config.increase_rate = Some((users * 10).to_string());

@@ -234,9 +234,7 @@ pub(crate) async fn self_heal(workshop: Arc<Workshop>) {
                 }
                 match target.deployment().restart(component, replica).await {
                     Ok(()) => {
-                        *lock(&lab.restarts)
-                            .entry((component, replica))
-                            .or_default() += 1;
+                        *lock(&lab.restarts).entry((component, replica)).or_default() += 1;
                         workshop.event(
                             Some(lab.build),
                             "restarted",

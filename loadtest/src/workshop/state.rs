@@ -201,7 +201,7 @@ impl Workshop {
 
     /// Adds one line to the event log (and logs it to the terminal).
     pub fn event(&self, build: Option<Build>, kind: &'static str, message: impl Into<String>) {
-        let message = message.into();
+        let message = one_line(&message.into());
         match build {
             Some(build) => eprintln!("[{:>7.1} s] {build}: {message}", self.seconds()),
             None => eprintln!("[{:>7.1} s] {message}", self.seconds()),
@@ -272,7 +272,15 @@ impl Workshop {
 impl Lab {
     /// The target, once no other control holds it; `busy` when one does for too long.
     pub async fn target(&self) -> Result<AsyncMutexGuard<'_, Target>, ApiError> {
-        tokio::time::timeout(LOCK_WAIT, self.target.lock())
+        self.target_within(LOCK_WAIT).await
+    }
+
+    /// The target, waiting at most `wait` for another control to let go of it.
+    pub async fn target_within(
+        &self,
+        wait: Duration,
+    ) -> Result<AsyncMutexGuard<'_, Target>, ApiError> {
+        tokio::time::timeout(wait, self.target.lock())
             .await
             .map_err(|_| {
                 ApiError::busy(format!(
@@ -299,4 +307,21 @@ pub(crate) fn shopfront(reset: &domain::admin::ResetSummary) -> Shopfront {
 /// readable, at worst one second's numbers are off.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// The first line of a message without terminal colour codes: an error that carries a
+/// process's last output would otherwise fill the log with it.
+fn one_line(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let mut plain = String::with_capacity(first.len());
+    let mut escape = false;
+    for character in first.chars() {
+        match (escape, character) {
+            (false, '\u{1b}') => escape = true,
+            (true, 'a'..='z' | 'A'..='Z') => escape = false,
+            (true, _) => {}
+            (false, character) => plain.push(character),
+        }
+    }
+    plain.trim_end_matches(':').trim_end().to_owned()
 }
