@@ -229,7 +229,11 @@ function drawChart(canvas, journey, metric) {
   context.clearRect(0, 0, width, height);
   const left = 42, right = 6, top = 6, bottom = 18;
   const plotWidth = width - left - right, plotHeight = height - top - bottom;
-  const end = state.t_ms / 1000, start = end - WINDOW_S;
+  // The window grows from 30 s to WINDOW_S as the workshop runs, so the first minute is
+  // not squeezed into the right edge.
+  const end = state.t_ms / 1000;
+  const span = Math.min(WINDOW_S, Math.max(30, end));
+  const start = end - span;
   let [low, high] = metric.fixed || [0, metric.floor];
   if (!metric.fixed) {
     for (const entry of state.builds) {
@@ -239,7 +243,7 @@ function drawChart(canvas, journey, metric) {
       }
     }
   }
-  const x = (seconds) => left + ((seconds - start) / WINDOW_S) * plotWidth;
+  const x = (seconds) => left + ((seconds - start) / span) * plotWidth;
   const y = (value) => top + plotHeight - ((value - low) / (high - low)) * plotHeight;
   // Axes and grid.
   context.strokeStyle = "#e2e2e2";
@@ -254,7 +258,7 @@ function drawChart(canvas, journey, metric) {
     context.stroke();
     context.fillText(value >= 100 ? value.toFixed(0) : value.toFixed(1), 2, y(value) + 4);
   }
-  for (let ago = 0; ago <= WINDOW_S; ago += 30) context.fillText(ago === 0 ? "now" : `-${ago}s`, x(end - ago) - 12, height - 4);
+  for (let ago = 0; ago <= span; ago += span > 60 ? 30 : 10) context.fillText(ago === 0 ? "now" : `-${ago}s`, x(end - ago) - 12, height - 4);
   // Event markers.
   for (const event of state.events) {
     const seconds = event.t_ms / 1000;
