@@ -234,11 +234,19 @@ async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_in
     assert_eq!(workshop.state().await["load"]["running"], false);
 }
 
-/// chromedriver's path, or `None` (the browser test then skips).
+/// chromedriver's path, or `None` (the browser test then skips). A path named by
+/// `SHOPLAB_TEST_CHROMEDRIVER` must exist: CI sets it so the test cannot skip there.
 fn chromedriver() -> Option<PathBuf> {
-    let path = std::env::var_os("SHOPLAB_TEST_CHROMEDRIVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+    if let Some(path) = std::env::var_os("SHOPLAB_TEST_CHROMEDRIVER") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.exists(),
+            "SHOPLAB_TEST_CHROMEDRIVER names {}, which does not exist",
+            path.display()
+        );
+        return Some(path);
+    }
+    let path = PathBuf::from("/usr/bin/chromedriver");
     path.exists().then_some(path)
 }
 
