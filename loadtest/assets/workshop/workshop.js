@@ -337,6 +337,8 @@ function drawLoad(load, healing) {
   if (healing) {
     const checkbox = document.getElementById("self-healing");
     if (document.activeElement !== checkbox) checkbox.checked = healing.enabled;
+    const delay = document.getElementById("restart-delay");
+    if (document.activeElement !== delay) delay.value = String(healing.delay_ms);
   }
 }
 
@@ -374,7 +376,6 @@ async function start() {
   drawLegend();
   drawEvents(snapshot.events);
   drawLoad(snapshot.load, snapshot.healing);
-  document.getElementById("restart-delay").value = String(snapshot.healing.delay_ms);
   drawTopology();
   drawValues();
   drawCharts();
