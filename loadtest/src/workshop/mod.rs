@@ -131,8 +131,11 @@ async fn serve(
         })
         .await
         .context("serve the workshop page");
+    // Aborted and awaited, so neither holds the workshop any more when it is taken apart.
     sampler.abort();
     healer.abort();
+    let _ = sampler.await;
+    let _ = healer.await;
     served
 }
 

@@ -260,8 +260,23 @@ impl Workshop {
                 );
             }
         }
-        let workshop = Arc::try_unwrap(self)
-            .map_err(|_| anyhow::anyhow!("the workshop is still in use while stopping"))?;
+        // A control still running in the background (a deploy) holds the workshop until it
+        // ends; it is given the stop deadline of a deploy. Should it not end, the processes
+        // still die with this one (`PR_SET_PDEATHSIG`).
+        let until = Instant::now() + Duration::from_secs(70);
+        let mut workshop = self;
+        let workshop = loop {
+            match Arc::try_unwrap(workshop) {
+                Ok(workshop) => break workshop,
+                Err(_) if Instant::now() >= until => {
+                    anyhow::bail!("a control was still running when the workshop stopped")
+                }
+                Err(shared) => {
+                    workshop = shared;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
         for lab in workshop.labs {
             lab.target.into_inner().stop().await?;
         }
