@@ -80,6 +80,15 @@ enum Command {
     ///
     /// Example: shoplab check --base-url http://127.0.0.1:8080 --admin-token T --history history.jsonl
     Check(crate::check::CheckArgs),
+    /// Start the build(s) and serve a live page to teach with: topology, charts, controls.
+    ///
+    /// Starts the chosen build(s) as child processes on loopback and serves a page (and the
+    /// JSON API it uses, see docs/workshop.md) on 127.0.0.1: every process as a box coloured
+    /// by health, per-journey charts updated every second, load on demand, and controls to
+    /// kill, pause, slow down, break, deploy, roll back and scale any part. Ctrl-C stops.
+    ///
+    /// Example: shoplab workshop --arch both --port 8088
+    Workshop(crate::workshop::WorkshopArgs),
 }
 
 #[derive(Subcommand)]
@@ -128,6 +137,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report(args) => crate::report::run_report(args),
         Command::Diff(args) => crate::report::run_diff(args),
+        Command::Workshop(args) => {
+            lab_logging();
+            crate::workshop::run(args).await
+        }
         Command::Load(args) => {
             lab_logging();
             crate::lab::load_command::run(args).await

@@ -19,7 +19,7 @@ mod html;
 mod markdown;
 mod sections;
 mod summary;
-mod theme;
+pub(crate) mod theme;
 
 use std::path::{Path, PathBuf};
 

@@ -16,3 +16,4 @@ mod report; // the report and diff rendered from a committed results.json: chart
 mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback
 mod saga_crash; // orders killed mid-checkout; the recovered saga is judged by the audit
 mod support;
+mod workshop; // shoplab workshop: its JSON API with reqwest, and the page in headless Chromium

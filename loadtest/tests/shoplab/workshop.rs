@@ -1,0 +1,392 @@
+//! `shoplab workshop` as a teacher uses it: the JSON API driven with reqwest (load, a kill
+//! the self-healing loop undoes, the event stream, the checker, 4xx on bad input), and the
+//! real page driven in headless Chromium through chromedriver (kill a service from the page,
+//! see its box turn red and its journey fail, heal, see both recover, screenshot).
+//!
+//! The browser test needs chromedriver (`/usr/bin/chromedriver`, or the path in
+//! `SHOPLAB_TEST_CHROMEDRIVER`); where there is none it says so and passes, so a machine
+//! with only Rust runs the suite. CI installs Chromium and sets the variable (`.ci/run`).
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::support::{answer, eventually, exclusive, shoplab_binary, spawn_with_lines};
+
+/// How long a state the page should reach may take: a debug build on two shared cores.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A `shoplab workshop` child; stopped (SIGTERM, then reaped) when dropped, so a failing
+/// test leaves no shop behind.
+struct Workshop {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Workshop {
+    /// Starts the microservices build under a workshop on a free port and waits for the
+    /// line that names the page's address.
+    fn start(restart_delay_ms: u64) -> Workshop {
+        let mut command = Command::new(shoplab_binary());
+        command.args([
+            "workshop",
+            "--arch",
+            "micro",
+            "--port",
+            "0",
+            "--restart-delay-ms",
+            &restart_delay_ms.to_string(),
+        ]);
+        let (child, lines) = spawn_with_lines(&mut command);
+        let url = page_url(&lines);
+        Workshop {
+            child,
+            url,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(90))
+                .build()
+                .expect("a client"),
+        }
+    }
+
+    fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.url.trim_end_matches('/'))
+    }
+
+    async fn state(&self) -> Value {
+        answer(self.http.get(self.api("/api/state"))).await.1
+    }
+
+    async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.post(self.api(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request).await
+    }
+}
+
+impl Drop for Workshop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// The `workshop: http://ADDRESS/` line (the build takes a few seconds to start first).
+fn page_url(lines: &Receiver<String>) -> String {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .expect("shoplab workshop printed its address in time");
+        if let Some(url) = line.strip_prefix("workshop: ") {
+            return url.trim().to_owned();
+        }
+    }
+}
+
+/// The micro build's last point of `journey`, from the state.
+fn last_point(state: &Value, journey: &str) -> Value {
+    state["builds"][0]["series"][journey]
+        .as_array()
+        .and_then(|points| points.last().cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn process<'a>(state: &'a Value, component: &str) -> &'a Value {
+    state["builds"][0]["processes"]
+        .as_array()
+        .and_then(|processes| {
+            processes
+                .iter()
+                .find(|process| process["component"] == component)
+        })
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_input() {
+    let _exclusive = exclusive().await;
+    let workshop = Workshop::start(500);
+    let state = workshop.state().await;
+    assert_eq!(state["builds"][0]["build"], "micro");
+
+    // Bad input is a 4xx with the error body, before anything is done.
+    for (path, body, status, code) in [
+        ("/api/load", json!({"users_per_build": 0}), 422, "invalid"),
+        ("/api/load", json!({"users": 4}), 400, "bad_request"),
+        (
+            "/api/builds/micro/components/catalog/fault",
+            json!({"kind": "melt"}),
+            422,
+            "invalid",
+        ),
+        (
+            "/api/builds/micro/components/warehouse/kill",
+            json!(null),
+            404,
+            "not_found",
+        ),
+        (
+            "/api/builds/monolith/components/catalog/kill",
+            json!(null),
+            404,
+            "not_found",
+        ),
+        (
+            "/api/builds/micro/components/catalog/explode",
+            json!(null),
+            404,
+            "not_found",
+        ),
+        (
+            "/api/builds/micro/components/gateway/network",
+            json!({"kind": "cut"}),
+            422,
+            "invalid",
+        ),
+    ] {
+        let (answered, error) = workshop.post(path, Some(body.clone())).await;
+        assert_eq!(answered, status, "POST {path} {body}: {error}");
+        assert_eq!(error["error"]["code"], code, "POST {path} {body}: {error}");
+        assert!(error["error"]["message"].is_string(), "{error}");
+    }
+    let malformed = workshop
+        .http
+        .post(workshop.api("/api/load"))
+        .header("content-type", "application/json")
+        .body("{not json");
+    assert_eq!(answer(malformed).await.0, 400);
+
+    // The event stream sends ticks.
+    let mut stream = workshop
+        .http
+        .get(workshop.api("/api/stream"))
+        .send()
+        .await
+        .expect("the stream answers");
+    let mut received = String::new();
+    while !received.contains("event: tick") {
+        let chunk = tokio::time::timeout(DEADLINE, stream.chunk())
+            .await
+            .expect("a tick within the deadline")
+            .expect("the stream stays open")
+            .expect("a chunk");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(stream);
+
+    let (status, load) = workshop
+        .post("/api/load", Some(json!({"users_per_build": 4})))
+        .await;
+    assert_eq!(status, 200, "{load}");
+    assert_eq!(load["running"], true);
+    eventually(DEADLINE, "browse succeeding under load", async || {
+        let point = last_point(&workshop.state().await, "browse");
+        point["requests"].as_u64() > Some(0) && point["success_rate"].as_f64() == Some(1.0)
+    })
+    .await;
+
+    // A kill: the box goes down, the self-healing loop brings it back and says so.
+    let pid_before = process(&workshop.state().await, "catalog")["pid"].clone();
+    let (status, killed) = workshop
+        .post("/api/builds/micro/components/catalog/kill", None)
+        .await;
+    assert_eq!(status, 200, "{killed}");
+    eventually(DEADLINE, "catalog restarted by self-healing", async || {
+        let state = workshop.state().await;
+        let catalog = process(&state, "catalog");
+        let restarted = state["events"].as_array().is_some_and(|events| {
+            events.iter().any(|event| {
+                event["kind"] == "restarted"
+                    && event["message"]
+                        .as_str()
+                        .is_some_and(|message| message.starts_with("catalog#1"))
+            })
+        });
+        restarted
+            && catalog["restarts"] == 1
+            && catalog["health"] == "ready"
+            && catalog["pid"] != pid_before
+    })
+    .await;
+    eventually(DEADLINE, "browse succeeding again", async || {
+        last_point(&workshop.state().await, "browse")["success_rate"].as_f64() == Some(1.0)
+    })
+    .await;
+
+    // The checker stops the load, then finds every invariant holding.
+    let (status, checked) = workshop.post("/api/check", None).await;
+    assert_eq!(status, 200, "{checked}");
+    assert_eq!(checked["results"][0]["valid"], true, "{checked}");
+    assert!(
+        checked["results"][0]["checkouts"].as_u64() > Some(0),
+        "{checked}"
+    );
+    assert_eq!(workshop.state().await["load"]["running"], false);
+}
+
+/// chromedriver's path, or `None` (the browser test then skips). A path named by
+/// `SHOPLAB_TEST_CHROMEDRIVER` must exist: CI sets it so the test cannot skip there.
+fn chromedriver() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SHOPLAB_TEST_CHROMEDRIVER") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.exists(),
+            "SHOPLAB_TEST_CHROMEDRIVER names {}, which does not exist",
+            path.display()
+        );
+        return Some(path);
+    }
+    let path = PathBuf::from("/usr/bin/chromedriver");
+    path.exists().then_some(path)
+}
+
+/// chromedriver on a free loopback port; killed by PID when dropped.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    async fn start(path: &PathBuf) -> Chromedriver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        eventually(DEADLINE, "chromedriver answering /status", async || {
+            http.get(format!("{url}/status"))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success())
+        })
+        .await;
+        Chromedriver { child, url }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Chromedriver) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": std::env::var("SHOPLAB_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--no-first-run", "--disable-dev-shm-usage", "--window-size=1600,1100"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+/// Polls the page until `css` matches an element.
+async fn wait_for(client: &Client, css: &str) {
+    eventually(DEADLINE, &format!("the page showing {css}"), async || {
+        client.find(Locator::Css(css)).await.is_ok()
+    })
+    .await;
+}
+
+/// The number in an element's `data-value` (`None` while it shows no requests).
+async fn data_value(client: &Client, id: &str) -> Option<f64> {
+    let element = client.find(Locator::Id(id)).await.ok()?;
+    let value = element.attr("data-value").await.ok()??;
+    value.parse().ok()
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("no {css} on the page: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("click {css}: {error}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_recover_on_heal() {
+    let Some(path) = chromedriver() else {
+        println!(
+            "skipped: no chromedriver at /usr/bin/chromedriver or SHOPLAB_TEST_CHROMEDRIVER (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let _exclusive = exclusive().await;
+    // Self-healing far off: the box must stay red until the page's heal brings it back.
+    let workshop = Workshop::start(600_000);
+    let driver = Chromedriver::start(&path).await;
+    let client = browser(&driver).await;
+    client.goto(&workshop.url).await.expect("open the page");
+    let catalog = r#".process[data-build="micro"][data-component="catalog"]"#;
+    wait_for(&client, &format!(r#"{catalog}[data-health="ready"]"#)).await;
+    wait_for(&client, r#"#connection[data-state="live"]"#).await;
+
+    click(&client, "#load-start").await;
+    wait_for(&client, r#"#load-status[data-running="true"]"#).await;
+    eventually(DEADLINE, "browse at 100 % on the page", async || {
+        data_value(&client, "success-micro-browse").await == Some(1.0)
+    })
+    .await;
+
+    // Select catalog by its box, then kill it from the controls.
+    click(&client, catalog).await;
+    click(&client, r#"#component-controls button[data-action="kill"]"#).await;
+    wait_for(&client, &format!(r#"{catalog}[data-health="down"]"#)).await;
+    eventually(DEADLINE, "browse failing on the page", async || {
+        data_value(&client, "success-micro-browse")
+            .await
+            .is_some_and(|rate| rate < 0.5)
+    })
+    .await;
+    let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("workshop-catalog-killed.png");
+    let png = client.screenshot().await.expect("a screenshot");
+    std::fs::write(&screenshot, png).expect("write the screenshot");
+    println!("screenshot: {}", screenshot.display());
+
+    click(&client, "#heal-all").await;
+    wait_for(&client, &format!(r#"{catalog}[data-health="ready"]"#)).await;
+    eventually(DEADLINE, "browse back at 100 % on the page", async || {
+        data_value(&client, "success-micro-browse").await == Some(1.0)
+    })
+    .await;
+    wait_for(&client, r#"#events li[data-kind="heal"]"#).await;
+    let restarts = client
+        .find(Locator::Css(catalog))
+        .await
+        .expect("the catalog box")
+        .text()
+        .await
+        .expect("its text");
+    assert!(restarts.contains("restarts 1"), "{restarts}");
+
+    click(&client, "#load-stop").await;
+    wait_for(&client, r#"#load-status[data-running="false"]"#).await;
+    client.close().await.expect("close the browser");
+}
