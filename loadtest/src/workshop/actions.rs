@@ -254,12 +254,12 @@ pub(crate) async fn perform(
             format!("killed {runs} (kill -9)")
         }
         Action::Pause => {
-            target.pause(process, true).map_err(failed)?;
+            target.pause(process, true).await.map_err(failed)?;
             lock(&lab.paused).insert((process, 1));
             format!("paused {runs} (SIGSTOP)")
         }
         Action::Resume => {
-            target.pause(process, false).map_err(failed)?;
+            target.pause(process, false).await.map_err(failed)?;
             lock(&lab.paused).remove(&(process, 1));
             format!("resumed {runs} (SIGCONT)")
         }
@@ -312,6 +312,7 @@ pub(crate) async fn perform(
         Action::Scale => {
             let replica = target
                 .deployment()
+                .expect(super::LOCAL)
                 .add_replica(process)
                 .await
                 .map_err(failed)?;
@@ -333,7 +334,12 @@ async fn network(
     fault: NetworkFault,
 ) -> anyhow::Result<String> {
     let link = Link::Service(context);
-    if !target.deployment().proxied_links().contains(&link) {
+    if !target
+        .deployment()
+        .expect(super::LOCAL)
+        .proxied_links()
+        .contains(&link)
+    {
         workshop.event(
             Some(lab.build),
             "deploy",
@@ -343,10 +349,15 @@ async fn network(
         );
         target
             .deployment()
+            .expect(super::LOCAL)
             .insert_proxies(&BTreeSet::from([context]), &BTreeSet::new())
             .await?;
     }
-    target.deployment().break_link(link, fault).await?;
+    target
+        .deployment()
+        .expect(super::LOCAL)
+        .break_link(link, fault)
+        .await?;
     Ok(format!("network fault on {link}: {fault}"))
 }
 
@@ -359,9 +370,10 @@ pub(crate) async fn heal(lab: &Lab) -> Result<Vec<String>, ApiError> {
     let mut done = Vec::new();
     // Links first: the faults are cleared through the gateway, which fans out to every
     // service, and one behind a cut link would hold that call until its timeout.
-    for link in target.deployment().proxied_links() {
+    for link in target.deployment().expect(super::LOCAL).proxied_links() {
         target
             .deployment()
+            .expect(super::LOCAL)
             .heal_link(link)
             .await
             .map_err(|error| ApiError::failed(format!("heal {link}: {error:#}")))?;
@@ -371,17 +383,19 @@ pub(crate) async fn heal(lab: &Lab) -> Result<Vec<String>, ApiError> {
         .into_iter()
         .collect();
     for (component, replica) in paused {
-        let resumed =
-            target
-                .deployment()
-                .signal(component, replica, nix::sys::signal::Signal::SIGCONT);
+        let resumed = target.deployment().expect(super::LOCAL).signal(
+            component,
+            replica,
+            nix::sys::signal::Signal::SIGCONT,
+        );
         if resumed.is_ok() {
             done.push(format!("{component}#{replica} resumed"));
         }
     }
-    for (component, replica) in target.deployment().exited() {
+    for (component, replica) in target.deployment().expect(super::LOCAL).exited() {
         target
             .deployment()
+            .expect(super::LOCAL)
             .restart(component, replica)
             .await
             .map_err(|error| {

@@ -76,6 +76,10 @@ pub struct WorkshopArgs {
     pub logs: bool,
 }
 
+/// Why `Target::deployment` is always there here: the workshop starts its builds on the
+/// local target only (see `run`).
+pub(crate) const LOCAL: &str = "the workshop runs its builds on the local target";
+
 /// Runs the workshop until Ctrl-C or SIGTERM; stops the load and every process on the way
 /// out.
 pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
@@ -91,6 +95,11 @@ pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
         env: Vec::new(),
         forward_logs: args.logs,
         limits: Default::default(),
+        // The workshop drives the lab's own processes: the self-healing it shows, the
+        // proxies it breaks and the PIDs it meters are the local target's.
+        platform: crate::lab::target::Platform::Local,
+        compose: Default::default(),
+        kubernetes: Default::default(),
     };
     let mut targets = Vec::new();
     for build in args.arch.builds() {

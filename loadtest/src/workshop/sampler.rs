@@ -102,6 +102,7 @@ async fn probe(
     let members: Vec<(Component, usize, u32, String)> = match lab.target.try_lock() {
         Ok(mut target) => target
             .deployment()
+            .expect(super::LOCAL)
             .members()
             .iter()
             .map(|member| {
@@ -213,7 +214,7 @@ pub(crate) async fn self_heal(workshop: Arc<Workshop>) {
             let Ok(mut target) = lab.target.try_lock() else {
                 continue;
             };
-            let exited = target.deployment().exited();
+            let exited = target.deployment().expect(super::LOCAL).exited();
             dead_since.retain(|(lab_index, component, replica), _| {
                 *lab_index != index || exited.contains(&(*component, *replica))
             });
@@ -232,7 +233,12 @@ pub(crate) async fn self_heal(workshop: Arc<Workshop>) {
                 if !healing.enabled || seen.elapsed() < Duration::from_millis(healing.delay_ms) {
                     continue;
                 }
-                match target.deployment().restart(component, replica).await {
+                match target
+                    .deployment()
+                    .expect(super::LOCAL)
+                    .restart(component, replica)
+                    .await
+                {
                     Ok(()) => {
                         *lock(&lab.restarts).entry((component, replica)).or_default() += 1;
                         workshop.event(

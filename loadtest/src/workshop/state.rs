@@ -253,7 +253,7 @@ impl Workshop {
             // A stopped process does not act on SIGTERM; the stop sends SIGCONT too, but
             // resuming first keeps the drain as short as for any other process.
             for (component, replica) in paused {
-                let _ = target.deployment().signal(
+                let _ = target.deployment().expect(super::LOCAL).signal(
                     component,
                     replica,
                     nix::sys::signal::Signal::SIGCONT,
