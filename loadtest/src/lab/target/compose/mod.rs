@@ -467,14 +467,13 @@ impl Compose {
 
     pub(super) async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
         let count = self.of(component).await?.len() + 1;
-        let fresh = self.scale_up(component, count).await?;
+        self.scale_up(component, count).await?;
         if component.is_front() {
             let mut all = Vec::new();
             for container in self.of(component).await? {
                 all.push(container.published(8080)?);
             }
             self.front_door.set_backends(&all).await?;
-            drop(fresh);
         }
         Ok(count)
     }
