@@ -77,22 +77,10 @@ impl FrontDoor {
     /// Replaces the whole backend set; new requests go only to these from now on.
     pub async fn set_backends(&self, backends: &[String]) -> anyhow::Result<()> {
         let url = format!("{}/backends", self.control_url);
-        let response = self
-            .http
-            .put(&url)
-            .json(&Backends {
-                backends: backends.to_vec(),
-            })
-            .send()
-            .await
-            .with_context(|| format!("PUT {url}"))?;
-        let status = response.status();
-        anyhow::ensure!(
-            status.is_success(),
-            "PUT {url} answered {status}: {}",
-            response.text().await.unwrap_or_default()
-        );
-        Ok(())
+        let body = Backends {
+            backends: backends.to_vec(),
+        };
+        super::put_json(self.http.put(&url), &url, &body).await
     }
 
     /// SIGTERM, then SIGKILL after `deadline`; reaped either way.

@@ -406,20 +406,12 @@ impl Deployment {
             Component::FrontDoor => {}
         }
         for (url, body) in calls {
-            let response = self
-                .http
-                .put(&url)
-                .bearer_auth(&self.options.admin_token)
-                .json(&body)
-                .send()
-                .await
-                .with_context(|| format!("PUT {url}"))?;
-            let status = response.status();
-            anyhow::ensure!(
-                status.is_success(),
-                "PUT {url} answered {status}: {}",
-                response.text().await.unwrap_or_default()
-            );
+            put_json(
+                self.http.put(&url).bearer_auth(&self.options.admin_token),
+                &url,
+                &body,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -606,6 +598,27 @@ impl Deployment {
             .await
             .with_context(|| format!("restart {component}#{replica}"))
     }
+}
+
+/// Sends a `PUT` with a JSON body and fails unless it is answered 2xx (with the body of a
+/// refusal in the error): how callers and the front door are told where to send traffic.
+pub(crate) async fn put_json(
+    request: reqwest::RequestBuilder,
+    url: &str,
+    body: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    let response = request
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("PUT {url}"))?;
+    let status = response.status();
+    anyhow::ensure!(
+        status.is_success(),
+        "PUT {url} answered {status}: {}",
+        response.text().await.unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// The port of a base URL such as `http://127.0.0.1:4101`.
