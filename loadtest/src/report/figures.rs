@@ -32,9 +32,10 @@ pub(crate) struct LevelFigures {
     /// Median over repeats of each percentile, in milliseconds.
     pub raw_ms: [f64; 3],
     pub corrected_ms: [f64; 3],
-    /// CPU seconds of the system under test per 1 000 requests.
-    pub cpu_per_1k: Spread,
-    pub peak_rss_mib: Spread,
+    /// CPU seconds of the system under test per 1 000 requests; `None` where the target could
+    /// not measure it.
+    pub cpu_per_1k: Option<Spread>,
+    pub peak_rss_mib: Option<Spread>,
     pub generator_limited: bool,
     /// The busiest repeat's generator CPU share.
     pub generator_share: f64,
@@ -159,15 +160,11 @@ pub(crate) fn throughput(results: &Results, build: Build) -> Vec<LevelFigures> {
                     repeats
                         .iter()
                         .filter(|level| level.requests > 0)
-                        .map(|level| level.sut_cpu_s * 1000.0 / level.requests as f64),
-                )
-                .unwrap_or(Spread {
-                    median: 0.0,
-                    min: 0.0,
-                    max: 0.0,
-                    samples: 0,
-                }),
-                peak_rss_mib: Spread::of(repeats.iter().map(|level| level.sut_peak_rss_mib))?,
+                        .filter_map(|level| {
+                            Some(level.sut_cpu_s? * 1000.0 / level.requests as f64)
+                        }),
+                ),
+                peak_rss_mib: Spread::of(repeats.iter().filter_map(|level| level.sut_peak_rss_mib)),
                 generator_limited: repeats.iter().any(|level| level.generator_limited),
                 generator_share: repeats
                     .iter()

@@ -315,6 +315,60 @@ fn shoplab_report_and_shoplab_diff_run_as_commands() {
     }
 }
 
+#[test]
+fn a_run_whose_target_read_no_cpu_or_memory_says_not_measured_and_draws_no_cost_chart() {
+    // What the Kubernetes target writes: no CPU or memory figure, `null` rather than zero.
+    let mut unmetered = fixture();
+    unmetered["settings"]["target"] = Value::from("kubernetes");
+    for outcome in unmetered["experiments"]
+        .as_array_mut()
+        .expect("experiments")
+    {
+        let findings = &mut outcome["findings"];
+        for level in findings["levels"].as_array_mut().into_iter().flatten() {
+            for field in ["sut_cpu_s", "sut_peak_rss_mib", "requests_per_sut_cpu_s"] {
+                level[field] = Value::Null;
+            }
+        }
+        for half in ["before", "after"] {
+            if findings[half].is_object() {
+                findings[half]["sut_cpu_s"] = Value::Null;
+                findings[half]["requests_per_sut_cpu_s"] = Value::Null;
+            }
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("results.json"), unmetered.to_string()).expect("write");
+    let results = shoplab::report::load(dir.path()).expect("null cost figures load");
+    shoplab::report::write(dir.path(), &results).expect("the report is written");
+
+    let markdown = std::fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    let cost = markdown
+        .split("## Cost: CPU and memory")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a cost section");
+    assert!(
+        cost.contains("Not measured: the kubernetes target"),
+        "{cost}"
+    );
+    assert!(!cost.contains("CPU s"), "a cost figure was printed: {cost}");
+    assert!(!dir.path().join("charts/resources.png").exists());
+    let cpu_rows: Vec<&str> = markdown
+        .lines()
+        .filter(|line| line.starts_with("| CPU per 1 000 requests at "))
+        .collect();
+    assert!(!cpu_rows.is_empty(), "{markdown}");
+    for row in cpu_rows {
+        assert!(
+            row.contains("not measured") && !row.contains("0.0"),
+            "{row}"
+        );
+    }
+    let scale = markdown.split("## Scale").nth(1).expect("a scale section");
+    assert!(scale.contains("| not measured |"), "{scale}");
+}
+
 /// Runs `shoplab report` on `path` and returns its stderr, after checking it failed cleanly.
 fn report_fails(path: &Path) -> String {
     let output = Command::new(shoplab_binary())

@@ -37,8 +37,9 @@ pub struct Half {
     pub requests_per_s: f64,
     pub error_rate: f64,
     pub latency: Percentiles,
-    pub sut_cpu_s: f64,
-    pub requests_per_sut_cpu_s: f64,
+    /// `None` where the target has nothing to read CPU by (as a throughput level's).
+    pub sut_cpu_s: Option<f64>,
+    pub requests_per_sut_cpu_s: Option<f64>,
 }
 
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
@@ -75,7 +76,8 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
     })
 }
 
-/// The service that used the most CPU (the gateway and the front door are not services).
+/// The service that used the most CPU (the gateway and the front door are not services);
+/// catalog, which every browse step calls, where the target read no CPU at all.
 fn hottest(cpu_by_process: &[(Component, f64)]) -> Component {
     cpu_by_process
         .iter()
@@ -109,14 +111,15 @@ async fn half(
         }
     }
     let sut_cpu_s: f64 = by_component.iter().map(|(_, cpu)| cpu).sum();
+    let metered = !members.is_empty();
     let summary = stats(&run.records);
     let half = Half {
         replicas,
         requests_per_s: summary.requests as f64 / run.wall_s.max(0.001),
         error_rate: (summary.requests - summary.ok) as f64 / summary.requests.max(1) as f64,
         latency: summary.latency,
-        sut_cpu_s,
-        requests_per_sut_cpu_s: summary.requests as f64 / sut_cpu_s.max(0.001),
+        sut_cpu_s: metered.then_some(sut_cpu_s),
+        requests_per_sut_cpu_s: metered.then(|| summary.requests as f64 / sut_cpu_s.max(0.001)),
     };
     experiment.history.extend(run.records);
     Ok((half, by_component))

@@ -26,10 +26,12 @@ pub struct Level {
     pub raw: Percentiles,
     /// After Goose's coordinated-omission back-fill (`average` cadence).
     pub corrected: Percentiles,
-    pub sut_cpu_s: f64,
-    pub sut_peak_rss_mib: f64,
+    /// CPU seconds of the system under test; `None` where the target has nothing to read
+    /// them by (no probes: the Kubernetes target), never a zero standing in for "unknown".
+    pub sut_cpu_s: Option<f64>,
+    pub sut_peak_rss_mib: Option<f64>,
     /// Requests per CPU second of the system under test.
-    pub requests_per_sut_cpu_s: f64,
+    pub requests_per_sut_cpu_s: Option<f64>,
     pub generator_cpu_s: f64,
     /// Generator CPU seconds / (wall seconds x cores it may use).
     pub generator_cpu_share: f64,
@@ -67,6 +69,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level>> 
             let summary = stats(&run.records);
             let errors = summary.requests - summary.ok;
             let sut_cpu_s = (cpu_after - cpu_before).max(0.0);
+            let metered = !probes.is_empty();
             let share = run.generator_cpu_s / (run.wall_s * experiment.generator_cores as f64);
             levels.push(Level {
                 users: *users,
@@ -77,9 +80,10 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level>> 
                 error_rate: errors as f64 / summary.requests.max(1) as f64,
                 raw: summary.latency,
                 corrected: run.corrected,
-                sut_cpu_s,
-                sut_peak_rss_mib: peak_rss_mib,
-                requests_per_sut_cpu_s: summary.requests as f64 / sut_cpu_s.max(0.001),
+                sut_cpu_s: metered.then_some(sut_cpu_s),
+                sut_peak_rss_mib: metered.then_some(peak_rss_mib),
+                requests_per_sut_cpu_s: metered
+                    .then(|| summary.requests as f64 / sut_cpu_s.max(0.001)),
                 generator_cpu_s: run.generator_cpu_s,
                 generator_cpu_share: share,
                 generator_limited: share > GENERATOR_LIMIT,

@@ -27,7 +27,9 @@ pub(super) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
     let mut timeline = String::from(
         "build,experiment,t_ms,slice_ms,journey,ok,fail,maybe_applied,p50_us,p99_us\n",
     );
-    let rate = |rate: Option<f64>| rate.map_or(String::new(), |rate| format!("{rate:.4}"));
+    // A figure not measured is an empty field.
+    let fixed = |value: Option<f64>, places: usize| super::figure(value, places, "");
+    let rate = |rate: Option<f64>| fixed(rate, 4);
     for outcome in &results.experiments {
         let build = outcome.build.as_str();
         match &outcome.findings {
@@ -35,7 +37,7 @@ pub(super) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                 for level in levels {
                     writeln!(
                         throughput,
-                        "{build},{},{},{},{:.1},{:.4},{},{},{},{},{},{:.3},{:.1},{:.1},{:.3},{}",
+                        "{build},{},{},{},{:.1},{:.4},{},{},{},{},{},{},{},{},{:.3},{}",
                         level.users,
                         level.repeat,
                         level.requests,
@@ -46,9 +48,9 @@ pub(super) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                         level.raw.p99_us,
                         level.corrected.p50_us,
                         level.corrected.p99_us,
-                        level.sut_cpu_s,
-                        level.sut_peak_rss_mib,
-                        level.requests_per_sut_cpu_s,
+                        fixed(level.sut_cpu_s, 3),
+                        fixed(level.sut_peak_rss_mib, 1),
+                        fixed(level.requests_per_sut_cpu_s, 1),
                         level.generator_cpu_share,
                         level.generator_limited
                     )?;
@@ -88,15 +90,15 @@ pub(super) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                 for half in [&scale.before, &scale.after] {
                     writeln!(
                         scaling,
-                        "{build},{},{},{},{:.1},{:.4},{},{:.3},{:.1}",
+                        "{build},{},{},{},{:.1},{:.4},{},{},{}",
                         scale.component,
                         scale.users,
                         half.replicas,
                         half.requests_per_s,
                         half.error_rate,
                         half.latency.p99_us,
-                        half.sut_cpu_s,
-                        half.requests_per_sut_cpu_s
+                        fixed(half.sut_cpu_s, 3),
+                        fixed(half.requests_per_sut_cpu_s, 1)
                     )?;
                 }
             }

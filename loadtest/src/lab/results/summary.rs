@@ -64,15 +64,15 @@ pub fn summary(results: &Results) -> String {
                 for level in levels {
                     let _ = writeln!(
                         text,
-                        "  {:>5} {:>9.0} {:>6.2}% {:>9.2} {:>9.2} {:>11.2} {:>8.1}s {:>8.0} {:>9.0}%{}",
+                        "  {:>5} {:>9.0} {:>6.2}% {:>9.2} {:>9.2} {:>11.2} {:>8}s {:>8} {:>9.0}%{}",
                         level.users,
                         level.requests_per_s,
                         level.error_rate * 100.0,
                         level.raw.p50_us as f64 / 1000.0,
                         level.raw.p99_us as f64 / 1000.0,
                         level.corrected.p99_us as f64 / 1000.0,
-                        level.sut_cpu_s,
-                        level.sut_peak_rss_mib,
+                        measured(level.sut_cpu_s, 1),
+                        measured(level.sut_peak_rss_mib, 0),
                         level.generator_cpu_share * 100.0,
                         if level.generator_limited {
                             "  ! generator-limited"
@@ -91,12 +91,12 @@ pub fn summary(results: &Results) -> String {
                 for half in [&scale.before, &scale.after] {
                     let _ = writeln!(
                         text,
-                        "  {} replica(s): {:>7.0} req/s, p99 {:>7.2} ms, {:>6.1} CPU s, {:>6.0} req per CPU s",
+                        "  {} replica(s): {:>7.0} req/s, p99 {:>7.2} ms, {:>6} CPU s, {:>6} req per CPU s",
                         half.replicas,
                         half.requests_per_s,
                         half.latency.p99_us as f64 / 1000.0,
-                        half.sut_cpu_s,
-                        half.requests_per_sut_cpu_s
+                        measured(half.sut_cpu_s, 1),
+                        measured(half.requests_per_sut_cpu_s, 0)
                     );
                 }
                 let _ = writeln!(text, "  speedup x{:.2}", scale.speedup);
@@ -213,4 +213,9 @@ fn first_line(message: &str) -> String {
         Some((at, _)) => format!("{}…", &line[..at]),
         None => line.to_owned(),
     }
+}
+
+/// A measured figure to `places` decimals, or `n/a` where the target could not measure it.
+fn measured(value: Option<f64>, places: usize) -> String {
+    super::figure(value, places, "n/a")
 }

@@ -7,8 +7,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::Plot;
 use super::bars::{self, Axes, Bar, Fill, Group};
-use crate::lab::experiments::scale::Scale;
-use crate::report::figures::LevelFigures;
+use crate::lab::experiments::scale::{Half, Scale};
+use crate::report::figures::{LevelFigures, Spread};
 use crate::report::theme::{self, Area, DrawResult, LegendEntry, Mark, build_color, build_label};
 use crate::supervisor::Build;
 
@@ -58,7 +58,7 @@ impl Plot for Resources {
             .collect();
         users.sort_unstable();
         users.dedup();
-        let groups = |pick: &dyn Fn(&LevelFigures) -> (f64, f64, f64)| -> Vec<Group> {
+        let groups = |pick: &dyn Fn(&LevelFigures) -> Option<Spread>| -> Vec<Group> {
             users
                 .iter()
                 .map(|users| Group {
@@ -68,10 +68,10 @@ impl Plot for Resources {
                         .iter()
                         .filter_map(|(build, levels)| {
                             let level = levels.iter().find(|level| level.users == *users)?;
-                            let (value, low, high) = pick(level);
+                            let spread = pick(level)?;
                             Some(Bar {
-                                value,
-                                range: Some((low, high)),
+                                value: spread.median,
+                                range: Some((spread.min, spread.max)),
                                 color: build_color(*build),
                                 fill: Fill::Solid,
                             })
@@ -82,10 +82,7 @@ impl Plot for Resources {
         };
         bars::grouped_bars(
             &panels[0],
-            &groups(&|level| {
-                let cpu = &level.cpu_per_1k;
-                (cpu.median, cpu.min, cpu.max)
-            }),
+            &groups(&|level| level.cpu_per_1k.clone()),
             &Axes {
                 caption: Some("CPU per 1 000 requests (all the shop's processes)"),
                 x_desc: "load level",
@@ -95,10 +92,7 @@ impl Plot for Resources {
         )?;
         bars::grouped_bars(
             &panels[1],
-            &groups(&|level| {
-                let rss = &level.peak_rss_mib;
-                (rss.median, rss.min, rss.max)
-            }),
+            &groups(&|level| level.peak_rss_mib.clone()),
             &Axes {
                 caption: Some("peak memory (summed RSS of the shop's processes)"),
                 x_desc: "load level",
@@ -119,18 +113,20 @@ impl Plot for ScaleBars<'_> {
         });
         theme::legend(&strip, &entries)?;
         let panels = plots.split_evenly((1, 2));
-        let groups = |pick: &dyn Fn(&crate::lab::experiments::scale::Half) -> f64| -> Vec<Group> {
+        let groups = |pick: &dyn Fn(&Half) -> Option<f64>| -> Vec<Group> {
             self.builds
                 .iter()
                 .map(|(build, scale)| Group {
                     label: format!("{} (+1 {})", build_label(*build), scale.component),
                     bars: [(&scale.before, Fill::Light), (&scale.after, Fill::Solid)]
                         .into_iter()
-                        .map(|(half, fill)| Bar {
-                            value: pick(half),
-                            range: None,
-                            color: build_color(*build),
-                            fill,
+                        .filter_map(|(half, fill)| {
+                            Some(Bar {
+                                value: pick(half)?,
+                                range: None,
+                                color: build_color(*build),
+                                fill,
+                            })
                         })
                         .collect(),
                 })
@@ -138,7 +134,7 @@ impl Plot for ScaleBars<'_> {
         };
         bars::grouped_bars(
             &panels[0],
-            &groups(&|half| half.requests_per_s),
+            &groups(&|half| Some(half.requests_per_s)),
             &Axes {
                 caption: Some("throughput"),
                 x_desc: "build (the component that got a replica)",
@@ -146,11 +142,17 @@ impl Plot for ScaleBars<'_> {
                 values: true,
             },
         )?;
+        let efficiency = groups(&|half| half.requests_per_sut_cpu_s);
+        let measured = efficiency.iter().any(|group| !group.bars.is_empty());
         bars::grouped_bars(
             &panels[1],
-            &groups(&|half| half.requests_per_sut_cpu_s),
+            &efficiency,
             &Axes {
-                caption: Some("efficiency"),
+                caption: Some(if measured {
+                    "efficiency"
+                } else {
+                    "efficiency: not measured on this target"
+                }),
                 x_desc: "build (the component that got a replica)",
                 y_desc: "requests per CPU second",
                 values: true,

@@ -9,6 +9,8 @@ use crate::report::figures::{self, count, fault_pairs, first_line, journeys, ms,
 use crate::report::theme::build_label;
 use crate::supervisor::Build;
 
+use super::NOT_MEASURED;
+
 pub(super) fn faults(
     document: &mut Document,
     results: &Results,
@@ -260,7 +262,10 @@ pub(super) fn scale(
                 Cell::plain(format!("{:.0} req/s", half.requests_per_s)),
                 Cell::plain(percent(half.error_rate)),
                 Cell::plain(ms(half.latency.p99_us as f64 / 1000.0)),
-                Cell::plain(format!("{:.0}", half.requests_per_sut_cpu_s)),
+                Cell::plain(
+                    half.requests_per_sut_cpu_s
+                        .map_or_else(|| NOT_MEASURED.to_owned(), |rate| format!("{rate:.0}")),
+                ),
             ]);
         }
     }

@@ -7,7 +7,7 @@ use crate::report::figures::{PERCENTILES, count, ms, percent, throughput as leve
 use crate::report::theme::{Stroke, build_label};
 use crate::supervisor::Build;
 
-use super::with_spread;
+use super::{NOT_MEASURED, with_spread};
 
 pub(super) fn throughput(
     document: &mut Document,
@@ -131,6 +131,19 @@ pub(super) fn throughput(
     );
 
     document.section("resources", "Cost: CPU and memory");
+    let measured = builds
+        .iter()
+        .flat_map(|(_, levels)| levels)
+        .any(|level| level.cpu_per_1k.is_some() || level.peak_rss_mib.is_some());
+    if !measured {
+        document.paragraph(format!(
+            "Not measured: the {} target reads no CPU or memory of the shop's processes (on \
+             Kubernetes that would take a metrics server, whose windows are longer than a load \
+             level). No figure stands in for the missing ones.",
+            results.settings.target
+        ));
+        return Ok(());
+    }
     document.paragraph(
         "What serving costs: CPU seconds of all the shop's processes per 1 000 requests, and the \
          peak of their summed resident memory, per load level.",
@@ -148,8 +161,18 @@ pub(super) fn throughput(
             rows.push(vec![
                 Cell::plain(build_label(*build)),
                 Cell::plain(level.users.to_string()),
-                Cell::plain(with_spread(&level.cpu_per_1k, "CPU s")),
-                Cell::plain(with_spread(&level.peak_rss_mib, "MiB")),
+                Cell::plain(
+                    level
+                        .cpu_per_1k
+                        .as_ref()
+                        .map_or_else(|| NOT_MEASURED.to_owned(), |cpu| with_spread(cpu, "CPU s")),
+                ),
+                Cell::plain(
+                    level
+                        .peak_rss_mib
+                        .as_ref()
+                        .map_or_else(|| NOT_MEASURED.to_owned(), |rss| with_spread(rss, "MiB")),
+                ),
             ]);
         }
     }

@@ -100,6 +100,9 @@ fn key_figure_row(figure: &KeyFigure) -> Vec<Cell> {
     ]
 }
 
+/// A cell whose figure the target could not measure (the Kubernetes target's CPU and memory).
+pub(super) const NOT_MEASURED: &str = "not measured";
+
 /// `1234 req/s (1200 – 1250)`: the median with its spread when there was one.
 pub(crate) fn with_spread(spread: &Spread, unit: &str) -> String {
     let median = number(spread.median, unit);

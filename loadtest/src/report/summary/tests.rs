@@ -85,9 +85,9 @@ fn level(users: usize, repeat: usize, requests_per_s: f64, generator_limited: bo
         error_rate: 0.0,
         raw: latency,
         corrected: latency,
-        sut_cpu_s: 5.0,
-        sut_peak_rss_mib: 40.0,
-        requests_per_sut_cpu_s: requests_per_s * 2.0,
+        sut_cpu_s: Some(5.0),
+        sut_peak_rss_mib: Some(40.0),
+        requests_per_sut_cpu_s: Some(requests_per_s * 2.0),
         generator_cpu_s: 9.0,
         generator_cpu_share: if generator_limited { 0.93 } else { 0.4 },
         generator_limited,
@@ -232,6 +232,44 @@ fn the_throughput_ratio_carries_the_spread_of_the_repeats() {
 }
 
 #[test]
+fn a_target_that_reads_no_cpu_or_memory_gets_no_figure_for_them_and_no_verdict_on_cost() {
+    let unmetered = |requests_per_s| Level {
+        sut_cpu_s: None,
+        sut_peak_rss_mib: None,
+        requests_per_sut_cpu_s: None,
+        ..level(4, 1, requests_per_s, false)
+    };
+    let results = results(vec![
+        sweep(Build::Monolith, vec![unmetered(100.0)]),
+        sweep(Build::Micro, vec![unmetered(50.0)]),
+    ]);
+    let figures = key_figures(&results);
+    for name in [
+        "CPU per 1 000 requests at 4 users",
+        "peak memory at 4 users",
+    ] {
+        let figure = figures
+            .iter()
+            .find(|figure| figure.name == name)
+            .expect("the figure has a row");
+        assert!(
+            figure.monolith.is_none() && figure.micro.is_none(),
+            "{name}"
+        );
+        assert_eq!(figure.absent, "not measured");
+        assert!(figure.ratio().is_none(), "{name}");
+    }
+    let cost = verdict(&results, "the cost of each hop");
+    assert!(
+        cost.evidence.contains("CPU not measured") && !cost.evidence.contains("its CPU per"),
+        "{}",
+        cost.evidence
+    );
+    // Half the monolith's throughput still decides it, without a CPU figure.
+    assert_eq!(cost.status, Status::Holds);
+}
+
+#[test]
 fn a_violated_invariant_is_the_first_warning_with_its_first_example() {
     let mut broken = sweep(Build::Micro, vec![level(4, 1, 100.0, false)]);
     broken.invariants = CheckReport {
@@ -302,8 +340,8 @@ fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
         requests_per_s,
         error_rate: 0.0,
         latency: Percentiles::default(),
-        sut_cpu_s: 10.0,
-        requests_per_sut_cpu_s: requests_per_s / 10.0,
+        sut_cpu_s: Some(10.0),
+        requests_per_sut_cpu_s: Some(requests_per_s / 10.0),
     };
     let scale = Scale {
         component: "catalog".into(),

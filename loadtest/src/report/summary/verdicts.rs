@@ -288,10 +288,18 @@ fn hop_cost(results: &Results) -> Verdict {
         return not_tested(claim, "the throughput sweep did not run on both builds");
     };
     let rate = micro.requests_per_s.median / monolith.requests_per_s.median.max(f64::EPSILON);
-    let cpu = micro.cpu_per_1k.median / monolith.cpu_per_1k.median.max(f64::EPSILON);
+    // A target that reads no CPU (Kubernetes) leaves the cost out rather than guessing it.
+    let cpu = match (&micro.cpu_per_1k, &monolith.cpu_per_1k) {
+        (Some(micro), Some(monolith)) => Some(micro.median / monolith.median.max(f64::EPSILON)),
+        _ => None,
+    };
     let latency = micro.raw_ms[0] / monolith.raw_ms[0].max(f64::EPSILON);
+    let cost = cpu.map_or_else(
+        || "(CPU not measured on this target)".to_owned(),
+        |cpu| format!("with ×{cpu:.2} its CPU per request"),
+    );
     let mut evidence = format!(
-        "at {} users the microservices served ×{rate:.2} the monolith's requests per second with ×{cpu:.2} its CPU per request and ×{latency:.2} its median latency",
+        "at {} users the microservices served ×{rate:.2} the monolith's requests per second {cost} and ×{latency:.2} its median latency",
         monolith.users
     );
     match &results.calibration {
@@ -306,10 +314,10 @@ fn hop_cost(results: &Results) -> Verdict {
         }
         None => evidence.push_str("; the hop itself was not measured in this run"),
     }
-    let status = if cpu > 1.05 || rate < 0.95 {
+    let status = if cpu.is_some_and(|cpu| cpu > 1.05) || rate < 0.95 {
         evidence.push_str(" — here the monolith wins");
         Status::Holds
-    } else if cpu < 0.95 && rate > 1.05 {
+    } else if cpu.is_some_and(|cpu| cpu < 0.95) && rate > 1.05 {
         Status::DoesNotHold
     } else {
         Status::Mixed
