@@ -6,7 +6,7 @@ use std::path::Path;
 use super::charts::{Charts, Run, Throughput};
 use super::document::{Block, Cell, Document, Tone};
 use super::figures::{Spread, percent, throughput};
-use super::sections::{number, with_spread};
+use super::sections::{number, spread_cell};
 use super::summary::{self, KeyFigure};
 use super::theme::{Stroke, build_label};
 use crate::lab::results::Results;
@@ -156,11 +156,7 @@ fn change_row(
     before: Option<&Spread>,
     after: Option<&Spread>,
 ) -> Vec<Cell> {
-    let value = |spread: Option<&Spread>| {
-        spread.map_or(Cell::toned(figure.absent, Tone::Muted), |spread| {
-            Cell::plain(with_spread(spread, figure.unit))
-        })
-    };
+    let value = |spread: Option<&Spread>| spread_cell(spread, figure.unit, figure.absent);
     let change = match (before, after) {
         (Some(before), Some(after)) => {
             let delta = after.median - before.median;

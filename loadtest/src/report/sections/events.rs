@@ -262,9 +262,9 @@ pub(super) fn scale(
                 Cell::plain(format!("{:.0} req/s", half.requests_per_s)),
                 Cell::plain(percent(half.error_rate)),
                 Cell::plain(ms(half.latency.p99_us as f64 / 1000.0)),
-                Cell::plain(
-                    half.requests_per_sut_cpu_s
-                        .map_or_else(|| NOT_MEASURED.to_owned(), |rate| format!("{rate:.0}")),
+                half.requests_per_sut_cpu_s.map_or_else(
+                    || Cell::toned(NOT_MEASURED, Tone::Muted),
+                    |rate| Cell::plain(format!("{rate:.0}")),
                 ),
             ]);
         }

@@ -7,7 +7,7 @@ use crate::report::figures::{PERCENTILES, count, ms, percent, throughput as leve
 use crate::report::theme::{Stroke, build_label};
 use crate::supervisor::Build;
 
-use super::{NOT_MEASURED, with_spread};
+use super::{NOT_MEASURED, spread_cell, with_spread};
 
 pub(super) fn throughput(
     document: &mut Document,
@@ -161,18 +161,8 @@ pub(super) fn throughput(
             rows.push(vec![
                 Cell::plain(build_label(*build)),
                 Cell::plain(level.users.to_string()),
-                Cell::plain(
-                    level
-                        .cpu_per_1k
-                        .as_ref()
-                        .map_or_else(|| NOT_MEASURED.to_owned(), |cpu| with_spread(cpu, "CPU s")),
-                ),
-                Cell::plain(
-                    level
-                        .peak_rss_mib
-                        .as_ref()
-                        .map_or_else(|| NOT_MEASURED.to_owned(), |rss| with_spread(rss, "MiB")),
-                ),
+                spread_cell(level.cpu_per_1k.as_ref(), "CPU s", NOT_MEASURED),
+                spread_cell(level.peak_rss_mib.as_ref(), "MiB", NOT_MEASURED),
             ]);
         }
     }

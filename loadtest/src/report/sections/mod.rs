@@ -81,10 +81,7 @@ fn summary_section(document: &mut Document, results: &Results) {
 }
 
 fn key_figure_row(figure: &KeyFigure) -> Vec<Cell> {
-    let value = |spread: &Option<Spread>| match spread {
-        None => Cell::toned(figure.absent, Tone::Muted),
-        Some(spread) => Cell::plain(with_spread(spread, figure.unit)),
-    };
+    let value = |spread: &Option<Spread>| spread_cell(spread.as_ref(), figure.unit, figure.absent);
     let ratio = match figure.ratio() {
         None => Cell::toned("—", Tone::Muted),
         Some((ratio, None)) => Cell::plain(format!("×{ratio:.2}")),
@@ -102,6 +99,14 @@ fn key_figure_row(figure: &KeyFigure) -> Vec<Cell> {
 
 /// A cell whose figure the target could not measure (the Kubernetes target's CPU and memory).
 pub(super) const NOT_MEASURED: &str = "not measured";
+
+/// A figure's cell: its median and spread, or `absent`, muted, where it was not measured.
+pub(crate) fn spread_cell(spread: Option<&Spread>, unit: &str, absent: &str) -> Cell {
+    spread.map_or_else(
+        || Cell::toned(absent, Tone::Muted),
+        |spread| Cell::plain(with_spread(spread, unit)),
+    )
+}
 
 /// `1234 req/s (1200 – 1250)`: the median with its spread when there was one.
 pub(crate) fn with_spread(spread: &Spread, unit: &str) -> String {
