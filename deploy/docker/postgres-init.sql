@@ -1,5 +1,5 @@
 -- The PostgreSQL variant's databases, one per process as the lab makes them
--- (loadtest/src/supervisor/database.rs): the monolith's, and one per context. The official
+-- (loadtest/platform/src/local/supervisor/database.rs): the monolith's, and one per context. The official
 -- image runs this once, when its data volume is empty; the shop runs its own migrations.
 CREATE DATABASE shoplab_monolith;
 CREATE DATABASE shoplab_catalog;

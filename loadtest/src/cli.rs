@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::micro::MicroArgs;
-use crate::supervisor::Component;
+use loadtest_results::component::Component;
 
 #[derive(Parser)]
 #[command(
@@ -27,7 +27,7 @@ enum Command {
     /// summary into reports/<run-id>/. Exits non-zero when an invariant is violated.
     ///
     /// Example: shoplab compare --quick
-    Compare(crate::lab::compare::CompareArgs),
+    Compare(crate::compare::CompareArgs),
     /// Render a run's report again from its results.json.
     ///
     /// Writes report.html (one page, opens from disk, charts inline), report.md (for a git
@@ -36,18 +36,18 @@ enum Command {
     /// does this itself at the end of a run.
     ///
     /// Example: shoplab report reports/2026-11-25T08-14-20Z
-    Report(crate::report::ReportArgs),
+    Report(loadtest_report::ReportArgs),
     /// Compare two runs: what changed in the key figures, the verdicts and the throughput.
     ///
     /// Takes two run folders (or their results.json files), A the earlier and B the later,
     /// and writes diff.html, diff.md and charts/ with both runs overlaid.
     ///
     /// Example: shoplab diff reports/2026-11-24T09-00-00Z reports/2026-11-25T08-14-20Z --out /tmp/diff
-    Diff(crate::report::DiffArgs),
+    Diff(loadtest_report::DiffArgs),
     /// Drive any running shop with the journeys and print what it answered.
     ///
     /// Example: shoplab load --base-url http://127.0.0.1:8080 --users 16 --duration 30
-    Load(crate::lab::load_command::LoadArgs),
+    Load(loadtest_lab::load_command::LoadArgs),
     /// Start one build of the shop and serve until Ctrl-C.
     Serve {
         #[command(subcommand)]
@@ -72,14 +72,14 @@ enum Command {
     /// A TCP fault proxy in front of a service or a database, as the supervisor starts it
     /// for the network fault kinds (latency, reset, cut, bandwidth, database down).
     #[command(hide = true)]
-    FaultProxy(crate::supervisor::FaultProxyArgs),
+    FaultProxy(loadtest_platform::sidecars::fault_proxy::FaultProxyArgs),
     /// Check a running shop's invariants (I1-I8: no order, unit of stock or cent lost).
     ///
     /// Reads the audit snapshot from /admin/audit and, with --history, the requests a load
     /// run recorded; prints one row per invariant and exits non-zero when any is violated.
     ///
     /// Example: shoplab check --base-url http://127.0.0.1:8080 --admin-token T --history history.jsonl
-    Check(crate::check::CheckArgs),
+    Check(loadtest_check::CheckArgs),
     /// Start the build(s) and serve a live page to teach with: topology, charts, controls.
     ///
     /// Starts the chosen build(s) as child processes on loopback and serves a page (and the
@@ -88,7 +88,7 @@ enum Command {
     /// kill, pause, slow down, break, deploy, roll back and scale any part. Ctrl-C stops.
     ///
     /// Example: shoplab workshop --arch both --port 8088
-    Workshop(crate::workshop::WorkshopArgs),
+    Workshop(loadtest_workshop::WorkshopArgs),
 }
 
 #[derive(Subcommand)]
@@ -125,25 +125,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             backend,
             serve,
         } => crate::service::run(name, admin_port, &backend, &serve).await,
-        Command::FaultProxy(args) => crate::supervisor::run_fault_proxy(args).await,
-        Command::Check(args) => crate::check::run(args).await,
+        Command::FaultProxy(args) => loadtest_platform::sidecars::fault_proxy::run(args).await,
+        Command::Check(args) => loadtest_check::run(args).await,
         Command::Compare(args) => {
             lab_logging();
-            if !crate::lab::compare::run(args).await? {
+            if !crate::compare::run(args).await? {
                 // The results are written; the exit code tells scripts and CI.
                 std::process::exit(3);
             }
             Ok(())
         }
-        Command::Report(args) => crate::report::run_report(args),
-        Command::Diff(args) => crate::report::run_diff(args),
+        Command::Report(args) => loadtest_report::run_report(args),
+        Command::Diff(args) => loadtest_report::run_diff(args),
         Command::Workshop(args) => {
             lab_logging();
-            crate::workshop::run(args).await
+            loadtest_workshop::run(args).await
         }
         Command::Load(args) => {
             lab_logging();
-            crate::lab::load_command::run(args).await
+            loadtest_lab::load_command::run(args).await
         }
     }
 }

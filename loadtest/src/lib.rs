@@ -1,14 +1,15 @@
-//! `shoplab`, the lab's entry point, as a library: the command line ([`cli`]); the
-//! supervisor that runs either build as real processes ([`supervisor`]); the lab that drives
-//! both with the same load while it deploys and breaks parts ([`lab`]); the request history
-//! ([`history`]) and the invariant checker ([`check`]); the live page of a workshop ([`workshop`]). The tests drive them directly.
+//! `shoplab`, the glue: the one crate that knows every other. The command line ([`cli`])
+//! maps each subcommand onto the crate that does the work:
+//!
+//! - `compare` ([`compare`]): a platform (`loadtest-platform`) runs each build, the
+//!   experiments (`loadtest-lab`) drive it, the checker (`loadtest-check`) audits it, and
+//!   the report (`loadtest-report`) renders what they found (`loadtest-results`);
+//! - `serve micro` and the hidden `service <name>` ([`micro`], [`service`]): both builds'
+//!   processes from this one executable, so nothing else has to be built;
+//! - `workshop`, `load`, `check`, `report`, `diff`: thin calls into their crates.
 
-pub mod check;
 pub mod cli;
-pub mod history;
-pub mod lab;
+pub mod compare;
+mod environment;
 mod micro;
-pub mod report;
 mod service;
-pub mod supervisor;
-pub mod workshop;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use domain::Context;
 
-use crate::supervisor::{Build, Database, Deployment, Options};
+use loadtest_platform::local::supervisor::{Build, Database, Deployment, Options};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct MicroArgs {

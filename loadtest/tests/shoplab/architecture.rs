@@ -107,3 +107,60 @@ fn domain_depends_on_no_other_workspace_crate_and_api_never_reaches_the_store() 
         "handlers reach data only through context traits"
     );
 }
+
+/// Every workspace crate `from` reaches through normal dependencies, itself excluded.
+fn reachable(edges: &Edges, from: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut queue = vec![from.to_owned()];
+    while let Some(name) = queue.pop() {
+        for next in edges.get(&name).into_iter().flatten() {
+            if seen.insert(next.clone()) {
+                queue.push(next.clone());
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_report_builds_from_the_results_schema_alone_without_platforms_or_experiments() {
+    let actual = actual_edges();
+    let reached = reachable(&actual, "loadtest-report");
+    for forbidden in [
+        "loadtest-platform",
+        "loadtest-lab",
+        "loadtest-check",
+        "shoplab",
+    ] {
+        assert!(
+            !reached.contains(forbidden),
+            "loadtest-report reaches {forbidden}: the report must render any results.json \
+             knowing nothing but the schema"
+        );
+    }
+    assert_eq!(
+        reachable(&actual, "loadtest-results"),
+        BTreeSet::from(["domain".to_owned()]),
+        "the results schema depends on the domain's vocabulary and nothing else"
+    );
+}
+
+#[test]
+fn only_the_glue_binary_knows_the_builds() {
+    let actual = actual_edges();
+    let builds = |name: &str| name == "monolith" || name == "store" || name.starts_with("micro-");
+    for (name, _) in actual
+        .iter()
+        .filter(|(name, _)| name.starts_with("loadtest-"))
+    {
+        let leaked: Vec<String> = reachable(&actual, name)
+            .into_iter()
+            .filter(|dependency| builds(dependency))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "{name} reaches the builds' code ({leaked:?}): the lab starts processes and speaks \
+             HTTP to them; only the shoplab binary links the builds"
+        );
+    }
+}

@@ -9,8 +9,8 @@ use domain::admin::{Audit, OrderAudit, StockAudit};
 use domain::inventory::{Reservation, ReservationState, StockLine};
 use domain::orders::{OrderLine, OrderStatus};
 use domain::payments::{Charge, Refund};
-use shoplab::check::{CheckReport, MaybeApplied, NOT_CHECKED, check};
-use shoplab::history::{CHECKOUT, Outcome, RequestRecord, write_jsonl};
+use loadtest_check::{CheckReport, MaybeApplied, NOT_CHECKED, check};
+use loadtest_results::history::{CHECKOUT, Outcome, RequestRecord, write_jsonl};
 
 use crate::support::{ADMIN_TOKEN, SEED, answer, eventually, shoplab_binary};
 

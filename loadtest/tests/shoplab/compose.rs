@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use domain::Context;
+use loadtest_platform::compose::ComposeSettings;
+use loadtest_platform::local::supervisor::{Build, Component, NetworkFault};
+use loadtest_platform::{Platform, Target, TargetSettings};
 use serde_json::Value;
-use shoplab::lab::target::compose::ComposeSettings;
-use shoplab::lab::target::{Platform, Target, TargetSettings};
-use shoplab::supervisor::{Build, Component, NetworkFault};
 
 use crate::support::{SEED, answer, eventually, target_settings};
 

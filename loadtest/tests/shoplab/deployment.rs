@@ -1,8 +1,8 @@
 //! The microservices build working as a whole: the public API end to end through the
 //! gateway, what the public port keeps out, and the admin port fanning out to the services.
 
+use loadtest_results::component::Component;
 use serde_json::json;
-use shoplab::supervisor::Component;
 
 use crate::support::{ADMIN_TOKEN, Lab, SEED, answer};
 

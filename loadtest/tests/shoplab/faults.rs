@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use domain::Context;
-use shoplab::supervisor::Component;
+use loadtest_results::component::Component;
 
 use crate::support::{HOP_TIMEOUT, Lab, eventually};
 

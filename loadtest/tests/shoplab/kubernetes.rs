@@ -652,10 +652,10 @@ fn round(value: f64) -> f64 {
 
 /// The lab's pause between moving traffic off a process and stopping it.
 fn lab_deregistration_delay() -> Duration {
-    shoplab::supervisor::Options::new(
-        shoplab::supervisor::Build::Micro,
+    loadtest_platform::local::supervisor::Options::new(
+        loadtest_results::component::Build::Micro,
         PathBuf::from("shoplab"),
-        shoplab::supervisor::Database::Sqlite {
+        loadtest_platform::local::supervisor::Database::Sqlite {
             dir: PathBuf::from("."),
         },
         String::new(),

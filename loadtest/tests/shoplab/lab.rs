@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
+use loadtest_results::component::Build;
+use loadtest_results::history::read_jsonl;
 use serde_json::Value;
-use shoplab::history::read_jsonl;
-use shoplab::supervisor::Build;
 
 use crate::support::{SEED, start_target};
 
@@ -86,12 +86,9 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
     let results: Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).expect("results.json"))
             .expect("results.json is JSON");
-    assert_eq!(
-        results["schema_version"],
-        shoplab::lab::results::SCHEMA_VERSION
-    );
+    assert_eq!(results["schema_version"], loadtest_results::SCHEMA_VERSION);
     // The report renders from results.json alone, so it must read back into the lab's types.
-    let typed: shoplab::lab::results::Results =
+    let typed: loadtest_results::Results =
         serde_json::from_value(results.clone()).expect("results.json reads back");
     let environment = &results["environment"];
     let sha = environment["git_sha"].as_str().expect("a git_sha");
@@ -166,7 +163,7 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
         assert!(rung > 0, "{:?}", calibration.hop);
     }
     for outcome in &typed.experiments {
-        let shoplab::lab::experiments::Findings::Faults { cells, timeline } = &outcome.findings
+        let loadtest_lab::experiments::Findings::Faults { cells, timeline } = &outcome.findings
         else {
             panic!("a faults experiment found {:?}", outcome.findings);
         };
@@ -373,22 +370,22 @@ async fn compare_refuses_resource_limits_that_make_no_sense_naming_the_flag() {
 #[tokio::test]
 async fn a_load_told_to_stop_ends_early_with_what_it_recorded() {
     let _quiet = crate::support::exclusive().await;
-    let target = crate::support::start_target(shoplab::supervisor::Build::Monolith).await;
-    let shop = shoplab::lab::journeys::Shopfront {
+    let target = crate::support::start_target(loadtest_results::component::Build::Monolith).await;
+    let shop = loadtest_lab::journeys::Shopfront {
         products: 20,
         users: 2,
         password: format!("shoplab-{}", crate::support::SEED),
         browse_weight: 1,
         buy_weight: 0,
     };
-    let plan = shoplab::lab::load::LoadPlan {
+    let plan = loadtest_lab::load::LoadPlan {
         base_url: target.url().to_owned(),
         users: 2,
         duration: Duration::from_secs(120),
         rate: None,
         request_timeout: Duration::from_secs(5),
     };
-    let recorder = shoplab::lab::journeys::Recorder::new(std::time::Instant::now());
+    let recorder = loadtest_lab::journeys::Recorder::new(std::time::Instant::now());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let watcher = recorder.clone();
     // Stop once the load has demonstrably run: a few requests recorded.
@@ -402,7 +399,7 @@ async fn a_load_told_to_stop_ends_early_with_what_it_recorded() {
         let _ = stop_rx.await;
     };
     let (run, ()) = tokio::join!(
-        shoplab::lab::load::run_until(&plan, &shop, &recorder, stop),
+        loadtest_lab::load::run_until(&plan, &shop, &recorder, stop),
         stopper
     );
     let run = run.expect("the load runs");

@@ -5,10 +5,12 @@
 use std::path::Path;
 
 use domain::Context;
+use loadtest_platform::local::cgroup::{
+    self, CPU_HIERARCHY, MEMORY_HIERARCHY, ProcessLimits, group_of,
+};
+use loadtest_platform::{Target, TargetSettings};
+use loadtest_results::component::{Build, Component};
 use serde_json::json;
-use shoplab::lab::cgroup::{CPU_HIERARCHY, MEMORY_HIERARCHY, ProcessLimits, group_of};
-use shoplab::lab::target::{Target, TargetSettings};
-use shoplab::supervisor::{Build, Component};
 
 use crate::support::target_settings;
 
@@ -56,8 +58,7 @@ async fn a_leak_past_the_memory_limit_is_oom_killed_and_the_restart_is_held_to_t
         limits: LIMITS,
         ..target_settings()
     };
-    LIMITS
-        .check_available()
+    cgroup::check_available(&LIMITS)
         .expect("these machines have writable cgroup v1 cpu and memory hierarchies");
     let mut target = Target::start(Build::Monolith, &settings)
         .await

@@ -8,13 +8,16 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use domain::Context;
+use loadtest_lab::experiments::{self, Experiment, Findings, Kind};
+use loadtest_lab::journeys::Shopfront;
+use loadtest_lab::load::LoadPlan;
+use loadtest_platform::local::cgroup;
+use loadtest_platform::local::supervisor::{
+    Build, Component, Database, Deployment, Link, NetworkFault, Options,
+};
+use loadtest_results::experiments::faults;
+use loadtest_results::profile::{FaultKind, Profile};
 use serde_json::json;
-use shoplab::lab::cgroup;
-use shoplab::lab::experiments::{self, Experiment, Findings, Kind, faults};
-use shoplab::lab::journeys::Shopfront;
-use shoplab::lab::load::LoadPlan;
-use shoplab::lab::profile::{FaultKind, Profile};
-use shoplab::supervisor::{Build, Component, Database, Deployment, Link, NetworkFault, Options};
 use sqlx::Connection as _;
 
 use crate::support::{
@@ -378,7 +381,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// The process's cgroup in the cpu hierarchy.
 fn cpu_cgroup_of(pid: u32) -> String {
-    shoplab::lab::cgroup::group_of(pid, "cpu").unwrap_or_default()
+    loadtest_platform::local::cgroup::group_of(pid, "cpu").unwrap_or_default()
 }
 
 #[tokio::test]

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use domain::Context;
 use domain::orders::OrderStatus;
+use loadtest_platform::Target;
+use loadtest_results::component::{Build, Component};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
-use shoplab::lab::target::Target;
-use shoplab::supervisor::{Build, Component};
 
 use crate::support::{
     SEED, answer, checkout_at, eventually, log_in_at, process_is_alive, process_is_gone,
@@ -203,7 +203,7 @@ async fn the_monolith_target_serves_public_and_admin_on_one_port_and_reset_seeds
         "the admin API on the same port wants the token"
     );
 
-    let settings = shoplab::lab::target::TargetSettings {
+    let settings = loadtest_platform::TargetSettings {
         products: 7,
         stock: 13,
         ..target_settings()

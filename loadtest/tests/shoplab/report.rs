@@ -1,5 +1,5 @@
 //! The report, rendered from the committed results of a real quick run
-//! (`tests/fixtures/results-quick.json`): every chart as a well-formed SVG and a PNG of the
+//! (`loadtest/results/fixtures/results-quick.json`): every chart as a well-formed SVG and a PNG of the
 //! expected size, pages with every section that fetch nothing and link only to files that
 //! exist, `shoplab report` and `shoplab diff` as commands, and clear errors on bad input.
 
@@ -13,7 +13,7 @@ use crate::support::shoplab_binary;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/results-quick.json"
+    "/results/fixtures/results-quick.json"
 );
 
 /// Every section of `report.html`, by anchor.
@@ -45,8 +45,8 @@ fn fixture() -> Value {
 fn rendered() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::copy(FIXTURE, dir.path().join("results.json")).expect("copy the fixture");
-    let results = shoplab::report::load(dir.path()).expect("the fixture loads");
-    shoplab::report::write(dir.path(), &results).expect("the report is written");
+    let results = loadtest_report::load(dir.path()).expect("the fixture loads");
+    loadtest_report::write(dir.path(), &results).expect("the report is written");
     dir
 }
 
@@ -206,8 +206,8 @@ fn every_markdown_link_resolves_to_a_file_in_the_run_folder() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::copy(FIXTURE, dir.path().join("results.json")).expect("copy the fixture");
     std::fs::write(dir.path().join("throughput.csv"), "build,users\n").expect("a csv");
-    let results = shoplab::report::load(dir.path()).expect("the fixture loads");
-    shoplab::report::write(dir.path(), &results).expect("the report is written");
+    let results = loadtest_report::load(dir.path()).expect("the fixture loads");
+    loadtest_report::write(dir.path(), &results).expect("the report is written");
     let markdown = std::fs::read_to_string(dir.path().join("report.md")).expect("report.md");
 
     let targets: Vec<&str> = markdown
@@ -339,8 +339,8 @@ fn a_run_whose_target_read_no_cpu_or_memory_says_not_measured_and_draws_no_cost_
     }
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("results.json"), unmetered.to_string()).expect("write");
-    let results = shoplab::report::load(dir.path()).expect("null cost figures load");
-    shoplab::report::write(dir.path(), &results).expect("the report is written");
+    let results = loadtest_report::load(dir.path()).expect("null cost figures load");
+    loadtest_report::write(dir.path(), &results).expect("the report is written");
 
     let markdown = std::fs::read_to_string(dir.path().join("report.md")).expect("report.md");
     let cost = markdown
@@ -396,7 +396,7 @@ fn bad_input_gives_a_clear_error_and_a_non_zero_exit() {
     std::fs::write(&not_json, "ok: yes\n").expect("write");
     assert!(report_fails(&not_json).contains("is not JSON"));
 
-    let version = shoplab::lab::results::SCHEMA_VERSION;
+    let version = loadtest_results::SCHEMA_VERSION;
     let mut old = fixture();
     old["schema_version"] = Value::from(version - 1);
     let old_file = dir.path().join("old.json");

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use shoplab::history::Outcome;
-use shoplab::lab::journeys::{Recorder, Shopfront};
-use shoplab::lab::load::{self, LoadPlan};
-use shoplab::lab::target::Target;
-use shoplab::supervisor::{Build, Component};
+use loadtest_lab::journeys::{Recorder, Shopfront};
+use loadtest_lab::load::{self, LoadPlan};
+use loadtest_platform::Target;
+use loadtest_results::component::{Build, Component};
+use loadtest_results::history::Outcome;
 
 use crate::support::{SEED, process_is_gone, start_target};
 

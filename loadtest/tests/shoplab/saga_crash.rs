@@ -9,8 +9,8 @@ use domain::Context;
 use domain::admin::Audit;
 use domain::inventory::ReservationState;
 use domain::orders::OrderStatus;
+use loadtest_platform::local::supervisor::{Build, Component, Database, Deployment, Options};
 use serde_json::{Value, json};
-use shoplab::supervisor::{Build, Component, Database, Deployment, Options};
 
 use crate::support::{ADMIN_TOKEN, SEED, TOKEN_SECRET, answer, child_env, shoplab_binary};
 
@@ -306,7 +306,7 @@ impl Shop {
 /// request history here, so not I3 and I4); on top of it, no order may be left pending,
 /// since that is what recovery exists for.
 fn broken_rules(audit: &Audit) -> Vec<String> {
-    let report = shoplab::check::check(audit, None);
+    let report = loadtest_check::check(audit, None);
     let mut broken: Vec<String> = report
         .violated()
         .map(|invariant| {

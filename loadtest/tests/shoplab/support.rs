@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use loadtest_platform::local::supervisor::{Build, Database, Deployment, Options};
 use serde_json::{Value, json};
-use shoplab::supervisor::{Build, Database, Deployment, Options};
 
 pub const SEED: u64 = 7;
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -157,8 +157,8 @@ pub fn process_is_gone(pid: u32) -> bool {
 
 /// How the orchestration and lab tests start a build through the lab's own `Target`: the
 /// small shop of [`child_env`], reset to [`SEED`] with 20 products of 100 units and 2 users.
-pub fn target_settings() -> shoplab::lab::target::TargetSettings {
-    shoplab::lab::target::TargetSettings {
+pub fn target_settings() -> loadtest_platform::TargetSettings {
+    loadtest_platform::TargetSettings {
         program: shoplab_binary(),
         postgres: None,
         seed: SEED,
@@ -168,7 +168,7 @@ pub fn target_settings() -> shoplab::lab::target::TargetSettings {
         env: child_env(),
         forward_logs: std::env::var_os("SHOPLAB_TEST_LOGS").is_some(),
         limits: Default::default(),
-        platform: shoplab::lab::target::Platform::Local,
+        platform: loadtest_platform::Platform::Local,
         compose: Default::default(),
         kubernetes: Default::default(),
     }
@@ -176,9 +176,9 @@ pub fn target_settings() -> shoplab::lab::target::TargetSettings {
 
 /// Starts `build` as the lab does (free ports, fresh SQLite files) and resets it with
 /// [`target_settings`], so every test starts from the same known data.
-pub async fn start_target(build: Build) -> shoplab::lab::target::Target {
+pub async fn start_target(build: Build) -> loadtest_platform::Target {
     let settings = target_settings();
-    let target = shoplab::lab::target::Target::start(build, &settings)
+    let target = loadtest_platform::Target::start(build, &settings)
         .await
         .unwrap_or_else(|error| panic!("the {build} build starts: {error:#}"));
     let summary = target
@@ -268,11 +268,11 @@ pub fn spawn_with_lines(
     (child, line_rx)
 }
 
-/// Polls [`shoplab::supervisor::Deployment::exited`] until some process has exited (30 s
+/// Polls [`loadtest_platform::local::supervisor::Deployment::exited`] until some process has exited (30 s
 /// at most).
 pub async fn wait_for_an_exit(
-    target: &mut shoplab::lab::target::Target,
-) -> Vec<(shoplab::supervisor::Component, usize)> {
+    target: &mut loadtest_platform::Target,
+) -> Vec<(loadtest_results::component::Component, usize)> {
     const DEADLINE: Duration = Duration::from_secs(30);
     let until = std::time::Instant::now() + DEADLINE;
     loop {

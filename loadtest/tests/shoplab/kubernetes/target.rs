@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use domain::Context;
-use shoplab::lab::cgroup::ProcessLimits;
-use shoplab::lab::target::compose::ComposeSettings;
-use shoplab::lab::target::kubernetes::{Kubectl, KubernetesSettings, watch_restarts};
-use shoplab::lab::target::{Platform, Target, TargetSettings, components_of};
-use shoplab::supervisor::{Build, Component};
+use loadtest_platform::compose::ComposeSettings;
+use loadtest_platform::kubernetes::{Kubectl, KubernetesSettings, watch_restarts};
+use loadtest_platform::local::cgroup::ProcessLimits;
+use loadtest_platform::{Platform, Target, TargetSettings, components_of};
+use loadtest_results::component::{Build, Component};
 
 /// A folder holding the fake kubectl and its answers; removed at the end.
 struct FakeCluster {

@@ -1,0 +1,17 @@
+//! The lab's experiments: drive a build with the same load while deploying and breaking
+//! parts of it, on any platform, and check that nothing was lost.
+//!
+//! - [`journeys`] — the Goose scenarios and the per-request records;
+//! - [`load`] — one attack and what it cost the generator; [`load_command`] is `shoplab load`;
+//! - [`calibration`] — the generator against a null endpoint, and the hop ladder;
+//! - [`experiments`] — throughput, deploy, faults, scale; each ends with the invariant
+//!   checker.
+//!
+//! What they find is written in the schema's types (`loadtest-results`); where they run is
+//! the platform's business (`loadtest-platform`), asked through the target and never named.
+
+pub mod calibration;
+pub mod experiments;
+pub mod journeys;
+pub mod load;
+pub mod load_command;

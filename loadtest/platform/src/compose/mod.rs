@@ -1,0 +1,710 @@
+//! The `compose` platform: the build as the containers of `docker-compose.yml` (one profile),
+//! deployed, broken and measured through the Docker engine, with the lab's front door on the
+//! host in front of the monolith's or the gateway's published port — the same hop the local
+//! target pays, so a rolling deploy of the public process can move traffic.
+//!
+//! How each operation is realized, and why:
+//! - start: `docker-compose --profile <build> up -d --no-build` under a project name of the
+//!   lab's own, with the public ports published on ephemeral loopback ports (an empty
+//!   `SHOPLAB_PORT`), so two runs never collide; every container is then held to the cores the
+//!   system under test is pinned to (`docker update --cpuset-cpus`), as the local target's
+//!   processes are.
+//! - readiness: the lab asks `GET /ready` of each container on its address in the project's
+//!   bridge network (the host routes to the networks it created). The engine's own health
+//!   check runs every 10 s, far too coarse to time a deploy by.
+//! - recreate: `up -d --no-deps --force-recreate <service>`: the engine stops the container
+//!   (SIGTERM, drain) and starts a new one.
+//! - rolling: `up -d --no-deps --no-recreate --scale <service>=2`, wait until the new
+//!   container is ready, move traffic, stop and remove the old one. Inside the build,
+//!   callers find a service by its compose DNS name, which names every container of the
+//!   service: the new one from its start, the old one until it is stopped. No caller is told
+//!   anything, as in a plain compose deployment; what that costs is what the lab measures.
+//! - kill: SIGKILL to the container's process (its host PID), a crash as the engine sees
+//!   it, so the restart policy (`unless-stopped`) brings it back; the lab watches it do so.
+//! - pause: `docker pause` / `unpause` (the freezer cgroup).
+//! - network cut: `docker network disconnect` every container of the service, reconnected
+//!   with its DNS alias at heal. Latency and resets need a proxy the compose file does not
+//!   have: not applicable here.
+//! - CPU limit: `docker update --cpus`, the compose file's own limit put back at heal.
+//! - CPU and memory: the engine's cgroup v1 accounting of each container (`cpuacct.usage`,
+//!   `memory.usage_in_bytes`: what `docker stats` reads), plus the front door's process.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use domain::Context;
+
+mod engine;
+
+use engine::{
+    Container, Spec, cgroup_root, docker, docker_output, exited_at, inspect, is_ready,
+    project_containers, remove_labelled, run, wait_ready,
+};
+
+use super::{Injection, PlatformUndo, Probe, Restart, TargetSettings, Undo};
+use crate::local::cgroup;
+use crate::local::supervisor::{Build, Component, FrontDoor, NetworkFault};
+
+/// How the lab reaches the Docker engine and which images it runs.
+#[derive(Clone, Debug)]
+pub struct ComposeSettings {
+    /// The compose command: `docker-compose` (v1) or `docker compose` (v2); found on PATH when
+    /// empty.
+    pub command: Vec<String>,
+    /// The compose file (default `docker-compose.yml` in the current folder).
+    pub file: PathBuf,
+    /// The image tag (`SHOPLAB_TAG`), as `deploy/docker/build-images.sh` built them.
+    pub tag: String,
+    /// The cores every container is held to (the system under test's; empty: any).
+    pub cpus: Vec<usize>,
+    /// The compose projects' names start with this (then `-monolith` or `-micro`); default
+    /// `shoplab-lab-<pid>`, so concurrent runs on one engine never share containers.
+    pub project: Option<String>,
+}
+
+impl ComposeSettings {
+    fn project_prefix(&self) -> String {
+        self.project
+            .clone()
+            .unwrap_or_else(|| format!("shoplab-lab-{}", std::process::id()))
+    }
+}
+
+impl Default for ComposeSettings {
+    fn default() -> ComposeSettings {
+        ComposeSettings {
+            command: Vec::new(),
+            file: PathBuf::from("docker-compose.yml"),
+            tag: "latest".to_owned(),
+            cpus: Vec::new(),
+            project: None,
+        }
+    }
+}
+
+/// One build running as a compose project.
+pub struct Compose {
+    build: Build,
+    command: Vec<String>,
+    project: String,
+    /// The environment every compose call gets: tag, secrets, ports.
+    env: Vec<(String, String)>,
+    admin_token: String,
+    front_door: FrontDoor,
+    /// The monolith's or the gateway's published port, past the front door.
+    direct_url: String,
+    admin_url: String,
+    cpuset: Option<String>,
+    /// Each container's restart count when the lab last looked (see `watch_restarts_until`).
+    restart_counts: BTreeMap<String, u64>,
+    http: reqwest::Client,
+    teardown: Teardown,
+}
+
+/// An undo step of the compose platform.
+pub(crate) enum Restore {
+    /// Reconnect the container to the project network under its service's DNS name.
+    Reconnect { container: String, alias: String },
+    /// Give the container its CPU limit back (in nano-CPUs; 0 = none).
+    Cpus { container: String, nano_cpus: u64 },
+}
+
+/// How long a container may take to answer `/ready` after a start, a recreate or a restart.
+const READY_DEADLINE: Duration = Duration::from_secs(120);
+/// How long the lab waits for a release that will never be ready before it gives it up.
+const BAD_RELEASE_DEADLINE: Duration = Duration::from_secs(10);
+/// The pause between moving traffic off a container and stopping it, as on the local target.
+const DEREGISTRATION_DELAY: Duration = Duration::from_millis(250);
+/// How long a container gets to drain after SIGTERM (the compose file's `stop_grace_period`).
+const STOP_GRACE_S: u32 = 10;
+
+impl Compose {
+    pub(super) async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Compose> {
+        let compose = &settings.compose;
+        let command = if compose.command.is_empty() {
+            default_command()
+        } else {
+            compose.command.clone()
+        };
+        let project = format!("{}-{build}", compose.project_prefix());
+        let admin_token = hex::encode(rand::random::<[u8; 16]>());
+        let env = vec![
+            ("SHOPLAB_TAG".to_owned(), compose.tag.clone()),
+            ("SHOPLAB_ADMIN_TOKEN".to_owned(), admin_token.clone()),
+            (
+                "SHOPLAB_TOKEN_SECRET".to_owned(),
+                hex::encode(rand::random::<[u8; 24]>()),
+            ),
+            // Empty: the engine picks free loopback ports (`127.0.0.1::8080`).
+            ("SHOPLAB_PORT".to_owned(), String::new()),
+            ("SHOPLAB_ADMIN_PORT".to_owned(), String::new()),
+        ];
+        let mut command = command;
+        command.extend([
+            "--project-name".to_owned(),
+            project.clone(),
+            "--file".to_owned(),
+            compose.file.display().to_string(),
+            "--profile".to_owned(),
+            build.as_str().to_owned(),
+        ]);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let cpuset = (!compose.cpus.is_empty()).then(|| {
+            compose
+                .cpus
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        // From here on, a failed start takes down what it made (a failed `up` can leave a
+        // half-made project behind), and so does a target dropped without `stop` (a failed
+        // test, a panic).
+        let teardown = Teardown {
+            command: command.clone(),
+            env: env.clone(),
+            armed: true,
+        };
+        run(&command, &["up", "--detach", "--no-build"], &env)
+            .await
+            .with_context(|| format!("start the {build} build with compose"))?;
+        let front = front_service(build);
+        let containers = project_containers(&project).await?;
+        for container in &containers {
+            wait_ready(&http, container, READY_DEADLINE).await?;
+            if let Some(cpuset) = &cpuset {
+                docker(&["update", "--cpuset-cpus", cpuset, &container.id]).await?;
+            }
+        }
+        let public = containers
+            .iter()
+            .find(|container| container.service == front)
+            .with_context(|| format!("the {build} build has no {front} container"))?;
+        let direct_url = public.published(8080)?;
+        let admin_url = match build {
+            Build::Monolith => direct_url.clone(),
+            Build::Micro => public.published(8081)?,
+        };
+        let front_door = FrontDoor::start(
+            &settings.program,
+            std::slice::from_ref(&direct_url),
+            &settings.env,
+            settings.forward_logs,
+        )
+        .await?;
+        let mut compose = Compose {
+            build,
+            command,
+            project,
+            env,
+            admin_token,
+            front_door,
+            direct_url,
+            admin_url,
+            cpuset,
+            restart_counts: BTreeMap::new(),
+            http,
+            teardown,
+        };
+        compose.note_restart_counts().await?;
+        Ok(compose)
+    }
+
+    pub(super) fn url(&self) -> &str {
+        self.front_door.url()
+    }
+
+    pub(super) fn direct_url(&self) -> &str {
+        &self.direct_url
+    }
+
+    pub(super) fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    pub(super) fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The catalog service is reached on its address in the project's network: the hop
+    /// ladder's service rung, as on the local target.
+    pub(super) async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+        let catalog = match self.build {
+            Build::Monolith => None,
+            Build::Micro => {
+                let container = self.first(Component::Service(Context::Catalog)).await?;
+                Some(format!("http://{}:8080", container.ip))
+            }
+        };
+        Ok((self.front_door.control_url().to_owned(), catalog))
+    }
+
+    /// Each running container by its cgroups, and the front door by its PID.
+    pub(super) async fn probes(&self) -> Vec<(Component, Probe)> {
+        let mut probes = vec![(Component::FrontDoor, Probe::Pid(self.front_door.pid()))];
+        let Ok(containers) = project_containers(&self.project).await else {
+            return probes;
+        };
+        for container in containers.iter().filter(|container| container.running) {
+            let (Ok(cpuacct), Ok(memory)) = (
+                cgroup::group_of(container.pid, "cpuacct"),
+                cgroup::group_of(container.pid, "memory"),
+            ) else {
+                continue;
+            };
+            let Some(component) = Component::parse(&container.service) else {
+                continue;
+            };
+            probes.push((
+                component,
+                Probe::Cgroup {
+                    cpuacct: cgroup_root("cpuacct").join(cpuacct.trim_start_matches('/')),
+                    memory: cgroup_root("memory").join(memory.trim_start_matches('/')),
+                },
+            ));
+        }
+        probes
+    }
+
+    /// Watches the engine's restart policy at work until `until`: a container whose process
+    /// exited (its restart count went up, or it is not running) is one restart once it is
+    /// ready again; it was down from the exit the engine recorded until then.
+    pub(super) async fn watch_restarts_until(&mut self, until: Instant) -> Vec<Restart> {
+        let mut restarts = Vec::new();
+        let mut down: BTreeMap<String, Instant> = BTreeMap::new();
+        while Instant::now() < until {
+            if let Ok(containers) = project_containers(&self.project).await {
+                for container in containers {
+                    let known = self.restart_counts.get(&container.id).copied();
+                    let restarted = known.is_some_and(|count| container.restarts > count);
+                    self.restart_counts
+                        .insert(container.id.clone(), container.restarts);
+                    if (restarted || !container.running) && !down.contains_key(&container.id) {
+                        down.insert(container.id.clone(), exited_at(&container));
+                    }
+                    let back = down.contains_key(&container.id)
+                        && container.running
+                        && is_ready(&self.http, &container).await;
+                    if let Some(since) = back.then(|| down.remove(&container.id)).flatten() {
+                        // A restarted container gets new ephemeral host ports: the front door
+                        // must follow, or it would keep sending to the old ones.
+                        if container.service == front_service(self.build) {
+                            let _ = self.follow_front().await;
+                        }
+                        restarts.push(Restart {
+                            component: container.service.clone(),
+                            at: since,
+                            backoff_ms: 0,
+                            down_ms: since.elapsed().as_millis() as u64,
+                            error: None,
+                        });
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        restarts
+    }
+
+    /// Remembers every container's restart count, so the next watch sees restarts that
+    /// happen before its first look.
+    async fn note_restart_counts(&mut self) -> anyhow::Result<()> {
+        for container in project_containers(&self.project).await? {
+            self.restart_counts.insert(container.id, container.restarts);
+        }
+        Ok(())
+    }
+
+    /// Waits until every container of the project is running and ready; returns how many
+    /// were not when it started.
+    pub(super) async fn wait_all_healthy(&mut self) -> anyhow::Result<usize> {
+        let containers = project_containers(&self.project).await?;
+        let mut not_ready = 0;
+        for container in &containers {
+            if !(container.running && is_ready(&self.http, container).await) {
+                not_ready += 1;
+            }
+        }
+        let until = Instant::now() + READY_DEADLINE;
+        for container in containers {
+            let container = loop {
+                let now = inspect(&container.id).await?;
+                if now.running || Instant::now() >= until {
+                    break now;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            wait_ready(
+                &self.http,
+                &container,
+                until.saturating_duration_since(Instant::now()),
+            )
+            .await?;
+        }
+        self.follow_front().await?;
+        self.note_restart_counts().await?;
+        Ok(not_ready)
+    }
+
+    pub(super) async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+        let container = self.first(component).await?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(container.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .with_context(|| format!("kill -9 {} (pid {})", container.name, container.pid))
+    }
+
+    pub(super) async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        if paused {
+            let container = self.first(component).await?;
+            docker(&["pause", &container.id]).await.map(drop)
+        } else {
+            for container in self.of(component).await? {
+                if container.paused {
+                    docker(&["unpause", &container.id]).await?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    pub(super) async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+        let service = component.as_str();
+        run(
+            &self.command,
+            &[
+                "up",
+                "--detach",
+                "--no-deps",
+                "--no-build",
+                "--force-recreate",
+                service,
+            ],
+            &self.env,
+        )
+        .await?;
+        for container in self.of(component).await? {
+            self.settle(&container, READY_DEADLINE).await?;
+        }
+        self.follow_front().await
+    }
+
+    pub(super) async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        let old = self.of(component).await?;
+        let fresh = self.scale_up(component, old.len() + 1).await?;
+        if component.is_front() {
+            self.point_front_at(&fresh).await?;
+        }
+        tokio::time::sleep(DEREGISTRATION_DELAY).await;
+        for container in old {
+            docker(&["stop", "--time", &STOP_GRACE_S.to_string(), &container.id]).await?;
+            docker(&["rm", &container.id]).await?;
+        }
+        Ok(())
+    }
+
+    /// A release that cannot bind its address never gets ready; it is removed and the old
+    /// container, which never stopped serving, stays.
+    pub(super) async fn roll_bad_release(
+        &mut self,
+        component: Component,
+    ) -> anyhow::Result<String> {
+        let model = self.first(component).await?;
+        let spec = docker(&["inspect", &model.id]).await?;
+        let spec: Vec<Spec> = serde_json::from_str(&spec).context("read docker inspect")?;
+        let spec = spec
+            .into_iter()
+            .next()
+            .context("docker inspect answered nothing")?;
+        let name = format!("{}-{}-bad-release", self.project, component.as_str());
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--detach".into(),
+            "--name".into(),
+            name.clone(),
+            "--network".into(),
+            self.network(),
+            "--label".into(),
+            format!("com.docker.compose.project={}", self.project),
+        ];
+        for variable in &spec.config.env {
+            args.push("--env".into());
+            args.push(variable.clone());
+        }
+        args.push(spec.config.image.clone());
+        args.extend(spec.config.cmd.iter().flatten().cloned());
+        // The same defect as the local target's bad release: an address it cannot bind.
+        args.push("--bind=192.0.2.1".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let id = docker(&args).await?.trim().to_owned();
+        let started = Instant::now();
+        let why = loop {
+            let bad = inspect(&id).await?;
+            if !bad.running {
+                break format!("the new container exited ({})", bad.status);
+            }
+            if is_ready(&self.http, &bad).await {
+                let _ = docker(&["rm", "--force", &id]).await;
+                anyhow::bail!("the bad release of {component} became ready");
+            }
+            if started.elapsed() >= BAD_RELEASE_DEADLINE {
+                break format!("not ready within {BAD_RELEASE_DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let logs = docker_output(&["logs", "--tail", "3", &id]).await;
+        docker(&["rm", "--force", &id]).await?;
+        Ok(format!(
+            "{why}; rolled back; its last output: {}",
+            logs.trim()
+        ))
+    }
+
+    pub(super) async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        let count = self.of(component).await?.len() + 1;
+        self.scale_up(component, count).await?;
+        if component.is_front() {
+            let mut all = Vec::new();
+            for container in self.of(component).await? {
+                all.push(container.published(8080)?);
+            }
+            self.front_door.set_backends(&all).await?;
+        }
+        Ok(count)
+    }
+
+    /// A network fault between the service and its callers: only a cut is realized here.
+    pub(super) async fn break_calls(
+        &mut self,
+        context: Context,
+        fault: NetworkFault,
+    ) -> anyhow::Result<Injection> {
+        if !matches!(fault, NetworkFault::Cut) {
+            return Ok(Injection::not_realized(format!(
+                "not applicable: {fault} needs a proxy on the link (tc netem is not in this \
+                 kernel, and the compose file has none); the local target has them"
+            )));
+        }
+        let network = self.network();
+        let mut undo = Vec::new();
+        for container in self.of(Component::Service(context)).await? {
+            docker(&["network", "disconnect", "--force", &network, &container.id]).await?;
+            undo.push(Undo::Platform(PlatformUndo::Compose(Restore::Reconnect {
+                container: container.id.clone(),
+                alias: container.service.clone(),
+            })));
+        }
+        Ok(Injection::applied(
+            format!("docker network disconnect: {context} left {network}"),
+            undo,
+        ))
+    }
+
+    /// Every container of `process` held to `cores` (`docker update --cpus`).
+    pub(super) async fn limit_cpu(
+        &mut self,
+        process: Component,
+        cores: f64,
+    ) -> anyhow::Result<Injection> {
+        let mut undo = Vec::new();
+        let mut names = Vec::new();
+        for container in self.of(process).await? {
+            docker(&["update", "--cpus", &cores.to_string(), &container.id]).await?;
+            names.push(container.name.clone());
+            undo.push(Undo::Platform(PlatformUndo::Compose(Restore::Cpus {
+                container: container.id.clone(),
+                nano_cpus: container.nano_cpus,
+            })));
+        }
+        Ok(Injection::applied(
+            format!("docker update --cpus {cores}: {}", names.join(", ")),
+            undo,
+        ))
+    }
+
+    pub(super) async fn undo(&mut self, undo: Restore) -> anyhow::Result<()> {
+        match undo {
+            Restore::Reconnect { container, alias } => {
+                let network = self.network();
+                docker(&[
+                    "network", "connect", "--alias", &alias, &network, &container,
+                ])
+                .await
+                .map(drop)
+            }
+            Restore::Cpus {
+                container,
+                nano_cpus,
+            } => {
+                let cpus = format!("{}", nano_cpus as f64 / 1e9);
+                docker(&["update", "--cpus", &cpus, &container])
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// Takes the project down, volumes and all, and stops the front door.
+    pub(super) async fn stop(mut self) -> anyhow::Result<()> {
+        let down = run(
+            &self.command,
+            &["down", "--volumes", "--remove-orphans", "--timeout", "10"],
+            &self.env,
+        )
+        .await;
+        // The bad release's container is the project's by label, not by compose.
+        let _ = remove_labelled(&self.project).await;
+        self.teardown.armed = down.is_err();
+        self.front_door.stop(Duration::from_secs(5)).await?;
+        down.map(drop)
+    }
+
+    /// `<project>_default`: the network compose made for the project.
+    fn network(&self) -> String {
+        format!("{}_default", self.project)
+    }
+
+    async fn of(&self, component: Component) -> anyhow::Result<Vec<Container>> {
+        let service = component.as_str();
+        Ok(project_containers(&self.project)
+            .await?
+            .into_iter()
+            .filter(|container| container.service == service)
+            .collect())
+    }
+
+    async fn first(&self, component: Component) -> anyhow::Result<Container> {
+        self.of(component)
+            .await?
+            .into_iter()
+            .find(|container| container.running)
+            .with_context(|| format!("no running {component} container"))
+    }
+
+    /// Scales the service up to `count` containers; returns the new ones, ready.
+    async fn scale_up(
+        &mut self,
+        component: Component,
+        count: usize,
+    ) -> anyhow::Result<Vec<Container>> {
+        let before: Vec<String> = self
+            .of(component)
+            .await?
+            .into_iter()
+            .map(|container| container.id)
+            .collect();
+        let service = component.as_str();
+        let scale = format!("{service}={count}");
+        run(
+            &self.command,
+            &[
+                "up",
+                "--detach",
+                "--no-deps",
+                "--no-build",
+                "--no-recreate",
+                "--scale",
+                &scale,
+                service,
+            ],
+            &self.env,
+        )
+        .await?;
+        let fresh: Vec<Container> = self
+            .of(component)
+            .await?
+            .into_iter()
+            .filter(|container| !before.contains(&container.id))
+            .collect();
+        anyhow::ensure!(
+            !fresh.is_empty(),
+            "scaling {service} to {count} started nothing"
+        );
+        for container in &fresh {
+            self.settle(container, READY_DEADLINE).await?;
+        }
+        Ok(fresh)
+    }
+
+    /// Waits until a new container is ready and holds it to the shop's cores.
+    async fn settle(&self, container: &Container, deadline: Duration) -> anyhow::Result<()> {
+        wait_ready(&self.http, container, deadline).await?;
+        if let Some(cpuset) = &self.cpuset {
+            docker(&["update", "--cpuset-cpus", cpuset, &container.id]).await?;
+        }
+        Ok(())
+    }
+
+    /// The front door sends everything to these containers from now on.
+    async fn point_front_at(&mut self, containers: &[Container]) -> anyhow::Result<()> {
+        let mut backends = Vec::new();
+        for container in containers {
+            backends.push(container.published(8080)?);
+        }
+        self.front_door.set_backends(&backends).await?;
+        let first = containers.first().context("no container to point at")?;
+        self.direct_url = first.published(8080)?;
+        self.admin_url = match self.build {
+            Build::Monolith => self.direct_url.clone(),
+            Build::Micro => first.published(8081)?,
+        };
+        Ok(())
+    }
+
+    /// After the public container changed (a recreate, a restart), the front door and the
+    /// lab's own URLs follow its published ports.
+    async fn follow_front(&mut self) -> anyhow::Result<()> {
+        let front = Component::parse(front_service(self.build)).context("a front component")?;
+        let running: Vec<Container> = self
+            .of(front)
+            .await?
+            .into_iter()
+            .filter(|container| container.running)
+            .collect();
+        self.point_front_at(&running).await
+    }
+}
+
+/// Takes the project down when dropped while armed: what a failed start, or a target
+/// dropped without `stop`, leaves running. A blocking call, as a drop must be.
+struct Teardown {
+    command: Vec<String>,
+    env: Vec<(String, String)>,
+    armed: bool,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::process::Command::new(&self.command[0])
+                .args(&self.command[1..])
+                .args(["down", "--volumes", "--timeout", "5"])
+                .envs(self.env.iter().map(|(name, value)| (name, value)))
+                .output();
+        }
+    }
+}
+
+fn front_service(build: Build) -> &'static str {
+    match build {
+        Build::Monolith => "monolith",
+        Build::Micro => "gateway",
+    }
+}
+
+/// `docker-compose` (Compose v1, Debian's) when it is on PATH, else `docker compose` (v2).
+fn default_command() -> Vec<String> {
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|folder| folder.join("docker-compose").is_file())
+    });
+    if on_path {
+        vec!["docker-compose".to_owned()]
+    } else {
+        vec!["docker".to_owned(), "compose".to_owned()]
+    }
+}

@@ -1,0 +1,335 @@
+//! The `kubernetes` platform: the manifests of `deploy/kubernetes/` on the cluster `kubectl`
+//! points at, driven through `kubectl` (rollout restart, delete pod, scale). Kubernetes is
+//! the process manager here: the lab asks it for deploys and faults and watches what it does.
+//!
+//! How each operation is realized, and why:
+//! - start: the Namespace and the Secret `shoplab` (a fresh admin token and token secret)
+//!   sent on stdin to `kubectl apply -f -`, so no secret is ever on a command line; then
+//!   `kubectl apply -k <manifests>/overlays/<build>` and `rollout status` of every
+//!   Deployment. The front (monolith or gateway) is reached through `--kube-url` when given,
+//!   or else through `kubectl port-forward service/<front>`, a child the lab kills by PID.
+//! - recreate: `scale --replicas=0`, wait until no pod of the Deployment is left, `scale`
+//!   back, `rollout status`. That is a true recreate (every old pod gone before a new one
+//!   starts), as compose's `--force-recreate` and the local target's restart are; deleting
+//!   the pods instead would let the ReplicaSet start the new ones while the old drain.
+//! - roll: `rollout restart` + `rollout status --timeout`: the Deployment's own rolling
+//!   update (surge one, `maxUnavailable: 0`, readiness on `/ready`, the preStop pause).
+//! - bad release: `set env` a setting no process can parse, so every new pod exits at start;
+//!   `rollout status` must fail within [`BAD_RELEASE_DEADLINE`]; then `rollout undo` and
+//!   `rollout status` again. The old pods were never taken away (`maxUnavailable: 0`).
+//! - kill: `delete pod <pod> --grace-period=0 --force`, the first pod of the component:
+//!   no drain, as a crash; the ReplicaSet starts a replacement.
+//! - pause: not applicable (Kubernetes has no way to freeze a container).
+//! - scale: `scale --replicas=N+1` + `rollout status`.
+//! - self-healing: the pods' `restartCount` and `Ready` condition, polled.
+//!
+//! `kubectl` itself, the pods as it describes them and the restart watch are in
+//! `kubernetes/kubectl.rs`; the port-forward child in `kubernetes/forward.rs`.
+
+mod forward;
+mod kubectl;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::{Restart, TargetSettings};
+use crate::local::supervisor::{Build, Component};
+
+use forward::FORWARD_DEADLINE;
+use kubectl::POLL;
+
+pub use forward::PortForward;
+pub use kubectl::{
+    ContainerStatus, Kubectl, Pod, PodCondition, PodMetadata, PodStatus, watch_restarts,
+};
+
+/// How the lab reaches a cluster (`compare --target kubernetes`).
+#[derive(Clone, Debug)]
+pub struct KubernetesSettings {
+    /// The `kubectl` to run (default: `kubectl` on PATH).
+    pub kubectl: Option<PathBuf>,
+    /// The namespace the overlays deploy into; it must be the one their kustomizations name
+    /// (`shoplab`), since `kubectl` refuses an object whose namespace differs from the flag.
+    pub namespace: String,
+    /// The folder holding `overlays/monolith` and `overlays/micro`.
+    pub manifests: PathBuf,
+    /// The front's public URL (an Ingress, a LoadBalancer, a NodePort) when the lab can
+    /// reach it; without it the lab runs `kubectl port-forward` to the front's Service.
+    pub url: Option<String>,
+    /// The gateway's admin URL (micro build) when `url` is given; the monolith serves its
+    /// admin API on its public port.
+    pub admin_url: Option<String>,
+    /// How long one rollout may take (`rollout status --timeout`).
+    pub rollout_timeout: Duration,
+}
+
+impl Default for KubernetesSettings {
+    fn default() -> KubernetesSettings {
+        KubernetesSettings {
+            kubectl: None,
+            namespace: "shoplab".to_owned(),
+            manifests: PathBuf::from("deploy/kubernetes"),
+            url: None,
+            admin_url: None,
+            rollout_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// One build running on a cluster.
+pub struct Kubernetes {
+    build: Build,
+    kubectl: Kubectl,
+    overlay: PathBuf,
+    rollout_timeout: Duration,
+    url: String,
+    admin_url: String,
+    admin_token: String,
+    /// `None` when the front is reached at a URL the user gave.
+    forward: Option<PortForward>,
+    http: reqwest::Client,
+}
+
+/// How long the lab waits for a release that will never be ready before it rolls it back.
+const BAD_RELEASE_DEADLINE: Duration = Duration::from_secs(20);
+
+impl Kubernetes {
+    pub(super) async fn start(
+        build: Build,
+        settings: &TargetSettings,
+    ) -> anyhow::Result<Kubernetes> {
+        let kube = &settings.kubernetes;
+        let kubectl = Kubectl::new(
+            kube.kubectl
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("kubectl")),
+            &kube.namespace,
+        );
+        let admin_token = hex::encode(rand::random::<[u8; 16]>());
+        let token_secret = hex::encode(rand::random::<[u8; 24]>());
+        kubectl.apply_secret(&admin_token, &token_secret).await?;
+        let overlay = kube.manifests.join("overlays").join(build.as_str());
+        kubectl.apply_overlay(&overlay).await?;
+        for component in super::components_of(build) {
+            kubectl
+                .rollout_status(component.as_str(), kube.rollout_timeout)
+                .await?;
+        }
+        let front = front_of(build);
+        let (url, admin_url, forward) = match &kube.url {
+            Some(url) => {
+                let url = url.trim_end_matches('/').to_owned();
+                let admin_url = match build {
+                    Build::Monolith => url.clone(),
+                    Build::Micro => kube
+                        .admin_url
+                        .clone()
+                        .context("--kube-url needs --kube-admin-url for the micro build")?,
+                };
+                (url, admin_url, None)
+            }
+            None => {
+                let forward =
+                    PortForward::start(&kubectl, front, &front_ports(build), None).await?;
+                let url = forward.url(8080)?;
+                let admin_url = match build {
+                    Build::Monolith => url.clone(),
+                    Build::Micro => forward.url(8081)?,
+                };
+                (url, admin_url, Some(forward))
+            }
+        };
+        let target = Kubernetes {
+            build,
+            kubectl,
+            overlay,
+            rollout_timeout: kube.rollout_timeout,
+            url,
+            admin_url,
+            admin_token,
+            forward,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        };
+        target.wait_front_ready().await?;
+        Ok(target)
+    }
+
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(super) fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    pub(super) fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Waits until every Deployment has rolled out and the front answers `/ready`.
+    pub(super) async fn wait_all_ready(&mut self) -> anyhow::Result<()> {
+        for component in super::components_of(self.build) {
+            self.kubectl
+                .rollout_status(component.as_str(), self.rollout_timeout)
+                .await?;
+        }
+        self.follow_front(false).await
+    }
+
+    pub(super) async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+        self.kubectl.kill_first_pod(deployment(component)?).await?;
+        self.after(component).await
+    }
+
+    pub(super) async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "not applicable: kubernetes cannot freeze a container (pause {component}: {paused})"
+        )
+    }
+
+    pub(super) async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+        self.kubectl
+            .recreate(deployment(component)?, self.rollout_timeout)
+            .await?;
+        self.after(component).await
+    }
+
+    pub(super) async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        self.kubectl
+            .roll(deployment(component)?, self.rollout_timeout)
+            .await?;
+        self.after(component).await
+    }
+
+    pub(super) async fn roll_bad_release(
+        &mut self,
+        component: Component,
+    ) -> anyhow::Result<String> {
+        let why = self
+            .kubectl
+            .roll_bad_release(
+                deployment(component)?,
+                BAD_RELEASE_DEADLINE,
+                self.rollout_timeout,
+            )
+            .await?;
+        // The old pods kept serving, so a port-forward to one of them still stands; it is
+        // checked all the same.
+        self.follow_front(false).await?;
+        Ok(why)
+    }
+
+    pub(super) async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        let replicas = self
+            .kubectl
+            .add_replica(deployment(component)?, self.rollout_timeout)
+            .await?;
+        self.after(component).await?;
+        Ok(replicas)
+    }
+
+    /// Watches Kubernetes restart what fails until `until`: a component with fewer ready
+    /// pods than it had at the start, or a pod whose restart count went up, is down; ready
+    /// again, that is one restart, with how long it was down.
+    pub(super) async fn watch_restarts_until(&mut self, until: Instant) -> Vec<Restart> {
+        let names: Vec<&str> = super::components_of(self.build)
+            .into_iter()
+            .map(Component::as_str)
+            .collect();
+        let restarts = watch_restarts(&self.kubectl, &names, until).await;
+        if restarts
+            .iter()
+            .any(|restart| restart.component == front_of(self.build))
+            && let Err(error) = self.follow_front(true).await
+        {
+            tracing::warn!(error = format!("{error:#}"), "the front's port-forward");
+        }
+        restarts
+    }
+
+    /// Kills the port-forward (by PID) and deletes everything the overlay made, its
+    /// namespace included, waiting until it is gone so that the next build can start.
+    pub(super) async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(forward) = self.forward.take() {
+            forward.stop().await;
+        }
+        self.kubectl.delete_overlay(&self.overlay).await
+    }
+
+    /// After an operation on `component`: if it was the front, its pods are new, and a
+    /// port-forward to one of the old ones leads nowhere.
+    async fn after(&mut self, component: Component) -> anyhow::Result<()> {
+        self.follow_front(component.is_front()).await
+    }
+
+    /// Starts the port-forward again, on the same local ports, when it died or `force`;
+    /// then waits until the front answers through it.
+    async fn follow_front(&mut self, force: bool) -> anyhow::Result<()> {
+        if let Some(forward) = self.forward.as_mut()
+            && (force || !forward.is_running())
+        {
+            let old = self.forward.take().expect("just matched");
+            let locals = old.ports().clone();
+            old.stop().await;
+            self.forward = Some(
+                PortForward::start(
+                    &self.kubectl,
+                    front_of(self.build),
+                    &front_ports(self.build),
+                    Some(&locals),
+                )
+                .await?,
+            );
+        }
+        self.wait_front_ready().await
+    }
+
+    async fn wait_front_ready(&self) -> anyhow::Result<()> {
+        let url = format!("{}/ready", self.url);
+        let until = Instant::now() + FORWARD_DEADLINE;
+        loop {
+            let answer = self.http.get(&url).send().await;
+            match answer {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                answer if Instant::now() >= until => {
+                    let seen = match answer {
+                        Ok(response) => response.status().to_string(),
+                        Err(error) => error.to_string(),
+                    };
+                    anyhow::bail!("{url} not ready within {FORWARD_DEADLINE:?}: {seen}");
+                }
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+}
+
+/// The Service the public traffic enters by.
+fn front_of(build: Build) -> &'static str {
+    match build {
+        Build::Monolith => "monolith",
+        Build::Micro => "gateway",
+    }
+}
+
+/// The front's ports: the public API, and the gateway's admin API.
+fn front_ports(build: Build) -> Vec<u16> {
+    match build {
+        Build::Monolith => vec![8080],
+        Build::Micro => vec![8080, 8081],
+    }
+}
+
+/// The Deployment that runs a component: named as the component.
+fn deployment(component: Component) -> anyhow::Result<&'static str> {
+    match component {
+        Component::FrontDoor => {
+            anyhow::bail!("not applicable: the kubernetes target runs no front door of the lab's")
+        }
+        component => Ok(component.as_str()),
+    }
+}

@@ -1,0 +1,234 @@
+//! The `local` platform: the build as real child processes on loopback
+//! (`supervisor::Deployment`), behind the lab's front door. The lab is the process manager
+//! here: it restarts what exits, puts fault proxies on links, and moves processes into
+//! cgroups of its own.
+
+pub mod cgroup;
+pub mod pinning;
+pub mod supervisor;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use domain::Context;
+use nix::sys::signal::Signal;
+
+use super::{Injection, Probe, Restart, TargetSettings, Undo};
+use crate::local::supervisor::{
+    Build, Component, Database, Deployment, Link, NetworkFault, Options,
+};
+use cgroup::CpuLimit;
+
+pub struct Local {
+    pub(super) deployment: Deployment,
+    /// The SQLite files; removed when the target is dropped.
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Local {
+    pub(super) async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Local> {
+        let (database, data) = match &settings.postgres {
+            Some(server) => (
+                Database::Postgres {
+                    server: server.clone(),
+                },
+                None,
+            ),
+            None => {
+                let data = tempfile::Builder::new()
+                    .prefix(&format!("shoplab-{build}-"))
+                    .tempdir()
+                    .context("create a data folder")?;
+                (
+                    Database::Sqlite {
+                        dir: data.path().to_owned(),
+                    },
+                    Some(data),
+                )
+            }
+        };
+        let admin_token = hex::encode(rand::random::<[u8; 16]>());
+        let token_secret = hex::encode(rand::random::<[u8; 24]>());
+        let mut options = Options::new(
+            build,
+            settings.program.clone(),
+            database,
+            admin_token,
+            token_secret,
+        );
+        options.env = settings.env.clone();
+        // Both builds behind the same front door, so either can be rolled or scaled out.
+        options.front_door = true;
+        options.forward_logs = settings.forward_logs;
+        options.limits = settings.limits;
+        options.stop_deadline = Duration::from_secs(5);
+        let deployment = Deployment::start(options)
+            .await
+            .with_context(|| format!("start the {build} build"))?;
+        Ok(Local {
+            deployment,
+            _data: data,
+        })
+    }
+
+    /// Every process of the system under test right now, fault proxies included (their CPU
+    /// is the shop's, not the generator's).
+    pub(super) fn probes(&self) -> Vec<(Component, Probe)> {
+        let mut probes: Vec<(Component, Probe)> = self
+            .deployment
+            .members()
+            .iter()
+            .map(|member| (member.component(), Probe::Pid(member.pid())))
+            .collect();
+        probes.extend(
+            self.deployment
+                .proxy_pids()
+                .into_iter()
+                .map(|pid| (Component::FrontDoor, Probe::Pid(pid))),
+        );
+        probes
+    }
+
+    pub(super) fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+        let null_base = self
+            .deployment
+            .member(Component::FrontDoor, 1)?
+            .admin_url()
+            .context("the front door has a control port")?
+            .to_owned();
+        let catalog = match self.deployment.build() {
+            Build::Monolith => None,
+            Build::Micro => Some(
+                self.deployment
+                    .member(Component::Service(Context::Catalog), 1)?
+                    .url()
+                    .to_owned(),
+            ),
+        };
+        Ok((null_base, catalog))
+    }
+
+    /// Every 50 ms, any process that has exited is started again (as a process manager or
+    /// Kubernetes would), after a backoff that doubles for a process that crashes again
+    /// within 10 s (0 ms, 250 ms, 500 ms, ... up to 4 s).
+    pub(super) async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {
+        const POLL: Duration = Duration::from_millis(50);
+        const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(10);
+        let mut restarts: Vec<Restart> = Vec::new();
+        while Instant::now() < until {
+            for (component, replica) in self.deployment.exited() {
+                let detected = Instant::now();
+                let recent = restarts
+                    .iter()
+                    .filter(|restart| restart.component == component.to_string())
+                    .filter(|restart| detected.duration_since(restart.at) < CRASH_LOOP_WINDOW)
+                    .count() as u32;
+                let backoff = match recent {
+                    0 => Duration::ZERO,
+                    crashes => (Duration::from_millis(250) * 2u32.pow(crashes.min(5) - 1))
+                        .min(Duration::from_secs(4)),
+                };
+                tokio::time::sleep(backoff).await;
+                let restarted = self.deployment.restart(component, replica).await;
+                restarts.push(Restart {
+                    component: component.to_string(),
+                    at: detected,
+                    backoff_ms: backoff.as_millis() as u64,
+                    down_ms: detected.elapsed().as_millis() as u64,
+                    error: restarted.err().map(|error| format!("{error:#}")),
+                });
+            }
+            tokio::time::sleep(POLL.min(until.saturating_duration_since(Instant::now()))).await;
+        }
+        restarts
+    }
+
+    /// Starts again whatever has exited; returns how many.
+    pub(super) async fn restart_exited(&mut self) -> anyhow::Result<usize> {
+        let gone = self.deployment.exited();
+        for (component, replica) in &gone {
+            self.deployment.restart(*component, *replica).await?;
+        }
+        Ok(gone.len())
+    }
+
+    pub(super) fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        let signal = if paused {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        self.deployment.signal(component, 1, signal)
+    }
+
+    pub(super) fn components(&self) -> Vec<Component> {
+        let mut components: Vec<Component> = self
+            .deployment
+            .members()
+            .iter()
+            .map(|member| member.component())
+            .filter(|component| *component != Component::FrontDoor)
+            .collect();
+        components.dedup();
+        components
+    }
+
+    /// The fault proxy in front of every replica of the context gets the fault.
+    pub(super) async fn break_calls(
+        &mut self,
+        context: Context,
+        fault: NetworkFault,
+    ) -> anyhow::Result<Injection> {
+        let link = Link::Service(context);
+        self.deployment.break_link(link, fault).await?;
+        Ok(Injection::applied(
+            format!("fault proxy on {link}: {fault}"),
+            vec![Undo::Link(link)],
+        ))
+    }
+
+    pub(super) async fn database_down(&mut self, process: Component) -> anyhow::Result<Injection> {
+        if !self.deployment.database().is_postgres() {
+            return Ok(Injection::not_realized(
+                "unavailable: SQLite is embedded in the process; there is no connection to a \
+                 database server to cut (run with --db postgres://...)",
+            ));
+        }
+        self.deployment.database_down(process, true).await?;
+        let whose = match process {
+            Component::Monolith => "the monolith's one database (every context's data)".to_owned(),
+            other => format!("{other}'s own database"),
+        };
+        Ok(Injection::applied(
+            format!(
+                "fault proxy on {}: {whose} drops every connection",
+                Link::Database(process)
+            ),
+            vec![Undo::Database(process)],
+        ))
+    }
+
+    /// Every replica of `process` under a cgroup v1 CPU quota.
+    pub(super) fn limit_cpu(&mut self, process: Component, cores: f64) -> Injection {
+        let pids: Vec<u32> = self
+            .deployment
+            .members()
+            .iter()
+            .filter(|member| member.component() == process)
+            .map(|member| member.pid())
+            .collect();
+        let mut limits: Vec<CpuLimit> = Vec::new();
+        for pid in pids {
+            match cgroup::limit_cpu(pid, cores) {
+                Ok(limit) => limits.push(limit),
+                // Nothing half-done stays in force: the limits already set are lifted on drop.
+                Err(error) => return Injection::not_realized(format!("unavailable: {error:#}")),
+            }
+        }
+        let described: Vec<String> = limits.iter().map(CpuLimit::describe).collect();
+        Injection::applied(
+            format!("cgroup v1 CPU limit: {}", described.join("; ")),
+            limits.into_iter().map(Undo::Cgroup).collect(),
+        )
+    }
+}

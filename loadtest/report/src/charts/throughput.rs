@@ -1,0 +1,238 @@
+//! Throughput against load, with the spread of the repeats, and latency percentiles raw
+//! against coordinated-omission-corrected. [`Throughput`] also overlays two runs for
+//! `shoplab diff`.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{Plot, axis_max};
+use crate::figures::LevelFigures;
+use crate::theme::{self, Area, DrawResult, LegendEntry, Mark, Stroke, build_color, build_label};
+use loadtest_results::component::Build;
+
+/// One run's throughput levels per build.
+#[derive(Clone, Debug)]
+pub(crate) struct Run {
+    /// Appended to the build's name in the legend (`run A`); none for a single run.
+    pub label: Option<String>,
+    pub stroke: Stroke,
+    pub builds: Vec<(Build, Vec<LevelFigures>)>,
+}
+
+/// Requests per second against users: medians as the line, min–max of the repeats as a band
+/// and whiskers.
+pub(crate) struct Throughput {
+    pub runs: Vec<Run>,
+    pub repeats: usize,
+}
+
+/// Latency percentiles against users, raw and corrected, one panel per percentile.
+pub(crate) struct Latency {
+    pub builds: Vec<(Build, Vec<LevelFigures>)>,
+}
+
+impl Plot for Throughput {
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> DrawResult<DB> {
+        let (strip, plot) = area.split_vertically(56);
+        let mut entries = Vec::new();
+        for run in &self.runs {
+            for (build, _) in &run.builds {
+                entries.push(LegendEntry {
+                    label: named(*build, run.label.as_deref(), "median"),
+                    mark: Mark::Line(build_color(*build), run.stroke),
+                });
+            }
+        }
+        if self.repeats > 1 {
+            entries.push(LegendEntry {
+                label: format!("min–max of {} repeats", self.repeats),
+                mark: Mark::Fill(theme::NEUTRAL, 0.25),
+            });
+        }
+        let limited = self
+            .runs
+            .iter()
+            .flat_map(|run| &run.builds)
+            .flat_map(|(_, levels)| levels)
+            .any(|level| level.generator_limited);
+        if limited {
+            entries.push(LegendEntry {
+                label: "generator-limited level".into(),
+                mark: Mark::Outline(theme::FAULT),
+            });
+        }
+        theme::legend(&strip, &entries)?;
+
+        let all = || {
+            self.runs
+                .iter()
+                .flat_map(|run| &run.builds)
+                .flat_map(|(_, levels)| levels)
+        };
+        let x_max = axis_max(all().map(|level| level.users as f64), 1.0, 1.08);
+        let y_max = axis_max(all().map(|level| level.requests_per_s.max), 1.0, 1.12);
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(20)
+            .margin_right(40)
+            .x_label_area_size(70)
+            .y_label_area_size(110)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+        let mut mesh = chart.configure_mesh();
+        theme::mesh(&mut mesh);
+        mesh.x_desc("concurrent users (closed loop: each waits for its answer)")
+            .y_desc("requests per second")
+            .x_label_formatter(&|users| theme::tick(*users, x_max))
+            .y_label_formatter(&|rate| theme::tick(*rate, y_max))
+            .draw()?;
+        for run in &self.runs {
+            for (build, levels) in &run.builds {
+                let color = build_color(*build);
+                let spread = levels
+                    .iter()
+                    .any(|level| level.requests_per_s.max > level.requests_per_s.min);
+                if spread && levels.len() > 1 {
+                    let band: Vec<(f64, f64)> = levels
+                        .iter()
+                        .map(|level| (level.users as f64, level.requests_per_s.min))
+                        .chain(
+                            levels
+                                .iter()
+                                .rev()
+                                .map(|level| (level.users as f64, level.requests_per_s.max)),
+                        )
+                        .collect();
+                    chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15))))?;
+                }
+                for level in levels.iter().filter(|_| spread) {
+                    let x = level.users as f64;
+                    let (low, high) = (level.requests_per_s.min, level.requests_per_s.max);
+                    let cap = x_max / 150.0;
+                    for path in [
+                        vec![(x, low), (x, high)],
+                        vec![(x - cap, low), (x + cap, low)],
+                        vec![(x - cap, high), (x + cap, high)],
+                    ] {
+                        chart.draw_series(std::iter::once(PathElement::new(
+                            path,
+                            color.stroke_width(2),
+                        )))?;
+                    }
+                }
+                let medians = levels
+                    .iter()
+                    .map(|level| (level.users as f64, level.requests_per_s.median))
+                    .collect();
+                theme::draw_line(&mut chart, medians, color, run.stroke, true)?;
+                // One run: each median's value, for a reader who wants the number.
+                if self.runs.len() == 1 {
+                    let style = theme::colored(theme::label_style(), color)
+                        .pos(Pos::new(HPos::Center, VPos::Bottom));
+                    chart.draw_series(levels.iter().map(|level| {
+                        let median = level.requests_per_s.median;
+                        EmptyElement::at((level.users as f64, median))
+                            + Text::new(format!("{median:.0}"), (0, -14), style.clone())
+                    }))?;
+                }
+                chart.draw_series(levels.iter().filter(|level| level.generator_limited).map(
+                    |level| {
+                        Circle::new(
+                            (level.users as f64, level.requests_per_s.median),
+                            11,
+                            theme::FAULT.stroke_width(3),
+                        )
+                    },
+                ))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plot for Latency {
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> DrawResult<DB> {
+        let (strip, plots) = area.split_vertically(56);
+        let mut entries = Vec::new();
+        for (build, _) in &self.builds {
+            for (kind, stroke) in [("raw", Stroke::Solid), ("CO-corrected", Stroke::Dashed)] {
+                entries.push(LegendEntry {
+                    label: format!("{} {kind}", build_label(*build)),
+                    mark: Mark::Line(build_color(*build), stroke),
+                });
+            }
+        }
+        theme::legend(&strip, &entries)?;
+        let panels = plots.split_evenly((1, 2));
+        // p50 and p99: the body and the tail; p95 is in the tables.
+        for (panel, percentile) in panels.iter().zip([0, 2]) {
+            let x_max = axis_max(
+                self.builds
+                    .iter()
+                    .flat_map(|(_, levels)| levels)
+                    .map(|level| level.users as f64),
+                1.0,
+                1.08,
+            );
+            let y_max = axis_max(
+                self.builds
+                    .iter()
+                    .flat_map(|(_, levels)| levels)
+                    .flat_map(|level| [level.raw_ms[percentile], level.corrected_ms[percentile]]),
+                0.1,
+                1.12,
+            );
+            let mut chart = ChartBuilder::on(panel)
+                .caption(
+                    match percentile {
+                        0 => "p50: the typical request",
+                        _ => "p99: 1 request in 100 is slower",
+                    },
+                    theme::panel_style(),
+                )
+                .margin(16)
+                .margin_right(30)
+                .x_label_area_size(70)
+                .y_label_area_size(100)
+                .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+            let mut mesh = chart.configure_mesh();
+            theme::mesh(&mut mesh);
+            mesh.x_desc("concurrent users")
+                .y_desc("latency (ms, median of repeats)")
+                .x_label_formatter(&|users| theme::tick(*users, x_max))
+                .y_label_formatter(&|ms| theme::tick(*ms, y_max))
+                .draw()?;
+            for (build, levels) in &self.builds {
+                let color = build_color(*build);
+                let raw = levels
+                    .iter()
+                    .map(|level| (level.users as f64, level.raw_ms[percentile]))
+                    .collect();
+                let corrected = levels
+                    .iter()
+                    .map(|level| (level.users as f64, level.corrected_ms[percentile]))
+                    .collect();
+                theme::draw_line(&mut chart, raw, color, Stroke::Solid, true)?;
+                theme::draw_line(&mut chart, corrected, color, Stroke::Dashed, true)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `monolith, run A — median`.
+fn named(build: Build, run: Option<&str>, what: &str) -> String {
+    match run {
+        Some(run) => format!("{} ({run}) — {what}", build_label(build)),
+        None => format!("{} — {what}", build_label(build)),
+    }
+}
+
+/// An axis label: no more digits than the axis needs.
+pub(crate) fn short_number(value: f64) -> String {
+    if value.abs() >= 100.0 || value == 0.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}

@@ -1,0 +1,304 @@
+//! The numbers the report shows, taken out of `results.json` in one place so the charts, the
+//! summary and the diff agree: per build, the throughput levels folded over their repeats
+//! (median, min, max), the fault cells paired across builds, the deploys and the scale run.
+
+use domain::Context;
+
+use loadtest_results::Results;
+use loadtest_results::analysis::{Slice, Timeline};
+use loadtest_results::component::Build;
+use loadtest_results::experiments::deploy::Deploys;
+use loadtest_results::experiments::faults::Cell;
+use loadtest_results::experiments::scale::Scale;
+use loadtest_results::experiments::throughput::Level;
+use loadtest_results::experiments::{Findings, Outcome};
+use loadtest_results::profile::FaultKind;
+
+/// A figure measured once per repeat: the median is what the report states, min and max
+/// its spread.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: usize,
+}
+
+/// One throughput level of one build, over its repeats.
+#[derive(Clone, Debug)]
+pub(crate) struct LevelFigures {
+    pub users: usize,
+    pub requests_per_s: Spread,
+    /// Median over repeats of each percentile, in milliseconds.
+    pub raw_ms: [f64; 3],
+    pub corrected_ms: [f64; 3],
+    /// CPU seconds of the system under test per 1 000 requests; `None` where the target could
+    /// not measure it.
+    pub cpu_per_1k: Option<Spread>,
+    pub peak_rss_mib: Option<Spread>,
+    pub generator_limited: bool,
+    /// The busiest repeat's generator CPU share.
+    pub generator_share: f64,
+    pub error_rate: f64,
+}
+
+/// The percentiles `raw_ms` and `corrected_ms` hold, in order.
+pub(crate) const PERCENTILES: [&str; 3] = ["p50", "p95", "p99"];
+
+/// One cell of the fault matrix on both builds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FaultPair<'a> {
+    pub kind: FaultKind,
+    pub context: Context,
+    pub monolith: Option<&'a Cell>,
+    pub micro: Option<&'a Cell>,
+}
+
+impl Spread {
+    /// `None` without samples. The median of an even count is the mean of the middle two.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut values: Vec<f64> = values
+            .into_iter()
+            .filter(|value| value.is_finite())
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let middle = values.len() / 2;
+        let median = if values.len().is_multiple_of(2) {
+            (values[middle - 1] + values[middle]) / 2.0
+        } else {
+            values[middle]
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[values.len() - 1],
+            samples: values.len(),
+        })
+    }
+
+    /// (max - min) / median: how far the repeats are apart.
+    pub fn relative_range(&self) -> f64 {
+        if self.median.abs() < f64::EPSILON {
+            0.0
+        } else {
+            (self.max - self.min) / self.median.abs()
+        }
+    }
+}
+
+impl FaultPair<'_> {
+    pub fn cell(&self, build: Build) -> Option<&Cell> {
+        match build {
+            Build::Monolith => self.monolith,
+            Build::Micro => self.micro,
+        }
+    }
+
+    /// `kill · recommendations`: how the report names a cell.
+    pub fn name(&self) -> String {
+        format!("{} · {}", self.kind.as_str(), self.context)
+    }
+
+    /// A file name for the cell's chart.
+    pub fn stem(&self) -> String {
+        format!("fault-{}-{}", self.kind.as_str(), self.context).replace('_', "-")
+    }
+}
+
+/// The experiments that ran on `build`, in run order.
+pub(crate) fn outcomes(results: &Results, build: Build) -> impl Iterator<Item = &Outcome> {
+    results
+        .experiments
+        .iter()
+        .filter(move |outcome| outcome.build == build)
+}
+
+pub(crate) fn levels(results: &Results, build: Build) -> Vec<&Level> {
+    outcomes(results, build)
+        .flat_map(|outcome| match &outcome.findings {
+            Findings::Throughput { levels } => levels.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The throughput levels of `build` by users, each folded over its repeats.
+pub(crate) fn throughput(results: &Results, build: Build) -> Vec<LevelFigures> {
+    let levels = levels(results, build);
+    let mut users: Vec<usize> = levels.iter().map(|level| level.users).collect();
+    users.sort_unstable();
+    users.dedup();
+    users
+        .into_iter()
+        .filter_map(|users| {
+            let repeats: Vec<&Level> = levels
+                .iter()
+                .copied()
+                .filter(|level| level.users == users)
+                .collect();
+            let ms = |pick: &dyn Fn(&Level) -> u64| {
+                Spread::of(repeats.iter().map(|level| pick(level) as f64 / 1000.0))
+                    .map_or(0.0, |spread| spread.median)
+            };
+            Some(LevelFigures {
+                users,
+                requests_per_s: Spread::of(repeats.iter().map(|level| level.requests_per_s))?,
+                raw_ms: [
+                    ms(&|level| level.raw.p50_us),
+                    ms(&|level| level.raw.p95_us),
+                    ms(&|level| level.raw.p99_us),
+                ],
+                corrected_ms: [
+                    ms(&|level| level.corrected.p50_us),
+                    ms(&|level| level.corrected.p95_us),
+                    ms(&|level| level.corrected.p99_us),
+                ],
+                cpu_per_1k: Spread::of(
+                    repeats
+                        .iter()
+                        .filter(|level| level.requests > 0)
+                        .filter_map(|level| {
+                            Some(level.sut_cpu_s? * 1000.0 / level.requests as f64)
+                        }),
+                ),
+                peak_rss_mib: Spread::of(repeats.iter().filter_map(|level| level.sut_peak_rss_mib)),
+                generator_limited: repeats.iter().any(|level| level.generator_limited),
+                generator_share: repeats
+                    .iter()
+                    .map(|level| level.generator_cpu_share)
+                    .fold(0.0, f64::max),
+                error_rate: Spread::of(repeats.iter().map(|level| level.error_rate))
+                    .map_or(0.0, |spread| spread.median),
+            })
+        })
+        .collect()
+}
+
+/// The fault cells of `build` and the run's timeline they sit on.
+pub(crate) fn faults(results: &Results, build: Build) -> Option<(&[Cell], &Timeline)> {
+    outcomes(results, build).find_map(|outcome| match &outcome.findings {
+        Findings::Faults { cells, timeline } => Some((cells.as_slice(), timeline)),
+        _ => None,
+    })
+}
+
+pub(crate) fn deploys(results: &Results, build: Build) -> Option<&Deploys> {
+    outcomes(results, build).find_map(|outcome| match &outcome.findings {
+        Findings::Deploy(deploys) => Some(deploys),
+        _ => None,
+    })
+}
+
+pub(crate) fn scale(results: &Results, build: Build) -> Option<&Scale> {
+    outcomes(results, build).find_map(|outcome| match &outcome.findings {
+        Findings::Scale(scale) => Some(scale),
+        _ => None,
+    })
+}
+
+/// Every fault cell that ran on either build, in the order of the first build's run.
+pub(crate) fn fault_pairs(results: &Results) -> Vec<FaultPair<'_>> {
+    let monolith = faults(results, Build::Monolith).map_or(&[][..], |(cells, _)| cells);
+    let micro = faults(results, Build::Micro).map_or(&[][..], |(cells, _)| cells);
+    let mut pairs: Vec<FaultPair<'_>> = Vec::new();
+    for cell in monolith.iter().chain(micro) {
+        if pairs
+            .iter()
+            .any(|pair| pair.kind == cell.kind && pair.context == cell.context)
+        {
+            continue;
+        }
+        let same = |other: &&Cell| other.kind == cell.kind && other.context == cell.context;
+        pairs.push(FaultPair {
+            kind: cell.kind,
+            context: cell.context,
+            monolith: monolith.iter().find(same),
+            micro: micro.iter().find(same),
+        });
+    }
+    pairs
+}
+
+/// The journeys the timelines have, by name: the same order, so the same line style, in
+/// every chart of the run.
+pub(crate) fn journeys<'a>(timelines: impl IntoIterator<Item = &'a Timeline>) -> Vec<String> {
+    let mut names: Vec<String> = timelines
+        .into_iter()
+        .flat_map(|timeline| timeline.slices.iter().map(|slice| slice.journey.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The share of a slice's requests answered 2xx.
+pub(crate) fn success_rate(slice: &Slice) -> Option<f64> {
+    let total = slice.ok + slice.fail + slice.maybe_applied;
+    (total > 0).then(|| slice.ok as f64 / total as f64)
+}
+
+/// The middle of a slice, in seconds from `origin_ms` (negative before it).
+pub(crate) fn slice_middle_s(slice: &Slice, slice_ms: u64, origin_ms: u64) -> f64 {
+    (slice.t_ms as f64 + slice_ms as f64 / 2.0 - origin_ms as f64) / 1000.0
+}
+
+/// Milliseconds, with a sensible number of digits.
+pub(crate) fn ms(value: f64) -> String {
+    if value == 0.0 {
+        "0 ms".to_owned()
+    } else if value >= 100.0 {
+        format!("{value:.0} ms")
+    } else if value >= 10.0 {
+        format!("{value:.1} ms")
+    } else {
+        format!("{value:.2} ms")
+    }
+}
+
+/// `1 process`, `2 processes`.
+pub(crate) fn count(number: usize, one: &str, many: &str) -> String {
+    format!("{number} {}", if number == 1 { one } else { many })
+}
+
+/// A share as a percentage.
+pub(crate) fn percent(share: f64) -> String {
+    let value = share * 100.0;
+    if value != 0.0 && value.abs() < 1.0 {
+        format!("{value:.2} %")
+    } else {
+        format!("{value:.0} %")
+    }
+}
+
+/// The first line of a message, at most 140 characters.
+pub(crate) fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    match line.char_indices().nth(140) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spread_has_the_median_and_the_extremes_of_its_samples() {
+        let spread = Spread::of([3.0, 1.0, 2.0]).expect("samples");
+        assert_eq!((spread.median, spread.min, spread.max), (2.0, 1.0, 3.0));
+        assert_eq!(Spread::of([1.0, 3.0]).expect("samples").median, 2.0);
+        assert!(Spread::of([]).is_none());
+        assert!(
+            (Spread::of([90.0, 100.0, 110.0])
+                .expect("samples")
+                .relative_range()
+                - 0.2)
+                .abs()
+                < 1e-9
+        );
+    }
+}

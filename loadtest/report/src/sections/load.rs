@@ -1,0 +1,237 @@
+//! The sections on load: throughput, latency, what serving costs, and the hop tax.
+
+use crate::charts::{Charts, HopTax, Latency, Resources, Run, Throughput};
+use crate::document::{Block, Cell, Document, Tone};
+use crate::figures::{PERCENTILES, count, ms, percent, throughput as levels};
+use crate::theme::{Stroke, build_label};
+use loadtest_results::Results;
+use loadtest_results::component::Build;
+
+use super::{NOT_MEASURED, spread_cell, with_spread};
+
+pub(super) fn throughput(
+    document: &mut Document,
+    results: &Results,
+    charts: &Charts,
+) -> anyhow::Result<()> {
+    let builds: Vec<_> = Build::BOTH
+        .into_iter()
+        .map(|build| (build, levels(results, build)))
+        .filter(|(_, levels)| !levels.is_empty())
+        .collect();
+    if builds.is_empty() {
+        for (id, title) in [
+            ("throughput", "Throughput"),
+            ("latency", "Latency, raw and corrected"),
+            ("resources", "Cost: CPU and memory"),
+        ] {
+            document.section(id, title);
+            document.paragraph("The throughput sweep did not run.");
+        }
+        return Ok(());
+    }
+    document.section("throughput", "Throughput");
+    document.paragraph(format!(
+        "Each build alone on the shop's cores, driven straight (no front door) by closed-loop \
+         Goose users for {} s per level, {} per level; the line is the median.",
+        results.profile.level_duration.as_secs(),
+        count(results.profile.repeats, "repeat", "repeats")
+    ));
+    let plot = Throughput {
+        runs: vec![Run {
+            label: None,
+            stroke: Stroke::Solid,
+            builds: builds.clone(),
+        }],
+        repeats: results.profile.repeats,
+    };
+    document.push(Block::Figure(charts.save(
+        "throughput",
+        "Throughput against load",
+        &plot,
+    )?));
+    let mut rows = Vec::new();
+    for (build, levels) in &builds {
+        for level in levels {
+            rows.push(vec![
+                Cell::plain(build_label(*build)),
+                Cell::plain(level.users.to_string()),
+                Cell::plain(with_spread(&level.requests_per_s, "req/s")),
+                Cell::plain(percent(level.error_rate)),
+                Cell::plain(ms(level.raw_ms[0])),
+                Cell::plain(ms(level.raw_ms[1])),
+                Cell::plain(ms(level.raw_ms[2])),
+                Cell::plain(ms(level.corrected_ms[2])),
+                if level.generator_limited {
+                    Cell::toned(
+                        format!("{} (saturated)", percent(level.generator_share)),
+                        Tone::Warn,
+                    )
+                } else {
+                    Cell::plain(percent(level.generator_share))
+                },
+            ]);
+        }
+    }
+    document.table(
+        &[
+            "build",
+            "users",
+            "throughput",
+            "errors",
+            "p50",
+            "p95",
+            "p99",
+            "p99 CO-corrected",
+            "generator CPU",
+        ],
+        rows,
+    );
+
+    document.section("latency", "Latency, raw and corrected");
+    document.paragraph(
+        "Goose is closed loop: a slow answer delays that user's next request, so the raw \
+         percentiles miss the requests that would have been sent meanwhile (coordinated \
+         omission). The corrected percentiles back-fill them at the user's usual cadence.",
+    );
+    let plot = Latency {
+        builds: builds.clone(),
+    };
+    document.push(Block::Figure(charts.save(
+        "latency",
+        "Latency percentiles: raw and CO-corrected",
+        &plot,
+    )?));
+    let mut rows = Vec::new();
+    for (build, levels) in &builds {
+        for level in levels {
+            let mut row = vec![
+                Cell::plain(build_label(*build)),
+                Cell::plain(level.users.to_string()),
+            ];
+            for index in 0..PERCENTILES.len() {
+                row.push(Cell::plain(format!(
+                    "{} / {}",
+                    ms(level.raw_ms[index]),
+                    ms(level.corrected_ms[index])
+                )));
+            }
+            rows.push(row);
+        }
+    }
+    document.table(
+        &[
+            "build",
+            "users",
+            "p50 raw / corrected",
+            "p95 raw / corrected",
+            "p99 raw / corrected",
+        ],
+        rows,
+    );
+
+    document.section("resources", "Cost: CPU and memory");
+    let measured = builds
+        .iter()
+        .flat_map(|(_, levels)| levels)
+        .any(|level| level.cpu_per_1k.is_some() || level.peak_rss_mib.is_some());
+    if !measured {
+        document.paragraph(format!(
+            "Not measured: the {} target reads no CPU or memory of the shop's processes (on \
+             Kubernetes that would take a metrics server, whose windows are longer than a load \
+             level). No figure stands in for the missing ones.",
+            results.settings.target
+        ));
+        return Ok(());
+    }
+    document.paragraph(
+        "What serving costs: CPU seconds of all the shop's processes per 1 000 requests, and the \
+         peak of their summed resident memory, per load level.",
+    );
+    document.push(Block::Figure(charts.save(
+        "resources",
+        "Cost model: CPU per request and memory",
+        &Resources {
+            builds: builds.clone(),
+        },
+    )?));
+    let mut rows = Vec::new();
+    for (build, levels) in &builds {
+        for level in levels {
+            rows.push(vec![
+                Cell::plain(build_label(*build)),
+                Cell::plain(level.users.to_string()),
+                spread_cell(level.cpu_per_1k.as_ref(), "CPU s", NOT_MEASURED),
+                spread_cell(level.peak_rss_mib.as_ref(), "MiB", NOT_MEASURED),
+            ]);
+        }
+    }
+    document.table(
+        &["build", "users", "CPU per 1 000 requests", "peak memory"],
+        rows,
+    );
+    Ok(())
+}
+
+pub(super) fn hop_tax(
+    document: &mut Document,
+    results: &Results,
+    charts: &Charts,
+) -> anyhow::Result<()> {
+    document.section("hop-tax", "Hop tax");
+    let Some(calibration) = &results.calibration else {
+        document.paragraph("Not measured in this run: the results carry no calibration.");
+        return Ok(());
+    };
+    let hop = &calibration.hop;
+    document.paragraph(format!(
+        "Medians of {} requests sent one at a time (no queueing): the loopback HTTP round trip \
+         (an endpoint that does nothing), the shop's work (the monolith's product list minus \
+         that), and one service boundary (the same route through the gateway minus the \
+         monolith's).",
+        hop.requests
+    ));
+    let plot = HopTax {
+        null_us: hop.null_us,
+        monolith_us: hop.monolith_us,
+        service_us: hop.service_us,
+        gateway_us: hop.gateway_us,
+    };
+    document.push(Block::Figure(charts.save(
+        "hop-tax",
+        "Hop tax: the parts of one service boundary",
+        &plot,
+    )?));
+    let part = |us: i64| format!("{us} µs");
+    document.table(
+        &["part", "time"],
+        vec![
+            vec![
+                Cell::plain("loopback HTTP round trip"),
+                Cell::plain(part(hop.null_us as i64)),
+            ],
+            vec![
+                Cell::plain("the shop's work (monolith − loopback)"),
+                Cell::plain(part(hop.monolith_us as i64 - hop.null_us as i64)),
+            ],
+            vec![
+                Cell::plain("one service boundary (gateway − monolith)"),
+                Cell::plain(part(hop.gateway_us as i64 - hop.monolith_us as i64)),
+            ],
+            vec![
+                Cell::plain("catalog service asked directly"),
+                Cell::plain(part(hop.service_us as i64)),
+            ],
+        ],
+    );
+    let null = &calibration.null_endpoint;
+    document.paragraph(format!(
+        "The generator's ceiling: {:.0} req/s at {} users against the endpoint that does nothing \
+         (p50 {}), using {} of its cores — a throughput near it measures the generator, not the shop.",
+        null.requests_per_s,
+        null.users,
+        ms(null.latency.p50_us as f64 / 1000.0),
+        percent(null.generator_cpu_share)
+    ));
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! What a reader wants first: the key figures of both builds with their spread, a verdict
+//! per claim the lab tests (stated with the numbers, including where the monolith wins),
+//! and the warnings that say how far to trust the run.
+
+use crate::figures::{self, LevelFigures, Spread, outcomes, throughput};
+use loadtest_results::Results;
+use loadtest_results::component::Build;
+use loadtest_results::experiments::deploy::{Deploy, Deploys};
+
+#[cfg(test)]
+mod tests;
+pub(crate) mod text;
+mod verdicts;
+mod warnings;
+
+pub(crate) use verdicts::verdicts;
+pub(crate) use warnings::{experiment_name, warnings};
+
+/// Whether a claim held in this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    Holds,
+    Mixed,
+    DoesNotHold,
+    NotTested,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Verdict {
+    pub claim: &'static str,
+    pub status: Status,
+    /// The numbers behind the verdict, in a sentence or two.
+    pub evidence: String,
+}
+
+/// One figure of both builds. `lower_is_better` orders the diff's "better / worse".
+#[derive(Clone, Debug)]
+pub(crate) struct KeyFigure {
+    pub name: String,
+    pub unit: &'static str,
+    pub monolith: Option<Spread>,
+    pub micro: Option<Spread>,
+    pub lower_is_better: bool,
+    /// What a build without the figure shows instead.
+    pub absent: &'static str,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Holds => "holds",
+            Status::Mixed => "mixed",
+            Status::DoesNotHold => "does not hold",
+            Status::NotTested => "not tested",
+        }
+    }
+}
+
+impl KeyFigure {
+    /// micro / monolith of the medians, and its range over the repeats' extremes.
+    pub fn ratio(&self) -> Option<(f64, Option<(f64, f64)>)> {
+        let (monolith, micro) = (self.monolith.as_ref()?, self.micro.as_ref()?);
+        if monolith.median.abs() < f64::EPSILON {
+            return None;
+        }
+        let spread = (monolith.samples > 1 || micro.samples > 1)
+            .then(|| (micro.min / monolith.max, micro.max / monolith.min))
+            .filter(|(low, high)| low.is_finite() && high.is_finite());
+        Some((micro.median / monolith.median, spread))
+    }
+}
+
+/// The highest load level both builds ran, and their figures at it.
+pub(crate) fn top_level(results: &Results) -> Option<(LevelFigures, LevelFigures)> {
+    let monolith = throughput(results, Build::Monolith);
+    let micro = throughput(results, Build::Micro);
+    monolith.iter().rev().find_map(|level| {
+        let other = micro.iter().find(|other| other.users == level.users)?;
+        Some((level.clone(), other.clone()))
+    })
+}
+
+pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
+    let mut figures = Vec::new();
+    let exact = |value: f64| Spread::of([value]);
+    if let Some((monolith, micro)) = top_level(results) {
+        let users = monolith.users;
+        let mut add =
+            |name: String, unit, pick: &dyn Fn(&LevelFigures) -> Option<Spread>, lower| {
+                figures.push(KeyFigure {
+                    name,
+                    unit,
+                    monolith: pick(&monolith),
+                    micro: pick(&micro),
+                    lower_is_better: lower,
+                    absent: "not measured",
+                });
+            };
+        add(
+            format!("throughput at {users} users"),
+            "req/s",
+            &|level| Some(level.requests_per_s.clone()),
+            false,
+        );
+        add(
+            format!("p50 latency at {users} users"),
+            "ms",
+            &|level| exact(level.raw_ms[0]),
+            true,
+        );
+        add(
+            format!("p99 latency at {users} users"),
+            "ms",
+            &|level| exact(level.raw_ms[2]),
+            true,
+        );
+        add(
+            format!("p99 CO-corrected at {users} users"),
+            "ms",
+            &|level| exact(level.corrected_ms[2]),
+            true,
+        );
+        add(
+            format!("CPU per 1 000 requests at {users} users"),
+            "CPU s",
+            &|level| level.cpu_per_1k.clone(),
+            true,
+        );
+        add(
+            format!("peak memory at {users} users"),
+            "MiB",
+            &|level| level.peak_rss_mib.clone(),
+            true,
+        );
+    }
+    let per_build = |pick: &dyn Fn(Build) -> Option<f64>| {
+        (
+            pick(Build::Monolith).and_then(exact),
+            pick(Build::Micro).and_then(exact),
+        )
+    };
+    let mut add = |name: &str, unit, (monolith, micro): (Option<Spread>, Option<Spread>), lower| {
+        if monolith.is_some() || micro.is_some() {
+            figures.push(KeyFigure {
+                name: name.to_owned(),
+                unit,
+                monolith,
+                micro,
+                lower_is_better: lower,
+                absent: "not measured",
+            });
+        }
+    };
+    add(
+        "mean blast radius of the faults",
+        "%",
+        per_build(&|build| mean_blast_radius(results, build).map(|radius| radius * 100.0)),
+        true,
+    );
+    add(
+        "recreate deploy: median time to ready",
+        "ms",
+        per_build(&|build| median_ready(results, build, "recreate")),
+        true,
+    );
+    add(
+        "rolling deploys: failed requests",
+        "requests",
+        per_build(&|build| {
+            figures::deploys(results, build).map(|deploys| failed(deploys, "rolling") as f64)
+        }),
+        true,
+    );
+    add(
+        "speedup with one more replica",
+        "×",
+        per_build(&|build| figures::scale(results, build).map(|scale| scale.speedup)),
+        false,
+    );
+    if let Some(calibration) = &results.calibration {
+        let hop = &calibration.hop;
+        add(
+            "one service boundary (gateway hop)",
+            "µs",
+            (None, exact(hop.gateway_us as f64 - hop.monolith_us as f64)),
+            true,
+        );
+        if let Some(hop) = figures.last_mut() {
+            hop.absent = "none (its contexts call each other in-process)";
+        }
+    }
+    figures
+}
+
+fn mean_blast_radius(results: &Results, build: Build) -> Option<f64> {
+    let (cells, _) = figures::faults(results, build)?;
+    let applied: Vec<f64> = cells
+        .iter()
+        .filter(|cell| cell.applied)
+        .map(|cell| cell.blast_radius)
+        .collect();
+    (!applied.is_empty()).then(|| applied.iter().sum::<f64>() / applied.len() as f64)
+}
+
+/// Deploys that were measured (a deploy that outlasted the load is not).
+pub(super) fn measured<'a>(
+    deploys: &'a Deploys,
+    strategy: &'a str,
+) -> impl Iterator<Item = &'a Deploy> + 'a {
+    deploys.each.iter().filter(move |deploy| {
+        deploy.strategy == strategy
+            && deploy
+                .error
+                .as_deref()
+                .is_none_or(|error| !error.starts_with("not measured"))
+    })
+}
+
+pub(super) fn failed(deploys: &Deploys, strategy: &str) -> usize {
+    measured(deploys, strategy)
+        .map(|deploy| deploy.failed_requests)
+        .sum()
+}
+
+pub(super) fn median_ready(results: &Results, build: Build, strategy: &str) -> Option<f64> {
+    let deploys = figures::deploys(results, build)?;
+    Spread::of(measured(deploys, strategy).map(|deploy| deploy.time_to_ready_ms as f64))
+        .map(|spread| spread.median)
+}
+
+pub(super) fn is_service(deploy: &Deploy) -> bool {
+    !matches!(
+        deploy.component.as_str(),
+        "gateway" | "monolith" | "front-door"
+    )
+}
+
+pub(super) fn share(failed: usize, requests: usize) -> f64 {
+    failed as f64 / requests.max(1) as f64
+}
+
+/// Every build that ran anything, in the usual order.
+pub(crate) fn builds(results: &Results) -> Vec<Build> {
+    Build::BOTH
+        .into_iter()
+        .filter(|build| outcomes(results, *build).next().is_some())
+        .collect()
+}

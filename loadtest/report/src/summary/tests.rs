@@ -1,0 +1,371 @@
+//! The verdicts and warnings on crafted results: the committed fixture's settings and
+//! environment, with experiments built here to make one claim hold or break.
+
+use domain::Context;
+
+use super::*;
+use loadtest_results::analysis::Timeline;
+use loadtest_results::experiments::deploy::{Deploy, Deploys, Storm};
+use loadtest_results::experiments::faults::Cell;
+use loadtest_results::experiments::scale::{Half, Scale};
+use loadtest_results::experiments::throughput::Level;
+use loadtest_results::experiments::{Findings, Outcome};
+use loadtest_results::invariants::{CheckReport, InvariantResult};
+use loadtest_results::latency::Percentiles;
+use loadtest_results::profile::FaultKind;
+
+/// The fixture with `experiments` instead of its own.
+fn results(experiments: Vec<Outcome>) -> Results {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../results/fixtures/results-quick.json"
+    );
+    let mut results = crate::load(std::path::Path::new(path)).expect("the fixture loads");
+    results.calibration = None;
+    results.experiments = experiments;
+    results
+}
+
+fn outcome(build: Build, findings: Findings) -> Outcome {
+    Outcome {
+        build,
+        findings,
+        invariants: CheckReport {
+            valid: true,
+            invariants: Vec::new(),
+            maybe_applied: None,
+        },
+        quiescent: true,
+        duration_s: 1.0,
+        requests: 100,
+    }
+}
+
+fn faults(build: Build, cells: Vec<Cell>) -> Outcome {
+    outcome(
+        build,
+        Findings::Faults {
+            cells,
+            timeline: Timeline::default(),
+        },
+    )
+}
+
+fn cell(kind: FaultKind, blast_radius: f64) -> Cell {
+    Cell {
+        kind,
+        context: Context::Payments,
+        process: "payments".into(),
+        injected_at_ms: 1_000,
+        healed_at_ms: 2_500,
+        journeys: Vec::new(),
+        blast_radius,
+        degraded_steps: Vec::new(),
+        time_to_recover_ms: Some(250),
+        restarts: 0,
+        error: None,
+        applied: true,
+        note: None,
+    }
+}
+
+fn level(users: usize, repeat: usize, requests_per_s: f64, generator_limited: bool) -> Level {
+    let latency = Percentiles {
+        p50_us: 2_000,
+        p95_us: 5_000,
+        p99_us: 9_000,
+        max_us: 20_000,
+    };
+    Level {
+        users,
+        repeat,
+        requests: (requests_per_s * 10.0) as usize,
+        requests_per_s,
+        errors: 0,
+        error_rate: 0.0,
+        raw: latency,
+        corrected: latency,
+        sut_cpu_s: Some(5.0),
+        sut_peak_rss_mib: Some(40.0),
+        requests_per_sut_cpu_s: Some(requests_per_s * 2.0),
+        generator_cpu_s: 9.0,
+        generator_cpu_share: if generator_limited { 0.93 } else { 0.4 },
+        generator_limited,
+        timeline: Timeline::default(),
+    }
+}
+
+fn sweep(build: Build, levels: Vec<Level>) -> Outcome {
+    outcome(build, Findings::Throughput { levels })
+}
+
+fn verdict(results: &Results, claim: &str) -> Verdict {
+    verdicts(results)
+        .into_iter()
+        .find(|verdict| verdict.claim == claim)
+        .expect("every claim has a verdict")
+}
+
+#[test]
+fn a_fault_that_takes_the_whole_monolith_and_nothing_of_micro_means_fault_isolation_holds() {
+    let results = results(vec![
+        faults(Build::Monolith, vec![cell(FaultKind::Latency, 1.0)]),
+        faults(Build::Micro, vec![cell(FaultKind::Latency, 0.0)]),
+    ]);
+    let isolation = verdict(&results, "fault isolation");
+    assert_eq!(isolation.status, Status::Holds, "{}", isolation.evidence);
+    assert!(
+        isolation
+            .evidence
+            .contains("0 % of the journey steps on the microservices"),
+        "{}",
+        isolation.evidence
+    );
+    assert!(
+        isolation.evidence.contains("100 % on the monolith"),
+        "{}",
+        isolation.evidence
+    );
+}
+
+#[test]
+fn micro_degrading_more_than_the_monolith_means_fault_isolation_does_not_hold() {
+    let results = results(vec![
+        faults(Build::Monolith, vec![cell(FaultKind::Errors, 0.2)]),
+        faults(Build::Micro, vec![cell(FaultKind::Errors, 0.6)]),
+    ]);
+    let isolation = verdict(&results, "fault isolation");
+    assert_eq!(isolation.status, Status::DoesNotHold);
+    assert!(
+        isolation
+            .evidence
+            .contains("the monolith contained these faults better")
+    );
+}
+
+#[test]
+fn a_fault_not_in_force_on_one_build_is_not_compared_and_is_a_warning() {
+    let mut unavailable = cell(FaultKind::DbDown, 0.0);
+    unavailable.applied = false;
+    unavailable.error = Some("unavailable: SQLite is embedded in the process".into());
+    let results = results(vec![
+        faults(Build::Monolith, vec![cell(FaultKind::DbDown, 1.0)]),
+        faults(Build::Micro, vec![unavailable]),
+    ]);
+    assert_eq!(
+        verdict(&results, "fault isolation").status,
+        Status::NotTested
+    );
+    let warnings = warnings(&results);
+    assert!(
+        warnings.iter().any(|warning| warning
+            == "1 fault unavailable on this machine on the microservices (db_down · payments): \
+                SQLite is embedded in the process."),
+        "{warnings:#?}"
+    );
+}
+
+#[test]
+fn a_saturated_generator_gives_a_warning_naming_the_level_and_the_build() {
+    let results = results(vec![
+        sweep(Build::Monolith, vec![level(16, 1, 900.0, false)]),
+        sweep(Build::Micro, vec![level(16, 1, 400.0, true)]),
+    ]);
+    let warnings = warnings(&results);
+    let saturated: Vec<_> = warnings
+        .iter()
+        .filter(|warning| warning.contains("saturated"))
+        .collect();
+    assert_eq!(saturated.len(), 1, "{warnings:#?}");
+    assert!(
+        saturated[0].contains("at 16 users on the microservices (it used 93 % of its cores)"),
+        "{}",
+        saturated[0]
+    );
+}
+
+#[test]
+fn repeats_more_than_ten_percent_apart_are_flagged_as_noisy_and_close_ones_are_not() {
+    let results = results(vec![
+        sweep(
+            Build::Monolith,
+            vec![level(8, 1, 1000.0, false), level(8, 2, 1030.0, false)],
+        ),
+        sweep(
+            Build::Micro,
+            vec![level(8, 1, 500.0, false), level(8, 2, 600.0, false)],
+        ),
+    ]);
+    let noisy: Vec<_> = warnings(&results)
+        .into_iter()
+        .filter(|warning| warning.starts_with("Noisy"))
+        .collect();
+    assert_eq!(noisy.len(), 1, "{noisy:#?}");
+    assert!(
+        noisy[0].contains("the microservices at 8 users varied by 18 %"),
+        "{}",
+        noisy[0]
+    );
+}
+
+#[test]
+fn the_throughput_ratio_carries_the_spread_of_the_repeats() {
+    let results = results(vec![
+        sweep(
+            Build::Monolith,
+            vec![level(4, 1, 45.0, false), level(4, 2, 55.0, false)],
+        ),
+        sweep(
+            Build::Micro,
+            vec![level(4, 1, 90.0, false), level(4, 2, 110.0, false)],
+        ),
+    ]);
+    let figures = key_figures(&results);
+    let throughput = figures
+        .iter()
+        .find(|figure| figure.name == "throughput at 4 users")
+        .expect("throughput");
+    let (ratio, spread) = throughput.ratio().expect("a ratio");
+    assert!((ratio - 2.0).abs() < 1e-9);
+    let (low, high) = spread.expect("a spread");
+    assert!((low - 90.0 / 55.0).abs() < 1e-9 && (high - 110.0 / 45.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_target_that_reads_no_cpu_or_memory_gets_no_figure_for_them_and_no_verdict_on_cost() {
+    let unmetered = |requests_per_s| Level {
+        sut_cpu_s: None,
+        sut_peak_rss_mib: None,
+        requests_per_sut_cpu_s: None,
+        ..level(4, 1, requests_per_s, false)
+    };
+    let results = results(vec![
+        sweep(Build::Monolith, vec![unmetered(100.0)]),
+        sweep(Build::Micro, vec![unmetered(50.0)]),
+    ]);
+    let figures = key_figures(&results);
+    for name in [
+        "CPU per 1 000 requests at 4 users",
+        "peak memory at 4 users",
+    ] {
+        let figure = figures
+            .iter()
+            .find(|figure| figure.name == name)
+            .expect("the figure has a row");
+        assert!(
+            figure.monolith.is_none() && figure.micro.is_none(),
+            "{name}"
+        );
+        assert_eq!(figure.absent, "not measured");
+        assert!(figure.ratio().is_none(), "{name}");
+    }
+    let cost = verdict(&results, "the cost of each hop");
+    assert!(
+        cost.evidence.contains("CPU not measured") && !cost.evidence.contains("its CPU per"),
+        "{}",
+        cost.evidence
+    );
+    // Half the monolith's throughput still decides it, without a CPU figure.
+    assert_eq!(cost.status, Status::Holds);
+}
+
+#[test]
+fn a_violated_invariant_is_the_first_warning_with_its_first_example() {
+    let mut broken = sweep(Build::Micro, vec![level(4, 1, 100.0, false)]);
+    broken.invariants = CheckReport {
+        valid: false,
+        invariants: vec![InvariantResult {
+            id: "I2".into(),
+            name: "no oversell".into(),
+            checked: true,
+            violations: 3,
+            first_example: Some("product 7: sold 12 of 10".into()),
+        }],
+        maybe_applied: None,
+    };
+    let warnings = warnings(&results(vec![broken]));
+    assert!(warnings[0].starts_with("Invariant I2 (no oversell) was violated 3× on the microservices during throughput; first: product 7: sold 12 of 10"), "{warnings:#?}");
+}
+
+#[test]
+fn rolling_deploys_without_failures_on_both_builds_hold_and_say_it_is_no_advantage() {
+    let deploys = |component: &str| {
+        Findings::Deploy(Deploys {
+            each: ["recreate", "rolling"]
+                .into_iter()
+                .map(|strategy| Deploy {
+                    component: component.into(),
+                    strategy: strategy.into(),
+                    started_at_ms: 1_000,
+                    time_to_ready_ms: 400,
+                    requests: 200,
+                    failed_requests: if strategy == "recreate" { 20 } else { 0 },
+                    error: None,
+                })
+                .collect(),
+            storm: Storm {
+                deploys: 10,
+                started_at_ms: 9_000,
+                strategy: "rolling".into(),
+                duration_ms: 8_000,
+                requests: 2_000,
+                failed_requests: 0,
+                median_time_to_ready_ms: 500,
+            },
+            timeline: Timeline::default(),
+        })
+    };
+    let results = results(vec![
+        outcome(Build::Monolith, deploys("monolith")),
+        outcome(Build::Micro, deploys("catalog")),
+    ]);
+    let rolling = verdict(&results, "no-downtime rolling update");
+    assert_eq!(rolling.status, Status::Holds);
+    assert!(
+        rolling.evidence.contains("no advantage of either build"),
+        "{}",
+        rolling.evidence
+    );
+    // The same share of failures for one service as for the whole monolith: no gain.
+    assert_eq!(
+        verdict(&results, "independent deploy").status,
+        Status::DoesNotHold
+    );
+}
+
+#[test]
+fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
+    let half = |replicas, requests_per_s| Half {
+        replicas,
+        requests_per_s,
+        error_rate: 0.0,
+        latency: Percentiles::default(),
+        sut_cpu_s: Some(10.0),
+        requests_per_sut_cpu_s: Some(requests_per_s / 10.0),
+    };
+    let scale = Scale {
+        component: "catalog".into(),
+        users: 16,
+        before: half(1, 500.0),
+        after: half(2, 800.0),
+        speedup: 1.6,
+        sut_cores: 1,
+        cpu_by_process: Vec::new(),
+    };
+    let mut results = results(vec![outcome(Build::Micro, Findings::Scale(scale.clone()))]);
+    assert_eq!(
+        verdict(&results, "independent scaling").status,
+        Status::NotTested
+    );
+    results.experiments = vec![outcome(
+        Build::Micro,
+        Findings::Scale(Scale {
+            sut_cores: 4,
+            ..scale
+        }),
+    )];
+    assert_eq!(
+        verdict(&results, "independent scaling").status,
+        Status::Holds
+    );
+}

@@ -1,0 +1,221 @@
+//! The plain-text summary a run prints and writes to `summary.txt`.
+
+use std::fmt::Write as _;
+
+use loadtest_results::Results;
+use loadtest_results::experiments::Findings;
+
+/// The plain-text summary: what a reader wants first, with how it was measured.
+pub fn summary(results: &Results) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "shoplab compare — run {}\n{}\nlimits: {}",
+        results.run_id,
+        results.headline(),
+        results.settings.resource_limits.describe(),
+    );
+    if let Some(calibration) = &results.calibration {
+        let null = &calibration.null_endpoint;
+        let hop = &calibration.hop;
+        let _ = writeln!(
+            text,
+            "\ncalibration\n  null endpoint: {:.0} req/s at {} users (p50 {:.2} ms), generator CPU {:.0} %: {}\n  one request at a time, medians of {}: loopback \
+             round trip {} us; monolith list {} us; catalog service alone {} us; through the \
+             gateway {} us (one boundary: +{} us)",
+            null.requests_per_s,
+            null.users,
+            null.latency.p50_us as f64 / 1000.0,
+            null.generator_cpu_share * 100.0,
+            if null.generator_limited {
+                "the most this generator drives here"
+            } else {
+                "the server side set this pace (its core was busy), the generator can drive more"
+            },
+            hop.requests,
+            hop.null_us,
+            hop.monolith_us,
+            hop.service_us,
+            hop.gateway_us,
+            hop.gateway_us as i64 - hop.monolith_us as i64,
+        );
+    }
+    for outcome in &results.experiments {
+        let build = outcome.build.as_str();
+        match &outcome.findings {
+            Findings::Throughput { levels } => {
+                let _ = writeln!(
+                    text,
+                    "\nthroughput — {build} (closed loop; latency raw / CO-corrected)"
+                );
+                let _ = writeln!(
+                    text,
+                    "  {:>5} {:>9} {:>7} {:>9} {:>9} {:>11} {:>9} {:>8} {:>10}",
+                    "users",
+                    "req/s",
+                    "errors",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99 CO ms",
+                    "shop CPU",
+                    "RSS MiB",
+                    "generator"
+                );
+                for level in levels {
+                    let _ = writeln!(
+                        text,
+                        "  {:>5} {:>9.0} {:>6.2}% {:>9.2} {:>9.2} {:>11.2} {:>8}s {:>8} {:>9.0}%{}",
+                        level.users,
+                        level.requests_per_s,
+                        level.error_rate * 100.0,
+                        level.raw.p50_us as f64 / 1000.0,
+                        level.raw.p99_us as f64 / 1000.0,
+                        level.corrected.p99_us as f64 / 1000.0,
+                        measured(level.sut_cpu_s, 1),
+                        measured(level.sut_peak_rss_mib, 0),
+                        level.generator_cpu_share * 100.0,
+                        if level.generator_limited {
+                            "  ! generator-limited"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            Findings::Scale(scale) => {
+                let _ = writeln!(
+                    text,
+                    "\nscale — {build} (+1 replica of {}, {} users, through the front door; the shop has {} core(s))",
+                    scale.component, scale.users, scale.sut_cores
+                );
+                for half in [&scale.before, &scale.after] {
+                    let _ = writeln!(
+                        text,
+                        "  {} replica(s): {:>7.0} req/s, p99 {:>7.2} ms, {:>6} CPU s, {:>6} req per CPU s",
+                        half.replicas,
+                        half.requests_per_s,
+                        half.latency.p99_us as f64 / 1000.0,
+                        measured(half.sut_cpu_s, 1),
+                        measured(half.requests_per_sut_cpu_s, 0)
+                    );
+                }
+                let _ = writeln!(text, "  speedup x{:.2}", scale.speedup);
+            }
+            Findings::Deploy(found) => {
+                let _ = writeln!(
+                    text,
+                    "\ndeploy — {build} (under steady load, through the front door; failed = from the deploy's start to 250 ms before the next)"
+                );
+                for deploy in &found.each {
+                    let _ = writeln!(
+                        text,
+                        "  {:<16} {:<9} ready in {:>5} ms, {:>5} of {:>6} requests failed{}",
+                        deploy.component,
+                        deploy.strategy,
+                        deploy.time_to_ready_ms,
+                        deploy.failed_requests,
+                        deploy.requests,
+                        deploy
+                            .error
+                            .as_deref()
+                            .map(|error| format!(" ({})", first_line(error)))
+                            .unwrap_or_default()
+                    );
+                }
+                let storm = &found.storm;
+                let _ = writeln!(
+                    text,
+                    "  storm of {} deploys in {:.1} s: {} of {} requests failed, median ready in {} ms",
+                    storm.deploys,
+                    storm.duration_ms as f64 / 1000.0,
+                    storm.failed_requests,
+                    storm.requests,
+                    storm.median_time_to_ready_ms
+                );
+            }
+            Findings::Faults { cells, .. } => {
+                let _ = writeln!(
+                    text,
+                    "\nfaults — {build} (success before → during → after; blast radius = share of route templates degraded)"
+                );
+                for cell in cells {
+                    let journeys: Vec<String> = cell
+                        .journeys
+                        .iter()
+                        .map(|phases| {
+                            let pct = |rate: Option<f64>| {
+                                rate.map_or("-".into(), |rate| format!("{:.0}%", rate * 100.0))
+                            };
+                            format!(
+                                "{} {}→{}→{}",
+                                phases.journey,
+                                pct(phases.before.success_rate),
+                                pct(phases.during.success_rate),
+                                pct(phases.after.success_rate)
+                            )
+                        })
+                        .collect();
+                    let _ = writeln!(
+                        text,
+                        "  {:<8} {:<16} radius {:>4.0}%  recover {:>6}  {}{}",
+                        cell.kind.as_str(),
+                        cell.context,
+                        cell.blast_radius * 100.0,
+                        cell.time_to_recover_ms
+                            .map_or("never".into(), |ms| format!("{ms} ms")),
+                        journeys.join(", "),
+                        cell.error
+                            .as_deref()
+                            .map(|error| format!(" ({})", first_line(error)))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        let broken: Vec<String> = outcome
+            .invariants
+            .invariants
+            .iter()
+            .filter(|invariant| invariant.violations > 0)
+            .map(|invariant| format!("{} x{}", invariant.id, invariant.violations))
+            .collect();
+        let _ = writeln!(
+            text,
+            "  invariants: {}{}",
+            if broken.is_empty() {
+                "all hold".to_owned()
+            } else {
+                format!("VIOLATED {}", broken.join(", "))
+            },
+            if outcome.quiescent {
+                ""
+            } else {
+                " (not quiescent: a reservation was still held)"
+            }
+        );
+    }
+    let _ = writeln!(
+        text,
+        "\nverdict: {}",
+        if results.valid {
+            "every invariant held on both builds"
+        } else {
+            "an invariant was violated (see results.json)"
+        }
+    );
+    text
+}
+
+/// The first line of a message, at most 100 characters, for the summary.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    match line.char_indices().nth(100) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_owned(),
+    }
+}
+
+/// A measured figure to `places` decimals, or `n/a` where the target could not measure it.
+fn measured(value: Option<f64>, places: usize) -> String {
+    crate::folder::figure(value, places, "n/a")
+}

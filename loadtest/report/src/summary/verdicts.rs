@@ -1,0 +1,350 @@
+//! A verdict per claim the lab tests, each stated with the numbers behind it — including
+//! where the monolith wins or the machine cannot tell.
+
+use super::{Status, Verdict, failed, is_service, measured, share, top_level};
+use crate::figures::{self, Spread, count, fault_pairs, ms, percent};
+use loadtest_results::Results;
+use loadtest_results::component::Build;
+use loadtest_results::experiments::deploy::{Deploy, Deploys};
+use loadtest_results::experiments::faults::Cell;
+use loadtest_results::profile::FaultKind;
+
+/// The verdicts, in the order the summary lists them.
+pub(crate) fn verdicts(results: &Results) -> Vec<Verdict> {
+    vec![
+        independent_deploy(results),
+        fault_isolation(results),
+        independent_scaling(results),
+        rolling_update(results),
+        self_healing(results),
+        hop_cost(results),
+    ]
+}
+
+fn independent_deploy(results: &Results) -> Verdict {
+    let claim = "independent deploy";
+    let Some(micro) = figures::deploys(results, Build::Micro) else {
+        return not_tested(
+            claim,
+            "the deploy experiment did not run on the microservices",
+        );
+    };
+    let services: Vec<&Deploy> = measured(micro, "recreate")
+        .filter(|deploy| is_service(deploy))
+        .collect();
+    if services.is_empty() {
+        return not_tested(claim, "no service was redeployed on its own");
+    }
+    let rolled: Vec<&Deploy> = measured(micro, "rolling")
+        .filter(|deploy| is_service(deploy))
+        .collect();
+    let service_share = Spread::of(
+        services
+            .iter()
+            .map(|deploy| share(deploy.failed_requests, deploy.requests)),
+    )
+    .map_or(0.0, |spread| spread.median);
+    let service_ready = Spread::of(services.iter().map(|deploy| deploy.time_to_ready_ms as f64))
+        .map_or(0.0, |spread| spread.median);
+    let rolled_failed: usize = rolled.iter().map(|deploy| deploy.failed_requests).sum();
+    let monolith = figures::deploys(results, Build::Monolith)
+        .and_then(|deploys| measured(deploys, "recreate").next().cloned());
+    let worst = services
+        .iter()
+        .max_by(|a, b| {
+            share(a.failed_requests, a.requests).total_cmp(&share(b.failed_requests, b.requests))
+        })
+        .expect("at least one service");
+    let mut evidence = format!(
+        "each of {} services was redeployed alone while the others served: recreating one failed {} of the requests in its window (median; the worst, {}, {}), rolling one failed {rolled_failed} requests in all; a service was ready in {} (median)",
+        services.len(),
+        percent(service_share),
+        worst.component,
+        percent(share(worst.failed_requests, worst.requests)),
+        ms(service_ready)
+    );
+    let status = match &monolith {
+        Some(monolith) => {
+            let monolith_share = share(monolith.failed_requests, monolith.requests);
+            evidence.push_str(&format!(
+                ". Recreating the whole monolith failed {} and it was ready in {}",
+                percent(monolith_share),
+                ms(monolith.time_to_ready_ms as f64)
+            ));
+            if monolith.time_to_ready_ms as f64 <= service_ready {
+                evidence.push_str(
+                    " — the monolith restarts as fast, it just has to restart everything",
+                );
+            }
+            if service_share < monolith_share || (service_share == 0.0 && rolled_failed == 0) {
+                Status::Holds
+            } else {
+                Status::DoesNotHold
+            }
+        }
+        None if rolled_failed == 0 => Status::Holds,
+        None => Status::Mixed,
+    };
+    Verdict {
+        claim,
+        status,
+        evidence: sentence(evidence),
+    }
+}
+
+fn fault_isolation(results: &Results) -> Verdict {
+    let claim = "fault isolation";
+    let applied = |cell: Option<&Cell>| {
+        cell.filter(|cell| cell.applied)
+            .map(|cell| cell.blast_radius)
+    };
+    let both: Vec<(f64, f64)> = fault_pairs(results)
+        .iter()
+        .filter_map(|pair| Some((applied(pair.monolith)?, applied(pair.micro)?)))
+        .collect();
+    if both.is_empty() {
+        return not_tested(claim, "no fault was in force on both builds");
+    }
+    let count = both.len() as f64;
+    let monolith = both.iter().map(|(monolith, _)| monolith).sum::<f64>() / count;
+    let micro = both.iter().map(|(_, micro)| micro).sum::<f64>() / count;
+    let smaller = both
+        .iter()
+        .filter(|(monolith, micro)| micro < monolith)
+        .count();
+    let larger = both
+        .iter()
+        .filter(|(monolith, micro)| micro > monolith)
+        .count();
+    let status = if micro + 0.05 < monolith {
+        Status::Holds
+    } else if micro > monolith + 0.05 {
+        Status::DoesNotHold
+    } else {
+        Status::Mixed
+    };
+    let mut evidence = format!(
+        "a fault in one context degraded {} of the journey steps on the microservices and {} on the monolith (mean blast radius over {} faults in force on both builds); the radius was smaller on the microservices in {smaller} and larger in {larger}",
+        percent(micro),
+        percent(monolith),
+        both.len()
+    );
+    if status == Status::DoesNotHold {
+        evidence.push_str(" — the monolith contained these faults better");
+    }
+    Verdict {
+        claim,
+        status,
+        evidence: sentence(evidence),
+    }
+}
+
+fn independent_scaling(results: &Results) -> Verdict {
+    let claim = "independent scaling";
+    let Some(micro) = figures::scale(results, Build::Micro) else {
+        return not_tested(
+            claim,
+            "the scale experiment did not run on the microservices",
+        );
+    };
+    let monolith = figures::scale(results, Build::Monolith)
+        .map(|scale| format!("; one more monolith process: ×{:.2}", scale.speedup))
+        .unwrap_or_default();
+    let evidence = format!(
+        "one more replica of {} (the busiest service) changed the microservices' throughput ×{:.2} ({:.0} → {:.0} req/s){monolith}",
+        micro.component, micro.speedup, micro.before.requests_per_s, micro.after.requests_per_s
+    );
+    if micro.sut_cores <= 1 {
+        return Verdict {
+            claim,
+            status: Status::NotTested,
+            evidence: sentence(format!(
+                "{evidence}. The shop had {} core: a second replica shares it, adding contention rather than CPU, so this machine cannot show scaling",
+                micro.sut_cores
+            )),
+        };
+    }
+    let status = if micro.speedup >= 1.1 {
+        Status::Holds
+    } else {
+        Status::DoesNotHold
+    };
+    Verdict {
+        claim,
+        status,
+        evidence: sentence(evidence),
+    }
+}
+
+fn rolling_update(results: &Results) -> Verdict {
+    let claim = "no-downtime rolling update";
+    let Some(micro) = figures::deploys(results, Build::Micro) else {
+        return not_tested(
+            claim,
+            "the deploy experiment did not run on the microservices",
+        );
+    };
+    let describe = |deploys: &Deploys| {
+        let requests: usize = measured(deploys, "rolling")
+            .map(|deploy| deploy.requests)
+            .sum();
+        let storm = &deploys.storm;
+        format!(
+            "{} of {requests} requests failed during {}, {} of {} during a storm of {}",
+            failed(deploys, "rolling"),
+            count(
+                measured(deploys, "rolling").count(),
+                "rolling deploy",
+                "rolling deploys"
+            ),
+            storm.failed_requests,
+            storm.requests,
+            storm.deploys
+        )
+    };
+    let micro_failed = failed(micro, "rolling") + micro.storm.failed_requests;
+    let status = if micro_failed == 0 {
+        Status::Holds
+    } else {
+        Status::DoesNotHold
+    };
+    let mut evidence = format!("microservices: {}", describe(micro));
+    if let Some(monolith) = figures::deploys(results, Build::Monolith) {
+        evidence.push_str(&format!("; monolith: {}", describe(monolith)));
+        if failed(monolith, "rolling") + monolith.storm.failed_requests == 0 {
+            evidence.push_str(" — the monolith rolls without downtime too, so this is no advantage of either build");
+        }
+    }
+    Verdict {
+        claim,
+        status,
+        evidence: sentence(evidence),
+    }
+}
+
+fn self_healing(results: &Results) -> Verdict {
+    let claim = "self-healing";
+    let crashes = |build: Build| -> Vec<&Cell> {
+        figures::faults(results, build).map_or(Vec::new(), |(cells, _)| {
+            cells
+                .iter()
+                .filter(|cell| {
+                    cell.applied
+                        && (matches!(cell.kind, FaultKind::Kill | FaultKind::Abort)
+                            || cell.restarts > 0)
+                })
+                .collect()
+        })
+    };
+    let describe = |cells: &[&Cell]| {
+        let recovered: Vec<f64> = cells
+            .iter()
+            .filter_map(|cell| cell.time_to_recover_ms)
+            .map(|ms| ms as f64)
+            .collect();
+        let restarts: usize = cells.iter().map(|cell| cell.restarts).sum();
+        let median = Spread::of(recovered.iter().copied())
+            .map_or("never".to_owned(), |spread| ms(spread.median));
+        (
+            recovered.len(),
+            format!(
+                "{} of {} recovered, median {median} after the heal, {} restarted",
+                recovered.len(),
+                cells.len(),
+                count(restarts, "process", "processes")
+            ),
+        )
+    };
+    let micro = crashes(Build::Micro);
+    if micro.is_empty() {
+        return not_tested(
+            claim,
+            "no process crashed or was killed on the microservices",
+        );
+    }
+    let (recovered, text) = describe(&micro);
+    let mut evidence = format!("after crashes and kills, microservices: {text}");
+    let monolith = crashes(Build::Monolith);
+    if !monolith.is_empty() {
+        evidence.push_str(&format!("; monolith: {}", describe(&monolith).1));
+    }
+    let status = if recovered == micro.len() {
+        Status::Holds
+    } else if recovered > 0 {
+        Status::Mixed
+    } else {
+        Status::DoesNotHold
+    };
+    Verdict {
+        claim,
+        status,
+        evidence: sentence(evidence),
+    }
+}
+
+fn hop_cost(results: &Results) -> Verdict {
+    let claim = "the cost of each hop";
+    let Some((monolith, micro)) = top_level(results) else {
+        return not_tested(claim, "the throughput sweep did not run on both builds");
+    };
+    let rate = micro.requests_per_s.median / monolith.requests_per_s.median.max(f64::EPSILON);
+    // A target that reads no CPU (Kubernetes) leaves the cost out rather than guessing it.
+    let cpu = match (&micro.cpu_per_1k, &monolith.cpu_per_1k) {
+        (Some(micro), Some(monolith)) => Some(micro.median / monolith.median.max(f64::EPSILON)),
+        _ => None,
+    };
+    let latency = micro.raw_ms[0] / monolith.raw_ms[0].max(f64::EPSILON);
+    let cost = cpu.map_or_else(
+        || "(CPU not measured on this target)".to_owned(),
+        |cpu| format!("with ×{cpu:.2} its CPU per request"),
+    );
+    let mut evidence = format!(
+        "at {} users the microservices served ×{rate:.2} the monolith's requests per second {cost} and ×{latency:.2} its median latency",
+        monolith.users
+    );
+    match &results.calibration {
+        Some(calibration) => {
+            let hop = &calibration.hop;
+            let boundary = hop.gateway_us as f64 - hop.monolith_us as f64;
+            evidence.push_str(&format!(
+                "; one service boundary adds {boundary:.0} µs to a request sent alone ({} of the monolith's {} µs)",
+                percent(boundary / hop.monolith_us.max(1) as f64),
+                hop.monolith_us
+            ));
+        }
+        None => evidence.push_str("; the hop itself was not measured in this run"),
+    }
+    let status = if cpu.is_some_and(|cpu| cpu > 1.05) || rate < 0.95 {
+        evidence.push_str(" — here the monolith wins");
+        Status::Holds
+    } else if cpu.is_some_and(|cpu| cpu < 0.95) && rate > 1.05 {
+        Status::DoesNotHold
+    } else {
+        Status::Mixed
+    };
+    Verdict {
+        claim,
+        status,
+        evidence: sentence(evidence),
+    }
+}
+
+fn not_tested(claim: &'static str, why: &str) -> Verdict {
+    Verdict {
+        claim,
+        status: Status::NotTested,
+        evidence: sentence(why.to_owned()),
+    }
+}
+
+/// A capital letter at the start and a full stop at the end.
+fn sentence(mut text: String) -> String {
+    if let Some(first) = text.chars().next() {
+        let upper: String = first.to_uppercase().collect();
+        text.replace_range(..first.len_utf8(), &upper);
+    }
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}

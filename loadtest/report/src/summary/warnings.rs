@@ -1,0 +1,171 @@
+//! The warnings: what in this run limits what its numbers say — a saturated generator,
+//! repeats that disagree, broken invariants, faults this machine could not realize, deploys
+//! that were not measured.
+
+use crate::figures::{self, first_line, percent, throughput};
+use crate::theme::build_label;
+use loadtest_results::Results;
+use loadtest_results::component::Build;
+use loadtest_results::experiments::Findings;
+
+/// Repeats of one level further apart than this (max - min, over the median) are noisy.
+pub(crate) const NOISY: f64 = 0.10;
+/// A build that reached this share of the null endpoint's rate may be measuring the
+/// generator.
+const NEAR_CEILING: f64 = 0.7;
+
+/// Every warning, most serious first.
+pub(crate) fn warnings(results: &Results) -> Vec<String> {
+    let mut warnings = Vec::new();
+    invariants(results, &mut warnings);
+    generator(results, &mut warnings);
+    noise(results, &mut warnings);
+    faults(results, &mut warnings);
+    deploys(results, &mut warnings);
+    if results.calibration.is_none() {
+        warnings.push(
+            "Calibration was not measured in this run: the generator's ceiling and the parts of \
+             one hop are unknown."
+                .to_owned(),
+        );
+    }
+    warnings
+}
+
+fn invariants(results: &Results, warnings: &mut Vec<String>) {
+    for outcome in &results.experiments {
+        let experiment = experiment_name(&outcome.findings);
+        let build = build_label(outcome.build);
+        for invariant in &outcome.invariants.invariants {
+            if invariant.violations > 0 {
+                warnings.push(format!(
+                    "Invariant {} ({}) was violated {}× on the {build} during {experiment}; first: {}.",
+                    invariant.id,
+                    invariant.name,
+                    invariant.violations,
+                    invariant
+                        .first_example
+                        .as_deref()
+                        .map_or("no example recorded".to_owned(), first_line)
+                ));
+            }
+        }
+        if !outcome.quiescent {
+            warnings.push(format!(
+                "The {build} was not quiescent after {experiment}: a reservation was still held \
+                 when the audit was taken, so I8 may report a checkout still in flight."
+            ));
+        }
+    }
+}
+
+fn generator(results: &Results, warnings: &mut Vec<String>) {
+    for build in Build::BOTH {
+        let levels = throughput(results, build);
+        for level in levels.iter().filter(|level| level.generator_limited) {
+            warnings.push(format!(
+                "The generator was saturated at {} users on the {} (it used {} of its cores): \
+                 that level's throughput may be the generator's limit, not the shop's.",
+                level.users,
+                build_label(build),
+                percent(level.generator_share)
+            ));
+        }
+        if let (Some(calibration), Some(top)) = (&results.calibration, levels.last()) {
+            let ceiling = calibration.null_endpoint.requests_per_s;
+            if ceiling > 0.0 && top.requests_per_s.median >= NEAR_CEILING * ceiling {
+                warnings.push(format!(
+                    "The {} reached {} of the generator's ceiling ({ceiling:.0} req/s against an \
+                     endpoint that does nothing): its throughput is bounded by the generator.",
+                    build_label(build),
+                    percent(top.requests_per_s.median / ceiling)
+                ));
+            }
+        }
+    }
+}
+
+fn noise(results: &Results, warnings: &mut Vec<String>) {
+    for build in Build::BOTH {
+        for level in throughput(results, build) {
+            let rate = &level.requests_per_s;
+            if rate.samples > 1 && rate.relative_range() > NOISY {
+                warnings.push(format!(
+                    "Noisy: the {} at {} users varied by {} between its {} repeats ({:.0} to \
+                     {:.0} req/s); compare medians with care.",
+                    build_label(build),
+                    level.users,
+                    percent(rate.relative_range()),
+                    rate.samples,
+                    rate.min,
+                    rate.max
+                ));
+            }
+        }
+    }
+}
+
+/// Faults that measured nothing, grouped by build and reason.
+fn faults(results: &Results, warnings: &mut Vec<String>) {
+    for build in Build::BOTH {
+        let Some((cells, _)) = figures::faults(results, build) else {
+            continue;
+        };
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for cell in cells.iter().filter(|cell| !cell.applied) {
+            let reason = cell
+                .error
+                .as_deref()
+                .map_or("the fault was not in force".to_owned(), first_line);
+            let name = format!("{} · {}", cell.kind.as_str(), cell.context);
+            match groups.iter_mut().find(|(seen, _)| *seen == reason) {
+                Some((_, names)) => names.push(name),
+                None => groups.push((reason, vec![name])),
+            }
+        }
+        for (reason, names) in groups {
+            let (what, reason) = if let Some(why) = reason.strip_prefix("unavailable: ") {
+                ("unavailable on this machine", why)
+            } else if let Some(why) = reason.strip_prefix("not applicable: ") {
+                ("not applicable", why)
+            } else {
+                ("not in force", reason.as_str())
+            };
+            warnings.push(format!(
+                "{} fault{} {what} on the {} ({}): {reason}.",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                build_label(build),
+                names.join(", ")
+            ));
+        }
+    }
+}
+
+fn deploys(results: &Results, warnings: &mut Vec<String>) {
+    for build in Build::BOTH {
+        let Some(deploys) = figures::deploys(results, build) else {
+            continue;
+        };
+        for deploy in &deploys.each {
+            if let Some(error) = &deploy.error {
+                warnings.push(format!(
+                    "The {} deploy of {} on the {}: {}.",
+                    deploy.strategy,
+                    deploy.component,
+                    build_label(build),
+                    first_line(error)
+                ));
+            }
+        }
+    }
+}
+
+pub(crate) fn experiment_name(findings: &Findings) -> &'static str {
+    match findings {
+        Findings::Throughput { .. } => "throughput",
+        Findings::Deploy(_) => "deploy",
+        Findings::Faults { .. } => "faults",
+        Findings::Scale(_) => "scale",
+    }
+}

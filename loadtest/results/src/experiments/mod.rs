@@ -1,0 +1,66 @@
+//! What each experiment found on one build ([`Outcome`]), by experiment.
+
+pub mod deploy;
+pub mod faults;
+pub mod scale;
+pub mod throughput;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Timeline;
+use crate::invariants::CheckReport;
+
+/// One experiment by name, as `--experiments` takes them.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Throughput,
+    Deploy,
+    Faults,
+    Scale,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Throughput => "throughput",
+            Kind::Deploy => "deploy",
+            Kind::Faults => "faults",
+            Kind::Scale => "scale",
+        }
+    }
+}
+
+/// What one experiment found on one build.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "experiment", rename_all = "snake_case")]
+pub enum Findings {
+    Throughput {
+        levels: Vec<throughput::Level>,
+    },
+    Deploy(deploy::Deploys),
+    Faults {
+        cells: Vec<faults::Cell>,
+        /// The whole run, every cell one after the other, in slices of [`EVENT_SLICE_MS`].
+        timeline: Timeline,
+    },
+    Scale(scale::Scale),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Outcome {
+    pub build: crate::component::Build,
+    pub findings: Findings,
+    pub invariants: CheckReport,
+    /// Whether every reservation was settled before the audit was taken.
+    pub quiescent: bool,
+    pub duration_s: f64,
+    /// Requests the experiment sent (the history written to `history.jsonl`).
+    pub requests: usize,
+}
+
+/// The slice width of the fault and deploy timelines: fine enough to show a 1.5 s fault
+/// window of the quick profile as more than one point.
+pub const EVENT_SLICE_MS: u64 = 250;

@@ -1,0 +1,35 @@
+//! The throughput sweep's findings: one [`Level`] per load level and repeat.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Timeline;
+use crate::latency::Percentiles;
+
+/// A generator busier than this (share of the cores it may use) may have limited the level.
+pub const GENERATOR_LIMIT: f64 = 0.8;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Level {
+    pub users: usize,
+    pub repeat: usize,
+    pub requests: usize,
+    pub requests_per_s: f64,
+    pub errors: usize,
+    pub error_rate: f64,
+    pub raw: Percentiles,
+    /// After Goose's coordinated-omission back-fill (`average` cadence).
+    pub corrected: Percentiles,
+    /// CPU seconds of the system under test; `None` where the target has nothing to read
+    /// them by (no probes: the Kubernetes target), never a zero standing in for "unknown".
+    pub sut_cpu_s: Option<f64>,
+    pub sut_peak_rss_mib: Option<f64>,
+    /// Requests per CPU second of the system under test.
+    pub requests_per_sut_cpu_s: Option<f64>,
+    pub generator_cpu_s: f64,
+    /// Generator CPU seconds / (wall seconds x cores it may use).
+    pub generator_cpu_share: f64,
+    /// The generator was busy enough that it, not the shop, may have set the pace.
+    pub generator_limited: bool,
+    /// Per second.
+    pub timeline: Timeline,
+}

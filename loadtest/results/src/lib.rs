@@ -1,0 +1,118 @@
+//! The lab's results schema: the types `results.json` and `history.jsonl` are made of, and
+//! nothing else. The report depends on this crate alone, so it renders a results file from
+//! any platform and any version; the lab fills these types in.
+//!
+//! A serialized type is an interface: change a field's meaning or remove one and
+//! [`SCHEMA_VERSION`] goes up; add an optional field and older files still load.
+
+pub mod analysis;
+pub mod calibration;
+pub mod component;
+pub mod experiments;
+pub mod history;
+pub mod invariants;
+pub mod latency;
+pub mod profile;
+pub mod resources;
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use calibration::Calibration;
+use experiments::Outcome;
+use profile::Profile;
+use resources::{Pinning, ProcessLimits};
+
+/// Bumped whenever a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 2;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub started_at_unix_ms: u128,
+    pub duration_s: f64,
+    pub profile: Profile,
+    pub settings: RunSettings,
+    pub environment: Environment,
+    /// The generator's ceiling and the parts of one hop, measured in this run; `None` when
+    /// it could not be measured (the reason is in the log).
+    pub calibration: Option<Calibration>,
+    pub experiments: Vec<Outcome>,
+    /// Every invariant held after every experiment on both builds.
+    pub valid: bool,
+}
+
+impl Results {
+    /// `quick profile, 116 s, on 2 cores (AMD EPYC); the load generator on CPU [1], the shop
+    /// on CPU [0]; database: sqlite` — how the run was made, in one line.
+    pub fn headline(&self) -> String {
+        format!(
+            "{} profile on the {} target, {:.0} s, on {} cores ({}); the load generator on CPU {:?}, the shop on CPU {:?}; database: {}",
+            self.profile.name,
+            self.settings.target,
+            self.duration_s,
+            self.environment.cores,
+            self.environment.cpu_model,
+            self.settings.pinning.generator_cpus,
+            self.settings.pinning.sut_cpus,
+            self.settings.database,
+        )
+    }
+}
+
+/// The settings of the run that are not in the profile.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub target: String,
+    /// `sqlite` or the PostgreSQL server (password redacted).
+    pub database: String,
+    pub seed: u64,
+    pub products: u32,
+    pub users: u32,
+    pub stock: i64,
+    pub browse_weight: usize,
+    pub buy_weight: usize,
+    pub request_timeout_ms: u64,
+    pub pinning: Pinning,
+    pub resource_limits: ResourceLimits,
+    /// The `SHOPLAB_*` settings given to every process.
+    pub env: Vec<(String, String)>,
+}
+
+/// The CPU and memory the shop's processes were given: the same for both builds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResourceLimits {
+    /// Per-process limits the run asked for (`--process-cpu`, `--process-memory`).
+    pub asked: ProcessLimits,
+    /// What was in force: `asked`, or none where this machine could not enforce them.
+    pub enforced: ProcessLimits,
+    /// Why `asked` was not enforced.
+    pub unavailable: Option<String>,
+    /// The cores every shop process of either build may run on (see `pinning`).
+    pub sut_cpus: Vec<usize>,
+}
+
+impl ResourceLimits {
+    /// `CPU 0.50 cores, no memory limit per process (cgroup v1); on CPUs [0]`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{}; on CPUs {:?}", self.enforced.describe(), self.sut_cpus);
+        if let Some(reason) = &self.unavailable {
+            write!(text, "; asked for {}: {reason}", self.asked.describe()).ok();
+        }
+        text
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Environment {
+    pub shoplab_version: String,
+    pub git_sha: String,
+    pub cpu_model: String,
+    pub cores: usize,
+    pub os: String,
+    pub kernel: String,
+    pub rustc: String,
+    pub crates: Vec<(String, String)>,
+}

@@ -1,0 +1,373 @@
+//! `shoplab compare`: the experiments on both builds, same load, same seed, one after the
+//! other on the same cores; then the results folder.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use loadtest_lab::calibration::Calibrator;
+use loadtest_lab::experiments::{self, Experiment, Kind};
+use loadtest_lab::journeys::Shopfront;
+use loadtest_lab::load::LoadPlan;
+use loadtest_platform::kubernetes::KubernetesSettings;
+use loadtest_platform::local::{cgroup, pinning};
+use loadtest_platform::{Platform, Target, TargetSettings, compose::ComposeSettings};
+use loadtest_results::component::Build;
+use loadtest_results::profile::Profile;
+use loadtest_results::resources::{Pinning, ProcessLimits};
+use loadtest_results::{ResourceLimits, Results, RunSettings};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The short profile (CI, workshops): 2 load levels x 10 s, 3 faults, a storm of 10.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where the builds run: `local` (child processes on this machine), `compose` (the
+    /// containers of docker-compose.yml on this machine's Docker engine; build the images
+    /// first: deploy/docker/build-images.sh) or `kubernetes` (deploy/kubernetes/ on the
+    /// cluster kubectl points at).
+    #[arg(long, value_enum, default_value_t = Platform::Local)]
+    pub target: Platform,
+    #[command(flatten)]
+    pub compose: ComposeArgs,
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
+    /// `sqlite` (files in a temporary folder) or a PostgreSQL server
+    /// (`postgres://user@host:port`; databases `shoplab_*` are created and reset).
+    #[arg(long, default_value = "sqlite")]
+    pub db: String,
+    /// Which experiments, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "throughput,deploy,faults,scale"
+    )]
+    pub experiments: Vec<Kind>,
+    /// Repeats of each throughput level (default: 1 quick, 3 full).
+    #[arg(long)]
+    pub repeat: Option<usize>,
+    /// The run's folder (default `reports/<run-id>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed of the data and of nothing else: the journeys draw their own random numbers.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Hold every shop process (the monolith, each service, the gateway) to this many cores
+    /// of CPU time (cgroup v1 CFS quota; 0.5 = half a core). Default: no quota; both builds
+    /// share the cores the system under test is pinned to.
+    #[arg(long, value_name = "CORES", value_parser = positive_cores)]
+    pub process_cpu: Option<f64>,
+    /// Hold every shop process to this much memory (cgroup v1 `memory.limit_in_bytes`); a
+    /// process past it is OOM-killed and restarted by the lab. Default: no limit.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(32..))]
+    pub process_memory: Option<u64>,
+    /// Forward the shop's own logs to stderr.
+    #[arg(long)]
+    pub logs: bool,
+}
+
+/// How `--target compose` finds the engine's images and names its projects.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Compose target")]
+pub struct ComposeArgs {
+    /// The compose file.
+    #[arg(long, default_value = "docker-compose.yml", value_name = "FILE")]
+    pub compose_file: PathBuf,
+    /// The images' tag (`shoplab/<name>:<tag>`, as deploy/docker/build-images.sh tagged them).
+    #[arg(long, default_value = "latest", env = "SHOPLAB_TAG")]
+    pub image_tag: String,
+    /// The projects' name prefix (default `shoplab-lab-<pid>`); the run uses
+    /// `<prefix>-monolith` and `<prefix>-micro` and takes both down at the end.
+    #[arg(long, value_name = "NAME")]
+    pub compose_project: Option<String>,
+}
+
+/// How `--target kubernetes` reaches the cluster (deploy/kubernetes/README.md).
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Kubernetes target")]
+pub struct KubernetesArgs {
+    /// The kubectl to run (default: kubectl on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub kubectl: Option<PathBuf>,
+    /// The namespace the overlays deploy into (the one their kustomizations name).
+    #[arg(long, default_value = "shoplab", value_name = "NAME")]
+    pub kube_namespace: String,
+    /// The folder holding overlays/monolith and overlays/micro.
+    #[arg(long, default_value = "deploy/kubernetes", value_name = "DIR")]
+    pub kube_manifests: PathBuf,
+    /// The front's public URL (Ingress, LoadBalancer, NodePort); default: kubectl port-forward.
+    #[arg(long, value_name = "URL")]
+    pub kube_url: Option<String>,
+    /// The gateway's admin URL when --kube-url is given (micro build).
+    #[arg(long, value_name = "URL")]
+    pub kube_admin_url: Option<String>,
+    /// How long one rollout may take.
+    #[arg(long, default_value_t = 180, value_name = "SECS")]
+    pub kube_rollout_timeout: u64,
+}
+
+impl KubernetesArgs {
+    fn settings(&self) -> KubernetesSettings {
+        KubernetesSettings {
+            kubectl: self.kubectl.clone(),
+            namespace: self.kube_namespace.clone(),
+            manifests: self.kube_manifests.clone(),
+            url: self.kube_url.clone(),
+            admin_url: self.kube_admin_url.clone(),
+            rollout_timeout: Duration::from_secs(self.kube_rollout_timeout),
+        }
+    }
+}
+
+fn positive_cores(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cores) if cores >= 0.01 && cores.is_finite() => Ok(cores),
+        _ => Err(format!(
+            "{text:?} is not a number of cores >= 0.01 (0.5 = half a core)"
+        )),
+    }
+}
+
+/// Runs everything and returns whether every invariant held.
+pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let started_at_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let run_id = run_id(started_at_unix_ms);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    let mut profile = if args.quick {
+        Profile::quick()
+    } else {
+        Profile::full()
+    };
+    if let Some(repeat) = args.repeat {
+        profile.repeats = repeat.max(1);
+    }
+    let mut kinds = args.experiments.clone();
+    kinds.sort();
+    kinds.dedup();
+
+    let pinning = Pinning::plan();
+    let env = pinning::apply(&pinning).context("pin the generator")?;
+    let postgres = match args.db.as_str() {
+        "sqlite" => None,
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Some(url.to_owned())
+        }
+        other => anyhow::bail!("--db takes sqlite or postgres://user@host:port, not {other:?}"),
+    };
+    let asked = ProcessLimits {
+        cpu_cores: args.process_cpu,
+        memory_mib: args.process_memory,
+    };
+    // The container platforms take their limits and databases from their own files
+    // (docker-compose.yml, deploy/kubernetes/): a flag the run would silently ignore is
+    // refused instead.
+    if args.target != Platform::Local {
+        anyhow::ensure!(
+            asked.is_none(),
+            "--process-cpu and --process-memory hold the local target's processes; on \
+             --target {} each container's limits come from its own file",
+            args.target.as_str()
+        );
+        anyhow::ensure!(
+            postgres.is_none(),
+            "--db postgres://... is the local target's; the containers' PostgreSQL variant \
+             is deploy/docker/postgres.yml"
+        );
+    }
+    // Limits this machine cannot enforce are recorded as such, and the run goes on without
+    // them rather than measuring something other than what it says.
+    let unavailable = cgroup::check_available(&asked)
+        .err()
+        .map(|error| format!("unavailable: {error:#}"));
+    let limits = if unavailable.is_some() {
+        ProcessLimits::default()
+    } else {
+        asked
+    };
+    let settings = TargetSettings {
+        program: std::env::current_exe().context("find the shoplab executable")?,
+        postgres: postgres.clone(),
+        seed: args.seed,
+        products: 1_000,
+        users: 100,
+        stock: 1_000_000,
+        env: env.clone(),
+        forward_logs: args.logs,
+        limits,
+        platform: args.target,
+        compose: ComposeSettings {
+            command: Vec::new(),
+            file: args.compose.compose_file.clone(),
+            tag: args.compose.image_tag.clone(),
+            cpus: pinning.sut_cpus.clone(),
+            project: args.compose.compose_project.clone(),
+        },
+        kubernetes: args.kubernetes.settings(),
+    };
+    let run_settings = RunSettings {
+        target: args.target.as_str().to_owned(),
+        database: postgres.as_deref().map_or(
+            "sqlite".into(),
+            loadtest_platform::local::supervisor::redact,
+        ),
+        seed: settings.seed,
+        products: settings.products,
+        users: settings.users,
+        stock: settings.stock,
+        browse_weight: 4,
+        buy_weight: 1,
+        request_timeout_ms: 5_000,
+        pinning: pinning.clone(),
+        resource_limits: ResourceLimits {
+            asked,
+            enforced: limits,
+            unavailable,
+            sut_cpus: pinning.sut_cpus.clone(),
+        },
+        env,
+    };
+
+    let bars = MultiProgress::new();
+    let overall = bars.add(ProgressBar::new((Build::BOTH.len() * kinds.len()) as u64));
+    overall.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    overall.enable_steady_tick(Duration::from_millis(200));
+    let mut outcomes = Vec::new();
+    let mut calibrator = Calibrator::default();
+    let mut history = Vec::new();
+    for build in Build::BOTH {
+        overall.set_message(format!("starting the {build} build"));
+        let mut target = Target::start(build, &settings).await?;
+        target.reset(&settings).await?;
+        // The calibration's null endpoint is the lab's front door, on the shop's cores: a
+        // cluster has no such thing, so a Kubernetes run has no calibration (the report says
+        // so) rather than one measured against something else.
+        if target.platform() != Platform::Kubernetes {
+            overall.set_message(format!("{build}: calibrating (null endpoint, hop ladder)"));
+            let users = profile.levels.iter().copied().max().unwrap_or(16);
+            calibrator
+                .measure(
+                    &mut target,
+                    users,
+                    profile.calibration,
+                    pinning.generator_cores(),
+                )
+                .await
+                .with_context(|| format!("calibrate on the {build} build"))?;
+        }
+        for kind in &kinds {
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("     {spinner} {prefix:<22} {elapsed:>4} {msg}")
+                    .expect("valid template"),
+            );
+            bar.set_prefix(format!("{build} {}", kind.as_str()));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            overall.set_message(format!("{build}: {}", kind.as_str()));
+            bar.set_message("resetting the data");
+            let reset = target.reset(&settings).await?;
+            let shop = Shopfront {
+                products: reset.products,
+                users: reset.users,
+                password: reset.user_password.clone(),
+                browse_weight: run_settings.browse_weight,
+                buy_weight: run_settings.buy_weight,
+            };
+            // The throughput sweep goes straight to the build; the experiments that replace
+            // or break the public process go through the front door.
+            let base_url = match kind {
+                Kind::Throughput => target.direct_url(),
+                _ => target.url(),
+            };
+            let template = LoadPlan {
+                base_url: base_url.to_owned(),
+                users: profile.steady_users,
+                duration: profile.level_duration,
+                rate: None,
+                request_timeout: Duration::from_millis(run_settings.request_timeout_ms),
+            };
+            let experiment = Experiment {
+                target: &mut target,
+                profile: &profile,
+                shop,
+                template,
+                generator_cores: pinning.generator_cores(),
+                sut_cores: pinning.sut_cores(),
+                progress: &bar,
+                history: Vec::new(),
+            };
+            let (outcome, records) = experiments::run(*kind, experiment)
+                .await
+                .with_context(|| format!("{} on the {build} build", kind.as_str()))?;
+            bar.finish_with_message(format!(
+                "done: {} requests, invariants {}",
+                outcome.requests,
+                if outcome.invariants.valid {
+                    "hold"
+                } else {
+                    "VIOLATED"
+                }
+            ));
+            history.push((build.to_string(), kind.as_str().to_owned(), records));
+            outcomes.push(outcome);
+            overall.inc(1);
+        }
+        overall.set_message(format!("stopping the {build} build"));
+        target.stop().await?;
+    }
+    overall.finish_with_message("done");
+
+    let valid = outcomes.iter().all(|outcome| outcome.invariants.valid);
+    let results = Results {
+        schema_version: loadtest_results::SCHEMA_VERSION,
+        run_id,
+        started_at_unix_ms,
+        duration_s: started.elapsed().as_secs_f64(),
+        profile,
+        settings: run_settings,
+        environment: crate::environment::stamp(pinning.cores),
+        calibration: calibrator.finish(),
+        experiments: outcomes,
+        valid,
+    };
+    loadtest_report::folder::write(&out, &results, &history)?;
+    loadtest_report::write(&out, &results).context("write the report")?;
+    print!("{}", loadtest_report::summary_text(&results));
+    println!(
+        "written to {}; open {} in a browser",
+        out.display(),
+        out.join("report.html").display()
+    );
+    Ok(valid)
+}
+
+/// `2026-11-25T07-55-03Z`: UTC, sortable, safe in a path.
+fn run_id(unix_ms: u128) -> String {
+    chrono::DateTime::from_timestamp_millis(unix_ms as i64)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H-%M-%SZ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_id;
+
+    #[test]
+    fn run_ids_are_utc_timestamps_safe_in_a_path() {
+        assert_eq!(run_id(0), "1970-01-01T00-00-00Z");
+        assert_eq!(run_id(1_795_594_503_000), "2026-11-25T08-15-03Z");
+    }
+}

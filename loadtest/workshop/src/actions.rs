@@ -1,0 +1,415 @@
+//! What each control does to one build, through the lab's [`Target`] (and its
+//! `Deployment`): kill, pause and resume, in-process faults, network faults through a fault
+//! proxy, rolling and recreate deploys, a bad release that is rolled back, one more
+//! replica; and the heal of everything.
+//!
+//! A control names a context (`catalog`, ..., `recommendations`), `gateway` or `monolith`.
+//! On the monolith a context is the monolith process for a kill, a pause or a deploy (one
+//! process runs every context: killing "recommendations" kills the shop — that is the
+//! lesson), and the context inside it for an in-process fault.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use domain::Context;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::ApiError;
+use super::state::{Lab, Workshop, lock};
+use loadtest_platform::Target;
+use loadtest_platform::local::supervisor::{Build, Component, Link, NetworkFault};
+
+/// One control, parsed and checked before anything is done.
+#[derive(Clone, Debug)]
+pub(crate) enum Action {
+    Kill,
+    Pause,
+    Resume,
+    /// An in-process fault of the admin API: `latency`, `errors` or `cpu_hog`.
+    Fault {
+        kind: &'static str,
+        params: Value,
+    },
+    /// Between the context's callers and its service (microservices only).
+    Network(NetworkFault),
+    /// `count` deploys one after the other (more than one: a deploy storm).
+    Deploy {
+        rolling: bool,
+        count: u32,
+    },
+    /// A rolling deploy of a release that never gets ready; the old process keeps serving.
+    BadRelease,
+    Scale,
+}
+
+/// The body of a fault or deploy control; every field optional, checked per action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    kind: Option<String>,
+    ms: Option<u64>,
+    rate: Option<f64>,
+    threads: Option<u32>,
+    strategy: Option<String>,
+    count: Option<u32>,
+}
+
+/// The most deploys one storm may ask for.
+const MAX_STORM: u32 = 50;
+
+impl Action {
+    /// Parses `/api/builds/{build}/components/{component}/{name}` and its body.
+    pub fn parse(name: &str, body: Option<Value>) -> Result<Action, ApiError> {
+        let params: Params = match body {
+            None | Some(Value::Null) => Params::default(),
+            Some(body) => serde_json::from_value(body)
+                .map_err(|error| ApiError::invalid(format!("bad body for {name}: {error}")))?,
+        };
+        let action = match name {
+            "kill" => Action::Kill,
+            "pause" => Action::Pause,
+            "resume" => Action::Resume,
+            "fault" => match params.kind.as_deref() {
+                Some("latency") => {
+                    let ms = params.ms.unwrap_or(300);
+                    if !(1..=10_000).contains(&ms) {
+                        return Err(ApiError::invalid("latency ms must be 1..=10000"));
+                    }
+                    Action::Fault {
+                        kind: "latency",
+                        params: json!({ "ms": ms }),
+                    }
+                }
+                Some("errors") => {
+                    let rate = params.rate.unwrap_or(0.5);
+                    if !(rate > 0.0 && rate <= 1.0) {
+                        return Err(ApiError::invalid("errors rate must be in (0, 1]"));
+                    }
+                    Action::Fault {
+                        kind: "errors",
+                        params: json!({ "rate": rate }),
+                    }
+                }
+                Some("cpu_hog") => {
+                    let threads = params.threads.unwrap_or(2);
+                    if !(1..=8).contains(&threads) {
+                        return Err(ApiError::invalid("cpu_hog threads must be 1..=8"));
+                    }
+                    Action::Fault {
+                        kind: "cpu_hog",
+                        params: json!({ "threads": threads }),
+                    }
+                }
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "fault kind must be latency, errors or cpu_hog, not {}",
+                        other.unwrap_or("none")
+                    )));
+                }
+            },
+            "network" => match params.kind.as_deref() {
+                Some("cut") => Action::Network(NetworkFault::Cut),
+                Some("reset") => Action::Network(NetworkFault::Reset),
+                Some("latency") => {
+                    let ms = params.ms.unwrap_or(300);
+                    if !(1..=10_000).contains(&ms) {
+                        return Err(ApiError::invalid("latency ms must be 1..=10000"));
+                    }
+                    Action::Network(NetworkFault::Latency { ms })
+                }
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "network kind must be cut, reset or latency, not {}",
+                        other.unwrap_or("none")
+                    )));
+                }
+            },
+            "deploy" => {
+                let rolling = match params.strategy.as_deref() {
+                    Some("rolling") | None => true,
+                    Some("recreate") => false,
+                    Some(other) => {
+                        return Err(ApiError::invalid(format!(
+                            "strategy must be rolling or recreate, not {other:?}"
+                        )));
+                    }
+                };
+                let count = params.count.unwrap_or(1);
+                if !(1..=MAX_STORM).contains(&count) {
+                    return Err(ApiError::invalid(format!("count must be 1..={MAX_STORM}")));
+                }
+                Action::Deploy { rolling, count }
+            }
+            "rollback" => Action::BadRelease,
+            "scale" => Action::Scale,
+            other => {
+                return Err(ApiError::not_found(format!(
+                    "no control {other:?}: kill, pause, resume, fault, network, deploy, rollback or scale"
+                )));
+            }
+        };
+        Ok(action)
+    }
+
+    /// Whether the control takes seconds (it then runs in the background and reports in
+    /// the event log).
+    pub fn is_long(&self) -> bool {
+        matches!(
+            self,
+            Action::Deploy { .. } | Action::BadRelease | Action::Scale | Action::Network(_)
+        )
+    }
+}
+
+/// What a control names, resolved on one build.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Aim {
+    /// The process it acts on.
+    pub process: Component,
+    /// The context an in-process or network fault goes to.
+    pub context: Option<Context>,
+}
+
+/// Resolves a name on `build`, or says why it does not exist there.
+pub(crate) fn aim(build: Build, name: &str) -> Result<Aim, ApiError> {
+    let unknown = || {
+        ApiError::not_found(format!(
+            "no component {name:?}: a context (catalog, inventory, cart, orders, payments, users, recommendations), gateway, monolith or front"
+        ))
+    };
+    // `front`: whichever process owns the public port (the monolith, or the gateway), so
+    // one control can deploy the front of both builds side by side.
+    let component = match (build, name) {
+        (Build::Monolith, "front") => Component::Monolith,
+        (Build::Micro, "front") => Component::Gateway,
+        _ => Component::parse(name).ok_or_else(unknown)?,
+    };
+    match (build, component) {
+        (_, Component::FrontDoor) => Err(ApiError::invalid(
+            "the front door is the lab's, not the shop's; it is not a control target",
+        )),
+        (Build::Monolith, Component::Service(context)) => Ok(Aim {
+            process: Component::Monolith,
+            context: Some(context),
+        }),
+        (Build::Monolith, Component::Monolith) => Ok(Aim {
+            process: Component::Monolith,
+            context: None,
+        }),
+        (Build::Monolith, Component::Gateway) => Err(ApiError::not_found(
+            "the monolith has no gateway: its public router is in the one process",
+        )),
+        (Build::Micro, Component::Service(context)) => Ok(Aim {
+            process: component,
+            context: Some(context),
+        }),
+        (Build::Micro, Component::Gateway) => Ok(Aim {
+            process: component,
+            context: None,
+        }),
+        (Build::Micro, Component::Monolith) => Err(ApiError::not_found(
+            "the microservices build has no monolith process",
+        )),
+    }
+}
+
+/// Checks that `action` makes sense for `aim` before anything runs.
+pub(crate) fn check(build: Build, aim: Aim, action: &Action) -> Result<(), ApiError> {
+    match action {
+        Action::Fault { .. } if aim.context.is_none() => Err(ApiError::invalid(format!(
+            "in-process faults go to a context (catalog, ..., recommendations), not to {}",
+            aim.process
+        ))),
+        Action::Network(_) if build == Build::Monolith => Err(ApiError::invalid(
+            "not applicable: the monolith's contexts call each other in-process; there is no network between them to cut",
+        )),
+        Action::Network(_) if aim.context.is_none() => Err(ApiError::invalid(
+            "network faults go between a service's callers and a service, not the gateway",
+        )),
+        Action::Scale if aim.process == Component::Gateway => Err(ApiError::invalid(
+            "the gateway runs once; scale a service (or the monolith)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `action` on one build; returns what happened, in a sentence.
+pub(crate) async fn perform(
+    workshop: &Workshop,
+    lab: &Lab,
+    aim: Aim,
+    action: Action,
+) -> Result<String, ApiError> {
+    let mut target = lab.target().await?;
+    let process = aim.process;
+    let runs = match (lab.build, aim.context) {
+        (Build::Monolith, Some(context)) => format!("{process} (it runs {context})"),
+        _ => process.to_string(),
+    };
+    let failed = |error: anyhow::Error| ApiError::failed(format!("{error:#}"));
+    let message = match action {
+        Action::Kill => {
+            target.kill(process).await.map_err(failed)?;
+            format!("killed {runs} (kill -9)")
+        }
+        Action::Pause => {
+            target.pause(process, true).await.map_err(failed)?;
+            lock(&lab.paused).insert((process, 1));
+            format!("paused {runs} (SIGSTOP)")
+        }
+        Action::Resume => {
+            target.pause(process, false).await.map_err(failed)?;
+            lock(&lab.paused).remove(&(process, 1));
+            format!("resumed {runs} (SIGCONT)")
+        }
+        Action::Fault { kind, params } => {
+            let context = aim.context.expect("checked: a fault names a context");
+            target
+                .fault(context, kind, params.clone())
+                .await
+                .map_err(failed)?;
+            format!("fault {kind} {params} in {context}, on {runs}")
+        }
+        Action::Network(fault) => {
+            let context = aim
+                .context
+                .expect("checked: a network fault names a context");
+            network(workshop, lab, &mut target, context, fault)
+                .await
+                .map_err(failed)?
+        }
+        Action::Deploy { rolling, count } => {
+            let strategy = if rolling { "rolling" } else { "recreate" };
+            let started = Instant::now();
+            for round in 1..=count {
+                let deployed = if rolling {
+                    target.roll(process).await
+                } else {
+                    target.recreate(process).await
+                };
+                deployed.map_err(|error| {
+                    ApiError::failed(format!("{strategy} deploy {round} of {count}: {error:#}"))
+                })?;
+            }
+            format!(
+                "{strategy} deploy of {process} done{} in {:.1} s",
+                if count > 1 {
+                    format!(" ({count} in a row)")
+                } else {
+                    String::new()
+                },
+                started.elapsed().as_secs_f64()
+            )
+        }
+        Action::BadRelease => {
+            let why = target.roll_bad_release(process).await.map_err(failed)?;
+            let why = why.lines().next().unwrap_or_default().to_owned();
+            format!(
+                "bad release of {process} never got ready and was rolled back; the old process kept serving ({why})"
+            )
+        }
+        Action::Scale => {
+            let replica = target
+                .deployment()
+                .expect(super::LOCAL)
+                .add_replica(process)
+                .await
+                .map_err(failed)?;
+            format!("{process} scaled out to {replica} replicas")
+        }
+    };
+    Ok(message)
+}
+
+/// A network fault on the link into `context`'s service. The link gets its fault proxy on
+/// first use: the proxy is one more loopback hop, which the hop exercise should not pay
+/// until someone cuts a link; inserting it restarts orders and the gateway (they learn the
+/// proxy's address), which the event log says.
+async fn network(
+    workshop: &Workshop,
+    lab: &Lab,
+    target: &mut Target,
+    context: Context,
+    fault: NetworkFault,
+) -> anyhow::Result<String> {
+    let link = Link::Service(context);
+    if !target
+        .deployment()
+        .expect(super::LOCAL)
+        .proxied_links()
+        .contains(&link)
+    {
+        workshop.event(
+            Some(lab.build),
+            "deploy",
+            format!(
+                "inserting a fault proxy in front of {context}: its callers (gateway, orders) restart to use it"
+            ),
+        );
+        target
+            .deployment()
+            .expect(super::LOCAL)
+            .insert_proxies(&BTreeSet::from([context]), &BTreeSet::new())
+            .await?;
+    }
+    target
+        .deployment()
+        .expect(super::LOCAL)
+        .break_link(link, fault)
+        .await?;
+    Ok(format!("network fault on {link}: {fault}"))
+}
+
+/// Heals everything on one build: in-process faults, paused processes, broken links,
+/// exited processes (restarted at once). Returns what it did.
+pub(crate) async fn heal(lab: &Lab) -> Result<Vec<String>, ApiError> {
+    // A heal queues behind a deploy rather than being refused: a deploy that waits for a
+    // dependency the heal would bring back ends by its own deadline.
+    let mut target = lab.target_within(HEAL_LOCK_WAIT).await?;
+    let mut done = Vec::new();
+    // Links first: the faults are cleared through the gateway, which fans out to every
+    // service, and one behind a cut link would hold that call until its timeout.
+    for link in target.deployment().expect(super::LOCAL).proxied_links() {
+        target
+            .deployment()
+            .expect(super::LOCAL)
+            .heal_link(link)
+            .await
+            .map_err(|error| ApiError::failed(format!("heal {link}: {error:#}")))?;
+        done.push(format!("{link} healed"));
+    }
+    let paused: Vec<(Component, usize)> = std::mem::take(&mut *lock(&lab.paused))
+        .into_iter()
+        .collect();
+    for (component, replica) in paused {
+        let resumed = target.deployment().expect(super::LOCAL).signal(
+            component,
+            replica,
+            nix::sys::signal::Signal::SIGCONT,
+        );
+        if resumed.is_ok() {
+            done.push(format!("{component}#{replica} resumed"));
+        }
+    }
+    for (component, replica) in target.deployment().expect(super::LOCAL).exited() {
+        target
+            .deployment()
+            .expect(super::LOCAL)
+            .restart(component, replica)
+            .await
+            .map_err(|error| {
+                ApiError::failed(format!("restart {component}#{replica}: {error:#}"))
+            })?;
+        *lock(&lab.restarts).entry((component, replica)).or_default() += 1;
+        done.push(format!("{component}#{replica} restarted"));
+    }
+    if target.heal_faults().await.is_ok() {
+        done.push("faults cleared".to_owned());
+    }
+    Ok(done)
+}
+
+/// How long a heal waits for a build another control holds: longer than a deploy's start
+/// deadline (60 s).
+const HEAL_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(75);

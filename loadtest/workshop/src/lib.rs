@@ -1,0 +1,172 @@
+//! `shoplab workshop`: the lab as a live page for a room. It starts the chosen build(s) as
+//! real processes on loopback (the lab's local [`Target`]), drives them with the journeys on
+//! demand, and serves one page plus a small JSON API on 127.0.0.1: the processes as boxes
+//! coloured by health, per-journey charts updated every second over server-sent events, the
+//! controls (load, kill, pause, faults, network cuts, deploys, scaling, heal) and the
+//! invariant checker. docs/workshop.md documents the API and the exercises.
+//!
+//! - [`state`] — what the workshop holds: the targets, the event log, the series;
+//! - [`sampler`] — once a second: drain the journeys' records into per-second points,
+//!   poll every process (health, CPU, RSS), publish a tick; and the self-healing loop;
+//! - [`load`] — one Goose attack in the background, started, resized and stopped;
+//! - [`actions`] — what a control does to a build;
+//! - [`api`] — the HTTP face: the page, its assets, the JSON API, the event stream.
+
+mod actions;
+mod api;
+mod load;
+mod sampler;
+mod state;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use loadtest_platform::{Target, TargetSettings};
+use loadtest_results::component::Build;
+
+pub(crate) use state::Workshop;
+
+/// Which builds a workshop runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    Monolith,
+    Micro,
+    Both,
+}
+
+impl Arch {
+    fn builds(self) -> Vec<Build> {
+        match self {
+            Arch::Monolith => vec![Build::Monolith],
+            Arch::Micro => vec![Build::Micro],
+            Arch::Both => Build::BOTH.to_vec(),
+        }
+    }
+}
+
+/// `shoplab workshop` flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WorkshopArgs {
+    /// Which build(s) to start: side by side on the same charts with `both`.
+    #[arg(long, value_enum, default_value = "both")]
+    pub arch: Arch,
+    /// The page's port (0 = any free port; the address is printed either way).
+    #[arg(long, default_value_t = 8088)]
+    pub port: u16,
+    /// The page's address. Loopback by default: the page can kill processes, so it is
+    /// offered to the network only when asked.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Seed of the shop's data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// How long one start of the load may run at most before it stops by itself, in
+    /// seconds: a forgotten load must not run all night.
+    #[arg(long, default_value_t = 900)]
+    pub load_limit_s: u64,
+    /// How long a dead process stays dead before the self-healing loop restarts it, in
+    /// milliseconds. Long enough for the room to see the box turn red; 0 restarts at once.
+    #[arg(long, default_value_t = 5_000)]
+    pub restart_delay_ms: u64,
+    /// Forward the shop processes' logs to this terminal.
+    #[arg(long)]
+    pub logs: bool,
+}
+
+/// Why `Target::deployment` is always there here: the workshop starts its builds on the
+/// local target only (see `run`).
+pub(crate) const LOCAL: &str = "the workshop runs its builds on the local target";
+
+/// Runs the workshop until Ctrl-C or SIGTERM; stops the load and every process on the way
+/// out.
+pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
+    let settings = TargetSettings {
+        program: std::env::current_exe().context("find the shoplab executable")?,
+        postgres: None,
+        seed: args.seed,
+        // Smaller than the lab's 1000 products and 100 users: a reset (the checker's "start
+        // again") then takes a moment, and the shapes the exercises show are the same.
+        products: 200,
+        users: 50,
+        stock: 1_000_000,
+        env: Vec::new(),
+        forward_logs: args.logs,
+        limits: Default::default(),
+        // The workshop drives the lab's own processes: the self-healing it shows, the
+        // proxies it breaks and the PIDs it meters are the local target's.
+        platform: loadtest_platform::Platform::Local,
+        compose: Default::default(),
+        kubernetes: Default::default(),
+    };
+    let mut targets = Vec::new();
+    for build in args.arch.builds() {
+        eprintln!("starting the {build} build ...");
+        let target = Target::start(build, &settings).await?;
+        targets.push(target);
+    }
+    let workshop = Workshop::new(targets, settings, &args).await?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind, args.port))
+        .await
+        .with_context(|| format!("bind the workshop page to {}:{}", args.bind, args.port))?;
+    let address = listener.local_addr()?;
+    // The line tests and scripts wait for; keep its shape.
+    println!("workshop: http://{address}/");
+    for (build, url) in workshop.public_urls() {
+        println!("  {build}: {url}");
+    }
+    serve(workshop.clone(), listener, shutdown_signal()).await?;
+    eprintln!("stopping the load and every process ...");
+    workshop.shut_down().await
+}
+
+/// Serves the page and the API on `listener` until `shutdown` resolves, with the sampler
+/// and the self-healing loop running beside it.
+async fn serve(
+    workshop: Arc<Workshop>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let sampler = tokio::spawn(sampler::run(workshop.clone()));
+    let healer = tokio::spawn(sampler::self_heal(workshop.clone()));
+    let stopping = workshop.clone();
+    let served = axum::serve(listener, api::router(workshop))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open event streams would hold the graceful shutdown forever: end them.
+            stopping.close_streams();
+        })
+        .await
+        .context("serve the workshop page");
+    // Aborted and awaited, so neither holds the workshop any more when it is taken apart.
+    sampler.abort();
+    healer.abort();
+    let _ = sampler.await;
+    let _ = healer.await;
+    served
+}
+
+/// Ctrl-C or SIGTERM. Goose installs its own Ctrl-C handler with the first attack, which
+/// then only stops that attack; SIGTERM (and a second Ctrl-C, which Goose turns into an
+/// exit) still end the workshop, and the children die with it (`PR_SET_PDEATHSIG`).
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
+
+/// How often the page gets a tick.
+const TICK: Duration = Duration::from_secs(1);
