@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use crate::local::cgroup::{self, Confinement, ProcessLimits};
 
 /// Set in every child's environment; the child asks the kernel to kill it when this process
-/// dies (see `crate::service`).
+/// dies (see [`die_with_supervisor`]).
 pub const SUPERVISOR_PID: &str = "SHOPLAB_SUPERVISOR_PID";
 
 /// How many of a child's last output lines are kept for error messages.

@@ -15,7 +15,7 @@ use domain::Context;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::ApiError;
+use super::error::ApiError;
 use super::state::{Lab, Workshop, lock};
 use loadtest_platform::Target;
 use loadtest_platform::local::supervisor::{Build, Component, Link, NetworkFault};

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::actions::{self, Action};
+use super::error::ApiError;
 use super::load;
 use super::state::{Workshop, lock, shopfront};
 use loadtest_check::check;
@@ -65,50 +66,6 @@ pub(crate) fn router(workshop: Arc<Workshop>) -> Router {
         .with_state(workshop)
 }
 
-/// An API error: a status and the shop's error body.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    pub fn invalid(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
-    }
-
-    pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-
-    /// Another control holds the build.
-    pub fn busy(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, "busy", message)
-    }
-
-    /// The shop or the lab could not do what was asked (the input was fine). 502: the
-    /// workshop is a gateway in front of the shop's processes, and one of them failed.
-    pub fn failed(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_GATEWAY, "failed", message)
-    }
-
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
-    }
-}
-
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
@@ -120,7 +77,7 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<Option<T>, ApiError> {
     }
     serde_json::from_slice(bytes)
         .map(Some)
-        .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", error.to_string()))
+        .map_err(|error| ApiError::bad_request(error.to_string()))
 }
 
 /// Everything a page needs to draw itself before the first tick.

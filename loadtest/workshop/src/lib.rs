@@ -14,6 +14,7 @@
 
 mod actions;
 mod api;
+mod error;
 mod load;
 mod sampler;
 mod state;

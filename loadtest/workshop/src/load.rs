@@ -18,7 +18,7 @@ use goose::prelude::GooseAttack;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
-use super::api::ApiError;
+use super::error::ApiError;
 use super::state::{Workshop, lock};
 use loadtest_lab::journeys::scenarios;
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, broadcast, watch};
 
 use super::WorkshopArgs;
-use super::api::ApiError;
+use super::error::ApiError;
 use super::load::LoadControl;
 use loadtest_lab::journeys::{Recorder, Shopfront};
 use loadtest_platform::{Target, TargetSettings};
