@@ -4,6 +4,7 @@
 //! one place with fallbacks: availability and recommendations are nice to have, so when
 //! their context fails the page still renders (`unknown`, `[]`) — in both builds alike.
 
+use crate::error::ErrorBody;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -12,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use domain::cart::{CartItemView, CartView, SetQuantity};
 use domain::catalog::{Product, ProductId, ProductPage, ProductQuery};
-use domain::error::ErrorBody;
 use domain::inventory::Availability;
 use domain::orders::{CheckoutRequest, Order, OrderId, OrderList, validate_idempotency_key};
 use domain::recommendations::Recommendation;

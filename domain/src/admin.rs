@@ -11,7 +11,8 @@ use crate::users::UserId;
 use crate::{DomainError, DomainResult};
 
 /// `POST /admin/reset` body; every field is optional.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ResetRequest {
     pub products: u32,
@@ -58,7 +59,8 @@ impl ResetRequest {
 }
 
 /// What a reset produced, including how seeded users log in.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResetSummary {
     pub products: u32,
     pub stock: i64,
@@ -82,7 +84,8 @@ impl ResetSummary {
 
 /// Stock of one product as the invariant checker needs it:
 /// `initial + restocked = available + reserved + sold` must hold.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StockAudit {
     pub product_id: ProductId,
     pub initial: i64,
@@ -92,7 +95,8 @@ pub struct StockAudit {
     pub sold: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderAudit {
     pub id: i64,
     pub user_id: UserId,
@@ -105,7 +109,8 @@ pub struct OrderAudit {
 }
 
 /// `GET /admin/audit`: everything the invariant checker compares, per owning context.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Audit {
     pub taken_at_ms: i64,
     pub stock: Vec<StockAudit>,

@@ -12,14 +12,16 @@ pub const MAX_QUANTITY: i64 = 100;
 /// Distinct products one cart may hold; keeps a checkout bounded.
 pub const MAX_CART_LINES: usize = 50;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CartLine {
     pub product_id: ProductId,
     pub quantity: i64,
 }
 
 /// `PUT /api/cart/items/{product_id}` body.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetQuantity {
     pub quantity: i64,
@@ -38,13 +40,15 @@ impl SetQuantity {
 }
 
 /// The cart as the public API shows it: lines priced at the catalog's current price.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CartView {
     pub items: Vec<CartItemView>,
     pub total_cents: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CartItemView {
     pub product_id: ProductId,
     pub quantity: i64,

@@ -7,7 +7,8 @@ use crate::{DomainError, DomainResult};
 
 pub type ProductId = i64;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
     pub id: ProductId,
     pub sku: String,
@@ -18,7 +19,8 @@ pub struct Product {
 }
 
 /// `GET /api/products?q=&category=&page=&per_page=`, as received (all optional).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct ProductQuery {
     /// Case-insensitive text search in the product name.
     pub q: Option<String>,
@@ -100,7 +102,8 @@ impl ProductQuery {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductPage {
     pub items: Vec<Product>,
     pub page: u32,

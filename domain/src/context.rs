@@ -4,19 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// A bounded context. The spelling (`as_str`) is the same everywhere: folder, module,
 /// service name, table owner, metric label, compose service.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Context {
     Catalog,

@@ -13,7 +13,8 @@ pub const RECOMMENDATIONS_PER_PRODUCT: usize = 4;
 
 /// The context keeps its own copy of the names it shows (a read model built when the
 /// shop is seeded), so a product page never needs a second catalog call for it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recommendation {
     pub product_id: ProductId,
     pub name: String,

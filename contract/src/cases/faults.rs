@@ -14,6 +14,9 @@ pub(crate) fn cases() -> Vec<Case> {
     cases![faults:
         an_injected_fault_is_listed_until_faults_are_cleared,
         unknown_contexts_kinds_or_bad_params_return_422,
+        an_out_of_range_parameter_is_422_naming_the_parameter_and_its_range,
+        a_fault_the_lab_realizes_itself_is_422_from_the_admin_api,
+        parameters_left_out_take_the_catalogue_defaults,
         recommendation_errors_leave_the_product_page_with_an_empty_list,
         inventory_errors_make_availability_unknown,
         inventory_errors_fail_checkout_with_503_and_nothing_reserved_or_charged,
@@ -90,6 +93,75 @@ async fn unknown_contexts_kinds_or_bad_params_return_422(ctx: Ctx) -> Result<()>
         "a refused fault was switched on"
     );
     ctx.get("/api/products").await?.expect(200)?;
+    Ok(())
+}
+
+/// The message is the catalogue's (`domain::faults`): an operator or the workshop page shows
+/// it as it is, so it must say which parameter and which range.
+async fn an_out_of_range_parameter_is_422_naming_the_parameter_and_its_range(
+    ctx: Ctx,
+) -> Result<()> {
+    for (body, expected) in [
+        (
+            json!({"context": "catalog", "kind": "latency", "params": {"ms": 70_000}}),
+            "latency params.ms must be a whole number between 1 and 60000 (ms), got 70000",
+        ),
+        (
+            json!({"context": "catalog", "kind": "errors", "params": {"rate": 1.5}}),
+            "errors params.rate must be a number between 0.01 and 1 (fraction), got 1.5",
+        ),
+        (
+            json!({"context": "catalog", "kind": "cpu_hog", "params": {"threads": 0}}),
+            "cpu_hog params.threads must be a whole number between 1 and 16 (threads), got 0",
+        ),
+        (
+            json!({"context": "catalog", "kind": "latency", "params": {"jitter": 5}}),
+            "latency has no parameter \"jitter\"; its parameters: ms",
+        ),
+    ] {
+        let resp = ctx.post("/admin/faults", body).admin().await?;
+        resp.expect_error(422, "invalid")?;
+        let message = resp.json.field("error")?.str_at("message")?.to_owned();
+        ensure!(
+            message == expected,
+            "expected {expected:?}, got {message:?}"
+        );
+    }
+    ensure!(
+        active_faults(&ctx).await?.is_empty(),
+        "a refused fault was switched on"
+    );
+    Ok(())
+}
+
+async fn a_fault_the_lab_realizes_itself_is_422_from_the_admin_api(ctx: Ctx) -> Result<()> {
+    for kind in ["kill", "net_latency", "cpu_limit", "db_down"] {
+        let body = json!({"context": "catalog", "kind": kind});
+        let resp = ctx.post("/admin/faults", body).admin().await?;
+        resp.expect_error(422, "invalid")?;
+        let message = resp.json.field("error")?.str_at("message")?.to_owned();
+        ensure!(
+            message.contains(kind)
+                && message.contains("latency, errors, hang, abort, cpu_hog, leak"),
+            "{kind}: {message}"
+        );
+    }
+    ensure!(
+        active_faults(&ctx).await?.is_empty(),
+        "a refused fault was switched on"
+    );
+    Ok(())
+}
+
+async fn parameters_left_out_take_the_catalogue_defaults(ctx: Ctx) -> Result<()> {
+    let body = json!({"context": "recommendations", "kind": "errors", "duration_ms": 600_000});
+    let resp = ctx.post("/admin/faults", body).admin().await?;
+    let fault = resp.expect(201)?;
+    ensure!(
+        fault.field("rate")?.as_f64() == Some(0.5),
+        "the default error rate is half the calls: {fault}"
+    );
+    clear(&ctx).await?;
     Ok(())
 }
 

@@ -16,7 +16,6 @@ use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
-use domain::error::ErrorBody;
 use domain::faults::{ActiveFault, FaultRequest, Faults};
 use domain::{Context, DomainError, DomainResult, now_ms};
 use reqwest::Method;
@@ -25,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use api::ApiError;
 use api::admin::{AdminState, Cleared, FaultList};
+use api::error::ErrorBody;
 use api::extract::ApiJson;
 use micro_rpc::Directory;
 
@@ -123,7 +123,7 @@ impl GatewayAdmin {
             });
         }
         Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => DomainError::from_code(&body.error.code, body.error.message),
+            Ok(body) => body.into_error(status),
             Err(_) => DomainError::Unavailable(format!("{context} answered {status}")),
         })
     }

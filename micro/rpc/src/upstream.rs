@@ -248,7 +248,7 @@ impl Upstream {
             });
         }
         Err(match answer.error_body() {
-            Some(body) => DomainError::from_code(&body.error.code, body.error.message),
+            Some(body) => body.into_error(status),
             // No shop error body: something between us and the service answered.
             None if status.is_server_error() => {
                 DomainError::Unavailable(format!("{} answered {status}", self.context))

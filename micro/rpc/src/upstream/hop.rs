@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use api::error::ErrorBody;
 use api::traceparent::{TRACEPARENT, TraceContext};
 use axum::body::Bytes;
-use domain::error::ErrorBody;
 use futures::future::BoxFuture;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};

@@ -210,8 +210,7 @@ async fn answer(State(state): State<Arc<StubState>>, request: Request) -> Respon
 }
 
 fn shop_error(error: DomainError) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap();
-    (status, Json(error.body())).into_response()
+    api::ApiError(error).into_response()
 }
 
 /// Polls `condition` until it holds; panics with `what` after `deadline`.

@@ -1,5 +1,5 @@
-//! In-process faults, switched on and off by the admin API, injected at the entry of a
-//! context's code path.
+//! The registry of in-process faults, switched on and off by the admin API, injected at the
+//! entry of a context's code path. Which kinds exist and their parameters: the catalogue.
 //!
 //! The registry lives in the process that runs the context. In the monolith that is the one
 //! shared process, so `abort` takes the whole shop down and `cpu_hog` / `leak` starve every
@@ -12,20 +12,22 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::catalogue::{self, Fault, Layer};
 use crate::{Context, DomainError, DomainResult, now_ms};
 
 /// The longest a fault may be switched on for in one request.
 pub const MAX_FAULT_DURATION_MS: u64 = 3_600_000;
 
 /// `POST /admin/faults` body, as received.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
     pub context: String,
-    /// `latency | errors | hang | abort | cpu_hog | leak`
+    /// An in-process kind of the catalogue: `latency | errors | hang | abort | cpu_hog | leak`.
     pub kind: String,
-    /// Per kind: latency `{"ms"}`, errors `{"rate"}` (0..1], cpu_hog `{"threads"}`,
-    /// leak `{"mb_per_sec","max_mb"}`.
+    /// The kind's parameters (the catalogue's, defaults filled in): latency `{"ms"}`,
+    /// errors `{"rate"}`, cpu_hog `{"threads"}`, leak `{"mb_per_sec","max_mb"}`.
     #[serde(default)]
     pub params: serde_json::Value,
     /// Switched off by itself after this long; absent means until `DELETE /admin/faults`.
@@ -33,90 +35,40 @@ pub struct FaultRequest {
     pub duration_ms: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FaultKind {
-    /// Every call into the context waits this long first.
-    Latency { ms: u64 },
-    /// This fraction of calls fails with `unavailable`.
-    Errors { rate: f64 },
-    /// Calls wait until the fault ends.
-    Hang,
-    /// The next call aborts the process that runs the context.
-    Abort,
-    /// Busy threads in the process that runs the context, from now until the fault ends.
-    CpuHog { threads: u32 },
-    /// Memory allocated and touched at this rate (up to a cap) until the fault ends.
-    Leak { mb_per_sec: u32, max_mb: u32 },
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+/// A fault switched on in this process; always of an in-process kind.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActiveFault {
     pub id: u64,
     pub context: crate::Context,
     #[serde(flatten)]
-    pub kind: FaultKind,
+    pub fault: Fault,
     pub started_at_ms: i64,
     pub expires_at_ms: Option<i64>,
 }
 
 impl FaultRequest {
-    pub fn validate(&self) -> DomainResult<(Context, FaultKind, Option<u64>)> {
+    /// The context, the typed fault and its duration, checked against the catalogue. Only
+    /// in-process kinds are switched here; the others are realized by the lab's platforms.
+    pub fn validate(&self) -> DomainResult<(Context, Fault, Option<u64>)> {
         let context = Context::parse(&self.context)
             .ok_or_else(|| DomainError::Invalid(format!("unknown context {:?}", self.context)))?;
-        let params = match &self.params {
-            serde_json::Value::Null => serde_json::Map::new(),
-            serde_json::Value::Object(map) => map.clone(),
-            _ => return Err(DomainError::Invalid("params must be an object".into())),
-        };
-        let integer = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
-            let value = match params.get(name) {
-                None => default,
-                Some(value) => value.as_u64().ok_or_else(|| {
-                    DomainError::Invalid(format!("params.{name} must be a whole number"))
-                })?,
-            };
-            if range.contains(&value) {
-                Ok(value)
-            } else {
-                Err(DomainError::Invalid(format!(
-                    "params.{name} must be between {} and {}",
-                    range.start(),
-                    range.end()
-                )))
-            }
-        };
-        let kind = match self.kind.as_str() {
-            "latency" => FaultKind::Latency {
-                ms: integer("ms", 200, 1..=60_000)?,
-            },
-            "errors" => {
-                let rate = match params.get("rate") {
-                    None => 1.0,
-                    Some(value) => value.as_f64().ok_or_else(|| {
-                        DomainError::Invalid("params.rate must be a number".into())
-                    })?,
-                };
-                if !(rate > 0.0 && rate <= 1.0) {
-                    return Err(DomainError::Invalid("params.rate must be in (0, 1]".into()));
-                }
-                FaultKind::Errors { rate }
-            }
-            "hang" => FaultKind::Hang,
-            "abort" => FaultKind::Abort,
-            "cpu_hog" => FaultKind::CpuHog {
-                threads: integer("threads", 1, 1..=16)? as u32,
-            },
-            "leak" => FaultKind::Leak {
-                mb_per_sec: integer("mb_per_sec", 10, 1..=512)? as u32,
-                max_mb: integer("max_mb", 256, 1..=4096)? as u32,
-            },
-            other => {
-                return Err(DomainError::Invalid(format!(
-                    "unknown fault kind {other:?}"
-                )));
-            }
-        };
+        if let Some(spec) = catalogue::spec(&self.kind)
+            && spec.layer != Layer::InProcess
+        {
+            let in_process: Vec<&str> = catalogue::catalogue()
+                .iter()
+                .filter(|spec| spec.layer == Layer::InProcess)
+                .map(|spec| spec.name)
+                .collect();
+            return Err(DomainError::Invalid(format!(
+                "fault kind {:?} is a {} fault the lab realizes itself; this API switches {}",
+                self.kind,
+                spec.layer.as_str(),
+                in_process.join(", ")
+            )));
+        }
+        let fault = catalogue::validate(&self.kind, &self.params)?;
         if let Some(duration_ms) = self.duration_ms
             && !(1..=MAX_FAULT_DURATION_MS).contains(&duration_ms)
         {
@@ -124,7 +76,7 @@ impl FaultRequest {
                 "duration_ms must be between 1 and {MAX_FAULT_DURATION_MS}"
             )));
         }
-        Ok((context, kind, self.duration_ms))
+        Ok((context, fault, self.duration_ms))
     }
 }
 
@@ -156,26 +108,24 @@ impl Faults {
 
     /// Switches a validated fault on and returns it.
     pub fn inject(&self, request: &FaultRequest) -> DomainResult<ActiveFault> {
-        let (context, kind, duration_ms) = request.validate()?;
+        let (context, fault, duration_ms) = request.validate()?;
         let started_at_ms = now_ms();
         let fault = ActiveFault {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1,
             context,
-            kind,
+            fault,
             started_at_ms,
             expires_at_ms: duration_ms.map(|ms| started_at_ms + ms as i64),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        match fault.kind {
-            FaultKind::CpuHog { threads } => {
-                spawn_cpu_hog(threads, fault.expires_at_ms, stop.clone())
-            }
-            FaultKind::Leak { mb_per_sec, max_mb } => {
+        match fault.fault {
+            Fault::CpuHog { threads } => spawn_cpu_hog(threads, fault.expires_at_ms, stop.clone()),
+            Fault::Leak { mb_per_sec, max_mb } => {
                 spawn_leak(mb_per_sec, max_mb, fault.expires_at_ms, stop.clone())
             }
             _ => {}
         }
-        tracing::warn!(fault.id = fault.id, fault.context = %context, fault.kind = ?fault.kind, "fault injected");
+        tracing::warn!(fault.id = fault.id, fault.context = %context, fault.kind = fault.fault.name(), "fault injected");
         let mut active = self
             .inner
             .active
@@ -230,7 +180,7 @@ impl Faults {
         if !self.inner.any_active.load(Ordering::Acquire) {
             return Ok(());
         }
-        let effects: Vec<(FaultKind, Option<i64>)> = {
+        let effects: Vec<(Fault, Option<i64>)> = {
             let mut active = self
                 .inner
                 .active
@@ -240,25 +190,37 @@ impl Faults {
             active
                 .iter()
                 .filter(|running| running.fault.context == context)
-                .map(|running| (running.fault.kind.clone(), running.fault.expires_at_ms))
+                .map(|running| (running.fault.fault, running.fault.expires_at_ms))
                 .collect()
         };
-        for (kind, expires_at_ms) in effects {
-            match kind {
-                FaultKind::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
-                FaultKind::Errors { rate } => {
+        for (fault, expires_at_ms) in effects {
+            match fault {
+                Fault::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Fault::Errors { rate } => {
                     if rand::rng().random_bool(rate) {
                         return Err(DomainError::Unavailable(format!(
                             "injected fault in {context}"
                         )));
                     }
                 }
-                FaultKind::Hang => self.hang(context, expires_at_ms).await,
-                FaultKind::Abort => {
+                Fault::Hang => self.hang(context, expires_at_ms).await,
+                Fault::Abort => {
                     tracing::error!(fault.context = %context, "abort fault: aborting the process");
                     std::process::abort();
                 }
-                FaultKind::CpuHog { .. } | FaultKind::Leak { .. } => {}
+                // The hog and the leak run in threads of their own from the moment they are
+                // switched on.
+                Fault::CpuHog { .. } | Fault::Leak { .. } => {}
+                // Never switched on here: `FaultRequest::validate` refuses the kinds the lab
+                // realizes itself.
+                Fault::Kill
+                | Fault::Pause
+                | Fault::NetLatency { .. }
+                | Fault::NetReset
+                | Fault::NetCut
+                | Fault::NetBandwidth { .. }
+                | Fault::CpuLimit { .. }
+                | Fault::DbDown => {}
             }
         }
         Ok(())
@@ -271,7 +233,7 @@ impl Faults {
             let still_hanging = self
                 .list()
                 .iter()
-                .any(|fault| fault.context == context && fault.kind == FaultKind::Hang);
+                .any(|fault| fault.context == context && fault.fault == Fault::Hang);
             if !still_hanging {
                 return;
             }
@@ -309,7 +271,7 @@ fn burner_should_stop(stop: &AtomicBool, expires_at_ms: Option<i64>) -> bool {
 
 /// OS threads, not tokio tasks: a hog must compete for the CPU the way a runaway loop in a
 /// real module would, not politely yield to the runtime.
-fn spawn_cpu_hog(threads: u32, expires_at_ms: Option<i64>, stop: Arc<AtomicBool>) {
+fn spawn_cpu_hog(threads: u64, expires_at_ms: Option<i64>, stop: Arc<AtomicBool>) {
     for _ in 0..threads {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -327,7 +289,7 @@ fn spawn_cpu_hog(threads: u32, expires_at_ms: Option<i64>, stop: Arc<AtomicBool>
 
 /// Allocates and touches memory every 100 ms (so it shows in RSS), holds it while the fault
 /// lasts, frees it when the fault ends.
-fn spawn_leak(mb_per_sec: u32, max_mb: u32, expires_at_ms: Option<i64>, stop: Arc<AtomicBool>) {
+fn spawn_leak(mb_per_sec: u64, max_mb: u64, expires_at_ms: Option<i64>, stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut held: Vec<Vec<u8>> = Vec::new();
         let chunk_bytes = (mb_per_sec as usize * 1024 * 1024) / 10;
@@ -365,6 +327,9 @@ mod tests {
             request("catalog", "errors", serde_json::json!({"rate": 1.5})),
             request("catalog", "cpu_hog", serde_json::json!({"threads": 99})),
             request("catalog", "latency", serde_json::json!([1])),
+            request("catalog", "latency", serde_json::json!({"colour": "red"})),
+            request("catalog", "kill", serde_json::json!({})),
+            request("catalog", "net_latency", serde_json::json!({"ms": 300})),
         ] {
             assert!(
                 matches!(faults.inject(&bad), Err(DomainError::Invalid(_))),
@@ -372,6 +337,31 @@ mod tests {
             );
         }
         assert!(faults.list().is_empty());
+    }
+
+    #[test]
+    fn a_fault_the_lab_realizes_itself_is_refused_naming_its_layer() {
+        let refused = Faults::new().inject(&request("payments", "db_down", serde_json::json!({})));
+        let Err(DomainError::Invalid(message)) = refused else {
+            panic!("db_down was switched on in-process: {refused:?}");
+        };
+        assert!(
+            message.contains("dependency") && message.contains("latency, errors"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_injected_fault_carries_the_catalogue_defaults_for_params_left_out() {
+        let faults = Faults::new();
+        let fault = faults
+            .inject(&request("catalog", "latency", serde_json::Value::Null))
+            .unwrap();
+        assert_eq!(fault.fault, Fault::Latency { ms: 300 });
+        let listed = serde_json::to_value(&faults.list()[0]).unwrap();
+        assert_eq!(listed["kind"], "latency");
+        assert_eq!(listed["ms"], 300);
+        faults.clear(None);
     }
 
     #[tokio::test]
