@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use api::Settings;
-use api::metrics::Metrics;
+use api::metrics::{Metrics, PoolSample};
 use api::ops::{OpsState, Readiness};
 use async_trait::async_trait;
 use domain::admin::{Admin, ResetRequest};
@@ -169,6 +169,8 @@ impl Monolith {
     /// Public API + admin + ops + OpenAPI, with the common layers.
     pub fn router(&self) -> axum::Router {
         let metrics = Metrics::new();
+        let db = self.db.clone();
+        metrics.watch_pools(move || db.pool_use().into_iter().map(pool_sample).collect());
         let ops = OpsState {
             readiness: Arc::new(DatabaseReadiness(self.db.clone())),
             metrics: metrics.clone(),
@@ -192,6 +194,15 @@ async fn catalog_is_empty(db: &Db) -> anyhow::Result<bool> {
         .await
         .context("count products")?;
     Ok(products == 0)
+}
+
+fn pool_sample(pool: store::PoolUse) -> PoolSample {
+    PoolSample {
+        pool: pool.pool,
+        open: pool.open,
+        idle: pool.idle,
+        max: pool.max,
+    }
 }
 
 /// The background loop of [`Monolith::maintain`]; aborted when dropped, however the owner
