@@ -34,6 +34,11 @@ pub struct Settings {
     /// Monolith only: how checkout uses its database around the payment provider call
     /// (`split`, the default, or `single`; see [`CheckoutMode`]).
     pub checkout_mode: CheckoutMode,
+    /// Monolith split checkout only: how long the payment provider may take (latency faults
+    /// included) before the charge counts as failed and the checkout is compensated — the
+    /// budget the microservices' hop to payments has (`hop_timeout_ms`). The single checkout
+    /// has no such bound: its transaction waits as long as the provider does.
+    pub payments_timeout_ms: u64,
     /// Largest request body accepted; beyond it the answer is 413.
     pub body_limit_bytes: usize,
     /// Connections in the read pool (PostgreSQL: the only pool).
@@ -109,6 +114,7 @@ impl Default for Settings {
             payments_latency_ms: 3,
             reservation_ttl_ms: 30_000,
             checkout_mode: CheckoutMode::Split,
+            payments_timeout_ms: 2_000,
             body_limit_bytes: 64 * 1024,
             db_max_connections: 8,
             db_acquire_timeout_ms: 2_000,

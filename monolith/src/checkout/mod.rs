@@ -45,6 +45,8 @@ pub struct MonolithOrders {
     faults: Faults,
     mode: CheckoutMode,
     payments_latency: Duration,
+    /// The split checkout's bound on the provider call.
+    payments_timeout: Duration,
     reservation_ttl_ms: i64,
     /// How long a pending split checkout may be silent before it counts as abandoned; also
     /// how long a second request with its key waits for it.
@@ -58,6 +60,7 @@ impl MonolithOrders {
             faults,
             mode: settings.checkout_mode,
             payments_latency: Duration::from_millis(settings.payments_latency_ms),
+            payments_timeout: Duration::from_millis(settings.payments_timeout_ms),
             reservation_ttl_ms: settings.reservation_ttl_ms,
             recover_after: recover_after(settings),
         }
@@ -133,14 +136,18 @@ impl Orders for MonolithOrders {
     }
 }
 
-/// When a pending split checkout counts as abandoned: after the reservation TTL. A live
-/// checkout is silent only while the provider answers; once its reservation has expired it
-/// cannot confirm anyway (the sweeper may already have given the stock back), so taking it
-/// over then fails nothing that would have succeeded. Never under one second, so a test's
-/// short TTL does not race a checkout that is merely slow.
+/// When a pending split checkout counts as abandoned. A live checkout is silent between its
+/// two transactions for at most the provider call (bounded by `payments_timeout_ms`) and one
+/// wait for the writer (bounded by `db_acquire_timeout_ms`); taking over sooner would fail
+/// checkouts that were about to succeed (safely — the version check stops the loser, which
+/// refunds its charge — but needlessly), so the threshold is both plus a second's margin, and
+/// never under two seconds. The microservices' recovery uses the same rule over its hops.
 pub fn recover_after(settings: &api::Settings) -> Duration {
-    let ttl_ms = u64::try_from(settings.reservation_ttl_ms).unwrap_or(0);
-    Duration::from_millis(ttl_ms.max(1_000))
+    let silent_ms = settings
+        .payments_timeout_ms
+        .saturating_add(settings.db_acquire_timeout_ms)
+        .saturating_add(1_000);
+    Duration::from_millis(silent_ms.max(2_000))
 }
 
 /// The reservation of an order: chosen by orders, so a repeated reserve is the same one.

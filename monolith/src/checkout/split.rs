@@ -193,17 +193,33 @@ impl MonolithOrders {
     /// Step 2: the provider call, then the charge recorded once under `order-<id>`. The
     /// insert is one statement committed on its own, outside any transaction of this
     /// checkout: it stands for the provider's ledger, which our transactions cannot roll back.
+    ///
+    /// Bounded by `payments_timeout_ms`, as the microservices' call to payments is bounded by
+    /// its hop timeout: a provider that does not answer fails the checkout (compensated)
+    /// instead of holding the stock, and the bound is what lets recovery tell an abandoned
+    /// checkout from a slow one. A charge recorded just as the bound passed is found and
+    /// refunded by the compensation.
     async fn charge(&self, reserved: &Reserved) -> DomainResult<Charge> {
-        self.faults.enter(Context::Payments).await?;
-        store::payments::call_provider(self.payments_latency).await;
-        let mut connection = self.db.writer().acquire().await.map_err(db_error)?;
-        store::payments::charge_in(
-            &mut connection,
-            &charge_key(reserved.order_id),
-            reserved.user_id,
-            reserved.total_cents,
-        )
-        .await
+        let charged = async {
+            self.faults.enter(Context::Payments).await?;
+            store::payments::call_provider(self.payments_latency).await;
+            let mut connection = self.db.writer().acquire().await.map_err(db_error)?;
+            store::payments::charge_in(
+                &mut connection,
+                &charge_key(reserved.order_id),
+                reserved.user_id,
+                reserved.total_cents,
+            )
+            .await
+        };
+        tokio::time::timeout(self.payments_timeout, charged)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DomainError::Unavailable(format!(
+                    "the payment provider did not answer within {} ms",
+                    self.payments_timeout.as_millis()
+                )))
+            })
     }
 
     /// Step 3, in one write transaction.

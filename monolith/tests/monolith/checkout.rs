@@ -117,9 +117,20 @@ fn count(audit: &Value, table: &str) -> usize {
     audit[table].as_array().expect(table).len()
 }
 
+/// A monolith (split checkout) that waits `payments_timeout_ms` for the provider.
+async fn patient(payments_timeout_ms: &str) -> Process {
+    let data = tempfile::tempdir().unwrap();
+    Process::start_with(
+        data,
+        &["--seed", "7"],
+        &[("SHOPLAB_PAYMENTS_TIMEOUT_MS", payments_timeout_ms)],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_cart_write_during_a_slow_charge_finishes_before_the_checkout_returns() {
-    let monolith = Process::start().await;
+    let monolith = patient("10000").await;
     let buyer = monolith.login(1).await;
     let browser = monolith.login(2).await;
     assert_eq!(monolith.put_in_cart(&buyer, 1, 1).await, 200);
@@ -282,7 +293,7 @@ async fn a_key_repeated_while_its_checkout_runs_gets_the_same_order_and_another_
 
 #[tokio::test]
 async fn a_checkout_killed_while_the_provider_answers_is_cancelled_after_restart() {
-    let mut monolith = Process::start().await;
+    let mut monolith = patient("60000").await;
     let buyer = monolith.login(1).await;
     assert_eq!(monolith.put_in_cart(&buyer, 5, 2).await, 200);
     let before = monolith.audit().await;
@@ -320,4 +331,22 @@ async fn a_checkout_killed_while_the_provider_answers_is_cancelled_after_restart
     let buyer = restarted.login(1).await;
     let (status, order) = restarted.checkout(&buyer, "crash", json!({})).await;
     assert_eq!(status, 201, "the freed key runs afresh: {order}");
+}
+
+#[tokio::test]
+async fn a_provider_that_does_not_answer_within_its_budget_fails_the_checkout_and_holds_nothing() {
+    let monolith = patient("300").await;
+    let buyer = monolith.login(1).await;
+    assert_eq!(monolith.put_in_cart(&buyer, 6, 1).await, 200);
+    let before = monolith.audit().await;
+    monolith
+        .inject(json!({"context": "payments", "kind": "hang"}))
+        .await;
+    let (status, body) = monolith.checkout(&buyer, "hung", json!({})).await;
+    assert_eq!(status, 503, "{body}");
+    let audit = monolith.audit().await;
+    assert_eq!(held_reservations(&audit), 0, "{audit}");
+    assert_eq!(stock_of(&audit, 6), stock_of(&before, 6));
+    assert_eq!(count(&audit, "charges"), 0);
+    assert_eq!(audit["orders"][0]["status"], "cancelled");
 }
