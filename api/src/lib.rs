@@ -20,4 +20,4 @@ pub mod telemetry;
 pub mod traceparent;
 
 pub use error::ApiError;
-pub use settings::Settings;
+pub use settings::{CheckoutMode, Settings};

@@ -1,11 +1,20 @@
 //! Per-process Prometheus metrics: requests by route template and status, a latency
 //! histogram, requests in flight; and, in a process that calls other contexts, the same
 //! per hop ([`HopMetrics`]: calls by upstream and outcome, retries, latency, breaker state).
+//! Every process also reports `shoplab_build_info` and, when it has a database, its pools'
+//! connections (`db_pool_*`, read at scrape time).
 //!
 //! One registry per server instance rather than a global recorder, so tests can run several
-//! servers in one process and each reports only its own traffic.
+//! servers in one process and each reports only its own traffic. Each process (each replica)
+//! counts only its own requests; the scraper tells replicas apart by the address it scraped
+//! (Prometheus's `instance`), and `shoplab_build_info{pid}` names the process behind it.
+//!
+//! The exposition is negotiated ([`Metrics::encode`], [`Metrics::encode_openmetrics`]): a
+//! scraper that asks for OpenMetrics gets prometheus-client's own encoding, anything else the
+//! Prometheus text format 0.0.4, which `promtool check metrics` reads.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -40,6 +49,45 @@ pub struct Metrics {
     latency: LatencyFamily,
     in_flight: Gauge,
     hops: HopMetrics,
+    pools: PoolGauges,
+}
+
+/// One database pool's connections at one moment, as the pool gauges report them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSample {
+    /// `reader` or `writer` on SQLite; `shared` on PostgreSQL, where one pool serves both.
+    pub pool: &'static str,
+    /// Connections the pool holds open, idle or in use.
+    pub open: u32,
+    pub idle: u32,
+    /// The most the pool may open.
+    pub max: u32,
+}
+
+/// Reads a process's pools; called at every scrape.
+type PoolProbe = Arc<dyn Fn() -> Vec<PoolSample> + Send + Sync>;
+
+#[derive(Clone)]
+struct PoolGauges {
+    open: Family<PoolLabels, Gauge>,
+    idle: Family<PoolLabels, Gauge>,
+    in_use: Family<PoolLabels, Gauge>,
+    max: Family<PoolLabels, Gauge>,
+    probes: Arc<Mutex<Vec<PoolProbe>>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildInfoLabels {
+    version: String,
+    /// `debug` or `release`: figures from a debug build are not the shop's speed.
+    build: String,
+    /// The process behind this scrape, so replicas and restarts are told apart.
+    pid: String,
 }
 
 /// The client side of every hop this process makes, labelled with the called context's one
@@ -111,25 +159,65 @@ impl Metrics {
         );
         let hops = HopMetrics::default();
         hops.register(&mut registry);
+        let build_info = Family::<BuildInfoLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildInfoLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                build: if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                }
+                .to_owned(),
+                pid: std::process::id().to_string(),
+            })
+            .set(1);
+        registry.register(
+            "shoplab_build_info",
+            "The shop's version and build profile, and the process's id; always 1",
+            build_info,
+        );
+        let pools = PoolGauges::default();
+        pools.register(&mut registry);
         Metrics {
             registry: Arc::new(registry),
             requests,
             latency,
             in_flight,
             hops,
+            pools,
         }
+    }
+
+    /// Reports the pools `probe` reads, at every scrape, as `db_pool_connections`,
+    /// `db_pool_connections_idle`, `db_pool_connections_in_use` and
+    /// `db_pool_max_connections`, labelled by pool.
+    pub fn watch_pools(&self, probe: impl Fn() -> Vec<PoolSample> + Send + Sync + 'static) {
+        self.pools
+            .probes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::new(probe));
+    }
+
+    /// The Prometheus text format 0.0.4: what `promtool check metrics` and plain text
+    /// scrapers read.
+    pub fn encode(&self) -> String {
+        openmetrics_to_text(&self.encode_openmetrics())
+    }
+
+    /// OpenMetrics 1.0, for a scraper that asks for it.
+    pub fn encode_openmetrics(&self) -> String {
+        self.pools.refresh();
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
     }
 
     /// The hop series of this registry, for the upstream clients of the same process.
     pub fn hops(&self) -> HopMetrics {
         self.hops.clone()
-    }
-
-    pub fn encode(&self) -> String {
-        let mut text = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
     }
 }
 
@@ -205,6 +293,104 @@ impl Default for HopMetrics {
     }
 }
 
+impl Default for PoolGauges {
+    fn default() -> PoolGauges {
+        PoolGauges {
+            open: Family::default(),
+            idle: Family::default(),
+            in_use: Family::default(),
+            max: Family::default(),
+            probes: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl PoolGauges {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "db_pool_connections",
+            "Database connections the pool holds open, idle or in use",
+            self.open.clone(),
+        );
+        registry.register(
+            "db_pool_connections_idle",
+            "Open database connections waiting in the pool",
+            self.idle.clone(),
+        );
+        registry.register(
+            "db_pool_connections_in_use",
+            "Database connections taken from the pool",
+            self.in_use.clone(),
+        );
+        registry.register(
+            "db_pool_max_connections",
+            "The most connections the pool may open",
+            self.max.clone(),
+        );
+    }
+
+    /// Reads every watched pool into the gauges; a scrape calls it just before encoding.
+    fn refresh(&self) {
+        let probes = self
+            .probes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for sample in probes.iter().flat_map(|probe| probe()) {
+            let labels = PoolLabels {
+                pool: sample.pool.to_owned(),
+            };
+            self.open.get_or_create(&labels).set(i64::from(sample.open));
+            self.idle.get_or_create(&labels).set(i64::from(sample.idle));
+            self.in_use
+                .get_or_create(&labels)
+                .set(i64::from(sample.open.saturating_sub(sample.idle)));
+            self.max.get_or_create(&labels).set(i64::from(sample.max));
+        }
+    }
+}
+
+/// Rewrites prometheus-client's OpenMetrics encoding as the Prometheus text format 0.0.4.
+///
+/// Written by hand because no maintained crate does it for this registry: prometheus-client
+/// (0.24, and 0.26) encodes only OpenMetrics, where a counter's family is named without its
+/// `_total` suffix (`# TYPE http_requests counter` above `http_requests_total 3`). A text
+/// format parser such as `promtool check metrics` then finds samples with no HELP or TYPE of
+/// their own ("no help text", prometheus/client_rust#194). The families differ only there:
+/// counters get `_total` on their HELP and TYPE lines, and the OpenMetrics-only lines
+/// (`# UNIT`, `# EOF`) are dropped. Gauges and histograms are written alike in both formats.
+pub fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len() + 8 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let descriptor = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| Some((prefix, line.strip_prefix(prefix)?)));
+        match descriptor {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                text.push_str(prefix);
+                text.push_str(name);
+                if counters.contains(name) && !name.ends_with("_total") {
+                    text.push_str("_total");
+                }
+                text.push(' ');
+                text.push_str(tail);
+            }
+            None => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
+}
+
 fn hop(upstream: &str) -> HopLabels {
     HopLabels {
         upstream: upstream.to_owned(),
@@ -255,5 +441,183 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The family a sample line belongs to in the text format: its name, less a histogram's
+    /// `_bucket`/`_sum`/`_count` when the family is a histogram.
+    fn family_of<'a>(sample: &'a str, histograms: &HashSet<&str>) -> &'a str {
+        let name = sample.split(['{', ' ']).next().unwrap_or(sample);
+        ["_bucket", "_sum", "_count"]
+            .into_iter()
+            .filter_map(|suffix| name.strip_suffix(suffix))
+            .find(|base| histograms.contains(base))
+            .unwrap_or(name)
+    }
+
+    fn value_of<'a>(text: &'a str, prefix: &str) -> &'a str {
+        text.lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no sample {prefix}... in:\n{text}"))
+            .trim()
+    }
+
+    fn busy_metrics() -> Metrics {
+        let metrics = Metrics::new();
+        metrics.watch_pools(|| {
+            vec![
+                PoolSample {
+                    pool: "reader",
+                    open: 3,
+                    idle: 2,
+                    max: 8,
+                },
+                PoolSample {
+                    pool: "writer",
+                    open: 1,
+                    idle: 0,
+                    max: 1,
+                },
+            ]
+        });
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                method: "GET".into(),
+                route: "/api/products".into(),
+                status: 200,
+            })
+            .inc();
+        metrics
+            .latency
+            .get_or_create(&RouteLabels {
+                method: "GET".into(),
+                route: "/api/products".into(),
+            })
+            .observe(0.002);
+        let hops = metrics.hops();
+        hops.call("catalog", "ok", 0.001);
+        hops.retry("catalog");
+        hops.retry_denied("catalog");
+        hops.breaker_state("catalog", "127.0.0.1:4101", BreakerState::Open);
+        metrics
+    }
+
+    #[test]
+    fn every_sample_in_the_text_format_has_help_and_type_lines_for_its_family_before_it() {
+        let text = busy_metrics().encode();
+        let histograms: HashSet<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|rest| rest.strip_suffix(" histogram"))
+            .collect();
+        let mut described: HashSet<(&str, &str)> = HashSet::new();
+        let mut samples = 0;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# ") {
+                let mut words = rest.splitn(3, ' ');
+                let (kind, name) = (words.next().unwrap(), words.next().unwrap());
+                assert!(
+                    kind == "HELP" || kind == "TYPE",
+                    "only HELP and TYPE comments: {line}"
+                );
+                assert!(
+                    words.next().is_some_and(|tail| !tail.trim().is_empty()),
+                    "{kind} of {name} is empty"
+                );
+                described.insert((kind, name));
+                continue;
+            }
+            let family = family_of(line, &histograms);
+            for kind in ["HELP", "TYPE"] {
+                assert!(
+                    described.contains(&(kind, family)),
+                    "{line:?} has no {kind} line for {family} before it in:\n{text}"
+                );
+            }
+            samples += 1;
+        }
+        assert!(samples >= 10, "the registry was encoded:\n{text}");
+        assert!(text.contains("# TYPE http_requests_total counter\n"));
+        assert!(
+            !text.contains("# EOF"),
+            "OpenMetrics' end marker is not text format"
+        );
+    }
+
+    #[test]
+    fn build_info_is_one_series_set_to_one_with_version_build_and_pid() {
+        let text = Metrics::new().encode();
+        let line = text
+            .lines()
+            .find(|line| line.starts_with("shoplab_build_info{"))
+            .unwrap_or_else(|| panic!("no build info in:\n{text}"));
+        assert!(line.ends_with("} 1"), "{line}");
+        assert!(line.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))));
+        assert!(line.contains("build=\"debug\"") || line.contains("build=\"release\""));
+        assert!(line.contains(&format!("pid=\"{}\"", std::process::id())));
+        assert!(text.contains("# TYPE shoplab_build_info gauge\n"));
+    }
+
+    #[test]
+    fn pool_gauges_read_the_pools_at_every_scrape_and_in_use_is_open_less_idle() {
+        let in_use = Arc::new(std::sync::atomic::AtomicU32::new(1));
+        let metrics = Metrics::new();
+        let probe_in_use = in_use.clone();
+        metrics.watch_pools(move || {
+            let in_use = probe_in_use.load(std::sync::atomic::Ordering::SeqCst);
+            vec![PoolSample {
+                pool: "writer",
+                open: 1,
+                idle: 1 - in_use,
+                max: 1,
+            }]
+        });
+        let text = metrics.encode();
+        assert_eq!(value_of(&text, "db_pool_connections{pool=\"writer\"}"), "1");
+        assert_eq!(
+            value_of(&text, "db_pool_connections_idle{pool=\"writer\"}"),
+            "0"
+        );
+        assert_eq!(
+            value_of(&text, "db_pool_connections_in_use{pool=\"writer\"}"),
+            "1"
+        );
+        assert_eq!(
+            value_of(&text, "db_pool_max_connections{pool=\"writer\"}"),
+            "1"
+        );
+        in_use.store(0, std::sync::atomic::Ordering::SeqCst);
+        let text = metrics.encode();
+        assert_eq!(
+            value_of(&text, "db_pool_connections_in_use{pool=\"writer\"}"),
+            "0"
+        );
+        assert_eq!(
+            value_of(&text, "db_pool_connections_idle{pool=\"writer\"}"),
+            "1"
+        );
+    }
+
+    #[test]
+    fn openmetrics_counters_get_their_total_suffix_on_help_and_type_and_the_rest_is_kept() {
+        let openmetrics = "# HELP jobs Jobs done.\n# TYPE jobs counter\njobs_total{kind=\"a\"} 2\n\
+                           # HELP depth Queue depth.\n# TYPE depth gauge\n# UNIT depth items\ndepth 4\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_text(openmetrics),
+            "# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total{kind=\"a\"} 2\n\
+             # HELP depth Queue depth.\n# TYPE depth gauge\ndepth 4\n"
+        );
+    }
+
+    #[test]
+    fn the_openmetrics_encoding_is_still_available_with_its_end_marker() {
+        let openmetrics = busy_metrics().encode_openmetrics();
+        assert!(openmetrics.ends_with("# EOF\n"));
+        assert!(openmetrics.contains("# TYPE http_requests counter\n"));
     }
 }

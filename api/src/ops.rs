@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -44,13 +44,26 @@ async fn ready(State(state): State<OpsState>) -> Result<Json<serde_json::Value>,
     Ok(Json(json!({ "status": "ready" })))
 }
 
-async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
+/// OpenMetrics for a scraper that asks for it (Prometheus does, in its `Accept`), the text
+/// format 0.0.4 for everyone else (promtool, curl, older scrapers).
+async fn metrics(State(state): State<OpsState>, headers: HeaderMap) -> impl IntoResponse {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains(OPENMETRICS));
+    let (content_type, body) = if wants_openmetrics {
+        (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
+            state.metrics.encode_openmetrics(),
+        )
+    } else {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            state.metrics.encode(),
+        )
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body)
 }
+
+const OPENMETRICS: &str = "application/openmetrics-text";

@@ -31,6 +31,14 @@ pub struct Settings {
     pub payments_latency_ms: u64,
     /// How long a held reservation lives before it is released.
     pub reservation_ttl_ms: i64,
+    /// Monolith only: how checkout uses its database around the payment provider call
+    /// (`split`, the default, or `single`; see [`CheckoutMode`]).
+    pub checkout_mode: CheckoutMode,
+    /// Monolith split checkout only: how long the payment provider may take (latency faults
+    /// included) before the charge counts as failed and the checkout is compensated — the
+    /// budget the microservices' hop to payments has (`hop_timeout_ms`). The single checkout
+    /// has no such bound: its transaction waits as long as the provider does.
+    pub payments_timeout_ms: u64,
     /// Largest request body accepted; beyond it the answer is 413.
     pub body_limit_bytes: usize,
     /// Connections in the read pool (PostgreSQL: the only pool).
@@ -66,6 +74,32 @@ pub struct Settings {
     pub hop_breaker_open_ms: u64,
 }
 
+/// How the monolith's checkout spans its database transactions. Both keep every invariant
+/// and the same Idempotency-Key answers; they differ in what waits for the payment provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckoutMode {
+    /// Claim the key, quote and reserve in one write transaction; charge outside any
+    /// transaction; confirm in a second one (a failed charge is compensated). Nothing holds
+    /// the database while the provider answers, which is how a careful monolith is written:
+    /// on SQLite the one writer would otherwise queue every other write behind the provider.
+    #[default]
+    Split,
+    /// Everything, the provider call included, in one ACID transaction: nothing to
+    /// compensate or recover, but the transaction (on SQLite, the one writer) is held across
+    /// the provider call.
+    Single,
+}
+
+impl CheckoutMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckoutMode::Split => "split",
+            CheckoutMode::Single => "single",
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
@@ -79,6 +113,8 @@ impl Default for Settings {
             seed_users: 100,
             payments_latency_ms: 3,
             reservation_ttl_ms: 30_000,
+            checkout_mode: CheckoutMode::Split,
+            payments_timeout_ms: 2_000,
             body_limit_bytes: 64 * 1024,
             db_max_connections: 8,
             db_acquire_timeout_ms: 2_000,
@@ -149,6 +185,20 @@ mod tests {
             settings.shutdown_drain_ms,
             Settings::default().shutdown_drain_ms
         );
+    }
+
+    #[test]
+    fn checkout_mode_defaults_to_split_and_reads_single_from_the_file() {
+        assert_eq!(Settings::default().checkout_mode, CheckoutMode::Split);
+        let dir =
+            std::env::temp_dir().join(format!("shoplab-settings-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shop.toml");
+        std::fs::write(&file, "checkout_mode = \"single\"\n").unwrap();
+        let settings = Settings::load(Some(&file), serde_json::json!({})).unwrap();
+        assert_eq!(settings.checkout_mode, CheckoutMode::Single);
+        std::fs::write(&file, "checkout_mode = \"sometimes\"\n").unwrap();
+        assert!(Settings::load(Some(&file), serde_json::json!({})).is_err());
     }
 
     #[test]

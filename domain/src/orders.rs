@@ -1,8 +1,9 @@
 //! `orders`: checkout from the cart, list and read one's own orders.
 //!
 //! How checkout runs is the one place where the two builds differ on purpose: the monolith
-//! runs it as one ACID transaction, the microservices as a saga owned by `orders`. Both honour
-//! the same contract, written here.
+//! runs it over local transactions on its one database (the payment provider called between
+//! two of them, or inside one: `checkout_mode`), the microservices as a saga owned by
+//! `orders`. Both honour the same contract, written here.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

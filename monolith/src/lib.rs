@@ -1,8 +1,9 @@
 //! The monolith: every context in one process over one database.
 //!
 //! Contexts call each other in-process through the same traits the gateway calls over HTTP.
-//! The one deliberate difference is checkout ([`checkout`]): here it is a single ACID
-//! transaction across the contexts' tables.
+//! The one deliberate difference is checkout ([`checkout`]): here it runs over local
+//! transactions on the one database — by default two, with the payment provider called
+//! between them (`checkout_mode = "split"`), or one around everything (`"single"`).
 
 mod admin;
 mod checkout;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use api::Settings;
-use api::metrics::Metrics;
+use api::metrics::{Metrics, PoolSample};
 use api::ops::{OpsState, Readiness};
 use async_trait::async_trait;
 use domain::admin::{Admin, ResetRequest};
@@ -38,6 +39,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let drain = Duration::from_millis(settings.shutdown_drain_ms);
     let monolith = Monolith::open(settings).await?;
+    let _maintenance = monolith.maintain();
     let router = monolith.router();
     let served = api::server::serve(listener, router, shutdown, drain).await;
     monolith.db.close().await;
@@ -50,6 +52,8 @@ pub struct Monolith {
     pub db: Db,
     pub faults: Faults,
     pub shop: Shop,
+    /// The same checkout as `shop.orders`, for the recovery loop.
+    pub orders: Arc<MonolithOrders>,
     pub admin: Arc<dyn Admin>,
     pub admin_token: String,
 }
@@ -74,17 +78,12 @@ impl Monolith {
         db.migrate(&Context::ALL).await.context("run migrations")?;
         let faults = Faults::new();
         let tokens = TokenKeys::new(token_secret.as_bytes(), settings.token_ttl_secs);
-        let payments_latency = Duration::from_millis(settings.payments_latency_ms);
+        let orders = Arc::new(MonolithOrders::new(db.clone(), faults.clone(), &settings));
         let shop = Shop {
             catalog: Arc::new(SqlCatalog::new(db.clone(), faults.clone())),
             inventory: Arc::new(SqlInventory::new(db.clone(), faults.clone())),
             cart: Arc::new(SqlCart::new(db.clone(), faults.clone())),
-            orders: Arc::new(MonolithOrders::new(
-                db.clone(),
-                faults.clone(),
-                payments_latency,
-                settings.reservation_ttl_ms,
-            )),
+            orders: orders.clone(),
             users: Arc::new(SqlUsers::new(db.clone(), faults.clone(), tokens.clone())),
             recommendations: Arc::new(SqlRecommendations::new(db.clone(), faults.clone())),
             tokens,
@@ -127,14 +126,51 @@ impl Monolith {
             db,
             faults,
             shop,
+            orders,
             admin,
             admin_token,
         })
     }
 
+    /// Starts the background loop that finishes abandoned checkouts and releases expired
+    /// reservations (one pass at once, then every [`checkout::MAINTAIN_EVERY`]); it stops
+    /// when the returned guard is dropped. Only a split checkout can leave either behind a
+    /// crash, but the loop runs in both modes: a database may have been served in the other.
+    pub fn maintain(&self) -> Maintenance {
+        let orders = self.orders.clone();
+        let inventory = SqlInventory::new(self.db.clone(), self.faults.clone());
+        Maintenance(tokio::spawn(async move {
+            let mut every = tokio::time::interval(checkout::MAINTAIN_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match orders.recover_abandoned().await {
+                    Ok(0) => {}
+                    Ok(finished) => {
+                        tracing::info!(
+                            checkouts.finished = finished,
+                            "recovered abandoned checkouts"
+                        )
+                    }
+                    Err(error) => tracing::warn!(%error, "looking for abandoned checkouts failed"),
+                }
+                match inventory.release_expired().await {
+                    Ok(0) => {}
+                    Ok(released) => tracing::info!(
+                        reservations.released = released,
+                        "released expired reservations"
+                    ),
+                    Err(error) => tracing::warn!(%error, "sweeping expired reservations failed"),
+                }
+            }
+        }))
+    }
+
     /// Public API + admin + ops + OpenAPI, with the common layers.
     pub fn router(&self) -> axum::Router {
         let metrics = Metrics::new();
+        let db = self.db.clone();
+        metrics.watch_pools(move || db.pool_use().into_iter().map(pool_sample).collect());
         let ops = OpsState {
             readiness: Arc::new(DatabaseReadiness(self.db.clone())),
             metrics: metrics.clone(),
@@ -158,6 +194,25 @@ async fn catalog_is_empty(db: &Db) -> anyhow::Result<bool> {
         .await
         .context("count products")?;
     Ok(products == 0)
+}
+
+fn pool_sample(pool: store::PoolUse) -> PoolSample {
+    PoolSample {
+        pool: pool.pool,
+        open: pool.open,
+        idle: pool.idle,
+        max: pool.max,
+    }
+}
+
+/// The background loop of [`Monolith::maintain`]; aborted when dropped, however the owner
+/// goes away, so a stopped monolith touches its database no more.
+pub struct Maintenance(tokio::task::JoinHandle<()>);
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The monolith is ready when its one database answers.
@@ -196,8 +251,14 @@ pub async fn run(args: &api::cli::ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let drain = Duration::from_millis(settings.shutdown_drain_ms);
     let monolith = Monolith::open(settings).await?;
+    let _maintenance = monolith.maintain();
     println!("shoplab monolith listening on http://{local}");
-    tracing::info!(address = %local, backend = ?monolith.db.backend(), "monolith ready to serve");
+    tracing::info!(
+        address = %local,
+        backend = ?monolith.db.backend(),
+        checkout_mode = monolith.settings.checkout_mode.as_str(),
+        "monolith ready to serve"
+    );
     let served = api::server::serve(
         listener,
         monolith.router(),

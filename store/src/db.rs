@@ -16,6 +16,17 @@ pub enum Backend {
     Postgres,
 }
 
+/// One pool's connections at one moment (for the `db_pool_*` gauges of `/metrics`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolUse {
+    /// `reader` or `writer` on SQLite; `shared` on PostgreSQL, where one pool serves both.
+    pub pool: &'static str,
+    /// Connections open, idle or in use.
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 #[derive(Clone, Debug)]
 pub struct DbOptions {
     pub max_connections: u32,
@@ -88,6 +99,23 @@ impl Db {
 
     pub fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// What each pool holds right now; the pools count, nothing is queried.
+    pub fn pool_use(&self) -> Vec<PoolUse> {
+        let pool_use = |pool: &'static str, connections: &AnyPool| PoolUse {
+            pool,
+            open: connections.size(),
+            idle: u32::try_from(connections.num_idle()).unwrap_or(u32::MAX),
+            max: connections.options().get_max_connections(),
+        };
+        match self.backend {
+            Backend::Sqlite => vec![
+                pool_use("reader", &self.reader),
+                pool_use("writer", &self.writer),
+            ],
+            Backend::Postgres => vec![pool_use("shared", &self.reader)],
+        }
     }
 
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {

@@ -21,4 +21,4 @@ pub mod payments;
 pub mod recommendations;
 pub mod users;
 
-pub use db::{Backend, Db, DbOptions, db_error};
+pub use db::{Backend, Db, DbOptions, PoolUse, db_error};

@@ -148,7 +148,8 @@ pub async fn refund_in(connection: &mut AnyConnection, charge_id: &str) -> Domai
     Ok(refund)
 }
 
-async fn find_charge_in(
+/// The charge made under `idempotency_key`, if any.
+pub async fn find_charge_in(
     connection: &mut AnyConnection,
     idempotency_key: &str,
 ) -> DomainResult<Option<Charge>> {

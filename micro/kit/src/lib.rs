@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use api::Settings;
 use api::admin::AdminState;
-use api::metrics::{HopMetrics, Metrics};
+use api::metrics::{HopMetrics, Metrics, PoolSample};
 use api::ops::{OpsState, Readiness};
 use async_trait::async_trait;
 use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
@@ -52,11 +52,25 @@ impl Service {
         db.migrate(&[context])
             .await
             .with_context(|| format!("run the {context} migrations"))?;
+        let metrics = Metrics::new();
+        let pools = db.clone();
+        metrics.watch_pools(move || {
+            pools
+                .pool_use()
+                .into_iter()
+                .map(|pool| PoolSample {
+                    pool: pool.pool,
+                    open: pool.open,
+                    idle: pool.idle,
+                    max: pool.max,
+                })
+                .collect()
+        });
         let service = Service {
             context,
             db,
             faults: Faults::new(),
-            metrics: Metrics::new(),
+            metrics,
             directory: Directory::new(&settings.upstreams),
             admin_token,
             settings,

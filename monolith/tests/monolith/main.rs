@@ -1,6 +1,11 @@
 //! Tests of the monolith as a real process: what only a process can show (abort, signals,
-//! CPU and memory burned by faults). The API itself is covered by the contract suite.
+//! CPU and memory burned by faults, a crash mid-checkout) and what the contract cannot see
+//! (what a checkout lets run beside it while the payment provider answers, what it leaves
+//! behind). The API itself is covered by the contract suite.
 
+/// Checkout around a slow or failing payment provider, in both checkout modes, and after a
+/// crash between the split checkout's two transactions.
+mod checkout;
 mod faults;
 mod lifecycle;
 mod process;

@@ -23,6 +23,15 @@ impl Process {
 
     /// Starts the monolith on the database in `data` (created when missing).
     pub async fn start_on(data: tempfile::TempDir, extra_args: &[&str]) -> Process {
+        Process::start_with(data, extra_args, &[]).await
+    }
+
+    /// Starts the monolith on the database in `data` with extra `SHOPLAB_*` settings.
+    pub async fn start_with(
+        data: tempfile::TempDir,
+        extra_args: &[&str],
+        settings: &[(&str, &str)],
+    ) -> Process {
         let db = format!("sqlite://{}", data.path().join("shop.db").display());
         let mut child = Command::new(env!("CARGO_BIN_EXE_monolith"))
             .args(["--port", "0", "--db", &db])
@@ -32,6 +41,7 @@ impl Process {
             .env("SHOPLAB_SEED_PRODUCTS", "20")
             .env("SHOPLAB_SEED_USERS", "2")
             .env("SHOPLAB_SHUTDOWN_DRAIN_MS", "10000")
+            .envs(settings.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
