@@ -98,6 +98,7 @@ pub struct HopMetrics {
     calls: Family<HopCallLabels, Counter>,
     retries: Family<HopLabels, Counter>,
     retries_denied: Family<HopLabels, Counter>,
+    panic_calls: Family<HopLabels, Counter>,
     latency: Family<HopLabels, Histogram, fn() -> Histogram>,
     breaker_state: Family<BreakerLabels, Gauge>,
 }
@@ -239,6 +240,11 @@ impl HopMetrics {
             self.retries_denied.clone(),
         );
         registry.register(
+            "hop_panic_calls",
+            "Calls sent through an open breaker because every replica's breaker was open, by upstream",
+            self.panic_calls.clone(),
+        );
+        registry.register(
             "hop_duration_seconds",
             "Time of one call to another context, retries included",
             self.latency.clone(),
@@ -269,6 +275,11 @@ impl HopMetrics {
         self.retries_denied.get_or_create(&hop(upstream)).inc();
     }
 
+    /// A call sent to a replica whose breaker is open, because every breaker was (panic mode).
+    pub fn panic_call(&self, upstream: &str) {
+        self.panic_calls.get_or_create(&hop(upstream)).inc();
+    }
+
     pub fn breaker_state(&self, upstream: &str, replica: &str, state: BreakerState) {
         self.breaker_state
             .get_or_create(&BreakerLabels {
@@ -287,6 +298,7 @@ impl Default for HopMetrics {
             calls: Family::default(),
             retries: Family::default(),
             retries_denied: Family::default(),
+            panic_calls: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             breaker_state: Family::default(),
         }

@@ -52,26 +52,42 @@ pub struct Settings {
     /// Microservices only: where each context this process calls answers, as base URLs of
     /// its replicas (`{"catalog": ["http://127.0.0.1:4101"]}`).
     pub upstreams: std::collections::BTreeMap<String, Vec<String>>,
-    /// Microservices only: the whole budget of one hop, connect to last byte.
+    // Microservices only, every `hop_*` below: how one process calls another. The reasons
+    // for each default are in micro/README.md, "Resilience settings".
+    /// One attempt, connect to last byte; shorter when the caller's deadline is nearer.
     pub hop_timeout_ms: u64,
-    /// Microservices only: how long a hop waits for a TCP connection.
+    /// How long a hop waits for a TCP connection.
     pub hop_connect_timeout_ms: u64,
-    /// Microservices only: extra attempts for idempotent calls (never for the others), each
-    /// one also paid for from the retry budget.
+    /// Extra attempts for idempotent calls (never for the others), each one also paid for
+    /// from the retry budget.
     pub hop_retries: u32,
-    /// Microservices only: how long the retry budget remembers calls and retries (1..=60 s).
+    /// The wait before the first retry; each further one doubles, plus up to as much again
+    /// at random (jitter).
+    pub hop_retry_backoff_ms: u64,
+    /// The longest wait between two attempts, before jitter.
+    pub hop_retry_backoff_max_ms: u64,
+    /// How long the retry budget remembers calls and retries (1..=60 s).
     pub hop_retry_budget_ttl_ms: u64,
-    /// Microservices only: retries per second allowed however few calls were made.
+    /// Retries per second allowed however few calls were made.
     pub hop_retry_budget_min_per_sec: u32,
-    /// Microservices only: retries allowed per call made, on top of the minimum (0.2 = one
-    /// retry per five calls).
+    /// Retries allowed per call made, on top of the minimum (0.25 = one retry per four
+    /// calls), so attempts per call stay at most `1 + ratio + min_per_sec / calls_per_sec`.
     pub hop_retry_budget_ratio: f32,
-    /// Microservices only: unavailable answers in a row from one replica that open its
-    /// circuit breaker.
-    pub hop_breaker_failures: u32,
-    /// Microservices only: how long an open breaker fails calls fast before it lets one probe
-    /// call through (half-open).
+    /// The sliding window over which a replica's failure rate is measured.
+    pub hop_breaker_window_ms: u64,
+    /// Calls the window must hold before its failure rate may open the breaker.
+    pub hop_breaker_min_calls: u32,
+    /// Share of failed calls in the window (0..=1) that opens a replica's breaker.
+    pub hop_breaker_failure_rate: f32,
+    /// Attempts in a row that got no answer at all (refused, reset, timed out) that open a
+    /// replica's breaker at once.
+    pub hop_breaker_no_answer_failures: u32,
+    /// How long an open breaker fails calls fast before it lets one probe call through
+    /// (half-open).
     pub hop_breaker_open_ms: u64,
+    /// With every replica's breaker open, the share of calls in percent still sent (panic
+    /// mode); 0 fails them all fast.
+    pub hop_breaker_panic_percent: u32,
 }
 
 /// How the monolith's checkout spans its database transactions. Both keep every invariant
@@ -123,17 +139,25 @@ impl Default for Settings {
             upstreams: std::collections::BTreeMap::new(),
             hop_timeout_ms: 2_000,
             hop_connect_timeout_ms: 250,
-            hop_retries: 1,
-            // Lab scale, chosen so a fault shows within the seconds a test or a chart looks
-            // at (the reasons are in micro/README.md, "Resilience settings"): a retry budget
-            // that lets 20 % of calls retry, with 10 retries/s for a quiet process; a breaker
-            // that opens after 5 unavailable answers in a row — about a second of sustained
-            // failure at the lab's traffic — and probes again after 1 s.
+            // Lab scale, chosen so a fault shows and heals within the seconds a test or a
+            // chart looks at, and so a partial fault is never made worse (the reasons are in
+            // micro/README.md, "Resilience settings"): two retries after 5-10 and 10-20 ms,
+            // paid from a budget of one retry per four calls plus 5 a second; a breaker that
+            // opens at 80 % failures over 5 s (50 calls at least) or after 5 attempts in a
+            // row without an answer, probes after 1 s, and while every breaker is open lets
+            // one call in ten through.
+            hop_retries: 2,
+            hop_retry_backoff_ms: 5,
+            hop_retry_backoff_max_ms: 100,
             hop_retry_budget_ttl_ms: 10_000,
-            hop_retry_budget_min_per_sec: 10,
-            hop_retry_budget_ratio: 0.2,
-            hop_breaker_failures: 5,
+            hop_retry_budget_min_per_sec: 5,
+            hop_retry_budget_ratio: 0.25,
+            hop_breaker_window_ms: 5_000,
+            hop_breaker_min_calls: 50,
+            hop_breaker_failure_rate: 0.8,
+            hop_breaker_no_answer_failures: 5,
             hop_breaker_open_ms: 1_000,
+            hop_breaker_panic_percent: 10,
         }
     }
 }

@@ -132,6 +132,9 @@ impl Service {
         let upstreams = upstreams_router(self.directory.clone()).route_layer(
             axum::middleware::from_fn_with_state(admin.token.clone(), api::admin::require_token),
         );
+        // The caller's deadline applies to the internal API only: admin and ops calls come
+        // from the lab and operators, who send none.
+        let internal = internal.layer(axum::middleware::from_fn(micro_rpc::deadline::layer));
         let router = internal
             .merge(api::admin::router(admin))
             .merge(upstreams)
@@ -203,11 +206,17 @@ pub fn upstream_settings(settings: &Settings) -> UpstreamSettings {
         timeout_ms: settings.hop_timeout_ms,
         connect_timeout_ms: settings.hop_connect_timeout_ms,
         retries: settings.hop_retries,
+        retry_backoff_ms: settings.hop_retry_backoff_ms,
+        retry_backoff_max_ms: settings.hop_retry_backoff_max_ms,
         retry_budget_ttl_ms: settings.hop_retry_budget_ttl_ms,
         retry_budget_min_per_sec: settings.hop_retry_budget_min_per_sec,
         retry_budget_ratio: settings.hop_retry_budget_ratio,
-        breaker_failures: settings.hop_breaker_failures,
+        breaker_window_ms: settings.hop_breaker_window_ms,
+        breaker_min_calls: settings.hop_breaker_min_calls,
+        breaker_failure_rate: settings.hop_breaker_failure_rate,
+        breaker_no_answer_failures: settings.hop_breaker_no_answer_failures,
         breaker_open_ms: settings.hop_breaker_open_ms,
+        breaker_panic_percent: settings.hop_breaker_panic_percent,
     }
 }
 

@@ -25,14 +25,20 @@ pub const RECOVER_AFTER_MIN: Duration = Duration::from_secs(2);
 const BATCH: i64 = 50;
 
 /// When a pending saga counts as abandoned. A live driver writes the saga before each remote
-/// call, so it is silent for at most one call, retries included; taking over sooner would
-/// fail checkouts that were about to succeed (safely — the version check stops the loser —
-/// but needlessly), so the threshold is one call's whole budget plus a margin, at least
-/// [`RECOVER_AFTER_MIN`]. Derived from the hop settings so tests and the lab can vary it.
+/// call, so it is silent for at most one call, retries and their backoff included; taking
+/// over sooner would fail checkouts that were about to succeed (safely — the version check
+/// stops the loser — but needlessly), so the threshold is one call's whole budget plus a
+/// margin, at least [`RECOVER_AFTER_MIN`]. Derived from the hop settings so tests and the lab
+/// can vary it.
 pub fn recover_after(settings: &api::Settings) -> Duration {
-    let one_call_ms = settings
-        .hop_timeout_ms
-        .saturating_mul(1 + u64::from(settings.hop_retries));
+    let retries = u64::from(settings.hop_retries);
+    let attempts_ms = settings.hop_timeout_ms.saturating_mul(1 + retries);
+    // Each wait is at most the longest backoff plus as much again in jitter.
+    let waits_ms = settings
+        .hop_retry_backoff_max_ms
+        .saturating_mul(2)
+        .saturating_mul(retries);
+    let one_call_ms = attempts_ms.saturating_add(waits_ms);
     RECOVER_AFTER_MIN.max(Duration::from_millis(one_call_ms.saturating_add(1_000)))
 }
 

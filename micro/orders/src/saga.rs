@@ -27,6 +27,15 @@
 //! of defence for reservations. The client is told the step's failure either way: `Conflict`
 //! and `Invalid` as in the monolith, `Unavailable` (503) when a service did not answer.
 //!
+//! # Retries and the caller's deadline
+//! Every remote step (reserve, charge, commit, release, refund, and reading the cart and the
+//! prices) is an idempotent call keyed by the order, so the hop retries it after a jittered
+//! backoff when it fails to answer, paid from the retry budget (`micro_rpc::upstream`): a
+//! partial fault in one service costs a checkout a retry, not the checkout. The steps up to
+//! the charge run inside the caller's deadline, so no step starts once the gateway stopped
+//! waiting; what is owed whether or not anyone waits — the steps past the pivot, and
+//! compensation — runs without it (`micro_rpc::deadline::without_deadline`).
+//!
 //! # Idempotency and the freed key
 //! Same key and request: the confirmed order again, `replayed`. Same key, another request:
 //! `Invalid`. Same key while the first is still pending: `Unavailable`. The monolith frees the
@@ -51,6 +60,7 @@ use domain::orders::{CheckoutOutcome, CheckoutRequest, Order, OrderId, OrderLine
 use domain::payments::Payments;
 use domain::users::UserId;
 use domain::{Context, DomainError, DomainResult};
+use micro_rpc::deadline::without_deadline;
 use store::orders::{SagaRecord, SagaStep};
 use store::{Db, db_error};
 
@@ -189,9 +199,14 @@ impl SagaOrders {
             })?;
         // Lost here needs nothing more: the other driver charges the same key, which finds
         // this charge, and refunds it.
-        self.advance(lease, SagaStep::Charged, None, Some(&charge.id))
-            .await?;
-        self.finish(lease).await
+        // From here on the customer has paid: finishing is owed whether or not the caller
+        // still waits, so the caller's deadline no longer cuts these steps short.
+        without_deadline(async {
+            self.advance(lease, SagaStep::Charged, None, Some(&charge.id))
+                .await?;
+            self.finish(lease).await
+        })
+        .await
     }
 
     /// Past the pivot: commit the reservation and confirm the order.
@@ -460,7 +475,8 @@ impl SagaOrders {
                 tracing::debug!(order.id = order_id, "order confirmed");
             }
             Err(Halt::Failed { held, error }) => {
-                match self.fail(&mut lease, held, &error).await {
+                // Giving back what is held is owed whether or not the caller still waits.
+                match without_deadline(self.fail(&mut lease, held, &error)).await {
                     Ok(true) => {}
                     Ok(false) => tracing::info!(
                         order.id = order_id,
@@ -539,7 +555,7 @@ impl Orders for SagaOrders {
                     // check keeps this from racing a driver that is still at work.
                     let record = self.record(order_id).await?;
                     if record.failure.is_some() {
-                        match self.recover(order_id).await {
+                        match without_deadline(self.recover(order_id)).await {
                             Ok(_) => continue,
                             Err(error) => return Err(error),
                         }

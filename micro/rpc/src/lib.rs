@@ -5,11 +5,12 @@
 //!
 //! Errors survive the hop: a service answers with the shop's error body, and the client maps
 //! status + code back to the same `DomainError` variant, so a 404 in `catalog` is a 404 at
-//! the gateway. A hop that fails (refused, reset, timed out, its circuit breaker open) is
-//! `Unavailable`.
+//! the gateway. A hop that fails (refused, reset, timed out, its circuit breaker open, the
+//! caller's deadline passed) is `Unavailable`.
 
 pub mod cart;
 pub mod catalog;
+pub mod deadline;
 pub mod directory;
 pub mod inventory;
 pub mod orders;

@@ -1,11 +1,15 @@
 //! One remote context as the caller sees it, as a stack of tower layers:
 //!
 //! ```text
-//! Upstream::call      serialize, trace context, metrics, answer -> DomainResult
-//!   Retry             idempotent calls only, bounded by a retry budget (retry.rs)
-//!     Balanced        p2c over the replicas; fail fast when every breaker is open (balance.rs)
-//!       breaker       one per replica; open = not ready, so p2c skips it
-//!         Replica     one HTTP attempt, reqwest's connect and total timeouts (hop.rs)
+//! Upstream::call      serialize, trace context, deadline, metrics, answer -> DomainResult
+//!   Retry             idempotent calls only, jittered backoff, bounded by a retry budget
+//!                     and by the caller's deadline (retry.rs)
+//!     Balanced        p2c over the replicas a breaker lets through; when none does, panic
+//!                     mode sends a share of calls anyway and fails the rest fast (balance.rs)
+//!       Breaker       one per replica: failure rate over a window, or no answers in a row
+//!                     (breaker.rs)
+//!         Replica     one HTTP attempt: min(hop timeout, caller's time left), sent on as
+//!                     the deadline header (hop.rs)
 //! ```
 //!
 //! Errors survive the hop: an answer with the shop's error body maps back to the same
@@ -14,6 +18,7 @@
 //! 503 checkout) work the same whichever way the context is gone.
 
 mod balance;
+mod breaker;
 mod hop;
 mod retry;
 
@@ -29,43 +34,64 @@ use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 use tower::retry::Retry;
 
-use crate::Directory;
+use crate::{Directory, deadline};
 use balance::Balanced;
 use hop::{Answer, HopError, HopRequest};
 use retry::HopPolicy;
 
 /// Settings of every hop; recorded with results because they decide how a fault spreads.
-/// Defaults and the reasons for them: `micro/README.md`, "Resilience settings".
+/// Defaults and the reasons for them: `micro/README.md`, "Resilience settings" (the
+/// defaults live in `api::Settings`, mapped here by `micro_kit::upstream_settings`).
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct UpstreamSettings {
-    /// One attempt, connect to last byte (also the longest a call waits for a ready replica).
+    /// One attempt, connect to last byte, unless the caller's deadline is nearer.
     pub timeout_ms: u64,
     pub connect_timeout_ms: u64,
     /// Extra attempts for idempotent calls, each paid for from the retry budget.
     pub retries: u32,
+    /// The wait before the first retry; each further one doubles it, plus jitter.
+    pub retry_backoff_ms: u64,
+    /// The longest wait between two attempts, before jitter.
+    pub retry_backoff_max_ms: u64,
     /// How long the retry budget remembers calls and retries (clamped to 1..=60 s).
     pub retry_budget_ttl_ms: u64,
     /// Retries per second allowed however few calls were made.
     pub retry_budget_min_per_sec: u32,
     /// Retries allowed per call made, on top of the minimum.
     pub retry_budget_ratio: f32,
-    /// Unavailable answers in a row from one replica that open its breaker.
-    pub breaker_failures: u32,
+    /// The sliding window a replica's failure rate is measured over.
+    pub breaker_window_ms: u64,
+    /// Calls the window must hold before its failure rate is judged.
+    pub breaker_min_calls: u32,
+    /// Share of failed calls in the window (0..=1) that opens a replica's breaker.
+    pub breaker_failure_rate: f32,
+    /// Attempts in a row that got no answer at all (refused, reset, timed out) that open a
+    /// replica's breaker whatever the window says.
+    pub breaker_no_answer_failures: u32,
     /// How long an open breaker waits before letting one probe call through.
     pub breaker_open_ms: u64,
+    /// With every replica's breaker open, the share of calls (in percent) sent anyway.
+    pub breaker_panic_percent: u32,
 }
 
 impl Default for UpstreamSettings {
+    /// The same values as `api::Settings::default()`'s `hop_*` fields.
     fn default() -> UpstreamSettings {
         UpstreamSettings {
             timeout_ms: 2_000,
             connect_timeout_ms: 250,
-            retries: 1,
+            retries: 2,
+            retry_backoff_ms: 5,
+            retry_backoff_max_ms: 100,
             retry_budget_ttl_ms: 10_000,
-            retry_budget_min_per_sec: 10,
-            retry_budget_ratio: 0.2,
-            breaker_failures: 5,
+            retry_budget_min_per_sec: 5,
+            retry_budget_ratio: 0.25,
+            breaker_window_ms: 5_000,
+            breaker_min_calls: 50,
+            breaker_failure_rate: 0.8,
+            breaker_no_answer_failures: 5,
             breaker_open_ms: 1_000,
+            breaker_panic_percent: 10,
         }
     }
 }
@@ -181,7 +207,9 @@ impl Upstream {
     }
 
     /// Sends one call and decodes the answer. Idempotent calls whose hop fails are tried
-    /// again (see `retry.rs`); the others never are.
+    /// again (see `retry.rs`); the others never are. Inside a request that carries a
+    /// deadline (`crate::deadline`), no attempt outlives it, and a call made after it passed
+    /// fails at once without a hop.
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -217,6 +245,13 @@ impl Upstream {
                 self.context
             )));
         }
+        let deadline = deadline::current();
+        if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+            return Err(DomainError::Unavailable(format!(
+                "{} was not called: the caller's deadline passed",
+                self.context
+            )));
+        }
         let body = body
             .map(serde_json::to_vec)
             .transpose()
@@ -229,6 +264,7 @@ impl Upstream {
             // Inside a request this continues its trace; elsewhere (a background loop) the
             // call starts a trace of its own.
             trace: traceparent::current().unwrap_or_else(TraceContext::start),
+            deadline,
         };
         self.policy.deposit();
         match service.oneshot(request).await {

@@ -14,5 +14,8 @@ mod compensation;
 /// Sagas whose driver died: finished by the next orders process.
 mod recovery;
 
+/// Checkouts through a partial fault: the saga's idempotent steps retried within the budget.
+mod partial_fault;
+
 /// The same saga over PostgreSQL (runs when `SHOPLAB_TEST_POSTGRES_URL` is set).
 mod postgres;

@@ -1,9 +1,13 @@
 //! One attempt on one replica: the request as it travels down the stack, what came back, and
-//! which outcomes mean "this replica is not answering" — the one rule the circuit breaker
-//! and the retry policy share.
+//! which outcomes mean "this replica is not serving" — the one rule the circuit breaker and
+//! the retry policy share.
+//!
+//! An attempt's time limit is the hop's own timeout or what is left of the caller's
+//! deadline, whichever is shorter, and that limit travels with it as the deadline header, so
+//! the replica's own hops stop when this attempt stops waiting (see `crate::deadline`).
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use api::error::ErrorBody;
 use api::traceparent::{TRACEPARENT, TraceContext};
@@ -13,6 +17,8 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 
 use super::Idempotency;
+use super::breaker::Outcome;
+use crate::deadline::DEADLINE_HEADER;
 
 /// One call as every layer sees it; cloned for a retry (the body is shared, not copied).
 #[derive(Clone)]
@@ -24,6 +30,9 @@ pub(crate) struct HopRequest {
     pub(crate) idempotency: Idempotency,
     /// The trace this call belongs to; every attempt is a new child span of it.
     pub(crate) trace: TraceContext,
+    /// When the caller stops waiting: no attempt runs past it, and no retry starts that
+    /// could not finish before it.
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// Whatever status a replica answered, with its body.
@@ -39,13 +48,12 @@ pub(crate) enum HopError {
     TimedOut,
     #[error("did not answer")]
     NoAnswer,
-    /// This replica's breaker refused the call (it turned open or used its half-open probe
-    /// between being picked and being called).
-    #[error("refused the call: its circuit breaker is open")]
-    ReplicaOpen,
     /// No replica is closed and none is ready: the call fails fast without a hop.
     #[error("is failing fast: the circuit breaker of every replica is open")]
     AllOpen,
+    /// The caller's deadline passed before or during the attempt: not the replica's doing.
+    #[error("was not waited for: the caller's deadline passed")]
+    DeadlineExceeded,
 }
 
 impl Answer {
@@ -60,65 +68,80 @@ impl Answer {
 /// A 404, a 409 or a 422 is the service answering correctly, and a 500 with the shop's body
 /// is a bug to see, not a reason to stop calling.
 pub(crate) fn is_unavailable(result: &Result<Answer, HopError>) -> bool {
+    matches!(outcome(result), Outcome::Unavailable | Outcome::NoAnswer)
+}
+
+/// How the breaker counts an attempt's result.
+pub(crate) fn outcome(result: &Result<Answer, HopError>) -> Outcome {
     match result {
-        Err(_) => true,
-        Ok(answer) => {
-            answer.status == StatusCode::SERVICE_UNAVAILABLE
-                || (answer.status.is_server_error() && answer.error_body().is_none())
+        Err(HopError::DeadlineExceeded) => Outcome::Ignored,
+        Err(HopError::AllOpen) => Outcome::Unavailable,
+        Err(HopError::TimedOut | HopError::NoAnswer) => Outcome::NoAnswer,
+        Ok(answer)
+            if answer.status == StatusCode::SERVICE_UNAVAILABLE
+                || (answer.status.is_server_error() && answer.error_body().is_none()) =>
+        {
+            Outcome::Unavailable
         }
+        Ok(_) => Outcome::Answered,
     }
 }
 
-/// One replica of a context as a `tower::Service`: sends one attempt and returns whatever
-/// status came back. The time limits are reqwest's (connect, and connect to last byte).
+/// One replica of a context: sends one attempt and returns whatever status came back.
 #[derive(Clone)]
 pub(crate) struct Replica {
     base_url: Arc<str>,
     http: reqwest::Client,
+    /// The hop's own limit for one attempt, connect to last byte.
+    timeout: Duration,
 }
 
 impl Replica {
-    pub(crate) fn new(base_url: &str, http: reqwest::Client) -> Replica {
+    pub(crate) fn new(base_url: &str, http: reqwest::Client, timeout: Duration) -> Replica {
         Replica {
             base_url: Arc::from(base_url.trim_end_matches('/')),
             http,
+            timeout,
         }
     }
-}
 
-impl tower::Service<HopRequest> for Replica {
-    type Response = Answer;
-    type Error = HopError;
-    type Future = BoxFuture<'static, Result<Answer, HopError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), HopError>> {
-        // reqwest keeps its own pool; whether the replica is worth calling is the breaker's
-        // call, one layer up.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: HopRequest) -> Self::Future {
+    pub(crate) fn send(&self, request: HopRequest) -> BoxFuture<'static, Result<Answer, HopError>> {
+        // The caller's deadline cuts the attempt short when it is nearer than the hop's own
+        // timeout; a timeout then is the caller's doing, not the replica's.
+        let (limit, cut_by_caller) = match request.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                (left.min(self.timeout), left < self.timeout)
+            }
+            None => (self.timeout, false),
+        };
+        if limit.is_zero() {
+            return Box::pin(std::future::ready(Err(HopError::DeadlineExceeded)));
+        }
         let url = format!("{}{}", self.base_url, request.path);
         let mut builder = self
             .http
             .request(request.method, url)
-            .header(TRACEPARENT, request.trace.child().header());
+            .timeout(limit)
+            .header(TRACEPARENT, request.trace.child().header())
+            // Whole milliseconds, rounded up: a budget of 0.4 ms is not an expired one.
+            .header(
+                DEADLINE_HEADER,
+                limit.as_micros().div_ceil(1000).to_string(),
+            );
         if let Some(body) = request.body {
             builder = builder.header(CONTENT_TYPE, "application/json").body(body);
         }
         Box::pin(async move {
+            let hop_error = |error: reqwest::Error| match error.is_timeout() {
+                true if cut_by_caller => HopError::DeadlineExceeded,
+                true => HopError::TimedOut,
+                false => HopError::NoAnswer,
+            };
             let response = builder.send().await.map_err(hop_error)?;
             let status = response.status();
             let body = response.bytes().await.map_err(hop_error)?;
             Ok(Answer { status, body })
         })
-    }
-}
-
-fn hop_error(error: reqwest::Error) -> HopError {
-    if error.is_timeout() {
-        HopError::TimedOut
-    } else {
-        HopError::NoAnswer
     }
 }

@@ -1,7 +1,11 @@
 //! When a failed attempt is tried again: only idempotent calls, only when the hop failed
-//! (no answer, a timeout, a 503), at most `retries` times, and only while the retry budget
-//! (tower's `TpsBudget`, shared by every call to one context) has room. The budget is what
-//! keeps retries from multiplying the load on a context that is already struggling.
+//! (no answer, a timeout, a 503), at most `retries` times, after a jittered exponential
+//! backoff, only when the retry could finish before the caller's deadline, and only while the
+//! retry budget (tower's `TpsBudget`, shared by every call to one context) has room. The
+//! budget is what keeps retries from multiplying the load on a context that is already
+//! struggling: over its window, retries are at most `retry_budget_ratio` per call plus
+//! `retry_budget_min_per_sec`, so attempts per call stay at most
+//! `1 + ratio + min_per_sec / calls_per_sec` whatever the failure rate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +13,9 @@ use std::time::Duration;
 use api::metrics::HopMetrics;
 use domain::Context;
 use tower::retry::Policy;
+use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::retry::budget::{Budget, TpsBudget};
+use tower::util::rng::HasherRng;
 
 use super::hop::{Answer, HopError, HopRequest, is_unavailable};
 use super::{Idempotency, UpstreamSettings};
@@ -20,6 +26,10 @@ pub(crate) struct HopPolicy {
     /// Attempts left for this call; `tower::retry::Retry` clones the policy per call.
     remaining: u32,
     budget: Arc<TpsBudget>,
+    /// The first and the longest wait between attempts; `None`: retries go at once.
+    backoff_range: Option<(Duration, Duration)>,
+    /// This call's waits, made at its first retry.
+    backoff: Option<ExponentialBackoff>,
     metrics: HopMetrics,
 }
 
@@ -33,6 +43,8 @@ impl HopPolicy {
             context,
             remaining: settings.retries,
             budget: Arc::new(budget(settings)),
+            backoff_range: backoff_range(settings),
+            backoff: None,
             metrics: metrics.clone(),
         }
     }
@@ -59,8 +71,17 @@ fn budget(settings: &UpstreamSettings) -> TpsBudget {
     )
 }
 
+/// Waits of `retry_backoff_ms`, then twice that, and so on up to `retry_backoff_max_ms`,
+/// each plus a random share of up to 100 % of itself (tower's jitter), so calls that failed
+/// together do not retry together. A zero first wait means no backoff.
+fn backoff_range(settings: &UpstreamSettings) -> Option<(Duration, Duration)> {
+    let min = Duration::from_millis(settings.retry_backoff_ms);
+    let max = Duration::from_millis(settings.retry_backoff_max_ms).max(min);
+    (!min.is_zero()).then_some((min, max))
+}
+
 impl Policy<HopRequest, Answer, HopError> for HopPolicy {
-    type Future = std::future::Ready<()>;
+    type Future = tokio::time::Sleep;
 
     fn retry(
         &mut self,
@@ -75,14 +96,39 @@ impl Policy<HopRequest, Answer, HopError> for HopPolicy {
         if !worth_another_try {
             return None;
         }
+        let wait = match (&mut self.backoff, self.backoff_range) {
+            (Some(backoff), _) => backoff.next_backoff(),
+            (None, Some((min, max))) => {
+                // A maker hands every backoff a clone of its random generator, which would
+                // give every call the same "random" waits; each call seeds its own instead.
+                let mut backoff = ExponentialBackoffMaker::new(min, max, 1.0, HasherRng::default())
+                    .map(|mut maker| maker.make_backoff())
+                    .ok();
+                let wait = backoff
+                    .as_mut()
+                    .map_or_else(|| tokio::time::sleep(Duration::ZERO), Backoff::next_backoff);
+                self.backoff = backoff;
+                wait
+            }
+            (None, None) => tokio::time::sleep(Duration::ZERO),
+        };
+        // A retry that could not start before the caller stops waiting is not worth its
+        // share of the budget.
+        if request
+            .deadline
+            .is_some_and(|deadline| wait.deadline() >= deadline.into())
+        {
+            return None;
+        }
         if !self.budget.withdraw() {
             self.metrics.retry_denied(self.context.as_str());
             return None;
         }
         self.remaining -= 1;
         self.metrics.retry(self.context.as_str());
-        // At once: the balancer picks again, and a replica whose breaker opened is skipped.
-        Some(std::future::ready(()))
+        // The balancer picks again after the wait, and a replica whose breaker opened is
+        // skipped.
+        Some(wait)
     }
 
     fn clone_request(&mut self, request: &HopRequest) -> Option<HopRequest> {

@@ -21,7 +21,7 @@ async fn after_one_of_two_replicas_shuts_down_every_call_lands_on_the_other_and_
         breaker_open_ms: 2_000,
         ..UpstreamSettings::default()
     };
-    let breaker_failures = settings.breaker_failures as usize;
+    let breaker_failures = settings.breaker_no_answer_failures as usize;
     let catalog = CatalogClient(Upstream::new(
         Context::Catalog,
         vec![first.base_url.clone(), second.base_url.clone()],
@@ -46,7 +46,7 @@ async fn after_one_of_two_replicas_shuts_down_every_call_lands_on_the_other_and_
     }
     assert!(
         failures <= breaker_failures,
-        "{failures} calls failed; the dead replica's breaker opens after {breaker_failures}"
+        "{failures} calls failed; the dead replica's breaker opens after {breaker_failures} calls without an answer"
     );
     let before = second.hits();
     for _ in 0..50 {

@@ -3,6 +3,7 @@
 
 mod balancing;
 mod breaker;
+mod deadline;
 mod errors;
 mod metrics;
 mod retries;

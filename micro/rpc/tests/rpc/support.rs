@@ -1,5 +1,6 @@
-//! Upstreams to call: a catalog + inventory service over SQLite (`start_service`), and a
-//! stub whose answers a test switches (`Stub`), counting the calls it gets.
+//! Upstreams to call: a catalog + inventory service over SQLite (`start_service`) whose
+//! faults a test switches on as the admin API does, and a stub whose answers a test switches
+//! (`Stub`), counting the calls it gets.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -11,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::catalog::Product;
-use domain::faults::Faults;
+use domain::faults::{FaultRequest, Faults};
 use domain::{Context, DomainError};
 use micro_rpc::{Upstream, UpstreamSettings};
 use store::catalog::SqlCatalog;
@@ -26,6 +27,8 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 /// (one unit of stock each).
 pub struct Service {
     pub base_url: String,
+    /// The service's fault registry, what `POST /admin/faults` switches.
+    pub faults: Faults,
     _data: tempfile::TempDir,
 }
 
@@ -50,16 +53,37 @@ pub async fn start_service() -> Service {
         .unwrap();
     drop(connection);
     let faults = Faults::new();
+    // The deadline middleware as `micro_kit::Service::router` mounts it on every service.
     let router = micro_rpc::catalog::routes(Arc::new(SqlCatalog::new(db.clone(), faults.clone())))
         .merge(micro_rpc::inventory::routes(Arc::new(SqlInventory::new(
-            db, faults,
-        ))));
+            db,
+            faults.clone(),
+        ))))
+        .layer(axum::middleware::from_fn(micro_rpc::deadline::layer));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
     Service {
         base_url,
+        faults,
         _data: data,
+    }
+}
+
+impl Service {
+    /// Switches on the `errors` fault for `context` at `rate`, with the admin API's body.
+    pub fn fail_at(&self, context: &str, rate: f64) {
+        let request: FaultRequest = serde_json::from_value(serde_json::json!({
+            "context": context,
+            "kind": "errors",
+            "params": { "rate": rate },
+        }))
+        .unwrap();
+        self.faults.inject(&request).unwrap();
+    }
+
+    pub fn heal(&self) {
+        self.faults.clear(None);
     }
 }
 
@@ -106,6 +130,10 @@ pub enum Mode {
     NotFound = 2,
     /// 422 with the shop's error body.
     Invalid = 3,
+    /// 503 with the shop's error body: the service says it cannot serve.
+    Unavailable = 4,
+    /// No answer for a minute: a hung process.
+    Hang = 5,
 }
 
 /// A switchable upstream on a fixed address that can be shut down and started again.
@@ -122,6 +150,7 @@ struct StubState {
     mode: AtomicU8,
     hits: AtomicUsize,
     traceparents: Mutex<Vec<String>>,
+    deadlines: Mutex<Vec<String>>,
 }
 
 impl Stub {
@@ -169,6 +198,11 @@ impl Stub {
         self.state.traceparents.lock().unwrap().clone()
     }
 
+    /// The `x-shoplab-deadline-ms` values the calls carried, in order.
+    pub fn deadlines(&self) -> Vec<String> {
+        self.state.deadlines.lock().unwrap().clone()
+    }
+
     /// Stops listening and closes every connection, as a process that exits would.
     pub async fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -195,8 +229,17 @@ async fn answer(State(state): State<Arc<StubState>>, request: Request) -> Respon
         let value = value.to_str().unwrap_or_default().to_owned();
         state.traceparents.lock().unwrap().push(value);
     }
+    if let Some(value) = request.headers().get(micro_rpc::deadline::DEADLINE_HEADER) {
+        let value = value.to_str().unwrap_or_default().to_owned();
+        state.deadlines.lock().unwrap().push(value);
+    }
     let mode = state.mode.load(Ordering::SeqCst);
-    if mode == Mode::Broken as u8 {
+    if mode == Mode::Hang as u8 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    if mode == Mode::Unavailable as u8 {
+        shop_error(DomainError::Unavailable("injected fault in catalog".into()))
+    } else if mode == Mode::Broken as u8 {
         (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response()
     } else if mode == Mode::NotFound as u8 {
         shop_error(DomainError::NotFound("product 1 not found".into()))
@@ -231,4 +274,11 @@ where
         // A poll interval, not a stand-in for readiness: the condition decides.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The value of one series in `text` (Prometheus text format), 0 when absent.
+pub fn series(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
