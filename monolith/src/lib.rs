@@ -39,9 +39,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let drain = Duration::from_millis(settings.shutdown_drain_ms);
     let monolith = Monolith::open(settings).await?;
-    let _maintenance = monolith.maintain();
+    let maintenance = monolith.maintain();
     let router = monolith.router();
     let served = api::server::serve(listener, router, shutdown, drain).await;
+    // Stopped before the pools close, so it does not find them closing under it.
+    drop(maintenance);
     monolith.db.close().await;
     served
 }
@@ -251,7 +253,7 @@ pub async fn run(args: &api::cli::ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let drain = Duration::from_millis(settings.shutdown_drain_ms);
     let monolith = Monolith::open(settings).await?;
-    let _maintenance = monolith.maintain();
+    let maintenance = monolith.maintain();
     println!("shoplab monolith listening on http://{local}");
     tracing::info!(
         address = %local,
@@ -266,6 +268,8 @@ pub async fn run(args: &api::cli::ServeArgs) -> anyhow::Result<()> {
         drain,
     )
     .await;
+    // Stopped before the pools close, so it does not find them closing under it.
+    drop(maintenance);
     monolith.db.close().await;
     served
 }

@@ -8,4 +8,6 @@
 mod checkout;
 mod faults;
 mod lifecycle;
+/// `/metrics` as a scraper sees it: format, build info, pool gauges.
+mod metrics;
 mod process;

@@ -1,5 +1,7 @@
 //! When a failed attempt is tried again: only idempotent calls, only when the hop failed
-//! (no answer, a timeout, a 503), at most `retries` times, after a jittered exponential
+//! (no answer, a timeout, a 503), at most `retries` times — and a timeout only once, since
+//! each one costs the caller a whole attempt of waiting and a hung replica hangs the retry
+//! too, so a cut link costs two hop timeouts, not three — after a jittered exponential
 //! backoff, only when the retry could finish before the caller's deadline, and only while the
 //! retry budget (tower's `TpsBudget`, shared by every call to one context) has room. The
 //! budget is what keeps retries from multiplying the load on a context that is already
@@ -30,6 +32,8 @@ pub(crate) struct HopPolicy {
     backoff_range: Option<(Duration, Duration)>,
     /// This call's waits, made at its first retry.
     backoff: Option<ExponentialBackoff>,
+    /// Whether an attempt of this call already timed out.
+    timed_out: bool,
     metrics: HopMetrics,
 }
 
@@ -45,6 +49,7 @@ impl HopPolicy {
             budget: Arc::new(budget(settings)),
             backoff_range: backoff_range(settings),
             backoff: None,
+            timed_out: false,
             metrics: metrics.clone(),
         }
     }
@@ -95,6 +100,12 @@ impl Policy<HopRequest, Answer, HopError> for HopPolicy {
             && !matches!(result, Err(HopError::AllOpen));
         if !worth_another_try {
             return None;
+        }
+        if matches!(result, Err(HopError::TimedOut)) {
+            if self.timed_out {
+                return None;
+            }
+            self.timed_out = true;
         }
         let wait = match (&mut self.backoff, self.backoff_range) {
             (Some(backoff), _) => backoff.next_backoff(),

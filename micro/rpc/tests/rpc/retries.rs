@@ -176,3 +176,27 @@ async fn under_half_errors_the_budget_holds_attempts_per_call_to_its_ratio_and_r
         assert_eq!(inventory.available(1).await.unwrap(), 1, "healed");
     }
 }
+
+#[tokio::test]
+async fn a_timed_out_attempt_is_retried_once_however_many_retries_are_allowed() {
+    let stub = Stub::start(Mode::Hang).await;
+    let settings = UpstreamSettings {
+        timeout_ms: 200,
+        ..without_breaker(2)
+    };
+    let catalog = CatalogClient(Upstream::new(
+        Context::Catalog,
+        vec![stub.base_url.clone()],
+        settings,
+    ));
+    let answer = catalog.get(1).await;
+    assert!(
+        matches!(&answer, Err(DomainError::Unavailable(message)) if message.contains("timed out")),
+        "{answer:?}"
+    );
+    assert_eq!(
+        stub.hits(),
+        2,
+        "two attempts of 200 ms each; a third would only hang as long again"
+    );
+}

@@ -1,0 +1,63 @@
+//! `/metrics` of the real process: the text format with HELP and TYPE for every family, the
+//! build info, the pools of its one database, and OpenMetrics for a scraper that asks.
+
+use crate::process::Process;
+
+#[tokio::test]
+async fn metrics_name_the_build_and_report_the_reader_and_writer_pools_in_the_text_format() {
+    let monolith = Process::start().await;
+    let response = monolith
+        .client
+        .get(monolith.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = response.text().await.unwrap();
+    let build_info = format!("pid=\"{}\"", monolith.child.id());
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("shoplab_build_info{") && line.contains(&build_info)),
+        "no build info naming this process in:\n{text}"
+    );
+    for pool in ["reader", "writer"] {
+        for family in [
+            "db_pool_connections",
+            "db_pool_connections_idle",
+            "db_pool_connections_in_use",
+            "db_pool_max_connections",
+        ] {
+            let series = format!("{family}{{pool=\"{pool}\"}} ");
+            assert!(text.contains(&series), "no {series}in:\n{text}");
+        }
+    }
+    assert!(text.contains("db_pool_max_connections{pool=\"writer\"} 1\n"));
+    // The families the text format names after their samples, not OpenMetrics' bare names.
+    assert!(text.contains("# TYPE http_requests_total counter\n"));
+    assert!(!text.contains("# EOF"));
+}
+
+#[tokio::test]
+async fn a_scraper_that_asks_for_openmetrics_gets_openmetrics() {
+    let monolith = Process::start().await;
+    let response = monolith
+        .client
+        .get(monolith.url("/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(text.contains("# TYPE http_requests counter\n"));
+}
