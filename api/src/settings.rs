@@ -64,7 +64,7 @@ pub struct Settings {
     /// The wait before the first retry; each further one doubles, plus up to as much again
     /// at random (jitter).
     pub hop_retry_backoff_ms: u64,
-    /// The longest wait between two attempts, before jitter.
+    /// The longest wait between two attempts, jitter included.
     pub hop_retry_backoff_max_ms: u64,
     /// How long the retry budget remembers calls and retries (1..=60 s).
     pub hop_retry_budget_ttl_ms: u64,

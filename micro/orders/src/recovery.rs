@@ -33,11 +33,8 @@ const BATCH: i64 = 50;
 pub fn recover_after(settings: &api::Settings) -> Duration {
     let retries = u64::from(settings.hop_retries);
     let attempts_ms = settings.hop_timeout_ms.saturating_mul(1 + retries);
-    // Each wait is at most the longest backoff plus as much again in jitter.
-    let waits_ms = settings
-        .hop_retry_backoff_max_ms
-        .saturating_mul(2)
-        .saturating_mul(retries);
+    // Each wait is at most the longest backoff, jitter included.
+    let waits_ms = settings.hop_retry_backoff_max_ms.saturating_mul(retries);
     let one_call_ms = attempts_ms.saturating_add(waits_ms);
     RECOVER_AFTER_MIN.max(Duration::from_millis(one_call_ms.saturating_add(1_000)))
 }

@@ -51,7 +51,7 @@ pub struct UpstreamSettings {
     pub retries: u32,
     /// The wait before the first retry; each further one doubles it, plus jitter.
     pub retry_backoff_ms: u64,
-    /// The longest wait between two attempts, before jitter.
+    /// The longest wait between two attempts, jitter included.
     pub retry_backoff_max_ms: u64,
     /// How long the retry budget remembers calls and retries (clamped to 1..=60 s).
     pub retry_budget_ttl_ms: u64,

@@ -25,7 +25,7 @@ fn sum_of(text: &str, name: &str, label: &str) -> f64 {
 /// probability (7/8)^2 = 77 %, against (1/2)^2 = 25 % without retries — as far as the budget
 /// allows: its reserve (5 a second over 10 s, so 50) plus a quarter of the calls. About 115
 /// inventory calls here want about 80 retries, so the budget binds near its end and about
-/// 72 % of checkouts succeed (measured 38 to 50 of 60 in six runs).
+/// 72 % of checkouts succeed (measured 38 to 50 of 60 in six runs, mean 44).
 #[tokio::test]
 async fn under_half_errors_on_inventory_checkouts_succeed_as_the_retries_promise_and_stay_consistent()
 -> Result<()> {
@@ -57,10 +57,11 @@ async fn under_half_errors_on_inventory_checkouts_succeed_as_the_retries_promise
             confirmed += 1;
         }
     }
-    // Expected about 41 of 57 (standard deviation 3.4); 30 is more than three deviations
-    // below, and 14 — what no retries would give — far outside.
+    // Expected about 41 of 57, with a spread of about 4.5 seen across runs (the budget binds
+    // at a different checkout each time); without retries about 14, spread 3.3. 26 lies more
+    // than three spreads from each, so this fails when the retries are gone, not by luck.
     assert!(
-        confirmed >= 30,
+        confirmed >= 26,
         "{confirmed} of {checkouts} checkouts confirmed"
     );
 

@@ -104,8 +104,8 @@ fn settings(db: String) -> api::Settings {
         seed_users: 3,
         payments_latency_ms: 1,
         // Short hops keep the tests that wait for timeouts and recovery quick: the saga is
-        // taken over after `recover_after` = max(2 s, 3 x 500 ms + 2 x 2 x 100 ms + 1 s)
-        // = 2.9 s of silence (three attempts, two backoffs, the margin).
+        // taken over after `recover_after` = max(2 s, 3 x 500 ms + 2 x 100 ms + 1 s)
+        // = 2.7 s of silence (three attempts, two backoffs, the margin).
         hop_timeout_ms: 500,
         ..api::Settings::default()
     }

@@ -77,8 +77,9 @@ fn budget(settings: &UpstreamSettings) -> TpsBudget {
 }
 
 /// Waits of `retry_backoff_ms`, then twice that, and so on up to `retry_backoff_max_ms`,
-/// each plus a random share of up to 100 % of itself (tower's jitter), so calls that failed
-/// together do not retry together. A zero first wait means no backoff.
+/// each plus a random share of up to 100 % of itself (tower's jitter, which never takes a wait
+/// past the longest), so calls that failed together do not retry together. A zero first wait
+/// means no backoff.
 fn backoff_range(settings: &UpstreamSettings) -> Option<(Duration, Duration)> {
     let min = Duration::from_millis(settings.retry_backoff_ms);
     let max = Duration::from_millis(settings.retry_backoff_max_ms).max(min);
