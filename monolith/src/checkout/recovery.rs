@@ -56,7 +56,7 @@ impl MonolithOrders {
         if !store::orders::lease_saga_in(&mut transaction, order_id, record.version).await? {
             return Ok(false);
         }
-        let mut version = record.version + 1;
+        let version = record.version + 1;
         tracing::info!(
             order.id = order_id,
             saga.step = record.step.as_str(),
@@ -65,7 +65,6 @@ impl MonolithOrders {
         );
         let charge =
             store::payments::find_charge_in(&mut transaction, &charge_key(order_id)).await?;
-        let mut failure = None;
         if let (None, Some(charge)) = (&record.failure, &charge) {
             store::orders::advance_saga_in(
                 &mut transaction,
@@ -76,30 +75,56 @@ impl MonolithOrders {
                 Some(&charge.id),
             )
             .await?;
-            version += 1;
             match commit_reservation_in(&mut transaction, order_id).await? {
                 Ok(()) => {
                     // Past the pivot: the customer paid, so the order is completed, not undone.
-                    store::orders::confirm_saga_in(&mut transaction, order_id, version).await?;
+                    store::orders::confirm_saga_in(&mut transaction, order_id, version + 1).await?;
                     store::cart::clear_in(&mut transaction, record.user_id).await?;
                     transaction.commit().await.map_err(db_error)?;
                     tracing::info!(order.id = order_id, "abandoned checkout confirmed");
                     return Ok(true);
                 }
-                Err(gone) => failure = Some((SagaStep::Charged, gone)),
+                Err(gone) => {
+                    // Rolled back before undoing: a commit that lost a race with the sweeper
+                    // may have moved stock in this transaction before it found out.
+                    drop(transaction);
+                    return self
+                        .cancel_abandoned(order_id, record.version, SagaStep::Charged, &gone)
+                        .await;
+                }
             }
         }
         let interrupted = DomainError::Unavailable("checkout was interrupted".into());
-        let failure = match (&record.failure, &failure) {
-            // Already compensating: its failure is recorded.
-            (Some(_), _) => None,
-            (None, Some((held, gone))) => Some((*held, gone)),
-            (None, None) => Some((record.step, &interrupted)),
-        };
+        // A checkout already compensating has its failure recorded.
+        let failure = record
+            .failure
+            .is_none()
+            .then_some((record.step, &interrupted));
         let cancelled = cancel_in(&mut transaction, order_id, version, failure).await?;
         transaction.commit().await.map_err(db_error)?;
         if cancelled {
             tracing::info!(order.id = order_id, "abandoned checkout cancelled");
+        }
+        Ok(cancelled)
+    }
+
+    /// Takes a checkout over at `version` again and cancels it, in a transaction of its own.
+    async fn cancel_abandoned(
+        &self,
+        order_id: OrderId,
+        version: i64,
+        held: SagaStep,
+        error: &DomainError,
+    ) -> DomainResult<bool> {
+        let mut transaction = self.db.begin_write().await.map_err(db_error)?;
+        if !store::orders::lease_saga_in(&mut transaction, order_id, version).await? {
+            return Ok(false);
+        }
+        let cancelled =
+            cancel_in(&mut transaction, order_id, version + 1, Some((held, error))).await?;
+        transaction.commit().await.map_err(db_error)?;
+        if cancelled {
+            tracing::info!(order.id = order_id, %error, "abandoned checkout cancelled");
         }
         Ok(cancelled)
     }

@@ -423,3 +423,6 @@ pub(super) async fn cancel_in(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests;
