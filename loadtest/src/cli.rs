@@ -27,7 +27,7 @@ enum Command {
     /// summary into reports/<run-id>/. Exits non-zero when an invariant is violated.
     ///
     /// Example: shoplab compare --quick
-    Compare(crate::compare::CompareArgs),
+    Compare(Box<crate::compare::CompareArgs>),
     /// Render a run's report again from its results.json.
     ///
     /// Writes report.html (one page, opens from disk, charts inline), report.md (for a git
@@ -129,7 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => loadtest_check::run(args).await,
         Command::Compare(args) => {
             lab_logging();
-            if !crate::compare::run(args).await? {
+            if !crate::compare::run(*args).await? {
                 // The results are written; the exit code tells scripts and CI.
                 std::process::exit(3);
             }

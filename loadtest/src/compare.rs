@@ -11,9 +11,10 @@ use loadtest_lab::calibration::Calibrator;
 use loadtest_lab::experiments::{self, Experiment, Kind};
 use loadtest_lab::journeys::Shopfront;
 use loadtest_lab::load::LoadPlan;
-use loadtest_platform::kubernetes::KubernetesSettings;
+use loadtest_platform::compose::ComposeArgs;
+use loadtest_platform::kubernetes::KubernetesArgs;
 use loadtest_platform::local::{cgroup, pinning};
-use loadtest_platform::{Platform, Target, TargetSettings, compose::ComposeSettings};
+use loadtest_platform::{Target, TargetSettings};
 use loadtest_results::component::Build;
 use loadtest_results::profile::Profile;
 use loadtest_results::resources::{Pinning, ProcessLimits};
@@ -28,8 +29,12 @@ pub struct CompareArgs {
     /// containers of docker-compose.yml on this machine's Docker engine; build the images
     /// first: deploy/docker/build-images.sh) or `kubernetes` (deploy/kubernetes/ on the
     /// cluster kubectl points at).
-    #[arg(long, value_enum, default_value_t = Platform::Local)]
-    pub target: Platform,
+    #[arg(
+        long,
+        default_value = "local",
+        value_parser = clap::builder::PossibleValuesParser::new(loadtest_platform::platform_names())
+    )]
+    pub target: String,
     #[command(flatten)]
     pub compose: ComposeArgs,
     #[command(flatten)]
@@ -66,59 +71,6 @@ pub struct CompareArgs {
     /// Forward the shop's own logs to stderr.
     #[arg(long)]
     pub logs: bool,
-}
-
-/// How `--target compose` finds the engine's images and names its projects.
-#[derive(Clone, Debug, clap::Args)]
-#[command(next_help_heading = "Compose target")]
-pub struct ComposeArgs {
-    /// The compose file.
-    #[arg(long, default_value = "docker-compose.yml", value_name = "FILE")]
-    pub compose_file: PathBuf,
-    /// The images' tag (`shoplab/<name>:<tag>`, as deploy/docker/build-images.sh tagged them).
-    #[arg(long, default_value = "latest", env = "SHOPLAB_TAG")]
-    pub image_tag: String,
-    /// The projects' name prefix (default `shoplab-lab-<pid>`); the run uses
-    /// `<prefix>-monolith` and `<prefix>-micro` and takes both down at the end.
-    #[arg(long, value_name = "NAME")]
-    pub compose_project: Option<String>,
-}
-
-/// How `--target kubernetes` reaches the cluster (deploy/kubernetes/README.md).
-#[derive(Clone, Debug, clap::Args)]
-#[command(next_help_heading = "Kubernetes target")]
-pub struct KubernetesArgs {
-    /// The kubectl to run (default: kubectl on PATH).
-    #[arg(long, value_name = "PATH")]
-    pub kubectl: Option<PathBuf>,
-    /// The namespace the overlays deploy into (the one their kustomizations name).
-    #[arg(long, default_value = "shoplab", value_name = "NAME")]
-    pub kube_namespace: String,
-    /// The folder holding overlays/monolith and overlays/micro.
-    #[arg(long, default_value = "deploy/kubernetes", value_name = "DIR")]
-    pub kube_manifests: PathBuf,
-    /// The front's public URL (Ingress, LoadBalancer, NodePort); default: kubectl port-forward.
-    #[arg(long, value_name = "URL")]
-    pub kube_url: Option<String>,
-    /// The gateway's admin URL when --kube-url is given (micro build).
-    #[arg(long, value_name = "URL")]
-    pub kube_admin_url: Option<String>,
-    /// How long one rollout may take.
-    #[arg(long, default_value_t = 180, value_name = "SECS")]
-    pub kube_rollout_timeout: u64,
-}
-
-impl KubernetesArgs {
-    fn settings(&self) -> KubernetesSettings {
-        KubernetesSettings {
-            kubectl: self.kubectl.clone(),
-            namespace: self.kube_namespace.clone(),
-            manifests: self.kube_manifests.clone(),
-            url: self.kube_url.clone(),
-            admin_url: self.kube_admin_url.clone(),
-            rollout_timeout: Duration::from_secs(self.kube_rollout_timeout),
-        }
-    }
 }
 
 fn positive_cores(text: &str) -> Result<f64, String> {
@@ -170,19 +122,18 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
     // The container platforms take their limits and databases from their own files
     // (docker-compose.yml, deploy/kubernetes/): a flag the run would silently ignore is
     // refused instead.
-    if args.target != Platform::Local {
-        anyhow::ensure!(
-            asked.is_none(),
-            "--process-cpu and --process-memory hold the local target's processes; on \
-             --target {} each container's limits come from its own file",
-            args.target.as_str()
-        );
-        anyhow::ensure!(
-            postgres.is_none(),
-            "--db postgres://... is the local target's; the containers' PostgreSQL variant \
-             is deploy/docker/postgres.yml"
-        );
-    }
+    let platform = loadtest_platform::registration(&args.target)?;
+    anyhow::ensure!(
+        platform.takes_process_limits || asked.is_none(),
+        "--process-cpu and --process-memory hold the local target's processes; on \
+         --target {} each container's limits come from its own file",
+        platform.name
+    );
+    anyhow::ensure!(
+        platform.takes_database_server || postgres.is_none(),
+        "--db postgres://... is the local target's; the containers' PostgreSQL variant \
+         is deploy/docker/postgres.yml"
+    );
     // Limits this machine cannot enforce are recorded as such, and the run goes on without
     // them rather than measuring something other than what it says.
     let unavailable = cgroup::check_available(&asked)
@@ -203,14 +154,8 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         env: env.clone(),
         forward_logs: args.logs,
         limits,
-        platform: args.target,
-        compose: ComposeSettings {
-            command: Vec::new(),
-            file: args.compose.compose_file.clone(),
-            tag: args.compose.image_tag.clone(),
-            cpus: pinning.sut_cpus.clone(),
-            project: args.compose.compose_project.clone(),
-        },
+        platform: args.target.clone(),
+        compose: args.compose.settings(pinning.sut_cpus.clone()),
         kubernetes: args.kubernetes.settings(),
     };
     let run_settings = RunSettings {
@@ -252,9 +197,11 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         let mut target = Target::start(build, &settings).await?;
         target.reset(&settings).await?;
         // The calibration's null endpoint is the lab's front door, on the shop's cores: a
-        // cluster has no such thing, so a Kubernetes run has no calibration (the report says
-        // so) rather than one measured against something else.
-        if target.platform() != Platform::Kubernetes {
+        // platform without one (a cluster) has no calibration (the report says so) rather
+        // than one measured against something else.
+        if let Err(why) = target.calibration_urls().await {
+            overall.println(format!("{build}: no calibration: {why:#}"));
+        } else {
             overall.set_message(format!("{build}: calibrating (null endpoint, hop ladder)"));
             let users = profile.levels.iter().copied().max().unwrap_or(16);
             calibrator

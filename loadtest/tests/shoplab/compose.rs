@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use domain::Context;
 use loadtest_platform::compose::ComposeSettings;
 use loadtest_platform::local::supervisor::{Build, Component, NetworkFault};
-use loadtest_platform::{Platform, Target, TargetSettings};
+use loadtest_platform::{Target, TargetSettings};
 use serde_json::Value;
 
 use crate::support::{SEED, answer, eventually, target_settings};
@@ -24,7 +24,7 @@ fn compose_settings(test: &str) -> Option<TargetSettings> {
         return None;
     };
     Some(TargetSettings {
-        platform: Platform::Compose,
+        platform: "compose".to_owned(),
         compose: ComposeSettings {
             file: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docker-compose.yml"),
             tag,

@@ -12,7 +12,7 @@ use loadtest_platform::{Target, TargetSettings};
 use loadtest_results::component::{Build, Component};
 use serde_json::json;
 
-use crate::support::target_settings;
+use crate::support::{process, target_settings};
 
 const LIMITS: ProcessLimits = ProcessLimits {
     cpu_cores: Some(0.5),
@@ -63,20 +63,16 @@ async fn a_leak_past_the_memory_limit_is_oom_killed_and_the_restart_is_held_to_t
     let mut target = Target::start(Build::Monolith, &settings)
         .await
         .expect("the monolith starts under limits");
-    let first = target
-        .deployment()
-        .expect("the local target")
-        .member(Component::Monolith, 1)
-        .expect("the monolith")
-        .pid();
+    let first = process(&target, Component::Monolith, 1)
+        .await
+        .pid
+        .expect("a local process has a pid");
     assert_confined(first);
     // The lab's own front door is not the shop's, and is not limited.
-    let front_door = target
-        .deployment()
-        .expect("the local target")
-        .member(Component::FrontDoor, 1)
-        .expect("the front door")
-        .pid();
+    let front_door = process(&target, Component::FrontDoor, 1)
+        .await
+        .pid
+        .expect("a local process has a pid");
     assert_eq!(
         cgroup_of(front_door, "cpu"),
         cgroup_of(std::process::id(), "cpu")
@@ -104,17 +100,13 @@ async fn a_leak_past_the_memory_limit_is_oom_killed_and_the_restart_is_held_to_t
     );
 
     target
-        .deployment()
-        .expect("the local target")
         .restart(Component::Monolith, 1)
         .await
         .expect("the lab restarts it");
-    let second = target
-        .deployment()
-        .expect("the local target")
-        .member(Component::Monolith, 1)
-        .expect("the monolith")
-        .pid();
+    let second = process(&target, Component::Monolith, 1)
+        .await
+        .pid
+        .expect("a local process has a pid");
     assert_ne!(first, second);
     assert_confined(second);
     target.stop().await.expect("the target stops");

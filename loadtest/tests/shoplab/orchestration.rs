@@ -8,15 +8,14 @@ use std::time::{Duration, Instant};
 
 use domain::Context;
 use domain::orders::OrderStatus;
-use loadtest_platform::Target;
 use loadtest_results::component::{Build, Component};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::support::{
-    SEED, answer, checkout_at, eventually, log_in_at, process_is_alive, process_is_gone,
-    put_in_cart_at, shoplab_binary, start_target, target_settings,
+    SEED, answer, checkout_at, eventually, log_in_at, pid_of, process, process_is_alive,
+    process_is_gone, put_in_cart_at, shoplab_binary, start_target, target_settings,
 };
 
 /// How long a restarted process, a healed fault or an exit may take to show.
@@ -42,15 +41,6 @@ fn process_of(build: Build, context: Context) -> Component {
     }
 }
 
-fn pid_of(target: &mut Target, component: Component) -> u32 {
-    target
-        .deployment()
-        .expect("the local target")
-        .member(component, 1)
-        .unwrap()
-        .pid()
-}
-
 /// How long `GET {url}` takes, and its status.
 async fn timed_get(http: &reqwest::Client, url: &str) -> (Duration, u16) {
     let started = Instant::now();
@@ -72,14 +62,8 @@ async fn kill_and_restart_keep_the_url_and_the_data(build: Build) {
     let order_id = order["id"].as_i64().expect("an order id");
 
     let component = process_of(build, Context::Orders);
-    let member_url = target
-        .deployment()
-        .expect("the local target")
-        .member(component, 1)
-        .unwrap()
-        .url()
-        .to_owned();
-    let killed = pid_of(&mut target, component);
+    let member_url = process(&target, component, 1).await.url;
+    let killed = pid_of(&target, component).await;
     assert!(process_is_alive(killed));
     target.kill(component).await.expect("the kill");
     // `kill` reaps: not even a zombie is left, and the port refuses connections.
@@ -97,16 +81,11 @@ async fn kill_and_restart_keep_the_url_and_the_data(build: Build) {
     );
 
     target.recreate(component).await.expect("the restart");
-    let restarted = pid_of(&mut target, component);
+    let restarted = pid_of(&target, component).await;
     assert_ne!(restarted, killed, "the restart made a new process");
     assert!(process_is_alive(restarted));
     assert_eq!(
-        target
-            .deployment()
-            .expect("the local target")
-            .member(component, 1)
-            .unwrap()
-            .url(),
+        process(&target, component, 1).await.url,
         member_url,
         "the restarted process is on the URL its callers hold"
     );
@@ -140,7 +119,7 @@ async fn kill_and_restart_keep_the_url_and_the_data(build: Build) {
 
     // A recreate of a running process: SIGTERM, drain, a new process on the same port.
     target.recreate(component).await.expect("the recreate");
-    let recreated = pid_of(&mut target, component);
+    let recreated = pid_of(&target, component).await;
     assert_ne!(recreated, restarted);
     assert!(
         process_is_gone(restarted),
@@ -177,15 +156,9 @@ async fn a_killed_orders_service_is_gone_and_its_restart_answers_on_the_same_url
 #[tokio::test]
 async fn the_monolith_target_serves_public_and_admin_on_one_port_and_reset_seeds_the_audited_stock()
 {
-    let mut target = start_target(Build::Monolith).await;
+    let target = start_target(Build::Monolith).await;
     // The monolith process's own port (the lab may put a front door before it).
-    let monolith = target
-        .deployment()
-        .expect("the local target")
-        .member(Component::Monolith, 1)
-        .unwrap()
-        .url()
-        .to_owned();
+    let monolith = process(&target, Component::Monolith, 1).await.url;
     assert_eq!(
         target.admin_url(),
         monolith,
@@ -292,19 +265,16 @@ async fn a_paused_catalog_stalls_the_product_page_until_resumed(build: Build) {
     let early = tokio::time::timeout(STALL, &mut request).await;
     if early.is_ok() {
         // The stall is the claim: say whether the stopped process really was stopped.
-        let pid = pid_of(&mut target, process);
+        let pid = pid_of(&target, process).await;
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let members: Vec<String> = target
-            .deployment()
-            .expect("the local target")
-            .members()
-            .iter()
-            .map(|member| {
+            .processes()
+            .await
+            .into_iter()
+            .map(|process| {
                 format!(
-                    "{} pid {} {}",
-                    member.component(),
-                    member.pid(),
-                    member.url()
+                    "{} pid {:?} {}",
+                    process.component, process.pid, process.url
                 )
             })
             .collect();
@@ -425,11 +395,15 @@ async fn abort_on_the_inventory_service_kills_only_that_process_and_a_restart_br
     let product = format!("{}/api/products/1", target.url());
     let inventory = Component::Service(Context::Inventory);
     let pids: Vec<(Component, u32)> = target
-        .deployment()
-        .expect("the local target")
-        .members()
-        .iter()
-        .map(|member| (member.component(), member.pid()))
+        .processes()
+        .await
+        .into_iter()
+        .map(|process| {
+            (
+                process.component,
+                process.pid.expect("a local process has a pid"),
+            )
+        })
         .collect();
 
     target
@@ -457,13 +431,19 @@ async fn abort_on_the_inventory_service_kills_only_that_process_and_a_restart_br
     );
 
     target.recreate(inventory).await.expect("the restart");
-    assert!(
-        target
-            .deployment()
-            .expect("the local target")
-            .exited()
-            .is_empty()
-    );
+    assert!(target.exited().is_empty());
+    // The gateway's breaker for inventory sees the new process through its next probe (at
+    // most `hop_breaker_open_ms` later); until then availability is still "unknown".
+    eventually(
+        DEADLINE,
+        "inventory answering the product page again",
+        async || {
+            let (status, page) = answer(http.get(&product)).await;
+            assert_eq!(status, 200);
+            page["availability"] != "unknown"
+        },
+    )
+    .await;
     let (status, page) = answer(http.get(&product)).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -478,14 +458,8 @@ async fn abort_on_catalog_in_the_monolith_takes_the_whole_shop_down_until_restar
     let mut target = start_target(Build::Monolith).await;
     let http = http();
     // The monolith process's own port: what it answers, not what a front door says for it.
-    let monolith = target
-        .deployment()
-        .expect("the local target")
-        .member(Component::Monolith, 1)
-        .unwrap()
-        .url()
-        .to_owned();
-    let before = pid_of(&mut target, Component::Monolith);
+    let monolith = process(&target, Component::Monolith, 1).await.url;
+    let before = pid_of(&target, Component::Monolith).await;
 
     target
         .fault(Context::Catalog, "abort", json!({}))
@@ -511,7 +485,7 @@ async fn abort_on_catalog_in_the_monolith_takes_the_whole_shop_down_until_restar
         .recreate(Component::Monolith)
         .await
         .expect("the restart");
-    assert_ne!(pid_of(&mut target, Component::Monolith), before);
+    assert_ne!(pid_of(&target, Component::Monolith).await, before);
     for base in [target.url(), monolith.as_str()] {
         let (status, page) = answer(http.get(format!("{base}/api/products/1"))).await;
         assert_eq!(

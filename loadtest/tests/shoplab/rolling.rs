@@ -10,7 +10,7 @@ use loadtest_platform::Target;
 use loadtest_results::component::{Build, Component};
 use loadtest_results::history::Outcome;
 
-use crate::support::{SEED, process_is_gone, start_target};
+use crate::support::{SEED, pid_of, process_is_gone, start_target};
 
 /// Both journeys (three browsers, one buyer) against the front door for `seconds`, while `deploy`
 /// runs; returns the requests that did not succeed.
@@ -56,15 +56,6 @@ async fn load_during(
     (run.records.len(), failures)
 }
 
-fn pid_of(target: &mut Target, component: Component) -> u32 {
-    target
-        .deployment()
-        .expect("the local target")
-        .member(component, 1)
-        .expect("the component runs")
-        .pid()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_deploy_of_each_public_process_under_load_fails_no_request() {
     let _quiet = crate::support::exclusive().await;
@@ -73,12 +64,12 @@ async fn a_rolling_deploy_of_each_public_process_under_load_fails_no_request() {
         (Build::Micro, Component::Gateway),
     ] {
         let mut target = start_target(build).await;
-        let old = pid_of(&mut target, component);
+        let old = pid_of(&target, component).await;
         let (requests, failures) = load_during(&mut target, 4, async |target| {
             target.roll(component).await.expect("the rolling deploy");
         })
         .await;
-        let new = pid_of(&mut target, component);
+        let new = pid_of(&target, component).await;
         assert!(
             requests > 100,
             "{build}: only {requests} requests were sent"
@@ -99,7 +90,7 @@ async fn a_rolling_deploy_of_a_service_moves_its_callers_without_a_failed_reques
     let _quiet = crate::support::exclusive().await;
     let mut target = start_target(Build::Micro).await;
     let catalog = Component::Service(domain::Context::Catalog);
-    let old = pid_of(&mut target, catalog);
+    let old = pid_of(&target, catalog).await;
     let (requests, failures) = load_during(&mut target, 4, async |target| {
         target.roll(catalog).await.expect("the rolling deploy");
     })
@@ -120,7 +111,7 @@ async fn a_rolling_deploy_of_a_service_moves_its_callers_without_a_failed_reques
 async fn a_release_that_never_gets_ready_is_rolled_back_and_the_old_process_keeps_serving() {
     let _quiet = crate::support::exclusive().await;
     let mut target = start_target(Build::Monolith).await;
-    let old = pid_of(&mut target, Component::Monolith);
+    let old = pid_of(&target, Component::Monolith).await;
     let (_, failures) = load_during(&mut target, 3, async |target| {
         let why = target
             .roll_bad_release(Component::Monolith)
@@ -131,7 +122,7 @@ async fn a_release_that_never_gets_ready_is_rolled_back_and_the_old_process_keep
     .await;
     assert_eq!(failures, Vec::<String>::new());
     assert_eq!(
-        pid_of(&mut target, Component::Monolith),
+        pid_of(&target, Component::Monolith).await,
         old,
         "the old process still serves"
     );

@@ -168,7 +168,7 @@ pub fn target_settings() -> loadtest_platform::TargetSettings {
         env: child_env(),
         forward_logs: std::env::var_os("SHOPLAB_TEST_LOGS").is_some(),
         limits: Default::default(),
-        platform: loadtest_platform::Platform::Local,
+        platform: "local".to_owned(),
         compose: Default::default(),
         kubernetes: Default::default(),
     }
@@ -276,7 +276,7 @@ pub async fn wait_for_an_exit(
     const DEADLINE: Duration = Duration::from_secs(30);
     let until = std::time::Instant::now() + DEADLINE;
     loop {
-        let exited = target.deployment().expect("the local target").exited();
+        let exited = target.exited();
         if !exited.is_empty() {
             return exited;
         }
@@ -286,4 +286,29 @@ pub async fn wait_for_an_exit(
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// The `replica`-th process of `component`, as the target shows it.
+pub async fn process(
+    target: &loadtest_platform::Target,
+    component: loadtest_results::component::Component,
+    replica: usize,
+) -> loadtest_platform::ProcessView {
+    target
+        .processes()
+        .await
+        .into_iter()
+        .find(|process| process.component == component && process.replica == replica)
+        .unwrap_or_else(|| panic!("no {component}#{replica} runs"))
+}
+
+/// The PID of `component`'s first process (on the local platform, where every process has one).
+pub async fn pid_of(
+    target: &loadtest_platform::Target,
+    component: loadtest_results::component::Component,
+) -> u32 {
+    process(target, component, 1)
+        .await
+        .pid
+        .expect("a local process has a pid")
 }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::state::{Lab, Workshop, lock};
 use loadtest_platform::Target;
-use loadtest_platform::local::supervisor::{Build, Component, Link, NetworkFault};
+use loadtest_platform::local::supervisor::{Build, Component, NetworkFault};
 
 /// One control, parsed and checked before anything is done.
 #[derive(Clone, Debug)]
@@ -310,12 +310,7 @@ pub(crate) async fn perform(
             )
         }
         Action::Scale => {
-            let replica = target
-                .deployment()
-                .expect(super::LOCAL)
-                .add_replica(process)
-                .await
-                .map_err(failed)?;
+            let replica = target.add_replica(process).await.map_err(failed)?;
             format!("{process} scaled out to {replica} replicas")
         }
     };
@@ -333,32 +328,39 @@ async fn network(
     context: Context,
     fault: NetworkFault,
 ) -> anyhow::Result<String> {
-    let link = Link::Service(context);
-    if !target
-        .deployment()
-        .expect(super::LOCAL)
-        .proxied_links()
-        .contains(&link)
-    {
+    let prepared = lock(&lab.network).prepared.contains(&context);
+    if !prepared {
         workshop.event(
             Some(lab.build),
             "deploy",
             format!(
-                "inserting a fault proxy in front of {context}: its callers (gateway, orders) restart to use it"
+                "making the link into {context} breakable (on the local platform a fault proxy in front of it: its callers, gateway and orders, restart to use it)"
             ),
         );
         target
-            .deployment()
-            .expect(super::LOCAL)
-            .insert_proxies(&BTreeSet::from([context]), &BTreeSet::new())
+            .place_proxies(&BTreeSet::from([context]), &BTreeSet::new())
             .await?;
+        lock(&lab.network).prepared.insert(context);
     }
-    target
-        .deployment()
-        .expect(super::LOCAL)
-        .break_link(link, fault)
-        .await?;
-    Ok(format!("network fault on {link}: {fault}"))
+    // One fault per link at a time: the one in force is lifted first.
+    let replaced = {
+        let mut network = lock(&lab.network);
+        let index = network
+            .in_force
+            .iter()
+            .position(|(link, _)| *link == context);
+        index.map(|index| network.in_force.remove(index).1)
+    };
+    if let Some(old) = replaced {
+        target.lift(old).await?;
+    }
+    let injection = target.break_calls(context, fault).await?;
+    if let Some(why) = &injection.not_realized {
+        anyhow::bail!("{why}");
+    }
+    let note = injection.note.clone().unwrap_or_else(|| format!("{fault}"));
+    lock(&lab.network).in_force.push((context, injection));
+    Ok(format!("network fault into {context}: {note}"))
 }
 
 /// Heals everything on one build: in-process faults, paused processes, broken links,
@@ -370,37 +372,25 @@ pub(crate) async fn heal(lab: &Lab) -> Result<Vec<String>, ApiError> {
     let mut done = Vec::new();
     // Links first: the faults are cleared through the gateway, which fans out to every
     // service, and one behind a cut link would hold that call until its timeout.
-    for link in target.deployment().expect(super::LOCAL).proxied_links() {
-        target
-            .deployment()
-            .expect(super::LOCAL)
-            .heal_link(link)
-            .await
-            .map_err(|error| ApiError::failed(format!("heal {link}: {error:#}")))?;
-        done.push(format!("{link} healed"));
+    let in_force = std::mem::take(&mut lock(&lab.network).in_force);
+    for (context, injection) in in_force {
+        target.lift(injection).await.map_err(|error| {
+            ApiError::failed(format!("heal the link into {context}: {error:#}"))
+        })?;
+        done.push(format!("the link into {context} healed"));
     }
     let paused: Vec<(Component, usize)> = std::mem::take(&mut *lock(&lab.paused))
         .into_iter()
         .collect();
     for (component, replica) in paused {
-        let resumed = target.deployment().expect(super::LOCAL).signal(
-            component,
-            replica,
-            nix::sys::signal::Signal::SIGCONT,
-        );
-        if resumed.is_ok() {
+        if target.pause(component, false).await.is_ok() {
             done.push(format!("{component}#{replica} resumed"));
         }
     }
-    for (component, replica) in target.deployment().expect(super::LOCAL).exited() {
-        target
-            .deployment()
-            .expect(super::LOCAL)
-            .restart(component, replica)
-            .await
-            .map_err(|error| {
-                ApiError::failed(format!("restart {component}#{replica}: {error:#}"))
-            })?;
+    for (component, replica) in target.exited() {
+        target.restart(component, replica).await.map_err(|error| {
+            ApiError::failed(format!("restart {component}#{replica}: {error:#}"))
+        })?;
         *lock(&lab.restarts).entry((component, replica)).or_default() += 1;
         done.push(format!("{component}#{replica} restarted"));
     }

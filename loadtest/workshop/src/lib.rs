@@ -77,10 +77,6 @@ pub struct WorkshopArgs {
     pub logs: bool,
 }
 
-/// Why `Target::deployment` is always there here: the workshop starts its builds on the
-/// local target only (see `run`).
-pub(crate) const LOCAL: &str = "the workshop runs its builds on the local target";
-
 /// Runs the workshop until Ctrl-C or SIGTERM; stops the load and every process on the way
 /// out.
 pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
@@ -98,7 +94,7 @@ pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
         limits: Default::default(),
         // The workshop drives the lab's own processes: the self-healing it shows, the
         // proxies it breaks and the PIDs it meters are the local target's.
-        platform: loadtest_platform::Platform::Local,
+        platform: "local".to_owned(),
         compose: Default::default(),
         kubernetes: Default::default(),
     };

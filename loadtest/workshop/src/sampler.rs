@@ -100,17 +100,16 @@ async fn probe(
 ) -> Vec<ProcessView> {
     // While a control holds the target (a deploy for seconds), the last member list stands.
     let members: Vec<(Component, usize, u32, String)> = match lab.target.try_lock() {
-        Ok(mut target) => target
-            .deployment()
-            .expect(super::LOCAL)
-            .members()
-            .iter()
-            .map(|member| {
+        Ok(target) => target
+            .processes()
+            .await
+            .into_iter()
+            .map(|process| {
                 (
-                    member.component(),
-                    member.replica(),
-                    member.pid(),
-                    member.url().to_owned(),
+                    process.component,
+                    process.replica,
+                    process.pid.unwrap_or_default(),
+                    process.url,
                 )
             })
             .collect(),
@@ -214,7 +213,7 @@ pub(crate) async fn self_heal(workshop: Arc<Workshop>) {
             let Ok(mut target) = lab.target.try_lock() else {
                 continue;
             };
-            let exited = target.deployment().expect(super::LOCAL).exited();
+            let exited = target.exited();
             dead_since.retain(|(lab_index, component, replica), _| {
                 *lab_index != index || exited.contains(&(*component, *replica))
             });
@@ -233,12 +232,7 @@ pub(crate) async fn self_heal(workshop: Arc<Workshop>) {
                 if !healing.enabled || seen.elapsed() < Duration::from_millis(healing.delay_ms) {
                     continue;
                 }
-                match target
-                    .deployment()
-                    .expect(super::LOCAL)
-                    .restart(component, replica)
-                    .await
-                {
+                match target.restart(component, replica).await {
                     Ok(()) => {
                         *lock(&lab.restarts).entry((component, replica)).or_default() += 1;
                         workshop.event(

@@ -13,8 +13,9 @@ use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, broadcast,
 use super::WorkshopArgs;
 use super::error::ApiError;
 use super::load::LoadControl;
+use domain::Context;
 use loadtest_lab::journeys::{Recorder, Shopfront};
-use loadtest_platform::{Target, TargetSettings};
+use loadtest_platform::{Injection, Target, TargetSettings};
 use loadtest_results::component::{Build, Component};
 use loadtest_results::history::RequestRecord;
 
@@ -61,6 +62,16 @@ pub(crate) struct Lab {
     pub paused: Mutex<BTreeSet<(Component, usize)>>,
     /// Restarts by the self-healing loop or a heal, per process.
     pub restarts: Mutex<HashMap<(Component, usize), u32>>,
+    /// The links made ready for network faults (on the local platform: a fault proxy put in
+    /// front of the service on first use), and the network faults in force, lifted at heal.
+    pub network: Mutex<Network>,
+}
+
+/// The network faults of one build.
+#[derive(Default)]
+pub(crate) struct Network {
+    pub prepared: BTreeSet<Context>,
+    pub in_force: Vec<(Context, Injection)>,
 }
 
 /// The self-healing loop's settings, changed from the page.
@@ -160,6 +171,7 @@ impl Workshop {
                 processes: Mutex::new(Vec::new()),
                 paused: Mutex::new(BTreeSet::new()),
                 restarts: Mutex::new(HashMap::new()),
+                network: Mutex::new(Network::default()),
             });
         }
         let (ticks, _) = broadcast::channel(16);
@@ -252,12 +264,8 @@ impl Workshop {
             let mut target = lab.target.lock().await;
             // A stopped process does not act on SIGTERM; the stop sends SIGCONT too, but
             // resuming first keeps the drain as short as for any other process.
-            for (component, replica) in paused {
-                let _ = target.deployment().expect(super::LOCAL).signal(
-                    component,
-                    replica,
-                    nix::sys::signal::Signal::SIGCONT,
-                );
+            for (component, _) in paused {
+                let _ = target.pause(component, false).await;
             }
         }
         // A control still running in the background (a deploy) holds the workshop until it

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::load;
-use loadtest_platform::Platform;
 use loadtest_results::analysis::{stats, timeline, window};
 use loadtest_results::experiments::deploy::{Deploy, Deploys, Storm};
 
@@ -38,10 +37,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
         + Duration::from_millis(900) * components.len() as u32
         + Duration::from_millis(2500)
         + Duration::from_millis(500) * profile.storm as u32;
-    let duration = match experiment.target.platform() {
-        Platform::Local => local_pace,
-        Platform::Compose | Platform::Kubernetes => local_pace * 12,
-    };
+    let duration = local_pace * experiment.target.deploy_pace();
     experiment.step(&format!(
         "{} deploys then a storm of {} under {} users",
         components.len() * 2 + 1,

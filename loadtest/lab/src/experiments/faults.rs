@@ -32,7 +32,7 @@ use serde_json::json;
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::load;
 use loadtest_platform::local::supervisor::{Build, Component, NetworkFault};
-use loadtest_platform::{Injection, Platform, Target};
+use loadtest_platform::{Injection, Target};
 use loadtest_results::analysis::{Timeline, WindowStats, degraded, names, stats, timeline, window};
 use loadtest_results::experiments::faults::{Cell, Phases};
 use loadtest_results::history::RequestRecord;
@@ -89,7 +89,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
             // On a container platform the engine's restart policy is the process manager,
             // killed processes included: the lab only watches it work.
             let window_end = start + profile.fault_before + profile.fault_during;
-            let self_healed = if *kind == FaultKind::Kill && target.platform() == Platform::Local {
+            let self_healed = if *kind == FaultKind::Kill && target.lab_restarts_processes() {
                 tokio::time::sleep_until(window_end.into()).await;
                 Vec::new()
             } else {

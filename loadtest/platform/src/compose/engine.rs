@@ -34,6 +34,12 @@ pub(super) struct Container {
 }
 
 impl Container {
+    /// Its own address on the project network (the port every shop image listens on), or
+    /// `None` while it has none (stopped, or disconnected by a network fault).
+    pub(super) fn url(&self) -> Option<String> {
+        (!self.ip.is_empty()).then(|| format!("http://{}:8080", self.ip))
+    }
+
     /// `http://127.0.0.1:<host port>` of a published container port.
     pub(super) fn published(&self, port: u16) -> anyhow::Result<String> {
         let binding = self
@@ -201,10 +207,10 @@ pub(super) async fn remove_labelled(project: &str) -> anyhow::Result<()> {
 }
 
 pub(super) async fn is_ready(http: &reqwest::Client, container: &Container) -> bool {
-    if container.ip.is_empty() {
+    let Some(url) = container.url() else {
         return false;
-    }
-    http.get(format!("http://{}:8080/ready", container.ip))
+    };
+    http.get(format!("{url}/ready"))
         .send()
         .await
         .is_ok_and(|response| response.status().is_success())

@@ -43,9 +43,44 @@ use engine::{
     project_containers, remove_labelled, run, wait_ready,
 };
 
-use super::{Injection, PlatformUndo, Probe, Restart, TargetSettings, Undo};
+use std::any::Any;
+
+use async_trait::async_trait;
+use futures::FutureExt as _;
+
 use crate::local::cgroup;
 use crate::local::supervisor::{Build, Component, FrontDoor, NetworkFault};
+use crate::{Injection, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
+
+/// How `--target compose` finds the engine's images and names its projects.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Compose target")]
+pub struct ComposeArgs {
+    /// The compose file.
+    #[arg(long, default_value = "docker-compose.yml", value_name = "FILE")]
+    pub compose_file: PathBuf,
+    /// The images' tag (`shoplab/<name>:<tag>`, as deploy/docker/build-images.sh tagged them).
+    #[arg(long, default_value = "latest", env = "SHOPLAB_TAG")]
+    pub image_tag: String,
+    /// The projects' name prefix (default `shoplab-lab-<pid>`); the run uses
+    /// `<prefix>-monolith` and `<prefix>-micro` and takes both down at the end.
+    #[arg(long, value_name = "NAME")]
+    pub compose_project: Option<String>,
+}
+
+impl ComposeArgs {
+    /// The compose platform's settings from its flags; `cpus` are the cores the containers
+    /// are held to (the shop's, as on every platform).
+    pub fn settings(&self, cpus: Vec<usize>) -> ComposeSettings {
+        ComposeSettings {
+            command: Vec::new(),
+            file: self.compose_file.clone(),
+            tag: self.image_tag.clone(),
+            cpus,
+            project: self.compose_project.clone(),
+        }
+    }
+}
 
 /// How the lab reaches the Docker engine and which images it runs.
 #[derive(Clone, Debug)]
@@ -84,6 +119,18 @@ impl Default for ComposeSettings {
     }
 }
 
+/// The `compose` platform's entry in [`crate::PLATFORMS`]. Each container's limits and its
+/// database come from the compose file (`deploy/docker/postgres.yml` for PostgreSQL).
+pub(crate) const REGISTRATION: Registration = Registration {
+    name: "compose",
+    start: |build, settings| {
+        async move { Ok(Box::new(Compose::start(build, settings).await?) as Box<dyn Platform>) }
+            .boxed()
+    },
+    takes_process_limits: false,
+    takes_database_server: false,
+};
+
 /// One build running as a compose project.
 pub struct Compose {
     build: Build,
@@ -104,7 +151,7 @@ pub struct Compose {
 }
 
 /// An undo step of the compose platform.
-pub(crate) enum Restore {
+enum Restore {
     /// Reconnect the container to the project network under its service's DNS name.
     Reconnect { container: String, alias: String },
     /// Give the container its CPU limit back (in nano-CPUs; 0 = none).
@@ -121,7 +168,7 @@ const DEREGISTRATION_DELAY: Duration = Duration::from_millis(250);
 const STOP_GRACE_S: u32 = 10;
 
 impl Compose {
-    pub(super) async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Compose> {
+    async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Compose> {
         let compose = &settings.compose;
         let command = if compose.command.is_empty() {
             default_command()
@@ -214,25 +261,25 @@ impl Compose {
         Ok(compose)
     }
 
-    pub(super) fn url(&self) -> &str {
+    fn front_url(&self) -> &str {
         self.front_door.url()
     }
 
-    pub(super) fn direct_url(&self) -> &str {
+    fn published_url(&self) -> &str {
         &self.direct_url
     }
 
-    pub(super) fn admin_url(&self) -> &str {
+    fn admin_base(&self) -> &str {
         &self.admin_url
     }
 
-    pub(super) fn admin_token(&self) -> &str {
+    fn token(&self) -> &str {
         &self.admin_token
     }
 
     /// The catalog service is reached on its address in the project's network: the hop
     /// ladder's service rung, as on the local target.
-    pub(super) async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+    async fn front_door_urls(&self) -> anyhow::Result<(String, Option<String>)> {
         let catalog = match self.build {
             Build::Monolith => None,
             Build::Micro => {
@@ -244,7 +291,7 @@ impl Compose {
     }
 
     /// Each running container by its cgroups, and the front door by its PID.
-    pub(super) async fn probes(&self) -> Vec<(Component, Probe)> {
+    async fn container_probes(&self) -> Vec<(Component, Probe)> {
         let mut probes = vec![(Component::FrontDoor, Probe::Pid(self.front_door.pid()))];
         let Ok(containers) = project_containers(&self.project).await else {
             return probes;
@@ -273,7 +320,7 @@ impl Compose {
     /// Watches the engine's restart policy at work until `until`: a container whose process
     /// exited (its restart count went up, or it is not running) is one restart once it is
     /// ready again; it was down from the exit the engine recorded until then.
-    pub(super) async fn watch_restarts_until(&mut self, until: Instant) -> Vec<Restart> {
+    async fn watch_restarts_until(&mut self, until: Instant) -> Vec<Restart> {
         let mut restarts = Vec::new();
         let mut down: BTreeMap<String, Instant> = BTreeMap::new();
         while Instant::now() < until {
@@ -321,7 +368,7 @@ impl Compose {
 
     /// Waits until every container of the project is running and ready; returns how many
     /// were not when it started.
-    pub(super) async fn wait_all_healthy(&mut self) -> anyhow::Result<usize> {
+    async fn wait_all_healthy(&mut self) -> anyhow::Result<usize> {
         let containers = project_containers(&self.project).await?;
         let mut not_ready = 0;
         for container in &containers {
@@ -350,7 +397,7 @@ impl Compose {
         Ok(not_ready)
     }
 
-    pub(super) async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+    async fn kill_container(&mut self, component: Component) -> anyhow::Result<()> {
         let container = self.first(component).await?;
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(container.pid as i32),
@@ -359,7 +406,7 @@ impl Compose {
         .with_context(|| format!("kill -9 {} (pid {})", container.name, container.pid))
     }
 
-    pub(super) async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+    async fn pause_containers(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
         if paused {
             let container = self.first(component).await?;
             docker(&["pause", &container.id]).await.map(drop)
@@ -373,7 +420,7 @@ impl Compose {
         }
     }
 
-    pub(super) async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+    async fn recreate_container(&mut self, component: Component) -> anyhow::Result<()> {
         let service = component.as_str();
         run(
             &self.command,
@@ -394,7 +441,7 @@ impl Compose {
         self.follow_front().await
     }
 
-    pub(super) async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+    async fn roll_container(&mut self, component: Component) -> anyhow::Result<()> {
         let old = self.of(component).await?;
         let fresh = self.scale_up(component, old.len() + 1).await?;
         if component.is_front() {
@@ -410,10 +457,7 @@ impl Compose {
 
     /// A release that cannot bind its address never gets ready; it is removed and the old
     /// container, which never stopped serving, stays.
-    pub(super) async fn roll_bad_release(
-        &mut self,
-        component: Component,
-    ) -> anyhow::Result<String> {
+    async fn roll_bad_container(&mut self, component: Component) -> anyhow::Result<String> {
         let model = self.first(component).await?;
         let spec = docker(&["inspect", &model.id]).await?;
         let spec: Vec<Spec> = serde_json::from_str(&spec).context("read docker inspect")?;
@@ -465,7 +509,7 @@ impl Compose {
         ))
     }
 
-    pub(super) async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+    async fn one_more_container(&mut self, component: Component) -> anyhow::Result<usize> {
         let count = self.of(component).await?.len() + 1;
         self.scale_up(component, count).await?;
         if component.is_front() {
@@ -479,7 +523,7 @@ impl Compose {
     }
 
     /// A network fault between the service and its callers: only a cut is realized here.
-    pub(super) async fn break_calls(
+    async fn disconnect(
         &mut self,
         context: Context,
         fault: NetworkFault,
@@ -494,10 +538,10 @@ impl Compose {
         let mut undo = Vec::new();
         for container in self.of(Component::Service(context)).await? {
             docker(&["network", "disconnect", "--force", &network, &container.id]).await?;
-            undo.push(Undo::Platform(PlatformUndo::Compose(Restore::Reconnect {
+            undo.push(Restore::Reconnect {
                 container: container.id.clone(),
                 alias: container.service.clone(),
-            })));
+            });
         }
         Ok(Injection::applied(
             format!("docker network disconnect: {context} left {network}"),
@@ -506,20 +550,16 @@ impl Compose {
     }
 
     /// Every container of `process` held to `cores` (`docker update --cpus`).
-    pub(super) async fn limit_cpu(
-        &mut self,
-        process: Component,
-        cores: f64,
-    ) -> anyhow::Result<Injection> {
+    async fn update_cpus(&mut self, process: Component, cores: f64) -> anyhow::Result<Injection> {
         let mut undo = Vec::new();
         let mut names = Vec::new();
         for container in self.of(process).await? {
             docker(&["update", "--cpus", &cores.to_string(), &container.id]).await?;
             names.push(container.name.clone());
-            undo.push(Undo::Platform(PlatformUndo::Compose(Restore::Cpus {
+            undo.push(Restore::Cpus {
                 container: container.id.clone(),
                 nano_cpus: container.nano_cpus,
-            })));
+            });
         }
         Ok(Injection::applied(
             format!("docker update --cpus {cores}: {}", names.join(", ")),
@@ -527,7 +567,7 @@ impl Compose {
         ))
     }
 
-    pub(super) async fn undo(&mut self, undo: Restore) -> anyhow::Result<()> {
+    async fn restore_step(&mut self, undo: Restore) -> anyhow::Result<()> {
         match undo {
             Restore::Reconnect { container, alias } => {
                 let network = self.network();
@@ -550,7 +590,7 @@ impl Compose {
     }
 
     /// Takes the project down, volumes and all, and stops the front door.
-    pub(super) async fn stop(mut self) -> anyhow::Result<()> {
+    async fn take_down(mut self) -> anyhow::Result<()> {
         let down = run(
             &self.command,
             &["down", "--volumes", "--remove-orphans", "--timeout", "10"],
@@ -706,5 +746,125 @@ fn default_command() -> Vec<String> {
         vec!["docker-compose".to_owned()]
     } else {
         vec!["docker".to_owned(), "compose".to_owned()]
+    }
+}
+
+#[async_trait]
+impl Platform for Compose {
+    fn name(&self) -> &'static str {
+        REGISTRATION.name
+    }
+
+    fn build(&self) -> Build {
+        self.build
+    }
+
+    fn url(&self) -> &str {
+        self.front_url()
+    }
+
+    fn direct_url(&self) -> &str {
+        self.published_url()
+    }
+
+    fn admin_url(&self) -> &str {
+        self.admin_base()
+    }
+
+    fn admin_token(&self) -> &str {
+        self.token()
+    }
+
+    async fn probes(&self) -> Vec<(Component, Probe)> {
+        self.container_probes().await
+    }
+
+    /// Every container of the project, numbered per service in the engine's order, with its
+    /// host PID while it runs.
+    async fn processes(&self) -> Vec<ProcessView> {
+        let Ok(containers) = project_containers(&self.project).await else {
+            return Vec::new();
+        };
+        let mut replicas: BTreeMap<Component, usize> = BTreeMap::new();
+        containers
+            .iter()
+            .filter_map(|container| {
+                let component = Component::parse(&container.service)?;
+                let replica = replicas.entry(component).or_default();
+                *replica += 1;
+                Some(ProcessView {
+                    component,
+                    replica: *replica,
+                    url: container.url().unwrap_or_default(),
+                    pid: container.running.then_some(container.pid),
+                })
+            })
+            .collect()
+    }
+
+    async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+        self.front_door_urls().await
+    }
+
+    async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {
+        self.watch_restarts_until(until).await
+    }
+
+    async fn restore(&mut self) -> anyhow::Result<usize> {
+        self.wait_all_healthy().await
+    }
+
+    async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+        self.kill_container(component).await
+    }
+
+    async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        self.pause_containers(component, paused).await
+    }
+
+    async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+        self.recreate_container(component).await
+    }
+
+    async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        self.roll_container(component).await
+    }
+
+    async fn roll_bad_release(&mut self, component: Component) -> anyhow::Result<String> {
+        self.roll_bad_container(component).await
+    }
+
+    async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        self.one_more_container(component).await
+    }
+
+    async fn break_calls(
+        &mut self,
+        context: Context,
+        fault: NetworkFault,
+    ) -> anyhow::Result<Injection> {
+        self.disconnect(context, fault).await
+    }
+
+    async fn database_down(&mut self, _process: Component) -> anyhow::Result<Injection> {
+        Ok(Injection::not_realized(
+            "unavailable: SQLite is embedded in the process; there is no connection to a \
+             database server to cut",
+        ))
+    }
+
+    async fn limit_cpu(&mut self, process: Component, cores: f64) -> anyhow::Result<Injection> {
+        self.update_cpus(process, cores).await
+    }
+
+    async fn undo(&mut self, step: Box<dyn Any + Send>) -> anyhow::Result<()> {
+        let step = step
+            .downcast::<Restore>()
+            .map_err(|_| anyhow::anyhow!("an undo step of another platform"))?;
+        self.restore_step(*step).await
+    }
+
+    async fn stop(self: Box<Self>) -> anyhow::Result<()> {
+        (*self).take_down().await
     }
 }

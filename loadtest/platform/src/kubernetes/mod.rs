@@ -34,8 +34,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::{Restart, TargetSettings};
+use async_trait::async_trait;
+use futures::FutureExt as _;
+
 use crate::local::supervisor::{Build, Component};
+use crate::{Platform, Registration, Restart, TargetSettings};
 
 use forward::FORWARD_DEADLINE;
 use kubectl::POLL;
@@ -44,6 +47,44 @@ pub use forward::PortForward;
 pub use kubectl::{
     ContainerStatus, Kubectl, Pod, PodCondition, PodMetadata, PodStatus, watch_restarts,
 };
+
+/// How `--target kubernetes` reaches the cluster (deploy/kubernetes/README.md).
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Kubernetes target")]
+pub struct KubernetesArgs {
+    /// The kubectl to run (default: kubectl on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub kubectl: Option<PathBuf>,
+    /// The namespace the overlays deploy into (the one their kustomizations name).
+    #[arg(long, default_value = "shoplab", value_name = "NAME")]
+    pub kube_namespace: String,
+    /// The folder holding overlays/monolith and overlays/micro.
+    #[arg(long, default_value = "deploy/kubernetes", value_name = "DIR")]
+    pub kube_manifests: PathBuf,
+    /// The front's public URL (Ingress, LoadBalancer, NodePort); default: kubectl port-forward.
+    #[arg(long, value_name = "URL")]
+    pub kube_url: Option<String>,
+    /// The gateway's admin URL when --kube-url is given (micro build).
+    #[arg(long, value_name = "URL")]
+    pub kube_admin_url: Option<String>,
+    /// How long one rollout may take.
+    #[arg(long, default_value_t = 180, value_name = "SECS")]
+    pub kube_rollout_timeout: u64,
+}
+
+impl KubernetesArgs {
+    /// The Kubernetes platform's settings from its flags.
+    pub fn settings(&self) -> KubernetesSettings {
+        KubernetesSettings {
+            kubectl: self.kubectl.clone(),
+            namespace: self.kube_namespace.clone(),
+            manifests: self.kube_manifests.clone(),
+            url: self.kube_url.clone(),
+            admin_url: self.kube_admin_url.clone(),
+            rollout_timeout: Duration::from_secs(self.kube_rollout_timeout),
+        }
+    }
+}
 
 /// How the lab reaches a cluster (`compare --target kubernetes`).
 #[derive(Clone, Debug)]
@@ -78,6 +119,18 @@ impl Default for KubernetesSettings {
     }
 }
 
+/// The `kubernetes` platform's entry in [`crate::PLATFORMS`]. Limits, databases and
+/// restart policies come from the manifests.
+pub(crate) const REGISTRATION: Registration = Registration {
+    name: "kubernetes",
+    start: |build, settings| {
+        async move { Ok(Box::new(Kubernetes::start(build, settings).await?) as Box<dyn Platform>) }
+            .boxed()
+    },
+    takes_process_limits: false,
+    takes_database_server: false,
+};
+
 /// One build running on a cluster.
 pub struct Kubernetes {
     build: Build,
@@ -96,10 +149,7 @@ pub struct Kubernetes {
 const BAD_RELEASE_DEADLINE: Duration = Duration::from_secs(20);
 
 impl Kubernetes {
-    pub(super) async fn start(
-        build: Build,
-        settings: &TargetSettings,
-    ) -> anyhow::Result<Kubernetes> {
+    async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Kubernetes> {
         let kube = &settings.kubernetes;
         let kubectl = Kubectl::new(
             kube.kubectl
@@ -158,108 +208,6 @@ impl Kubernetes {
         Ok(target)
     }
 
-    pub(super) fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub(super) fn admin_url(&self) -> &str {
-        &self.admin_url
-    }
-
-    pub(super) fn admin_token(&self) -> &str {
-        &self.admin_token
-    }
-
-    /// Waits until every Deployment has rolled out and the front answers `/ready`.
-    pub(super) async fn wait_all_ready(&mut self) -> anyhow::Result<()> {
-        for component in super::components_of(self.build) {
-            self.kubectl
-                .rollout_status(component.as_str(), self.rollout_timeout)
-                .await?;
-        }
-        self.follow_front(false).await
-    }
-
-    pub(super) async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
-        self.kubectl.kill_first_pod(deployment(component)?).await?;
-        self.after(component).await
-    }
-
-    pub(super) async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
-        anyhow::bail!(
-            "not applicable: kubernetes cannot freeze a container (pause {component}: {paused})"
-        )
-    }
-
-    pub(super) async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
-        self.kubectl
-            .recreate(deployment(component)?, self.rollout_timeout)
-            .await?;
-        self.after(component).await
-    }
-
-    pub(super) async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
-        self.kubectl
-            .roll(deployment(component)?, self.rollout_timeout)
-            .await?;
-        self.after(component).await
-    }
-
-    pub(super) async fn roll_bad_release(
-        &mut self,
-        component: Component,
-    ) -> anyhow::Result<String> {
-        let why = self
-            .kubectl
-            .roll_bad_release(
-                deployment(component)?,
-                BAD_RELEASE_DEADLINE,
-                self.rollout_timeout,
-            )
-            .await?;
-        // The old pods kept serving, so a port-forward to one of them still stands; it is
-        // checked all the same.
-        self.follow_front(false).await?;
-        Ok(why)
-    }
-
-    pub(super) async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
-        let replicas = self
-            .kubectl
-            .add_replica(deployment(component)?, self.rollout_timeout)
-            .await?;
-        self.after(component).await?;
-        Ok(replicas)
-    }
-
-    /// Watches Kubernetes restart what fails until `until`: a component with fewer ready
-    /// pods than it had at the start, or a pod whose restart count went up, is down; ready
-    /// again, that is one restart, with how long it was down.
-    pub(super) async fn watch_restarts_until(&mut self, until: Instant) -> Vec<Restart> {
-        let names: Vec<&str> = super::components_of(self.build)
-            .into_iter()
-            .map(Component::as_str)
-            .collect();
-        let restarts = watch_restarts(&self.kubectl, &names, until).await;
-        if restarts
-            .iter()
-            .any(|restart| restart.component == front_of(self.build))
-            && let Err(error) = self.follow_front(true).await
-        {
-            tracing::warn!(error = format!("{error:#}"), "the front's port-forward");
-        }
-        restarts
-    }
-
-    /// Kills the port-forward (by PID) and deletes everything the overlay made, its
-    /// namespace included, waiting until it is gone so that the next build can start.
-    pub(super) async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(forward) = self.forward.take() {
-            forward.stop().await;
-        }
-        self.kubectl.delete_overlay(&self.overlay).await
-    }
-
     /// After an operation on `component`: if it was the front, its pods are new, and a
     /// port-forward to one of the old ones leads nowhere.
     async fn after(&mut self, component: Component) -> anyhow::Result<()> {
@@ -305,6 +253,145 @@ impl Kubernetes {
                 _ => tokio::time::sleep(POLL).await,
             }
         }
+    }
+}
+
+#[async_trait]
+impl Platform for Kubernetes {
+    fn name(&self) -> &'static str {
+        REGISTRATION.name
+    }
+
+    fn build(&self) -> Build {
+        self.build
+    }
+
+    async fn break_calls(
+        &mut self,
+        _context: domain::Context,
+        _fault: crate::local::supervisor::NetworkFault,
+    ) -> anyhow::Result<crate::Injection> {
+        Ok(crate::Injection::not_realized(
+            "not applicable: the kubernetes target has no network fault (it needs a network \
+             policy controller the lab does not assume)",
+        ))
+    }
+
+    async fn database_down(&mut self, _process: Component) -> anyhow::Result<crate::Injection> {
+        Ok(crate::Injection::not_realized(
+            "unavailable: SQLite is embedded in the process; there is no connection to a \
+             database server to cut",
+        ))
+    }
+
+    async fn limit_cpu(
+        &mut self,
+        _process: Component,
+        _cores: f64,
+    ) -> anyhow::Result<crate::Injection> {
+        Ok(crate::Injection::not_realized(
+            "not applicable: a pod's CPU limit changes only by replacing the pod",
+        ))
+    }
+
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Waits until every Deployment has rolled out and the front answers `/ready`.
+    async fn restore(&mut self) -> anyhow::Result<usize> {
+        for component in super::components_of(self.build) {
+            self.kubectl
+                .rollout_status(component.as_str(), self.rollout_timeout)
+                .await?;
+        }
+        // Kubernetes brings pods back itself; none had to be restarted by the lab.
+        self.follow_front(false).await.map(|()| 0)
+    }
+
+    async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+        self.kubectl.kill_first_pod(deployment(component)?).await?;
+        self.after(component).await
+    }
+
+    async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "not applicable: kubernetes cannot freeze a container (pause {component}: {paused})"
+        )
+    }
+
+    async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+        self.kubectl
+            .recreate(deployment(component)?, self.rollout_timeout)
+            .await?;
+        self.after(component).await
+    }
+
+    async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        self.kubectl
+            .roll(deployment(component)?, self.rollout_timeout)
+            .await?;
+        self.after(component).await
+    }
+
+    async fn roll_bad_release(&mut self, component: Component) -> anyhow::Result<String> {
+        let why = self
+            .kubectl
+            .roll_bad_release(
+                deployment(component)?,
+                BAD_RELEASE_DEADLINE,
+                self.rollout_timeout,
+            )
+            .await?;
+        // The old pods kept serving, so a port-forward to one of them still stands; it is
+        // checked all the same.
+        self.follow_front(false).await?;
+        Ok(why)
+    }
+
+    async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        let replicas = self
+            .kubectl
+            .add_replica(deployment(component)?, self.rollout_timeout)
+            .await?;
+        self.after(component).await?;
+        Ok(replicas)
+    }
+
+    /// Watches Kubernetes restart what fails until `until`: a component with fewer ready
+    /// pods than it had at the start, or a pod whose restart count went up, is down; ready
+    /// again, that is one restart, with how long it was down.
+    async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {
+        let names: Vec<&str> = super::components_of(self.build)
+            .into_iter()
+            .map(Component::as_str)
+            .collect();
+        let restarts = watch_restarts(&self.kubectl, &names, until).await;
+        if restarts
+            .iter()
+            .any(|restart| restart.component == front_of(self.build))
+            && let Err(error) = self.follow_front(true).await
+        {
+            tracing::warn!(error = format!("{error:#}"), "the front's port-forward");
+        }
+        restarts
+    }
+
+    /// Kills the port-forward (by PID) and deletes everything the overlay made, its
+    /// namespace included, waiting until it is gone so that the next build can start.
+    async fn stop(mut self: Box<Self>) -> anyhow::Result<()> {
+        if let Some(forward) = self.forward.take() {
+            forward.stop().await;
+        }
+        self.kubectl.delete_overlay(&self.overlay).await
     }
 }
 

@@ -13,20 +13,47 @@ use anyhow::Context as _;
 use domain::Context;
 use nix::sys::signal::Signal;
 
-use super::{Injection, Probe, Restart, TargetSettings, Undo};
+use std::any::Any;
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use futures::FutureExt as _;
+
 use crate::local::supervisor::{
     Build, Component, Database, Deployment, Link, NetworkFault, Options,
 };
+use crate::{Injection, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
 use cgroup::CpuLimit;
 
+/// The `local` platform's entry in [`crate::PLATFORMS`].
+pub(crate) const REGISTRATION: Registration = Registration {
+    name: "local",
+    start: |build, settings| {
+        async move { Ok(Box::new(Local::start(build, settings).await?) as Box<dyn Platform>) }
+            .boxed()
+    },
+    takes_process_limits: true,
+    takes_database_server: true,
+};
+
+/// One thing to put back at heal.
+enum Undo {
+    /// Remove the toxics of a fault proxy.
+    Link(Link),
+    /// Let the proxy in front of this process's database pass connections again.
+    Database(Component),
+    /// Lift a cgroup v1 CPU quota and move the process back.
+    Cgroup(CpuLimit),
+}
+
 pub struct Local {
-    pub(super) deployment: Deployment,
+    deployment: Deployment,
     /// The SQLite files; removed when the target is dropped.
     _data: Option<tempfile::TempDir>,
 }
 
 impl Local {
-    pub(super) async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Local> {
+    async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Local> {
         let (database, data) = match &settings.postgres {
             Some(server) => (
                 Database::Postgres {
@@ -73,7 +100,7 @@ impl Local {
 
     /// Every process of the system under test right now, fault proxies included (their CPU
     /// is the shop's, not the generator's).
-    pub(super) fn probes(&self) -> Vec<(Component, Probe)> {
+    fn process_probes(&self) -> Vec<(Component, Probe)> {
         let mut probes: Vec<(Component, Probe)> = self
             .deployment
             .members()
@@ -89,7 +116,7 @@ impl Local {
         probes
     }
 
-    pub(super) fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+    fn front_door_urls(&self) -> anyhow::Result<(String, Option<String>)> {
         let null_base = self
             .deployment
             .member(Component::FrontDoor, 1)?
@@ -111,7 +138,7 @@ impl Local {
     /// Every 50 ms, any process that has exited is started again (as a process manager or
     /// Kubernetes would), after a backoff that doubles for a process that crashes again
     /// within 10 s (0 ms, 250 ms, 500 ms, ... up to 4 s).
-    pub(super) async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {
+    async fn heal_until(&mut self, until: Instant) -> Vec<Restart> {
         const POLL: Duration = Duration::from_millis(50);
         const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(10);
         let mut restarts: Vec<Restart> = Vec::new();
@@ -144,7 +171,7 @@ impl Local {
     }
 
     /// Starts again whatever has exited; returns how many.
-    pub(super) async fn restart_exited(&mut self) -> anyhow::Result<usize> {
+    async fn restart_exited(&mut self) -> anyhow::Result<usize> {
         let gone = self.deployment.exited();
         for (component, replica) in &gone {
             self.deployment.restart(*component, *replica).await?;
@@ -152,7 +179,7 @@ impl Local {
         Ok(gone.len())
     }
 
-    pub(super) fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+    fn freeze(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
         let signal = if paused {
             Signal::SIGSTOP
         } else {
@@ -161,7 +188,7 @@ impl Local {
         self.deployment.signal(component, 1, signal)
     }
 
-    pub(super) fn components(&self) -> Vec<Component> {
+    fn running_components(&self) -> Vec<Component> {
         let mut components: Vec<Component> = self
             .deployment
             .members()
@@ -174,7 +201,7 @@ impl Local {
     }
 
     /// The fault proxy in front of every replica of the context gets the fault.
-    pub(super) async fn break_calls(
+    async fn break_link(
         &mut self,
         context: Context,
         fault: NetworkFault,
@@ -187,7 +214,7 @@ impl Local {
         ))
     }
 
-    pub(super) async fn database_down(&mut self, process: Component) -> anyhow::Result<Injection> {
+    async fn cut_database(&mut self, process: Component) -> anyhow::Result<Injection> {
         if !self.deployment.database().is_postgres() {
             return Ok(Injection::not_realized(
                 "unavailable: SQLite is embedded in the process; there is no connection to a \
@@ -209,7 +236,7 @@ impl Local {
     }
 
     /// Every replica of `process` under a cgroup v1 CPU quota.
-    pub(super) fn limit_cpu(&mut self, process: Component, cores: f64) -> Injection {
+    fn quota(&mut self, process: Component, cores: f64) -> Injection {
         let pids: Vec<u32> = self
             .deployment
             .members()
@@ -230,5 +257,149 @@ impl Local {
             format!("cgroup v1 CPU limit: {}", described.join("; ")),
             limits.into_iter().map(Undo::Cgroup).collect(),
         )
+    }
+}
+
+#[async_trait]
+impl Platform for Local {
+    fn name(&self) -> &'static str {
+        REGISTRATION.name
+    }
+
+    fn build(&self) -> Build {
+        self.deployment.build()
+    }
+
+    fn url(&self) -> &str {
+        self.deployment.url()
+    }
+
+    fn direct_url(&self) -> &str {
+        self.deployment.direct_url()
+    }
+
+    fn admin_url(&self) -> &str {
+        self.deployment.admin_url()
+    }
+
+    fn admin_token(&self) -> &str {
+        self.deployment.admin_token()
+    }
+
+    fn components(&self) -> Vec<Component> {
+        self.running_components()
+    }
+
+    async fn processes(&self) -> Vec<ProcessView> {
+        self.deployment
+            .members()
+            .iter()
+            .map(|member| ProcessView {
+                component: member.component(),
+                replica: member.replica(),
+                url: member.url().to_owned(),
+                pid: Some(member.pid()),
+            })
+            .collect()
+    }
+
+    async fn probes(&self) -> Vec<(Component, Probe)> {
+        self.process_probes()
+    }
+
+    async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+        self.front_door_urls()
+    }
+
+    async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {
+        self.heal_until(until).await
+    }
+
+    async fn restore(&mut self) -> anyhow::Result<usize> {
+        self.restart_exited().await
+    }
+
+    async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+        self.deployment.kill(component, 1).await
+    }
+
+    async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        self.freeze(component, paused)
+    }
+
+    async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+        self.deployment.restart(component, 1).await
+    }
+
+    async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        self.deployment.roll(component, 1).await
+    }
+
+    async fn roll_bad_release(&mut self, component: Component) -> anyhow::Result<String> {
+        self.deployment.roll_bad_release(component, 1).await
+    }
+
+    async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        self.deployment.add_replica(component).await
+    }
+
+    async fn prepare_network_faults(
+        &mut self,
+        services: &BTreeSet<Context>,
+        databases: &BTreeSet<Context>,
+    ) -> anyhow::Result<()> {
+        self.deployment.insert_proxies(services, databases).await
+    }
+
+    fn has_database_server(&self) -> bool {
+        self.deployment.database().is_postgres()
+    }
+
+    async fn break_calls(
+        &mut self,
+        context: Context,
+        fault: NetworkFault,
+    ) -> anyhow::Result<Injection> {
+        self.break_link(context, fault).await
+    }
+
+    async fn database_down(&mut self, process: Component) -> anyhow::Result<Injection> {
+        self.cut_database(process).await
+    }
+
+    async fn limit_cpu(&mut self, process: Component, cores: f64) -> anyhow::Result<Injection> {
+        Ok(self.quota(process, cores))
+    }
+
+    async fn undo(&mut self, step: Box<dyn Any + Send>) -> anyhow::Result<()> {
+        let step = step
+            .downcast::<Undo>()
+            .map_err(|_| anyhow::anyhow!("an undo step of another platform"))?;
+        match *step {
+            Undo::Link(link) => self.deployment.heal_link(link).await,
+            Undo::Database(process) => self.deployment.database_down(process, false).await,
+            Undo::Cgroup(limit) => limit.lift(),
+        }
+    }
+
+    fn exited(&mut self) -> Vec<(Component, usize)> {
+        self.deployment.exited()
+    }
+
+    async fn restart(&mut self, component: Component, replica: usize) -> anyhow::Result<()> {
+        self.deployment.restart(component, replica).await
+    }
+
+    fn lab_restarts_processes(&self) -> bool {
+        true
+    }
+
+    fn deploy_pace(&self) -> u32 {
+        1
+    }
+
+    async fn stop(self: Box<Self>) -> anyhow::Result<()> {
+        let local = *self;
+        local.deployment.stop().await
     }
 }

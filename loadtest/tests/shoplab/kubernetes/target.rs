@@ -14,7 +14,7 @@ use domain::Context;
 use loadtest_platform::compose::ComposeSettings;
 use loadtest_platform::kubernetes::{Kubectl, KubernetesSettings, watch_restarts};
 use loadtest_platform::local::cgroup::ProcessLimits;
-use loadtest_platform::{Platform, Target, TargetSettings, components_of};
+use loadtest_platform::{Target, TargetSettings, components_of};
 use loadtest_results::component::{Build, Component};
 
 /// A folder holding the fake kubectl and its answers; removed at the end.
@@ -78,7 +78,7 @@ impl FakeCluster {
             env: Vec::new(),
             forward_logs: false,
             limits: ProcessLimits::default(),
-            platform: Platform::Kubernetes,
+            platform: "kubernetes".to_owned(),
             compose: ComposeSettings::default(),
             kubernetes: KubernetesSettings {
                 kubectl: Some(self.kubectl()),

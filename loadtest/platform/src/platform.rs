@@ -1,0 +1,189 @@
+//! The seam every platform implements: what the lab asks of the place a build runs.
+//!
+//! One trait, one implementation per folder (`local/`, `compose/`, `kubernetes/`), and the
+//! experiments, `compare` and the workshop written once against it (through [`Target`]),
+//! never asking which platform they hold. The required methods are what every platform must
+//! do to be measured at all: say where the build answers, deploy it, kill it, watch it heal,
+//! stop it. The optional ones (a network fault, a database cut, a CPU quota, the processes'
+//! CPU and memory, a null endpoint to calibrate against) have defaults that realize nothing
+//! and say why, so a platform that cannot do something records "not applicable: …" in the
+//! results instead of a measurement of an undisturbed shop; the capability methods say how
+//! the platform behaves where the experiments must plan around it.
+//!
+//! [`Target`]: crate::Target
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use domain::Context;
+use loadtest_results::component::{Build, Component};
+
+use crate::injection::Injection;
+use crate::local::supervisor::NetworkFault;
+use crate::meter::Probe;
+use crate::{ProcessView, Restart};
+
+/// A build running on one platform.
+#[async_trait]
+pub trait Platform: Send + Sync {
+    /// The platform's `--target` name (`local`, `compose`, `kubernetes`).
+    fn name(&self) -> &'static str;
+
+    /// The build it runs.
+    fn build(&self) -> Build;
+
+    /// The public URL: the lab's front door where the platform has one.
+    fn url(&self) -> &str;
+
+    /// The monolith's or the gateway's own URL, past the front door (the throughput sweep
+    /// measures the builds without the front door's hop). The public URL by default.
+    fn direct_url(&self) -> &str {
+        self.url()
+    }
+
+    /// The admin API (the monolith's, or the gateway's admin port).
+    fn admin_url(&self) -> &str;
+
+    fn admin_token(&self) -> &str;
+
+    /// The components a deploy or fault can target (not the front door).
+    fn components(&self) -> Vec<Component> {
+        crate::components_of(self.build())
+    }
+
+    /// Every running process of the build as the lab sees it now: the monolith or each
+    /// service replica, and the gateway. Empty where the platform shows no processes.
+    async fn processes(&self) -> Vec<ProcessView> {
+        Vec::new()
+    }
+
+    /// What to read each process of the system under test by (CPU and memory). None by
+    /// default: the results then say "not measured", never zero.
+    async fn probes(&self) -> Vec<(Component, Probe)> {
+        Vec::new()
+    }
+
+    /// The front door's null endpoint and the catalog service's own URL, for the
+    /// calibration. Refused by default: a platform without the lab's front door on the
+    /// shop's cores has nothing fair to calibrate against.
+    async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+        anyhow::bail!(
+            "the {} platform runs no null endpoint on the shop's cores to calibrate against",
+            self.name()
+        )
+    }
+
+    /// Self-healing until `until`: a process that exits is started again, by the lab or by
+    /// the platform's own restart policy, which the lab watches. Each restart with how long
+    /// the process was gone.
+    async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart>;
+
+    /// After a heal: every process is back and ready. How many had to come back.
+    async fn restore(&mut self) -> anyhow::Result<usize>;
+
+    /// `kill -9` a component's first replica, as a crash would.
+    async fn kill(&mut self, component: Component) -> anyhow::Result<()>;
+
+    /// Freeze (SIGSTOP, `docker pause`) or thaw a component's processes.
+    async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()>;
+
+    /// Recreate deploy: stop the running process, start a new one in its place, ready.
+    async fn recreate(&mut self, component: Component) -> anyhow::Result<()>;
+
+    /// Rolling deploy: the new process ready, traffic moved to it, the old one drained.
+    async fn roll(&mut self, component: Component) -> anyhow::Result<()>;
+
+    /// A rolling deploy of a release that never gets ready; the old process keeps serving.
+    /// Why the new one failed.
+    async fn roll_bad_release(&mut self, component: Component) -> anyhow::Result<String>;
+
+    /// One more replica of `component`, ready and receiving traffic; how many run now.
+    async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize>;
+
+    /// Puts what the network faults of a run need in place before the load starts, so
+    /// every window pays the same path. Nothing by default.
+    async fn prepare_network_faults(
+        &mut self,
+        _services: &BTreeSet<Context>,
+        _databases: &BTreeSet<Context>,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// Whether the build's data lives in a database server the lab can cut off.
+    fn has_database_server(&self) -> bool {
+        false
+    }
+
+    /// A network fault between `context`'s callers and its service (the micro build).
+    async fn break_calls(
+        &mut self,
+        _context: Context,
+        _fault: NetworkFault,
+    ) -> anyhow::Result<Injection> {
+        Ok(Injection::not_realized(format!(
+            "not applicable: the {} platform has no way to break one link between services",
+            self.name()
+        )))
+    }
+
+    /// The database holding `process`'s data drops every connection.
+    async fn database_down(&mut self, _process: Component) -> anyhow::Result<Injection> {
+        Ok(Injection::not_realized(format!(
+            "unavailable: the {} platform has no connection to a database server to cut",
+            self.name()
+        )))
+    }
+
+    /// Every replica of `process` held to `cores` of CPU.
+    async fn limit_cpu(&mut self, _process: Component, _cores: f64) -> anyhow::Result<Injection> {
+        Ok(Injection::not_realized(format!(
+            "not applicable: the {} platform cannot change a running process's CPU limit",
+            self.name()
+        )))
+    }
+
+    /// Puts back one step of an injection this platform made. The step is the platform's
+    /// own type, boxed so that [`Injection`] stays one type for every platform: only the
+    /// platform that made a step ever sees it again, and it downcasts to its own type.
+    async fn undo(&mut self, step: Box<dyn Any + Send>) -> anyhow::Result<()> {
+        let _ = step;
+        anyhow::bail!("the {} platform made no step to undo", self.name())
+    }
+
+    /// Processes that have exited and wait for the lab to start them again (where the lab is
+    /// the process manager; see [`Platform::lab_restarts_processes`]). Elsewhere the
+    /// platform restarts them itself, and none wait.
+    fn exited(&mut self) -> Vec<(Component, usize)> {
+        Vec::new()
+    }
+
+    /// Starts an exited process again, on its old address. Refused where the platform is
+    /// its own process manager.
+    async fn restart(&mut self, component: Component, replica: usize) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "not applicable: the {} platform restarts {component}#{replica} itself",
+            self.name()
+        )
+    }
+
+    /// Capability: the lab itself restarts what exits (the local platform). Elsewhere the
+    /// platform's restart policy does, and a killed process comes back while the lab
+    /// watches.
+    fn lab_restarts_processes(&self) -> bool {
+        false
+    }
+
+    /// Capability: how many times longer than a local process restart a deploy takes here
+    /// (an engine call, a container start, a stop grace), for the deploy experiment's load
+    /// ceiling. Measured: several seconds per deploy on compose against a fraction of one
+    /// locally, hence 12 on the container platforms.
+    fn deploy_pace(&self) -> u32 {
+        12
+    }
+
+    /// Stops the build and removes what the lab created for it.
+    async fn stop(self: Box<Self>) -> anyhow::Result<()>;
+}

@@ -1,0 +1,361 @@
+//! A build on a platform, as the experiments, `compare` and the workshop drive it: what every
+//! platform shares (the admin API over HTTP: reset, audit, in-process faults, quiescence)
+//! written once here, and everything else asked of the [`Platform`] it runs on.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use domain::Context;
+use domain::admin::{Audit, ResetSummary};
+use loadtest_results::component::{Build, Component};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::injection::Injection;
+use crate::local::cgroup::ProcessLimits;
+use crate::local::supervisor::NetworkFault;
+use crate::meter::Probe;
+use crate::platform::Platform;
+use crate::{compose, kubernetes};
+
+/// How the lab starts a build.
+#[derive(Clone, Debug)]
+pub struct TargetSettings {
+    pub program: std::path::PathBuf,
+    /// `None`: SQLite files in a fresh temporary folder. `Some`: a PostgreSQL server.
+    pub postgres: Option<String>,
+    pub seed: u64,
+    pub products: u32,
+    pub users: u32,
+    /// Initial stock of every product; large, so the buy journey never runs out.
+    pub stock: i64,
+    /// More `SHOPLAB_*` settings for every child.
+    pub env: Vec<(String, String)>,
+    pub forward_logs: bool,
+    /// Per-process limits of the shop's processes (none by default; local target only).
+    pub limits: ProcessLimits,
+    /// The platform's `--target` name (one of [`crate::PLATFORMS`]).
+    pub platform: String,
+    /// The compose platform's settings (its flag group; read by the compose platform only).
+    pub compose: compose::ComposeSettings,
+    /// The Kubernetes platform's settings (its flag group).
+    pub kubernetes: kubernetes::KubernetesSettings,
+}
+
+/// One running build.
+pub struct Target {
+    pub build: Build,
+    platform: Box<dyn Platform>,
+    limits: ProcessLimits,
+    http: reqwest::Client,
+}
+
+/// One process of a running build, as the platform shows it.
+#[derive(Clone, Debug)]
+pub struct ProcessView {
+    pub component: Component,
+    /// 1-based.
+    pub replica: usize,
+    /// Where the lab reaches it (for `/ready`).
+    pub url: String,
+    /// Its PID on this machine, where the lab can read its CPU and memory by it.
+    pub pid: Option<u32>,
+}
+
+impl Target {
+    /// Starts `build` on the platform the settings name and waits until it is ready.
+    pub async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Target> {
+        let registration = crate::registration(&settings.platform)?;
+        let platform = (registration.start)(build, settings).await?;
+        Ok(Target {
+            build,
+            platform,
+            limits: settings.limits,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+        })
+    }
+
+    /// The platform's `--target` name.
+    pub fn platform_name(&self) -> &'static str {
+        self.platform.name()
+    }
+
+    /// Capability: the lab restarts what exits (see [`Platform::lab_restarts_processes`]).
+    pub fn lab_restarts_processes(&self) -> bool {
+        self.platform.lab_restarts_processes()
+    }
+
+    /// Capability: how much slower than a local restart a deploy is here.
+    pub fn deploy_pace(&self) -> u32 {
+        self.platform.deploy_pace()
+    }
+
+    /// The per-process limits every shop process is held to (local platform).
+    pub fn limits(&self) -> &ProcessLimits {
+        &self.limits
+    }
+
+    /// The public URL: the front door's.
+    pub fn url(&self) -> &str {
+        self.platform.url()
+    }
+
+    /// The monolith's or the gateway's own URL, past the front door (the throughput sweep
+    /// measures the builds without the front door's hop).
+    pub fn direct_url(&self) -> &str {
+        self.platform.direct_url()
+    }
+
+    pub fn admin_url(&self) -> &str {
+        self.platform.admin_url()
+    }
+
+    pub fn admin_token(&self) -> &str {
+        self.platform.admin_token()
+    }
+
+    /// Processes that exited and wait for the lab to restart them (local platform).
+    pub fn exited(&mut self) -> Vec<(Component, usize)> {
+        self.platform.exited()
+    }
+
+    /// Starts an exited process again (where the lab is the process manager).
+    pub async fn restart(&mut self, component: Component, replica: usize) -> anyhow::Result<()> {
+        self.platform.restart(component, replica).await
+    }
+
+    /// Every running process of the build.
+    pub async fn processes(&self) -> Vec<ProcessView> {
+        self.platform.processes().await
+    }
+
+    /// What to read each process of the system under test by (its CPU and memory), fault
+    /// proxies and the front door included where the lab runs them on the shop's cores.
+    pub async fn probes(&self) -> Vec<(Component, Probe)> {
+        self.platform.probes().await
+    }
+
+    /// The base URL of the front door's null endpoint (`GET /null`), and the catalog
+    /// service's own URL where the lab can reach it, for the calibration; an error saying
+    /// why where the platform has nothing fair to calibrate against.
+    pub async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+        self.platform.calibration_urls().await
+    }
+
+    /// Wipes and seeds every context; returns how seeded users log in.
+    pub async fn reset(&self, settings: &TargetSettings) -> anyhow::Result<ResetSummary> {
+        let body = json!({
+            "products": settings.products,
+            "stock": settings.stock,
+            "users": settings.users,
+            "seed": settings.seed,
+        });
+        let answer = self
+            .admin(reqwest::Method::POST, "/admin/reset", Some(body))
+            .await
+            .context("reset the data")?;
+        serde_json::from_value(answer).context("read the reset summary")
+    }
+
+    pub async fn audit(&self) -> anyhow::Result<Audit> {
+        let answer = self
+            .admin(reqwest::Method::GET, "/admin/audit", None)
+            .await?;
+        serde_json::from_value(answer).context("read the audit snapshot")
+    }
+
+    /// Switches an in-process fault on for `context` (both builds take the same body).
+    pub async fn fault(&self, context: Context, kind: &str, params: Value) -> anyhow::Result<()> {
+        let body = json!({ "context": context, "kind": kind, "params": params });
+        self.admin(reqwest::Method::POST, "/admin/faults", Some(body))
+            .await
+            .map(drop)
+    }
+
+    /// Clears every in-process fault.
+    pub async fn heal_faults(&self) -> anyhow::Result<()> {
+        self.admin(reqwest::Method::DELETE, "/admin/faults", None)
+            .await
+            .map(drop)
+    }
+
+    /// Waits until no reservation is held and no order is pending (a saga left to its
+    /// recovery loop): nothing is in flight any more. Gives up (and says so) after
+    /// `deadline`.
+    pub async fn quiesce(&self, deadline: Duration) -> anyhow::Result<(Audit, bool)> {
+        let until = Instant::now() + deadline;
+        loop {
+            let audit = self.audit().await?;
+            let held =
+                audit.reservations.iter().any(|reservation| {
+                    reservation.state == domain::inventory::ReservationState::Held
+                }) || audit
+                    .orders
+                    .iter()
+                    .any(|order| order.status == domain::orders::OrderStatus::Pending);
+            if !held || Instant::now() >= until {
+                return Ok((audit, !held));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Self-healing until `until`: a process that exits is started again, by the lab
+    /// (local) or by the platform's own restart policy, which the lab watches. Returns each
+    /// restart with how long the process was gone.
+    pub async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {
+        self.platform.self_heal_until(until).await
+    }
+
+    /// After a heal: every process is back and ready (restarted by the lab, or waited for
+    /// while the platform restarts it). Returns how many had to come back.
+    pub async fn restore(&mut self) -> anyhow::Result<usize> {
+        self.platform.restore().await
+    }
+
+    /// `kill -9` a component (its first replica), as a crash would.
+    pub async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+        self.platform.kill(component).await
+    }
+
+    /// SIGSTOP / SIGCONT (`docker pause` / `unpause` on compose).
+    pub async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        self.platform.pause(component, paused).await
+    }
+
+    /// Recreate deploy: stop the running process (SIGTERM, drain), start a new one in its
+    /// place, wait for `/ready`.
+    pub async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+        self.platform.recreate(component).await
+    }
+
+    /// Rolling deploy: start the new process, wait until it is ready, move traffic to it,
+    /// drain and stop the old one.
+    pub async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        self.platform.roll(component).await
+    }
+
+    /// A rolling deploy of a release that never gets ready; the old process must keep
+    /// serving. Returns why the new one failed.
+    pub async fn roll_bad_release(&mut self, component: Component) -> anyhow::Result<String> {
+        self.platform.roll_bad_release(component).await
+    }
+
+    /// One more replica of `component`, ready and receiving traffic; returns how many run.
+    pub async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        self.platform.add_replica(component).await
+    }
+
+    /// The components a deploy or fault can target in this build (not the front door).
+    pub fn components(&self) -> Vec<Component> {
+        self.platform.components()
+    }
+
+    /// Puts what the network faults of a run need in place before the load starts (on the
+    /// local platform: fault proxies in front of these services and databases).
+    pub async fn place_proxies(
+        &mut self,
+        services: &BTreeSet<Context>,
+        databases: &BTreeSet<Context>,
+    ) -> anyhow::Result<()> {
+        self.platform
+            .prepare_network_faults(services, databases)
+            .await
+    }
+
+    /// Whether the build's data lives in a database server (which can be cut off).
+    pub fn is_postgres(&self) -> bool {
+        self.platform.has_database_server()
+    }
+
+    /// A network fault between `context`'s callers and its service.
+    pub async fn break_calls(
+        &mut self,
+        context: Context,
+        fault: NetworkFault,
+    ) -> anyhow::Result<Injection> {
+        if self.build == Build::Monolith {
+            return Ok(Injection::not_realized(format!(
+                "not applicable: the monolith's contexts call {context} in-process; there is \
+                 no network between them to break"
+            )));
+        }
+        self.platform.break_calls(context, fault).await
+    }
+
+    /// The database holding the process's data drops every connection.
+    pub async fn database_down(&mut self, process: Component) -> anyhow::Result<Injection> {
+        self.platform.database_down(process).await
+    }
+
+    /// Every replica of `process` held to `cores` of CPU.
+    pub async fn limit_cpu(&mut self, process: Component, cores: f64) -> anyhow::Result<Injection> {
+        self.platform.limit_cpu(process, cores).await
+    }
+
+    /// Puts back what an injection changed.
+    pub async fn lift(&mut self, injection: Injection) -> anyhow::Result<()> {
+        for step in injection.undo {
+            self.platform.undo(step).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.platform.stop().await
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.admin_url()))
+            .bearer_auth(self.admin_token());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        anyhow::ensure!(
+            status.is_success(),
+            "{method} {path} answered {status}: {text}"
+        );
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+/// The components of a build as the container platforms deploy them: the monolith, or every
+/// service and the gateway.
+pub fn components_of(build: Build) -> Vec<Component> {
+    match build {
+        Build::Monolith => vec![Component::Monolith],
+        Build::Micro => Context::ALL
+            .iter()
+            .map(|context| Component::Service(*context))
+            .chain([Component::Gateway])
+            .collect(),
+    }
+}
+
+/// One self-healing restart.
+#[derive(Clone, Debug, Serialize)]
+pub struct Restart {
+    pub component: String,
+    #[serde(skip)]
+    pub at: Instant,
+    pub backoff_ms: u64,
+    /// From noticing the exit to the new process answering `/ready`.
+    pub down_ms: u64,
+    pub error: Option<String>,
+}
