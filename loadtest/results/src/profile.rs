@@ -40,6 +40,24 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// Every kind, in the order the report lists them.
+    pub const ALL: [FaultKind; 12] = [
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Latency,
+        FaultKind::Errors,
+        FaultKind::Abort,
+        FaultKind::CpuHog,
+        FaultKind::Leak,
+        FaultKind::NetLatency,
+        FaultKind::NetReset,
+        FaultKind::NetCut,
+        FaultKind::DbDown,
+        FaultKind::CpuLimit,
+    ];
+
+    /// The kind's name: its spelling in the fault catalogue (`domain::faults`), where its
+    /// parameters and their defaults are specified.
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
@@ -164,5 +182,21 @@ mod millis {
     ) -> Result<Duration, D::Error> {
         let millis: u64 = serde::Deserialize::deserialize(deserializer)?;
         Ok(Duration::from_millis(millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FaultKind;
+
+    #[test]
+    fn every_kind_the_lab_injects_is_specified_in_the_fault_catalogue() {
+        for kind in FaultKind::ALL {
+            assert!(
+                domain::faults::spec(kind.as_str()).is_some(),
+                "{} is not in domain::faults::catalogue()",
+                kind.as_str()
+            );
+        }
     }
 }

@@ -164,3 +164,48 @@ fn only_the_glue_binary_knows_the_builds() {
         );
     }
 }
+
+#[test]
+fn domain_depends_on_no_http_or_sql_crate_unless_a_feature_asks_for_openapi() {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run cargo metadata");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    let domain = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|package| package["name"] == "domain")
+        .expect("the domain package");
+    let required: Vec<&str> = domain["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .filter(|dependency| dependency["kind"].is_null() && dependency["optional"] == false)
+        .filter_map(|dependency| dependency["name"].as_str())
+        .collect();
+    for transport in [
+        "axum",
+        "axum-core",
+        "http",
+        "http-body",
+        "hyper",
+        "hyper-util",
+        "tower",
+        "tower-service",
+        "tower-http",
+        "reqwest",
+        "utoipa",
+        "utoipa-axum",
+        "sqlx",
+    ] {
+        assert!(
+            !required.contains(&transport),
+            "domain depends on {transport}: the vocabulary knows nothing of HTTP or SQL \
+             (OpenAPI derives sit behind its optional `openapi` feature)"
+        );
+    }
+}

@@ -119,6 +119,36 @@ async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_in
     let state = workshop.state().await;
     assert_eq!(state["builds"][0]["build"], "micro");
 
+    // The page's fault controls come from the catalogue: every in-process and network kind
+    // the admin API and the lab know, each parameter's default inside its range.
+    let catalogue = answer(workshop.http.get(workshop.api("/api/faults")))
+        .await
+        .1;
+    let faults = catalogue["faults"].as_array().expect("a list of faults");
+    for kind in [
+        "latency",
+        "errors",
+        "cpu_hog",
+        "net_cut",
+        "net_latency",
+        "kill",
+    ] {
+        assert!(
+            faults.iter().any(|fault| fault["name"] == kind),
+            "{kind} missing from {catalogue}"
+        );
+    }
+    for param in faults
+        .iter()
+        .flat_map(|fault| fault["params"].as_array().cloned().unwrap_or_default())
+    {
+        let (default, min, max) = (&param["default"], &param["min"], &param["max"]);
+        assert!(
+            min.as_f64() <= default.as_f64() && default.as_f64() <= max.as_f64(),
+            "{param}"
+        );
+    }
+
     // Bad input is a 4xx with the error body, before anything is done.
     for (path, body, status, code) in [
         ("/api/load", json!({"users_per_build": 0}), 422, "invalid"),
@@ -150,6 +180,19 @@ async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_in
         (
             "/api/builds/micro/components/gateway/network",
             json!({"kind": "cut"}),
+            422,
+            "invalid",
+        ),
+        // Out of the catalogue's range, and a parameter the kind does not have.
+        (
+            "/api/builds/micro/components/catalog/fault",
+            json!({"kind": "latency", "ms": 70_000}),
+            422,
+            "invalid",
+        ),
+        (
+            "/api/builds/micro/components/catalog/network",
+            json!({"kind": "latency", "jitter": 5}),
             422,
             "invalid",
         ),

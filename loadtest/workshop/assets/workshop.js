@@ -76,6 +76,34 @@ function controlPath(action) {
   return `/api/builds/${build}/components/${component}/${action}`;
 }
 
+// One button per in-process and network kind of the fault catalogue (GET /api/faults), each
+// parameter an input holding its default within its range: a kind added to the catalogue
+// shows up here without a change to this page.
+async function faultButtons() {
+  const answer = await fetch("/api/faults").then((response) => response.json()).catch(() => null);
+  const container = document.getElementById("fault-buttons");
+  if (!answer) {
+    container.textContent = "the fault catalogue did not load";
+    return;
+  }
+  const actions = { in_process: "fault", network: "network" };
+  for (const spec of answer.faults.filter((spec) => spec.layer in actions)) {
+    const action = actions[spec.layer];
+    const kind = action === "network" ? spec.name.replace(/^net_/, "") : spec.name;
+    const label = action === "network" ? `network ${kind}` : kind.replace("_", " ");
+    container.append(element("button", { type: "button", "data-action": action, "data-kind": kind,
+      "data-fault": spec.name, title: spec.about }, label));
+    for (const param of spec.params) {
+      const input = element("input", { type: "number", min: param.min, max: param.max, value: param.default,
+        step: param.type === "number" ? "any" : "1", "data-fault": spec.name, "data-param": param.name,
+        title: param.about });
+      const field = element("label", { class: "small" });
+      field.append(input, ` ${param.unit}`);
+      container.append(field);
+    }
+  }
+}
+
 function wireControls() {
   const users = document.getElementById("users");
   users.addEventListener("input", () => { document.getElementById("users-value").textContent = users.value; });
@@ -101,8 +129,9 @@ function wireControls() {
       let body;
       if (action === "fault" || action === "network") {
         body = { kind: button.dataset.kind };
-        if (button.dataset.kind === "latency") body.ms = Number(document.getElementById("latency-ms").value);
-        if (button.dataset.kind === "errors") body.rate = Number(document.getElementById("error-rate").value);
+        for (const input of document.querySelectorAll(`input[data-fault="${button.dataset.fault}"]`)) {
+          body[input.dataset.param] = Number(input.value);
+        }
       } else if (action === "deploy") {
         body = { strategy: button.dataset.strategy };
       } else if (action === "storm") {
@@ -365,6 +394,7 @@ function applyTick(tick) {
 }
 
 async function start() {
+  await faultButtons();
   wireControls();
   const response = await fetch("/api/state");
   const snapshot = await response.json();

@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use domain::Context;
+use domain::faults::{self, Fault, Layer};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::error::ApiError;
 use super::state::{Lab, Workshop, lock};
@@ -43,14 +44,10 @@ pub(crate) enum Action {
     Scale,
 }
 
-/// The body of a fault or deploy control; every field optional, checked per action.
+/// The body of a deploy control; every field optional, checked per action.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Params {
-    kind: Option<String>,
-    ms: Option<u64>,
-    rate: Option<f64>,
-    threads: Option<u32>,
+struct DeployParams {
     strategy: Option<String>,
     count: Option<u32>,
 }
@@ -61,71 +58,54 @@ const MAX_STORM: u32 = 50;
 impl Action {
     /// Parses `/api/builds/{build}/components/{component}/{name}` and its body.
     pub fn parse(name: &str, body: Option<Value>) -> Result<Action, ApiError> {
-        let params: Params = match body {
-            None | Some(Value::Null) => Params::default(),
-            Some(body) => serde_json::from_value(body)
-                .map_err(|error| ApiError::invalid(format!("bad body for {name}: {error}")))?,
+        let body = match body {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(body @ Value::Object(_)) => body,
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "the body of {name} is a JSON object, not {other}"
+                )));
+            }
         };
         let action = match name {
             "kill" => Action::Kill,
             "pause" => Action::Pause,
             "resume" => Action::Resume,
-            "fault" => match params.kind.as_deref() {
-                Some("latency") => {
-                    let ms = params.ms.unwrap_or(300);
-                    if !(1..=10_000).contains(&ms) {
-                        return Err(ApiError::invalid("latency ms must be 1..=10000"));
-                    }
-                    Action::Fault {
-                        kind: "latency",
-                        params: json!({ "ms": ms }),
-                    }
-                }
-                Some("errors") => {
-                    let rate = params.rate.unwrap_or(0.5);
-                    if !(rate > 0.0 && rate <= 1.0) {
-                        return Err(ApiError::invalid("errors rate must be in (0, 1]"));
-                    }
-                    Action::Fault {
-                        kind: "errors",
-                        params: json!({ "rate": rate }),
-                    }
-                }
-                Some("cpu_hog") => {
-                    let threads = params.threads.unwrap_or(2);
-                    if !(1..=8).contains(&threads) {
-                        return Err(ApiError::invalid("cpu_hog threads must be 1..=8"));
-                    }
-                    Action::Fault {
-                        kind: "cpu_hog",
-                        params: json!({ "threads": threads }),
-                    }
-                }
-                other => {
+            // Both read their kind and parameters through the fault catalogue
+            // (`domain::faults`), which the admin API validates with too: one list of kinds,
+            // one default and one range per parameter.
+            "fault" => match fault_from(&body, "")? {
+                fault if fault.spec().layer == Layer::InProcess => Action::Fault {
+                    kind: fault.name(),
+                    params: fault.params(),
+                },
+                fault => {
                     return Err(ApiError::invalid(format!(
-                        "fault kind must be latency, errors or cpu_hog, not {}",
-                        other.unwrap_or("none")
+                        "{} is not an in-process fault (its layer is {}); the fault control takes {}",
+                        fault.name(),
+                        fault.spec().layer.as_str(),
+                        kinds_of(Layer::InProcess, "")
                     )));
                 }
             },
-            "network" => match params.kind.as_deref() {
-                Some("cut") => Action::Network(NetworkFault::Cut),
-                Some("reset") => Action::Network(NetworkFault::Reset),
-                Some("latency") => {
-                    let ms = params.ms.unwrap_or(300);
-                    if !(1..=10_000).contains(&ms) {
-                        return Err(ApiError::invalid("latency ms must be 1..=10000"));
-                    }
-                    Action::Network(NetworkFault::Latency { ms })
+            "network" => match fault_from(&body, "net_")? {
+                Fault::NetCut => Action::Network(NetworkFault::Cut),
+                Fault::NetReset => Action::Network(NetworkFault::Reset),
+                Fault::NetLatency { ms } => Action::Network(NetworkFault::Latency { ms }),
+                Fault::NetBandwidth { kib_per_sec } => {
+                    Action::Network(NetworkFault::Bandwidth { kib_per_sec })
                 }
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "network kind must be cut, reset or latency, not {}",
-                        other.unwrap_or("none")
+                        "{} is not a network fault; the network control takes {}",
+                        other.name(),
+                        kinds_of(Layer::Network, "net_")
                     )));
                 }
             },
             "deploy" => {
+                let params: DeployParams = serde_json::from_value(body)
+                    .map_err(|error| ApiError::invalid(format!("bad body for deploy: {error}")))?;
                 let rolling = match params.strategy.as_deref() {
                     Some("rolling") | None => true,
                     Some("recreate") => false,
@@ -160,6 +140,32 @@ impl Action {
             Action::Deploy { .. } | Action::BadRelease | Action::Scale | Action::Network(_)
         )
     }
+}
+
+/// The catalogue's fault named by the body's `kind` (with `prefix`, so the network control
+/// says `cut` for `net_cut`), its other fields the parameters, defaults filled in.
+fn fault_from(body: &Value, prefix: &str) -> Result<Fault, ApiError> {
+    let mut params = body.as_object().cloned().unwrap_or_default();
+    let kind = match params.remove("kind") {
+        Some(Value::String(kind)) => kind,
+        _ => {
+            return Err(ApiError::invalid(
+                "the body names its fault: {\"kind\": ...}",
+            ));
+        }
+    };
+    faults::validate(&format!("{prefix}{kind}"), &Value::Object(params))
+        .map_err(|error| ApiError::invalid(error.to_string()))
+}
+
+/// The kinds of one layer, as a control spells them.
+fn kinds_of(layer: Layer, prefix: &str) -> String {
+    faults::catalogue()
+        .iter()
+        .filter(|spec| spec.layer == layer)
+        .map(|spec| spec.name.trim_start_matches(prefix))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What a control names, resolved on one build.

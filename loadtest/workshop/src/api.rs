@@ -52,6 +52,7 @@ pub(crate) fn router(workshop: Arc<Workshop>) -> Router {
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
         )
         .route("/api/state", get(state))
+        .route("/api/faults", get(fault_catalogue))
         .route("/api/stream", get(stream))
         .route("/api/load", post(start_load).delete(stop_load))
         .route(
@@ -78,6 +79,12 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<Option<T>, ApiError> {
     serde_json::from_slice(bytes)
         .map(Some)
         .map_err(|error| ApiError::bad_request(error.to_string()))
+}
+
+/// The fault catalogue (`domain::faults`): every kind with its layer, what it does and its
+/// parameters' defaults and ranges. The page draws its fault controls from it.
+async fn fault_catalogue() -> Json<Value> {
+    Json(json!({ "faults": domain::faults::catalogue() }))
 }
 
 /// Everything a page needs to draw itself before the first tick.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use domain::Context;
-use serde_json::json;
+use domain::faults::{self, Fault};
 
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::load;
@@ -175,43 +175,47 @@ async fn place_proxies(target: &mut Target, faults: &[(FaultKind, Context)]) -> 
     target.place_proxies(&services, &databases).await
 }
 
-/// A fifth of one core: enough to answer a trickle, far too little for the steady load.
-const CPU_LIMIT_CORES: f64 = 0.2;
-/// What `net_latency` adds to every answer; the same as the in-process `latency` fault.
-const NET_LATENCY_MS: u64 = 300;
-
+/// Injects `kind` with the fault catalogue's default parameters (`domain::faults`: the same
+/// defaults the admin API fills in and the workshop offers), through the target.
 async fn inject(
     target: &mut Target,
     kind: FaultKind,
     context: Context,
 ) -> anyhow::Result<Injection> {
     let process = process_of(target.build, context);
-    match kind {
-        FaultKind::Kill => target.kill(process).await,
-        FaultKind::Pause => target.pause(process, true).await,
-        FaultKind::Latency => target.fault(context, "latency", json!({"ms": 300})).await,
-        FaultKind::Errors => target.fault(context, "errors", json!({"rate": 0.5})).await,
-        FaultKind::Abort => target.fault(context, "abort", json!({})).await,
-        FaultKind::CpuHog | FaultKind::Leak => {
-            let (name, params) = match kind {
-                FaultKind::CpuHog => ("cpu_hog", json!({"threads": 2})),
-                _ => ("leak", json!({"mb_per_sec": 64, "max_mb": 256})),
-            };
-            target.fault(context, name, params.clone()).await?;
+    let fault = faults::spec(kind.as_str())
+        .with_context(|| format!("{} is not in the fault catalogue", kind.as_str()))?
+        .default_fault();
+    match fault {
+        Fault::Kill => target.kill(process).await,
+        Fault::Pause => target.pause(process, true).await,
+        Fault::Latency { .. } | Fault::Errors { .. } | Fault::Hang | Fault::Abort => {
+            target.fault(context, fault.name(), fault.params()).await
+        }
+        Fault::CpuHog { .. } | Fault::Leak { .. } => {
+            target.fault(context, fault.name(), fault.params()).await?;
             // What the hog or the leak ran into decides what it did: say it.
             return Ok(Injection::noted(format!(
-                "{name} {params}; limits in force: {}",
+                "{} {}; limits in force: {}",
+                fault.name(),
+                fault.params(),
                 target.limits().describe()
             )));
         }
-        FaultKind::NetLatency => {
-            let fault = NetworkFault::Latency { ms: NET_LATENCY_MS };
-            return target.break_calls(context, fault).await;
+        Fault::NetLatency { ms } => {
+            return target
+                .break_calls(context, NetworkFault::Latency { ms })
+                .await;
         }
-        FaultKind::NetReset => return target.break_calls(context, NetworkFault::Reset).await,
-        FaultKind::NetCut => return target.break_calls(context, NetworkFault::Cut).await,
-        FaultKind::DbDown => return target.database_down(process).await,
-        FaultKind::CpuLimit => return target.limit_cpu(process, CPU_LIMIT_CORES).await,
+        Fault::NetReset => return target.break_calls(context, NetworkFault::Reset).await,
+        Fault::NetCut => return target.break_calls(context, NetworkFault::Cut).await,
+        Fault::NetBandwidth { kib_per_sec } => {
+            return target
+                .break_calls(context, NetworkFault::Bandwidth { kib_per_sec })
+                .await;
+        }
+        Fault::DbDown => return target.database_down(process).await,
+        Fault::CpuLimit { cores } => return target.limit_cpu(process, cores).await,
     }
     .map(|()| Injection::default())
 }
