@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use domain::Context;
 use domain::admin::{Audit, ResetSummary};
+use domain::faults::{Fault, Layer};
 use loadtest_results::component::{Build, Component};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -294,6 +295,70 @@ impl Target {
     /// Every replica of `process` held to `cores` of CPU.
     pub async fn limit_cpu(&mut self, process: Component, cores: f64) -> anyhow::Result<Injection> {
         self.platform.limit_cpu(process, cores).await
+    }
+
+    /// Injects one fault of the catalogue (`domain::faults`) into `context`: into the
+    /// process that runs it (kill, pause, CPU limit; the whole monolith on that build), into
+    /// its code (the in-process kinds, through the admin API), onto the link from its callers
+    /// (the network kinds) or its database (`db_down`). The one place a catalogue kind meets
+    /// a platform operation; a kind the platform cannot realize comes back `not_realized`.
+    pub async fn inject(&mut self, context: Context, fault: Fault) -> anyhow::Result<Injection> {
+        let process = self.build.process_of(context);
+        match fault {
+            Fault::Kill => self.kill(process).await.map(|()| Injection::default()),
+            Fault::Pause => self
+                .pause(process, true)
+                .await
+                .map(|()| Injection::default()),
+            Fault::Latency { .. } | Fault::Errors { .. } | Fault::Hang | Fault::Abort => self
+                .fault(context, fault.name(), fault.params())
+                .await
+                .map(|()| Injection::default()),
+            Fault::CpuHog { .. } | Fault::Leak { .. } => {
+                self.fault(context, fault.name(), fault.params()).await?;
+                // What the hog or the leak ran into decides what it did: say it.
+                Ok(Injection::noted(format!(
+                    "{} {}; limits in force: {}",
+                    fault.name(),
+                    fault.params(),
+                    self.limits.describe()
+                )))
+            }
+            Fault::NetLatency { ms } => {
+                self.break_calls(context, NetworkFault::Latency { ms })
+                    .await
+            }
+            Fault::NetReset => self.break_calls(context, NetworkFault::Reset).await,
+            Fault::NetCut => self.break_calls(context, NetworkFault::Cut).await,
+            Fault::NetBandwidth { kib_per_sec } => {
+                self.break_calls(context, NetworkFault::Bandwidth { kib_per_sec })
+                    .await
+            }
+            Fault::DbDown => self.database_down(process).await,
+            Fault::CpuLimit { cores } => self.limit_cpu(process, cores).await,
+        }
+    }
+
+    /// Undoes what [`Target::inject`] did for `fault`: thaws a paused process, clears the
+    /// in-process faults, and puts back the injection's own steps. A process the fault took
+    /// down is not restarted here ([`Target::restore`] does that).
+    pub async fn heal(
+        &mut self,
+        context: Context,
+        fault: Fault,
+        injection: Injection,
+    ) -> anyhow::Result<()> {
+        match fault.spec().layer {
+            Layer::Process if fault == Fault::Pause => {
+                self.pause(self.build.process_of(context), false).await?;
+            }
+            // A process an abort took down cannot be asked; its restart clears it.
+            Layer::InProcess => {
+                let _ = self.heal_faults().await;
+            }
+            _ => {}
+        }
+        self.lift(injection).await
     }
 
     /// Puts back what an injection changed.

@@ -37,6 +37,15 @@ pub enum Build {
 impl Build {
     pub const BOTH: [Build; 2] = [Build::Monolith, Build::Micro];
 
+    /// The process that runs `context` in this build: the one monolith process for every
+    /// context, or the context's own service.
+    pub fn process_of(self, context: Context) -> Component {
+        match self {
+            Build::Monolith => Component::Monolith,
+            Build::Micro => Component::Service(context),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Build::Monolith => "monolith",

@@ -33,14 +33,6 @@ fn http() -> reqwest::Client {
         .expect("http client")
 }
 
-/// The process that runs `context` in `build`.
-fn process_of(build: Build, context: Context) -> Component {
-    match build {
-        Build::Monolith => Component::Monolith,
-        Build::Micro => Component::Service(context),
-    }
-}
-
 /// How long `GET {url}` takes, and its status.
 async fn timed_get(http: &reqwest::Client, url: &str) -> (Duration, u16) {
     let started = Instant::now();
@@ -61,7 +53,7 @@ async fn kill_and_restart_keep_the_url_and_the_data(build: Build) {
     assert_eq!(status, 201, "checkout answered {order}");
     let order_id = order["id"].as_i64().expect("an order id");
 
-    let component = process_of(build, Context::Orders);
+    let component = build.process_of(Context::Orders);
     let member_url = process(&target, component, 1).await.url;
     let killed = pid_of(&target, component).await;
     assert!(process_is_alive(killed));
@@ -253,7 +245,7 @@ async fn a_paused_catalog_stalls_the_product_page_until_resumed(build: Build) {
     let http = http();
     let product = format!("{}/api/products/1", target.url());
     assert_eq!(answer(http.get(&product)).await.0, 200);
-    let process = process_of(build, Context::Catalog);
+    let process = build.process_of(Context::Catalog);
 
     target.pause(process, true).await.expect("SIGSTOP");
     let paused_at = Instant::now();

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::state::{Lab, Workshop, lock};
 use loadtest_platform::Target;
-use loadtest_platform::local::supervisor::{Build, Component, NetworkFault};
+use loadtest_results::component::{Build, Component};
 
 /// One control, parsed and checked before anything is done.
 #[derive(Clone, Debug)]
@@ -27,13 +27,9 @@ pub(crate) enum Action {
     Kill,
     Pause,
     Resume,
-    /// An in-process fault of the admin API: `latency`, `errors` or `cpu_hog`.
-    Fault {
-        kind: &'static str,
-        params: Value,
-    },
-    /// Between the context's callers and its service (microservices only).
-    Network(NetworkFault),
+    /// A fault of the catalogue: in-process (through the admin API) or on the link between
+    /// the context's callers and its service (microservices only).
+    Fault(Fault),
     /// `count` deploys one after the other (more than one: a deploy storm).
     Deploy {
         rolling: bool,
@@ -75,10 +71,7 @@ impl Action {
             // (`domain::faults`), which the admin API validates with too: one list of kinds,
             // one default and one range per parameter.
             "fault" => match fault_from(&body, "")? {
-                fault if fault.spec().layer == Layer::InProcess => Action::Fault {
-                    kind: fault.name(),
-                    params: fault.params(),
-                },
+                fault if fault.spec().layer == Layer::InProcess => Action::Fault(fault),
                 fault => {
                     return Err(ApiError::invalid(format!(
                         "{} is not an in-process fault (its layer is {}); the fault control takes {}",
@@ -89,12 +82,7 @@ impl Action {
                 }
             },
             "network" => match fault_from(&body, "net_")? {
-                Fault::NetCut => Action::Network(NetworkFault::Cut),
-                Fault::NetReset => Action::Network(NetworkFault::Reset),
-                Fault::NetLatency { ms } => Action::Network(NetworkFault::Latency { ms }),
-                Fault::NetBandwidth { kib_per_sec } => {
-                    Action::Network(NetworkFault::Bandwidth { kib_per_sec })
-                }
+                fault if fault.spec().layer == Layer::Network => Action::Fault(fault),
                 other => {
                     return Err(ApiError::invalid(format!(
                         "{} is not a network fault; the network control takes {}",
@@ -137,8 +125,8 @@ impl Action {
     pub fn is_long(&self) -> bool {
         matches!(
             self,
-            Action::Deploy { .. } | Action::BadRelease | Action::Scale | Action::Network(_)
-        )
+            Action::Deploy { .. } | Action::BadRelease | Action::Scale
+        ) || matches!(self, Action::Fault(fault) if fault.spec().layer == Layer::Network)
     }
 }
 
@@ -223,16 +211,23 @@ pub(crate) fn aim(build: Build, name: &str) -> Result<Aim, ApiError> {
 /// Checks that `action` makes sense for `aim` before anything runs.
 pub(crate) fn check(build: Build, aim: Aim, action: &Action) -> Result<(), ApiError> {
     match action {
-        Action::Fault { .. } if aim.context.is_none() => Err(ApiError::invalid(format!(
+        Action::Fault(fault) if fault.spec().layer == Layer::Network => {
+            if build == Build::Monolith {
+                Err(ApiError::invalid(
+                    "not applicable: the monolith's contexts call each other in-process; there is no network between them to cut",
+                ))
+            } else if aim.context.is_none() {
+                Err(ApiError::invalid(
+                    "network faults go between a service's callers and a service, not the gateway",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Action::Fault(_) if aim.context.is_none() => Err(ApiError::invalid(format!(
             "in-process faults go to a context (catalog, ..., recommendations), not to {}",
             aim.process
         ))),
-        Action::Network(_) if build == Build::Monolith => Err(ApiError::invalid(
-            "not applicable: the monolith's contexts call each other in-process; there is no network between them to cut",
-        )),
-        Action::Network(_) if aim.context.is_none() => Err(ApiError::invalid(
-            "network faults go between a service's callers and a service, not the gateway",
-        )),
         Action::Scale if aim.process == Component::Gateway => Err(ApiError::invalid(
             "the gateway runs once; scale a service (or the monolith)",
         )),
@@ -269,21 +264,21 @@ pub(crate) async fn perform(
             lock(&lab.paused).remove(&(process, 1));
             format!("resumed {runs} (SIGCONT)")
         }
-        Action::Fault { kind, params } => {
+        Action::Fault(fault) => {
             let context = aim.context.expect("checked: a fault names a context");
-            target
-                .fault(context, kind, params.clone())
-                .await
-                .map_err(failed)?;
-            format!("fault {kind} {params} in {context}, on {runs}")
-        }
-        Action::Network(fault) => {
-            let context = aim
-                .context
-                .expect("checked: a network fault names a context");
-            network(workshop, lab, &mut target, context, fault)
-                .await
-                .map_err(failed)?
+            if fault.spec().layer == Layer::Network {
+                network(workshop, lab, &mut target, context, fault)
+                    .await
+                    .map_err(failed)?
+            } else {
+                // In-process faults are healed through the admin API, not by undo steps.
+                target.inject(context, fault).await.map_err(failed)?;
+                format!(
+                    "fault {} {} in {context}, on {runs}",
+                    fault.name(),
+                    fault.params()
+                )
+            }
         }
         Action::Deploy { rolling, count } => {
             let strategy = if rolling { "rolling" } else { "recreate" };
@@ -332,7 +327,7 @@ async fn network(
     lab: &Lab,
     target: &mut Target,
     context: Context,
-    fault: NetworkFault,
+    fault: Fault,
 ) -> anyhow::Result<String> {
     let prepared = lock(&lab.network).prepared.contains(&context);
     if !prepared {
@@ -360,11 +355,14 @@ async fn network(
     if let Some(old) = replaced {
         target.lift(old).await?;
     }
-    let injection = target.break_calls(context, fault).await?;
+    let injection = target.inject(context, fault).await?;
     if let Some(why) = &injection.not_realized {
         anyhow::bail!("{why}");
     }
-    let note = injection.note.clone().unwrap_or_else(|| format!("{fault}"));
+    let note = injection
+        .note
+        .clone()
+        .unwrap_or_else(|| format!("{} {}", fault.name(), fault.params()));
     lock(&lab.network).in_force.push((context, injection));
     Ok(format!("network fault into {context}: {note}"))
 }

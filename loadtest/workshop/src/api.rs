@@ -217,7 +217,7 @@ async fn control(
             tokio::spawn(async move {
                 let lab = &workshop.labs[lab_index];
                 let kind = match action {
-                    Action::Network(_) => "fault",
+                    Action::Fault(_) => "fault",
                     Action::Scale => "scale",
                     _ => "deploy",
                 };

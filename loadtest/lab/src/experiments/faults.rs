@@ -31,9 +31,9 @@ use domain::faults::{self, Fault};
 
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::load;
-use loadtest_platform::local::supervisor::{Build, Component, NetworkFault};
 use loadtest_platform::{Injection, Target};
 use loadtest_results::analysis::{Timeline, WindowStats, degraded, names, stats, timeline, window};
+use loadtest_results::component::Build;
 use loadtest_results::experiments::faults::{Cell, Phases};
 use loadtest_results::history::RequestRecord;
 use loadtest_results::profile::FaultKind;
@@ -142,13 +142,6 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
     Ok((cells, timeline))
 }
 
-fn process_of(build: Build, context: Context) -> Component {
-    match build {
-        Build::Monolith => Component::Monolith,
-        Build::Micro => Component::Service(context),
-    }
-}
-
 /// The proxied links the matrix needs, put in place before the load starts (a proxy is
 /// one more loopback hop, which only this experiment pays, in every window alike).
 async fn place_proxies(target: &mut Target, faults: &[(FaultKind, Context)]) -> anyhow::Result<()> {
@@ -175,49 +168,20 @@ async fn place_proxies(target: &mut Target, faults: &[(FaultKind, Context)]) -> 
     target.place_proxies(&services, &databases).await
 }
 
-/// Injects `kind` with the fault catalogue's default parameters (`domain::faults`: the same
-/// defaults the admin API fills in and the workshop offers), through the target.
+/// The catalogue's fault for `kind` with its default parameters (`domain::faults`: the same
+/// defaults the admin API fills in and the workshop offers).
+fn fault_of(kind: FaultKind) -> anyhow::Result<Fault> {
+    Ok(faults::spec(kind.as_str())
+        .with_context(|| format!("{} is not in the fault catalogue", kind.as_str()))?
+        .default_fault())
+}
+
 async fn inject(
     target: &mut Target,
     kind: FaultKind,
     context: Context,
 ) -> anyhow::Result<Injection> {
-    let process = process_of(target.build, context);
-    let fault = faults::spec(kind.as_str())
-        .with_context(|| format!("{} is not in the fault catalogue", kind.as_str()))?
-        .default_fault();
-    match fault {
-        Fault::Kill => target.kill(process).await,
-        Fault::Pause => target.pause(process, true).await,
-        Fault::Latency { .. } | Fault::Errors { .. } | Fault::Hang | Fault::Abort => {
-            target.fault(context, fault.name(), fault.params()).await
-        }
-        Fault::CpuHog { .. } | Fault::Leak { .. } => {
-            target.fault(context, fault.name(), fault.params()).await?;
-            // What the hog or the leak ran into decides what it did: say it.
-            return Ok(Injection::noted(format!(
-                "{} {}; limits in force: {}",
-                fault.name(),
-                fault.params(),
-                target.limits().describe()
-            )));
-        }
-        Fault::NetLatency { ms } => {
-            return target
-                .break_calls(context, NetworkFault::Latency { ms })
-                .await;
-        }
-        Fault::NetReset => return target.break_calls(context, NetworkFault::Reset).await,
-        Fault::NetCut => return target.break_calls(context, NetworkFault::Cut).await,
-        Fault::NetBandwidth { kib_per_sec } => {
-            return target
-                .break_calls(context, NetworkFault::Bandwidth { kib_per_sec })
-                .await;
-        }
-        Fault::DbDown => return target.database_down(process).await,
-        Fault::CpuLimit { cores } => return target.limit_cpu(process, cores).await,
-    }
-    .map(|()| Injection::default())
+    target.inject(context, fault_of(kind)?).await
 }
 
 /// Undoes the fault; brings back whatever process is gone. Returns how many came back.
@@ -227,28 +191,7 @@ async fn heal(
     context: Context,
     injection: Injection,
 ) -> anyhow::Result<usize> {
-    match kind {
-        FaultKind::Pause => {
-            target
-                .pause(process_of(target.build, context), false)
-                .await?
-        }
-        FaultKind::Latency
-        | FaultKind::Errors
-        | FaultKind::Abort
-        | FaultKind::CpuHog
-        | FaultKind::Leak => {
-            // A process an abort took down cannot be asked; the restart below clears it.
-            let _ = target.heal_faults().await;
-        }
-        FaultKind::Kill
-        | FaultKind::NetLatency
-        | FaultKind::NetReset
-        | FaultKind::NetCut
-        | FaultKind::DbDown
-        | FaultKind::CpuLimit => {}
-    }
-    target.lift(injection).await?;
+    target.heal(context, fault_of(kind)?, injection).await?;
     let restored = target.restore().await?;
     if restored > 0 {
         target.heal_faults().await?;
@@ -305,7 +248,7 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
         return Cell {
             kind: event.kind,
             context: event.context,
-            process: process_of(build, event.context).to_string(),
+            process: build.process_of(event.context).to_string(),
             injected_at_ms: event.injected_at_ms,
             healed_at_ms: event.healed_at_ms,
             journeys: Vec::new(),
@@ -321,7 +264,7 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
     Cell {
         kind: event.kind,
         context: event.context,
-        process: process_of(build, event.context).to_string(),
+        process: build.process_of(event.context).to_string(),
         injected_at_ms: event.injected_at_ms,
         healed_at_ms: event.healed_at_ms,
         journeys,
