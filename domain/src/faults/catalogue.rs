@@ -78,6 +78,8 @@ pub enum Unit {
     Mebibytes,
     #[serde(rename = "KiB/s")]
     KibibytesPerSecond,
+    #[serde(rename = "bytes")]
+    Bytes,
     /// CPU cores (0.2 is a fifth of one core).
     #[serde(rename = "cores")]
     Cores,
@@ -109,6 +111,7 @@ pub enum Fault {
     NetReset,
     NetCut,
     NetBandwidth { kib_per_sec: u64 },
+    NetTruncate { bytes: u64 },
     CpuLimit { cores: f64 },
     DbDown,
 }
@@ -242,6 +245,7 @@ impl Unit {
             Unit::MebibytesPerSecond => "MiB/s",
             Unit::Mebibytes => "MiB",
             Unit::KibibytesPerSecond => "KiB/s",
+            Unit::Bytes => "bytes",
             Unit::Cores => "cores",
         }
     }
@@ -275,6 +279,7 @@ impl Fault {
             Fault::NetReset => "net_reset",
             Fault::NetCut => "net_cut",
             Fault::NetBandwidth { .. } => "net_bandwidth",
+            Fault::NetTruncate { .. } => "net_truncate",
             Fault::CpuLimit { .. } => "cpu_limit",
             Fault::DbDown => "db_down",
         }

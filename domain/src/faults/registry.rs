@@ -219,6 +219,7 @@ impl Faults {
                 | Fault::NetReset
                 | Fault::NetCut
                 | Fault::NetBandwidth { .. }
+                | Fault::NetTruncate { .. }
                 | Fault::CpuLimit { .. }
                 | Fault::DbDown => {}
             }

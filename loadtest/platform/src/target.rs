@@ -334,6 +334,10 @@ impl Target {
                 self.break_calls(context, NetworkFault::Bandwidth { kib_per_sec })
                     .await
             }
+            Fault::NetTruncate { bytes } => {
+                self.break_calls(context, NetworkFault::Truncate { bytes })
+                    .await
+            }
             Fault::DbDown => self.database_down(process).await,
             Fault::CpuLimit { cores } => self.limit_cpu(process, cores).await,
         }

@@ -167,6 +167,23 @@ async fn on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconn
     assert_eq!(status, 200);
     assert!(count > 0, "the seeded page has recommendations");
 
+    // A catalogue kind compose has no mechanism for is recorded as such, and nothing changes.
+    let truncate =
+        domain::faults::validate("net_truncate", &Value::Null).expect("a catalogue kind");
+    let refused = target
+        .inject(Context::Recommendations, truncate)
+        .await
+        .expect("an answer, not an error");
+    assert!(
+        refused
+            .not_realized
+            .as_deref()
+            .is_some_and(|why| why.starts_with("not applicable")),
+        "{:?}",
+        refused.not_realized
+    );
+    assert_eq!(recommendations(&http).await.0, 200);
+
     let cut = target
         .break_calls(Context::Recommendations, NetworkFault::Cut)
         .await

@@ -217,6 +217,62 @@ async fn a_cut_or_reset_link_gives_the_documented_degraded_answer_within_the_hop
 }
 
 #[tokio::test]
+async fn a_truncating_link_added_through_the_catalogue_breaks_listing_with_503_and_heals() {
+    // `net_truncate` exists only as a catalogue spec, the toxic that realizes it and one
+    // line of `Target::inject`: this drives it the way the lab and the workshop do.
+    let _quiet = crate::support::exclusive().await;
+    let mut target = crate::support::start_target(Build::Micro).await;
+    target
+        .place_proxies(&contexts(&[Context::Catalog]), &BTreeSet::new())
+        .await
+        .expect("a fault proxy in front of catalog");
+    let http = reqwest::Client::new();
+    let listing = format!("{}/api/products", target.url());
+    eventually(RECOVERY, "listing through the proxy", async || {
+        answer(http.get(&listing)).await.0 == 200
+    })
+    .await;
+
+    let fault = domain::faults::validate("net_truncate", &json!({"bytes": 64}))
+        .expect("a valid catalogue fault");
+    let injection = target
+        .inject(Context::Catalog, fault)
+        .await
+        .expect("the proxy takes the toxic");
+    assert!(
+        injection.not_realized.is_none(),
+        "{:?}",
+        injection.not_realized
+    );
+    assert!(
+        injection
+            .note
+            .as_deref()
+            .is_some_and(|note| note.contains("truncate")),
+        "{:?}",
+        injection.note
+    );
+    // Every answer from catalog is cut after 64 bytes, inside its headers: the gateway's
+    // hop fails, and listing (which needs catalog) is unavailable, never a 500.
+    let (status, body) = answer(http.get(&listing)).await;
+    assert_eq!(
+        status, 503,
+        "listing over a truncating link answered {body}"
+    );
+    assert_eq!(body["error"]["code"], "unavailable");
+
+    target
+        .heal(Context::Catalog, fault, injection)
+        .await
+        .expect("the toxic is removed");
+    eventually(RECOVERY, "listing after the heal", async || {
+        answer(http.get(&listing)).await.0 == 200
+    })
+    .await;
+    target.stop().await.expect("the target stops");
+}
+
+#[tokio::test]
 async fn a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back() {
     let _quiet = crate::support::exclusive().await;
     let lab = Proxied::start(Build::Monolith, None, |_| {}).await;

@@ -173,6 +173,26 @@ pub(super) static CATALOGUE: &[FaultSpec] = &[
         },
     },
     FaultSpec {
+        name: "net_truncate",
+        layer: Layer::Network,
+        about: "a fault proxy closes every connection to the context's service once this many bytes of answer have passed: answers cut off mid-body",
+        params: &[ParamSpec {
+            name: "bytes",
+            unit: Unit::Bytes,
+            // 512 bytes: past the status line and headers of every answer, short of most
+            // bodies, so the caller sees a broken answer rather than none.
+            range: Range::Whole {
+                default: 512,
+                min: 1,
+                max: 1_073_741_824,
+            },
+            about: "answer bytes passed on a connection before the proxy closes it",
+        }],
+        build: |filled| Fault::NetTruncate {
+            bytes: filled.whole("bytes"),
+        },
+    },
+    FaultSpec {
         name: "cpu_limit",
         layer: Layer::Resource,
         about: "the process that runs the context (every replica; the whole monolith) gets a CPU quota",

@@ -75,12 +75,18 @@ fn the_lab_knows_every_layer_and_its_kinds() {
     for in_process in ["latency", "errors", "hang", "abort", "cpu_hog", "leak"] {
         assert_eq!(layer_of(in_process), Some(Layer::InProcess), "{in_process}");
     }
-    for network in ["net_latency", "net_reset", "net_cut", "net_bandwidth"] {
+    for network in [
+        "net_latency",
+        "net_reset",
+        "net_cut",
+        "net_bandwidth",
+        "net_truncate",
+    ] {
         assert_eq!(layer_of(network), Some(Layer::Network), "{network}");
     }
     assert_eq!(layer_of("cpu_limit"), Some(Layer::Resource));
     assert_eq!(layer_of("db_down"), Some(Layer::Dependency));
-    assert_eq!(catalogue().len(), 14);
+    assert_eq!(catalogue().len(), 15);
 }
 
 #[test]

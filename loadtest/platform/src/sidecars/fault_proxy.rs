@@ -63,6 +63,8 @@ pub enum NetworkFault {
     Cut,
     /// Answers flow at most this many KiB per second.
     Bandwidth { kib_per_sec: u64 },
+    /// Every connection is closed once this many answer bytes have passed on it.
+    Truncate { bytes: u64 },
 }
 
 impl NetworkFault {
@@ -100,6 +102,11 @@ impl NetworkFault {
                 ToxicKind::Bandwidth { rate: kib_per_sec },
                 StreamDirection::Downstream,
             )],
+            NetworkFault::Truncate { bytes } => vec![toxic(
+                "truncate",
+                ToxicKind::LimitData { bytes },
+                StreamDirection::Downstream,
+            )],
         }
     }
 }
@@ -112,6 +119,12 @@ impl std::fmt::Display for NetworkFault {
             NetworkFault::Cut => formatter.write_str("cut: connections accepted, nothing passes"),
             NetworkFault::Bandwidth { kib_per_sec } => {
                 write!(formatter, "bandwidth {kib_per_sec} KiB/s on answers")
+            }
+            NetworkFault::Truncate { bytes } => {
+                write!(
+                    formatter,
+                    "truncate: connections closed after {bytes} answer bytes"
+                )
             }
         }
     }
