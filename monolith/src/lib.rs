@@ -156,14 +156,7 @@ impl Monolith {
                     }
                     Err(error) => tracing::warn!(%error, "looking for abandoned checkouts failed"),
                 }
-                match inventory.release_expired().await {
-                    Ok(0) => {}
-                    Ok(released) => tracing::info!(
-                        reservations.released = released,
-                        "released expired reservations"
-                    ),
-                    Err(error) => tracing::warn!(%error, "sweeping expired reservations failed"),
-                }
+                inventory.sweep_expired().await;
             }
         }))
     }

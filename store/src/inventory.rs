@@ -27,6 +27,19 @@ impl SqlInventory {
         SqlInventory { db, faults }
     }
 
+    /// One sweep of the reservations whose TTL has passed, logged where it is handled: what
+    /// the monolith's maintenance loop and the inventory service's sweeper both run.
+    pub async fn sweep_expired(&self) {
+        match self.release_expired().await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(
+                reservations.released = released,
+                "released expired reservations"
+            ),
+            Err(error) => tracing::warn!(%error, "sweeping expired reservations failed"),
+        }
+    }
+
     /// Releases every held reservation whose TTL has passed; returns how many.
     pub async fn release_expired(&self) -> DomainResult<usize> {
         let expired: Vec<(String,)> = sqlx::query_as(

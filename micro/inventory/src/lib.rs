@@ -33,13 +33,6 @@ async fn sweep_expired(inventory: Arc<SqlInventory>) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         every.tick().await;
-        match inventory.release_expired().await {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(
-                reservations.released = released,
-                "released expired reservations"
-            ),
-            Err(error) => tracing::warn!(%error, "sweeping expired reservations failed"),
-        }
+        inventory.sweep_expired().await;
     }
 }
