@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use super::actions::{self, Action};
 use super::error::ApiError;
 use super::load;
-use super::state::{Workshop, lock, shopfront};
+use super::state::{LoadStatus, Workshop, lock, shopfront};
 use loadtest_check::check;
 use loadtest_report::theme;
 use loadtest_results::component::Build;
@@ -159,7 +159,7 @@ struct LoadRequest {
 async fn start_load(
     State(workshop): State<Arc<Workshop>>,
     bytes: Bytes,
-) -> Result<Json<load::LoadStatus>, ApiError> {
+) -> Result<Json<LoadStatus>, ApiError> {
     let request: LoadRequest = body(&bytes)?
         .ok_or_else(|| ApiError::invalid("the body must be {\"users_per_build\": N}"))?;
     load::start(&workshop, request.users_per_build)
@@ -167,9 +167,7 @@ async fn start_load(
         .map(Json)
 }
 
-async fn stop_load(
-    State(workshop): State<Arc<Workshop>>,
-) -> Result<Json<load::LoadStatus>, ApiError> {
+async fn stop_load(State(workshop): State<Arc<Workshop>>) -> Result<Json<LoadStatus>, ApiError> {
     load::stop(&workshop, "stop pressed").await.map(Json)
 }
 

@@ -116,6 +116,7 @@ pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
     }
     serve(workshop.clone(), listener, shutdown_signal()).await?;
     eprintln!("stopping the load and every process ...");
+    let _ = load::stop(&workshop, "the workshop is stopping").await;
     workshop.shut_down().await
 }
 

@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use goose::config::GooseConfiguration;
 use goose::prelude::GooseAttack;
-use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 use super::error::ApiError;
-use super::state::{Workshop, lock};
+use super::state::{LoadStatus, Running, Workshop, lock};
 use loadtest_lab::journeys::scenarios;
 
 /// The most users per build the page offers: beyond it the generator, on the same two
@@ -29,41 +28,6 @@ pub(crate) const MAX_USERS_PER_BUILD: usize = 128;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stop waits for Goose to wind its users down.
 const STOP_DEADLINE: Duration = Duration::from_secs(20);
-
-/// The load as the page sees it.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub(crate) struct LoadStatus {
-    pub running: bool,
-    pub users_per_build: usize,
-    pub started_at_ms: Option<u64>,
-}
-
-/// The running attack, if any.
-#[derive(Default)]
-pub(crate) struct LoadControl {
-    running: Option<Running>,
-}
-
-struct Running {
-    users_per_build: usize,
-    started_at_ms: u64,
-    controller_port: u16,
-    stop_requested: Arc<AtomicBool>,
-    attack: tokio::task::JoinHandle<()>,
-}
-
-impl LoadControl {
-    pub fn status(&self) -> LoadStatus {
-        match &self.running {
-            Some(running) if !running.attack.is_finished() => LoadStatus {
-                running: true,
-                users_per_build: running.users_per_build,
-                started_at_ms: Some(running.started_at_ms),
-            },
-            _ => LoadStatus::default(),
-        }
-    }
-}
 
 /// Starts the load with `users_per_build` users on every build, or resizes the running one.
 pub(crate) async fn start(

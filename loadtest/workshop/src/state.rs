@@ -4,6 +4,7 @@
 //! ticks go out on.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,6 @@ use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, broadcast,
 
 use super::WorkshopArgs;
 use super::error::ApiError;
-use super::load::LoadControl;
 use domain::Context;
 use loadtest_lab::journeys::{Recorder, Shopfront};
 use loadtest_platform::{Injection, Target, TargetSettings};
@@ -72,6 +72,42 @@ pub(crate) struct Lab {
 pub(crate) struct Network {
     pub prepared: BTreeSet<Context>,
     pub in_force: Vec<(Context, Injection)>,
+}
+
+/// The load as the page sees it.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub(crate) struct LoadStatus {
+    pub running: bool,
+    pub users_per_build: usize,
+    pub started_at_ms: Option<u64>,
+}
+
+/// The running attack, if any.
+#[derive(Default)]
+pub(crate) struct LoadControl {
+    pub running: Option<Running>,
+}
+
+/// One Goose attack for every build, and how to resize or stop it.
+pub(crate) struct Running {
+    pub users_per_build: usize,
+    pub started_at_ms: u64,
+    pub controller_port: u16,
+    pub stop_requested: Arc<AtomicBool>,
+    pub attack: tokio::task::JoinHandle<()>,
+}
+
+impl LoadControl {
+    pub fn status(&self) -> LoadStatus {
+        match &self.running {
+            Some(running) if !running.attack.is_finished() => LoadStatus {
+                running: true,
+                users_per_build: running.users_per_build,
+                started_at_ms: Some(running.started_at_ms),
+            },
+            _ => LoadStatus::default(),
+        }
+    }
 }
 
 /// The self-healing loop's settings, changed from the page.
@@ -256,9 +292,8 @@ impl Workshop {
         let _ = self.closed.send(true);
     }
 
-    /// Stops the load, then every process of every build.
+    /// Stops every process of every build (the caller has stopped the load).
     pub async fn shut_down(self: Arc<Workshop>) -> anyhow::Result<()> {
-        let _ = super::load::stop(&self, "the workshop is stopping").await;
         for lab in &self.labs {
             let paused: Vec<(Component, usize)> = lock(&lab.paused).iter().copied().collect();
             let mut target = lab.target.lock().await;
