@@ -15,7 +15,7 @@ pub(crate) async fn run(
     args: &api::cli::ServeArgs,
 ) -> anyhow::Result<()> {
     die_with_supervisor()?;
-    loadtest_platform::local::pinning::pin_from_env()?;
+    loadtest_platform::pinning::pin_from_env()?;
     match component {
         Component::Gateway => micro_gateway::run(args, admin_port).await,
         Component::Monolith => monolith::run(args).await,

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-use crate::local::cgroup::{self, Confinement, ProcessLimits};
+use crate::cgroup::{self, Confinement, ProcessLimits};
 
 /// Set in every child's environment; the child asks the kernel to kill it when this process
 /// dies (see [`die_with_supervisor`]).

@@ -20,12 +20,14 @@
 //! answers with an [`Injection`] whose `not_realized` starts "not applicable:" or
 //! "unavailable:", and the experiment records that instead of a measurement.
 
+pub mod cgroup;
 mod child;
 pub mod compose;
 mod injection;
 pub mod kubernetes;
 pub mod local;
 mod meter;
+pub mod pinning;
 mod platform;
 pub mod sidecars;
 mod target;

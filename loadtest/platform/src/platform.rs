@@ -21,8 +21,8 @@ use domain::Context;
 use loadtest_results::component::{Build, Component};
 
 use crate::injection::Injection;
-use crate::local::supervisor::NetworkFault;
 use crate::meter::Probe;
+use crate::sidecars::fault_proxy::NetworkFault;
 use crate::{ProcessView, Restart};
 
 /// A build running on one platform.

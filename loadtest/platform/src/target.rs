@@ -13,11 +13,11 @@ use loadtest_results::component::{Build, Component};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::cgroup::ProcessLimits;
 use crate::injection::Injection;
-use crate::local::cgroup::ProcessLimits;
-use crate::local::supervisor::NetworkFault;
 use crate::meter::Probe;
 use crate::platform::Platform;
+use crate::sidecars::fault_proxy::NetworkFault;
 use crate::{compose, kubernetes};
 
 /// How the lab starts a build.

@@ -5,9 +5,7 @@
 use std::path::Path;
 
 use domain::Context;
-use loadtest_platform::local::cgroup::{
-    self, CPU_HIERARCHY, MEMORY_HIERARCHY, ProcessLimits, group_of,
-};
+use loadtest_platform::cgroup::{self, CPU_HIERARCHY, MEMORY_HIERARCHY, ProcessLimits, group_of};
 use loadtest_platform::{Target, TargetSettings};
 use loadtest_results::component::{Build, Component};
 use serde_json::json;

@@ -11,7 +11,7 @@ use domain::Context;
 use loadtest_lab::experiments::{self, Experiment, Findings, Kind};
 use loadtest_lab::journeys::Shopfront;
 use loadtest_lab::load::LoadPlan;
-use loadtest_platform::local::cgroup;
+use loadtest_platform::cgroup;
 use loadtest_platform::local::supervisor::{
     Build, Component, Database, Deployment, Link, NetworkFault, Options,
 };
@@ -437,7 +437,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// The process's cgroup in the cpu hierarchy.
 fn cpu_cgroup_of(pid: u32) -> String {
-    loadtest_platform::local::cgroup::group_of(pid, "cpu").unwrap_or_default()
+    loadtest_platform::cgroup::group_of(pid, "cpu").unwrap_or_default()
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@
 //! recorded as not applicable); `db_down` drops every connection to the database that holds
 //! the context's data (the service's own, or the monolith's one; PostgreSQL only — SQLite is
 //! embedded, so the cell is recorded as unavailable). `cpu_limit` puts the process that runs
-//! the context (the whole monolith) under a cgroup v1 CPU quota ([`loadtest_platform::local::cgroup`]).
+//! the context (the whole monolith) under a cgroup v1 CPU quota ([`loadtest_platform::cgroup`]).
 //! ARCHITECTURE.md, "Fault kinds, as the lab realizes them", has the whole table.
 
 use std::collections::BTreeSet;

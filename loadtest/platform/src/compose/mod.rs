@@ -48,9 +48,11 @@ use std::any::Any;
 use async_trait::async_trait;
 use futures::FutureExt as _;
 
-use crate::local::cgroup;
-use crate::local::supervisor::{Build, Component, FrontDoor, NetworkFault};
+use crate::cgroup;
+use crate::sidecars::door::FrontDoor;
+use crate::sidecars::fault_proxy::NetworkFault;
 use crate::{Injection, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
+use loadtest_results::component::{Build, Component};
 
 /// How `--target compose` finds the engine's images and names its projects.
 #[derive(Clone, Debug, clap::Args)]

@@ -37,8 +37,8 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use futures::FutureExt as _;
 
-use crate::local::supervisor::{Build, Component};
 use crate::{Platform, Registration, Restart, TargetSettings};
+use loadtest_results::component::{Build, Component};
 
 use forward::FORWARD_DEADLINE;
 use kubectl::POLL;
@@ -269,7 +269,7 @@ impl Platform for Kubernetes {
     async fn break_calls(
         &mut self,
         _context: domain::Context,
-        _fault: crate::local::supervisor::NetworkFault,
+        _fault: crate::sidecars::fault_proxy::NetworkFault,
     ) -> anyhow::Result<crate::Injection> {
         Ok(crate::Injection::not_realized(
             "not applicable: the kubernetes target has no network fault (it needs a network \

@@ -3,8 +3,6 @@
 //! here: it restarts what exits, puts fault proxies on links, and moves processes into
 //! cgroups of its own.
 
-pub mod cgroup;
-pub mod pinning;
 pub mod supervisor;
 
 use std::time::{Duration, Instant};
@@ -19,11 +17,11 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use futures::FutureExt as _;
 
+use crate::cgroup::{self, CpuLimit};
 use crate::local::supervisor::{
     Build, Component, Database, Deployment, Link, NetworkFault, Options,
 };
 use crate::{Injection, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
-use cgroup::CpuLimit;
 
 /// The `local` platform's entry in [`crate::PLATFORMS`].
 pub(crate) const REGISTRATION: Registration = Registration {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::front_door::Backends;
+use crate::cgroup::ProcessLimits;
 use crate::child::{Launch, Process};
-use crate::local::cgroup::ProcessLimits;
 
 /// A running front door.
 pub struct FrontDoor {
@@ -80,7 +80,7 @@ impl FrontDoor {
         let body = Backends {
             backends: backends.to_vec(),
         };
-        crate::local::supervisor::put_json(self.http.put(&url), &url, &body).await
+        put_json(self.http.put(&url), &url, &body).await
     }
 
     /// SIGTERM, then SIGKILL after `deadline`; reaped either way.
@@ -88,4 +88,25 @@ impl FrontDoor {
         self.process.request_stop()?;
         self.process.finish_stop(deadline).await.map(drop)
     }
+}
+
+/// Sends a `PUT` with a JSON body and fails unless it is answered 2xx (with the body of a
+/// refusal in the error): how callers and the front door are told where to send traffic.
+pub(crate) async fn put_json(
+    request: reqwest::RequestBuilder,
+    url: &str,
+    body: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    let response = request
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("PUT {url}"))?;
+    let status = response.status();
+    anyhow::ensure!(
+        status.is_success(),
+        "PUT {url} answered {status}: {}",
+        response.text().await.unwrap_or_default()
+    );
+    Ok(())
 }

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use domain::Context;
+use loadtest_platform::cgroup::ProcessLimits;
 use loadtest_platform::compose::ComposeSettings;
 use loadtest_platform::kubernetes::{Kubectl, KubernetesSettings, watch_restarts};
-use loadtest_platform::local::cgroup::ProcessLimits;
 use loadtest_platform::{Target, TargetSettings, components_of};
 use loadtest_results::component::{Build, Component};
 

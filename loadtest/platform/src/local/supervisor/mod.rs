@@ -19,11 +19,12 @@ use anyhow::Context as _;
 use domain::Context;
 use nix::sys::signal::Signal;
 
+use crate::cgroup::ProcessLimits;
 use crate::child::{Launch, Process};
-use crate::local::cgroup::ProcessLimits;
 
 pub use crate::child::{SUPERVISOR_PID, die_with_supervisor};
 pub use crate::sidecars::door::FrontDoor;
+use crate::sidecars::door::put_json;
 pub use crate::sidecars::fault_proxy::{Link, NetworkFault};
 pub use database::{Database, redact};
 pub use loadtest_results::component::{Build, Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
@@ -593,27 +594,6 @@ impl Deployment {
             .await
             .with_context(|| format!("restart {component}#{replica}"))
     }
-}
-
-/// Sends a `PUT` with a JSON body and fails unless it is answered 2xx (with the body of a
-/// refusal in the error): how callers and the front door are told where to send traffic.
-pub(crate) async fn put_json(
-    request: reqwest::RequestBuilder,
-    url: &str,
-    body: &impl serde::Serialize,
-) -> anyhow::Result<()> {
-    let response = request
-        .json(body)
-        .send()
-        .await
-        .with_context(|| format!("PUT {url}"))?;
-    let status = response.status();
-    anyhow::ensure!(
-        status.is_success(),
-        "PUT {url} answered {status}: {}",
-        response.text().await.unwrap_or_default()
-    );
-    Ok(())
 }
 
 /// The port of a base URL such as `http://127.0.0.1:4101`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use domain::Context;
 
 use super::{Build, Database};
-use crate::local::cgroup::ProcessLimits;
+use crate::cgroup::ProcessLimits;
 
 /// How to start a deployment.
 #[derive(Clone, Debug)]

@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use domain::Context;
 
 use super::{Component, Database, Deployment, poll_ready};
+use crate::cgroup::ProcessLimits;
 use crate::child::{Launch, Process};
-use crate::local::cgroup::ProcessLimits;
 use crate::sidecars::fault_proxy::{Link, NetworkFault};
 
 /// One running fault proxy child.
