@@ -36,12 +36,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use domain::Context;
 
+mod deploy;
 mod engine;
+mod faults;
 
 use engine::{
-    Container, Spec, cgroup_root, docker, docker_output, exited_at, inspect, is_ready,
-    project_containers, remove_labelled, run, wait_ready,
+    Container, cgroup_root, docker, exited_at, inspect, is_ready, project_containers,
+    remove_labelled, run, wait_ready,
 };
+use faults::Restore;
 
 use std::any::Any;
 
@@ -150,14 +153,6 @@ pub struct Compose {
     restart_counts: BTreeMap<String, u64>,
     http: reqwest::Client,
     teardown: Teardown,
-}
-
-/// An undo step of the compose platform.
-enum Restore {
-    /// Reconnect the container to the project network under its service's DNS name.
-    Reconnect { container: String, alias: String },
-    /// Give the container its CPU limit back (in nano-CPUs; 0 = none).
-    Cpus { container: String, nano_cpus: u64 },
 }
 
 /// How long a container may take to answer `/ready` after a start, a recreate or a restart.
@@ -422,175 +417,6 @@ impl Compose {
         }
     }
 
-    async fn recreate_container(&mut self, component: Component) -> anyhow::Result<()> {
-        let service = component.as_str();
-        run(
-            &self.command,
-            &[
-                "up",
-                "--detach",
-                "--no-deps",
-                "--no-build",
-                "--force-recreate",
-                service,
-            ],
-            &self.env,
-        )
-        .await?;
-        for container in self.of(component).await? {
-            self.settle(&container, READY_DEADLINE).await?;
-        }
-        self.follow_front().await
-    }
-
-    async fn roll_container(&mut self, component: Component) -> anyhow::Result<()> {
-        let old = self.of(component).await?;
-        let fresh = self.scale_up(component, old.len() + 1).await?;
-        if component.is_front() {
-            self.point_front_at(&fresh).await?;
-        }
-        tokio::time::sleep(DEREGISTRATION_DELAY).await;
-        for container in old {
-            docker(&["stop", "--time", &STOP_GRACE_S.to_string(), &container.id]).await?;
-            docker(&["rm", &container.id]).await?;
-        }
-        Ok(())
-    }
-
-    /// A release that cannot bind its address never gets ready; it is removed and the old
-    /// container, which never stopped serving, stays.
-    async fn roll_bad_container(&mut self, component: Component) -> anyhow::Result<String> {
-        let model = self.first(component).await?;
-        let spec = docker(&["inspect", &model.id]).await?;
-        let spec: Vec<Spec> = serde_json::from_str(&spec).context("read docker inspect")?;
-        let spec = spec
-            .into_iter()
-            .next()
-            .context("docker inspect answered nothing")?;
-        let name = format!("{}-{}-bad-release", self.project, component.as_str());
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "--detach".into(),
-            "--name".into(),
-            name.clone(),
-            "--network".into(),
-            self.network(),
-            "--label".into(),
-            format!("com.docker.compose.project={}", self.project),
-        ];
-        for variable in &spec.config.env {
-            args.push("--env".into());
-            args.push(variable.clone());
-        }
-        args.push(spec.config.image.clone());
-        args.extend(spec.config.cmd.iter().flatten().cloned());
-        // The same defect as the local target's bad release: an address it cannot bind.
-        args.push("--bind=192.0.2.1".into());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let id = docker(&args).await?.trim().to_owned();
-        let started = Instant::now();
-        let why = loop {
-            let bad = inspect(&id).await?;
-            if !bad.running {
-                break format!("the new container exited ({})", bad.status);
-            }
-            if is_ready(&self.http, &bad).await {
-                let _ = docker(&["rm", "--force", &id]).await;
-                anyhow::bail!("the bad release of {component} became ready");
-            }
-            if started.elapsed() >= BAD_RELEASE_DEADLINE {
-                break format!("not ready within {BAD_RELEASE_DEADLINE:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let logs = docker_output(&["logs", "--tail", "3", &id]).await;
-        docker(&["rm", "--force", &id]).await?;
-        Ok(format!(
-            "{why}; rolled back; its last output: {}",
-            logs.trim()
-        ))
-    }
-
-    async fn one_more_container(&mut self, component: Component) -> anyhow::Result<usize> {
-        let count = self.of(component).await?.len() + 1;
-        self.scale_up(component, count).await?;
-        if component.is_front() {
-            let mut all = Vec::new();
-            for container in self.of(component).await? {
-                all.push(container.published(8080)?);
-            }
-            self.front_door.set_backends(&all).await?;
-        }
-        Ok(count)
-    }
-
-    /// A network fault between the service and its callers: only a cut is realized here.
-    async fn disconnect(
-        &mut self,
-        context: Context,
-        fault: NetworkFault,
-    ) -> anyhow::Result<Injection> {
-        if !matches!(fault, NetworkFault::Cut) {
-            return Ok(Injection::not_realized(format!(
-                "not applicable: {fault} needs a proxy on the link (tc netem is not in this \
-                 kernel, and the compose file has none); the local target has them"
-            )));
-        }
-        let network = self.network();
-        let mut undo = Vec::new();
-        for container in self.of(Component::Service(context)).await? {
-            docker(&["network", "disconnect", "--force", &network, &container.id]).await?;
-            undo.push(Restore::Reconnect {
-                container: container.id.clone(),
-                alias: container.service.clone(),
-            });
-        }
-        Ok(Injection::applied(
-            format!("docker network disconnect: {context} left {network}"),
-            undo,
-        ))
-    }
-
-    /// Every container of `process` held to `cores` (`docker update --cpus`).
-    async fn update_cpus(&mut self, process: Component, cores: f64) -> anyhow::Result<Injection> {
-        let mut undo = Vec::new();
-        let mut names = Vec::new();
-        for container in self.of(process).await? {
-            docker(&["update", "--cpus", &cores.to_string(), &container.id]).await?;
-            names.push(container.name.clone());
-            undo.push(Restore::Cpus {
-                container: container.id.clone(),
-                nano_cpus: container.nano_cpus,
-            });
-        }
-        Ok(Injection::applied(
-            format!("docker update --cpus {cores}: {}", names.join(", ")),
-            undo,
-        ))
-    }
-
-    async fn restore_step(&mut self, undo: Restore) -> anyhow::Result<()> {
-        match undo {
-            Restore::Reconnect { container, alias } => {
-                let network = self.network();
-                docker(&[
-                    "network", "connect", "--alias", &alias, &network, &container,
-                ])
-                .await
-                .map(drop)
-            }
-            Restore::Cpus {
-                container,
-                nano_cpus,
-            } => {
-                let cpus = format!("{}", nano_cpus as f64 / 1e9);
-                docker(&["update", "--cpus", &cpus, &container])
-                    .await
-                    .map(drop)
-            }
-        }
-    }
-
     /// Takes the project down, volumes and all, and stops the front door.
     async fn take_down(mut self) -> anyhow::Result<()> {
         let down = run(
@@ -626,89 +452,6 @@ impl Compose {
             .into_iter()
             .find(|container| container.running)
             .with_context(|| format!("no running {component} container"))
-    }
-
-    /// Scales the service up to `count` containers; returns the new ones, ready.
-    async fn scale_up(
-        &mut self,
-        component: Component,
-        count: usize,
-    ) -> anyhow::Result<Vec<Container>> {
-        let before: Vec<String> = self
-            .of(component)
-            .await?
-            .into_iter()
-            .map(|container| container.id)
-            .collect();
-        let service = component.as_str();
-        let scale = format!("{service}={count}");
-        run(
-            &self.command,
-            &[
-                "up",
-                "--detach",
-                "--no-deps",
-                "--no-build",
-                "--no-recreate",
-                "--scale",
-                &scale,
-                service,
-            ],
-            &self.env,
-        )
-        .await?;
-        let fresh: Vec<Container> = self
-            .of(component)
-            .await?
-            .into_iter()
-            .filter(|container| !before.contains(&container.id))
-            .collect();
-        anyhow::ensure!(
-            !fresh.is_empty(),
-            "scaling {service} to {count} started nothing"
-        );
-        for container in &fresh {
-            self.settle(container, READY_DEADLINE).await?;
-        }
-        Ok(fresh)
-    }
-
-    /// Waits until a new container is ready and holds it to the shop's cores.
-    async fn settle(&self, container: &Container, deadline: Duration) -> anyhow::Result<()> {
-        wait_ready(&self.http, container, deadline).await?;
-        if let Some(cpuset) = &self.cpuset {
-            docker(&["update", "--cpuset-cpus", cpuset, &container.id]).await?;
-        }
-        Ok(())
-    }
-
-    /// The front door sends everything to these containers from now on.
-    async fn point_front_at(&mut self, containers: &[Container]) -> anyhow::Result<()> {
-        let mut backends = Vec::new();
-        for container in containers {
-            backends.push(container.published(8080)?);
-        }
-        self.front_door.set_backends(&backends).await?;
-        let first = containers.first().context("no container to point at")?;
-        self.direct_url = first.published(8080)?;
-        self.admin_url = match self.build {
-            Build::Monolith => self.direct_url.clone(),
-            Build::Micro => first.published(8081)?,
-        };
-        Ok(())
-    }
-
-    /// After the public container changed (a recreate, a restart), the front door and the
-    /// lab's own URLs follow its published ports.
-    async fn follow_front(&mut self) -> anyhow::Result<()> {
-        let front = Component::parse(front_service(self.build)).context("a front component")?;
-        let running: Vec<Container> = self
-            .of(front)
-            .await?
-            .into_iter()
-            .filter(|container| container.running)
-            .collect();
-        self.point_front_at(&running).await
     }
 }
 
