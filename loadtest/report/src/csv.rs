@@ -28,7 +28,7 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
         "build,experiment,t_ms,slice_ms,journey,ok,fail,maybe_applied,p50_us,p99_us\n",
     );
     // A figure not measured is an empty field.
-    let fixed = |value: Option<f64>, places: usize| crate::folder::figure(value, places, "");
+    let fixed = |value: Option<f64>, places: usize| crate::figures::figure(value, places, "");
     let rate = |rate: Option<f64>| fixed(rate, 4);
     for outcome in &results.experiments {
         let build = outcome.build.as_str();

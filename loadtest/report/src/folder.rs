@@ -58,9 +58,3 @@ fn write_history(
     out.flush()?;
     Ok(())
 }
-
-/// A measured figure to `places` decimals, or `absent` where the target could not measure it
-/// (the CSV's empty field, the summary's `n/a`).
-pub(crate) fn figure(value: Option<f64>, places: usize, absent: &str) -> String {
-    value.map_or_else(|| absent.to_owned(), |value| format!("{value:.places$}"))
-}

@@ -217,5 +217,5 @@ fn first_line(message: &str) -> String {
 
 /// A measured figure to `places` decimals, or `n/a` where the target could not measure it.
 fn measured(value: Option<f64>, places: usize) -> String {
-    crate::folder::figure(value, places, "n/a")
+    crate::figures::figure(value, places, "n/a")
 }
