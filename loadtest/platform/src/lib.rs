@@ -38,8 +38,8 @@ use loadtest_results::component::Build;
 
 pub use injection::Injection;
 pub use meter::{Meter, Probe, Usage};
-pub use platform::Platform;
-pub use target::{ProcessView, Restart, Target, TargetSettings, components_of};
+pub use platform::{Platform, ProcessView, Restart};
+pub use target::{Target, TargetSettings, components_of};
 
 /// Starts a build on one platform and waits until it is ready.
 pub type Start =

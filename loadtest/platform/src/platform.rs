@@ -19,11 +19,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 use domain::Context;
 use loadtest_results::component::{Build, Component};
+use serde::Serialize;
 
 use crate::injection::Injection;
 use crate::meter::Probe;
 use crate::sidecars::fault_proxy::NetworkFault;
-use crate::{ProcessView, Restart};
 
 /// A build running on one platform.
 #[async_trait]
@@ -186,4 +186,28 @@ pub trait Platform: Send + Sync {
 
     /// Stops the build and removes what the lab created for it.
     async fn stop(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+/// One process of a running build, as the platform shows it.
+#[derive(Clone, Debug)]
+pub struct ProcessView {
+    pub component: Component,
+    /// 1-based.
+    pub replica: usize,
+    /// Where the lab reaches it (for `/ready`).
+    pub url: String,
+    /// Its PID on this machine, where the lab can read its CPU and memory by it.
+    pub pid: Option<u32>,
+}
+
+/// One self-healing restart.
+#[derive(Clone, Debug, Serialize)]
+pub struct Restart {
+    pub component: String,
+    #[serde(skip)]
+    pub at: Instant,
+    pub backoff_ms: u64,
+    /// From noticing the exit to the new process answering `/ready`.
+    pub down_ms: u64,
+    pub error: Option<String>,
 }

@@ -10,13 +10,12 @@ use domain::Context;
 use domain::admin::{Audit, ResetSummary};
 use domain::faults::{Fault, Layer};
 use loadtest_results::component::{Build, Component};
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::cgroup::ProcessLimits;
 use crate::injection::Injection;
 use crate::meter::Probe;
-use crate::platform::Platform;
+use crate::platform::{Platform, ProcessView, Restart};
 use crate::sidecars::fault_proxy::NetworkFault;
 use crate::{compose, kubernetes};
 
@@ -50,18 +49,6 @@ pub struct Target {
     platform: Box<dyn Platform>,
     limits: ProcessLimits,
     http: reqwest::Client,
-}
-
-/// One process of a running build, as the platform shows it.
-#[derive(Clone, Debug)]
-pub struct ProcessView {
-    pub component: Component,
-    /// 1-based.
-    pub replica: usize,
-    /// Where the lab reaches it (for `/ready`).
-    pub url: String,
-    /// Its PID on this machine, where the lab can read its CPU and memory by it.
-    pub pid: Option<u32>,
 }
 
 impl Target {
@@ -415,16 +402,4 @@ pub fn components_of(build: Build) -> Vec<Component> {
             .chain([Component::Gateway])
             .collect(),
     }
-}
-
-/// One self-healing restart.
-#[derive(Clone, Debug, Serialize)]
-pub struct Restart {
-    pub component: String,
-    #[serde(skip)]
-    pub at: Instant,
-    pub backoff_ms: u64,
-    /// From noticing the exit to the new process answering `/ready`.
-    pub down_ms: u64,
-    pub error: Option<String>,
 }
