@@ -179,6 +179,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
             sut_cpus: pinning.sut_cpus.clone(),
         },
         env,
+        shop: Some(shop_settings()?),
     };
 
     let bars = MultiProgress::new();
@@ -298,6 +299,21 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         out.join("report.html").display()
     );
     Ok(valid)
+}
+
+/// The settings every shop process starts from, as `results.json` records them: what the
+/// processes inherit (defaults, then this environment's `SHOPLAB_*`), without the secrets the
+/// lab generates per run and the database and seed each process is given on its command line.
+fn shop_settings() -> anyhow::Result<serde_json::Value> {
+    let settings = api::Settings::load(None, serde_json::Map::new())
+        .context("read the shop's settings from the environment")?;
+    let mut value = serde_json::to_value(settings)?;
+    if let Some(fields) = value.as_object_mut() {
+        for per_run in ["db", "admin_token", "token_secret", "seed"] {
+            fields.remove(per_run);
+        }
+    }
+    Ok(value)
 }
 
 /// `2026-11-25T07-55-03Z`: UTC, sortable, safe in a path.

@@ -79,6 +79,12 @@ pub struct RunSettings {
     pub resource_limits: ResourceLimits,
     /// The `SHOPLAB_*` settings given to every process.
     pub env: Vec<(String, String)>,
+    /// The settings every shop process started from (`api::Settings`: its defaults, then
+    /// the `SHOPLAB_*` environment it inherited), without the secrets and the per-process
+    /// database and seed: checkout mode, pools, timeouts, the resilience of every hop.
+    /// Absent from runs older than this field.
+    #[serde(default)]
+    pub shop: Option<serde_json::Value>,
 }
 
 /// The CPU and memory the shop's processes were given: the same for both builds.

@@ -90,6 +90,13 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
     // The report renders from results.json alone, so it must read back into the lab's types.
     let typed: loadtest_results::Results =
         serde_json::from_value(results.clone()).expect("results.json reads back");
+    // The shop's own settings are recorded, the fairness ones with them, and no secret.
+    let shop = &results["settings"]["shop"];
+    assert_eq!(shop["checkout_mode"], "split", "{shop}");
+    assert!(shop["hop_timeout_ms"].as_u64().is_some(), "{shop}");
+    for secret in ["admin_token", "token_secret", "db"] {
+        assert!(shop.get(secret).is_none(), "{secret} recorded in {shop}");
+    }
     let environment = &results["environment"];
     let sha = environment["git_sha"].as_str().expect("a git_sha");
     assert!(
