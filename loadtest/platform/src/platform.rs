@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use domain::Context;
+use domain::faults::{Fault, Layer};
 use loadtest_results::component::{Build, Component};
 use serde::Serialize;
 
@@ -167,6 +168,23 @@ pub trait Platform: Send + Sync {
             "not applicable: the {} platform restarts {component}#{replica} itself",
             self.name()
         )
+    }
+
+    /// Capability: whether this platform realizes `fault` at all, and why not, asked before
+    /// anything is tried (the workshop greys a control out with the reason). By default the
+    /// process and in-process kinds are realized everywhere (a kill, a pause, the admin API)
+    /// and the kinds that need a mechanism of the platform's (network, resource, dependency)
+    /// are not.
+    fn realizes(&self, fault: Fault) -> Result<(), String> {
+        match fault.spec().layer {
+            Layer::Process | Layer::InProcess => Ok(()),
+            layer => Err(format!(
+                "not applicable: the {} platform has no mechanism for {} ({} faults)",
+                self.name(),
+                fault.name(),
+                layer.as_str()
+            )),
+        }
     }
 
     /// Capability: the lab itself restarts what exits (the local platform). Elsewhere the

@@ -290,6 +290,9 @@ impl Target {
     /// (the network kinds) or its database (`db_down`). The one place a catalogue kind meets
     /// a platform operation; a kind the platform cannot realize comes back `not_realized`.
     pub async fn inject(&mut self, context: Context, fault: Fault) -> anyhow::Result<Injection> {
+        if let Err(why) = self.realizes(fault) {
+            return Ok(Injection::not_realized(why));
+        }
         let process = self.build.process_of(context);
         match fault {
             Fault::Kill => self.kill(process).await.map(|()| Injection::default()),
@@ -328,6 +331,20 @@ impl Target {
             Fault::DbDown => self.database_down(process).await,
             Fault::CpuLimit { cores } => self.limit_cpu(process, cores).await,
         }
+    }
+
+    /// Whether `fault` can be injected into this build on this platform, and why not: the
+    /// build's own limits (the monolith has no network between contexts), then the
+    /// platform's.
+    pub fn realizes(&self, fault: Fault) -> Result<(), String> {
+        if self.build == Build::Monolith && fault.spec().layer == Layer::Network {
+            return Err(
+                "not applicable: the monolith's contexts call each other in-process; there is \
+                 no network between them to break"
+                    .into(),
+            );
+        }
+        self.platform.realizes(fault)
     }
 
     /// Undoes what [`Target::inject`] did for `fault`: thaws a paused process, clears the

@@ -149,6 +149,20 @@ async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_in
         );
     }
 
+    // What the platform cannot realize is known before anything is tried: on the local
+    // platform with SQLite, no database server to cut; a network cut is the lab's own proxy.
+    let capabilities = &state["builds"][0]["capabilities"];
+    assert_eq!(capabilities["platform"], "local", "{capabilities}");
+    assert_eq!(capabilities["lab_restarts"], true, "{capabilities}");
+    let unavailable = &capabilities["unavailable"];
+    assert!(
+        unavailable["db_down"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("unavailable")),
+        "{capabilities}"
+    );
+    assert!(unavailable.get("net_cut").is_none(), "{capabilities}");
+
     // Bad input is a 4xx with the error body, before anything is done.
     for (path, body, status, code) in [
         ("/api/load", json!({"users_per_build": 0}), 422, "invalid"),

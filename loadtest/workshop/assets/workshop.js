@@ -92,7 +92,7 @@ async function faultButtons() {
     const kind = action === "network" ? spec.name.replace(/^net_/, "") : spec.name;
     const label = action === "network" ? `network ${kind}` : kind.replace("_", " ");
     container.append(element("button", { type: "button", "data-action": action, "data-kind": kind,
-      "data-fault": spec.name, title: spec.about }, label));
+      "data-fault": spec.name, "data-about": spec.about, title: spec.about }, label));
     for (const param of spec.params) {
       const input = element("input", { type: "number", min: param.min, max: param.max, value: param.default,
         step: param.type === "number" ? "any" : "1", "data-fault": spec.name, "data-param": param.name,
@@ -101,6 +101,29 @@ async function faultButtons() {
       field.append(input, ` ${param.unit}`);
       container.append(field);
     }
+  }
+}
+
+// Greys out each fault control the selected build's platform does not realize, with the
+// reason as its tooltip (from the build's capabilities in GET /api/state); with "both", a
+// control stays usable while either build realizes it. The self-healing controls are greyed
+// where the platform restarts processes itself.
+function greyOut() {
+  const chosen = document.getElementById("control-build").value;
+  const builds = state.builds.filter((entry) => chosen === "both" || entry.build === chosen);
+  for (const button of document.querySelectorAll("#fault-buttons button[data-fault]")) {
+    const reasons = builds.map((entry) => entry.capabilities.unavailable[button.dataset.fault]);
+    const refused = reasons.length > 0 && reasons.every((reason) => reason);
+    button.disabled = refused;
+    button.title = refused ? reasons.join("; ") : button.dataset.about;
+  }
+  const platformHeals = state.builds.length > 0 && state.builds.every((entry) => !entry.capabilities.lab_restarts);
+  for (const id of ["self-healing", "restart-delay"]) {
+    const input = document.getElementById(id);
+    input.disabled = platformHeals;
+    input.title = platformHeals
+      ? `the ${state.builds[0].capabilities.platform} platform restarts what exits itself; the lab only watches`
+      : "";
   }
 }
 
@@ -160,6 +183,8 @@ function drawLegend() {
   select.replaceChildren();
   if (state.builds.length > 1) select.append(element("option", { value: "both" }, "both"));
   for (const entry of state.builds) select.append(element("option", { value: entry.build }, entry.build));
+  select.addEventListener("change", greyOut);
+  greyOut();
   const markers = document.getElementById("marker-legend");
   markers.replaceChildren("markers:");
   for (const [kind, markerColor] of Object.entries(MARKERS)) {

@@ -108,6 +108,7 @@ async fn state(State(workshop): State<Arc<Workshop>>) -> Json<Value> {
                 "color": format!("#{:02x}{:02x}{:02x}", color.0, color.1, color.2),
                 "series": &*lock(&lab.series),
                 "processes": &*lock(&lab.processes),
+                "capabilities": &lab.capabilities,
             })
         })
         .collect();

@@ -3,7 +3,7 @@
 //! log on the workshop's clock, the load, the self-healing settings, and the channel the
 //! ticks go out on.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,6 +46,10 @@ pub(crate) struct Workshop {
 /// One build as the workshop sees it.
 pub(crate) struct Lab {
     pub build: Build,
+    /// What the build's platform can do, read once at start for the page: its name, whether
+    /// the lab restarts what exits (or the platform does), and every catalogue fault it does
+    /// not realize on this build, with the reason (the page greys those controls out).
+    pub capabilities: Capabilities,
     pub target: AsyncMutex<Target>,
     /// The journeys against this build record here, on the workshop's clock.
     pub recorder: Arc<Recorder>,
@@ -65,6 +69,32 @@ pub(crate) struct Lab {
     /// The links made ready for network faults (on the local platform: a fault proxy put in
     /// front of the service on first use), and the network faults in force, lifted at heal.
     pub network: Mutex<Network>,
+}
+
+/// What one build's platform realizes, as the page shows it.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Capabilities {
+    pub platform: &'static str,
+    pub lab_restarts: bool,
+    pub unavailable: BTreeMap<&'static str, String>,
+}
+
+impl Capabilities {
+    pub fn of(target: &Target) -> Capabilities {
+        Capabilities {
+            platform: target.platform_name(),
+            lab_restarts: target.lab_restarts_processes(),
+            unavailable: domain::faults::catalogue()
+                .iter()
+                .filter_map(|spec| {
+                    target
+                        .realizes(spec.default_fault())
+                        .err()
+                        .map(|why| (spec.name, why))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The network faults of one build.
@@ -199,6 +229,7 @@ impl Workshop {
             let reset = target.reset(&settings).await?;
             labs.push(Lab {
                 build: target.build,
+                capabilities: Capabilities::of(&target),
                 target: AsyncMutex::new(target),
                 recorder: Recorder::new(epoch),
                 shop: Mutex::new(shopfront(&reset)),

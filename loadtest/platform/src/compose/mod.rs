@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use domain::Context;
+use domain::faults::{Fault, Layer};
 
 mod deploy;
 mod engine;
@@ -600,6 +601,23 @@ impl Platform for Compose {
 
     async fn limit_cpu(&mut self, process: Component, cores: f64) -> anyhow::Result<Injection> {
         self.update_cpus(process, cores).await
+    }
+
+    fn realizes(&self, fault: Fault) -> Result<(), String> {
+        match fault.spec().layer {
+            Layer::Process | Layer::InProcess => Ok(()),
+            // `docker network disconnect` and `docker update --cpus`.
+            _ if matches!(fault, Fault::NetCut | Fault::CpuLimit { .. }) => Ok(()),
+            Layer::Network => Err(format!(
+                "not applicable: {} needs a proxy on the link (tc netem is not in this kernel, \
+                 and the compose file has none); the local target has them",
+                fault.name()
+            )),
+            _ => Err(format!(
+                "not applicable: the compose platform has no mechanism for {}",
+                fault.name()
+            )),
+        }
     }
 
     async fn undo(&mut self, step: Box<dyn Any + Send>) -> anyhow::Result<()> {

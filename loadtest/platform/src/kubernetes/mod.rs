@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use async_trait::async_trait;
+use domain::faults::{Fault, Layer};
 use futures::FutureExt as _;
 
 use crate::{Platform, Registration, Restart, TargetSettings};
@@ -266,32 +267,21 @@ impl Platform for Kubernetes {
         self.build
     }
 
-    async fn break_calls(
-        &mut self,
-        _context: domain::Context,
-        _fault: crate::sidecars::fault_proxy::NetworkFault,
-    ) -> anyhow::Result<crate::Injection> {
-        Ok(crate::Injection::not_realized(
-            "not applicable: the kubernetes target has no network fault (it needs a network \
-             policy controller the lab does not assume)",
-        ))
-    }
-
-    async fn database_down(&mut self, _process: Component) -> anyhow::Result<crate::Injection> {
-        Ok(crate::Injection::not_realized(
-            "unavailable: SQLite is embedded in the process; there is no connection to a \
-             database server to cut",
-        ))
-    }
-
-    async fn limit_cpu(
-        &mut self,
-        _process: Component,
-        _cores: f64,
-    ) -> anyhow::Result<crate::Injection> {
-        Ok(crate::Injection::not_realized(
-            "not applicable: a pod's CPU limit changes only by replacing the pod",
-        ))
+    fn realizes(&self, fault: Fault) -> Result<(), String> {
+        match fault.spec().layer {
+            Layer::Process | Layer::InProcess => Ok(()),
+            Layer::Network => Err(
+                "not applicable: the kubernetes target has no network fault (it \
+                 needs a network policy controller the lab does not assume)"
+                    .into(),
+            ),
+            Layer::Resource => {
+                Err("not applicable: a pod's CPU limit changes only by replacing the pod".into())
+            }
+            Layer::Dependency => Err("unavailable: SQLite is embedded in the process; there is \
+                 no connection to a database server to cut"
+                .into()),
+        }
     }
 
     fn url(&self) -> &str {

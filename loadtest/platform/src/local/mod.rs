@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use domain::Context;
+use domain::faults::Fault;
 use nix::sys::signal::Signal;
 
 use std::any::Any;
@@ -386,6 +387,18 @@ impl Platform for Local {
 
     async fn restart(&mut self, component: Component, replica: usize) -> anyhow::Result<()> {
         self.deployment.restart(component, replica).await
+    }
+
+    fn realizes(&self, fault: Fault) -> Result<(), String> {
+        match fault {
+            Fault::DbDown if !self.has_database_server() => Err(
+                "unavailable: SQLite is embedded in the process; there is no connection to a \
+                 database server to cut (run with --db postgres://...)"
+                    .into(),
+            ),
+            // Every other kind: the lab's own proxies, signals and cgroups.
+            _ => Ok(()),
+        }
     }
 
     fn lab_restarts_processes(&self) -> bool {
