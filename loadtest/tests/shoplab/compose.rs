@@ -13,7 +13,7 @@ use domain::Context;
 use loadtest_platform::compose::ComposeSettings;
 use loadtest_platform::local::supervisor::{Build, Component, NetworkFault};
 use loadtest_platform::{Target, TargetSettings};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{SEED, answer, eventually, target_settings};
 
@@ -232,4 +232,92 @@ async fn on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconn
 
     target.stop().await.expect("compose down");
     assert_eq!(containers(&project), Vec::new(), "nothing left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workshop_on_compose_shows_the_containers_lets_the_engine_heal_a_kill_and_refuses_what_compose_cannot_do()
+ {
+    let test = "workshop";
+    let Some(settings) = compose_settings(test) else {
+        return;
+    };
+    let _exclusive = crate::support::exclusive().await;
+    let compose_file = settings.compose.file.display().to_string();
+    let prefix = project_prefix(test);
+    let workshop = crate::workshop::Workshop::start_with(
+        500,
+        &[
+            "--target",
+            "compose",
+            "--compose-file",
+            &compose_file,
+            "--image-tag",
+            &settings.compose.tag,
+            "--compose-project",
+            &prefix,
+        ],
+    );
+    let state = workshop.state().await;
+    let capabilities = &state["builds"][0]["capabilities"];
+    assert_eq!(capabilities["platform"], "compose", "{capabilities}");
+    // The engine's restart policy is the process manager: the page's self-healing is not.
+    assert_eq!(capabilities["lab_restarts"], false, "{capabilities}");
+    let unavailable = &capabilities["unavailable"];
+    assert!(unavailable.get("net_cut").is_none(), "{capabilities}");
+    assert!(
+        unavailable["net_latency"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("not applicable")),
+        "{capabilities}"
+    );
+    // Refused with the reason before anything is accepted, and nothing changes.
+    let (status, error) = workshop
+        .post(
+            "/api/builds/micro/components/catalog/network",
+            Some(json!({"kind": "latency"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("not applicable")),
+        "{error}"
+    );
+
+    // The page's boxes are the project's containers, with the engine's host PIDs.
+    eventually(
+        Duration::from_secs(60),
+        "every container ready on the page",
+        async || {
+            let state = workshop.state().await;
+            let processes = state["builds"][0]["processes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            processes.len() >= 8 && processes.iter().all(|process| process["health"] == "ready")
+        },
+    )
+    .await;
+    let catalog_pid = crate::workshop::process(&workshop.state().await, "catalog")["pid"].clone();
+    assert!(
+        catalog_pid.as_u64().is_some_and(|pid| pid > 1),
+        "{catalog_pid}"
+    );
+
+    // A kill through the page: the engine brings catalog back, with a new PID.
+    let (status, body) = workshop
+        .post("/api/builds/micro/components/catalog/kill", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(60),
+        "catalog restarted by the engine and ready",
+        async || {
+            let state = workshop.state().await;
+            let catalog = crate::workshop::process(&state, "catalog");
+            catalog["health"] == "ready" && catalog["pid"] != catalog_pid
+        },
+    )
+    .await;
 }

@@ -22,16 +22,21 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A `shoplab workshop` child; stopped (SIGTERM, then reaped) when dropped, so a failing
 /// test leaves no shop behind.
-struct Workshop {
+pub(crate) struct Workshop {
     child: Child,
     url: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Workshop {
     /// Starts the microservices build under a workshop on a free port and waits for the
     /// line that names the page's address.
     fn start(restart_delay_ms: u64) -> Workshop {
+        Workshop::start_with(restart_delay_ms, &[])
+    }
+
+    /// The same with more flags (`--target compose ...`).
+    pub(crate) fn start_with(restart_delay_ms: u64, flags: &[&str]) -> Workshop {
         let mut command = Command::new(shoplab_binary());
         command.args([
             "workshop",
@@ -42,6 +47,7 @@ impl Workshop {
             "--restart-delay-ms",
             &restart_delay_ms.to_string(),
         ]);
+        command.args(flags);
         let (child, lines) = spawn_with_lines(&mut command);
         let url = page_url(&lines);
         Workshop {
@@ -54,15 +60,15 @@ impl Workshop {
         }
     }
 
-    fn api(&self, path: &str) -> String {
+    pub(crate) fn api(&self, path: &str) -> String {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }
 
-    async fn state(&self) -> Value {
+    pub(crate) async fn state(&self) -> Value {
         answer(self.http.get(self.api("/api/state"))).await.1
     }
 
-    async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.http.post(self.api(path));
         if let Some(body) = body {
             request = request.json(&body);
@@ -101,7 +107,7 @@ fn last_point(state: &Value, journey: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn process<'a>(state: &'a Value, component: &str) -> &'a Value {
+pub(crate) fn process<'a>(state: &'a Value, component: &str) -> &'a Value {
     state["builds"][0]["processes"]
         .as_array()
         .and_then(|processes| {

@@ -235,6 +235,18 @@ pub(crate) fn check(build: Build, aim: Aim, action: &Action) -> Result<(), ApiEr
     }
 }
 
+/// Refuses a fault the build's platform does not realize, with its reason, before the
+/// control is accepted (the page greys it out for the same reason).
+pub(crate) fn realized(lab: &Lab, action: &Action) -> Result<(), ApiError> {
+    match action {
+        Action::Fault(fault) => match lab.capabilities.unavailable.get(fault.name()) {
+            Some(why) => Err(ApiError::invalid(format!("{}: {why}", lab.build))),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
 /// Runs `action` on one build; returns what happened, in a sentence.
 pub(crate) async fn perform(
     workshop: &Workshop,

@@ -203,6 +203,7 @@ async fn control(
             })?;
         let aim = actions::aim(build, &component)?;
         actions::check(build, aim, &action)?;
+        actions::realized(&workshop.labs[lab_index], &action)?;
         aimed.push((lab_index, aim));
     }
     if action.is_long() {
