@@ -36,10 +36,36 @@ mod tool;
 use futures::future::BoxFuture;
 use loadtest_results::component::Build;
 
+use crate::cgroup::ProcessLimits;
+
 pub use injection::Injection;
 pub use meter::{Meter, Probe, Usage};
 pub use platform::{Platform, ProcessView, Restart};
-pub use target::{Target, TargetSettings, components_of};
+pub use target::{Target, components_of};
+
+/// How the lab starts a build.
+#[derive(Clone, Debug)]
+pub struct TargetSettings {
+    pub program: std::path::PathBuf,
+    /// `None`: SQLite files in a fresh temporary folder. `Some`: a PostgreSQL server.
+    pub postgres: Option<String>,
+    pub seed: u64,
+    pub products: u32,
+    pub users: u32,
+    /// Initial stock of every product; large, so the buy journey never runs out.
+    pub stock: i64,
+    /// More `SHOPLAB_*` settings for every child.
+    pub env: Vec<(String, String)>,
+    pub forward_logs: bool,
+    /// Per-process limits of the shop's processes (none by default; local target only).
+    pub limits: ProcessLimits,
+    /// The platform's `--target` name (one of [`crate::PLATFORMS`]).
+    pub platform: String,
+    /// The compose platform's settings (its flag group; read by the compose platform only).
+    pub compose: compose::ComposeSettings,
+    /// The Kubernetes platform's settings (its flag group).
+    pub kubernetes: kubernetes::KubernetesSettings,
+}
 
 /// Starts a build on one platform and waits until it is ready.
 pub type Start =

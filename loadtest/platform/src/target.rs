@@ -12,36 +12,12 @@ use domain::faults::{Fault, Layer};
 use loadtest_results::component::{Build, Component};
 use serde_json::{Value, json};
 
+use crate::TargetSettings;
 use crate::cgroup::ProcessLimits;
 use crate::injection::Injection;
 use crate::meter::Probe;
 use crate::platform::{Platform, ProcessView, Restart};
 use crate::sidecars::fault_proxy::NetworkFault;
-use crate::{compose, kubernetes};
-
-/// How the lab starts a build.
-#[derive(Clone, Debug)]
-pub struct TargetSettings {
-    pub program: std::path::PathBuf,
-    /// `None`: SQLite files in a fresh temporary folder. `Some`: a PostgreSQL server.
-    pub postgres: Option<String>,
-    pub seed: u64,
-    pub products: u32,
-    pub users: u32,
-    /// Initial stock of every product; large, so the buy journey never runs out.
-    pub stock: i64,
-    /// More `SHOPLAB_*` settings for every child.
-    pub env: Vec<(String, String)>,
-    pub forward_logs: bool,
-    /// Per-process limits of the shop's processes (none by default; local target only).
-    pub limits: ProcessLimits,
-    /// The platform's `--target` name (one of [`crate::PLATFORMS`]).
-    pub platform: String,
-    /// The compose platform's settings (its flag group; read by the compose platform only).
-    pub compose: compose::ComposeSettings,
-    /// The Kubernetes platform's settings (its flag group).
-    pub kubernetes: kubernetes::KubernetesSettings,
-}
 
 /// One running build.
 pub struct Target {
