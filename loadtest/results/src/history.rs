@@ -1,6 +1,6 @@
 //! The per-request history: one [`RequestRecord`] per request the load harness sent, written
 //! as one JSON object per line (`history.jsonl`) and read back by the invariant checker
-//! ([`crate::check`]) to compare what clients were told with what the shop kept.
+//! (`loadtest-check`) to compare what clients were told with what the shop kept.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};

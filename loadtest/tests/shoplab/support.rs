@@ -268,7 +268,7 @@ pub fn spawn_with_lines(
     (child, line_rx)
 }
 
-/// Polls [`loadtest_platform::local::supervisor::Deployment::exited`] until some process has exited (30 s
+/// Polls [`loadtest_platform::Target::exited`] until some process has exited (30 s
 /// at most).
 pub async fn wait_for_an_exit(
     target: &mut loadtest_platform::Target,

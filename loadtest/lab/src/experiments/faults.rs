@@ -11,7 +11,7 @@
 //! admin API, healed by `DELETE /admin/faults`; `abort` is the admin API's abort (the next
 //! call into the context aborts its process), restarted the same way.
 //!
-//! The network kinds go through fault proxies (`supervisor::proxy`), put in front of the
+//! The network kinds go through fault proxies (`loadtest_platform::sidecars::fault_proxy`), put in front of the
 //! services and databases the matrix names before the load starts: `net_latency`,
 //! `net_reset` and `net_cut` break the link between the callers and the context's service
 //! (microservices; the monolith has no network between contexts, so those cells are
