@@ -11,9 +11,7 @@ use loadtest_lab::calibration::Calibrator;
 use loadtest_lab::experiments::{self, Experiment, Kind};
 use loadtest_lab::journeys::Shopfront;
 use loadtest_lab::load::LoadPlan;
-use loadtest_platform::compose::ComposeArgs;
-use loadtest_platform::kubernetes::KubernetesArgs;
-use loadtest_platform::{Target, TargetSettings};
+use loadtest_platform::{PlatformArgs, Target, TargetSettings};
 use loadtest_platform::{cgroup, pinning};
 use loadtest_results::component::Build;
 use loadtest_results::profile::Profile;
@@ -25,20 +23,8 @@ pub struct CompareArgs {
     /// The short profile (CI, workshops): 2 load levels x 10 s, 3 faults, a storm of 10.
     #[arg(long)]
     pub quick: bool,
-    /// Where the builds run: `local` (child processes on this machine), `compose` (the
-    /// containers of docker-compose.yml on this machine's Docker engine; build the images
-    /// first: deploy/docker/build-images.sh) or `kubernetes` (deploy/kubernetes/ on the
-    /// cluster kubectl points at).
-    #[arg(
-        long,
-        default_value = "local",
-        value_parser = clap::builder::PossibleValuesParser::new(loadtest_platform::platform_names())
-    )]
-    pub target: String,
     #[command(flatten)]
-    pub compose: ComposeArgs,
-    #[command(flatten)]
-    pub kubernetes: KubernetesArgs,
+    pub platform: PlatformArgs,
     /// `sqlite` (files in a temporary folder) or a PostgreSQL server
     /// (`postgres://user@host:port`; databases `shoplab_*` are created and reset).
     #[arg(long, default_value = "sqlite")]
@@ -122,7 +108,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
     // The container platforms take their limits and databases from their own files
     // (docker-compose.yml, deploy/kubernetes/): a flag the run would silently ignore is
     // refused instead.
-    let platform = loadtest_platform::registration(&args.target)?;
+    let platform = loadtest_platform::registration(&args.platform.target)?;
     anyhow::ensure!(
         platform.takes_process_limits || asked.is_none(),
         "--process-cpu and --process-memory hold the local target's processes; on \
@@ -154,12 +140,12 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         env: env.clone(),
         forward_logs: args.logs,
         limits,
-        platform: args.target.clone(),
-        compose: args.compose.settings(pinning.sut_cpus.clone()),
-        kubernetes: args.kubernetes.settings(),
+        platform: args.platform.target.clone(),
+        compose: args.platform.compose.settings(pinning.sut_cpus.clone()),
+        kubernetes: args.platform.kubernetes.settings(),
     };
     let run_settings = RunSettings {
-        target: args.target.as_str().to_owned(),
+        target: args.platform.target.clone(),
         database: postgres.as_deref().map_or(
             "sqlite".into(),
             loadtest_platform::local::supervisor::redact,

@@ -67,6 +67,26 @@ pub struct TargetSettings {
     pub kubernetes: kubernetes::KubernetesSettings,
 }
 
+/// Where the builds run, as `compare` and `workshop` both take it: `--target` and every
+/// platform's own flag group.
+#[derive(Clone, Debug, clap::Args)]
+pub struct PlatformArgs {
+    /// Where the builds run: `local` (child processes on this machine), `compose` (the
+    /// containers of docker-compose.yml on this machine's Docker engine; build the images
+    /// first: deploy/docker/build-images.sh) or `kubernetes` (deploy/kubernetes/ on the
+    /// cluster kubectl points at).
+    #[arg(
+        long,
+        default_value = "local",
+        value_parser = clap::builder::PossibleValuesParser::new(platform_names())
+    )]
+    pub target: String,
+    #[command(flatten)]
+    pub compose: compose::ComposeArgs,
+    #[command(flatten)]
+    pub kubernetes: kubernetes::KubernetesArgs,
+}
+
 /// Starts a build on one platform and waits until it is ready.
 pub type Start =
     for<'a> fn(Build, &'a TargetSettings) -> BoxFuture<'a, anyhow::Result<Box<dyn Platform>>>;

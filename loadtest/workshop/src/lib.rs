@@ -25,9 +25,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use loadtest_platform::compose::ComposeArgs;
-use loadtest_platform::kubernetes::KubernetesArgs;
-use loadtest_platform::{Target, TargetSettings};
+use loadtest_platform::{PlatformArgs, Target, TargetSettings};
 use loadtest_results::component::Build;
 
 pub(crate) use state::Workshop;
@@ -77,20 +75,11 @@ pub struct WorkshopArgs {
     /// Forward the shop processes' logs to this terminal.
     #[arg(long)]
     pub logs: bool,
-    /// Where the builds run: `local` (child processes on this machine, the lab their process
-    /// manager), `compose` (the containers of docker-compose.yml; build the images first:
-    /// deploy/docker/build-images.sh) or `kubernetes`. Controls a platform cannot realize
-    /// are greyed out on the page, with the reason.
-    #[arg(
-        long,
-        default_value = "local",
-        value_parser = clap::builder::PossibleValuesParser::new(loadtest_platform::platform_names())
-    )]
-    pub target: String,
+    /// Where the builds run (`--target`, default local): on a platform that restarts what
+    /// exits itself the self-healing controls are greyed out, and so is every control it does
+    /// not realize, with the reason.
     #[command(flatten)]
-    pub compose: ComposeArgs,
-    #[command(flatten)]
-    pub kubernetes: KubernetesArgs,
+    pub platform: PlatformArgs,
 }
 
 /// Runs the workshop until Ctrl-C or SIGTERM; stops the load and every process on the way
@@ -108,11 +97,11 @@ pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
         env: Vec::new(),
         forward_logs: args.logs,
         limits: Default::default(),
-        platform: args.target.clone(),
+        platform: args.platform.target.clone(),
         // The containers get every core: the workshop pins nothing (the room's load
         // generator and the shop share the machine, as the page says).
-        compose: args.compose.settings(Vec::new()),
-        kubernetes: args.kubernetes.settings(),
+        compose: args.platform.compose.settings(Vec::new()),
+        kubernetes: args.platform.kubernetes.settings(),
     };
     let mut targets = Vec::new();
     for build in args.arch.builds() {
