@@ -249,7 +249,8 @@ fi
 # binary, as CI's other lab run: what is checked here is what the containers did.
 phase "the lab's compose target: its tests on real containers"
 started=$SECONDS
-SHOPLAB_TEST_COMPOSE_TAG="$SHOPLAB_TAG" cargo test -p shoplab --test shoplab compose::
+SHOPLAB_TEST_REQUIRE=docker-images SHOPLAB_TEST_COMPOSE_TAG="$SHOPLAB_TAG" \
+  cargo test -p shoplab --test environment compose::
 took "$started" "compose target tests"
 
 phase "the lab's compose target: deploys and faults under load, both builds"

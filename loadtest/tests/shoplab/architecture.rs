@@ -13,8 +13,8 @@ fn workspace_root() -> &'static Path {
         .expect("loadtest sits inside the workspace")
 }
 
-/// Normal (non-dev, non-build) dependencies between workspace members.
-fn actual_edges() -> Edges {
+/// `cargo metadata` of the workspace's own packages.
+fn workspace_metadata() -> serde_json::Value {
     let output = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(workspace_root())
@@ -25,8 +25,12 @@ fn actual_edges() -> Edges {
         "cargo metadata failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    serde_json::from_slice(&output.stdout).expect("metadata is JSON")
+}
+
+/// Normal (non-dev, non-build) dependencies between workspace members.
+fn actual_edges() -> Edges {
+    let metadata = workspace_metadata();
     let packages = metadata["packages"].as_array().expect("packages");
     let members: BTreeSet<String> = packages
         .iter()
@@ -167,13 +171,7 @@ fn only_the_glue_binary_knows_the_builds() {
 
 #[test]
 fn domain_depends_on_no_http_or_sql_crate_unless_a_feature_asks_for_openapi() {
-    let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(workspace_root())
-        .output()
-        .expect("run cargo metadata");
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    let metadata = workspace_metadata();
     let domain = metadata["packages"]
         .as_array()
         .expect("packages")
@@ -208,4 +206,62 @@ fn domain_depends_on_no_http_or_sql_crate_unless_a_feature_asks_for_openapi() {
              (OpenAPI derives sit behind its optional `openapi` feature)"
         );
     }
+}
+
+/// A `#[test]` inside a test binary built with `harness = false` compiles and never runs:
+/// such binaries list their tests in a `testkit::Suite` (or a libtest-mimic list) instead.
+#[test]
+fn no_test_attribute_hides_in_a_binary_without_the_libtest_harness() {
+    let root = workspace_root();
+    let mut unrun = Vec::new();
+    let mut binaries = 0;
+    for manifest in manifests() {
+        let text = std::fs::read_to_string(&manifest).expect("read a manifest");
+        let parsed: toml::Table = text.parse().expect("a manifest is TOML");
+        let tests = parsed.get("test").and_then(toml::Value::as_array);
+        for test in tests.into_iter().flatten() {
+            if test.get("harness").and_then(toml::Value::as_bool) != Some(false) {
+                continue;
+            }
+            binaries += 1;
+            let path = test["path"]
+                .as_str()
+                .expect("a harness-less test names its path");
+            let dir = manifest.parent().unwrap().join(path);
+            let dir = dir.parent().unwrap();
+            for source in rust_files(dir) {
+                let code = std::fs::read_to_string(&source).expect("read a test source");
+                if code.contains("#[test]") || code.contains("#[tokio::test") {
+                    unrun.push(source.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    assert!(
+        binaries >= 3,
+        "found only {binaries} harness-less test binaries"
+    );
+    assert!(unrun.is_empty(), "tests that never run: {unrun:?}");
+}
+
+fn manifests() -> Vec<std::path::PathBuf> {
+    workspace_metadata()["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|package| package["manifest_path"].as_str().unwrap().into())
+        .collect()
+}
+
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read a test directory") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            found.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            found.push(path);
+        }
+    }
+    found
 }

@@ -4,16 +4,13 @@
 mod architecture;
 mod check; // the invariant checker: crafted snapshots per invariant, and `shoplab check` end to end
 mod command;
-mod compose; // the compose target on real containers (needs the images; .ci/compose.sh runs it)
 mod deployment;
 mod faults;
 mod kubernetes; // deploy/kubernetes held to docker-compose.yml, and the kubernetes target through a fake kubectl
 mod lab; // the lab's commands end to end: compare's results folder, load then check, bad flags
 mod limits; // per-process cgroup limits: confined from the start, OOM-killed past memory, restarts confined
-mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
 mod orchestration; // kill, restart, pause and in-process faults on both builds through the lab's Target
 mod report; // the report and diff rendered from a committed results.json: charts, pages, commands, bad input
 mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback
 mod saga_crash; // orders killed mid-checkout; the recovered saga is judged by the audit
 mod support;
-mod workshop; // shoplab workshop: its JSON API with reqwest, and the page in headless Chromium

@@ -55,14 +55,12 @@ pub async fn a_checkout_confirms_commits_charges_the_total_and_empties_the_cart(
     Ok(())
 }
 
-#[tokio::test]
-async fn a_checkout_confirms_the_order_commits_the_reservation_charges_the_total_and_empties_the_cart()
+pub async fn a_checkout_confirms_the_order_commits_the_reservation_charges_the_total_and_empties_the_cart()
 -> Result<()> {
     a_checkout_confirms_commits_charges_the_total_and_empties_the_cart(Backend::Sqlite).await
 }
 
-#[tokio::test]
-async fn a_replay_with_the_same_key_returns_the_same_order_marked_replayed() -> Result<()> {
+pub async fn a_replay_with_the_same_key_returns_the_same_order_marked_replayed() -> Result<()> {
     let shop = Shop::start(Backend::Sqlite).await?;
     shop.fill_cart(1, &[(3, 1)]).await?;
     let first = shop.checkout(1, "again").await?;
@@ -78,8 +76,7 @@ async fn a_replay_with_the_same_key_returns_the_same_order_marked_replayed() -> 
     Ok(())
 }
 
-#[tokio::test]
-async fn the_same_key_with_a_different_request_is_invalid() -> Result<()> {
+pub async fn the_same_key_with_a_different_request_is_invalid() -> Result<()> {
     let shop = Shop::start(Backend::Sqlite).await?;
     shop.fill_cart(1, &[(3, 1)]).await?;
     shop.checkout(1, "reused").await?;
@@ -96,8 +93,7 @@ async fn the_same_key_with_a_different_request_is_invalid() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn an_empty_cart_is_invalid_and_a_retry_with_the_same_key_after_filling_it_succeeds()
+pub async fn an_empty_cart_is_invalid_and_a_retry_with_the_same_key_after_filling_it_succeeds()
 -> Result<()> {
     let shop = Shop::start(Backend::Sqlite).await?;
     let error = shop.checkout(2, "early").await.unwrap_err();
@@ -120,9 +116,8 @@ async fn an_empty_cart_is_invalid_and_a_retry_with_the_same_key_after_filling_it
     Ok(())
 }
 
-#[tokio::test]
-async fn checkout_without_enough_stock_is_a_conflict_holds_nothing_and_frees_the_key() -> Result<()>
-{
+pub async fn checkout_without_enough_stock_is_a_conflict_holds_nothing_and_frees_the_key()
+-> Result<()> {
     let shop = Shop::start(Backend::Sqlite).await?;
     // Seeded stock is 3 per product.
     shop.fill_cart(1, &[(5, 1), (6, 4)]).await?;
@@ -153,8 +148,7 @@ async fn checkout_without_enough_stock_is_a_conflict_holds_nothing_and_frees_the
     Ok(())
 }
 
-#[tokio::test]
-async fn list_and_get_show_only_the_users_own_orders() -> Result<()> {
+pub async fn list_and_get_show_only_the_users_own_orders() -> Result<()> {
     let shop = Shop::start(Backend::Sqlite).await?;
     shop.fill_cart(1, &[(7, 1)]).await?;
     let first = shop.checkout(1, "one").await?.order;

@@ -56,15 +56,13 @@ pub async fn payments_failing_answers_503_and_gives_everything_back(
     Ok(())
 }
 
-#[tokio::test]
-async fn payments_failing_answers_503_releases_the_reservation_and_cancels_without_keeping_money()
+pub async fn payments_failing_answers_503_releases_the_reservation_and_cancels_without_keeping_money()
 -> Result<()> {
     payments_failing_answers_503_and_gives_everything_back(Backend::Sqlite).await
 }
 
-#[tokio::test]
-async fn inventory_failing_answers_503_charges_nothing_and_frees_the_key_once_healed() -> Result<()>
-{
+pub async fn inventory_failing_answers_503_charges_nothing_and_frees_the_key_once_healed()
+-> Result<()> {
     let shop = Shop::start(Backend::Sqlite).await?;
     shop.fill_cart(1, &[(2, 1)]).await?;
     shop.fault(
@@ -91,8 +89,7 @@ async fn inventory_failing_answers_503_charges_nothing_and_frees_the_key_once_he
     Ok(())
 }
 
-#[tokio::test]
-async fn inventory_down_answers_503_and_charges_nothing() -> Result<()> {
+pub async fn inventory_down_answers_503_and_charges_nothing() -> Result<()> {
     let shop = Shop::start(Backend::Sqlite).await?;
     shop.fill_cart(1, &[(2, 1)]).await?;
     // A service that is down answers nothing at all: the saga cannot even release.

@@ -1,6 +1,7 @@
 //! The orders service black-box: real catalog, inventory, cart, payments and orders servers on
 //! random ports, each over a fresh database, driven through the orders internal API and the
-//! services' admin APIs.
+//! services' admin APIs. The PostgreSQL variants run where a server is (`testkit::needs::
+//! postgres`) and are reported ignored, with the reason, where none is.
 
 /// Starting and stopping the five services, databases, admin calls, polling.
 mod support;
@@ -17,5 +18,54 @@ mod recovery;
 /// Checkouts through a partial fault: the saga's idempotent steps retried within the budget.
 mod partial_fault;
 
-/// The same saga over PostgreSQL (runs when `SHOPLAB_TEST_POSTGRES_URL` is set).
+/// The same saga over PostgreSQL.
 mod postgres;
+
+use std::process::ExitCode;
+
+use testkit::needs::postgres;
+use testkit::{Suite, tests};
+
+fn main() -> ExitCode {
+    let mut suite = Suite::new();
+    tests!(suite, checkout::a_checkout_confirms_the_order_commits_the_reservation_charges_the_total_and_empties_the_cart);
+    tests!(
+        suite,
+        checkout::a_replay_with_the_same_key_returns_the_same_order_marked_replayed
+    );
+    tests!(
+        suite,
+        checkout::the_same_key_with_a_different_request_is_invalid
+    );
+    tests!(
+        suite,
+        checkout::an_empty_cart_is_invalid_and_a_retry_with_the_same_key_after_filling_it_succeeds
+    );
+    tests!(
+        suite,
+        checkout::checkout_without_enough_stock_is_a_conflict_holds_nothing_and_frees_the_key
+    );
+    tests!(suite, checkout::list_and_get_show_only_the_users_own_orders);
+    tests!(suite, compensation::payments_failing_answers_503_releases_the_reservation_and_cancels_without_keeping_money);
+    tests!(
+        suite,
+        compensation::inventory_failing_answers_503_charges_nothing_and_frees_the_key_once_healed
+    );
+    tests!(
+        suite,
+        compensation::inventory_down_answers_503_and_charges_nothing
+    );
+    tests!(suite, partial_fault::under_half_errors_on_inventory_checkouts_succeed_as_the_retries_promise_and_stay_consistent);
+    tests!(
+        suite,
+        recovery::a_checkout_killed_while_payments_hangs_is_compensated_by_the_next_orders_process
+    );
+    tests!(
+        suite,
+        recovery::a_checkout_killed_after_the_charge_is_confirmed_by_the_next_orders_process
+    );
+    tests!(suite, postgres::on_postgres_a_checkout_confirms_commits_charges_and_empties_the_cart, needs postgres());
+    tests!(suite, postgres::on_postgres_payments_failing_answers_503_and_gives_everything_back, needs postgres());
+    tests!(suite, postgres::on_postgres_a_checkout_killed_mid_charge_is_compensated_after_a_restart, needs postgres());
+    suite.run()
+}

@@ -61,15 +61,13 @@ pub async fn a_checkout_killed_while_payments_hangs_is_compensated_by_the_next_o
     Ok(())
 }
 
-#[tokio::test]
-async fn a_checkout_killed_while_payments_hangs_is_compensated_by_the_next_orders_process()
+pub async fn a_checkout_killed_while_payments_hangs_is_compensated_by_the_next_orders_process()
 -> Result<()> {
     a_checkout_killed_while_payments_hangs_is_compensated_by_the_next_orders(Backend::Sqlite).await
 }
 
-#[tokio::test]
-async fn a_checkout_killed_after_the_charge_is_confirmed_by_the_next_orders_process() -> Result<()>
-{
+pub async fn a_checkout_killed_after_the_charge_is_confirmed_by_the_next_orders_process()
+-> Result<()> {
     let mut shop = Shop::start_with(Backend::Sqlite, slow_hops).await?;
     shop.fill_cart(1, &[(3, 1)]).await?;
     // The charge takes a second: time to make inventory hang before the commit.

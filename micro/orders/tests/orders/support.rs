@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use domain::admin::Audit;
 use domain::cart::Cart;
 use domain::orders::{CheckoutOutcome, CheckoutRequest, Orders};
@@ -16,22 +16,15 @@ use sqlx::Connection as _;
 use tokio::sync::oneshot;
 
 pub const ADMIN_TOKEN: &str = "orders-test-admin-token";
-const POSTGRES_URL_ENV: &str = "SHOPLAB_TEST_POSTGRES_URL";
 /// Generous for two shared cores; a healthy run takes a fraction of it.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where the services keep their data: SQLite files, or databases on a PostgreSQL server
+/// (its URL, without a database path).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
-    Postgres,
-}
-
-/// The PostgreSQL server the environment names, if any.
-pub fn postgres_url() -> Option<String> {
-    std::env::var(POSTGRES_URL_ENV)
-        .ok()
-        .map(|url| url.trim().trim_end_matches('/').to_owned())
-        .filter(|url| !url.is_empty())
+    Postgres(String),
 }
 
 /// One database per service, deleted at the end.
@@ -44,10 +37,7 @@ impl Databases {
     fn new(backend: Backend) -> Result<Databases> {
         let postgres = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some((
-                postgres_url().context("SHOPLAB_TEST_POSTGRES_URL is not set")?,
-                Vec::new(),
-            )),
+            Backend::Postgres(server) => Some((server, Vec::new())),
         };
         Ok(Databases {
             folder: tempfile::tempdir()?,

@@ -3,8 +3,8 @@
 //! that the product page absorbs, and nothing left behind.
 //!
 //! They need a Docker engine and the images: `.ci/compose.sh` builds them and runs these
-//! with `SHOPLAB_TEST_COMPOSE_TAG=<tag>`. Without it each test says so and passes, as the
-//! PostgreSQL variants do without their server: a fresh machine with only Rust has no engine.
+//! with `SHOPLAB_TEST_COMPOSE_TAG=<tag>`. Without it they are reported ignored, with the
+//! reason (`testkit::needs::compose_images`): a fresh machine with only Rust has no engine.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,13 +17,9 @@ use serde_json::{Value, json};
 
 use crate::support::{SEED, answer, eventually, target_settings};
 
-/// The compose target's settings for one test, or `None` (said on stderr) without an engine.
-fn compose_settings(test: &str) -> Option<TargetSettings> {
-    let Ok(tag) = std::env::var("SHOPLAB_TEST_COMPOSE_TAG") else {
-        eprintln!("{test}: skipped, SHOPLAB_TEST_COMPOSE_TAG is not set (no images to run)");
-        return None;
-    };
-    Some(TargetSettings {
+/// The compose target's settings for one test, on the images tagged `tag`.
+fn compose_settings(test: &str, tag: String) -> TargetSettings {
+    TargetSettings {
         platform: "compose".to_owned(),
         compose: ComposeSettings {
             file: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docker-compose.yml"),
@@ -32,7 +28,7 @@ fn compose_settings(test: &str) -> Option<TargetSettings> {
             ..ComposeSettings::default()
         },
         ..target_settings()
-    })
+    }
 }
 
 fn project_prefix(test: &str) -> String {
@@ -81,12 +77,10 @@ async fn started(build: Build, settings: &TargetSettings) -> Target {
     target
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn on_compose_the_engine_restarts_a_killed_monolith_and_a_rolling_deploy_replaces_its_container()
- {
-    let Some(settings) = compose_settings("monolith") else {
-        return;
-    };
+pub async fn on_compose_the_engine_restarts_a_killed_monolith_and_a_rolling_deploy_replaces_its_container(
+    tag: String,
+) {
+    let settings = compose_settings("monolith", tag);
     let project = format!("{}-monolith", project_prefix("monolith"));
     let mut target = started(Build::Monolith, &settings).await;
     let http = reqwest::Client::new();
@@ -148,12 +142,10 @@ async fn on_compose_the_engine_restarts_a_killed_monolith_and_a_rolling_deploy_r
     assert_eq!(containers(&project), Vec::new(), "nothing left behind");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconnecting_brings_it_back()
- {
-    let Some(settings) = compose_settings("micro") else {
-        return;
-    };
+pub async fn on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconnecting_brings_it_back(
+    tag: String,
+) {
+    let settings = compose_settings("micro", tag);
     let project = format!("{}-micro", project_prefix("micro"));
     let mut target = started(Build::Micro, &settings).await;
     let http = reqwest::Client::new();
@@ -234,13 +226,11 @@ async fn on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconn
     assert_eq!(containers(&project), Vec::new(), "nothing left behind");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_workshop_on_compose_shows_the_containers_lets_the_engine_heal_a_kill_and_refuses_what_compose_cannot_do()
- {
+pub async fn the_workshop_on_compose_shows_the_containers_lets_the_engine_heal_a_kill_and_refuses_what_compose_cannot_do(
+    tag: String,
+) {
     let test = "workshop";
-    let Some(settings) = compose_settings(test) else {
-        return;
-    };
+    let settings = compose_settings(test, tag);
     let _exclusive = crate::support::exclusive().await;
     let compose_file = settings.compose.file.display().to_string();
     let prefix = project_prefix(test);

@@ -4,8 +4,8 @@
 //! see its box turn red and its journey fail, heal, see both recover, screenshot).
 //!
 //! The browser test needs chromedriver (`/usr/bin/chromedriver`, or the path in
-//! `SHOPLAB_TEST_CHROMEDRIVER`); where there is none it says so and passes, so a machine
-//! with only Rust runs the suite. CI installs Chromium and sets the variable (`.ci/run`).
+//! `SHOPLAB_TEST_CHROMEDRIVER`); where there is none it is reported ignored with the reason
+//! (`testkit::needs::chromedriver`). CI installs Chromium and requires it (`.ci/run`).
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -118,8 +118,7 @@ pub(crate) fn process<'a>(state: &'a Value, component: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_input() {
+pub async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_input() {
     let _exclusive = exclusive().await;
     let workshop = Workshop::start(500);
     let state = workshop.state().await;
@@ -297,22 +296,6 @@ async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_in
     assert_eq!(workshop.state().await["load"]["running"], false);
 }
 
-/// chromedriver's path, or `None` (the browser test then skips). A path named by
-/// `SHOPLAB_TEST_CHROMEDRIVER` must exist: CI sets it so the test cannot skip there.
-fn chromedriver() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("SHOPLAB_TEST_CHROMEDRIVER") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.exists(),
-            "SHOPLAB_TEST_CHROMEDRIVER names {}, which does not exist",
-            path.display()
-        );
-        return Some(path);
-    }
-    let path = PathBuf::from("/usr/bin/chromedriver");
-    path.exists().then_some(path)
-}
-
 /// chromedriver on a free loopback port; killed by PID when dropped.
 struct Chromedriver {
     child: Child,
@@ -393,14 +376,9 @@ async fn click(client: &Client, css: &str) {
         .unwrap_or_else(|error| panic!("click {css}: {error}"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_recover_on_heal() {
-    let Some(path) = chromedriver() else {
-        println!(
-            "skipped: no chromedriver at /usr/bin/chromedriver or SHOPLAB_TEST_CHROMEDRIVER (apt-get install chromium chromium-driver)"
-        );
-        return;
-    };
+pub async fn the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_recover_on_heal(
+    path: PathBuf,
+) {
     let _exclusive = exclusive().await;
     // Self-healing far off: the box must stay red until the page's heal brings it back.
     let workshop = Workshop::start(600_000);

@@ -87,8 +87,8 @@ fn contexts(list: &[Context]) -> BTreeSet<Context> {
     list.iter().copied().collect()
 }
 
-#[tokio::test]
-async fn latency_on_the_link_to_recommendations_delays_every_product_page_by_at_least_that_much() {
+pub async fn latency_on_the_link_to_recommendations_delays_every_product_page_by_at_least_that_much()
+ {
     let _quiet = crate::support::exclusive().await;
     let mut lab = Proxied::start(Build::Micro, None, |options| {
         options.proxied = contexts(&[Context::Recommendations]);
@@ -138,9 +138,8 @@ async fn latency_on_the_link_to_recommendations_delays_every_product_page_by_at_
     lab.stop().await;
 }
 
-#[tokio::test]
-async fn a_cut_or_reset_link_gives_the_documented_degraded_answer_within_the_hop_budget_and_heals()
-{
+pub async fn a_cut_or_reset_link_gives_the_documented_degraded_answer_within_the_hop_budget_and_heals()
+ {
     let mut lab = Proxied::start(Build::Micro, None, |options| {
         options.proxied = contexts(&[Context::Catalog]);
     })
@@ -216,8 +215,7 @@ async fn a_cut_or_reset_link_gives_the_documented_degraded_answer_within_the_hop
     lab.stop().await;
 }
 
-#[tokio::test]
-async fn a_truncating_link_added_through_the_catalogue_breaks_listing_with_503_and_heals() {
+pub async fn a_truncating_link_added_through_the_catalogue_breaks_listing_with_503_and_heals() {
     // `net_truncate` exists only as a catalogue spec, the toxic that realizes it and one
     // line of `Target::inject`: this drives it the way the lab and the workshop do.
     let _quiet = crate::support::exclusive().await;
@@ -272,8 +270,9 @@ async fn a_truncating_link_added_through_the_catalogue_breaks_listing_with_503_a
     target.stop().await.expect("the target stops");
 }
 
-#[tokio::test]
-async fn a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back() {
+pub async fn a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back(
+    _quota_settable: (),
+) {
     let _quiet = crate::support::exclusive().await;
     let lab = Proxied::start(Build::Monolith, None, |_| {}).await;
     let pid = lab.deployment.member(Component::Monolith, 1).unwrap().pid();
@@ -292,15 +291,7 @@ async fn a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back(
 
     let window = Duration::from_secs(2);
     let free = cores_used(pid, window).await;
-    let limit = match cgroup::limit_cpu(pid, 0.2) {
-        Ok(limit) => limit,
-        Err(error) => {
-            // The one reason to skip: this machine lets nobody set a CPU quota.
-            eprintln!("skipped: a cgroup v1 CPU limit is unavailable here: {error:#}");
-            lab.stop().await;
-            return;
-        }
-    };
+    let limit = cgroup::limit_cpu(pid, 0.2).expect("a cgroup v1 CPU limit");
     let group = limit.group().to_owned();
     assert!(
         cpu_cgroup_of(pid).ends_with(&format!("shoplab-{pid}")),
@@ -338,25 +329,12 @@ async fn a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back(
     lab.stop().await;
 }
 
-#[tokio::test]
-async fn a_database_down_makes_requests_fail_with_503_and_they_recover_after_the_heal() {
-    let server = std::env::var("SHOPLAB_TEST_POSTGRES_URL").ok();
-    let explicit = server.is_some();
-    let server = server.unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned());
-    // The server's URL with its path, if any, replaced by the maintenance database's.
-    let authority_start = server.find("://").map_or(0, |at| at + 3);
-    let authority_end = server[authority_start..]
-        .find(['/', '?'])
-        .map_or(server.len(), |at| authority_start + at);
-    let maintenance = format!("{}/postgres", &server[..authority_end]);
-    let Ok(mut admin) = sqlx::PgConnection::connect(&maintenance).await else {
-        assert!(
-            !explicit,
-            "SHOPLAB_TEST_POSTGRES_URL={server} does not answer"
-        );
-        eprintln!("skipped: no PostgreSQL at {server} (set SHOPLAB_TEST_POSTGRES_URL)");
-        return;
-    };
+pub async fn a_database_down_makes_requests_fail_with_503_and_they_recover_after_the_heal(
+    server: String,
+) {
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL at {server} answers: {error}"));
     let prefix = format!(
         "shoplab_netfaults_{}_{}",
         std::process::id(),
@@ -440,8 +418,7 @@ fn cpu_cgroup_of(pid: u32) -> String {
     loadtest_platform::cgroup::group_of(pid, "cpu").unwrap_or_default()
 }
 
-#[tokio::test]
-async fn the_fault_matrix_realizes_the_new_kinds_on_micro_and_says_why_when_it_cannot() {
+pub async fn the_fault_matrix_realizes_the_new_kinds_on_micro_and_says_why_when_it_cannot() {
     let cells = fault_matrix(
         Build::Micro,
         vec![
@@ -482,8 +459,7 @@ async fn the_fault_matrix_realizes_the_new_kinds_on_micro_and_says_why_when_it_c
     }
 }
 
-#[tokio::test]
-async fn the_fault_matrix_records_network_faults_on_the_monolith_as_not_applicable() {
+pub async fn the_fault_matrix_records_network_faults_on_the_monolith_as_not_applicable() {
     let cells = fault_matrix(
         Build::Monolith,
         vec![(FaultKind::NetLatency, Context::Payments)],

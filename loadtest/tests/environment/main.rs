@@ -1,0 +1,60 @@
+//! The `shoplab` tests that need what a machine may lack — Docker images, chromedriver, a
+//! PostgreSQL server, a writable cgroup v1 hierarchy — beside the ones that share their
+//! fixtures. A test whose need is met runs; one whose need is absent is reported ignored with
+//! the reason, never passed without running (`testkit`); CI requires every need
+//! (`SHOPLAB_TEST_REQUIRE`), so there nothing is ignored.
+
+#[allow(dead_code)] // The shared fixtures; this binary uses some of them.
+#[path = "../shoplab/support.rs"]
+mod support;
+
+mod compose; // the compose target on real containers (needs the images; .ci/compose.sh runs it)
+mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
+mod workshop; // shoplab workshop: its JSON API with reqwest, and the page in headless Chromium
+
+use std::process::ExitCode;
+
+use loadtest_platform::cgroup;
+use loadtest_results::resources::ProcessLimits;
+use testkit::needs::{chromedriver, compose_images, postgres};
+use testkit::{Need, Suite, Unmet, tests};
+
+/// A cgroup v1 CPU controller this process may create groups in.
+fn cgroup_cpu() -> Need<()> {
+    let limits = ProcessLimits {
+        cpu_cores: Some(0.2),
+        ..ProcessLimits::default()
+    };
+    let found = cgroup::check_available(&limits)
+        .map_err(|error| Unmet::Absent(format!("no CPU quota can be set here: {error:#}")));
+    Need::new("cgroup-v1", found)
+}
+
+fn main() -> ExitCode {
+    let mut suite = Suite::new();
+    tests!(suite, netfaults::latency_on_the_link_to_recommendations_delays_every_product_page_by_at_least_that_much);
+    tests!(suite, netfaults::a_cut_or_reset_link_gives_the_documented_degraded_answer_within_the_hop_budget_and_heals);
+    tests!(
+        suite,
+        netfaults::a_truncating_link_added_through_the_catalogue_breaks_listing_with_503_and_heals
+    );
+    tests!(
+        suite,
+        netfaults::the_fault_matrix_realizes_the_new_kinds_on_micro_and_says_why_when_it_cannot
+    );
+    tests!(
+        suite,
+        netfaults::the_fault_matrix_records_network_faults_on_the_monolith_as_not_applicable
+    );
+    tests!(suite, netfaults::a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back, needs cgroup_cpu());
+    tests!(suite, netfaults::a_database_down_makes_requests_fail_with_503_and_they_recover_after_the_heal, needs postgres());
+    tests!(
+        suite,
+        workshop::the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_input
+    );
+    tests!(suite, workshop::the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_recover_on_heal, needs chromedriver());
+    tests!(suite, compose::on_compose_the_engine_restarts_a_killed_monolith_and_a_rolling_deploy_replaces_its_container, needs compose_images());
+    tests!(suite, compose::on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconnecting_brings_it_back, needs compose_images());
+    tests!(suite, compose::the_workshop_on_compose_shows_the_containers_lets_the_engine_heal_a_kill_and_refuses_what_compose_cannot_do, needs compose_images());
+    suite.run()
+}
