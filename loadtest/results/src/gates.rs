@@ -389,7 +389,7 @@ fn measure_of_build(results: &Results, build: Build, measure: Measure) -> Result
 
 fn median(sorted: &[f64]) -> f64 {
     let middle = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         (sorted[middle - 1] + sorted[middle]) / 2.0
     } else {
         sorted[middle]
@@ -521,7 +521,8 @@ mod tests {
             ("p99 200ms", "no comparison"),
             ("p98>200ms", "\"p98\" is not a measure"),
             ("p99>200", "needs a unit"),
-            ("p99>fast", "\"fast\" is not a number"),
+            ("p99>fastms", "\"fastms\" is not a number"),
+            ("p99>fast", "needs a unit"),
             ("p99>", "no value"),
             ("staging.p99>1ms", "\"staging\" is not a build"),
             ("error_rate>5", "a share from 0 to 1"),
