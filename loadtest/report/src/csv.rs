@@ -130,17 +130,19 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                         users: level.users,
                         repeat: level.repeat,
                         requests: level.requests,
-                        requests_per_s: level.requests_per_s,
-                        error_rate: level.error_rate,
+                        requests_per_s: round(level.requests_per_s, 1),
+                        error_rate: round(level.error_rate, 4),
                         p50_us: level.raw.p50_us,
                         p95_us: level.raw.p95_us,
                         p99_us: level.raw.p99_us,
                         corrected_p50_us: level.corrected.p50_us,
                         corrected_p99_us: level.corrected.p99_us,
-                        sut_cpu_s: level.sut_cpu_s,
-                        sut_peak_rss_mib: level.sut_peak_rss_mib,
-                        requests_per_sut_cpu_s: level.requests_per_sut_cpu_s,
-                        generator_cpu_share: level.generator_cpu_share,
+                        sut_cpu_s: level.sut_cpu_s.map(|value| round(value, 3)),
+                        sut_peak_rss_mib: level.sut_peak_rss_mib.map(|value| round(value, 1)),
+                        requests_per_sut_cpu_s: level
+                            .requests_per_sut_cpu_s
+                            .map(|value| round(value, 1)),
+                        generator_cpu_share: round(level.generator_cpu_share, 3),
                         generator_limited: level.generator_limited,
                     })?;
                     let experiment = format!("throughput-{}u-r{}", level.users, level.repeat);
@@ -160,13 +162,13 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                             context: cell.context.as_str(),
                             process: &cell.process,
                             journey: &phases.journey,
-                            before_success: phases.before.success_rate,
-                            during_success: phases.during.success_rate,
-                            after_success: phases.after.success_rate,
+                            before_success: phases.before.success_rate.map(|value| round(value, 4)),
+                            during_success: phases.during.success_rate.map(|value| round(value, 4)),
+                            after_success: phases.after.success_rate.map(|value| round(value, 4)),
                             before_p99_us: phases.before.latency.p99_us,
                             during_p99_us: phases.during.latency.p99_us,
                             after_p99_us: phases.after.latency.p99_us,
-                            blast_radius: cell.blast_radius,
+                            blast_radius: round(cell.blast_radius, 3),
                             time_to_recover_ms: cell.time_to_recover_ms,
                             restarts: cell.restarts,
                         })?;
@@ -180,11 +182,13 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                         component: &scale.component,
                         users: scale.users,
                         replicas: half.replicas,
-                        requests_per_s: half.requests_per_s,
-                        error_rate: half.error_rate,
+                        requests_per_s: round(half.requests_per_s, 1),
+                        error_rate: round(half.error_rate, 4),
                         p99_us: half.latency.p99_us,
-                        sut_cpu_s: half.sut_cpu_s,
-                        requests_per_sut_cpu_s: half.requests_per_sut_cpu_s,
+                        sut_cpu_s: half.sut_cpu_s.map(|value| round(value, 3)),
+                        requests_per_sut_cpu_s: half
+                            .requests_per_sut_cpu_s
+                            .map(|value| round(value, 1)),
                     })?;
                 }
             }
@@ -207,6 +211,13 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
         table.finish()?;
     }
     Ok(())
+}
+
+/// `value` to `places` decimals, so a sum of CPU seconds reads `10.13`, not
+/// `10.130000000000003`: the places the figures were measured to.
+fn round(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
 }
 
 fn timeline_rows(
@@ -278,5 +289,12 @@ mod tests {
         );
         assert_eq!(&rows[0][4], journey);
         assert_eq!(&rows[0][2], "500");
+    }
+
+    #[test]
+    fn figures_are_written_to_the_places_they_were_measured_to() {
+        assert_eq!(round(10.130000000000003, 3).to_string(), "10.13");
+        assert_eq!(round(953.4390599086117, 1).to_string(), "953.4");
+        assert_eq!(round(0.30878863, 3).to_string(), "0.309");
     }
 }
