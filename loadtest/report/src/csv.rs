@@ -13,7 +13,7 @@ use loadtest_results::Results;
 use loadtest_results::analysis::Timeline;
 use loadtest_results::experiments::Findings;
 
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct ThroughputRow<'a> {
     build: &'a str,
     users: usize,
@@ -33,7 +33,7 @@ struct ThroughputRow<'a> {
     generator_limited: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct FaultRow<'a> {
     build: &'a str,
     kind: &'a str,
@@ -51,7 +51,7 @@ struct FaultRow<'a> {
     restarts: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct ScaleRow<'a> {
     build: &'a str,
     component: &'a str,
@@ -64,7 +64,7 @@ struct ScaleRow<'a> {
     requests_per_sut_cpu_s: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct DeployRow<'a> {
     build: &'a str,
     component: &'a str,
@@ -74,10 +74,10 @@ struct DeployRow<'a> {
     failed_requests: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct TimelineRow<'a> {
     build: &'a str,
-    experiment: &'a str,
+    experiment: String,
     t_ms: u64,
     slice_ms: u64,
     journey: &'a str,
@@ -88,38 +88,64 @@ struct TimelineRow<'a> {
     p99_us: u64,
 }
 
-/// One CSV file being written.
-struct Table {
+/// One CSV file being written, of rows of type `R`.
+struct Table<R> {
     name: &'static str,
     writer: ::csv::Writer<std::fs::File>,
+    rows: usize,
+    row_type: std::marker::PhantomData<R>,
 }
 
-impl Table {
-    fn create(dir: &Path, name: &'static str) -> anyhow::Result<Table> {
+impl<R: Serialize + Default> Table<R> {
+    fn create(dir: &Path, name: &'static str) -> anyhow::Result<Table<R>> {
         let writer =
             ::csv::Writer::from_path(dir.join(name)).with_context(|| format!("create {name}"))?;
-        Ok(Table { name, writer })
+        Ok(Table {
+            name,
+            writer,
+            rows: 0,
+            row_type: std::marker::PhantomData,
+        })
     }
 
-    fn row(&mut self, row: impl Serialize) -> anyhow::Result<()> {
+    fn row(&mut self, row: R) -> anyhow::Result<()> {
+        self.rows += 1;
         self.writer
             .serialize(row)
             .with_context(|| format!("write a row of {}", self.name))
     }
 
+    /// Flushes the file; a table without rows still gets its header line.
     fn finish(mut self) -> anyhow::Result<()> {
+        if self.rows == 0 {
+            self.writer
+                .write_record(&header::<R>()?)
+                .with_context(|| format!("write {}", self.name))?;
+        }
         self.writer
             .flush()
             .with_context(|| format!("write {}", self.name))
     }
 }
 
+/// The header line the `csv` crate writes for rows of type `R`: their field names, read by
+/// serializing a default row (the crate writes a header only before a first row).
+fn header<R: Serialize + Default>() -> anyhow::Result<::csv::StringRecord> {
+    let mut writer = ::csv::Writer::from_writer(Vec::new());
+    writer.serialize(R::default())?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let mut reader = ::csv::Reader::from_reader(bytes.as_slice());
+    Ok(reader.headers()?.clone())
+}
+
 pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
-    let mut throughput = Table::create(dir, "throughput.csv")?;
-    let mut faults = Table::create(dir, "faults.csv")?;
-    let mut deploys = Table::create(dir, "deploys.csv")?;
-    let mut scaling = Table::create(dir, "scale.csv")?;
-    let mut timeline = Table::create(dir, "timeline.csv")?;
+    let mut throughput = Table::<ThroughputRow>::create(dir, "throughput.csv")?;
+    let mut faults = Table::<FaultRow>::create(dir, "faults.csv")?;
+    let mut deploys = Table::<DeployRow>::create(dir, "deploys.csv")?;
+    let mut scaling = Table::<ScaleRow>::create(dir, "scale.csv")?;
+    let mut timeline = Table::<TimelineRow>::create(dir, "timeline.csv")?;
     for outcome in &results.experiments {
         let build = outcome.build.as_str();
         match &outcome.findings {
@@ -207,10 +233,11 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
             }
         }
     }
-    for table in [throughput, faults, deploys, scaling, timeline] {
-        table.finish()?;
-    }
-    Ok(())
+    throughput.finish()?;
+    faults.finish()?;
+    deploys.finish()?;
+    scaling.finish()?;
+    timeline.finish()
 }
 
 /// `value` to `places` decimals, so a sum of CPU seconds reads `10.13`, not
@@ -220,16 +247,16 @@ fn round(value: f64, places: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-fn timeline_rows(
-    table: &mut Table,
-    build: &str,
+fn timeline_rows<'a>(
+    table: &mut Table<TimelineRow<'a>>,
+    build: &'a str,
     experiment: &str,
-    timeline: &Timeline,
+    timeline: &'a Timeline,
 ) -> anyhow::Result<()> {
     for slice in &timeline.slices {
         table.row(TimelineRow {
             build,
-            experiment,
+            experiment: experiment.to_owned(),
             t_ms: slice.t_ms,
             slice_ms: timeline.slice_ms,
             journey: &slice.journey,
@@ -289,6 +316,20 @@ mod tests {
         );
         assert_eq!(&rows[0][4], journey);
         assert_eq!(&rows[0][2], "500");
+    }
+
+    #[test]
+    fn a_table_without_rows_still_has_its_header() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Table::<DeployRow>::create(dir.path(), "deploys.csv")
+            .expect("create")
+            .finish()
+            .expect("finish");
+        let text = std::fs::read_to_string(dir.path().join("deploys.csv")).expect("written");
+        assert_eq!(
+            text,
+            "build,component,strategy,time_to_ready_ms,requests,failed_requests\n"
+        );
     }
 
     #[test]
