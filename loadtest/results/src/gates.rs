@@ -357,7 +357,7 @@ fn measure_of_build(results: &Results, build: Build, measure: Measure) -> Result
         .iter()
         .filter(|outcome| outcome.build == build)
         .filter_map(|outcome| match &outcome.findings {
-            Findings::Throughput { levels } => Some(levels),
+            Findings::Throughput { levels, .. } => Some(levels),
             _ => None,
         })
         .flatten()

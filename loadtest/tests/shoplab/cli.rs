@@ -407,11 +407,12 @@ async fn diff(run_a: &Value, run_b: &Value, extra: &[&str]) -> (Output, String) 
     (output, markdown)
 }
 
-/// The `throughput at ...` rows of a diff.md.
+/// The rows of a diff.md's throughput key figure, one per build (`| throughput at 8 users`,
+/// or however the key figure is worded, as long as it names throughput at a load).
 fn throughput_rows(markdown: &str) -> Vec<&str> {
     markdown
         .lines()
-        .filter(|line| line.starts_with("| throughput at "))
+        .filter(|line| line.starts_with("| ") && line.contains("throughput at "))
         .collect()
 }
 
