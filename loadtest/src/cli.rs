@@ -5,11 +5,24 @@ use clap::{Parser, Subcommand};
 use crate::micro::MicroArgs;
 use loadtest_results::component::Component;
 
+/// An invariant was violated after an experiment of `compare`: an order, a unit of stock or a
+/// cent lost.
+pub const EXIT_INVARIANT_VIOLATED: i32 = 3;
+/// A `--fail-if` gate (or `load`'s `--max-error-rate`) failed.
+pub const EXIT_GATE_FAILED: i32 = 4;
+
+/// The exit codes, as `--help` states them.
+const EXIT_CODES: &str = "Exit codes: 0 done, every invariant held and every gate passed; \
+1 an error (bad input, a shop not ready, a folder not writable: before anything is measured \
+where it can be told); 2 a bad flag; 3 an invariant was violated (compare; wins over 4); 4 a \
+gate failed (--fail-if, or load's --max-error-rate).";
+
 #[derive(Parser)]
 #[command(
     name = "shoplab",
     version,
-    about = "One shop built twice — a monolith and microservices — and a lab that measures both"
+    about = "One shop built twice — a monolith and microservices — and a lab that measures both",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -24,9 +37,11 @@ enum Command {
     /// loopback ports, drives each with the same Goose journeys (browse, buy), runs the
     /// experiments (throughput sweep, deploys under load, a fault matrix), checks the
     /// invariants after each, and writes results.json, history.jsonl, CSV files and a
-    /// summary into reports/<run-id>/. Exits non-zero when an invariant is violated.
+    /// summary into reports/<run-id>/. Exits 3 when an invariant is violated, 4 when a
+    /// --fail-if gate fails.
     ///
-    /// Example: shoplab compare --quick
+    /// Example: shoplab compare --quick --fail-if 'ratio.p99>3' --fail-if 'error_rate>1%'
+    #[command(after_help = EXIT_CODES)]
     Compare(Box<crate::compare::CompareArgs>),
     /// Render a run's report again from its results.json.
     ///
@@ -46,7 +61,13 @@ enum Command {
     Diff(loadtest_report::DiffArgs),
     /// Drive any running shop with the journeys and print what it answered.
     ///
-    /// Example: shoplab load --base-url http://127.0.0.1:8080 --users 16 --duration 30
+    /// Checks first that GET /ready answers and that the shop serves --products products;
+    /// then runs the closed-loop journeys, prints counts, the latency of successful requests
+    /// (failures counted apart) and each gate, PASS or FAIL with what was measured. Exits 4
+    /// when a gate fails; more than 1 % failed requests is a gate (--max-error-rate).
+    ///
+    /// Example: shoplab load --base-url http://127.0.0.1:8080 --users 16 --duration 30 --fail-if 'p99>200ms' --json load.json
+    #[command(after_help = EXIT_CODES)]
     Load(loadtest_lab::load_command::LoadArgs),
     /// Start one build of the shop and serve until Ctrl-C.
     Serve {
@@ -96,6 +117,9 @@ enum Build {
     /// The whole shop in one process over one database (SQLite by default).
     ///
     /// Example: shoplab serve monolith --port 8080 --seed 42
+    // `--upstream` names the contexts a microservice calls; the monolith calls none, so it
+    // is neither listed nor taken here.
+    #[command(mut_arg("upstreams", |arg| arg.hide(true)))]
     Monolith {
         #[command(flatten)]
         serve: api::cli::ServeArgs,
@@ -115,7 +139,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             build: Build::Monolith { serve },
-        } => monolith::run(&serve).await,
+        } => {
+            anyhow::ensure!(
+                serve.upstreams.is_empty(),
+                "--upstream is for the processes of the microservices build; the monolith \
+                 calls no other process"
+            );
+            monolith::run(&serve).await
+        }
         Command::Serve {
             build: Build::Micro(args),
         } => crate::micro::serve(args).await,
@@ -129,9 +160,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => loadtest_check::run(args).await,
         Command::Compare(args) => {
             lab_logging();
-            if !crate::compare::run(*args).await? {
-                // The results are written; the exit code tells scripts and CI.
-                std::process::exit(3);
+            let ending = crate::compare::run(*args).await?;
+            // The results are written; the exit code tells scripts and CI.
+            if !ending.invariants_held {
+                std::process::exit(EXIT_INVARIANT_VIOLATED);
+            }
+            if !ending.gates_passed {
+                std::process::exit(EXIT_GATE_FAILED);
             }
             Ok(())
         }
@@ -143,7 +178,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Load(args) => {
             lab_logging();
-            loadtest_lab::load_command::run(args).await
+            if !loadtest_lab::load_command::run(args).await? {
+                std::process::exit(EXIT_GATE_FAILED);
+            }
+            Ok(())
         }
     }
 }

@@ -14,49 +14,79 @@ use loadtest_lab::load::LoadPlan;
 use loadtest_platform::{PlatformArgs, Target, TargetSettings};
 use loadtest_platform::{cgroup, pinning};
 use loadtest_results::component::Build;
+use loadtest_results::gates::Gate;
 use loadtest_results::profile::Profile;
 use loadtest_results::resources::{Pinning, ProcessLimits};
 use loadtest_results::{ResourceLimits, Results, RunSettings};
 
+/// The flags of `shoplab compare`, under a heading each; the platform groups come last.
 #[derive(Clone, Debug, clap::Args)]
 pub struct CompareArgs {
     /// The short profile (CI, workshops): 2 load levels x 10 s, 3 faults, a storm of 10.
-    #[arg(long)]
+    #[arg(long, help_heading = "What to run")]
     pub quick: bool,
-    #[command(flatten)]
-    pub platform: PlatformArgs,
-    /// `sqlite` (files in a temporary folder) or a PostgreSQL server
-    /// (`postgres://user@host:port`; databases `shoplab_*` are created and reset).
-    #[arg(long, default_value = "sqlite")]
-    pub db: String,
     /// Which experiments, comma-separated.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "throughput,deploy,faults,scale"
+        default_value = "throughput,deploy,faults,scale",
+        help_heading = "What to run"
     )]
     pub experiments: Vec<Kind>,
-    /// Repeats of each throughput level (default: 1 quick, 3 full).
-    #[arg(long)]
+    /// Repeats of each throughput level, at least 1 (default: 1 quick, 3 full).
+    #[arg(
+        long,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..),
+        help_heading = "What to run"
+    )]
     pub repeat: Option<usize>,
-    /// The run's folder (default `reports/<run-id>/`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
     /// Seed of the data and of nothing else: the journeys draw their own random numbers.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, help_heading = "What to run")]
     pub seed: u64,
+    /// `sqlite` (files in a temporary folder) or a PostgreSQL server
+    /// (`postgres://user@host:port`; databases `shoplab_*` are created and reset).
+    #[arg(long, default_value = "sqlite", help_heading = "What to run")]
+    pub db: String,
+    /// The run's folder (default `reports/<run-id>/`); created and tested for writing
+    /// before anything is measured.
+    #[arg(long, help_heading = "Output")]
+    pub out: Option<PathBuf>,
+    /// Forward the shop's own logs to stderr.
+    #[arg(long, help_heading = "Output")]
+    pub logs: bool,
+    /// Fail (exit 4) when a threshold is crossed, repeatable. On each build: `p99>200ms`,
+    /// `p50>=20ms`, `error_rate>1%`, `throughput<500` (successful req/s); on one build:
+    /// `micro.p99>150ms`; across builds, micro ÷ monolith: `ratio.p99>3`. Read from the
+    /// throughput experiment's highest load level (median over repeats); latencies are of
+    /// successful requests only.
+    #[arg(long, value_name = "GATE", value_parser = Gate::parse, help_heading = "Gates")]
+    pub fail_if: Vec<Gate>,
     /// Hold every shop process (the monolith, each service, the gateway) to this many cores
     /// of CPU time (cgroup v1 CFS quota; 0.5 = half a core). Default: no quota; both builds
-    /// share the cores the system under test is pinned to.
-    #[arg(long, value_name = "CORES", value_parser = positive_cores)]
+    /// share the cores the system under test is pinned to. Local target only.
+    #[arg(long, value_name = "CORES", value_parser = positive_cores, help_heading = "Process limits")]
     pub process_cpu: Option<f64>,
     /// Hold every shop process to this much memory (cgroup v1 `memory.limit_in_bytes`); a
-    /// process past it is OOM-killed and restarted by the lab. Default: no limit.
-    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(32..))]
+    /// process past it is OOM-killed and restarted by the lab. Default: no limit. Local
+    /// target only.
+    #[arg(
+        long,
+        value_name = "MIB",
+        value_parser = clap::value_parser!(u64).range(32..),
+        help_heading = "Process limits"
+    )]
     pub process_memory: Option<u64>,
-    /// Forward the shop's own logs to stderr.
-    #[arg(long)]
-    pub logs: bool,
+    #[command(flatten, next_help_heading = "Platform")]
+    pub platform: PlatformArgs,
+}
+
+/// How a `compare` ended, for the exit code: invariants first, then gates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// Every invariant held after every experiment on both builds.
+    pub invariants_held: bool,
+    /// Every `--fail-if` gate passed.
+    pub gates_passed: bool,
 }
 
 fn positive_cores(text: &str) -> Result<f64, String> {
@@ -68,8 +98,9 @@ fn positive_cores(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs everything and returns whether every invariant held.
-pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
+/// Runs everything and says whether every invariant held and every gate passed. Bad flags
+/// and an unwritable `--out` are errors before anything is started or measured.
+pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     let started = Instant::now();
     let started_at_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -86,7 +117,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         Profile::full()
     };
     if let Some(repeat) = args.repeat {
-        profile.repeats = repeat.max(1);
+        profile.repeats = repeat;
     }
     let mut kinds = args.experiments.clone();
     kinds.sort();
@@ -167,6 +198,9 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         env,
         shop: Some(shop_settings()?),
     };
+
+    // The last check before anything is started: the folder the results go to.
+    writable_folder(&out)?;
 
     let bars = MultiProgress::new();
     let overall = bars.add(ProgressBar::new((Build::BOTH.len() * kinds.len()) as u64));
@@ -284,7 +318,37 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         out.display(),
         out.join("report.html").display()
     );
-    Ok(valid)
+    let verdicts: Vec<_> = args
+        .fail_if
+        .iter()
+        .flat_map(|gate| gate.evaluate_results(&results))
+        .collect();
+    if !verdicts.is_empty() {
+        println!("gates:");
+        for verdict in &verdicts {
+            println!("  {verdict}");
+        }
+    }
+    Ok(Ending {
+        invariants_held: valid,
+        gates_passed: verdicts.iter().all(|verdict| verdict.passed),
+    })
+}
+
+/// Creates the run's folder and writes and removes a file in it, so a folder the run could
+/// not write fails now rather than after the whole run has been measured.
+fn writable_folder(out: &std::path::Path) -> anyhow::Result<()> {
+    let refuse = |what: &str| {
+        format!(
+            "--out {}: cannot {what}; nothing was started",
+            out.display()
+        )
+    };
+    std::fs::create_dir_all(out).with_context(|| refuse("create the folder"))?;
+    let probe = out.join(".shoplab-write-probe");
+    std::fs::write(&probe, b"probe").with_context(|| refuse("write in the folder"))?;
+    std::fs::remove_file(&probe).with_context(|| refuse("remove a file from the folder"))?;
+    Ok(())
 }
 
 /// The settings every shop process starts from, as `results.json` records them: what the

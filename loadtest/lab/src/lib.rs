@@ -2,7 +2,8 @@
 //! parts of it, on any platform, and check that nothing was lost.
 //!
 //! - [`journeys`] — the Goose scenarios and the per-request records;
-//! - [`load`] — one attack and what it cost the generator; [`load_command`] is `shoplab load`;
+//! - [`load`] — one attack and what it cost the generator; [`load_command`] is `shoplab load`,
+//!   [`preflight`] what it checks before its first request;
 //! - [`calibration`] — the generator against a null endpoint, and the hop ladder;
 //! - [`experiments`] — throughput, deploy, faults, scale; each ends with the invariant
 //!   checker.
@@ -15,3 +16,4 @@ pub mod experiments;
 pub mod journeys;
 pub mod load;
 pub mod load_command;
+pub mod preflight;

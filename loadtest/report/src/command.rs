@@ -23,6 +23,10 @@ pub struct DiffArgs {
     /// reports/diff-<run A>-vs-<run B>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Compare runs of different platforms, profiles, databases or machines anyway (the
+    /// page lists what differs); without it such runs are refused.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run_report(args: ReportArgs) -> anyhow::Result<()> {
@@ -50,6 +54,15 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<()> {
 pub fn run_diff(args: DiffArgs) -> anyhow::Result<()> {
     let run_a = super::load(&args.run_a)?;
     let run_b = super::load(&args.run_b)?;
+    let differences = super::diff::differences(&run_a, &run_b);
+    anyhow::ensure!(
+        args.force || differences.is_empty(),
+        "runs {} and {} were not made alike, so their numbers do not compare: {}; \
+         pass --force to compare them anyway",
+        run_a.run_id,
+        run_b.run_id,
+        differences.join("; ")
+    );
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("reports").join(format!("diff-{}-vs-{}", run_a.run_id, run_b.run_id))
     });

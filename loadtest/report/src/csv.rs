@@ -1,59 +1,176 @@
 //! The CSV files of a run: one per experiment, and the timelines of every experiment.
+//!
+//! Each row is a small serializable struct written by the `csv` crate, which quotes a field
+//! holding a comma, a quote or a line break; the header is the struct's field names. A
+//! figure not measured is an empty field, never a zero.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
+use serde::Serialize;
 
 use loadtest_results::Results;
 use loadtest_results::analysis::Timeline;
 use loadtest_results::experiments::Findings;
 
+#[derive(Default, Serialize)]
+struct ThroughputRow<'a> {
+    build: &'a str,
+    users: usize,
+    repeat: usize,
+    requests: usize,
+    requests_per_s: f64,
+    error_rate: f64,
+    p50_us: u64,
+    p95_us: u64,
+    p99_us: u64,
+    corrected_p50_us: u64,
+    corrected_p99_us: u64,
+    sut_cpu_s: Option<f64>,
+    sut_peak_rss_mib: Option<f64>,
+    requests_per_sut_cpu_s: Option<f64>,
+    generator_cpu_share: f64,
+    generator_limited: bool,
+}
+
+#[derive(Default, Serialize)]
+struct FaultRow<'a> {
+    build: &'a str,
+    kind: &'a str,
+    context: &'a str,
+    process: &'a str,
+    journey: &'a str,
+    before_success: Option<f64>,
+    during_success: Option<f64>,
+    after_success: Option<f64>,
+    before_p99_us: u64,
+    during_p99_us: u64,
+    after_p99_us: u64,
+    blast_radius: f64,
+    time_to_recover_ms: Option<u64>,
+    restarts: usize,
+}
+
+#[derive(Default, Serialize)]
+struct ScaleRow<'a> {
+    build: &'a str,
+    component: &'a str,
+    users: usize,
+    replicas: usize,
+    requests_per_s: f64,
+    error_rate: f64,
+    p99_us: u64,
+    sut_cpu_s: Option<f64>,
+    requests_per_sut_cpu_s: Option<f64>,
+}
+
+#[derive(Default, Serialize)]
+struct DeployRow<'a> {
+    build: &'a str,
+    component: &'a str,
+    strategy: &'a str,
+    time_to_ready_ms: u64,
+    requests: usize,
+    failed_requests: usize,
+}
+
+#[derive(Default, Serialize)]
+struct TimelineRow<'a> {
+    build: &'a str,
+    experiment: String,
+    t_ms: u64,
+    slice_ms: u64,
+    journey: &'a str,
+    ok: usize,
+    fail: usize,
+    maybe_applied: usize,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+/// One CSV file being written, of rows of type `R`.
+struct Table<R> {
+    name: &'static str,
+    writer: ::csv::Writer<std::fs::File>,
+    rows: usize,
+    row_type: std::marker::PhantomData<R>,
+}
+
+impl<R: Serialize + Default> Table<R> {
+    fn create(dir: &Path, name: &'static str) -> anyhow::Result<Table<R>> {
+        let writer =
+            ::csv::Writer::from_path(dir.join(name)).with_context(|| format!("create {name}"))?;
+        Ok(Table {
+            name,
+            writer,
+            rows: 0,
+            row_type: std::marker::PhantomData,
+        })
+    }
+
+    fn row(&mut self, row: R) -> anyhow::Result<()> {
+        self.rows += 1;
+        self.writer
+            .serialize(row)
+            .with_context(|| format!("write a row of {}", self.name))
+    }
+
+    /// Flushes the file; a table without rows still gets its header line.
+    fn finish(mut self) -> anyhow::Result<()> {
+        if self.rows == 0 {
+            self.writer
+                .write_record(&header::<R>()?)
+                .with_context(|| format!("write {}", self.name))?;
+        }
+        self.writer
+            .flush()
+            .with_context(|| format!("write {}", self.name))
+    }
+}
+
+/// The header line the `csv` crate writes for rows of type `R`: their field names, read by
+/// serializing a default row (the crate writes a header only before a first row).
+fn header<R: Serialize + Default>() -> anyhow::Result<::csv::StringRecord> {
+    let mut writer = ::csv::Writer::from_writer(Vec::new());
+    writer.serialize(R::default())?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let mut reader = ::csv::Reader::from_reader(bytes.as_slice());
+    Ok(reader.headers()?.clone())
+}
+
 pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
-    let mut throughput = String::from(
-        "build,users,repeat,requests,requests_per_s,error_rate,p50_us,p95_us,p99_us,\
-         corrected_p50_us,corrected_p99_us,sut_cpu_s,sut_peak_rss_mib,requests_per_sut_cpu_s,\
-         generator_cpu_share,generator_limited\n",
-    );
-    let mut faults = String::from(
-        "build,kind,context,process,journey,before_success,during_success,after_success,\
-         before_p99_us,during_p99_us,after_p99_us,blast_radius,time_to_recover_ms,restarts\n",
-    );
-    let mut scaling = String::from(
-        "build,component,users,replicas,requests_per_s,error_rate,p99_us,sut_cpu_s,requests_per_sut_cpu_s\n",
-    );
-    let mut deploys =
-        String::from("build,component,strategy,time_to_ready_ms,requests,failed_requests\n");
-    let mut timeline = String::from(
-        "build,experiment,t_ms,slice_ms,journey,ok,fail,maybe_applied,p50_us,p99_us\n",
-    );
-    // A figure not measured is an empty field.
-    let fixed = |value: Option<f64>, places: usize| crate::figures::figure(value, places, "");
-    let rate = |rate: Option<f64>| fixed(rate, 4);
+    let mut throughput = Table::<ThroughputRow>::create(dir, "throughput.csv")?;
+    let mut faults = Table::<FaultRow>::create(dir, "faults.csv")?;
+    let mut deploys = Table::<DeployRow>::create(dir, "deploys.csv")?;
+    let mut scaling = Table::<ScaleRow>::create(dir, "scale.csv")?;
+    let mut timeline = Table::<TimelineRow>::create(dir, "timeline.csv")?;
     for outcome in &results.experiments {
         let build = outcome.build.as_str();
         match &outcome.findings {
-            Findings::Throughput { levels } => {
+            Findings::Throughput { levels, .. } => {
                 for level in levels {
-                    writeln!(
-                        throughput,
-                        "{build},{},{},{},{:.1},{:.4},{},{},{},{},{},{},{},{},{:.3},{}",
-                        level.users,
-                        level.repeat,
-                        level.requests,
-                        level.requests_per_s,
-                        level.error_rate,
-                        level.raw.p50_us,
-                        level.raw.p95_us,
-                        level.raw.p99_us,
-                        level.corrected.p50_us,
-                        level.corrected.p99_us,
-                        fixed(level.sut_cpu_s, 3),
-                        fixed(level.sut_peak_rss_mib, 1),
-                        fixed(level.requests_per_sut_cpu_s, 1),
-                        level.generator_cpu_share,
-                        level.generator_limited
-                    )?;
+                    throughput.row(ThroughputRow {
+                        build,
+                        users: level.users,
+                        repeat: level.repeat,
+                        requests: level.requests,
+                        requests_per_s: round(level.requests_per_s, 1),
+                        error_rate: round(level.error_rate, 4),
+                        p50_us: level.raw.p50_us,
+                        p95_us: level.raw.p95_us,
+                        p99_us: level.raw.p99_us,
+                        corrected_p50_us: level.corrected.p50_us,
+                        corrected_p99_us: level.corrected.p99_us,
+                        sut_cpu_s: level.sut_cpu_s.map(|value| round(value, 3)),
+                        sut_peak_rss_mib: level.sut_peak_rss_mib.map(|value| round(value, 1)),
+                        requests_per_sut_cpu_s: level
+                            .requests_per_sut_cpu_s
+                            .map(|value| round(value, 1)),
+                        generator_cpu_share: round(level.generator_cpu_share, 3),
+                        generator_limited: level.generator_limited,
+                    })?;
                     let experiment = format!("throughput-{}u-r{}", level.users, level.repeat);
                     timeline_rows(&mut timeline, build, &experiment, &level.timeline)?;
                 }
@@ -65,90 +182,160 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                 timeline_rows(&mut timeline, build, "faults", slices)?;
                 for cell in cells {
                     for phases in &cell.journeys {
-                        writeln!(
-                            faults,
-                            "{build},{},{},{},{},{},{},{},{},{},{},{:.3},{},{}",
-                            cell.kind.as_str(),
-                            cell.context,
-                            cell.process,
-                            phases.journey,
-                            rate(phases.before.success_rate),
-                            rate(phases.during.success_rate),
-                            rate(phases.after.success_rate),
-                            phases.before.latency.p99_us,
-                            phases.during.latency.p99_us,
-                            phases.after.latency.p99_us,
-                            cell.blast_radius,
-                            cell.time_to_recover_ms
-                                .map_or(String::new(), |ms| ms.to_string()),
-                            cell.restarts
-                        )?;
+                        faults.row(FaultRow {
+                            build,
+                            kind: cell.kind.as_str(),
+                            context: cell.context.as_str(),
+                            process: &cell.process,
+                            journey: &phases.journey,
+                            before_success: phases.before.success_rate.map(|value| round(value, 4)),
+                            during_success: phases.during.success_rate.map(|value| round(value, 4)),
+                            after_success: phases.after.success_rate.map(|value| round(value, 4)),
+                            before_p99_us: phases.before.latency.p99_us,
+                            during_p99_us: phases.during.latency.p99_us,
+                            after_p99_us: phases.after.latency.p99_us,
+                            blast_radius: round(cell.blast_radius, 3),
+                            time_to_recover_ms: cell.time_to_recover_ms,
+                            restarts: cell.restarts,
+                        })?;
                     }
                 }
             }
             Findings::Scale(scale) => {
                 for half in [&scale.before, &scale.after] {
-                    writeln!(
-                        scaling,
-                        "{build},{},{},{},{:.1},{:.4},{},{},{}",
-                        scale.component,
-                        scale.users,
-                        half.replicas,
-                        half.requests_per_s,
-                        half.error_rate,
-                        half.latency.p99_us,
-                        fixed(half.sut_cpu_s, 3),
-                        fixed(half.requests_per_sut_cpu_s, 1)
-                    )?;
+                    scaling.row(ScaleRow {
+                        build,
+                        component: &scale.component,
+                        users: scale.users,
+                        replicas: half.replicas,
+                        requests_per_s: round(half.requests_per_s, 1),
+                        error_rate: round(half.error_rate, 4),
+                        p99_us: half.latency.p99_us,
+                        sut_cpu_s: half.sut_cpu_s.map(|value| round(value, 3)),
+                        requests_per_sut_cpu_s: half
+                            .requests_per_sut_cpu_s
+                            .map(|value| round(value, 1)),
+                    })?;
                 }
             }
             Findings::Deploy(found) => {
                 timeline_rows(&mut timeline, build, "deploy", &found.timeline)?;
                 for deploy in &found.each {
-                    writeln!(
-                        deploys,
-                        "{build},{},{},{},{},{}",
-                        deploy.component,
-                        deploy.strategy,
-                        deploy.time_to_ready_ms,
-                        deploy.requests,
-                        deploy.failed_requests
-                    )?;
+                    deploys.row(DeployRow {
+                        build,
+                        component: &deploy.component,
+                        strategy: &deploy.strategy,
+                        time_to_ready_ms: deploy.time_to_ready_ms,
+                        requests: deploy.requests,
+                        failed_requests: deploy.failed_requests,
+                    })?;
                 }
             }
         }
     }
-    for (name, text) in [
-        ("throughput.csv", throughput),
-        ("faults.csv", faults),
-        ("deploys.csv", deploys),
-        ("scale.csv", scaling),
-        ("timeline.csv", timeline),
-    ] {
-        std::fs::write(dir.join(name), text).with_context(|| format!("write {name}"))?;
+    throughput.finish()?;
+    faults.finish()?;
+    deploys.finish()?;
+    scaling.finish()?;
+    timeline.finish()
+}
+
+/// `value` to `places` decimals, so a sum of CPU seconds reads `10.13`, not
+/// `10.130000000000003`: the places the figures were measured to.
+fn round(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
+}
+
+fn timeline_rows<'a>(
+    table: &mut Table<TimelineRow<'a>>,
+    build: &'a str,
+    experiment: &str,
+    timeline: &'a Timeline,
+) -> anyhow::Result<()> {
+    for slice in &timeline.slices {
+        table.row(TimelineRow {
+            build,
+            experiment: experiment.to_owned(),
+            t_ms: slice.t_ms,
+            slice_ms: timeline.slice_ms,
+            journey: &slice.journey,
+            ok: slice.ok,
+            fail: slice.fail,
+            maybe_applied: slice.maybe_applied,
+            p50_us: slice.p50_us,
+            p99_us: slice.p99_us,
+        })?;
     }
     Ok(())
 }
 
-fn timeline_rows(
-    csv: &mut String,
-    build: &str,
-    experiment: &str,
-    timeline: &Timeline,
-) -> std::fmt::Result {
-    for slice in &timeline.slices {
-        writeln!(
-            csv,
-            "{build},{experiment},{},{},{},{},{},{},{},{}",
-            slice.t_ms,
-            timeline.slice_ms,
-            slice.journey,
-            slice.ok,
-            slice.fail,
-            slice.maybe_applied,
-            slice.p50_us,
-            slice.p99_us
-        )?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadtest_results::analysis::Slice;
+
+    #[test]
+    fn a_field_with_a_comma_and_quotes_round_trips_through_the_csv() {
+        let journey = r#"browse, then "buy""#;
+        let timeline = Timeline {
+            slice_ms: 250,
+            slices: vec![Slice {
+                t_ms: 500,
+                journey: journey.to_owned(),
+                ok: 3,
+                fail: 1,
+                maybe_applied: 0,
+                p50_us: 1200,
+                p99_us: 4800,
+            }],
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut table = Table::create(dir.path(), "timeline.csv").expect("create");
+        timeline_rows(&mut table, "micro", "faults", &timeline).expect("rows");
+        table.finish().expect("flush");
+
+        let mut reader =
+            ::csv::Reader::from_path(dir.path().join("timeline.csv")).expect("read back");
+        let header: Vec<String> = reader
+            .headers()
+            .expect("a header")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(header[4], "journey");
+        let rows: Vec<::csv::StringRecord> = reader
+            .records()
+            .collect::<Result<_, _>>()
+            .expect("every row parses");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].len(),
+            header.len(),
+            "the comma did not add a column"
+        );
+        assert_eq!(&rows[0][4], journey);
+        assert_eq!(&rows[0][2], "500");
     }
-    Ok(())
+
+    #[test]
+    fn a_table_without_rows_still_has_its_header() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Table::<DeployRow>::create(dir.path(), "deploys.csv")
+            .expect("create")
+            .finish()
+            .expect("finish");
+        let text = std::fs::read_to_string(dir.path().join("deploys.csv")).expect("written");
+        assert_eq!(
+            text,
+            "build,component,strategy,time_to_ready_ms,requests,failed_requests\n"
+        );
+    }
+
+    #[test]
+    fn figures_are_written_to_the_places_they_were_measured_to() {
+        assert_eq!(round(10.130000000000003, 3).to_string(), "10.13");
+        assert_eq!(round(953.4390599086117, 1).to_string(), "953.4");
+        assert_eq!(round(0.30878863, 3).to_string(), "0.309");
+    }
 }

@@ -1,5 +1,10 @@
 //! `shoplab diff`: two runs side by side — which run is which, the change in every key
 //! figure per build, the verdicts that changed, and the throughput of both runs overlaid.
+//!
+//! Two runs are compared only when they were made alike: the same platform, profile,
+//! database and machine ([`differences`]; `--force` overrides, and the page then lists what
+//! differs). A change is called better or worse only when the spread of the repeats supports
+//! it ([`distinguishable`]): with one run a side there is no spread, so no verdict.
 
 use std::path::Path;
 
@@ -14,6 +19,50 @@ use loadtest_results::component::Build;
 
 /// A change smaller than this share of the old value is reported as "about the same".
 const SAME: f64 = 0.05;
+
+/// What makes two runs not comparable: a different platform, profile, database or machine,
+/// each as `what: A's, B's`. Empty when they were made alike.
+pub fn differences(run_a: &Results, run_b: &Results) -> Vec<String> {
+    let machine = |run: &Results| {
+        format!(
+            "{} cores, {}",
+            run.environment.cores, run.environment.cpu_model
+        )
+    };
+    [
+        (
+            "platform",
+            run_a.settings.target.clone(),
+            run_b.settings.target.clone(),
+        ),
+        (
+            "profile",
+            run_a.profile.name.clone(),
+            run_b.profile.name.clone(),
+        ),
+        (
+            "database",
+            run_a.settings.database.clone(),
+            run_b.settings.database.clone(),
+        ),
+        ("machine", machine(run_a), machine(run_b)),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a != b)
+    .map(|(what, a, b)| format!("{what}: A {a}, B {b}"))
+    .collect()
+}
+
+/// Whether the change between two figures is larger than their spread: the one place a
+/// better test goes (a confidence interval of each, or of the difference, replaces the
+/// ranges here). `None` when a side has a single run, so there is no spread to judge by.
+fn distinguishable(before: &Spread, after: &Spread) -> Option<bool> {
+    if before.samples < 2 || after.samples < 2 {
+        return None;
+    }
+    // The ranges (min–max over the repeats) do not overlap.
+    Some(before.max < after.min || after.max < before.min)
+}
 
 /// Writes `diff.html`, `diff.md` and `charts/` comparing `run_a` (before) with `run_b`.
 pub fn write_diff(out: &Path, run_a: &Results, run_b: &Results) -> anyhow::Result<()> {
@@ -32,6 +81,7 @@ fn document(run_a: &Results, run_b: &Results, charts: &Charts) -> anyhow::Result
         vec![
             Cell::plain(name),
             Cell::plain(run.run_id.clone()),
+            Cell::plain(run.settings.target.clone()),
             Cell::plain(run.profile.name.clone()),
             Cell::plain(run.environment.git_sha.chars().take(12).collect::<String>()),
             Cell::plain(format!(
@@ -50,6 +100,7 @@ fn document(run_a: &Results, run_b: &Results, charts: &Charts) -> anyhow::Result
         &[
             "",
             "run",
+            "platform",
             "profile",
             "git sha",
             "machine",
@@ -58,16 +109,29 @@ fn document(run_a: &Results, run_b: &Results, charts: &Charts) -> anyhow::Result
         ],
         vec![describe("A", run_a), describe("B", run_b)],
     );
-    if run_a.profile.name != run_b.profile.name {
-        document.paragraph(
-            "The runs used different profiles: load levels, durations and the fault matrix differ, \
-             so a change may come from the profile rather than the code.",
-        );
+    let differences = differences(run_a, run_b);
+    if !differences.is_empty() {
+        document.push(Block::List(
+            differences
+                .into_iter()
+                .map(|difference| {
+                    (
+                        Tone::Warn,
+                        format!(
+                            "Compared although the runs differ ({difference}): a change may \
+                             come from that rather than from the code."
+                        ),
+                    )
+                })
+                .collect(),
+        ));
     }
 
     document.section("changes", "Changes in the key figures");
     document.paragraph(format!(
-        "B against A, per build. Better or worse when the change is over {} of A's value.",
+        "B against A, per build. Better or worse only when the change is over {} of A's value \
+         and the ranges of the two runs' repeats do not overlap; with one run a side there is \
+         no spread to tell a change from noise, so no verdict.",
         percent(SAME)
     ));
     let figures_a = summary::key_figures(run_a);
@@ -175,11 +239,29 @@ fn change_row(
             let moved =
                 relative.map_or(delta.abs() > f64::EPSILON, |relative| relative.abs() > SAME);
             let improved = (delta < 0.0) == figure.lower_is_better;
-            match (delta == 0.0, moved, improved) {
-                (true, _, _) => Cell::plain("no change"),
-                (false, false, _) => Cell::plain(format!("{text}, about the same")),
-                (false, true, true) => Cell::toned(format!("{text}, better"), Tone::Good),
-                (false, true, false) => Cell::toned(format!("{text}, worse"), Tone::Bad),
+            match (
+                delta == 0.0,
+                moved,
+                distinguishable(before, after),
+                improved,
+            ) {
+                (true, _, _, _) => Cell::plain("no change"),
+                (false, false, _, _) => Cell::plain(format!("{text}, about the same")),
+                (false, true, None, _) if before.samples < 2 && after.samples < 2 => {
+                    Cell::plain(format!("{text}; one run each: no verdict"))
+                }
+                (false, true, None, _) => {
+                    Cell::plain(format!("{text}; one side has one run: no verdict"))
+                }
+                (false, true, Some(false), _) => {
+                    Cell::plain(format!("{text}; the repeats' ranges overlap: no verdict"))
+                }
+                (false, true, Some(true), true) => {
+                    Cell::toned(format!("{text}, better"), Tone::Good)
+                }
+                (false, true, Some(true), false) => {
+                    Cell::toned(format!("{text}, worse"), Tone::Bad)
+                }
             }
         }
         _ => Cell::toned("—", Tone::Muted),
@@ -191,4 +273,38 @@ fn change_row(
         value(after),
         change,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spread(values: &[f64]) -> Spread {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Spread {
+            median: sorted[sorted.len() / 2],
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+            samples: sorted.len(),
+        }
+    }
+
+    #[test]
+    fn a_change_is_told_from_noise_only_when_the_repeats_ranges_do_not_overlap() {
+        assert_eq!(distinguishable(&spread(&[100.0]), &spread(&[40.0])), None);
+        assert_eq!(
+            distinguishable(&spread(&[100.0, 101.0]), &spread(&[40.0])),
+            None
+        );
+        assert_eq!(
+            distinguishable(&spread(&[98.0, 100.0, 103.0]), &spread(&[60.0, 99.0, 61.0])),
+            Some(false),
+            "the ranges overlap at 98-99"
+        );
+        assert_eq!(
+            distinguishable(&spread(&[98.0, 100.0, 103.0]), &spread(&[60.0, 62.0, 61.0])),
+            Some(true)
+        );
+    }
 }

@@ -9,9 +9,11 @@ pub mod analysis;
 pub mod calibration;
 pub mod component;
 pub mod experiments;
+pub mod gates;
 pub mod history;
 pub mod invariants;
 pub mod latency;
+pub mod load;
 pub mod profile;
 pub mod resources;
 

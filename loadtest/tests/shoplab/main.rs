@@ -3,6 +3,7 @@
 
 mod architecture;
 mod check; // the invariant checker: crafted snapshots per invariant, and `shoplab check` end to end
+mod cli; // what the command line refuses before anything runs, gates and exit codes, load --json, help headings, diff refusals and verdicts
 mod command;
 mod deployment;
 mod faults;
