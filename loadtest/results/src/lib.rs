@@ -14,6 +14,7 @@ pub mod invariants;
 pub mod latency;
 pub mod profile;
 pub mod resources;
+pub mod stats;
 
 use std::fmt::Write as _;
 
