@@ -68,7 +68,17 @@ pub fn load(path: &Path) -> anyhow::Result<Results> {
 /// Writes `report.html`, `report.md` and `charts/` into `run_dir`. The pages depend on
 /// `results` alone, except that the raw files are linked only when they are in `run_dir`.
 pub fn write(run_dir: &Path, results: &Results) -> anyhow::Result<()> {
-    let charts = charts::Charts::new(&run_dir.join("charts"))?;
+    write_sized(run_dir, results, None)
+}
+
+/// [`write`] with every one-row chart `size` pixels (`shoplab report --size 1920x1080`);
+/// taller charts keep their proportion.
+pub fn write_sized(
+    run_dir: &Path,
+    results: &Results,
+    size: Option<(u32, u32)>,
+) -> anyhow::Result<()> {
+    let charts = charts::Charts::sized(&run_dir.join("charts"), size)?;
     let document = sections::report(results, run_dir, &charts)?;
     write_pages(run_dir, "report", &document)
 }

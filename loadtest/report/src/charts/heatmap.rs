@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::Plot;
-use crate::figures::{FaultPair, ms, percent};
+use crate::figures::{FaultPair, percent};
 use crate::theme::{self, Area, DrawResult, LegendEntry, Mark, build_color, build_label};
 use loadtest_results::analysis::degraded;
 use loadtest_results::component::Build;
@@ -172,7 +172,8 @@ impl BlastRadius<'_> {
                 let ok = during.success_rate.map_or("no answer".to_owned(), |rate| {
                     format!("{} ok", percent(rate))
                 });
-                let p99 = format!("p99 {}", ms(during.latency.p99_us as f64 / 1000.0));
+                // Of successful requests; a window without one has no latency to show.
+                let p99 = during.describe_p99();
                 (fill, vec![ok, p99])
             })
             .collect();

@@ -7,6 +7,7 @@ mod cost;
 mod deploys;
 mod faults;
 mod heatmap;
+mod nines;
 mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -14,10 +15,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use plotters::prelude::*;
 
-pub(crate) use cost::{HopTax, Resources, ScaleBars};
+pub(crate) use cost::{HopTax, ProcessBars, Resources, ScaleBars};
 pub(crate) use deploys::{DeployTimeline, DeployTimes};
 pub(crate) use faults::{FaultRow, FaultTimeline};
 pub(crate) use heatmap::BlastRadius;
+pub(crate) use nines::Nines;
 pub(crate) use throughput::{Latency, Run, Throughput};
 
 use super::theme::{self, Area, DrawResult};
@@ -46,20 +48,41 @@ pub(crate) struct Figure {
 /// Writes charts into a folder.
 pub(crate) struct Charts {
     dir: PathBuf,
+    /// The size of a one-row chart (`shoplab report --size`); `None`: [`theme::WIDTH`] x
+    /// [`theme::HEIGHT`].
+    size: Option<(u32, u32)>,
 }
 
 impl Charts {
     pub fn new(dir: &Path) -> anyhow::Result<Charts> {
+        Charts::sized(dir, None)
+    }
+
+    /// Charts whose one-row size is `size`; taller charts keep their height in proportion.
+    pub fn sized(dir: &Path, size: Option<(u32, u32)>) -> anyhow::Result<Charts> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         theme::register_fonts();
         Ok(Charts {
             dir: dir.to_owned(),
+            size,
         })
+    }
+
+    /// `plot`'s own size, scaled so a one-row chart gets the size asked for.
+    fn size_of(&self, plot: &impl Plot) -> (u32, u32) {
+        let (width, height) = plot.size();
+        match self.size {
+            None => (width, height),
+            Some((asked_width, asked_height)) => (
+                scale(width, asked_width, theme::WIDTH),
+                scale(height, asked_height, theme::HEIGHT),
+            ),
+        }
     }
 
     /// Renders `plot` under `title` as `<stem>.svg` and `<stem>.png`.
     pub fn save(&self, stem: &str, title: &str, plot: &impl Plot) -> anyhow::Result<Figure> {
-        let size = plot.size();
+        let size = self.size_of(plot);
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
@@ -86,6 +109,11 @@ impl Charts {
             svg,
         })
     }
+}
+
+/// `value` scaled by `asked / default`, rounded.
+fn scale(value: u32, asked: u32, default: u32) -> u32 {
+    (u64::from(value) * u64::from(asked) / u64::from(default).max(1)) as u32
 }
 
 fn render<DB: DrawingBackend>(root: &Area<DB>, title: &str, plot: &impl Plot) -> DrawResult<DB> {
