@@ -122,7 +122,7 @@ impl Plot for BlastRadius<'_> {
         }
         let notes_top = HEADER + rows * row_height + 24;
         for (index, note) in [
-            "Journey columns: the share of the journey's requests answered 2xx during the fault, and their p99.",
+            "Journey columns: the share of the journey's requests answered 2xx during the fault, and the p99 of those successes.",
             "Steps degraded (the blast radius): the share of route templates that did worse than before the fault.",
         ]
         .into_iter()

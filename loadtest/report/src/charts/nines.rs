@@ -97,7 +97,7 @@ impl Plot for Nines {
             .y_desc("latency (ms, log scale)")
             .x_labels(8)
             .x_label_formatter(&|nines| percentile_label(*nines))
-            .y_label_formatter(&|ms| crate::charts::throughput::short_number(*ms))
+            .y_label_formatter(&|ms| crate::charts::throughput::log_tick(*ms))
             .draw()?;
         for ((build, _, stroke), points) in lines.iter().zip(all) {
             theme::draw_line(&mut chart, points, build_color(*build), *stroke, true)?;

@@ -213,7 +213,7 @@ impl Plot for Latency {
             mesh.x_desc("concurrent users")
                 .y_desc("latency of successes (ms, log, median of repeats)")
                 .x_label_formatter(&|users| theme::tick(*users, x_max))
-                .y_label_formatter(&|ms| short_number(*ms))
+                .y_label_formatter(&|ms| log_tick(*ms))
                 .draw()?;
             for (build, levels) in &self.builds {
                 let color = build_color(*build);
@@ -250,6 +250,24 @@ fn named(build: Build, run: Option<&str>, what: &str) -> String {
     match run {
         Some(run) => format!("{} ({run}) — {what}", build_label(build)),
         None => format!("{} — {what}", build_label(build)),
+    }
+}
+
+/// A log axis's label at 1, 2 and 5 of each decade, none between (plotters puts a tick at
+/// every integer multiple, which crowds the labels).
+pub(crate) fn log_tick(value: f64) -> String {
+    if value <= 0.0 {
+        return String::new();
+    }
+    let decade = 10f64.powf(value.log10().floor());
+    let mantissa = value / decade;
+    if [1.0, 2.0, 5.0]
+        .iter()
+        .any(|wanted| (mantissa - wanted).abs() < 0.01)
+    {
+        short_number(value)
+    } else {
+        String::new()
     }
 }
 

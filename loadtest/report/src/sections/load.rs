@@ -194,13 +194,21 @@ pub(super) fn throughput(
         .iter()
         .filter_map(|(build, levels)| {
             let level = levels.iter().find(|level| Some(level.users) == top)?;
-            (!level.processes.is_empty()).then(|| (*build, level.processes.clone()))
+            // The lab's front door is not the shop: the sweep drives each build straight.
+            let processes: Vec<_> = level
+                .processes
+                .iter()
+                .filter(|process| process.process != "front-door")
+                .cloned()
+                .collect();
+            (!processes.is_empty()).then_some((*build, processes))
         })
         .collect();
     if let (Some(users), false) = (top, per_process.is_empty()) {
         document.paragraph(
             "The same cost split by process: which service spends the CPU and holds the memory \
-             (CPU per 1 000 of the level's requests; memory resident at the level's end).",
+             (CPU per 1 000 of the level's requests; memory resident at the level's end; the \
+             lab's front door, idle here, left out).",
         );
         document.push(Block::Figure(charts.save(
             "resources-per-process",

@@ -131,7 +131,7 @@ fn repeats_note(results: &Results) -> String {
     let repeats = results.profile.repeats;
     if repeats <= 1 {
         "One run: no spread. Each figure is of a single repeat, so no interval is given and no \
-         difference between the builds can be told from the noise; run with `--repeat 3` or \
+         difference between the builds can be told from the noise; run with --repeat 3 or \
          more for that. Latency and throughput are of successful requests. The ratio is \
          microservices ÷ monolith."
             .to_owned()

@@ -292,7 +292,10 @@ fn hop_cost(results: &Results) -> Verdict {
     let rate_ratio = figures::ratio(&monolith.requests_per_s, &micro.requests_per_s);
     let rate_text = rate_ratio.as_ref().map_or_else(
         || format!("×{rate:.2}"),
-        |ratio| format!("{} ({})", ratio.describe(), ratio.verdict()),
+        |ratio| match ratio.estimate.interval() {
+            Some(_) => format!("{}, {}", ratio.describe(), ratio.verdict()),
+            None => format!("×{rate:.2} ({})", ratio.verdict()),
+        },
     );
     let noise = rate_ratio
         .as_ref()
