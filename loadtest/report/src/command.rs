@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
+use crate::charts::ChartTheme;
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct ReportArgs {
     /// A run's results.json, or the run's folder (reports/<run-id>/).
@@ -15,6 +17,10 @@ pub struct ReportArgs {
     /// slide); taller charts keep their proportion. Default 1400x800.
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     pub size: Option<(u32, u32)>,
+    /// The charts' look: `dark` inverts every color's lightness and keeps its hue (the
+    /// monolith stays blue, the microservices orange), for a projector in a dark room.
+    #[arg(long, value_enum, default_value_t = ChartTheme::Light)]
+    pub theme: ChartTheme,
 }
 
 /// `1920x1080` as (1920, 1080); between 640x360 and 7680x4320, where the charts' fonts stay
@@ -62,7 +68,7 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<()> {
     } else {
         out
     };
-    super::write_sized(&out, &results, args.size).context("write the report")?;
+    super::write_styled(&out, &results, args.size, args.theme).context("write the report")?;
     println!(
         "wrote {} and {}",
         out.join("report.html").display(),
