@@ -102,7 +102,10 @@ impl Estimate {
         };
         if n >= 2 {
             let half_width = t_quantile((n - 1) as f64) * (variance / n as f64).sqrt();
-            estimate.low = centre - half_width;
+            // A figure whose repeats are all non-negative (a rate, a latency) cannot be
+            // negative: the symmetric t interval is cut at zero rather than printed as -45 ms.
+            let floor = if estimate.min >= 0.0 { 0.0 } else { f64::MIN };
+            estimate.low = (centre - half_width).max(floor);
             estimate.high = centre + half_width;
             estimate.method = Method::StudentT;
         }
@@ -309,6 +312,19 @@ mod tests {
         assert!(close(estimate.high, 124.84, 0.01), "{estimate:?}");
         assert!(estimate.excludes(70.0) && !estimate.excludes(80.0));
         assert!(estimate.disagrees(), "a 20 % range is past 10 %");
+    }
+
+    #[test]
+    fn an_interval_of_non_negative_repeats_stops_at_zero() {
+        // Mean 50, sd 28.28, se 20, t(1) 12.706: 50 ± 254, cut at 0 below.
+        let estimate = Estimate::of([30.0, 70.0]).expect("values");
+        assert_eq!(estimate.low, 0.0);
+        assert!(
+            close(estimate.high, 50.0 + 12.706 * 20.0, 0.01),
+            "{estimate:?}"
+        );
+        let signed = Estimate::of([-30.0, 70.0]).expect("values");
+        assert!(signed.low < 0.0);
     }
 
     #[test]

@@ -441,3 +441,26 @@ fn one_run_claims_no_spread_and_no_agreement() {
             .all(|warning| !warning.starts_with("Noisy"))
     );
 }
+
+#[test]
+fn a_level_with_failures_is_warned_about_and_a_clean_one_is_not() {
+    let failing = Level {
+        errors: 300,
+        error_rate: 0.03,
+        ..level(16, 1, 1000.0, false)
+    };
+    let results = results(vec![
+        sweep(Build::Monolith, vec![level(16, 1, 1000.0, false)]),
+        sweep(Build::Micro, vec![failing]),
+    ]);
+    let failed: Vec<String> = warnings(&results)
+        .into_iter()
+        .filter(|warning| warning.contains("of its requests"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(
+        failed[0].starts_with("The microservices at 16 users failed 3 %"),
+        "{}",
+        failed[0]
+    );
+}

@@ -290,11 +290,11 @@ fn hop_cost(results: &Results) -> Verdict {
     let rate = micro.requests_per_s.median / monolith.requests_per_s.median.max(f64::EPSILON);
     // Whether the throughput ratio stands out of the noise of the repeats (one run: unknown).
     let rate_ratio = figures::ratio(&monolith.requests_per_s, &micro.requests_per_s);
-    let rate_text = rate_ratio.as_ref().map_or_else(
-        || format!("×{rate:.2}"),
+    let (rate_text, rate_verdict) = rate_ratio.as_ref().map_or_else(
+        || (format!("×{rate:.2}"), String::new()),
         |ratio| match ratio.estimate.interval() {
-            Some(_) => format!("{}, {}", ratio.describe(), ratio.verdict()),
-            None => format!("×{rate:.2} ({})", ratio.verdict()),
+            Some(_) => (ratio.describe(), format!(" ({})", ratio.verdict())),
+            None => (format!("×{rate:.2}"), format!(" ({})", ratio.verdict())),
         },
     );
     let noise = rate_ratio
@@ -311,7 +311,7 @@ fn hop_cost(results: &Results) -> Verdict {
         |cpu| format!("with ×{cpu:.2} its CPU per request"),
     );
     let mut evidence = format!(
-        "at {} users the microservices served {rate_text} the monolith's successful requests per second {cost} and ×{latency:.2} its median latency",
+        "at {} users the microservices served {rate_text} the monolith's successful requests per second{rate_verdict} {cost} and ×{latency:.2} its median latency",
         monolith.users
     );
     match &results.calibration {

@@ -19,6 +19,7 @@ pub(crate) fn warnings(results: &Results) -> Vec<String> {
     invariants(results, &mut warnings);
     generator(results, &mut warnings);
     noise(results, &mut warnings);
+    failures(results, &mut warnings);
     faults(results, &mut warnings);
     deploys(results, &mut warnings);
     if results.calibration.is_none() {
@@ -111,6 +112,25 @@ fn noise(results: &Results, warnings: &mut Vec<String>) {
                     spread.min,
                     spread.max,
                     percent(stats::DISAGREE)
+                ));
+            }
+        }
+    }
+}
+
+/// Levels where requests failed: their figures are of the successes alone, and the
+/// CO-corrected percentiles (Goose's, over every request) mix in the failures.
+fn failures(results: &Results, warnings: &mut Vec<String>) {
+    for build in Build::BOTH {
+        for level in throughput(results, build) {
+            if level.error_rate > 0.01 {
+                warnings.push(format!(
+                    "The {} at {} users failed {} of its requests: its throughput and raw \
+                     latency are of the successful ones; the CO-corrected percentiles are \
+                     Goose's over every request and include the failures.",
+                    build_label(build),
+                    level.users,
+                    percent(level.error_rate)
                 ));
             }
         }
