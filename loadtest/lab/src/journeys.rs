@@ -367,6 +367,7 @@ async fn send(
     let t_ms = recorder.now_ms();
     let started = Instant::now();
     let response = user.request(request).await?;
+    let mut timed_out = false;
     let (status, body) = match response.response {
         Ok(response) => {
             let status = response.status().as_u16();
@@ -379,7 +380,12 @@ async fn send(
                 .flatten();
             (status, body)
         }
-        Err(_) => (0, None),
+        Err(error) => {
+            // A time-out is a failure that cost the client the whole timeout; the report
+            // counts it apart from fast errors (a refused connection).
+            timed_out = error.is_timeout();
+            (0, None)
+        }
     };
     let latency_us = started.elapsed().as_micros() as u64;
     let created = call.name == CHECKOUT && status == 201;
@@ -396,6 +402,7 @@ async fn send(
         status,
         latency_us,
         outcome: Outcome::classify(is_write, status),
+        timed_out,
         idempotency_key: call.idempotency_key.clone(),
         order_id,
         total_cents,

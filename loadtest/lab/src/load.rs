@@ -155,7 +155,10 @@ fn configuration(plan: &LoadPlan) -> GooseConfiguration {
     config
 }
 
-/// Percentiles over every request after Goose's coordinated-omission back-fill.
+/// Percentiles over every request after Goose's coordinated-omission back-fill. Goose keeps
+/// one timing histogram per request name for successes and failures together, so unlike the
+/// raw percentiles (of successes, from the lab's own records) these include failed requests;
+/// the report warns where a level had failures.
 fn corrected_percentiles(metrics: &GooseMetrics) -> Percentiles {
     let mut histogram = latency_histogram();
     for aggregate in metrics.requests.values() {

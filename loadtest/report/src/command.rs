@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
+use crate::charts::ChartTheme;
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct ReportArgs {
     /// A run's results.json, or the run's folder (reports/<run-id>/).
@@ -11,6 +13,34 @@ pub struct ReportArgs {
     /// Where to write report.html, report.md and charts/ (default: the run's folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The size of a one-row chart in pixels, WIDTHxHEIGHT (for example 1920x1080 for a
+    /// slide); taller charts keep their proportion. Default 1400x800.
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub size: Option<(u32, u32)>,
+    /// The charts' look: `dark` inverts every color's lightness and keeps its hue (the
+    /// monolith stays blue, the microservices orange), for a projector in a dark room.
+    #[arg(long, value_enum, default_value_t = ChartTheme::Light)]
+    pub theme: ChartTheme,
+}
+
+/// `1920x1080` as (1920, 1080); between 640x360 and 7680x4320, where the charts' fonts stay
+/// readable and the PNGs of a reasonable size.
+pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (width, height) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected WIDTHxHEIGHT such as 1920x1080, got {text:?}"))?;
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{part:?} in {text:?} is not a whole number of pixels"))
+    };
+    let (width, height) = (number(width)?, number(height)?);
+    if !(640..=7680).contains(&width) || !(360..=4320).contains(&height) {
+        return Err(format!(
+            "{width}x{height} is outside 640x360 to 7680x4320, where the charts stay readable"
+        ));
+    }
+    Ok((width, height))
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -42,7 +72,7 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<()> {
     } else {
         out
     };
-    super::write(&out, &results).context("write the report")?;
+    super::write_styled(&out, &results, args.size, args.theme).context("write the report")?;
     println!(
         "wrote {} and {}",
         out.join("report.html").display(),
@@ -73,4 +103,18 @@ pub fn run_diff(args: DiffArgs) -> anyhow::Result<()> {
         out.join("diff.md").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn a_size_is_width_x_height_within_readable_bounds() {
+        assert_eq!(parse_size("1920x1080"), Ok((1920, 1080)));
+        assert_eq!(parse_size("1280X720"), Ok((1280, 720)));
+        assert!(parse_size("1920").is_err());
+        assert!(parse_size("widexhigh").is_err());
+        assert!(parse_size("100x100").unwrap_err().contains("outside"));
+    }
 }

@@ -1,6 +1,10 @@
 //! The numbers the report shows, taken out of `results.json` in one place so the charts, the
 //! summary and the diff agree: per build, the throughput levels folded over their repeats
-//! (median, min, max), the fault cells paired across builds, the deploys and the scale run.
+//! (median, min, max, and a 95 % interval from `loadtest_results::stats`), the fault cells
+//! paired across builds, the deploys and the scale run.
+//!
+//! Throughput is of successful requests: a build that answers every request with a fast
+//! error must not look fast. Latency is of successful requests too (the lab records it so).
 
 use domain::Context;
 
@@ -13,25 +17,40 @@ use loadtest_results::experiments::scale::Scale;
 use loadtest_results::experiments::throughput::Level;
 use loadtest_results::experiments::{Findings, Outcome};
 use loadtest_results::profile::FaultKind;
+use loadtest_results::stats::{self, Estimate};
 
 /// A figure measured once per repeat: the median is what the report states, min and max
-/// its spread.
+/// its spread, `estimate` its 95 % interval (none for one run).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Spread {
     pub median: f64,
     pub min: f64,
     pub max: f64,
     pub samples: usize,
+    /// Every repeat's value, sorted: what a ratio's interval is computed from.
+    pub values: Vec<f64>,
+    pub estimate: Estimate,
 }
 
 /// One throughput level of one build, over its repeats.
 #[derive(Clone, Debug)]
 pub(crate) struct LevelFigures {
     pub users: usize,
+    /// Successful requests per second.
     pub requests_per_s: Spread,
-    /// Median over repeats of each percentile, in milliseconds.
+    /// Median over repeats of each percentile (of successful requests), in milliseconds.
     pub raw_ms: [f64; 3],
     pub corrected_ms: [f64; 3],
+    /// The same percentiles over the repeats, with their spread; `None` where no repeat had a
+    /// successful request.
+    pub raw: [Option<Spread>; 3],
+    pub corrected: [Option<Spread>; 3],
+    /// The repeat-median latency at each nine of the successful requests' distribution:
+    /// (quantile, ms). Empty in results recorded before the distribution was.
+    pub nines: Vec<(f64, f64)>,
+    /// Per process of the system under test, the median over repeats of its CPU seconds per
+    /// 1 000 requests and its resident MiB at the level's end; empty where not recorded.
+    pub processes: Vec<ProcessFigures>,
     /// CPU seconds of the system under test per 1 000 requests; `None` where the target could
     /// not measure it.
     pub cpu_per_1k: Option<Spread>,
@@ -40,6 +59,14 @@ pub(crate) struct LevelFigures {
     /// The busiest repeat's generator CPU share.
     pub generator_share: f64,
     pub error_rate: f64,
+}
+
+/// One process's share of a level's cost.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ProcessFigures {
+    pub process: String,
+    pub cpu_per_1k: f64,
+    pub rss_mib: f64,
 }
 
 /// The percentiles `raw_ms` and `corrected_ms` hold, in order.
@@ -65,18 +92,20 @@ impl Spread {
             return None;
         }
         values.sort_by(f64::total_cmp);
-        let middle = values.len() / 2;
-        let median = if values.len().is_multiple_of(2) {
-            (values[middle - 1] + values[middle]) / 2.0
-        } else {
-            values[middle]
-        };
+        let estimate = Estimate::of(values.iter().copied())?;
         Some(Spread {
-            median,
-            min: values[0],
-            max: values[values.len() - 1],
-            samples: values.len(),
+            median: estimate.median,
+            min: estimate.min,
+            max: estimate.max,
+            samples: estimate.n,
+            values,
+            estimate,
         })
+    }
+
+    /// Whether the repeats disagree by more than [`stats::DISAGREE`] (never for one run).
+    pub fn disagrees(&self) -> bool {
+        self.estimate.disagrees()
     }
 
     /// (max - min) / median: how far the repeats are apart.
@@ -139,23 +168,40 @@ pub(crate) fn throughput(results: &Results, build: Build) -> Vec<LevelFigures> {
                 .copied()
                 .filter(|level| level.users == users)
                 .collect();
-            let ms = |pick: &dyn Fn(&Level) -> u64| {
-                Spread::of(repeats.iter().map(|level| pick(level) as f64 / 1000.0))
-                    .map_or(0.0, |spread| spread.median)
+            // A repeat without a successful request has no latency: it is left out of the
+            // latency figures rather than counted as 0 ms.
+            let answered: Vec<&Level> = repeats
+                .iter()
+                .copied()
+                .filter(|level| level.requests > level.errors)
+                .collect();
+            let spread = |pick: &dyn Fn(&Level) -> u64| {
+                Spread::of(answered.iter().map(|level| pick(level) as f64 / 1000.0))
             };
+            let raw = [
+                spread(&|level| level.raw.p50_us),
+                spread(&|level| level.raw.p95_us),
+                spread(&|level| level.raw.p99_us),
+            ];
+            let corrected = [
+                spread(&|level| level.corrected.p50_us),
+                spread(&|level| level.corrected.p95_us),
+                spread(&|level| level.corrected.p99_us),
+            ];
+            let median = |spread: &Option<Spread>| spread.as_ref().map_or(0.0, |s| s.median);
             Some(LevelFigures {
                 users,
-                requests_per_s: Spread::of(repeats.iter().map(|level| level.requests_per_s))?,
-                raw_ms: [
-                    ms(&|level| level.raw.p50_us),
-                    ms(&|level| level.raw.p95_us),
-                    ms(&|level| level.raw.p99_us),
-                ],
+                requests_per_s: Spread::of(repeats.iter().map(|level| successes_per_s(level)))?,
+                raw_ms: [median(&raw[0]), median(&raw[1]), median(&raw[2])],
                 corrected_ms: [
-                    ms(&|level| level.corrected.p50_us),
-                    ms(&|level| level.corrected.p95_us),
-                    ms(&|level| level.corrected.p99_us),
+                    median(&corrected[0]),
+                    median(&corrected[1]),
+                    median(&corrected[2]),
                 ],
+                nines: nines(&answered),
+                processes: processes(&repeats),
+                raw,
+                corrected,
                 cpu_per_1k: Spread::of(
                     repeats
                         .iter()
@@ -175,6 +221,66 @@ pub(crate) fn throughput(results: &Results, build: Build) -> Vec<LevelFigures> {
             })
         })
         .collect()
+}
+
+/// A level's successful requests per second: `requests_per_s` counts every request sent, and
+/// `1 - error_rate` of them succeeded.
+pub(crate) fn successes_per_s(level: &Level) -> f64 {
+    level.requests_per_s * (1.0 - level.error_rate)
+}
+
+/// The median over repeats of each nine the repeats share, in milliseconds.
+fn nines(repeats: &[&Level]) -> Vec<(f64, f64)> {
+    let Some(first) = repeats.first() else {
+        return Vec::new();
+    };
+    first
+        .nines
+        .iter()
+        .filter_map(|point| {
+            let values = repeats.iter().filter_map(|level| {
+                level
+                    .nines
+                    .iter()
+                    .find(|other| other.quantile == point.quantile)
+                    .map(|other| other.us as f64 / 1000.0)
+            });
+            Some((point.quantile, Spread::of(values)?.median))
+        })
+        .collect()
+}
+
+/// Per process, in the order of the first repeat, the median over repeats.
+fn processes(repeats: &[&Level]) -> Vec<ProcessFigures> {
+    let Some(first) = repeats.first() else {
+        return Vec::new();
+    };
+    first
+        .processes
+        .iter()
+        .filter_map(|usage| {
+            let of = |pick: &dyn Fn(&Level, f64, f64) -> f64| {
+                Spread::of(repeats.iter().filter_map(|level| {
+                    let same = level
+                        .processes
+                        .iter()
+                        .find(|other| other.process == usage.process)?;
+                    Some(pick(level, same.cpu_s, same.rss_mib))
+                }))
+                .map(|spread| spread.median)
+            };
+            Some(ProcessFigures {
+                process: usage.process.clone(),
+                cpu_per_1k: of(&|level, cpu_s, _| cpu_s * 1000.0 / level.requests.max(1) as f64)?,
+                rss_mib: of(&|_, _, rss_mib| rss_mib)?,
+            })
+        })
+        .collect()
+}
+
+/// micro ÷ monolith of two figures over their repeats, with Welch's interval on logs.
+pub(crate) fn ratio(monolith: &Spread, micro: &Spread) -> Option<stats::Ratio> {
+    stats::ratio(&micro.values, &monolith.values)
 }
 
 /// The fault cells of `build` and the run's timeline they sit on.
@@ -298,6 +404,13 @@ mod tests {
         assert_eq!((spread.median, spread.min, spread.max), (2.0, 1.0, 3.0));
         assert_eq!(Spread::of([1.0, 3.0]).expect("samples").median, 2.0);
         assert!(Spread::of([]).is_none());
+        assert!(
+            Spread::of([5.0])
+                .expect("one")
+                .estimate
+                .interval()
+                .is_none()
+        );
         assert!(
             (Spread::of([90.0, 100.0, 110.0])
                 .expect("samples")

@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use loadtest_results::{Results, SCHEMA_VERSION};
 
+pub use charts::ChartTheme;
 pub use command::{DiffArgs, ReportArgs, run_diff, run_report};
 pub use diff::write_diff;
 pub use summary::text::summary as summary_text;
@@ -68,7 +69,18 @@ pub fn load(path: &Path) -> anyhow::Result<Results> {
 /// Writes `report.html`, `report.md` and `charts/` into `run_dir`. The pages depend on
 /// `results` alone, except that the raw files are linked only when they are in `run_dir`.
 pub fn write(run_dir: &Path, results: &Results) -> anyhow::Result<()> {
-    let charts = charts::Charts::new(&run_dir.join("charts"))?;
+    write_styled(run_dir, results, None, ChartTheme::Light)
+}
+
+/// [`write`] with every one-row chart `size` pixels (`shoplab report --size 1920x1080`;
+/// taller charts keep their proportion) in `theme` (`--theme dark`).
+pub fn write_styled(
+    run_dir: &Path,
+    results: &Results,
+    size: Option<(u32, u32)>,
+    theme: ChartTheme,
+) -> anyhow::Result<()> {
+    let charts = charts::Charts::styled(&run_dir.join("charts"), size, theme)?;
     let document = sections::report(results, run_dir, &charts)?;
     write_pages(run_dir, "report", &document)
 }

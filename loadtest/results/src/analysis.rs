@@ -1,6 +1,11 @@
 //! Numbers from request records: per-second timelines per journey, and the success rate and
 //! latency of a journey inside a window of the lab's clock (before / during / after a fault
 //! or a deploy).
+//!
+//! Latency is of successful requests only, everywhere: a dead shop refuses a connection in
+//! a millisecond, and counting that as a fast answer would show a p99 that drops when the
+//! shop dies. Failures are counted apart, split into fast errors and time-outs; a window
+//! without a success has no latency (`ok == 0`), not a latency of zero.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +33,11 @@ pub struct Slice {
     pub ok: usize,
     pub fail: usize,
     pub maybe_applied: usize,
+    /// Of the failed requests (`fail + maybe_applied`), those that got no answer within the
+    /// generator's timeout.
+    #[serde(default)]
+    pub timed_out: usize,
+    /// Of the successful requests; 0 when `ok == 0` (no successful request: no latency).
     pub p50_us: u64,
     pub p99_us: u64,
 }
@@ -37,9 +47,33 @@ pub struct Slice {
 pub struct WindowStats {
     pub requests: usize,
     pub ok: usize,
+    /// Failed requests that were answered or refused before the timeout (a non-2xx answer,
+    /// a refused connection).
+    #[serde(default)]
+    pub fast_errors: usize,
+    /// Failed requests that got no answer within the generator's timeout.
+    #[serde(default)]
+    pub timeouts: usize,
     /// Share of requests answered 2xx; `None` when the window saw no request.
     pub success_rate: Option<f64>,
+    /// Of the successful requests only; all zero when `ok == 0` — ask
+    /// [`WindowStats::success_latency`], which says so.
     pub latency: Percentiles,
+}
+
+impl WindowStats {
+    /// The latency of the window's successful requests; `None` when none succeeded.
+    pub fn success_latency(&self) -> Option<&Percentiles> {
+        (self.ok > 0).then_some(&self.latency)
+    }
+
+    /// `p99 12.3 ms`, or `no successful request`.
+    pub fn describe_p99(&self) -> String {
+        self.success_latency().map_or_else(
+            || "no successful request".to_owned(),
+            |latency| format!("p99 {}", crate::latency::ms(latency.p99_us)),
+        )
+    }
 }
 
 /// Per slice of `slice_ms` and journey, in time order.
@@ -61,6 +95,7 @@ pub fn timeline(records: &[RequestRecord], slice_ms: u64) -> Timeline {
                 ok: count(&records, Outcome::Ok),
                 fail: count(&records, Outcome::Fail),
                 maybe_applied: count(&records, Outcome::MaybeApplied),
+                timed_out: records.iter().filter(|record| record.timed_out).count(),
                 p50_us: stats.latency.p50_us,
                 p99_us: stats.latency.p99_us,
             }
@@ -88,24 +123,37 @@ pub fn window<'a>(
         .filter(move |record| record.t_ms >= from_ms && record.t_ms < to_ms && keep(record))
 }
 
-/// Counts and latency percentiles (raw) of some records.
+/// Counts, and latency percentiles (raw) of the successful ones, of some records.
 pub fn stats<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> WindowStats {
     let mut histogram = latency_histogram();
-    let mut requests = 0;
-    let mut ok = 0;
+    let mut window = WindowStats::default();
     for record in records {
-        requests += 1;
+        window.requests += 1;
         if record.outcome == Outcome::Ok {
-            ok += 1;
+            window.ok += 1;
+            let _ = histogram.record(record.latency_us.clamp(1, 300_000_000));
+        } else if record.timed_out {
+            window.timeouts += 1;
+        } else {
+            window.fast_errors += 1;
         }
-        let _ = histogram.record(record.latency_us.clamp(1, 300_000_000));
     }
-    WindowStats {
-        requests,
-        ok,
-        success_rate: (requests > 0).then(|| ok as f64 / requests as f64),
-        latency: Percentiles::of(&histogram),
+    window.success_rate = (window.requests > 0).then(|| window.ok as f64 / window.requests as f64);
+    window.latency = Percentiles::of(&histogram);
+    window
+}
+
+/// The latency histogram of the successful requests among `records`.
+pub fn success_histogram<'a>(
+    records: impl IntoIterator<Item = &'a RequestRecord>,
+) -> hdrhistogram::Histogram<u64> {
+    let mut histogram = latency_histogram();
+    for record in records {
+        if record.outcome == Outcome::Ok {
+            let _ = histogram.record(record.latency_us.clamp(1, 300_000_000));
+        }
     }
+    histogram
 }
 
 /// The journeys and route templates seen in `records`.
@@ -138,6 +186,7 @@ mod tests {
             status,
             latency_us,
             outcome: Outcome::classify(false, status),
+            timed_out: false,
             idempotency_key: None,
             order_id: None,
             total_cents: None,
@@ -178,6 +227,40 @@ mod tests {
                 row(1500, "browse", 1, 0)
             ]
         );
+    }
+
+    #[test]
+    fn latency_is_of_successes_and_failures_are_split_into_fast_errors_and_timeouts() {
+        let mut timeout = record(3, "browse", 0, 2_000_000);
+        timeout.timed_out = true;
+        let records = vec![
+            record(0, "browse", 200, 40_000),
+            record(1, "browse", 503, 900),
+            record(2, "browse", 0, 300),
+            timeout,
+        ];
+        let window = stats(&records);
+        assert_eq!((window.requests, window.ok), (4, 1));
+        assert_eq!((window.fast_errors, window.timeouts), (2, 1));
+        // Neither the 0.3 ms refusal nor the 2 s timeout is in the successes' latency.
+        let latency = window.success_latency().expect("one success");
+        assert!((39_900..=40_100).contains(&latency.p50_us), "{latency:?}");
+        assert_eq!(latency.p99_us, latency.max_us);
+        let slices = timeline(&records, 1000).slices;
+        assert_eq!(slices.len(), 1);
+        assert_eq!((slices[0].ok, slices[0].timed_out), (1, 1));
+        assert!((39_900..=40_100).contains(&slices[0].p99_us));
+    }
+
+    #[test]
+    fn a_window_without_a_success_has_no_latency() {
+        // A dead shop refuses fast: its failures must not read as a 1 ms p99.
+        let dead = stats(&[record(0, "browse", 0, 800), record(1, "browse", 503, 1_000)]);
+        assert_eq!(dead.success_latency(), None);
+        assert_eq!(dead.describe_p99(), "no successful request");
+        assert_eq!(dead.latency.p99_us, 0);
+        let slices = timeline(&[record(0, "browse", 0, 800)], 1000).slices;
+        assert_eq!((slices[0].ok, slices[0].p99_us), (0, 0));
     }
 
     #[test]

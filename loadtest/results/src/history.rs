@@ -25,6 +25,11 @@ pub struct RequestRecord {
     pub status: u16,
     pub latency_us: u64,
     pub outcome: Outcome,
+    /// No answer came within the generator's request timeout: a failure that cost the
+    /// client the whole timeout, counted apart from fast errors (a refused connection, a
+    /// 5xx). Absent in histories written before it was recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
     /// The `Idempotency-Key` sent (checkout only).
     pub idempotency_key: Option<String>,
     /// The order id of a 201 checkout answer.
@@ -122,6 +127,7 @@ mod tests {
                 status: 201,
                 latency_us: 3_400,
                 outcome: Outcome::Ok,
+                timed_out: false,
                 idempotency_key: Some("key-1".into()),
                 order_id: Some(7),
                 total_cents: Some(1_299),
@@ -134,6 +140,7 @@ mod tests {
                 status: 0,
                 latency_us: 2_000_000,
                 outcome: Outcome::Fail,
+                timed_out: true,
                 idempotency_key: None,
                 order_id: None,
                 total_cents: None,

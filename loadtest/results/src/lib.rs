@@ -16,6 +16,7 @@ pub mod latency;
 pub mod load;
 pub mod profile;
 pub mod resources;
+pub mod stats;
 
 use std::fmt::Write as _;
 

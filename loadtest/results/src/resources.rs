@@ -3,6 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What one process of the system under test (replicas of a component summed) used during a
+/// load level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessUsage {
+    /// The component: `monolith`, `gateway`, `catalog`, ...
+    pub process: String,
+    pub cpu_s: f64,
+    /// Resident memory at the level's end (MiB).
+    pub rss_mib: f64,
+}
+
 /// Which cores each side got, as recorded in the results.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pinning {

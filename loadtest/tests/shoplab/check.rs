@@ -207,6 +207,7 @@ fn record(
         status,
         latency_us: 1_000,
         outcome,
+        timed_out: false,
         idempotency_key: key.map(str::to_owned),
         order_id: None,
         total_cents: None,

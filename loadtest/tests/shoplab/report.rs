@@ -307,7 +307,7 @@ fn shoplab_report_and_shoplab_diff_run_as_commands() {
     let markdown = std::fs::read_to_string(out.path().join("diff.md")).expect("diff.md");
     let throughput_rows: Vec<&str> = markdown
         .lines()
-        .filter(|line| line.starts_with("| throughput at "))
+        .filter(|line| line.starts_with("| successful throughput at "))
         .collect();
     assert_eq!(throughput_rows.len(), 2, "{markdown}");
     // The fixture has one run a side: a change, but no verdict the spread could support.

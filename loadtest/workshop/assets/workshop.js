@@ -10,7 +10,7 @@
 const WINDOW_S = 120; // seconds of history the charts show
 const JOURNEYS = ["browse", "buy"];
 const METRICS = {
-  rps: { unit: "", value: (point) => point.requests, floor: 10 },
+  rps: { unit: "", value: (point) => point.ok, floor: 10 },
   success: { unit: "%", value: (point) => point.success_rate == null ? null : point.success_rate * 100, fixed: [0, 100] },
   p99: { unit: " ms", value: (point) => point.p99_ms, floor: 10 },
 };
@@ -254,12 +254,14 @@ function drawValues() {
       span.style.color = entry.color;
       const success = last && last.success_rate != null ? last.success_rate : null;
       span.append(`${entry.build}: `);
-      span.append(element("b", { id: `rps-${entry.build}-${journey}`, "data-value": last ? String(last.requests) : "" }, last ? `${last.requests} req/s` : "–"));
+      // Successful requests only: a dead build refusing fast has no throughput.
+      span.append(element("b", { id: `rps-${entry.build}-${journey}`, "data-value": last ? String(last.ok) : "" }, last ? `${last.ok} ok req/s` : "–"));
       span.append(" · ");
       span.append(element("b", { id: `success-${entry.build}-${journey}`, "data-value": success == null ? "" : String(success) },
         success == null ? "no requests" : `${(success * 100).toFixed(1)} % ok`));
       span.append(" · p99 ");
-      span.append(element("b", { id: `p99-${entry.build}-${journey}` }, last && last.p99_ms != null ? `${last.p99_ms.toFixed(1)} ms` : "–"));
+      span.append(element("b", { id: `p99-${entry.build}-${journey}` },
+        last && last.p99_ms != null ? `${last.p99_ms.toFixed(1)} ms` : last && last.requests > 0 ? "no successful request" : "–"));
       values.append(span);
     }
   }

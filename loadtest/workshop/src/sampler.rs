@@ -79,8 +79,11 @@ fn drain(lab: &Lab, t_ms: u64) -> (Point, Point) {
         Point {
             t_ms,
             requests: window.requests,
+            ok: window.ok,
             success_rate: window.success_rate,
-            p99_ms: (window.requests > 0).then(|| window.latency.p99_us as f64 / 1000.0),
+            p99_ms: window
+                .success_latency()
+                .map(|latency| latency.p99_us as f64 / 1000.0),
         }
     };
     let points = (point("browse"), point("buy"));

@@ -153,8 +153,12 @@ pub(crate) struct Point {
     pub t_ms: u64,
     /// Requests answered (or failed) during the second.
     pub requests: usize,
+    /// Of those, answered 2xx: the tile's "req/s", so a dead build's fast refusals never
+    /// read as throughput.
+    pub ok: usize,
     /// Share answered 2xx; `None` for a second without requests.
     pub success_rate: Option<f64>,
+    /// Of the successful requests; `None` for a second without one.
     pub p99_ms: Option<f64>,
 }
 

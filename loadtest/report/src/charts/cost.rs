@@ -7,7 +7,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::Plot;
 use super::bars::{self, Axes, Bar, Fill, Group};
-use crate::figures::{LevelFigures, Spread};
+use crate::figures::{LevelFigures, ProcessFigures, Spread};
 use crate::theme::{self, Area, DrawResult, LegendEntry, Mark, build_color, build_label};
 use loadtest_results::component::Build;
 use loadtest_results::experiments::scale::{Half, Scale};
@@ -15,6 +15,12 @@ use loadtest_results::experiments::scale::{Half, Scale};
 /// CPU per 1 000 requests and peak RSS, per level and build.
 pub(crate) struct Resources {
     pub builds: Vec<(Build, Vec<LevelFigures>)>,
+}
+
+/// CPU per 1 000 requests and resident memory of each process, at one load level.
+pub(crate) struct ProcessBars {
+    pub users: usize,
+    pub builds: Vec<(Build, Vec<ProcessFigures>)>,
 }
 
 /// Requests per second (and per CPU second) with one replica and with one more.
@@ -45,10 +51,28 @@ impl Plot for Resources {
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> DrawResult<DB> {
         let (strip, plots) = area.split_vertically(56);
         let mut entries = build_legend(self.builds.iter().map(|(build, _)| *build));
-        entries.push(LegendEntry {
-            label: "whiskers: min–max of the repeats".into(),
-            mark: Mark::Line(theme::TEXT, theme::Stroke::Solid),
-        });
+        // Whiskers, and their legend entry, only where there were repeats to draw them from:
+        // one run has no spread, and a legend must not promise what the chart does not show.
+        let repeats = self
+            .builds
+            .iter()
+            .flat_map(|(_, levels)| levels)
+            .flat_map(|level| [&level.cpu_per_1k, &level.peak_rss_mib])
+            .flatten()
+            .map(|spread| spread.samples)
+            .max()
+            .unwrap_or(1);
+        if repeats > 1 {
+            entries.push(LegendEntry {
+                label: format!("whiskers: 95 % CI of the mean of {repeats} repeats (Student t)"),
+                mark: Mark::Line(theme::TEXT, theme::Stroke::Solid),
+            });
+        } else {
+            entries.push(LegendEntry {
+                label: "one run: no spread".into(),
+                mark: Mark::Fill(theme::NEUTRAL, 0.0),
+            });
+        }
         theme::legend(&strip, &entries)?;
         let panels = plots.split_evenly((1, 2));
         let mut users: Vec<usize> = self
@@ -71,7 +95,10 @@ impl Plot for Resources {
                             let spread = pick(level)?;
                             Some(Bar {
                                 value: spread.median,
-                                range: Some((spread.min, spread.max)),
+                                range: spread
+                                    .estimate
+                                    .interval()
+                                    .map(|(low, high)| (low.max(0.0), high)),
                                 color: build_color(*build),
                                 fill: Fill::Solid,
                             })
@@ -96,6 +123,67 @@ impl Plot for Resources {
             &Axes {
                 caption: Some("peak memory (summed RSS of the shop's processes)"),
                 x_desc: "load level",
+                y_desc: "MiB",
+                values: true,
+            },
+        )
+    }
+}
+
+impl Plot for ProcessBars {
+    fn size(&self) -> (u32, u32) {
+        (theme::WIDTH, 1100)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> DrawResult<DB> {
+        let (strip, plots) = area.split_vertically(56);
+        theme::legend(
+            &strip,
+            &build_legend(self.builds.iter().map(|(build, _)| *build)),
+        )?;
+        // One panel above the other: a build of nine processes needs the full width for its
+        // names.
+        let panels = plots.split_evenly((2, 1));
+        let groups = |pick: &dyn Fn(&ProcessFigures) -> f64| -> Vec<Group> {
+            self.builds
+                .iter()
+                .flat_map(|(build, processes)| {
+                    processes.iter().map(move |process| Group {
+                        label: process.process.clone(),
+                        bars: vec![Bar {
+                            value: pick(process),
+                            range: None,
+                            color: build_color(*build),
+                            fill: Fill::Solid,
+                        }],
+                    })
+                })
+                .collect()
+        };
+        let cpu_caption = format!(
+            "CPU per 1 000 requests, per process, at {} users",
+            self.users
+        );
+        bars::grouped_bars(
+            &panels[0],
+            &groups(&|process| process.cpu_per_1k),
+            &Axes {
+                caption: Some(&cpu_caption),
+                x_desc: "process",
+                y_desc: "CPU seconds",
+                values: true,
+            },
+        )?;
+        let memory_caption = format!(
+            "resident memory at the level's end, at {} users",
+            self.users
+        );
+        bars::grouped_bars(
+            &panels[1],
+            &groups(&|process| process.rss_mib),
+            &Axes {
+                caption: Some(&memory_caption),
+                x_desc: "process",
                 y_desc: "MiB",
                 values: true,
             },

@@ -95,7 +95,12 @@ impl Plot for FaultTimeline<'_> {
             .fold(1.0, f64::max);
         let p99_max = windows
             .iter()
-            .flat_map(|(_, _, slices)| slices.iter().map(|slice| slice.p99_us as f64 / 1000.0))
+            .flat_map(|(_, _, slices)| {
+                slices
+                    .iter()
+                    .filter(|slice| slice.ok > 0)
+                    .map(|slice| slice.p99_us as f64 / 1000.0)
+            })
             .fold(1.0, f64::max)
             * 1.1;
 
@@ -136,6 +141,7 @@ impl FaultTimeline<'_> {
         };
         let color = build_color(row.build);
         let x_span = x_range.end - x_range.start;
+        let note_x = x_range.start + x_span * 0.02;
         let mut chart = ChartBuilder::on(panel)
             .caption(caption, theme::panel_style())
             .margin(12)
@@ -148,7 +154,7 @@ impl FaultTimeline<'_> {
         mesh.x_desc("seconds from the injection")
             .y_desc(match measure {
                 Measure::SuccessRate => "requests answered 2xx (%)",
-                Measure::P99 => "p99 latency (ms)",
+                Measure::P99 => "p99 of successes (ms)",
             })
             .x_label_formatter(&|seconds| theme::tick(*seconds, x_span))
             .y_label_formatter(&|value| theme::tick(*value, y_max))
@@ -164,19 +170,49 @@ impl FaultTimeline<'_> {
             6,
             theme::HEAL.stroke_width(3),
         ))?;
+        let mut unanswered = false;
         for (index, journey) in self.journeys.iter().enumerate() {
-            let points: Vec<(f64, f64)> = slices
-                .iter()
-                .filter(|slice| &slice.journey == journey)
-                .filter_map(|slice| {
-                    let x = slice_middle_s(slice, timeline.slice_ms, cell.injected_at_ms);
-                    match measure {
-                        Measure::SuccessRate => success_rate(slice).map(|rate| (x, rate * 100.0)),
-                        Measure::P99 => Some((x, slice.p99_us as f64 / 1000.0)),
+            let journey_slices = slices.iter().filter(|slice| &slice.journey == journey);
+            let x = |slice: &Slice| slice_middle_s(slice, timeline.slice_ms, cell.injected_at_ms);
+            match measure {
+                Measure::SuccessRate => {
+                    let points = journey_slices
+                        .filter_map(|slice| {
+                            success_rate(slice).map(|rate| (x(slice), rate * 100.0))
+                        })
+                        .collect();
+                    theme::draw_line(&mut chart, points, color, journey_stroke(index), false)?;
+                }
+                Measure::P99 => {
+                    // The p99 is of successful requests; a slice without one has no latency,
+                    // so the line breaks there and a cross on the floor says so, instead of
+                    // a dead shop's fast refusals reading as a fast p99.
+                    let mut segment: Vec<(f64, f64)> = Vec::new();
+                    for slice in journey_slices {
+                        if slice.ok > 0 {
+                            segment.push((x(slice), slice.p99_us as f64 / 1000.0));
+                            continue;
+                        }
+                        unanswered = true;
+                        chart.draw_series(std::iter::once(Cross::new(
+                            (x(slice), y_max * 0.02),
+                            7,
+                            theme::FAULT.stroke_width(3),
+                        )))?;
+                        let done = std::mem::take(&mut segment);
+                        theme::draw_line(&mut chart, done, color, journey_stroke(index), false)?;
                     }
-                })
-                .collect();
-            theme::draw_line(&mut chart, points, color, journey_stroke(index), false)?;
+                    theme::draw_line(&mut chart, segment, color, journey_stroke(index), false)?;
+                }
+            }
+        }
+        if unanswered {
+            let style = theme::colored(theme::label_style(), theme::FAULT);
+            chart.draw_series(std::iter::once(Text::new(
+                "crosses on the floor: no successful request in that slice",
+                (note_x, y_max * 0.97),
+                style,
+            )))?;
         }
         Ok(())
     }

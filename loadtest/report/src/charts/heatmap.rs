@@ -122,7 +122,7 @@ impl Plot for BlastRadius<'_> {
         }
         let notes_top = HEADER + rows * row_height + 24;
         for (index, note) in [
-            "Journey columns: the share of the journey's requests answered 2xx during the fault, and their p99.",
+            "Journey columns: share answered 2xx during the fault, p99 of the successes; err = fast errors, t/o = time-outs.",
             "Steps degraded (the blast radius): the share of route templates that did worse than before the fault.",
         ]
         .into_iter()
@@ -172,8 +172,21 @@ impl BlastRadius<'_> {
                 let ok = during.success_rate.map_or("no answer".to_owned(), |rate| {
                     format!("{} ok", percent(rate))
                 });
-                let p99 = format!("p99 {}", ms(during.latency.p99_us as f64 / 1000.0));
-                (fill, vec![ok, p99])
+                // Of successful requests; a window without one has no latency to show (short
+                // words: a cell is narrow).
+                let p99 = during.success_latency().map_or_else(
+                    || "no success: no p99".to_owned(),
+                    |latency| format!("p99 {}", ms(latency.p99_us as f64 / 1000.0)),
+                );
+                let mut lines = vec![ok, p99];
+                // Failures counted apart: fast errors (refused, 5xx) and time-outs.
+                if during.fast_errors + during.timeouts > 0 {
+                    lines.push(format!(
+                        "{} err · {} t/o",
+                        during.fast_errors, during.timeouts
+                    ));
+                }
+                (fill, lines)
             })
             .collect();
         let radius = cell.blast_radius;

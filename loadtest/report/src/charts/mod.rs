@@ -7,6 +7,7 @@ mod cost;
 mod deploys;
 mod faults;
 mod heatmap;
+mod nines;
 mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -14,10 +15,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use plotters::prelude::*;
 
-pub(crate) use cost::{HopTax, Resources, ScaleBars};
+pub(crate) use cost::{HopTax, ProcessBars, Resources, ScaleBars};
 pub(crate) use deploys::{DeployTimeline, DeployTimes};
 pub(crate) use faults::{FaultRow, FaultTimeline};
 pub(crate) use heatmap::BlastRadius;
+pub(crate) use nines::Nines;
 pub(crate) use throughput::{Latency, Run, Throughput};
 
 use super::theme::{self, Area, DrawResult};
@@ -43,29 +45,77 @@ pub(crate) struct Figure {
     pub svg: String,
 }
 
+/// How the charts look: dark for a projector in a dark room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChartTheme {
+    #[default]
+    Light,
+    /// Every color's lightness inverted, its hue and saturation kept: white paper becomes
+    /// near-black, black text near-white, and the monolith stays blue and the microservices
+    /// orange. Done on the finished picture rather than with a second palette, so no chart
+    /// can forget a color.
+    Dark,
+}
+
 /// Writes charts into a folder.
 pub(crate) struct Charts {
     dir: PathBuf,
+    theme: ChartTheme,
+    /// The size of a one-row chart (`shoplab report --size`); `None`: [`theme::WIDTH`] x
+    /// [`theme::HEIGHT`].
+    size: Option<(u32, u32)>,
 }
 
 impl Charts {
     pub fn new(dir: &Path) -> anyhow::Result<Charts> {
+        Charts::styled(dir, None, ChartTheme::Light)
+    }
+
+    /// Charts whose one-row size is `size` (taller charts keep their height in proportion),
+    /// in `theme`.
+    pub fn styled(
+        dir: &Path,
+        size: Option<(u32, u32)>,
+        theme: ChartTheme,
+    ) -> anyhow::Result<Charts> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         theme::register_fonts();
         Ok(Charts {
             dir: dir.to_owned(),
+            theme,
+            size,
         })
+    }
+
+    /// `plot`'s own size, scaled so a one-row chart gets the size asked for.
+    fn size_of(&self, plot: &impl Plot) -> (u32, u32) {
+        let (width, height) = plot.size();
+        match self.size {
+            None => (width, height),
+            Some((asked_width, asked_height)) => (
+                scale(width, asked_width, theme::WIDTH),
+                scale(height, asked_height, theme::HEIGHT),
+            ),
+        }
     }
 
     /// Renders `plot` under `title` as `<stem>.svg` and `<stem>.png`.
     pub fn save(&self, stem: &str, title: &str, plot: &impl Plot) -> anyhow::Result<Figure> {
-        let size = plot.size();
+        let size = self.size_of(plot);
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
             render(&root, title, plot).map_err(|error| anyhow::anyhow!("draw {stem}: {error}"))?;
             root.present()
                 .map_err(|error| anyhow::anyhow!("draw {stem}: {error}"))?;
+        }
+        if self.theme == ChartTheme::Dark {
+            // The browser's equivalent of `invert_lightness` below.
+            svg = svg.replacen(
+                "<svg ",
+                "<svg style=\"filter: invert(1) hue-rotate(180deg)\" ",
+                1,
+            );
         }
         let svg_path = self.dir.join(format!("{stem}.svg"));
         std::fs::write(&svg_path, &svg).with_context(|| format!("write {}", svg_path.display()))?;
@@ -77,6 +127,9 @@ impl Charts {
             root.present()
                 .map_err(|error| anyhow::anyhow!("draw {stem}: {error}"))?;
         }
+        if self.theme == ChartTheme::Dark {
+            invert_lightness(&mut pixels);
+        }
         let png_path = self.dir.join(format!("{stem}.png"));
         write_png(&png_path, size, &pixels)
             .with_context(|| format!("write {}", png_path.display()))?;
@@ -86,6 +139,24 @@ impl Charts {
             svg,
         })
     }
+}
+
+/// Inverts every RGB pixel's HSL lightness and keeps its hue and saturation: in HSL,
+/// `L = (max + min) / 2`, and `c + 1 - (max + min)` moves each channel so that `L` becomes
+/// `1 - L` with the channels' differences (hue, chroma) unchanged.
+fn invert_lightness(pixels: &mut [u8]) {
+    for pixel in pixels.chunks_exact_mut(3) {
+        let max = pixel.iter().copied().max().unwrap_or(0) as i32;
+        let min = pixel.iter().copied().min().unwrap_or(0) as i32;
+        for channel in pixel.iter_mut() {
+            *channel = (*channel as i32 + 255 - max - min).clamp(0, 255) as u8;
+        }
+    }
+}
+
+/// `value` scaled by `asked / default`, rounded.
+fn scale(value: u32, asked: u32, default: u32) -> u32 {
+    (u64::from(value) * u64::from(asked) / u64::from(default).max(1)) as u32
 }
 
 fn render<DB: DrawingBackend>(root: &Area<DB>, title: &str, plot: &impl Plot) -> DrawResult<DB> {
@@ -117,4 +188,24 @@ pub(crate) fn axis_max(values: impl IntoIterator<Item = f64>, floor: f64, headro
         .filter(|value| value.is_finite())
         .fold(floor, f64::max)
         * headroom
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invert_lightness;
+
+    #[test]
+    fn the_dark_theme_inverts_lightness_and_keeps_the_builds_hues() {
+        // White paper, black text, mid grey, pure red, the monolith's blue.
+        let mut pixels = vec![
+            255, 255, 255, 0, 0, 0, 100, 100, 100, 255, 0, 0, 31, 119, 180,
+        ];
+        invert_lightness(&mut pixels);
+        assert_eq!(
+            pixels,
+            vec![
+                0, 0, 0, 255, 255, 255, 155, 155, 155, 255, 0, 0, 75, 163, 224
+            ]
+        );
+    }
 }

@@ -19,8 +19,8 @@ pub(crate) struct Run {
     pub builds: Vec<(Build, Vec<LevelFigures>)>,
 }
 
-/// Requests per second against users: medians as the line, min–max of the repeats as a band
-/// and whiskers.
+/// Successful requests per second against users: medians as the line, the 95 % interval of
+/// the repeats (Student t of the mean) as a band and whiskers; one run draws neither.
 pub(crate) struct Throughput {
     pub runs: Vec<Run>,
     pub repeats: usize,
@@ -45,7 +45,7 @@ impl Plot for Throughput {
         }
         if self.repeats > 1 {
             entries.push(LegendEntry {
-                label: format!("min–max of {} repeats", self.repeats),
+                label: format!("95 % CI of the mean of {} repeats", self.repeats),
                 mark: Mark::Fill(theme::NEUTRAL, 0.25),
             });
         }
@@ -70,7 +70,11 @@ impl Plot for Throughput {
                 .flat_map(|(_, levels)| levels)
         };
         let x_max = axis_max(all().map(|level| level.users as f64), 1.0, 1.08);
-        let y_max = axis_max(all().map(|level| level.requests_per_s.max), 1.0, 1.12);
+        let y_max = axis_max(
+            all().map(|level| interval(level).map_or(level.requests_per_s.max, |(_, high)| high)),
+            1.0,
+            1.12,
+        );
         let mut chart = ChartBuilder::on(&plot)
             .margin(20)
             .margin_right(40)
@@ -80,32 +84,32 @@ impl Plot for Throughput {
         let mut mesh = chart.configure_mesh();
         theme::mesh(&mut mesh);
         mesh.x_desc("concurrent users (closed loop: each waits for its answer)")
-            .y_desc("requests per second")
+            .y_desc("successful requests per second")
             .x_label_formatter(&|users| theme::tick(*users, x_max))
             .y_label_formatter(&|rate| theme::tick(*rate, y_max))
             .draw()?;
         for run in &self.runs {
             for (build, levels) in &run.builds {
                 let color = build_color(*build);
-                let spread = levels
-                    .iter()
-                    .any(|level| level.requests_per_s.max > level.requests_per_s.min);
+                let spread = levels.iter().all(|level| interval(level).is_some());
                 if spread && levels.len() > 1 {
                     let band: Vec<(f64, f64)> = levels
                         .iter()
-                        .map(|level| (level.users as f64, level.requests_per_s.min))
+                        .filter_map(|level| Some((level.users as f64, interval(level)?.0)))
                         .chain(
                             levels
                                 .iter()
                                 .rev()
-                                .map(|level| (level.users as f64, level.requests_per_s.max)),
+                                .filter_map(|level| Some((level.users as f64, interval(level)?.1))),
                         )
                         .collect();
                     chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15))))?;
                 }
                 for level in levels.iter().filter(|_| spread) {
                     let x = level.users as f64;
-                    let (low, high) = (level.requests_per_s.min, level.requests_per_s.max);
+                    let Some((low, high)) = interval(level) else {
+                        continue;
+                    };
                     let cap = x_max / 150.0;
                     for path in [
                         vec![(x, low), (x, high)],
@@ -172,6 +176,17 @@ impl Plot for Latency {
                 1.0,
                 1.08,
             );
+            // A log axis: the corrected tail can be ten times the raw one, and on a linear
+            // axis the raw line would lie flat on the floor. Zero (no success) is left out.
+            let y_min = self
+                .builds
+                .iter()
+                .flat_map(|(_, levels)| levels)
+                .flat_map(|level| [level.raw_ms[percentile], level.corrected_ms[percentile]])
+                .filter(|ms| *ms > 0.0)
+                .fold(f64::INFINITY, f64::min)
+                .min(1.0)
+                * 0.7;
             let y_max = axis_max(
                 self.builds
                     .iter()
@@ -192,22 +207,24 @@ impl Plot for Latency {
                 .margin_right(30)
                 .x_label_area_size(70)
                 .y_label_area_size(100)
-                .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+                .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
             let mut mesh = chart.configure_mesh();
             theme::mesh(&mut mesh);
             mesh.x_desc("concurrent users")
-                .y_desc("latency (ms, median of repeats)")
+                .y_desc("latency of successes (ms, log, median of repeats)")
                 .x_label_formatter(&|users| theme::tick(*users, x_max))
-                .y_label_formatter(&|ms| theme::tick(*ms, y_max))
+                .y_label_formatter(&|ms| log_tick(*ms))
                 .draw()?;
             for (build, levels) in &self.builds {
                 let color = build_color(*build);
                 let raw = levels
                     .iter()
+                    .filter(|level| level.raw_ms[percentile] > 0.0)
                     .map(|level| (level.users as f64, level.raw_ms[percentile]))
                     .collect();
                 let corrected = levels
                     .iter()
+                    .filter(|level| level.corrected_ms[percentile] > 0.0)
                     .map(|level| (level.users as f64, level.corrected_ms[percentile]))
                     .collect();
                 theme::draw_line(&mut chart, raw, color, Stroke::Solid, true)?;
@@ -218,11 +235,39 @@ impl Plot for Latency {
     }
 }
 
+/// A level's 95 % interval of successful requests per second, clipped at zero; `None` for
+/// one run.
+fn interval(level: &LevelFigures) -> Option<(f64, f64)> {
+    level
+        .requests_per_s
+        .estimate
+        .interval()
+        .map(|(low, high)| (low.max(0.0), high))
+}
+
 /// `monolith, run A — median`.
 fn named(build: Build, run: Option<&str>, what: &str) -> String {
     match run {
         Some(run) => format!("{} ({run}) — {what}", build_label(build)),
         None => format!("{} — {what}", build_label(build)),
+    }
+}
+
+/// A log axis's label at 1, 2 and 5 of each decade, none between (plotters puts a tick at
+/// every integer multiple, which crowds the labels).
+pub(crate) fn log_tick(value: f64) -> String {
+    if value <= 0.0 {
+        return String::new();
+    }
+    let decade = 10f64.powf(value.log10().floor());
+    let mantissa = value / decade;
+    if [1.0, 2.0, 5.0]
+        .iter()
+        .any(|wanted| (mantissa - wanted).abs() < 0.01)
+    {
+        short_number(value)
+    } else {
+        String::new()
     }
 }
 

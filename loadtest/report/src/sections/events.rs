@@ -259,7 +259,10 @@ pub(super) fn scale(
             rows.push(vec![
                 Cell::plain(build_label(*build)),
                 Cell::plain(format!("{} × {}", half.replicas, scale.component)),
-                Cell::plain(format!("{:.0} req/s", half.requests_per_s)),
+                Cell::plain(format!(
+                    "{:.0} req/s",
+                    half.requests_per_s * (1.0 - half.error_rate)
+                )),
                 Cell::plain(percent(half.error_rate)),
                 Cell::plain(ms(half.latency.p99_us as f64 / 1000.0)),
                 half.requests_per_sut_cpu_s.map_or_else(

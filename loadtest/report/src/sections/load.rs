@@ -1,6 +1,6 @@
 //! The sections on load: throughput, latency, what serving costs, and the hop tax.
 
-use crate::charts::{Charts, HopTax, Latency, Resources, Run, Throughput};
+use crate::charts::{Charts, HopTax, Latency, Nines, ProcessBars, Resources, Run, Throughput};
 use crate::document::{Block, Cell, Document, Tone};
 use crate::figures::{PERCENTILES, count, ms, percent, throughput as levels};
 use crate::theme::{Stroke, build_label};
@@ -77,7 +77,7 @@ pub(super) fn throughput(
         &[
             "build",
             "users",
-            "throughput",
+            "successful throughput",
             "errors",
             "p50",
             "p95",
@@ -102,6 +102,21 @@ pub(super) fn throughput(
         "Latency percentiles: raw and CO-corrected",
         &plot,
     )?));
+    let nines = Nines {
+        builds: builds.clone(),
+    };
+    if nines.has_data() {
+        document.paragraph(
+            "The whole distribution of successful requests' latency (raw, from the HDR \
+             histogram of each level, median of the repeats at each point): every step to the \
+             right is one more nine, so the tail is as wide as the body.",
+        );
+        document.push(Block::Figure(charts.save(
+            "latency-nines",
+            "Latency distribution of successful requests (nines)",
+            &nines,
+        )?));
+    }
     let mut rows = Vec::new();
     for (build, levels) in &builds {
         for level in levels {
@@ -170,6 +185,40 @@ pub(super) fn throughput(
         &["build", "users", "CPU per 1 000 requests", "peak memory"],
         rows,
     );
+    // Per process at the highest level both builds ran (where the boundary costs most).
+    let top = builds
+        .iter()
+        .filter_map(|(_, levels)| levels.last().map(|level| level.users))
+        .min();
+    let per_process: Vec<_> = builds
+        .iter()
+        .filter_map(|(build, levels)| {
+            let level = levels.iter().find(|level| Some(level.users) == top)?;
+            // The lab's front door is not the shop: the sweep drives each build straight.
+            let processes: Vec<_> = level
+                .processes
+                .iter()
+                .filter(|process| process.process != "front-door")
+                .cloned()
+                .collect();
+            (!processes.is_empty()).then_some((*build, processes))
+        })
+        .collect();
+    if let (Some(users), false) = (top, per_process.is_empty()) {
+        document.paragraph(
+            "The same cost split by process: which service spends the CPU and holds the memory \
+             (CPU per 1 000 of the level's requests; memory resident at the level's end; the \
+             lab's front door, idle here, left out).",
+        );
+        document.push(Block::Figure(charts.save(
+            "resources-per-process",
+            "CPU and memory per process",
+            &ProcessBars {
+                users,
+                builds: per_process,
+            },
+        )?));
+    }
     Ok(())
 }
 

@@ -48,10 +48,7 @@ pub(crate) fn report(
 
 fn summary_section(document: &mut Document, results: &Results) {
     document.section("summary", "Summary");
-    document.paragraph(
-        "Medians of the repeats; in brackets the range from the smallest to the largest repeat. \
-         The ratio is microservices ÷ monolith.",
-    );
+    document.paragraph(repeats_note(results));
     let rows = summary::key_figures(results)
         .iter()
         .map(key_figure_row)
@@ -84,10 +81,12 @@ fn key_figure_row(figure: &KeyFigure) -> Vec<Cell> {
     let value = |spread: &Option<Spread>| spread_cell(spread.as_ref(), figure.unit, figure.absent);
     let ratio = match figure.ratio() {
         None => Cell::toned("—", Tone::Muted),
-        Some((ratio, None)) => Cell::plain(format!("×{ratio:.2}")),
-        Some((ratio, Some((low, high)))) => {
-            Cell::plain(format!("×{ratio:.2} (×{low:.2} – ×{high:.2})"))
-        }
+        Some(ratio) if ratio.estimate.interval().is_none() => Cell::plain(ratio.describe()),
+        Some(ratio) if ratio.distinguishable() => Cell::plain(ratio.describe()),
+        Some(ratio) => Cell::toned(
+            format!("{}, within the noise", ratio.describe()),
+            Tone::Muted,
+        ),
     };
     vec![
         Cell::plain(figure.name.clone()),
@@ -108,21 +107,42 @@ pub(crate) fn spread_cell(spread: Option<&Spread>, unit: &str, absent: &str) -> 
     )
 }
 
-/// `1234 req/s (1200 – 1250)`: the median with its spread when there was one.
+/// `1234 req/s [95 % CI 1200 – 1250, n=3]`: the median with its interval when there were
+/// repeats; a single run states the figure alone (no spread is claimed).
 pub(crate) fn with_spread(spread: &Spread, unit: &str) -> String {
     let median = number(spread.median, unit);
     let unit = match unit {
         "×" => String::new(),
         other => format!(" {other}"),
     };
-    if spread.samples > 1 && spread.max > spread.min {
-        format!(
-            "{median}{unit} ({} – {})",
-            number(spread.min, ""),
-            number(spread.max, "")
-        )
+    match spread.estimate.interval() {
+        Some((low, high)) => format!(
+            "{median}{unit} [{} – {}, n={}]",
+            number(low, ""),
+            number(high, ""),
+            spread.samples
+        ),
+        None => format!("{median}{unit}"),
+    }
+}
+
+/// How the summary's figures were made, by how many repeats the run has.
+fn repeats_note(results: &Results) -> String {
+    let repeats = results.profile.repeats;
+    if repeats <= 1 {
+        "One run: no spread. Each figure is of a single repeat, so no interval is given and no \
+         difference between the builds can be told from the noise; run with --repeat 3 or \
+         more for that. Latency and throughput are of successful requests. The ratio is \
+         microservices ÷ monolith."
+            .to_owned()
     } else {
-        format!("{median}{unit}")
+        format!(
+            "Medians of {repeats} repeats; in brackets the 95 % confidence interval (Student t of \
+             the mean of the repeats: at a handful of repeats an interval for the median cannot \
+             reach 95 %). The ratio is microservices ÷ monolith with its 95 % interval (Welch's t \
+             on the logs of the repeats); a ratio whose interval holds ×1 is marked \
+             \"within the noise\". Latency and throughput are of successful requests."
+        )
     }
 }
 
@@ -143,9 +163,11 @@ fn warnings_section(document: &mut Document, results: &Results) {
     document.section("warnings", "Warnings");
     let warnings = summary::warnings(results);
     if warnings.is_empty() {
-        document.paragraph(
-            "None: the generator kept up, repeats agree, every invariant held and every fault was in force.",
-        );
+        document.paragraph(if results.profile.repeats > 1 {
+            "None: the generator kept up, repeats agree, every invariant held and every fault was in force."
+        } else {
+            "None: the generator kept up, every invariant held and every fault was in force (one run: no spread, so nothing is said of noise)."
+        });
         return;
     }
     document.push(Block::List(

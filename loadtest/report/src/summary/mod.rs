@@ -6,6 +6,7 @@ use crate::figures::{self, LevelFigures, Spread, outcomes, throughput};
 use loadtest_results::Results;
 use loadtest_results::component::Build;
 use loadtest_results::experiments::deploy::{Deploy, Deploys};
+use loadtest_results::stats;
 
 #[cfg(test)]
 mod tests;
@@ -57,16 +58,14 @@ impl Status {
 }
 
 impl KeyFigure {
-    /// micro / monolith of the medians, and its range over the repeats' extremes.
-    pub fn ratio(&self) -> Option<(f64, Option<(f64, f64)>)> {
+    /// micro ÷ monolith of the medians, with its 95 % interval (Welch's t on the repeats'
+    /// logs) where both builds ran more than one repeat.
+    pub fn ratio(&self) -> Option<stats::Ratio> {
         let (monolith, micro) = (self.monolith.as_ref()?, self.micro.as_ref()?);
         if monolith.median.abs() < f64::EPSILON {
             return None;
         }
-        let spread = (monolith.samples > 1 || micro.samples > 1)
-            .then(|| (micro.min / monolith.max, micro.max / monolith.min))
-            .filter(|(low, high)| low.is_finite() && high.is_finite());
-        Some((micro.median / monolith.median, spread))
+        figures::ratio(monolith, micro)
     }
 }
 
@@ -97,7 +96,7 @@ pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
                 });
             };
         add(
-            format!("throughput at {users} users"),
+            format!("successful throughput at {users} users"),
             "req/s",
             &|level| Some(level.requests_per_s.clone()),
             false,
@@ -105,19 +104,19 @@ pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
         add(
             format!("p50 latency at {users} users"),
             "ms",
-            &|level| exact(level.raw_ms[0]),
+            &|level| level.raw[0].clone(),
             true,
         );
         add(
             format!("p99 latency at {users} users"),
             "ms",
-            &|level| exact(level.raw_ms[2]),
+            &|level| level.raw[2].clone(),
             true,
         );
         add(
             format!("p99 CO-corrected at {users} users"),
             "ms",
-            &|level| exact(level.corrected_ms[2]),
+            &|level| level.corrected[2].clone(),
             true,
         );
         add(

@@ -84,9 +84,11 @@ fn level(users: usize, repeat: usize, requests_per_s: f64, generator_limited: bo
         errors: 0,
         error_rate: 0.0,
         raw: latency,
+        nines: Vec::new(),
         corrected: latency,
         sut_cpu_s: Some(5.0),
         sut_peak_rss_mib: Some(40.0),
+        processes: Vec::new(),
         requests_per_sut_cpu_s: Some(requests_per_s * 2.0),
         generator_cpu_s: 9.0,
         generator_cpu_share: if generator_limited { 0.93 } else { 0.4 },
@@ -202,7 +204,8 @@ fn repeats_more_than_ten_percent_apart_are_flagged_as_noisy_and_close_ones_are_n
         .collect();
     assert_eq!(noisy.len(), 1, "{noisy:#?}");
     assert!(
-        noisy[0].contains("the microservices at 8 users varied by 18 %"),
+        noisy[0]
+            .contains("the successful throughput of the microservices at 8 users varied by 18 %"),
         "{}",
         noisy[0]
     );
@@ -223,12 +226,16 @@ fn the_throughput_ratio_carries_the_spread_of_the_repeats() {
     let figures = key_figures(&results);
     let throughput = figures
         .iter()
-        .find(|figure| figure.name == "throughput at 4 users")
+        .find(|figure| figure.name == "successful throughput at 4 users")
         .expect("throughput");
-    let (ratio, spread) = throughput.ratio().expect("a ratio");
-    assert!((ratio - 2.0).abs() < 1e-9);
-    let (low, high) = spread.expect("a spread");
-    assert!((low - 90.0 / 55.0).abs() < 1e-9 && (high - 110.0 / 45.0).abs() < 1e-9);
+    let ratio = throughput.ratio().expect("a ratio");
+    assert!((ratio.estimate.median - 2.0).abs() < 1e-9);
+    // Welch on logs: both sides have the log sd s = (ln 110 - ln 90) / √2 = 0.14190 over two
+    // repeats, so se = √(s²/2 + s²/2) = s, df = 2, t = 4.303: ×2 · e^±0.61059 = ×1.086–×3.683.
+    let (low, high) = ratio.estimate.interval().expect("two repeats each");
+    assert!((low - 1.086).abs() < 0.001, "{low}");
+    assert!((high - 3.683).abs() < 0.001, "{high}");
+    assert!(ratio.distinguishable(), "the interval leaves out ×1");
 }
 
 #[test]
@@ -367,5 +374,93 @@ fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
     assert_eq!(
         verdict(&results, "independent scaling").status,
         Status::Holds
+    );
+}
+
+#[test]
+fn throughput_and_latency_are_of_successes_and_a_level_without_one_has_no_latency() {
+    let half_failed = Level {
+        errors: 5_000,
+        error_rate: 0.5,
+        ..level(8, 1, 1000.0, false)
+    };
+    // A dead build: every request refused fast, its recorded latency of no success is zero.
+    let dead = Level {
+        errors: 10_000,
+        error_rate: 1.0,
+        raw: Percentiles::default(),
+        corrected: Percentiles::default(),
+        ..level(8, 1, 1000.0, false)
+    };
+    let results = results(vec![
+        sweep(Build::Monolith, vec![half_failed]),
+        sweep(Build::Micro, vec![dead]),
+    ]);
+    let monolith = crate::figures::throughput(&results, Build::Monolith);
+    assert_eq!(monolith[0].requests_per_s.median, 500.0);
+    let micro = crate::figures::throughput(&results, Build::Micro);
+    assert_eq!(micro[0].requests_per_s.median, 0.0);
+    assert!(micro[0].raw[2].is_none(), "no success, no p99");
+    let figures = key_figures(&results);
+    let p99 = figures
+        .iter()
+        .find(|figure| figure.name == "p99 latency at 8 users")
+        .expect("p99 row");
+    assert!(p99.micro.is_none() && p99.monolith.is_some());
+}
+
+#[test]
+fn one_run_claims_no_spread_and_no_agreement() {
+    let results = results(vec![
+        sweep(Build::Monolith, vec![level(8, 1, 1000.0, false)]),
+        sweep(Build::Micro, vec![level(8, 1, 400.0, false)]),
+    ]);
+    let figures = key_figures(&results);
+    let throughput = figures
+        .iter()
+        .find(|figure| figure.name == "successful throughput at 8 users")
+        .expect("throughput");
+    let ratio = throughput.ratio().expect("a ratio");
+    assert!(ratio.estimate.interval().is_none());
+    assert!(!ratio.distinguishable());
+    assert_eq!(ratio.describe(), "×0.40 (one run: no interval)");
+    let cell = crate::sections::with_spread(throughput.monolith.as_ref().expect("one"), "req/s");
+    assert_eq!(cell, "1000 req/s");
+    let hop = verdicts(&results)
+        .into_iter()
+        .find(|verdict| verdict.claim == "the cost of each hop")
+        .expect("hop verdict");
+    assert!(
+        hop.evidence.contains("one run: no spread"),
+        "{}",
+        hop.evidence
+    );
+    assert!(
+        warnings(&results)
+            .iter()
+            .all(|warning| !warning.starts_with("Noisy"))
+    );
+}
+
+#[test]
+fn a_level_with_failures_is_warned_about_and_a_clean_one_is_not() {
+    let failing = Level {
+        errors: 300,
+        error_rate: 0.03,
+        ..level(16, 1, 1000.0, false)
+    };
+    let results = results(vec![
+        sweep(Build::Monolith, vec![level(16, 1, 1000.0, false)]),
+        sweep(Build::Micro, vec![failing]),
+    ]);
+    let failed: Vec<String> = warnings(&results)
+        .into_iter()
+        .filter(|warning| warning.contains("of its requests"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(
+        failed[0].starts_with("The microservices at 16 users failed 3 %"),
+        "{}",
+        failed[0]
     );
 }

@@ -46,13 +46,13 @@ pub fn summary(results: &Results) -> String {
             Findings::Throughput { levels } => {
                 let _ = writeln!(
                     text,
-                    "\nthroughput — {build} (closed loop; latency raw / CO-corrected)"
+                    "\nthroughput — {build} (closed loop; successful requests only; latency raw / CO-corrected)"
                 );
                 let _ = writeln!(
                     text,
                     "  {:>5} {:>9} {:>7} {:>9} {:>9} {:>11} {:>9} {:>8} {:>10}",
                     "users",
-                    "req/s",
+                    "ok req/s",
                     "errors",
                     "p50 ms",
                     "p99 ms",
@@ -66,7 +66,7 @@ pub fn summary(results: &Results) -> String {
                         text,
                         "  {:>5} {:>9.0} {:>6.2}% {:>9.2} {:>9.2} {:>11.2} {:>8}s {:>8} {:>9.0}%{}",
                         level.users,
-                        level.requests_per_s,
+                        crate::figures::successes_per_s(level),
                         level.error_rate * 100.0,
                         level.raw.p50_us as f64 / 1000.0,
                         level.raw.p99_us as f64 / 1000.0,
@@ -91,9 +91,9 @@ pub fn summary(results: &Results) -> String {
                 for half in [&scale.before, &scale.after] {
                     let _ = writeln!(
                         text,
-                        "  {} replica(s): {:>7.0} req/s, p99 {:>7.2} ms, {:>6} CPU s, {:>6} req per CPU s",
+                        "  {} replica(s): {:>7.0} successful req/s, p99 {:>7.2} ms, {:>6} CPU s, {:>6} req per CPU s",
                         half.replicas,
-                        half.requests_per_s,
+                        half.requests_per_s * (1.0 - half.error_rate),
                         half.latency.p99_us as f64 / 1000.0,
                         measured(half.sut_cpu_s, 1),
                         measured(half.requests_per_sut_cpu_s, 0)

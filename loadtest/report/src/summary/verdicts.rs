@@ -288,6 +288,18 @@ fn hop_cost(results: &Results) -> Verdict {
         return not_tested(claim, "the throughput sweep did not run on both builds");
     };
     let rate = micro.requests_per_s.median / monolith.requests_per_s.median.max(f64::EPSILON);
+    // Whether the throughput ratio stands out of the noise of the repeats (one run: unknown).
+    let rate_ratio = figures::ratio(&monolith.requests_per_s, &micro.requests_per_s);
+    let (rate_text, rate_verdict) = rate_ratio.as_ref().map_or_else(
+        || (format!("×{rate:.2}"), String::new()),
+        |ratio| match ratio.estimate.interval() {
+            Some(_) => (ratio.describe(), format!(" ({})", ratio.verdict())),
+            None => (format!("×{rate:.2}"), format!(" ({})", ratio.verdict())),
+        },
+    );
+    let noise = rate_ratio
+        .as_ref()
+        .is_some_and(|ratio| ratio.estimate.interval().is_some() && !ratio.distinguishable());
     // A target that reads no CPU (Kubernetes) leaves the cost out rather than guessing it.
     let cpu = match (&micro.cpu_per_1k, &monolith.cpu_per_1k) {
         (Some(micro), Some(monolith)) => Some(micro.median / monolith.median.max(f64::EPSILON)),
@@ -299,7 +311,7 @@ fn hop_cost(results: &Results) -> Verdict {
         |cpu| format!("with ×{cpu:.2} its CPU per request"),
     );
     let mut evidence = format!(
-        "at {} users the microservices served ×{rate:.2} the monolith's requests per second {cost} and ×{latency:.2} its median latency",
+        "at {} users the microservices served {rate_text} the monolith's successful requests per second{rate_verdict} {cost} and ×{latency:.2} its median latency",
         monolith.users
     );
     match &results.calibration {
@@ -314,7 +326,10 @@ fn hop_cost(results: &Results) -> Verdict {
         }
         None => evidence.push_str("; the hop itself was not measured in this run"),
     }
-    let status = if cpu.is_some_and(|cpu| cpu > 1.05) || rate < 0.95 {
+    let status = if noise && !cpu.is_some_and(|cpu| cpu > 1.05) {
+        evidence.push_str(" — the throughputs cannot be told apart at these repeats");
+        Status::Mixed
+    } else if cpu.is_some_and(|cpu| cpu > 1.05) || rate < 0.95 {
         evidence.push_str(" — here the monolith wins");
         Status::Holds
     } else if cpu.is_some_and(|cpu| cpu < 0.95) && rate > 1.05 {

@@ -7,9 +7,8 @@ use crate::theme::build_label;
 use loadtest_results::Results;
 use loadtest_results::component::Build;
 use loadtest_results::experiments::Findings;
+use loadtest_results::stats;
 
-/// Repeats of one level further apart than this (max - min, over the median) are noisy.
-pub(crate) const NOISY: f64 = 0.10;
 /// A build that reached this share of the null endpoint's rate may be measuring the
 /// generator.
 const NEAR_CEILING: f64 = 0.7;
@@ -20,6 +19,7 @@ pub(crate) fn warnings(results: &Results) -> Vec<String> {
     invariants(results, &mut warnings);
     generator(results, &mut warnings);
     noise(results, &mut warnings);
+    failures(results, &mut warnings);
     faults(results, &mut warnings);
     deploys(results, &mut warnings);
     if results.calibration.is_none() {
@@ -85,20 +85,52 @@ fn generator(results: &Results, warnings: &mut Vec<String>) {
     }
 }
 
+/// Repeats that disagree by more than [`stats::DISAGREE`] (max - min over the median) in
+/// throughput or p99; one run has no repeats to disagree and is never flagged.
 fn noise(results: &Results, warnings: &mut Vec<String>) {
     for build in Build::BOTH {
         for level in throughput(results, build) {
-            let rate = &level.requests_per_s;
-            if rate.samples > 1 && rate.relative_range() > NOISY {
+            let figures = [
+                (
+                    "successful throughput",
+                    Some(&level.requests_per_s),
+                    "req/s",
+                ),
+                ("p99", level.raw[2].as_ref(), "ms"),
+            ];
+            for (name, spread, unit) in figures {
+                let Some(spread) = spread.filter(|spread| spread.disagrees()) else {
+                    continue;
+                };
                 warnings.push(format!(
-                    "Noisy: the {} at {} users varied by {} between its {} repeats ({:.0} to \
-                     {:.0} req/s); compare medians with care.",
+                    "Noisy: the {name} of the {} at {} users varied by {} between its {} repeats \
+                     ({:.1} to {:.1} {unit}; flagged past {}); compare medians with care.",
                     build_label(build),
                     level.users,
-                    percent(rate.relative_range()),
-                    rate.samples,
-                    rate.min,
-                    rate.max
+                    percent(spread.relative_range()),
+                    spread.samples,
+                    spread.min,
+                    spread.max,
+                    percent(stats::DISAGREE)
+                ));
+            }
+        }
+    }
+}
+
+/// Levels where requests failed: their figures are of the successes alone, and the
+/// CO-corrected percentiles (Goose's, over every request) mix in the failures.
+fn failures(results: &Results, warnings: &mut Vec<String>) {
+    for build in Build::BOTH {
+        for level in throughput(results, build) {
+            if level.error_rate > 0.01 {
+                warnings.push(format!(
+                    "The {} at {} users failed {} of its requests: its throughput and raw \
+                     latency are of the successful ones; the CO-corrected percentiles are \
+                     Goose's over every request and include the failures.",
+                    build_label(build),
+                    level.users,
+                    percent(level.error_rate)
                 ));
             }
         }

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Timeline;
-use crate::latency::Percentiles;
+use crate::latency::{Percentiles, Quantile};
+use crate::resources::ProcessUsage;
 
 /// A generator busier than this (share of the cores it may use) may have limited the level.
 pub const GENERATOR_LIMIT: f64 = 0.8;
@@ -16,13 +17,22 @@ pub struct Level {
     pub requests_per_s: f64,
     pub errors: usize,
     pub error_rate: f64,
+    /// Of the successful requests only.
     pub raw: Percentiles,
+    /// The successful requests' latency distribution (raw) at each nine, for the "nines"
+    /// plot; empty in results written before it was recorded.
+    #[serde(default)]
+    pub nines: Vec<Quantile>,
     /// After Goose's coordinated-omission back-fill (`average` cadence).
     pub corrected: Percentiles,
     /// CPU seconds of the system under test; `None` where the target has nothing to read
     /// them by (no probes: the Kubernetes target), never a zero standing in for "unknown".
     pub sut_cpu_s: Option<f64>,
     pub sut_peak_rss_mib: Option<f64>,
+    /// CPU and memory per process of the system under test (the sums above, split); empty
+    /// where the target has no probes, and in results recorded before it was.
+    #[serde(default)]
+    pub processes: Vec<ProcessUsage>,
     /// Requests per CPU second of the system under test.
     pub requests_per_sut_cpu_s: Option<f64>,
     pub generator_cpu_s: f64,
