@@ -1,14 +1,16 @@
 //! `shoplab load`: the journeys against any running deployment — one of ours, or a user's
 //! own cluster — with the same records and summary the experiments use.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
 use super::journeys::{Recorder, Shopfront};
 use super::load::{self, LoadPlan};
+use super::open_loop::{self, command::ArrivalArgs};
 use loadtest_results::analysis::{names, stats};
+use loadtest_results::history::RequestRecord;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct LoadArgs {
@@ -18,7 +20,8 @@ pub struct LoadArgs {
     /// Concurrent users (closed loop: each waits for its answer).
     #[arg(long, default_value_t = 8)]
     pub users: usize,
-    /// A ceiling on requests per second over all users (not a target: Goose is closed-loop).
+    /// A ceiling on requests per second over all users: Goose is closed-loop, so this caps
+    /// the rate and is not a target (for a target rate use --arrival-rate).
     #[arg(long)]
     pub rate: Option<usize>,
     /// How long, in seconds.
@@ -41,6 +44,8 @@ pub struct LoadArgs {
     /// Also write every request as JSON lines here (what `shoplab check --history` reads).
     #[arg(long)]
     pub history: Option<PathBuf>,
+    #[command(flatten)]
+    pub arrival: ArrivalArgs,
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
@@ -58,6 +63,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         browse_weight: args.browse,
         buy_weight: args.buy,
     };
+    let request_timeout = Duration::from_secs(5);
+    if let Some(plan) = args
+        .arrival
+        .plan(&plan.base_url, plan.duration, request_timeout, args.seed)
+    {
+        let run = open_loop::command::run(&plan, &shop).await?;
+        return write_history(args.history.as_deref(), &run.records);
+    }
     let recorder = Recorder::new(Instant::now());
     let run = load::run(&plan, &shop, &recorder).await?;
     let all = stats(&run.records);
@@ -85,8 +98,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             step.latency.p99_us as f64 / 1000.0
         );
     }
-    if let Some(path) = args.history {
-        loadtest_results::history::write_jsonl(&path, &run.records)
+    write_history(args.history.as_deref(), &run.records)
+}
+
+fn write_history(path: Option<&Path>, records: &[RequestRecord]) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        loadtest_results::history::write_jsonl(path, records)
             .with_context(|| format!("write {}", path.display()))?;
     }
     Ok(())

@@ -33,7 +33,7 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
     for outcome in &results.experiments {
         let build = outcome.build.as_str();
         match &outcome.findings {
-            Findings::Throughput { levels } => {
+            Findings::Throughput { levels, .. } => {
                 for level in levels {
                     writeln!(
                         throughput,

@@ -11,6 +11,7 @@ mod kubernetes; // deploy/kubernetes held to docker-compose.yml, and the kuberne
 mod lab; // the lab's commands end to end: compare's results folder, load then check, bad flags
 mod limits; // per-process cgroup limits: confined from the start, OOM-killed past memory, restarts confined
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
+mod open_loop; // open-loop load against a real monolith: arrivals counted, drops at the cap, latency from due time
 mod orchestration; // kill, restart, pause and in-process faults on both builds through the lab's Target
 mod report; // the report and diff rendered from a committed results.json: charts, pages, commands, bad input
 mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback

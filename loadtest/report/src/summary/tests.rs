@@ -96,7 +96,13 @@ fn level(users: usize, repeat: usize, requests_per_s: f64, generator_limited: bo
 }
 
 fn sweep(build: Build, levels: Vec<Level>) -> Outcome {
-    outcome(build, Findings::Throughput { levels })
+    outcome(
+        build,
+        Findings::Throughput {
+            levels,
+            capacity: None,
+        },
+    )
 }
 
 fn verdict(results: &Results, claim: &str) -> Verdict {
