@@ -129,12 +129,12 @@ impl Profile {
             fault_during: Duration::from_millis(1250),
             fault_after: Duration::from_millis(1250),
             calibration: Duration::from_secs(2),
-            // 100, 160, 256, 410, 655, 1049, 1678 journeys/s, 2 s each, stopping at the
-            // first miss: past the debug build's monolith on 2 cores within 14 s.
+            // 20, 36, 65, 117, 210, 378, 680, 1224 journeys/s, 2 s each, stopping at the
+            // first miss: coarse, to stay within the quick profile's two minutes.
             capacity: Some(CapacityPlan {
-                start_per_s: 100.0,
-                factor: 1.6,
-                max_steps: 7,
+                start_per_s: 20.0,
+                factor: 1.8,
+                max_steps: 8,
                 step_duration: Duration::from_secs(2),
                 arrivals: Arrivals::Poisson,
                 max_in_flight: 256,
