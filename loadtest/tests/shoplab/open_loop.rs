@@ -102,7 +102,7 @@ async fn an_arrival_that_starts_late_counts_its_wait_in_its_latency() {
         .expect("the machine has been up longer than half a second");
     let plan = plan(target.url(), 10.0, 1, 64);
     let recorder = Recorder::new(start);
-    let run = open_loop::run_from(&plan, &shop(), &recorder, start)
+    let run = open_loop::run_from(&plan, &shop(), &recorder, start, &Default::default())
         .await
         .expect("the open-loop run");
     assert_eq!(run.due, 10);

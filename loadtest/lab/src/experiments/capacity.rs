@@ -56,6 +56,8 @@ async fn ramp(
 ) -> anyhow::Result<Ramp> {
     let mut steps = Vec::new();
     let mut sustained_per_s = None;
+    // Users log in once per ramp, at the first steps' low rates, as Goose users do once.
+    let sessions = open_loop::Sessions::default();
     let mut stopped = format!(
         "ran out of steps: the capacity is at least the last step's rate ({} steps)",
         plan.max_steps
@@ -76,7 +78,14 @@ async fn ramp(
             only: None,
         };
         let recorder = experiment.recorder(Instant::now());
-        let run = open_loop::run(&open, &experiment.shop, &recorder).await?;
+        let run = open_loop::run_from(
+            &open,
+            &experiment.shop,
+            &recorder,
+            Instant::now(),
+            &sessions,
+        )
+        .await?;
         let step = judge(plan, rate, &run, experiment.generator_cores);
         experiment.history.extend(run.records);
         let met = step.met;

@@ -69,16 +69,40 @@ pub struct OpenLoopRun {
     pub generator_cpu_s: f64,
 }
 
-/// Runs `plan` from now, recording into `recorder`.
+/// The seeded users who have logged in, by index, with their tokens. A buy arrival of a
+/// user found here goes on with its token, as a Goose buy user logs in once and then loops:
+/// a login per arrival would measure the password hash (deliberately slow), not the shop.
+/// Shared across the runs of one ramp, so every step does not log everyone in again.
+#[derive(Clone, Debug, Default)]
+pub struct Sessions(Arc<Mutex<HashMap<usize, Session>>>);
+
+impl Sessions {
+    fn get(&self, user: usize) -> Option<Session> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&user)
+            .cloned()
+    }
+
+    fn keep(&self, user: usize, session: Session) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(user, session);
+    }
+}
+
+/// Runs `plan` from now, recording into `recorder`, with no one logged in yet.
 pub async fn run(
     plan: &OpenLoopPlan,
     shop: &Shopfront,
     recorder: &Arc<Recorder>,
 ) -> anyhow::Result<OpenLoopRun> {
-    run_from(plan, shop, recorder, Instant::now()).await
+    run_from(plan, shop, recorder, Instant::now(), &Sessions::default()).await
 }
 
-/// Runs `plan` with the schedule counted from `start`. A `start` in the past makes the
+/// Runs `plan` with the schedule counted from `start`, the logged-in users in `sessions`. A `start` in the past makes the
 /// arrivals due before now late from the first moment — what a stalled generator would
 /// be — and their wait shows in their latency (the tests use this).
 pub async fn run_from(
@@ -86,6 +110,7 @@ pub async fn run_from(
     shop: &Shopfront,
     recorder: &Arc<Recorder>,
     start: Instant,
+    sessions: &Sessions,
 ) -> anyhow::Result<OpenLoopRun> {
     anyhow::ensure!(
         plan.max_in_flight >= 1,
@@ -124,8 +149,6 @@ pub async fn run_from(
     let in_flight = Arc::new(tokio::sync::Semaphore::new(plan.max_in_flight));
     let mut tasks = tokio::task::JoinSet::new();
     let mut dropped = 0;
-    // The logged-in seeded users, by index: see below.
-    let sessions: Arc<Mutex<HashMap<usize, Session>>> = Arc::default();
     let cpu_before = own_cpu_seconds();
     for (index, offset) in times.iter().enumerate() {
         let due = start + *offset;
@@ -137,11 +160,7 @@ pub async fn run_from(
             continue;
         };
         let user = index % shop.users.max(1) as usize;
-        let session = sessions
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .get(&user)
-            .cloned();
+        let session = sessions.get(user);
         let mut steps: &'static [Step] = match plan.only {
             Some(Step::List) => &[Step::List],
             Some(Step::Search) => &[Step::Search],
@@ -159,9 +178,7 @@ pub async fn run_from(
                 chosen.steps()
             }
         };
-        // A seeded user who has logged in before goes on with its token, as a Goose buy
-        // user logs in once and then loops: a login per arrival would measure the
-        // password hash, not the shop.
+        // A seeded user who has logged in before goes on with its token (`Sessions`).
         if steps.first() == Some(&Step::LogIn) && session.is_some() {
             steps = &steps[1..];
         }
@@ -181,10 +198,7 @@ pub async fn run_from(
                 let Ok(()) = step.run(&mut client, &shop).await;
             }
             if client.session.token.is_some() {
-                sessions
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner())
-                    .insert(user, client.session);
+                sessions.keep(user, client.session);
             }
         });
     }
