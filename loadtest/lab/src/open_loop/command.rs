@@ -30,7 +30,7 @@ pub struct ArrivalArgs {
     pub max_in_flight: u64,
     /// Each arrival runs this one browse step instead of a weighted journey (to compare
     /// with a single-URL tool such as oha).
-    #[arg(long, requires = "arrival_rate", value_parser = browse_step)]
+    #[arg(long, value_name = "list|search|product-page", requires = "arrival_rate", value_parser = browse_step)]
     pub only: Option<Step>,
 }
 
