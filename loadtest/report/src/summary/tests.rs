@@ -443,3 +443,23 @@ fn capacity_is_the_first_key_figure_the_successes_of_the_last_step_within_the_sl
         "a ramp that never met the SLO has no capacity"
     );
 }
+
+#[test]
+fn a_capacity_ramp_that_never_missed_or_missed_at_once_is_a_warning() {
+    let results = results(vec![ramp(Build::Monolith, 3, 3), ramp(Build::Micro, 0, 1)]);
+    let warnings = warnings(&results);
+    assert!(
+        warnings
+            .iter()
+            .any(|warning| warning.contains("ramp of the monolith")
+                && warning.contains("at least 40")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|warning| warning.contains("ramp of the microservices")
+                && warning.contains("first step")),
+        "{warnings:?}"
+    );
+}
