@@ -1,7 +1,10 @@
 //! The lab's experiments: drive a build with the same load while deploying and breaking
 //! parts of it, on any platform, and check that nothing was lost.
 //!
-//! - [`journeys`] — the Goose scenarios and the per-request records;
+//! - [`journeys`] — browse and buy, written once over a client, as Goose scenarios (closed
+//!   loop), and the per-request records;
+//! - [`open_loop`] — journeys arriving at a target rate (Goose has none), latency from due
+//!   time, drops counted;
 //! - [`load`] — one attack and what it cost the generator; [`load_command`] is `shoplab load`,
 //!   [`preflight`] what it checks before its first request;
 //! - [`calibration`] — the generator against a null endpoint, and the hop ladder;
@@ -16,4 +19,5 @@ pub mod experiments;
 pub mod journeys;
 pub mod load;
 pub mod load_command;
+pub mod open_loop;
 pub mod preflight;

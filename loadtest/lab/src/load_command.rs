@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::journeys::{Recorder, Shopfront};
 use super::load::{self, LoadPlan};
+use super::open_loop::{self, command::ArrivalArgs};
 use loadtest_results::analysis::{names, stats};
 use loadtest_results::gates::{Gate, Measured, Verdict};
 use loadtest_results::history::{Outcome, RequestRecord};
@@ -39,6 +40,8 @@ pub struct LoadArgs {
     pub gates: GateArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub arrival: ArrivalArgs,
 }
 
 /// Goose's closed loop: a number of users, each waiting for its answer.
@@ -137,11 +140,38 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
         browse_weight: args.journeys.browse,
         buy_weight: args.journeys.buy,
     };
-    let recorder = Recorder::new(Instant::now());
-    let progress = progress(args.duration, &recorder);
-    let run = load::run(&plan, &shop, &recorder).await;
-    progress.abort();
-    let run = run?;
+    let open_loop = args.arrival.plan(
+        &plan.base_url,
+        plan.duration,
+        plan.request_timeout,
+        args.journeys.seed,
+    );
+    let run = match open_loop {
+        Some(open_loop) => {
+            let run = open_loop::command::run(&open_loop, &shop).await?;
+            // Open-loop latency already runs from each request's due time: nothing to
+            // back-fill, so the corrected figure is the measured one.
+            let corrected = loadtest_results::analysis::stats(
+                run.records
+                    .iter()
+                    .filter(|record| record.outcome == Outcome::Ok),
+            )
+            .latency;
+            load::LoadRun {
+                records: run.records,
+                corrected,
+                generator_cpu_s: run.generator_cpu_s,
+                wall_s: run.window_s,
+            }
+        }
+        None => {
+            let recorder = Recorder::new(Instant::now());
+            let progress = progress(args.duration, &recorder);
+            let run = load::run(&plan, &shop, &recorder).await;
+            progress.abort();
+            run?
+        }
+    };
 
     let mut gates: Vec<&Gate> = args.gates.fail_if.iter().collect();
     gates.push(&args.gates.max_error_rate);

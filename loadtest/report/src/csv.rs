@@ -288,6 +288,7 @@ mod tests {
                 maybe_applied: 0,
                 p50_us: 1200,
                 p99_us: 4800,
+                timed_out: 0,
             }],
         };
         let dir = tempfile::tempdir().expect("temp dir");

@@ -53,15 +53,17 @@ pub fn differences(run_a: &Results, run_b: &Results) -> Vec<String> {
     .collect()
 }
 
-/// Whether the change between two figures is larger than their spread: the one place a
-/// better test goes (a confidence interval of each, or of the difference, replaces the
-/// ranges here). `None` when a side has a single run, so there is no spread to judge by.
+/// Whether the change between two figures is larger than the noise of their repeats: the 95 %
+/// interval of the ratio B ÷ A (Welch on the logs, `loadtest_results::stats`) excludes ×1.
+/// `None` when a side has a single run, so there is no spread to judge by.
 fn distinguishable(before: &Spread, after: &Spread) -> Option<bool> {
     if before.samples < 2 || after.samples < 2 {
         return None;
     }
-    // The ranges (min–max over the repeats) do not overlap.
-    Some(before.max < after.min || after.max < before.min)
+    Some(loadtest_results::stats::distinguishable(
+        &after.values,
+        &before.values,
+    ))
 }
 
 /// Writes `diff.html`, `diff.md` and `charts/` comparing `run_a` (before) with `run_b`.
@@ -130,7 +132,8 @@ fn document(run_a: &Results, run_b: &Results, charts: &Charts) -> anyhow::Result
     document.section("changes", "Changes in the key figures");
     document.paragraph(format!(
         "B against A, per build. Better or worse only when the change is over {} of A's value \
-         and the ranges of the two runs' repeats do not overlap; with one run a side there is \
+         and the 95 % interval of B ÷ A over the repeats (Welch's t on the logs) leaves out ×1; \
+         with one run a side there is \
          no spread to tell a change from noise, so no verdict.",
         percent(SAME)
     ));
@@ -253,9 +256,9 @@ fn change_row(
                 (false, true, None, _) => {
                     Cell::plain(format!("{text}; one side has one run: no verdict"))
                 }
-                (false, true, Some(false), _) => {
-                    Cell::plain(format!("{text}; the repeats' ranges overlap: no verdict"))
-                }
+                (false, true, Some(false), _) => Cell::plain(format!(
+                    "{text}; within the noise of the repeats: no verdict"
+                )),
                 (false, true, Some(true), true) => {
                     Cell::toned(format!("{text}, better"), Tone::Good)
                 }
@@ -280,18 +283,11 @@ mod tests {
     use super::*;
 
     fn spread(values: &[f64]) -> Spread {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        Spread {
-            median: sorted[sorted.len() / 2],
-            min: sorted[0],
-            max: sorted[sorted.len() - 1],
-            samples: sorted.len(),
-        }
+        Spread::of(values.iter().copied()).expect("values")
     }
 
     #[test]
-    fn a_change_is_told_from_noise_only_when_the_repeats_ranges_do_not_overlap() {
+    fn a_change_is_told_from_noise_only_when_the_ratios_interval_excludes_one() {
         assert_eq!(distinguishable(&spread(&[100.0]), &spread(&[40.0])), None);
         assert_eq!(
             distinguishable(&spread(&[100.0, 101.0]), &spread(&[40.0])),
@@ -300,7 +296,7 @@ mod tests {
         assert_eq!(
             distinguishable(&spread(&[98.0, 100.0, 103.0]), &spread(&[60.0, 99.0, 61.0])),
             Some(false),
-            "the ranges overlap at 98-99"
+            "one repeat of B equals A's: the ratio's interval holds ×1"
         );
         assert_eq!(
             distinguishable(&spread(&[98.0, 100.0, 103.0]), &spread(&[60.0, 62.0, 61.0])),

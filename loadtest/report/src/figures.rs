@@ -11,6 +11,7 @@ use domain::Context;
 use loadtest_results::Results;
 use loadtest_results::analysis::{Slice, Timeline};
 use loadtest_results::component::Build;
+use loadtest_results::experiments::capacity::Capacity;
 use loadtest_results::experiments::deploy::Deploys;
 use loadtest_results::experiments::faults::Cell;
 use loadtest_results::experiments::scale::Scale;
@@ -145,10 +146,18 @@ pub(crate) fn outcomes(results: &Results, build: Build) -> impl Iterator<Item = 
         .filter(move |outcome| outcome.build == build)
 }
 
+/// The build's capacity search, where the throughput experiment ran one.
+pub(crate) fn capacity(results: &Results, build: Build) -> Option<&Capacity> {
+    outcomes(results, build).find_map(|outcome| match &outcome.findings {
+        Findings::Throughput { capacity, .. } => capacity.as_ref(),
+        _ => None,
+    })
+}
+
 pub(crate) fn levels(results: &Results, build: Build) -> Vec<&Level> {
     outcomes(results, build)
         .flat_map(|outcome| match &outcome.findings {
-            Findings::Throughput { levels } => levels.iter().collect(),
+            Findings::Throughput { levels, .. } => levels.iter().collect(),
             _ => Vec::new(),
         })
         .collect()

@@ -6,6 +6,8 @@ use std::time::Duration;
 use domain::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::experiments::capacity::{Arrivals, CapacityPlan, Slo};
+
 /// A fault the faults experiment injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +104,10 @@ pub struct Profile {
     /// How long the generator drives the null endpoint (see `calibration`).
     #[serde(with = "millis")]
     pub calibration: Duration,
+    /// The capacity search's open-loop ramp (see `experiments::capacity`); `None` runs the
+    /// closed-loop levels alone (and is what results from before the search read as).
+    #[serde(default)]
+    pub capacity: Option<CapacityPlan>,
 }
 
 impl Profile {
@@ -109,7 +115,7 @@ impl Profile {
         Profile {
             name: "quick".into(),
             levels: vec![4, 16],
-            level_duration: Duration::from_secs(10),
+            level_duration: Duration::from_secs(5),
             repeats: 1,
             scale_duration: Duration::from_secs(3),
             steady_users: 8,
@@ -123,6 +129,17 @@ impl Profile {
             fault_during: Duration::from_millis(1250),
             fault_after: Duration::from_millis(1250),
             calibration: Duration::from_secs(2),
+            // 20, 36, 65, 117, 210, 378, 680, 1224 journeys/s, 2 s each, stopping at the
+            // first miss: coarse, to stay within the quick profile's two minutes.
+            capacity: Some(CapacityPlan {
+                start_per_s: 20.0,
+                factor: 1.8,
+                max_steps: 8,
+                step_duration: Duration::from_secs(2),
+                arrivals: Arrivals::Poisson,
+                max_in_flight: 256,
+                slo: Slo::default(),
+            }),
         }
     }
 
@@ -162,12 +179,23 @@ impl Profile {
             fault_during: Duration::from_secs(5),
             fault_after: Duration::from_secs(5),
             calibration: Duration::from_secs(10),
+            // Finer steps and longer ones than quick: 100 × 1.25^k up to about 1.8k
+            // journeys/s, 5 s each; at most 14 × 5 s × 3 repeats × 2 builds = 7 minutes.
+            capacity: Some(CapacityPlan {
+                start_per_s: 100.0,
+                factor: 1.25,
+                max_steps: 14,
+                step_duration: Duration::from_secs(5),
+                arrivals: Arrivals::Poisson,
+                max_in_flight: 512,
+                slo: Slo::default(),
+            }),
         }
     }
 }
 
 /// Durations as whole milliseconds in the results.
-mod millis {
+pub(crate) mod millis {
     use std::time::Duration;
 
     pub fn serialize<S: serde::Serializer>(

@@ -10,6 +10,7 @@ mod faults;
 mod kubernetes; // deploy/kubernetes held to docker-compose.yml, and the kubernetes target through a fake kubectl
 mod lab; // the lab's commands end to end: compare's results folder, load then check, bad flags
 mod limits; // per-process cgroup limits: confined from the start, OOM-killed past memory, restarts confined
+mod open_loop; // open-loop load against a real monolith: arrivals counted, drops at the cap, latency from due time
 mod orchestration; // kill, restart, pause and in-process faults on both builds through the lab's Target
 mod report; // the report and diff rendered from a committed results.json: charts, pages, commands, bad input
 mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback

@@ -2,6 +2,7 @@
 //! after each: heal, wait for quiescence, run the invariant checker over the audit snapshot
 //! and the experiment's request history.
 
+pub mod capacity;
 pub mod deploy;
 pub mod faults;
 pub mod scale;
@@ -62,7 +63,8 @@ pub async fn run(
     let started = Instant::now();
     let findings = match kind {
         Kind::Throughput => Findings::Throughput {
-            levels: throughput::run(&mut experiment).await?,
+            levels: throughput::levels(&mut experiment).await?,
+            capacity: capacity::run(&mut experiment).await?,
         },
         Kind::Deploy => Findings::Deploy(deploy::run(&mut experiment).await?),
         Kind::Faults => {

@@ -1,7 +1,8 @@
-//! Throughput: the same load levels against one build; per level req/s, raw and
+//! Throughput: the same closed-loop load levels against one build; per level req/s, raw and
 //! coordinated-omission-corrected latency, errors, what the system under test used (CPU
 //! seconds, peak RSS) and what the generator itself used — so a level the generator could
-//! not drive is flagged instead of being read as the shop's limit.
+//! not drive is flagged instead of being read as the shop's limit. Then, when the profile
+//! has a capacity plan, the capacity search at the SLO from open-loop load (`capacity`).
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use loadtest_results::experiments::throughput::{GENERATOR_LIMIT, Level};
 use loadtest_results::latency::nines;
 use loadtest_results::resources::ProcessUsage;
 
-pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level>> {
+pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level>> {
     let mut levels = Vec::new();
     let profile = experiment.profile.clone();
     for repeat in 1..=profile.repeats {

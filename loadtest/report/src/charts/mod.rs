@@ -3,6 +3,7 @@
 //! PNG (beside `report.md`, for a git forge) — so the two never disagree.
 
 mod bars;
+mod capacity;
 mod cost;
 mod deploys;
 mod faults;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use plotters::prelude::*;
 
+pub(crate) use capacity::HockeyStick;
 pub(crate) use cost::{HopTax, ProcessBars, Resources, ScaleBars};
 pub(crate) use deploys::{DeployTimeline, DeployTimes};
 pub(crate) use faults::{FaultRow, FaultTimeline};

@@ -2,6 +2,7 @@
 //! warnings, one section per experiment ([`load`], [`events`]), the invariants, the
 //! environment and settings, and the raw files.
 
+mod capacity;
 mod events;
 mod load;
 
@@ -35,6 +36,7 @@ pub(crate) fn report(
     ));
     summary_section(&mut document, results);
     warnings_section(&mut document, results);
+    capacity::capacity_section(&mut document, results, charts)?;
     load::throughput(&mut document, results, charts)?;
     load::hop_tax(&mut document, results, charts)?;
     events::faults(&mut document, results, charts)?;

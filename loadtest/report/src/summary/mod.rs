@@ -5,6 +5,7 @@
 use crate::figures::{self, LevelFigures, Spread, outcomes, throughput};
 use loadtest_results::Results;
 use loadtest_results::component::Build;
+use loadtest_results::experiments::capacity::Capacity;
 use loadtest_results::experiments::deploy::{Deploy, Deploys};
 use loadtest_results::stats;
 
@@ -82,6 +83,28 @@ pub(crate) fn top_level(results: &Results) -> Option<(LevelFigures, LevelFigures
 pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
     let mut figures = Vec::new();
     let exact = |value: f64| Spread::of([value]);
+    // The headline: how much load each build sustains within the SLO, from open-loop load.
+    let capacities = Build::BOTH.map(|build| crate::figures::capacity(results, build));
+    if let Some(plan) = capacities.iter().flatten().map(|c| &c.plan).next() {
+        let sustained = |capacity: Option<&Capacity>| {
+            Spread::of(capacity?.ramps.iter().filter_map(|ramp| {
+                let rate = ramp.sustained_per_s?;
+                let step = ramp.steps.iter().find(|step| step.offered_per_s == rate)?;
+                Some(step.ok_per_s)
+            }))
+        };
+        figures.push(KeyFigure {
+            name: format!(
+                "capacity at p99 ≤ {:.0} ms (open loop, successes)",
+                plan.slo.p99_ms
+            ),
+            unit: "req/s",
+            monolith: sustained(capacities[0]),
+            micro: sustained(capacities[1]),
+            lower_is_better: false,
+            absent: "below the first step",
+        });
+    }
     if let Some((monolith, micro)) = top_level(results) {
         let users = monolith.users;
         let mut add =

@@ -98,7 +98,13 @@ fn level(users: usize, repeat: usize, requests_per_s: f64, generator_limited: bo
 }
 
 fn sweep(build: Build, levels: Vec<Level>) -> Outcome {
-    outcome(build, Findings::Throughput { levels })
+    outcome(
+        build,
+        Findings::Throughput {
+            levels,
+            capacity: None,
+        },
+    )
 }
 
 fn verdict(results: &Results, claim: &str) -> Verdict {
@@ -462,5 +468,93 @@ fn a_level_with_failures_is_warned_about_and_a_clean_one_is_not() {
         failed[0].starts_with("The microservices at 16 users failed 3 %"),
         "{}",
         failed[0]
+    );
+}
+
+/// A capacity ramp whose steps met the SLO up to `met` steps, each offering twice the last.
+fn ramp(build: Build, met: usize, steps: usize) -> Outcome {
+    use loadtest_results::experiments::capacity::{
+        Arrivals, Capacity, CapacityPlan, CapacityStep, Ramp, Slo,
+    };
+    let plan = CapacityPlan {
+        start_per_s: 10.0,
+        factor: 2.0,
+        max_steps: steps,
+        step_duration: std::time::Duration::from_secs(2),
+        arrivals: Arrivals::Poisson,
+        max_in_flight: 64,
+        slo: Slo::default(),
+    };
+    let steps: Vec<CapacityStep> = (0..steps)
+        .map(|index| CapacityStep {
+            offered_per_s: plan.rate(index),
+            due: 20,
+            started: 20,
+            dropped: 0,
+            requests: 60,
+            errors: 0,
+            ok_per_s: plan.rate(index) * 3.0,
+            p50_us: Some(2_000),
+            p99_us: Some(if index < met { 50_000 } else { 400_000 }),
+            generator_cpu_share: 0.1,
+            generator_limited: false,
+            met: index < met,
+            missed: Vec::new(),
+        })
+        .collect();
+    let sustained_per_s = met.checked_sub(1).map(|last| plan.rate(last));
+    outcome(
+        build,
+        Findings::Throughput {
+            levels: Vec::new(),
+            capacity: Some(Capacity {
+                plan,
+                ramps: vec![Ramp {
+                    repeat: 1,
+                    steps,
+                    sustained_per_s,
+                    stopped: String::new(),
+                }],
+                sustained: None,
+                sustained_requests_per_s: None,
+            }),
+        },
+    )
+}
+
+#[test]
+fn capacity_is_the_first_key_figure_the_successes_of_the_last_step_within_the_slo() {
+    // Monolith: 10, 20, 40 met and 80 missed; micro: its first step missed.
+    let results = results(vec![ramp(Build::Monolith, 3, 4), ramp(Build::Micro, 0, 2)]);
+    let figures = key_figures(&results);
+    let capacity = &figures[0];
+    assert!(capacity.name.starts_with("capacity at p99 ≤ 100 ms"));
+    assert_eq!(
+        capacity.monolith.as_ref().map(|spread| spread.median),
+        Some(120.0)
+    );
+    assert!(
+        capacity.micro.is_none(),
+        "a ramp that never met the SLO has no capacity"
+    );
+}
+
+#[test]
+fn a_capacity_ramp_that_never_missed_or_missed_at_once_is_a_warning() {
+    let results = results(vec![ramp(Build::Monolith, 3, 3), ramp(Build::Micro, 0, 1)]);
+    let warnings = warnings(&results);
+    assert!(
+        warnings
+            .iter()
+            .any(|warning| warning.contains("ramp of the monolith")
+                && warning.contains("at least 40")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|warning| warning.contains("ramp of the microservices")
+                && warning.contains("first step")),
+        "{warnings:?}"
     );
 }

@@ -43,7 +43,10 @@ pub fn summary(results: &Results) -> String {
     for outcome in &results.experiments {
         let build = outcome.build.as_str();
         match &outcome.findings {
-            Findings::Throughput { levels } => {
+            Findings::Throughput { levels, capacity } => {
+                if let Some(capacity) = capacity {
+                    capacity_text(&mut text, build, capacity);
+                }
                 let _ = writeln!(
                     text,
                     "\nthroughput — {build} (closed loop; successful requests only; latency raw / CO-corrected)"
@@ -218,4 +221,63 @@ fn first_line(message: &str) -> String {
 /// A measured figure to `places` decimals, or `n/a` where the target could not measure it.
 fn measured(value: Option<f64>, places: usize) -> String {
     crate::figures::figure(value, places, "n/a")
+}
+
+/// The capacity search of one build: its capacity, then every step.
+fn capacity_text(
+    text: &mut String,
+    build: &str,
+    capacity: &loadtest_results::experiments::capacity::Capacity,
+) {
+    let slo = &capacity.plan.slo;
+    let figure = |interval: Option<&loadtest_results::experiments::capacity::Interval>| {
+        interval.map_or_else(
+            || "below the first step".to_owned(),
+            |interval| match (interval.low, interval.high) {
+                (Some(low), Some(high)) => format!(
+                    "{:.0} ({low:.0} – {high:.0}, {})",
+                    interval.value, interval.method
+                ),
+                _ => format!("{:.0} ({})", interval.value, interval.method),
+            },
+        )
+    };
+    let _ = writeln!(
+        text,
+        "\ncapacity — {build} (open loop, {} arrivals; SLO p99 ≤ {:.0} ms, errors ≤ {:.0} %, drops ≤ {:.0} %; latency of successes from due time)\n  capacity {} journeys/s, {} ok req/s",
+        capacity.plan.arrivals.as_str(),
+        slo.p99_ms,
+        slo.max_error_rate * 100.0,
+        slo.max_drop_rate * 100.0,
+        figure(capacity.sustained.as_ref()),
+        figure(capacity.sustained_requests_per_s.as_ref()),
+    );
+    for ramp in &capacity.ramps {
+        for step in &ramp.steps {
+            let latency = |us: Option<u64>| {
+                us.map_or_else(
+                    || "none".to_owned(),
+                    |us| format!("{:.2}", us as f64 / 1000.0),
+                )
+            };
+            let _ = writeln!(
+                text,
+                "  repeat {} {:>7.0}/s offered: {:>6} of {:>6} started, {:>7.0} ok req/s, errors {:>5.2}%, p50 {:>8} ms, p99 {:>8} ms, generator {:>3.0}%  {}",
+                ramp.repeat,
+                step.offered_per_s,
+                step.started,
+                step.due,
+                step.ok_per_s,
+                step.error_rate() * 100.0,
+                latency(step.p50_us),
+                latency(step.p99_us),
+                step.generator_cpu_share * 100.0,
+                if step.met {
+                    "met".to_owned()
+                } else {
+                    format!("missed: {}", step.missed.join(", "))
+                }
+            );
+        }
+    }
 }

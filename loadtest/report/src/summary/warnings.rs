@@ -18,6 +18,7 @@ pub(crate) fn warnings(results: &Results) -> Vec<String> {
     let mut warnings = Vec::new();
     invariants(results, &mut warnings);
     generator(results, &mut warnings);
+    capacity(results, &mut warnings);
     noise(results, &mut warnings);
     failures(results, &mut warnings);
     faults(results, &mut warnings);
@@ -199,5 +200,42 @@ pub(crate) fn experiment_name(findings: &Findings) -> &'static str {
         Findings::Deploy(_) => "deploy",
         Findings::Faults { .. } => "faults",
         Findings::Scale(_) => "scale",
+    }
+}
+
+/// What limits a capacity figure: a generator busy enough to set the pace at a step up to
+/// the knee, a ramp that ran out of steps (the capacity is only a lower bound), or one whose
+/// first step already missed (no capacity within the plan).
+fn capacity(results: &Results, warnings: &mut Vec<String>) {
+    for build in Build::BOTH {
+        let Some(capacity) = figures::capacity(results, build) else {
+            continue;
+        };
+        let label = build_label(build);
+        for ramp in &capacity.ramps {
+            if let Some(step) = ramp.steps.iter().find(|step| step.generator_limited) {
+                warnings.push(format!(
+                    "The generator used {} of its cores at {:.0} journeys/s in the capacity ramp of the {label} \
+                     (repeat {}): that step may measure the generator.",
+                    percent(step.generator_cpu_share),
+                    step.offered_per_s,
+                    ramp.repeat
+                ));
+            }
+            if ramp.steps.iter().all(|step| step.met) {
+                warnings.push(format!(
+                    "The capacity ramp of the {label} (repeat {}) met the SLO at every step: its \
+                     capacity is at least {:.0} journeys/s, not measured beyond.",
+                    ramp.repeat,
+                    ramp.sustained_per_s.unwrap_or_default()
+                ));
+            } else if ramp.sustained_per_s.is_none() {
+                warnings.push(format!(
+                    "The capacity ramp of the {label} (repeat {}) missed the SLO at its first step \
+                     ({:.0} journeys/s): its capacity is below what the plan measures.",
+                    ramp.repeat, capacity.plan.start_per_s
+                ));
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! What each experiment found on one build ([`Outcome`]), by experiment.
 
+pub mod capacity;
 pub mod deploy;
 pub mod faults;
 pub mod scale;
@@ -39,6 +40,9 @@ impl Kind {
 pub enum Findings {
     Throughput {
         levels: Vec<throughput::Level>,
+        /// The capacity at the SLO from open-loop load; absent in runs without it.
+        #[serde(default)]
+        capacity: Option<capacity::Capacity>,
     },
     Deploy(deploy::Deploys),
     Faults {

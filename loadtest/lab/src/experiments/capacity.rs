@@ -1,0 +1,227 @@
+//! Capacity at an SLO: open-loop load (`crate::open_loop`) at a rising arrival rate, one
+//! constant-rate step after another, until a step misses the SLO — the 99th percentile of
+//! successful requests (from due time) above the limit, or more than the allowed share of
+//! requests failed or of arrivals dropped. The highest rate that met it is the build's
+//! capacity; over the repeats, its mean with a 95 % interval.
+//!
+//! The steps are a geometric ramp (`CapacityPlan::rate`), coarse on purpose: the quick
+//! profile must stay within its two minutes, and a finer answer is the full profile's.
+
+use std::time::Instant;
+
+use super::Experiment;
+use crate::open_loop::{self, OpenLoopPlan, OpenLoopRun, Rate};
+use loadtest_results::analysis::stats;
+use loadtest_results::experiments::capacity::{
+    Capacity, CapacityPlan, CapacityStep, Interval, Ramp,
+};
+use loadtest_results::experiments::throughput::GENERATOR_LIMIT;
+use loadtest_results::history::Outcome;
+
+/// Runs the profile's capacity plan on the build; `None` when the profile has none.
+pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Option<Capacity>> {
+    let Some(plan) = experiment.profile.capacity.clone() else {
+        return Ok(None);
+    };
+    let mut ramps = Vec::new();
+    for repeat in 1..=experiment.profile.repeats.max(1) {
+        ramps.push(ramp(experiment, &plan, repeat).await?);
+    }
+    let sustained: Vec<f64> = ramps
+        .iter()
+        .filter_map(|ramp| ramp.sustained_per_s)
+        .collect();
+    let requests: Vec<f64> = ramps
+        .iter()
+        .filter_map(|ramp| {
+            let rate = ramp.sustained_per_s?;
+            ramp.steps
+                .iter()
+                .find(|step| step.offered_per_s == rate)
+                .map(|step| step.ok_per_s)
+        })
+        .collect();
+    Ok(Some(Capacity {
+        plan,
+        sustained: interval(&sustained),
+        sustained_requests_per_s: interval(&requests),
+        ramps,
+    }))
+}
+
+async fn ramp(
+    experiment: &mut Experiment<'_>,
+    plan: &CapacityPlan,
+    repeat: usize,
+) -> anyhow::Result<Ramp> {
+    let mut steps = Vec::new();
+    let mut sustained_per_s = None;
+    // Users log in once per ramp, at the first steps' low rates, as Goose users do once.
+    let sessions = open_loop::Sessions::default();
+    let mut stopped = format!(
+        "ran out of steps: the capacity is at least the last step's rate ({} steps)",
+        plan.max_steps
+    );
+    for index in 0..plan.max_steps {
+        let rate = plan.rate(index);
+        experiment.step(&format!(
+            "capacity: {rate:.0} journeys/s open loop, repeat {repeat}"
+        ));
+        let open = OpenLoopPlan {
+            base_url: experiment.template.base_url.clone(),
+            rate: Rate::constant(rate),
+            duration: plan.step_duration,
+            arrivals: plan.arrivals,
+            max_in_flight: plan.max_in_flight,
+            request_timeout: experiment.template.request_timeout,
+            seed: (repeat * 1000 + index) as u64,
+            only: None,
+        };
+        let recorder = experiment.recorder(Instant::now());
+        let run = open_loop::run_from(
+            &open,
+            &experiment.shop,
+            &recorder,
+            Instant::now(),
+            &sessions,
+        )
+        .await?;
+        let step = judge(plan, rate, &run, experiment.generator_cores);
+        experiment.history.extend(run.records);
+        let met = step.met;
+        if !met {
+            stopped = format!("{rate:.0}/s missed: {}", step.missed.join(", "));
+        }
+        steps.push(step);
+        if !met {
+            break;
+        }
+        sustained_per_s = Some(rate);
+    }
+    Ok(Ramp {
+        repeat,
+        steps,
+        sustained_per_s,
+        stopped,
+    })
+}
+
+/// One step's figures and whether it met the SLO.
+fn judge(
+    plan: &CapacityPlan,
+    rate: f64,
+    run: &OpenLoopRun,
+    generator_cores: usize,
+) -> CapacityStep {
+    let ok = stats(
+        run.records
+            .iter()
+            .filter(|record| record.outcome == Outcome::Ok),
+    );
+    let requests = run.records.len();
+    let errors = requests - ok.requests;
+    let share = run.generator_cpu_s / (run.wall_s.max(0.001) * generator_cores.max(1) as f64);
+    let mut step = CapacityStep {
+        offered_per_s: rate,
+        due: run.due,
+        started: run.started,
+        dropped: run.dropped,
+        requests,
+        errors,
+        ok_per_s: ok.requests as f64 / run.window_s.max(0.001),
+        p50_us: (ok.requests > 0).then_some(ok.latency.p50_us),
+        p99_us: (ok.requests > 0).then_some(ok.latency.p99_us),
+        generator_cpu_share: share,
+        generator_limited: share > GENERATOR_LIMIT,
+        met: false,
+        missed: Vec::new(),
+    };
+    let slo = &plan.slo;
+    match step.p99_us {
+        None => step.missed.push("no request succeeded".to_owned()),
+        Some(p99_us) if p99_us as f64 / 1000.0 > slo.p99_ms => step.missed.push(format!(
+            "p99 {:.1} ms > {:.0} ms",
+            p99_us as f64 / 1000.0,
+            slo.p99_ms
+        )),
+        Some(_) => {}
+    }
+    if step.error_rate() > slo.max_error_rate {
+        step.missed.push(format!(
+            "errors {:.2} % > {:.0} %",
+            step.error_rate() * 100.0,
+            slo.max_error_rate * 100.0
+        ));
+    }
+    if step.drop_rate() > slo.max_drop_rate {
+        step.missed.push(format!(
+            "dropped {:.2} % > {:.0} %",
+            step.drop_rate() * 100.0,
+            slo.max_drop_rate * 100.0
+        ));
+    }
+    step.met = step.missed.is_empty();
+    step
+}
+
+/// The mean of `samples` with a 95 % Student-t interval; with one sample, the value and no
+/// interval ("one run: no spread"). Kept in one function so the lab's shared estimator can
+/// replace it.
+fn interval(samples: &[f64]) -> Option<Interval> {
+    let n = samples.len();
+    if n == 0 {
+        return None;
+    }
+    let mean = samples.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return Some(Interval {
+            value: mean,
+            low: None,
+            high: None,
+            samples: 1,
+            method: "one run: no spread".to_owned(),
+        });
+    }
+    let variance = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half = t_975(n - 1) * (variance / n as f64).sqrt();
+    Some(Interval {
+        value: mean,
+        low: Some(mean - half),
+        high: Some(mean + half),
+        samples: n,
+        method: format!("mean of {n} repeats, 95 % Student t interval"),
+    })
+}
+
+/// The 97.5th percentile of Student's t with `df` degrees of freedom (tabled to 30, then
+/// the normal's 1.96).
+fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    TABLE.get(df.wrapping_sub(1)).copied().unwrap_or(1.96)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_repeat_gives_its_value_and_claims_no_spread() {
+        let one = interval(&[420.0]).expect("one sample");
+        assert_eq!((one.value, one.low, one.high), (420.0, None, None));
+        assert_eq!(one.method, "one run: no spread");
+    }
+
+    #[test]
+    fn three_repeats_give_a_t_interval_around_their_mean() {
+        let three = interval(&[100.0, 110.0, 120.0]).expect("three samples");
+        // s = 10, t(2) = 4.303: 110 ± 4.303 · 10 / √3.
+        let half = 4.303 * 10.0 / 3f64.sqrt();
+        assert!((three.value - 110.0).abs() < 1e-9);
+        assert!((three.low.expect("low") - (110.0 - half)).abs() < 1e-6);
+        assert!((three.high.expect("high") - (110.0 + half)).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,154 @@
+//! The capacity section: each build's highest sustained arrival rate at the SLO from
+//! open-loop load, the hockey-stick chart, and every step of the ramps.
+
+use crate::charts::{Charts, HockeyStick};
+use crate::document::{Block, Cell, Document, Tone};
+use crate::figures::{capacity, count, ms, percent};
+use crate::theme::build_label;
+use loadtest_results::Results;
+use loadtest_results::component::Build;
+use loadtest_results::experiments::capacity::{Capacity, Interval};
+
+pub(super) fn capacity_section(
+    document: &mut Document,
+    results: &Results,
+    charts: &Charts,
+) -> anyhow::Result<()> {
+    let builds: Vec<(Build, &Capacity)> = Build::BOTH
+        .into_iter()
+        .filter_map(|build| Some((build, capacity(results, build)?)))
+        .collect();
+    let Some((_, first)) = builds.first() else {
+        return Ok(());
+    };
+    let plan = &first.plan;
+    document.section("capacity", "Capacity at the SLO (open loop)");
+    document.paragraph(format!(
+        "Journeys (browse and buy, by their weights) arrive at a target rate whether or not the \
+         shop keeps up ({} arrivals, at most {} journeys in flight; an arrival beyond that is \
+         dropped and counted). Every latency is of successful requests, measured from the \
+         moment the request was due, so a shop that falls behind cannot hide it. The rate \
+         starts at {:.0} journeys/s and is multiplied by {} per step of {} s, at most {}, \
+         until a step misses the SLO: p99 ≤ {:.0} ms, errors ≤ {}, drops ≤ {}. The capacity \
+         is the highest rate that met it; {}.",
+        plan.arrivals.as_str(),
+        plan.max_in_flight,
+        plan.start_per_s,
+        plan.factor,
+        plan.step_duration.as_secs_f64(),
+        count(plan.max_steps, "step", "steps"),
+        plan.slo.p99_ms,
+        percent(plan.slo.max_error_rate),
+        percent(plan.slo.max_drop_rate),
+        match first.ramps.len() {
+            1 => "one run: no spread, no interval".to_owned(),
+            n => format!("over {n} repeats, the mean with its 95 % interval"),
+        }
+    ));
+    let plot = HockeyStick {
+        builds: builds.clone(),
+        slo_ms: plan.slo.p99_ms,
+    };
+    document.push(Block::Figure(charts.save(
+        "capacity",
+        "Latency against throughput: the hockey stick",
+        &plot,
+    )?));
+    let rows = builds
+        .iter()
+        .map(|(build, capacity)| {
+            vec![
+                Cell::plain(build_label(*build)),
+                interval_cell(capacity.sustained.as_ref(), "journeys/s"),
+                interval_cell(capacity.sustained_requests_per_s.as_ref(), "ok req/s"),
+                Cell::plain(
+                    capacity
+                        .ramps
+                        .iter()
+                        .map(|ramp| ramp.stopped.clone())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+            ]
+        })
+        .collect();
+    document.table(
+        &[
+            "build",
+            "capacity",
+            "successes at capacity",
+            "where the ramp stopped",
+        ],
+        rows,
+    );
+    document.subsection("Every step");
+    let mut rows = Vec::new();
+    for (build, capacity) in &builds {
+        for ramp in &capacity.ramps {
+            for step in &ramp.steps {
+                let latency = |value: Option<u64>| {
+                    value.map_or_else(
+                        || Cell::toned("no success", Tone::Bad),
+                        |us| Cell::plain(ms(us as f64 / 1000.0)),
+                    )
+                };
+                rows.push(vec![
+                    Cell::plain(build_label(*build)),
+                    Cell::plain(ramp.repeat.to_string()),
+                    Cell::plain(format!("{:.0}/s", step.offered_per_s)),
+                    Cell::plain(format!("{} of {}", step.started, step.due)),
+                    Cell::plain(format!("{:.0}", step.ok_per_s)),
+                    Cell::plain(percent(step.error_rate())),
+                    latency(step.p50_us),
+                    latency(step.p99_us),
+                    if step.generator_limited {
+                        Cell::toned(
+                            format!("{} (saturated)", percent(step.generator_cpu_share)),
+                            Tone::Warn,
+                        )
+                    } else {
+                        Cell::plain(percent(step.generator_cpu_share))
+                    },
+                    if step.met {
+                        Cell::toned("met", Tone::Good)
+                    } else {
+                        Cell::toned(step.missed.join(", "), Tone::Bad)
+                    },
+                ]);
+            }
+        }
+    }
+    document.table(
+        &[
+            "build",
+            "repeat",
+            "offered",
+            "started",
+            "ok req/s",
+            "errors",
+            "p50",
+            "p99",
+            "generator",
+            "SLO",
+        ],
+        rows,
+    );
+    Ok(())
+}
+
+/// `420 journeys/s (380 – 460)`, or the one value and "one run: no spread".
+fn interval_cell(interval: Option<&Interval>, unit: &str) -> Cell {
+    let Some(interval) = interval else {
+        return Cell::toned("below the first step", Tone::Bad);
+    };
+    match (interval.low, interval.high) {
+        (Some(low), Some(high)) => Cell::plain(format!(
+            "{:.0} {unit} ({low:.0} – {high:.0}, {})",
+            interval.value, interval.method
+        )),
+        _ => Cell::plain(format!(
+            "{:.0} {unit} ({})",
+            interval.value, interval.method
+        )),
+    }
+}

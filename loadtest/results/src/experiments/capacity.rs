@@ -1,0 +1,145 @@
+//! Capacity at an SLO, from open-loop load: the offered arrival rate is raised step by step
+//! until the shop misses the SLO, and the highest rate it sustained is the build's capacity.
+//!
+//! Every figure here is of successful requests: a failure is counted (errors), never timed
+//! as a fast answer. Latency is measured from the moment a journey was due to start, so a
+//! shop that falls behind cannot hide it by slowing the generator down (no coordinated
+//! omission).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How arrivals are spaced at a given rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Independent arrivals (exponential gaps): the bursts real traffic has.
+    Poisson,
+    /// Evenly spaced: the same offered rate without bursts.
+    Uniform,
+}
+
+impl Arrivals {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arrivals::Poisson => "poisson",
+            Arrivals::Uniform => "uniform",
+        }
+    }
+}
+
+/// What the shop must meet at a step for the step's rate to count as sustained.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Slo {
+    /// The 99th percentile of successful requests, from due time, at most this.
+    pub p99_ms: f64,
+    /// Failed requests / requests at most this.
+    pub max_error_rate: f64,
+    /// Arrivals dropped (the in-flight cap was reached) / arrivals due at most this.
+    pub max_drop_rate: f64,
+}
+
+impl Default for Slo {
+    fn default() -> Slo {
+        Slo {
+            p99_ms: 100.0,
+            max_error_rate: 0.01,
+            max_drop_rate: 0.01,
+        }
+    }
+}
+
+/// The step plan of the capacity search: a geometric ramp of constant-rate steps.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CapacityPlan {
+    /// The first step's arrival rate, in journeys per second.
+    pub start_per_s: f64,
+    /// Each next step offers this many times the last one's rate.
+    pub factor: f64,
+    /// At most this many steps per ramp (the ramp stops at the first step that misses).
+    pub max_steps: usize,
+    #[serde(with = "crate::profile::millis")]
+    pub step_duration: Duration,
+    pub arrivals: Arrivals,
+    /// Journeys in flight at most; an arrival beyond it is dropped and counted.
+    pub max_in_flight: usize,
+    pub slo: Slo,
+}
+
+impl CapacityPlan {
+    /// The offered rate of step `index` (0-based).
+    pub fn rate(&self, index: usize) -> f64 {
+        self.start_per_s * self.factor.powi(index as i32)
+    }
+}
+
+/// One build's capacity: a ramp per repeat and the sustained rate over them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Capacity {
+    pub plan: CapacityPlan,
+    pub ramps: Vec<Ramp>,
+    /// The sustained rate over the repeats (journeys per second) with its interval.
+    pub sustained: Option<Interval>,
+    /// The successful requests per second at the sustained step, over the repeats.
+    pub sustained_requests_per_s: Option<Interval>,
+}
+
+/// One ramp of the capacity search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ramp {
+    pub repeat: usize,
+    pub steps: Vec<CapacityStep>,
+    /// The highest offered rate whose step met the SLO; `None` if the first step missed.
+    pub sustained_per_s: Option<f64>,
+    /// Why the ramp stopped: the SLO clause the first failing step broke, or that it ran
+    /// out of steps (then the capacity is at least `sustained_per_s`).
+    pub stopped: String,
+}
+
+/// One constant-rate step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CapacityStep {
+    /// Journeys per second offered.
+    pub offered_per_s: f64,
+    /// Journeys due in the step (the schedule's count).
+    pub due: usize,
+    /// Journeys started; `due - started` were dropped.
+    pub started: usize,
+    pub dropped: usize,
+    pub requests: usize,
+    pub errors: usize,
+    /// Successful requests per second over the step.
+    pub ok_per_s: f64,
+    /// Successes only, measured from due time; `None` when nothing succeeded.
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    pub generator_cpu_share: f64,
+    pub generator_limited: bool,
+    /// The step met every clause of the SLO.
+    pub met: bool,
+    /// The clauses it missed, in words (empty when met).
+    pub missed: Vec<String>,
+}
+
+impl CapacityStep {
+    pub fn error_rate(&self) -> f64 {
+        self.errors as f64 / self.requests.max(1) as f64
+    }
+
+    pub fn drop_rate(&self) -> f64 {
+        self.dropped as f64 / self.due.max(1) as f64
+    }
+}
+
+/// A figure over repeats: its centre and, with two or more repeats, a 95 % interval.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Interval {
+    /// The mean of the repeats (the one value with one repeat).
+    pub value: f64,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub samples: usize,
+    /// How the interval was computed (`one run: no spread` with one repeat).
+    pub method: String,
+}
