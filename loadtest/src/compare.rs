@@ -174,6 +174,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
         platform: args.platform.target.clone(),
         compose: args.platform.compose.settings(pinning.sut_cpus.clone()),
         kubernetes: args.platform.kubernetes.settings(),
+        swarm: args.platform.swarm.settings(&args.platform.compose),
     };
     let run_settings = RunSettings {
         target: args.platform.target.clone(),

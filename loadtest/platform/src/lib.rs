@@ -11,7 +11,10 @@
 //! - [`compose`] — containers of `docker-compose.yml`, deployed, broken and measured through
 //!   the Docker engine; the engine's restart policy is the process manager;
 //! - [`kubernetes`] — the manifests of `deploy/kubernetes/`, driven through `kubectl`;
-//!   Kubernetes is the process manager.
+//!   Kubernetes is the process manager;
+//! - [`swarm`] — a stack rendered from `docker-compose.yml` on a Docker Swarm (by default
+//!   one of docker-in-docker nodes the lab makes): Swarm is the process manager and the
+//!   scheduler, and nodes can be lost and drained.
 //!
 //! [`sidecars`] are the lab's own processes beside a build on every platform (the front
 //! door, the fault proxy).
@@ -30,6 +33,7 @@ mod meter;
 pub mod pinning;
 mod platform;
 pub mod sidecars;
+pub mod swarm;
 mod target;
 mod tool;
 
@@ -40,7 +44,7 @@ use crate::cgroup::ProcessLimits;
 
 pub use injection::Injection;
 pub use meter::{Meter, Probe, Usage};
-pub use platform::{Platform, ProcessView, Restart};
+pub use platform::{NodeView, Platform, ProcessView, Restart};
 pub use target::{Target, components_of};
 
 /// How the lab starts a build.
@@ -65,6 +69,8 @@ pub struct TargetSettings {
     pub compose: compose::ComposeSettings,
     /// The Kubernetes platform's settings (its flag group).
     pub kubernetes: kubernetes::KubernetesSettings,
+    /// The swarm platform's settings (its flag group, and the compose flags it shares).
+    pub swarm: swarm::SwarmSettings,
 }
 
 /// Where the builds run, as `compare` and `workshop` both take it: `--target` and every
@@ -73,8 +79,10 @@ pub struct TargetSettings {
 pub struct PlatformArgs {
     /// Where the builds run: `local` (child processes on this machine), `compose` (the
     /// containers of docker-compose.yml on this machine's Docker engine; build the images
-    /// first: deploy/docker/build-images.sh) or `kubernetes` (deploy/kubernetes/ on the
-    /// cluster kubectl points at).
+    /// first: deploy/docker/build-images.sh), `kubernetes` (deploy/kubernetes/ on the
+    /// cluster kubectl points at) or `swarm` (a Docker Swarm the lab makes of
+    /// docker-in-docker nodes, or --swarm-manager's; images from deploy/docker/ and
+    /// deploy/swarm/build-images.sh).
     #[arg(
         long,
         default_value = "local",
@@ -85,6 +93,8 @@ pub struct PlatformArgs {
     pub compose: compose::ComposeArgs,
     #[command(flatten)]
     pub kubernetes: kubernetes::KubernetesArgs,
+    #[command(flatten)]
+    pub swarm: swarm::SwarmArgs,
 }
 
 /// Starts a build on one platform and waits until it is ready.
@@ -109,6 +119,7 @@ pub const PLATFORMS: &[Registration] = &[
     local::REGISTRATION,
     compose::REGISTRATION,
     kubernetes::REGISTRATION,
+    swarm::REGISTRATION,
 ];
 
 /// The registration of the platform called `name`, or an error naming the ones there are.

@@ -170,6 +170,44 @@ pub trait Platform: Send + Sync {
         )
     }
 
+    /// The nodes the build runs on, each with the tasks it holds; empty where the platform
+    /// runs on this one machine alone.
+    async fn nodes(&self) -> Vec<NodeView> {
+        Vec::new()
+    }
+
+    /// A node dies as a host would: its engine and every task on it at once. Returns once
+    /// the platform runs every replica it wants elsewhere.
+    async fn lose_node(&mut self, node: &str) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "not applicable: the {} platform has no node {node} to lose",
+            self.name()
+        )
+    }
+
+    /// Planned maintenance: the platform moves every task off the node. Returns once they
+    /// all run elsewhere.
+    async fn drain_node(&mut self, node: &str) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "not applicable: the {} platform has no node {node} to drain",
+            self.name()
+        )
+    }
+
+    /// The node back in service after [`Platform::lose_node`] or [`Platform::drain_node`].
+    async fn return_node(&mut self, node: &str) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "not applicable: the {} platform has no node {node}",
+            self.name()
+        )
+    }
+
+    /// What the environment stamp says of the platform beyond its name (the cluster's
+    /// size, where its database lives).
+    fn describe(&self) -> Option<String> {
+        None
+    }
+
     /// Capability: whether this platform realizes `fault` at all, and why not, asked before
     /// anything is tried (the workshop greys a control out with the reason). By default the
     /// process and in-process kinds are realized everywhere (a kill, a pause, the admin API)
@@ -216,6 +254,18 @@ pub struct ProcessView {
     pub url: String,
     /// Its PID on this machine, where the lab can read its CPU and memory by it.
     pub pid: Option<u32>,
+}
+
+/// One node of a cluster, as the platform shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    pub hostname: String,
+    /// Runs the cluster's control plane.
+    pub manager: bool,
+    /// Holds the build's database.
+    pub holds_database: bool,
+    /// The components with a task on it now (one entry per task).
+    pub tasks: Vec<Component>,
 }
 
 /// One self-healing restart.

@@ -16,7 +16,7 @@ use crate::TargetSettings;
 use crate::cgroup::ProcessLimits;
 use crate::injection::Injection;
 use crate::meter::Probe;
-use crate::platform::{Platform, ProcessView, Restart};
+use crate::platform::{NodeView, Platform, ProcessView, Restart};
 use crate::sidecars::fault_proxy::NetworkFault;
 
 /// One running build.
@@ -178,6 +178,31 @@ impl Target {
     /// while the platform restarts it). Returns how many had to come back.
     pub async fn restore(&mut self) -> anyhow::Result<usize> {
         self.platform.restore().await
+    }
+
+    /// The nodes the build runs on (empty off a cluster).
+    pub async fn nodes(&self) -> Vec<NodeView> {
+        self.platform.nodes().await
+    }
+
+    /// A node dies; returns once every replica runs elsewhere.
+    pub async fn lose_node(&mut self, node: &str) -> anyhow::Result<()> {
+        self.platform.lose_node(node).await
+    }
+
+    /// A node drained for maintenance; returns once its tasks run elsewhere.
+    pub async fn drain_node(&mut self, node: &str) -> anyhow::Result<()> {
+        self.platform.drain_node(node).await
+    }
+
+    /// A lost or drained node back in service.
+    pub async fn return_node(&mut self, node: &str) -> anyhow::Result<()> {
+        self.platform.return_node(node).await
+    }
+
+    /// The platform beyond its name, for the environment stamp.
+    pub fn describe(&self) -> Option<String> {
+        self.platform.describe()
     }
 
     /// `kill -9` a component (its first replica), as a crash would.

@@ -171,6 +171,7 @@ pub fn target_settings() -> loadtest_platform::TargetSettings {
         platform: "local".to_owned(),
         compose: Default::default(),
         kubernetes: Default::default(),
+        swarm: Default::default(),
     }
 }
 

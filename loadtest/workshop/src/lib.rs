@@ -102,6 +102,7 @@ pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
         // generator and the shop share the machine, as the page says).
         compose: args.platform.compose.settings(Vec::new()),
         kubernetes: args.platform.kubernetes.settings(),
+        swarm: args.platform.swarm.settings(&args.platform.compose),
     };
     let mut targets = Vec::new();
     for build in args.arch.builds() {

@@ -62,10 +62,11 @@ use loadtest_results::component::{Build, Component};
 #[derive(Clone, Debug, clap::Args)]
 #[command(next_help_heading = "Compose target")]
 pub struct ComposeArgs {
-    /// The compose file.
+    /// The compose file (the swarm target renders its stack from it too).
     #[arg(long, default_value = "docker-compose.yml", value_name = "FILE")]
     pub compose_file: PathBuf,
-    /// The images' tag (`shoplab/<name>:<tag>`, as deploy/docker/build-images.sh tagged them).
+    /// The images' tag (`shoplab/<name>:<tag>`, as deploy/docker/build-images.sh tagged them;
+    /// the swarm target's too).
     #[arg(long, default_value = "latest", env = "SHOPLAB_TAG")]
     pub image_tag: String,
     /// The projects' name prefix (default `shoplab-lab-<pid>`); the run uses

@@ -10,6 +10,8 @@
 //! applied, which is before the next request is dispatched; requests already sent to it
 //! finish there while it drains. So a rolling deploy is: start the new process, wait until it
 //! is ready, `PUT` the new set, then stop the old process — no request lost.
+//! A request whose connection a backend refused is tried on another one (at most
+//! [`CONNECT_ATTEMPTS`] in all): it never reached a backend, so it cannot run twice.
 //!
 //! What it costs: one more loopback hop (a request and a response copied through this
 //! process) for both builds alike, and its CPU, which runs on the system under test's
@@ -47,10 +49,13 @@ pub struct Backends {
 
 /// Requests queued for the balancer before callers wait; far above the lab's user counts.
 const QUEUE: usize = 4096;
+/// How many backends a request whose connection was refused is tried on (see [`never_sent`]).
+const CONNECT_ATTEMPTS: usize = 3;
 /// The largest request body passed through (the shop's own limit is far lower).
 const BODY_LIMIT: usize = 1024 * 1024;
 
 /// One request as it crosses the front door.
+#[derive(Clone)]
 struct Forward {
     method: Method,
     path_and_query: String,
@@ -176,7 +181,15 @@ async fn forward(State(front_door): State<FrontDoor>, request: Request) -> Respo
         headers,
         body,
     };
-    match dispatch(front_door.balanced, forward).await {
+    let mut attempts = 0;
+    let answer = loop {
+        attempts += 1;
+        match dispatch(front_door.balanced.clone(), forward.clone()).await {
+            Err(failure) if attempts < CONNECT_ATTEMPTS && never_sent(&failure) => continue,
+            answer => break answer,
+        }
+    };
+    match answer {
         Ok(response) => response,
         Err(failure) => {
             tracing::warn!(error = ?failure, "front door: backend did not answer");
@@ -187,6 +200,17 @@ async fn forward(State(front_door): State<FrontDoor>, request: Request) -> Respo
             )
         }
     }
+}
+
+/// A request whose connection was refused never reached a backend, so sending it again (to
+/// whichever backend the balancer picks) cannot do anything twice: what nginx's
+/// `proxy_next_upstream error` and HAProxy's `retry-on conn-failure` do. It covers a
+/// backend that stopped listening before the lab (or a health check) took it out of the
+/// set; any other failure is answered as it is.
+fn never_sent(failure: &BoxError) -> bool {
+    failure
+        .downcast_ref::<reqwest::Error>()
+        .is_some_and(reqwest::Error::is_connect)
 }
 
 /// The balancer's future, boxed at a plain function boundary: used directly inside the

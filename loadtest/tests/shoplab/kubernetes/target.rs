@@ -85,6 +85,7 @@ impl FakeCluster {
                 manifests: PathBuf::from("/srv/shoplab/deploy/kubernetes"),
                 ..KubernetesSettings::default()
             },
+            swarm: Default::default(),
         }
     }
 

@@ -1,0 +1,684 @@
+//! The `swarm` platform: the build as a stack on a Docker Swarm — by default a swarm of
+//! docker-in-docker nodes the lab makes on this machine for the run (`cluster`), or an
+//! existing one (`--swarm-manager`). Swarm is the process manager and the scheduler here: the
+//! lab asks it for deploys, kills a task's process or a whole node, and times what the
+//! orchestrator does about it.
+//!
+//! How each operation is realized, and why:
+//! - start: a cluster, then `docker stack deploy` of the stack rendered from
+//!   `docker-compose.yml` (`stack`: PostgreSQL pinned to the manager node, every service
+//!   `dnsrr`, the front published in host mode), then wait until every service runs its
+//!   replicas; the lab's front door checks every node (`front`).
+//! - recreate: `docker service update --force --update-order stop-first`: Swarm stops the
+//!   task, then starts its replacement.
+//! - rolling: the same with `start-first`: the new task runs (its healthcheck passed) before
+//!   the old one gets SIGTERM. Callers find the new task by re-resolving the service's name.
+//! - bad release: `docker service update --env-add` of a setting no process can parse,
+//!   start-first with `--update-failure-action rollback`: the new task exits at start and
+//!   Swarm rolls the service back by itself; the lab waits for `rollback_completed`.
+//! - kill: `docker kill --signal KILL` of a task's container on its node (its process dies
+//!   as in a crash); Swarm's restart policy starts a new task, which the lab watches.
+//! - pause: `docker pause` of a task's container on its node.
+//! - scale: `docker service scale`.
+//! - node loss: the node's container is killed (its engine and every task on it at once);
+//!   Swarm marks the node down after its heartbeats stop and reschedules its tasks.
+//! - node drain: `docker node update --availability drain`.
+//!
+//! The nodes' own engines are reached through the lab's engine (`docker exec <node>`), so
+//! kill, pause and node loss need a swarm of the lab's own; on an existing swarm they are
+//! not applicable and say so.
+
+mod cluster;
+mod front;
+mod services;
+mod stack;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use domain::faults::{Fault, Layer};
+use futures::FutureExt as _;
+
+use crate::{NodeView, Platform, Probe, Registration, Restart, TargetSettings};
+use cluster::{Cluster, ClusterPlan, Manager};
+use front::Front;
+use loadtest_results::component::{Build, Component};
+use services::{POLL, Task};
+
+pub use stack::{StackInputs, render as render_stack};
+
+/// How `--target swarm` gets its swarm.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Swarm target")]
+pub struct SwarmArgs {
+    /// Nodes of the swarm the lab makes for each build (docker-in-docker on this machine's
+    /// engine; the first is the manager and holds the database).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
+    pub swarm_nodes: u16,
+    /// Use an existing swarm through its manager's engine (`tcp://host:2375`,
+    /// `ssh://user@host`) instead of making one. Its nodes must hold the images.
+    #[arg(long, value_name = "URL")]
+    pub swarm_manager: Option<String>,
+    /// Names of everything the run makes (nodes, networks, volumes, stacks) start with this
+    /// (default `shoplab-swarm-<pid>`).
+    #[arg(long, value_name = "NAME")]
+    pub swarm_prefix: Option<String>,
+    /// How long one deploy, heal or reschedule may take.
+    #[arg(long, default_value_t = 180, value_name = "SECS")]
+    pub swarm_timeout: u64,
+}
+
+impl SwarmArgs {
+    /// The swarm platform's settings from its flags and the compose flags it shares (the
+    /// compose file the stack is rendered from, the images' tag).
+    pub fn settings(&self, compose: &crate::compose::ComposeArgs) -> SwarmSettings {
+        SwarmSettings {
+            nodes: usize::from(self.swarm_nodes),
+            manager: self.swarm_manager.clone(),
+            prefix: self.swarm_prefix.clone(),
+            tag: compose.image_tag.clone(),
+            compose_file: compose.compose_file.clone(),
+            timeout: Duration::from_secs(self.swarm_timeout),
+        }
+    }
+}
+
+/// How the lab gets a swarm and what it deploys on it.
+#[derive(Clone, Debug)]
+pub struct SwarmSettings {
+    pub nodes: usize,
+    /// An existing swarm's manager; `None`: the lab makes its own.
+    pub manager: Option<String>,
+    pub prefix: Option<String>,
+    /// `shoplab/<name>:<tag>`, `shoplab/swarm-node:<tag>`, `shoplab/postgres:<tag>`.
+    pub tag: String,
+    /// The compose file the stack is rendered from; `deploy/docker/postgres.yml` is read
+    /// beside it.
+    pub compose_file: PathBuf,
+    pub timeout: Duration,
+}
+
+impl Default for SwarmSettings {
+    fn default() -> SwarmSettings {
+        SwarmSettings {
+            nodes: 3,
+            manager: None,
+            prefix: None,
+            tag: "latest".to_owned(),
+            compose_file: PathBuf::from("docker-compose.yml"),
+            timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// The `swarm` platform's entry in [`crate::PLATFORMS`]. Limits come from the compose file,
+/// the database is the stack's own PostgreSQL.
+pub(crate) const REGISTRATION: Registration = Registration {
+    name: "swarm",
+    start: |build, settings| {
+        async move { Ok(Box::new(Swarm::start(build, settings).await?) as Box<dyn Platform>) }
+            .boxed()
+    },
+    takes_process_limits: false,
+    takes_database_server: false,
+};
+
+/// The setting a bad release carries: no process can parse it, so every new task exits at
+/// start (the same defect as the Kubernetes target's).
+const BAD_RELEASE_ENV: &str = "SHOPLAB_SHUTDOWN_DRAIN_MS=not-a-number";
+
+/// One build running as a stack on a swarm.
+pub struct Swarm {
+    build: Build,
+    /// `None` once stopped.
+    cluster: Option<Cluster>,
+    stack: String,
+    front: Option<Front>,
+    /// The monolith's or the gateway's own URL on the node that ran it at the last look.
+    direct_url: String,
+    admin_token: String,
+    timeout: Duration,
+    /// A task the lab killed, its service and when: the watch counts the restart from then.
+    killed: Option<(String, String, Instant)>,
+    /// Containers the lab paused: `(node, container)`.
+    paused: Vec<(String, String)>,
+    /// Nodes the lab killed or drained, to put back.
+    away: BTreeMap<String, Away>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Away {
+    Lost,
+    Drained,
+}
+
+impl Swarm {
+    async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Swarm> {
+        let swarm = &settings.swarm;
+        let prefix = format!(
+            "{}-{build}",
+            swarm
+                .prefix
+                .clone()
+                .unwrap_or_else(|| format!("shoplab-swarm-{}", std::process::id()))
+        );
+        let images: Vec<String> = super::components_of(build)
+            .into_iter()
+            .map(|component| format!("shoplab/{}:{}", component.as_str(), swarm.tag))
+            .collect();
+        let database_image = [format!("shoplab/postgres:{}", swarm.tag)];
+        let cluster = match &swarm.manager {
+            Some(url) => Cluster::existing(url).await?,
+            None => {
+                Cluster::create(&ClusterPlan {
+                    prefix: prefix.clone(),
+                    nodes: swarm.nodes,
+                    node_image: format!("shoplab/swarm-node:{}", swarm.tag),
+                    images: &images,
+                    manager_images: &database_image,
+                })
+                .await?
+            }
+        };
+        let admin_token = hex::encode(rand::random::<[u8; 16]>());
+        let compose = std::fs::read_to_string(&swarm.compose_file)
+            .with_context(|| format!("read {}", swarm.compose_file.display()))?;
+        let postgres_file = swarm
+            .compose_file
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("deploy/docker/postgres.yml");
+        let postgres = std::fs::read_to_string(&postgres_file)
+            .with_context(|| format!("read {}", postgres_file.display()))?;
+        let stack_file = stack::render(&StackInputs {
+            build,
+            compose: &compose,
+            postgres: &postgres,
+            tag: &swarm.tag,
+            admin_token: &admin_token,
+            token_secret: &hex::encode(rand::random::<[u8; 24]>()),
+            postgres_password: &hex::encode(rand::random::<[u8; 16]>()),
+            database_node: &cluster.manager_node().hostname,
+        })?;
+        let stack_name = prefix.clone();
+        cluster
+            .manager()
+            .docker_with(
+                &[
+                    "stack",
+                    "deploy",
+                    "--resolve-image",
+                    "never",
+                    "--compose-file",
+                    "-",
+                    &stack_name,
+                ],
+                Some(stack_file.into_bytes()),
+                swarm.timeout,
+            )
+            .await
+            .with_context(|| format!("deploy the {build} stack"))?;
+        let mut target = Swarm {
+            build,
+            cluster: Some(cluster),
+            stack: stack_name,
+            front: None,
+            direct_url: String::new(),
+            admin_token,
+            timeout: swarm.timeout,
+            killed: None,
+            paused: Vec::new(),
+            away: BTreeMap::new(),
+        };
+        services::wait_converged(target.manager(), &target.stack, swarm.timeout, |_| true)
+            .await
+            .with_context(|| format!("start the {build} stack"))?;
+        let ports = stack::front_ports(build, stack::front_service(build))
+            .expect("every build has a front");
+        let front = Front::start(settings, target.cluster().nodes(), ports, swarm.timeout).await?;
+        target.front = Some(front);
+        target.follow_front().await?;
+        Ok(target)
+    }
+
+    fn cluster(&self) -> &Cluster {
+        self.cluster
+            .as_ref()
+            .expect("a running swarm has its cluster")
+    }
+
+    fn manager(&self) -> &Manager {
+        self.cluster().manager()
+    }
+
+    fn front(&self) -> &Front {
+        self.front.as_ref().expect("a running swarm has its front")
+    }
+
+    /// `<stack>_<component>`: the swarm service that runs a component.
+    fn service(&self, component: Component) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            component != Component::FrontDoor,
+            "not applicable: the front door is the lab's, not a service of the swarm"
+        );
+        Ok(format!("{}_{}", self.stack, component.as_str()))
+    }
+
+    /// After anything that may have moved the front: wait until a node's front is ready,
+    /// and point the direct URL at one that is.
+    async fn follow_front(&mut self) -> anyhow::Result<()> {
+        let timeout = self.timeout;
+        let front = self.front.as_mut().expect("a running swarm has its front");
+        front.wait_ready(timeout).await?;
+        let ready = front.ready_nodes();
+        if !ready
+            .iter()
+            .any(|address| self.direct_url == format!("http://{address}:8080"))
+        {
+            self.direct_url = format!("http://{}:8080", ready[0]);
+        }
+        Ok(())
+    }
+
+    /// Waits until every service runs its replicas, then for the front.
+    async fn converge(&mut self, also: impl Fn(&[Task]) -> bool) -> anyhow::Result<usize> {
+        let short =
+            services::wait_converged(self.manager(), &self.stack, self.timeout, also).await?;
+        self.follow_front().await?;
+        Ok(short)
+    }
+
+    /// `docker service update --detach <args> <service>`, then waits for `wanted`.
+    async fn update(
+        &mut self,
+        component: Component,
+        args: &[&str],
+        wanted: &str,
+    ) -> anyhow::Result<String> {
+        let service = self.service(component)?;
+        let mut call = vec!["service", "update", "--detach"];
+        call.extend(args);
+        call.push(&service);
+        self.manager().docker(&call).await?;
+        let message = services::wait_update(self.manager(), &service, wanted, self.timeout).await?;
+        self.converge(|_| true).await?;
+        Ok(message)
+    }
+
+    /// A running task of `component` and the node container it runs in.
+    async fn first_task(&self, component: Component) -> anyhow::Result<(Task, String)> {
+        let service = component.as_str();
+        let task = services::tasks(self.manager(), &self.stack)
+            .await?
+            .into_iter()
+            .find(|task| task.service == service && task.running)
+            .with_context(|| format!("no running task of {component}"))?;
+        let node = self
+            .cluster()
+            .nodes()
+            .iter()
+            .find(|node| node.hostname == task.node)
+            .and_then(|node| node.container.clone())
+            .with_context(|| {
+                format!(
+                    "not applicable: {component}'s task runs on {}, a node of an existing \
+                     swarm whose engine the lab does not reach",
+                    task.node
+                )
+            })?;
+        Ok((task, node))
+    }
+
+    /// The container of a task, on its node's engine.
+    async fn container_of(&self, task: &Task) -> anyhow::Result<String> {
+        let container = self
+            .manager()
+            .docker(&[
+                "inspect",
+                "--format",
+                "{{.Status.ContainerStatus.ContainerID}}",
+                &task.id,
+            ])
+            .await?;
+        let container = container.trim();
+        anyhow::ensure!(!container.is_empty(), "task {} has no container", task.id);
+        Ok(container.to_owned())
+    }
+
+    /// `docker <args>` on the engine of the node container `node`.
+    async fn on_node(node: &str, args: &[&str]) -> anyhow::Result<String> {
+        let mut call = vec!["exec", node, "docker"];
+        call.extend(args);
+        crate::tool::run(crate::tool::Call {
+            program: "docker",
+            leading: &[],
+            args: &call,
+            env: &[],
+            input: None,
+            deadline: Duration::from_secs(60),
+        })
+        .await
+    }
+
+    /// Watches Swarm heal until `until`: a service short of replicas is down from when the
+    /// lab killed its task (or first saw it short) until it runs them all again with the
+    /// killed task gone.
+    async fn watch(&mut self, until: Instant) -> Vec<Restart> {
+        struct Down {
+            since: Instant,
+            gone_task: Option<String>,
+        }
+        let mut down: BTreeMap<String, Down> = BTreeMap::new();
+        if let Some((service, task, at)) = self.killed.take() {
+            down.insert(
+                service,
+                Down {
+                    since: at,
+                    gone_task: Some(task),
+                },
+            );
+        }
+        let mut restarts = Vec::new();
+        while Instant::now() < until {
+            let (Ok(replicas), Ok(tasks)) = (
+                services::replicas(self.manager(), &self.stack).await,
+                services::tasks(self.manager(), &self.stack).await,
+            ) else {
+                tokio::time::sleep(POLL).await;
+                continue;
+            };
+            for (service, (running, desired)) in replicas {
+                if running < desired {
+                    down.entry(service).or_insert(Down {
+                        since: Instant::now(),
+                        gone_task: None,
+                    });
+                    continue;
+                }
+                let back = down.get(&service).is_some_and(|entry| {
+                    entry.gone_task.as_ref().is_none_or(|gone| {
+                        !tasks.iter().any(|task| &task.id == gone && task.running)
+                    })
+                });
+                if back && let Some(entry) = down.remove(&service) {
+                    restarts.push(Restart {
+                        component: service,
+                        at: entry.since,
+                        backoff_ms: 0,
+                        down_ms: entry.since.elapsed().as_millis() as u64,
+                        error: None,
+                    });
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        if restarts
+            .iter()
+            .any(|restart| restart.component == stack::front_service(self.build))
+            && let Err(error) = self.follow_front().await
+        {
+            tracing::warn!(error = format!("{error:#}"), "the front after a heal");
+        }
+        restarts
+    }
+
+    async fn take_down(mut self) -> anyhow::Result<()> {
+        let removed = self
+            .manager()
+            .docker(&["stack", "rm", &self.stack])
+            .await
+            .map(drop);
+        if let Some(front) = self.front.take() {
+            front.stop().await?;
+        }
+        // The lab's own cluster goes whole (the stack with it); on an existing swarm the
+        // stack's removal is all there is to do.
+        let cluster = self.cluster.take().expect("stopped once");
+        if cluster.owns_nodes() {
+            cluster.remove().await
+        } else {
+            removed
+        }
+    }
+}
+
+#[async_trait]
+impl Platform for Swarm {
+    fn name(&self) -> &'static str {
+        REGISTRATION.name
+    }
+
+    fn build(&self) -> Build {
+        self.build
+    }
+
+    fn url(&self) -> &str {
+        self.front().url()
+    }
+
+    fn direct_url(&self) -> &str {
+        &self.direct_url
+    }
+
+    fn admin_url(&self) -> &str {
+        self.front().admin_url()
+    }
+
+    fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    fn describe(&self) -> Option<String> {
+        let cluster = self.cluster.as_ref()?;
+        Some(format!(
+            "a swarm of {} node(s){}; PostgreSQL on {}",
+            cluster.nodes().len(),
+            if cluster.owns_nodes() {
+                " (docker-in-docker on this machine, made for the run)"
+            } else {
+                " (an existing swarm)"
+            },
+            cluster.manager_node().hostname
+        ))
+    }
+
+    fn realizes(&self, fault: Fault) -> Result<(), String> {
+        match fault.spec().layer {
+            Layer::Process | Layer::InProcess => Ok(()),
+            layer => Err(format!(
+                "not applicable: the swarm target has no mechanism for {} ({} faults)",
+                fault.name(),
+                layer.as_str()
+            )),
+        }
+    }
+
+    /// The front doors by PID. The tasks' own CPU and memory are not read yet: the nodes'
+    /// cgroups are nested inside their containers'.
+    async fn probes(&self) -> Vec<(Component, Probe)> {
+        self.front
+            .iter()
+            .flat_map(Front::pids)
+            .map(|pid| (Component::FrontDoor, Probe::Pid(pid)))
+            .collect()
+    }
+
+    async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
+        anyhow::bail!(
+            "the swarm platform's shop runs inside its nodes, behind the nodes' published \
+             ports: the lab's null endpoint on this machine would not measure the same path"
+        )
+    }
+
+    async fn nodes(&self) -> Vec<NodeView> {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return Vec::new();
+        };
+        let tasks = services::tasks(cluster.manager(), &self.stack)
+            .await
+            .unwrap_or_default();
+        let database = cluster.manager_node().hostname.clone();
+        cluster
+            .nodes()
+            .iter()
+            .map(|node| NodeView {
+                hostname: node.hostname.clone(),
+                manager: node.manager,
+                holds_database: node.hostname == database,
+                tasks: tasks
+                    .iter()
+                    .filter(|task| task.node == node.hostname)
+                    .filter_map(|task| Component::parse(&task.service))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {
+        self.watch(until).await
+    }
+
+    async fn restore(&mut self) -> anyhow::Result<usize> {
+        for (node, container) in std::mem::take(&mut self.paused) {
+            let _ = Swarm::on_node(&node, &["unpause", &container]).await;
+        }
+        for (node, away) in std::mem::take(&mut self.away) {
+            self.bring_back(&node, away).await?;
+        }
+        // Swarm brings tasks back itself; none had to be restarted by the lab.
+        self.converge(|_| true).await.map(|_| 0)
+    }
+
+    async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+        let (task, node) = self.first_task(component).await?;
+        let container = self.container_of(&task).await?;
+        Swarm::on_node(&node, &["kill", "--signal", "KILL", &container]).await?;
+        self.killed = Some((task.service.clone(), task.id, Instant::now()));
+        Ok(())
+    }
+
+    async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        if paused {
+            let (task, node) = self.first_task(component).await?;
+            let container = self.container_of(&task).await?;
+            Swarm::on_node(&node, &["pause", &container]).await?;
+            self.paused.push((node, container));
+        } else {
+            for (node, container) in std::mem::take(&mut self.paused) {
+                Swarm::on_node(&node, &["unpause", &container]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+        self.update(
+            component,
+            &["--force", "--update-order", "stop-first"],
+            "completed",
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        self.update(
+            component,
+            &["--force", "--update-order", "start-first"],
+            "completed",
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn roll_bad_release(&mut self, component: Component) -> anyhow::Result<String> {
+        let message = self
+            .update(
+                component,
+                &[
+                    "--env-add",
+                    BAD_RELEASE_ENV,
+                    "--update-order",
+                    "start-first",
+                    "--update-failure-action",
+                    "rollback",
+                ],
+                "rollback_completed",
+            )
+            .await?;
+        Ok(format!(
+            "{BAD_RELEASE_ENV}: every new task exited at start; Swarm rolled {component} back by \
+             itself ({message})"
+        ))
+    }
+
+    async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        let service = self.service(component)?;
+        let replicas = services::replicas(self.manager(), &self.stack).await?;
+        let (_, desired) = replicas
+            .get(component.as_str())
+            .with_context(|| format!("the stack has no service {component}"))?;
+        let wanted = desired + 1;
+        self.manager()
+            .docker(&[
+                "service",
+                "scale",
+                "--detach",
+                &format!("{service}={wanted}"),
+            ])
+            .await?;
+        self.converge(|_| true).await?;
+        Ok(wanted as usize)
+    }
+
+    async fn lose_node(&mut self, node: &str) -> anyhow::Result<()> {
+        self.cluster().kill_node(node).await?;
+        self.away.insert(node.to_owned(), Away::Lost);
+        let lost = node.to_owned();
+        self.converge(move |tasks| tasks.iter().all(|task| task.node != lost))
+            .await
+            .map(drop)
+    }
+
+    async fn drain_node(&mut self, node: &str) -> anyhow::Result<()> {
+        self.manager()
+            .docker(&["node", "update", "--availability", "drain", node])
+            .await?;
+        self.away.insert(node.to_owned(), Away::Drained);
+        let drained = node.to_owned();
+        self.converge(move |tasks| tasks.iter().all(|task| task.node != drained))
+            .await
+            .map(drop)
+    }
+
+    async fn return_node(&mut self, node: &str) -> anyhow::Result<()> {
+        let away = self
+            .away
+            .remove(node)
+            .with_context(|| format!("{node} was neither lost nor drained"))?;
+        self.bring_back(node, away).await
+    }
+
+    async fn stop(self: Box<Self>) -> anyhow::Result<()> {
+        (*self).take_down().await
+    }
+}
+
+impl Swarm {
+    /// Starts a lost node again (its engine rejoins with the state on its volume), or makes a
+    /// drained one active; then waits until the swarm sees every node ready.
+    async fn bring_back(&mut self, node: &str, away: Away) -> anyhow::Result<()> {
+        match away {
+            Away::Lost => self.cluster().start_node(node).await?,
+            Away::Drained => {
+                self.manager()
+                    .docker(&["node", "update", "--availability", "active", node])
+                    .await?;
+            }
+        }
+        self.cluster().wait_nodes_ready(self.timeout).await
+    }
+}

@@ -1,0 +1,221 @@
+//! The stack's services and tasks as the swarm's manager reports them (`docker service ls`,
+//! `docker stack ps`, `docker service inspect`), and the waits built on them: converged,
+//! updated, rolled back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::cluster::Manager;
+
+/// How often a wait asks the manager again. Each ask is one `docker` call on the manager;
+/// twice a second keeps that under a tenth of a core.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// One running (or starting) task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub id: String,
+    /// The service without the stack's prefix (`catalog`).
+    pub service: String,
+    pub node: String,
+    /// Running: the swarm saw its healthcheck pass.
+    pub running: bool,
+}
+
+/// Replicas per service (without the stack's prefix): `(running, desired)`.
+pub async fn replicas(
+    manager: &Manager,
+    stack: &str,
+) -> anyhow::Result<BTreeMap<String, (u32, u32)>> {
+    let namespace = format!("label=com.docker.stack.namespace={stack}");
+    let listed = manager
+        .docker(&[
+            "service",
+            "ls",
+            "--filter",
+            &namespace,
+            "--format",
+            "{{.Name}} {{.Replicas}}",
+        ])
+        .await?;
+    Ok(parse_replicas(&listed, stack))
+}
+
+fn parse_replicas(listed: &str, stack: &str) -> BTreeMap<String, (u32, u32)> {
+    listed
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let name = fields.next()?.strip_prefix(stack)?.strip_prefix('_')?;
+            // `1/1`, or `1/1 (max 1 per node)`.
+            let (running, desired) = fields.next()?.split_once('/')?;
+            Some((
+                name.to_owned(),
+                (running.parse().ok()?, desired.parse().ok()?),
+            ))
+        })
+        .collect()
+}
+
+/// Every task the swarm wants running, with its node and whether it runs.
+pub async fn tasks(manager: &Manager, stack: &str) -> anyhow::Result<Vec<Task>> {
+    let listed = manager
+        .docker(&[
+            "stack",
+            "ps",
+            "--no-trunc",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.ID}} {{.Name}} {{.Node}} {{.CurrentState}}",
+            stack,
+        ])
+        .await?;
+    Ok(parse_tasks(&listed, stack))
+}
+
+fn parse_tasks(listed: &str, stack: &str) -> Vec<Task> {
+    listed
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let id = fields.next()?.to_owned();
+            // `<stack>_<service>.<slot>`.
+            let service = fields
+                .next()?
+                .strip_prefix(stack)?
+                .strip_prefix('_')?
+                .split('.')
+                .next()?
+                .to_owned();
+            let node = fields.next()?.to_owned();
+            let running = fields.next()? == "Running";
+            Some(Task {
+                id,
+                service,
+                node,
+                running,
+            })
+        })
+        .collect()
+}
+
+/// `completed`, `updating`, `paused`, `rollback_started`, `rollback_completed`, … or
+/// empty when the service was never updated.
+pub async fn update_state(manager: &Manager, service: &str) -> anyhow::Result<(String, String)> {
+    let state = manager
+        .docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{if .UpdateStatus}}{{.UpdateStatus.State}}|{{.UpdateStatus.Message}}{{end}}",
+            service,
+        ])
+        .await?;
+    let (state, message) = state.trim().split_once('|').unwrap_or(("", ""));
+    Ok((state.to_owned(), message.to_owned()))
+}
+
+/// Waits until every service runs all the replicas it wants and `also` holds of the tasks;
+/// how many services were short at the first look.
+pub async fn wait_converged(
+    manager: &Manager,
+    stack: &str,
+    deadline: Duration,
+    also: impl Fn(&[Task]) -> bool,
+) -> anyhow::Result<usize> {
+    let until = Instant::now() + deadline;
+    let mut short_at_first = None;
+    loop {
+        let replicas = replicas(manager, stack).await?;
+        let short: Vec<String> = replicas
+            .iter()
+            .filter(|(_, (running, desired))| running < desired)
+            .map(|(name, (running, desired))| format!("{name} {running}/{desired}"))
+            .collect();
+        short_at_first.get_or_insert(short.len());
+        if short.is_empty() && !replicas.is_empty() && also(&tasks(manager, stack).await?) {
+            return Ok(short_at_first.unwrap_or(0));
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the stack did not converge within {deadline:?}: {}",
+            if short.is_empty() {
+                "tasks still where they were".to_owned()
+            } else {
+                short.join(", ")
+            }
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until the update of `service` reaches `wanted` (`completed`, `rollback_completed`);
+/// an update that ends another way is an error naming it and the swarm's message.
+pub async fn wait_update(
+    manager: &Manager,
+    service: &str,
+    wanted: &str,
+    deadline: Duration,
+) -> anyhow::Result<String> {
+    let until = Instant::now() + deadline;
+    loop {
+        let (state, message) = update_state(manager, service).await?;
+        if state == wanted {
+            return Ok(message);
+        }
+        let settled = matches!(
+            state.as_str(),
+            "completed" | "paused" | "rollback_completed" | "rollback_paused"
+        );
+        anyhow::ensure!(
+            !settled,
+            "the update of {service} ended {state}, not {wanted}: {message}"
+        );
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the update of {service} was still {state:?} after {deadline:?}: {message}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_read_per_service_without_the_stack_prefix() {
+        let listed =
+            "lab_catalog 2/2\nlab_gateway 0/1\nlab_postgres 1/1 (max 1 per node)\nother_x 1/1\n";
+        let replicas = parse_replicas(listed, "lab");
+        assert_eq!(replicas["catalog"], (2, 2));
+        assert_eq!(replicas["gateway"], (0, 1));
+        assert_eq!(replicas["postgres"], (1, 1));
+        assert!(!replicas.contains_key("x"));
+    }
+
+    #[test]
+    fn tasks_carry_their_service_node_and_state() {
+        let listed = "t1 lab_catalog.1 lab-node-2 Running 3 seconds ago\n\
+                      t2 lab_catalog.2 lab-node-3 Starting 1 second ago\n";
+        let tasks = parse_tasks(listed, "lab");
+        assert_eq!(
+            tasks,
+            [
+                Task {
+                    id: "t1".into(),
+                    service: "catalog".into(),
+                    node: "lab-node-2".into(),
+                    running: true
+                },
+                Task {
+                    id: "t2".into(),
+                    service: "catalog".into(),
+                    node: "lab-node-3".into(),
+                    running: false
+                },
+            ]
+        );
+    }
+}
