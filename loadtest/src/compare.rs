@@ -25,14 +25,10 @@ pub struct CompareArgs {
     /// The short profile (CI, workshops): 2 load levels x 10 s, 3 faults, a storm of 10.
     #[arg(long, help_heading = "What to run")]
     pub quick: bool,
-    /// Which experiments, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "throughput,deploy,faults,scale",
-        help_heading = "What to run"
-    )]
-    pub experiments: Vec<Kind>,
+    /// Which experiments, comma-separated (default: throughput,deploy,faults,scale, and
+    /// nodes on a platform with nodes to lose and drain).
+    #[arg(long, value_delimiter = ',', help_heading = "What to run")]
+    pub experiments: Option<Vec<Kind>>,
     /// Repeats of each throughput level, at least 1 (default: 1 quick, 3 full).
     #[arg(
         long,
@@ -119,9 +115,6 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     if let Some(repeat) = args.repeat {
         profile.repeats = repeat;
     }
-    let mut kinds = args.experiments.clone();
-    kinds.sort();
-    kinds.dedup();
 
     let pinning = Pinning::plan();
     let env = pinning::apply(&pinning).context("pin the generator")?;
@@ -140,6 +133,21 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     // (docker-compose.yml, deploy/kubernetes/): a flag the run would silently ignore is
     // refused instead.
     let platform = loadtest_platform::registration(&args.platform.target)?;
+    let mut kinds = args.experiments.clone().unwrap_or_else(|| {
+        let mut kinds = vec![Kind::Throughput, Kind::Deploy, Kind::Faults, Kind::Scale];
+        if platform.has_nodes {
+            kinds.push(Kind::Nodes);
+        }
+        kinds
+    });
+    kinds.sort();
+    kinds.dedup();
+    anyhow::ensure!(
+        platform.has_nodes || !kinds.contains(&Kind::Nodes),
+        "--experiments nodes needs a platform with nodes to lose and drain (--target swarm); \
+         the {} platform runs on this one machine",
+        platform.name
+    );
     anyhow::ensure!(
         platform.takes_process_limits || asked.is_none(),
         "--process-cpu and --process-memory hold the local target's processes; on \
@@ -176,7 +184,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
         kubernetes: args.platform.kubernetes.settings(),
         swarm: args.platform.swarm.settings(&args.platform.compose),
     };
-    let run_settings = RunSettings {
+    let mut run_settings = RunSettings {
         target: args.platform.target.clone(),
         database: postgres.as_deref().map_or(
             "sqlite".into(),
@@ -198,6 +206,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
         },
         env,
         shop: Some(shop_settings()?),
+        platform_detail: None,
     };
 
     // The last check before anything is started: the folder the results go to.
@@ -217,6 +226,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     for build in Build::BOTH {
         overall.set_message(format!("starting the {build} build"));
         let mut target = Target::start(build, &settings).await?;
+        run_settings.platform_detail = run_settings.platform_detail.or(target.describe());
         target.reset(&settings).await?;
         // The calibration's null endpoint is the lab's front door, on the shop's cores: a
         // platform without one (a cluster) has no calibration (the report says so) rather

@@ -111,6 +111,8 @@ pub struct Registration {
     pub takes_process_limits: bool,
     /// The platform runs the build against the PostgreSQL server `--db` names.
     pub takes_database_server: bool,
+    /// The platform runs on nodes it can lose and drain (the `nodes` experiment).
+    pub has_nodes: bool,
 }
 
 /// Every platform, by `--target` name. Adding one is a folder, a line here and its flag

@@ -75,6 +75,18 @@ struct DeployRow<'a> {
 }
 
 #[derive(Default, Serialize)]
+struct NodeRow<'a> {
+    build: &'a str,
+    kind: &'a str,
+    node: &'a str,
+    tasks: usize,
+    recovered_ms: u64,
+    requests: usize,
+    failed_requests: usize,
+    error: Option<&'a str>,
+}
+
+#[derive(Default, Serialize)]
 struct TimelineRow<'a> {
     build: &'a str,
     experiment: String,
@@ -145,6 +157,7 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
     let mut faults = Table::<FaultRow>::create(dir, "faults.csv")?;
     let mut deploys = Table::<DeployRow>::create(dir, "deploys.csv")?;
     let mut scaling = Table::<ScaleRow>::create(dir, "scale.csv")?;
+    let mut nodes = Table::<NodeRow>::create(dir, "nodes.csv")?;
     let mut timeline = Table::<TimelineRow>::create(dir, "timeline.csv")?;
     for outcome in &results.experiments {
         let build = outcome.build.as_str();
@@ -218,6 +231,21 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                     })?;
                 }
             }
+            Findings::Nodes(found) => {
+                timeline_rows(&mut timeline, build, "nodes", &found.timeline)?;
+                for event in &found.events {
+                    nodes.row(NodeRow {
+                        build,
+                        kind: &event.kind,
+                        node: &event.node,
+                        tasks: event.tasks.len(),
+                        recovered_ms: event.recovered_ms,
+                        requests: event.requests,
+                        failed_requests: event.failed_requests,
+                        error: event.error.as_deref(),
+                    })?;
+                }
+            }
             Findings::Deploy(found) => {
                 timeline_rows(&mut timeline, build, "deploy", &found.timeline)?;
                 for deploy in &found.each {
@@ -237,6 +265,7 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
     faults.finish()?;
     deploys.finish()?;
     scaling.finish()?;
+    nodes.finish()?;
     timeline.finish()
 }
 

@@ -52,9 +52,14 @@ impl Results {
     /// on CPU [0]; database: sqlite` — how the run was made, in one line.
     pub fn headline(&self) -> String {
         format!(
-            "{} profile on the {} target, {:.0} s, on {} cores ({}); the load generator on CPU {:?}, the shop on CPU {:?}; database: {}",
+            "{} profile on the {} target{}, {:.0} s, on {} cores ({}); the load generator on CPU {:?}, the shop on CPU {:?}; database: {}",
             self.profile.name,
             self.settings.target,
+            self.settings
+                .platform_detail
+                .as_deref()
+                .map(|detail| format!(" ({detail})"))
+                .unwrap_or_default(),
             self.duration_s,
             self.environment.cores,
             self.environment.cpu_model,
@@ -88,6 +93,10 @@ pub struct RunSettings {
     /// Absent from runs older than this field.
     #[serde(default)]
     pub shop: Option<serde_json::Value>,
+    /// The platform beyond its name: a cluster's nodes and where its database lives. Absent
+    /// on a platform with nothing to add, and from runs older than this field.
+    #[serde(default)]
+    pub platform_detail: Option<String>,
 }
 
 /// The CPU and memory the shop's processes were given: the same for both builds.

@@ -5,6 +5,7 @@
 pub mod capacity;
 pub mod deploy;
 pub mod faults;
+pub mod nodes;
 pub mod scale;
 pub mod throughput;
 
@@ -72,6 +73,7 @@ pub async fn run(
             Findings::Faults { cells, timeline }
         }
         Kind::Scale => Findings::Scale(scale::run(&mut experiment).await?),
+        Kind::Nodes => Findings::Nodes(nodes::run(&mut experiment).await?),
     };
     experiment.step("healing and checking invariants");
     let target = &mut *experiment.target;

@@ -130,6 +130,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
     },
     takes_process_limits: false,
     takes_database_server: false,
+    has_nodes: false,
 };
 
 /// One build running on a cluster.

@@ -124,6 +124,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
     },
     takes_process_limits: false,
     takes_database_server: false,
+    has_nodes: true,
 };
 
 /// The setting a bad release carries: no process can parse it, so every new task exits at
@@ -474,14 +475,13 @@ impl Platform for Swarm {
     fn describe(&self) -> Option<String> {
         let cluster = self.cluster.as_ref()?;
         Some(format!(
-            "a swarm of {} node(s){}; PostgreSQL on {}",
+            "a swarm of {} node(s), {}; PostgreSQL pinned to the manager node",
             cluster.nodes().len(),
             if cluster.owns_nodes() {
-                " (docker-in-docker on this machine, made for the run)"
+                "docker-in-docker on this machine, made for each build"
             } else {
-                " (an existing swarm)"
+                "an existing swarm"
             },
-            cluster.manager_node().hostname
         ))
     }
 

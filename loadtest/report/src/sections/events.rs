@@ -285,3 +285,64 @@ pub(super) fn scale(
     );
     Ok(())
 }
+
+/// The nodes experiment, where the platform has nodes: each node lost or drained, how long
+/// until its tasks ran elsewhere, what failed meanwhile. Left out where it did not run.
+pub(super) fn nodes(document: &mut Document, results: &Results) {
+    let found: Vec<_> = results
+        .experiments
+        .iter()
+        .filter_map(|outcome| match &outcome.findings {
+            loadtest_results::experiments::Findings::Nodes(nodes) => Some((outcome, nodes)),
+            _ => None,
+        })
+        .collect();
+    let Some((_, first)) = found.first() else {
+        return;
+    };
+    document.section("nodes", "Nodes");
+    document.paragraph(format!(
+        "Under {} steady users through the front door, on a cluster of {}: a worker node killed \
+         as a host dies (its engine and every task on it at once), then one drained for \
+         maintenance. Time until every service ran all its replicas again, none on that node; \
+         failed requests from the event until 250 ms after. The database runs on the manager \
+         node ({}), which is never chosen: losing it would stop every write until it came \
+         back, since the data lives on that node's volume.",
+        results.profile.steady_users,
+        count(first.nodes, "node", "nodes"),
+        first.database_node.as_deref().unwrap_or("none")
+    ));
+    let mut rows = Vec::new();
+    for (outcome, nodes) in &found {
+        for event in &nodes.events {
+            rows.push(vec![
+                Cell::plain(build_label(outcome.build)),
+                Cell::plain(event.kind.clone()),
+                Cell::plain(event.node.clone()),
+                Cell::plain(event.tasks.join(", ")),
+                Cell::plain(format!("{:.1} s", event.recovered_ms as f64 / 1000.0)),
+                Cell::toned(
+                    format!("{} of {}", event.failed_requests, event.requests),
+                    if event.failed_requests == 0 {
+                        Tone::Good
+                    } else {
+                        Tone::Warn
+                    },
+                ),
+                Cell::plain(event.error.as_deref().map(first_line).unwrap_or_default()),
+            ]);
+        }
+    }
+    document.table(
+        &[
+            "build",
+            "event",
+            "node",
+            "tasks on it",
+            "all running elsewhere after",
+            "failed requests",
+            "note",
+        ],
+        rows,
+    );
+}

@@ -42,6 +42,7 @@ pub(crate) fn report(
     events::faults(&mut document, results, charts)?;
     events::deploys(&mut document, results, charts)?;
     events::scale(&mut document, results, charts)?;
+    events::nodes(&mut document, results);
     invariants_section(&mut document, results);
     environment_section(&mut document, results);
     files_section(&mut document, run_dir);
@@ -382,6 +383,7 @@ fn files_section(document: &mut Document, run_dir: &Path) {
         "faults.csv",
         "deploys.csv",
         "scale.csv",
+        "nodes.csv",
         "timeline.csv",
         "report.html",
         "report.md",

@@ -104,6 +104,31 @@ pub fn summary(results: &Results) -> String {
                 }
                 let _ = writeln!(text, "  speedup x{:.2}", scale.speedup);
             }
+            Findings::Nodes(found) => {
+                let _ = writeln!(
+                    text,
+                    "\nnodes — {build} (a swarm of {} node(s), the database on {}; under steady load, through the front door; failed = from the event to 250 ms after it was over)",
+                    found.nodes,
+                    found.database_node.as_deref().unwrap_or("no node")
+                );
+                for event in &found.events {
+                    let _ = writeln!(
+                        text,
+                        "  {:<6} {:<24} {} task(s) moved in {:>6.1} s, {:>5} of {:>6} requests failed{}",
+                        event.kind,
+                        event.node,
+                        event.tasks.len(),
+                        event.recovered_ms as f64 / 1000.0,
+                        event.failed_requests,
+                        event.requests,
+                        event
+                            .error
+                            .as_deref()
+                            .map(|error| format!(" ({})", first_line(error)))
+                            .unwrap_or_default()
+                    );
+                }
+            }
             Findings::Deploy(found) => {
                 let _ = writeln!(
                     text,

@@ -16,7 +16,10 @@ pub(crate) fn verdicts(results: &Results) -> Vec<Verdict> {
         fault_isolation(results),
         independent_scaling(results),
         rolling_update(results),
+        rollback(results),
         self_healing(results),
+        node_loss(results),
+        node_drain(results),
         hop_cost(results),
     ]
 }
@@ -341,6 +344,141 @@ fn hop_cost(results: &Results) -> Verdict {
         claim,
         status,
         evidence: sentence(evidence),
+    }
+}
+
+/// A release that never gets ready is given up and the old one keeps serving.
+fn rollback(results: &Results) -> Verdict {
+    let claim = "rollback of a bad release";
+    let mut parts = Vec::new();
+    let mut clean = 0;
+    let mut tried = 0;
+    for build in Build::BOTH {
+        let Some(deploys) = figures::deploys(results, build) else {
+            continue;
+        };
+        for deploy in deploys
+            .each
+            .iter()
+            .filter(|deploy| deploy.strategy == "rollback")
+        {
+            tried += 1;
+            match &deploy.error {
+                Some(error) => parts.push(format!(
+                    "{build}: {} was not rolled back ({})",
+                    deploy.component,
+                    error.lines().next().unwrap_or_default()
+                )),
+                None => {
+                    if deploy.failed_requests == 0 {
+                        clean += 1;
+                    }
+                    parts.push(format!(
+                        "{build}: {} given up after {}, {} of {} requests failed meanwhile",
+                        deploy.component,
+                        ms(deploy.time_to_ready_ms as f64),
+                        deploy.failed_requests,
+                        deploy.requests
+                    ));
+                }
+            }
+        }
+    }
+    if tried == 0 {
+        return not_tested(claim, "no bad release was deployed");
+    }
+    let status = match clean {
+        clean if clean == tried => Status::Holds,
+        0 => Status::DoesNotHold,
+        _ => Status::Mixed,
+    };
+    Verdict {
+        claim,
+        status,
+        evidence: sentence(format!(
+            "a release that never gets ready, on the {} platform: {}",
+            results.settings.target,
+            parts.join("; ")
+        )),
+    }
+}
+
+/// A node dies under load: the orchestrator runs its tasks elsewhere, and nothing is lost
+/// (the invariants hold) while few requests fail.
+fn node_loss(results: &Results) -> Verdict {
+    node_event(
+        results,
+        "survives the loss of a node",
+        "loss",
+        "a node killed under load",
+    )
+}
+
+/// Planned maintenance: a drained node's tasks move with no failed request.
+fn node_drain(results: &Results) -> Verdict {
+    node_event(
+        results,
+        "drains a node without downtime",
+        "drain",
+        "a node drained under load",
+    )
+}
+
+fn node_event(results: &Results, claim: &'static str, kind: &str, what: &str) -> Verdict {
+    let mut parts = Vec::new();
+    let mut held = Vec::new();
+    for outcome in &results.experiments {
+        let loadtest_results::experiments::Findings::Nodes(nodes) = &outcome.findings else {
+            continue;
+        };
+        for event in nodes.events.iter().filter(|event| event.kind == kind) {
+            let build = outcome.build;
+            if let Some(error) = &event.error {
+                parts.push(format!(
+                    "{build}: not measured ({})",
+                    error.lines().next().unwrap_or_default()
+                ));
+                continue;
+            }
+            let clean = if kind == "drain" {
+                event.failed_requests == 0
+            } else {
+                share(event.failed_requests, event.requests) < 0.01
+            };
+            held.push(clean && outcome.invariants.valid);
+            parts.push(format!(
+                "{build}: {} task(s) of {} ran elsewhere after {}, {} of {} requests failed, invariants {}",
+                event.tasks.len(),
+                event.node,
+                ms(event.recovered_ms as f64),
+                event.failed_requests,
+                event.requests,
+                if outcome.invariants.valid { "held" } else { "VIOLATED" }
+            ));
+        }
+    }
+    if parts.is_empty() {
+        return not_tested(
+            claim,
+            &format!(
+                "needs a platform with nodes (the nodes experiment, --target swarm); this run was on the {} platform",
+                results.settings.target
+            ),
+        );
+    }
+    let status = if held.is_empty() {
+        Status::NotTested
+    } else if held.iter().all(|held| *held) {
+        Status::Holds
+    } else if held.iter().any(|held| *held) {
+        Status::Mixed
+    } else {
+        Status::DoesNotHold
+    };
+    Verdict {
+        claim,
+        status,
+        evidence: sentence(format!("{what}: {}", parts.join("; "))),
     }
 }
 

@@ -200,6 +200,7 @@ pub(crate) fn experiment_name(findings: &Findings) -> &'static str {
         Findings::Deploy(_) => "deploy",
         Findings::Faults { .. } => "faults",
         Findings::Scale(_) => "scale",
+        Findings::Nodes(_) => "nodes",
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod capacity;
 pub mod deploy;
 pub mod faults;
+pub mod nodes;
 pub mod scale;
 pub mod throughput;
 
@@ -21,6 +22,8 @@ pub enum Kind {
     Deploy,
     Faults,
     Scale,
+    /// A cluster's node lost, then one drained, under load (platforms with nodes).
+    Nodes,
 }
 
 impl Kind {
@@ -30,6 +33,7 @@ impl Kind {
             Kind::Deploy => "deploy",
             Kind::Faults => "faults",
             Kind::Scale => "scale",
+            Kind::Nodes => "nodes",
         }
     }
 }
@@ -51,6 +55,7 @@ pub enum Findings {
         timeline: Timeline,
     },
     Scale(scale::Scale),
+    Nodes(nodes::Nodes),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
