@@ -164,15 +164,7 @@ impl Cluster {
         }
         let mut nodes = Vec::new();
         for name in &names {
-            let address = host(&[
-                "inspect",
-                "--format",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                name,
-            ])
-            .await?
-            .trim()
-            .to_owned();
+            let address = address_of(name).await?;
             wait_engine(name).await?;
             nodes.push(Node {
                 hostname: name.clone(),
@@ -326,11 +318,17 @@ impl Cluster {
     }
 
     /// Starts a killed node again; its engine rejoins the swarm with the state on its
-    /// volume.
-    pub async fn start_node(&self, hostname: &str) -> anyhow::Result<()> {
-        let container = self.own_container(hostname)?;
-        host(&["start", container]).await?;
-        wait_engine(container).await
+    /// volume. The engine gives the container a new address on the network (its address
+    /// pool hands them out in turn), which the node then has.
+    pub async fn start_node(&mut self, hostname: &str) -> anyhow::Result<()> {
+        let container = self.own_container(hostname)?.to_owned();
+        host(&["start", &container]).await?;
+        wait_engine(&container).await?;
+        let address = address_of(&container).await?;
+        if let Some(node) = self.nodes.iter_mut().find(|node| node.hostname == hostname) {
+            node.address = address;
+        }
+        Ok(())
     }
 
     fn own_container(&self, hostname: &str) -> anyhow::Result<&str> {
@@ -420,6 +418,20 @@ async fn preflight(plan: &ClusterPlan<'_>) -> anyhow::Result<()> {
         missing.join(", ")
     );
     Ok(())
+}
+
+/// A node container's address on the cluster's network.
+async fn address_of(container: &str) -> anyhow::Result<String> {
+    let address = host(&[
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        container,
+    ])
+    .await?;
+    let address = address.trim();
+    anyhow::ensure!(!address.is_empty(), "{container} has no address");
+    Ok(address.to_owned())
 }
 
 /// Waits until the engine inside a node answers.

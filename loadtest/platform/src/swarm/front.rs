@@ -32,6 +32,8 @@ pub struct Front {
     follower: tokio::task::JoinHandle<()>,
     /// The nodes whose front answered `/ready` at the last check.
     ready: watch::Receiver<Vec<String>>,
+    /// Every node's address, for the follower (a node started again has a new one).
+    nodes: watch::Sender<Vec<String>>,
 }
 
 impl Front {
@@ -78,12 +80,14 @@ impl Front {
             .map(|(door, port)| (door.control_url().to_owned(), *port))
             .collect();
         let (tell, ready) = watch::channel(ready_now);
+        let (nodes, addresses) = watch::channel(addresses);
         let follower = tokio::spawn(follow(http, addresses, public_port, controls, tell));
         Ok(Front {
             public,
             admin,
             follower,
             ready,
+            nodes,
         })
     }
 
@@ -104,18 +108,44 @@ impl Front {
             .collect()
     }
 
+    /// The nodes to check from now on.
+    pub fn set_nodes(&self, nodes: &[Node]) {
+        self.nodes
+            .send_replace(nodes.iter().map(|node| node.address.clone()).collect());
+    }
+
     /// The addresses of the nodes whose front answered at the last check.
     pub fn ready_nodes(&self) -> Vec<String> {
         self.ready.borrow().clone()
     }
 
-    /// Waits until the follower has seen a ready front (after a deploy of the front).
+    /// Waits until a check made from now on finds a ready front (after an operation that
+    /// may have moved it: an answer from before the operation proves nothing).
     pub async fn wait_ready(&mut self, deadline: Duration) -> anyhow::Result<()> {
-        tokio::time::timeout(deadline, self.ready.wait_for(|ready| !ready.is_empty()))
+        self.wait_ready_where(deadline, |ready| !ready.is_empty())
             .await
-            .with_context(|| format!("no node's front answered /ready within {deadline:?}"))?
-            .context("the front follower stopped")
-            .map(drop)
+    }
+
+    /// Waits until a check made from now on finds the ready nodes' addresses as `wanted`
+    /// says (for one: the front off a node that was lost or drained).
+    pub async fn wait_ready_where(
+        &mut self,
+        deadline: Duration,
+        wanted: impl Fn(&[String]) -> bool,
+    ) -> anyhow::Result<()> {
+        self.ready.mark_unchanged();
+        let ready = &mut self.ready;
+        tokio::time::timeout(deadline, async move {
+            loop {
+                ready.changed().await?;
+                if wanted(&ready.borrow_and_update()) {
+                    return Ok::<(), watch::error::RecvError>(());
+                }
+            }
+        })
+        .await
+        .with_context(|| format!("the front was not ready as wanted within {deadline:?}"))?
+        .context("the front follower stopped")
     }
 
     /// Stops the follower and the front doors.
@@ -171,7 +201,7 @@ async fn check(http: &reqwest::Client, addresses: &[String], port: u16) -> Vec<S
 /// they would behind any load balancer with nothing healthy behind it.
 async fn follow(
     http: reqwest::Client,
-    addresses: Vec<String>,
+    addresses: watch::Receiver<Vec<String>>,
     check_port: u16,
     controls: Vec<(String, u16)>,
     tell: watch::Sender<Vec<String>>,
@@ -179,7 +209,8 @@ async fn follow(
     let mut given = tell.borrow().clone();
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
-        let ready = check(&http, &addresses, check_port).await;
+        let nodes = addresses.borrow().clone();
+        let ready = check(&http, &nodes, check_port).await;
         tell.send_replace(ready.clone());
         if ready.is_empty() || ready == given {
             continue;

@@ -391,8 +391,12 @@ impl Swarm {
                 tokio::time::sleep(POLL).await;
                 continue;
             };
-            for (service, (running, desired)) in replicas {
-                if running < desired {
+            let short = services::short_of_replicas(&replicas, &tasks);
+            for service in replicas.into_keys() {
+                if short
+                    .iter()
+                    .any(|line| line.split(' ').next() == Some(service.as_str()))
+                {
                     down.entry(service).or_insert(Down {
                         since: Instant::now(),
                         gone_task: None,
@@ -637,10 +641,7 @@ impl Platform for Swarm {
     async fn lose_node(&mut self, node: &str) -> anyhow::Result<()> {
         self.cluster().kill_node(node).await?;
         self.away.insert(node.to_owned(), Away::Lost);
-        let lost = node.to_owned();
-        self.converge(move |tasks| tasks.iter().all(|task| task.node != lost))
-            .await
-            .map(drop)
+        self.converge_off(node).await
     }
 
     async fn drain_node(&mut self, node: &str) -> anyhow::Result<()> {
@@ -648,10 +649,7 @@ impl Platform for Swarm {
             .docker(&["node", "update", "--availability", "drain", node])
             .await?;
         self.away.insert(node.to_owned(), Away::Drained);
-        let drained = node.to_owned();
-        self.converge(move |tasks| tasks.iter().all(|task| task.node != drained))
-            .await
-            .map(drop)
+        self.converge_off(node).await
     }
 
     async fn return_node(&mut self, node: &str) -> anyhow::Result<()> {
@@ -668,11 +666,46 @@ impl Platform for Swarm {
 }
 
 impl Swarm {
+    /// Waits until every service runs its replicas with none on `node`, and the front
+    /// answers on another node.
+    async fn converge_off(&mut self, node: &str) -> anyhow::Result<()> {
+        let gone = node.to_owned();
+        services::wait_converged(self.manager(), &self.stack, self.timeout, move |tasks| {
+            tasks.iter().all(|task| task.node != gone)
+        })
+        .await?;
+        let address = self
+            .cluster()
+            .nodes()
+            .iter()
+            .find(|candidate| candidate.hostname == node)
+            .map(|node| node.address.clone())
+            .unwrap_or_default();
+        let timeout = self.timeout;
+        self.front
+            .as_mut()
+            .expect("a running swarm has its front")
+            .wait_ready_where(timeout, |ready| {
+                !ready.is_empty() && !ready.contains(&address)
+            })
+            .await?;
+        self.follow_front().await
+    }
+
     /// Starts a lost node again (its engine rejoins with the state on its volume), or makes a
     /// drained one active; then waits until the swarm sees every node ready.
     async fn bring_back(&mut self, node: &str, away: Away) -> anyhow::Result<()> {
         match away {
-            Away::Lost => self.cluster().start_node(node).await?,
+            Away::Lost => {
+                let cluster = self
+                    .cluster
+                    .as_mut()
+                    .expect("a running swarm has its cluster");
+                cluster.start_node(node).await?;
+                if let Some(front) = &self.front {
+                    front.set_nodes(cluster.nodes());
+                }
+            }
             Away::Drained => {
                 self.manager()
                     .docker(&["node", "update", "--availability", "active", node])

@@ -116,6 +116,22 @@ pub async fn update_state(manager: &Manager, service: &str) -> anyhow::Result<(S
     Ok((state.to_owned(), message.to_owned()))
 }
 
+/// The services short of running tasks: `catalog 0/1`. A task counts when the swarm wants
+/// it running and it is running (its healthcheck passed); `docker service ls` alone would
+/// also count a task the swarm is shutting down (a drain's), which still runs.
+pub fn short_of_replicas(replicas: &BTreeMap<String, (u32, u32)>, tasks: &[Task]) -> Vec<String> {
+    replicas
+        .iter()
+        .filter_map(|(name, (_, desired))| {
+            let running = tasks
+                .iter()
+                .filter(|task| &task.service == name && task.running)
+                .count() as u32;
+            (running < *desired).then(|| format!("{name} {running}/{desired}"))
+        })
+        .collect()
+}
+
 /// Waits until every service runs all the replicas it wants and `also` holds of the tasks;
 /// how many services were short at the first look.
 pub async fn wait_converged(
@@ -128,13 +144,10 @@ pub async fn wait_converged(
     let mut short_at_first = None;
     loop {
         let replicas = replicas(manager, stack).await?;
-        let short: Vec<String> = replicas
-            .iter()
-            .filter(|(_, (running, desired))| running < desired)
-            .map(|(name, (running, desired))| format!("{name} {running}/{desired}"))
-            .collect();
+        let tasks = tasks(manager, stack).await?;
+        let short = short_of_replicas(&replicas, &tasks);
         short_at_first.get_or_insert(short.len());
-        if short.is_empty() && !replicas.is_empty() && also(&tasks(manager, stack).await?) {
+        if short.is_empty() && !replicas.is_empty() && also(&tasks) {
             return Ok(short_at_first.unwrap_or(0));
         }
         anyhow::ensure!(
@@ -193,6 +206,34 @@ mod tests {
         assert_eq!(replicas["gateway"], (0, 1));
         assert_eq!(replicas["postgres"], (1, 1));
         assert!(!replicas.contains_key("x"));
+    }
+
+    #[test]
+    fn a_service_is_short_until_its_tasks_run_whatever_service_ls_counts() {
+        let replicas = parse_replicas("lab_catalog 1/1\nlab_cart 2/2\n", "lab");
+        let task = |id: &str, service: &str, running: bool| Task {
+            id: id.into(),
+            service: service.into(),
+            node: "n".into(),
+            running,
+        };
+        let tasks = [
+            task("a", "catalog", false),
+            task("b", "cart", true),
+            task("c", "cart", true),
+        ];
+        assert_eq!(short_of_replicas(&replicas, &tasks), ["catalog 0/1"]);
+        assert!(
+            short_of_replicas(
+                &replicas,
+                &[
+                    task("d", "catalog", true),
+                    tasks[1].clone(),
+                    tasks[2].clone()
+                ]
+            )
+            .is_empty()
+        );
     }
 
     #[test]
