@@ -71,7 +71,7 @@ impl Service {
             db,
             faults: Faults::new(),
             metrics,
-            directory: Directory::new(&settings.upstreams),
+            directory: directory(&settings),
             admin_token,
             settings,
         };
@@ -158,6 +158,17 @@ impl Service {
         self.db.close().await;
         served
     }
+}
+
+/// The replicas of the contexts a process calls, from the settings' upstream map; with
+/// `upstream_resolve_ms` set, kept up to date from DNS (`micro_rpc::directory`). Call it
+/// inside a tokio runtime.
+pub fn directory(settings: &Settings) -> Directory {
+    let directory = Directory::new(&settings.upstreams);
+    if settings.upstream_resolve_ms > 0 {
+        directory.resolve_every(Duration::from_millis(settings.upstream_resolve_ms));
+    }
+    directory
 }
 
 /// A client for `context` from the settings' upstream map, reporting into `metrics` (the
