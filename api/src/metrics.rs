@@ -100,7 +100,10 @@ pub struct HopMetrics {
     retries_denied: Family<HopLabels, Counter>,
     panic_calls: Family<HopLabels, Counter>,
     latency: Family<HopLabels, Histogram, fn() -> Histogram>,
-    breaker_state: Family<BreakerLabels, Gauge>,
+    /// Per replica, so the spread over replicas shows; a replica that leaves the list loses
+    /// its series (`forget_replica`), so they stay as many as the replicas.
+    attempts: Family<ReplicaLabels, Counter>,
+    breaker_state: Family<ReplicaLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -116,9 +119,9 @@ struct HopCallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BreakerLabels {
+struct ReplicaLabels {
     upstream: String,
-    /// `host:port` of the replica the breaker guards.
+    /// `host:port` of one replica of the upstream.
     replica: String,
 }
 
@@ -250,6 +253,11 @@ impl HopMetrics {
             self.latency.clone(),
         );
         registry.register(
+            "hop_attempts",
+            "Attempts sent to one replica of another context, retries and panic calls included, by upstream and replica",
+            self.attempts.clone(),
+        );
+        registry.register(
             "hop_breaker_state",
             "Circuit breaker per upstream replica: 0 closed, 1 half-open, 2 open",
             self.breaker_state.clone(),
@@ -280,13 +288,24 @@ impl HopMetrics {
         self.panic_calls.get_or_create(&hop(upstream)).inc();
     }
 
+    /// One attempt sent to `replica` (`host:port`).
+    pub fn attempt(&self, upstream: &str, replica: &str) {
+        self.attempts.get_or_create(&on(upstream, replica)).inc();
+    }
+
     pub fn breaker_state(&self, upstream: &str, replica: &str, state: BreakerState) {
         self.breaker_state
-            .get_or_create(&BreakerLabels {
-                upstream: upstream.to_owned(),
-                replica: replica.to_owned(),
-            })
+            .get_or_create(&on(upstream, replica))
             .set(state as i64);
+    }
+
+    /// `replica` left the upstream's list: its series go, so a long run whose replicas come
+    /// and go (rolling deploys, tasks rescheduled with new addresses) keeps as many series
+    /// as it has replicas.
+    pub fn forget_replica(&self, upstream: &str, replica: &str) {
+        let labels = on(upstream, replica);
+        self.attempts.remove(&labels);
+        self.breaker_state.remove(&labels);
     }
 }
 
@@ -300,6 +319,7 @@ impl Default for HopMetrics {
             retries_denied: Family::default(),
             panic_calls: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            attempts: Family::default(),
             breaker_state: Family::default(),
         }
     }
@@ -406,6 +426,13 @@ pub fn openmetrics_to_text(openmetrics: &str) -> String {
 fn hop(upstream: &str) -> HopLabels {
     HopLabels {
         upstream: upstream.to_owned(),
+    }
+}
+
+fn on(upstream: &str, replica: &str) -> ReplicaLabels {
+    ReplicaLabels {
+        upstream: upstream.to_owned(),
+        replica: replica.to_owned(),
     }
 }
 
@@ -516,6 +543,7 @@ mod tests {
         hops.retry("catalog");
         hops.retry_denied("catalog");
         hops.breaker_state("catalog", "127.0.0.1:4101", BreakerState::Open);
+        hops.attempt("catalog", "127.0.0.1:4101");
         metrics
     }
 
@@ -631,5 +659,25 @@ mod tests {
         let openmetrics = busy_metrics().encode_openmetrics();
         assert!(openmetrics.ends_with("# EOF\n"));
         assert!(openmetrics.contains("# TYPE http_requests counter\n"));
+    }
+
+    #[test]
+    fn a_replica_that_leaves_loses_its_attempt_and_breaker_series_and_the_others_keep_theirs() {
+        let metrics = busy_metrics();
+        let hops = metrics.hops();
+        hops.attempt("catalog", "127.0.0.1:4102");
+        hops.attempt("catalog", "127.0.0.1:4102");
+        let text = metrics.encode();
+        assert_eq!(
+            value_of(
+                &text,
+                "hop_attempts_total{upstream=\"catalog\",replica=\"127.0.0.1:4102\"}"
+            ),
+            "2"
+        );
+        hops.forget_replica("catalog", "127.0.0.1:4101");
+        let text = metrics.encode();
+        assert!(!text.contains("127.0.0.1:4101"), "{text}");
+        assert!(text.contains("replica=\"127.0.0.1:4102\""), "{text}");
     }
 }

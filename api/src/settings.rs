@@ -50,8 +50,19 @@ pub struct Settings {
     /// `text` or `json`.
     pub log_format: String,
     /// Microservices only: where each context this process calls answers, as base URLs of
-    /// its replicas (`{"catalog": ["http://127.0.0.1:4101"]}`).
+    /// its replicas (`{"catalog": ["http://127.0.0.1:4101"]}`). A host may be a DNS name
+    /// (`http://tasks.catalog:8080`); see `upstream_resolve_ms` for what it then stands for.
     pub upstreams: std::collections::BTreeMap<String, Vec<String>>,
+    /// Microservices only: every this many milliseconds, look up the DNS names in
+    /// `upstreams` and balance over one replica per address they answer; 0 (the default)
+    /// never does, and a name is then one replica that the HTTP client resolves per
+    /// connection. On Docker Swarm there are no service VIPs here (no IPVS), so services run
+    /// with `endpoint_mode: dnsrr` and `tasks.<service>` answers one address per running
+    /// task: resolving it is how a caller sees, and balances and breaks over, every task
+    /// (1000 there: a moved task is found within a second, and a hop that got no answer
+    /// asks for a lookup at once, at most one per 100 ms). A failed or empty answer keeps the
+    /// last list. `PUT /admin/upstreams` stops it for that context (see `micro_rpc::directory`).
+    pub upstream_resolve_ms: u64,
     // Microservices only, every `hop_*` below: how one process calls another. The reasons
     // for each default are in micro/README.md, "Resilience settings".
     /// One attempt, connect to last byte; shorter when the caller's deadline is nearer.
@@ -137,6 +148,7 @@ impl Default for Settings {
             shutdown_drain_ms: 5_000,
             log_format: "text".to_owned(),
             upstreams: std::collections::BTreeMap::new(),
+            upstream_resolve_ms: 0,
             hop_timeout_ms: 2_000,
             hop_connect_timeout_ms: 250,
             // Lab scale, chosen so a fault shows and heals within the seconds a test or a

@@ -130,7 +130,7 @@ impl Gateway {
         // One client per context, shared by the shop and `/ready`, so one set of breakers
         // and one retry budget per context. Payments has no public route, but the admin port
         // audits and resets it, so it must be configured too.
-        let directory = micro_rpc::Directory::new(&settings.upstreams);
+        let directory = micro_kit::directory(&settings);
         let mut clients = std::collections::BTreeMap::new();
         for context in [
             Context::Catalog,

@@ -71,7 +71,7 @@ impl Service {
             db,
             faults: Faults::new(),
             metrics,
-            directory: Directory::new(&settings.upstreams),
+            directory: directory(&settings),
             admin_token,
             settings,
         };
@@ -158,6 +158,17 @@ impl Service {
         self.db.close().await;
         served
     }
+}
+
+/// The replicas of the contexts a process calls, from the settings' upstream map; with
+/// `upstream_resolve_ms` set, kept up to date from DNS (`micro_rpc::directory`). Call it
+/// inside a tokio runtime.
+pub fn directory(settings: &Settings) -> Directory {
+    let directory = Directory::new(&settings.upstreams);
+    if settings.upstream_resolve_ms > 0 {
+        directory.resolve_every(Duration::from_millis(settings.upstream_resolve_ms));
+    }
+    directory
 }
 
 /// A client for `context` from the settings' upstream map, reporting into `metrics` (the
@@ -286,4 +297,36 @@ where
         .await
         .with_context(|| format!("bind {context} on {address}"))?;
     serve(settings, listener, Box::pin(api::server::shutdown_signal())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn upstream_resolve_ms_turns_dns_lookups_on_and_zero_leaves_the_names_as_given() {
+        let named = vec!["http://localhost:4101".to_owned()];
+        let mut settings = Settings::default();
+        settings.upstreams.insert("catalog".into(), named.clone());
+        let off = directory(&settings);
+        settings.upstream_resolve_ms = 100;
+        let on = directory(&settings);
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while on.lookups() < 2 {
+            assert!(std::time::Instant::now() < deadline, "no lookups in 10 s");
+            // A poll interval, not a stand-in for readiness: the count decides.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let resolved = on.replicas(Context::Catalog);
+        assert!(!resolved.is_empty() && resolved != named, "{resolved:?}");
+        assert!(
+            resolved
+                .iter()
+                .all(|url| url.ends_with(":4101") && !url.contains("localhost")),
+            "{resolved:?}"
+        );
+        assert_eq!(off.lookups(), 0);
+        assert_eq!(off.replicas(Context::Catalog), named);
+    }
 }

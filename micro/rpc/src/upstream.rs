@@ -161,7 +161,14 @@ impl Upstream {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         let policy = HopPolicy::new(context, &settings, metrics);
-        let pool = Pool::build(context, directory, &http, &settings, &policy, metrics);
+        let version = directory.version();
+        let replicas = directory.replicas(context);
+        let balanced = Balanced::new(context, &replicas, &http, &settings, metrics, directory);
+        let pool = Pool {
+            version,
+            replicas: Arc::new(replicas),
+            service: Retry::new(policy.clone(), balanced),
+        };
         Upstream {
             context,
             directory: directory.clone(),
@@ -173,7 +180,9 @@ impl Upstream {
         }
     }
 
-    /// The pool of the directory's current version, rebuilt first if the directory changed.
+    /// The pool of the directory's current version. A change of the version rebuilds it only
+    /// when this context's list changed: a change to another context (or the same list
+    /// found again) keeps the breakers and the calls-in-flight counts they learned.
     fn current(&self) -> (Arc<Vec<String>>, Retry<HopPolicy, Balanced>) {
         let version = self.directory.version();
         {
@@ -190,16 +199,37 @@ impl Upstream {
             .write()
             .unwrap_or_else(|poison| poison.into_inner());
         if pool.version != version {
-            *pool = Pool::build(
-                self.context,
-                &self.directory,
-                &self.http,
-                &self.settings,
-                &self.policy,
-                &self.metrics,
-            );
+            // The version before the list: a change in between makes the next call look
+            // again rather than keep a stale list under a new version.
+            let version = self.directory.version();
+            let replicas = self.directory.replicas(self.context);
+            if *pool.replicas == replicas {
+                pool.version = version;
+            } else {
+                for gone in pool.replicas.iter().filter(|old| !replicas.contains(old)) {
+                    self.metrics
+                        .forget_replica(self.context.as_str(), balance::replica_name(gone));
+                }
+                *pool = self.build(version, replicas);
+            }
         }
         (pool.replicas.clone(), pool.service.clone())
+    }
+
+    fn build(&self, version: u64, replicas: Vec<String>) -> Pool {
+        let balanced = Balanced::new(
+            self.context,
+            &replicas,
+            &self.http,
+            &self.settings,
+            &self.metrics,
+            &self.directory,
+        );
+        Pool {
+            version,
+            replicas: Arc::new(replicas),
+            service: Retry::new(self.policy.clone(), balanced),
+        }
     }
 
     pub fn context(&self) -> Context {
@@ -316,27 +346,5 @@ impl Upstream {
             "{} is not answering",
             self.context
         )))
-    }
-}
-
-impl Pool {
-    fn build(
-        context: Context,
-        directory: &Directory,
-        http: &reqwest::Client,
-        settings: &UpstreamSettings,
-        policy: &HopPolicy,
-        metrics: &HopMetrics,
-    ) -> Pool {
-        // Read the version before the list: a change in between makes the next call
-        // rebuild again rather than keep a stale list under a new version.
-        let version = directory.version();
-        let replicas = directory.replicas(context);
-        let balanced = Balanced::new(context, &replicas, http, settings, metrics);
-        Pool {
-            version,
-            replicas: Arc::new(replicas),
-            service: Retry::new(policy.clone(), balanced),
-        }
     }
 }

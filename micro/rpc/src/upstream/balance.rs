@@ -31,8 +31,9 @@ use rand::Rng;
 use tower::Service;
 
 use super::UpstreamSettings;
-use super::breaker::{Admission, Breaker};
+use super::breaker::{Admission, Breaker, Outcome};
 use super::hop::{Answer, HopError, HopRequest, Replica, outcome};
+use crate::Directory;
 
 /// Shared by every clone of an `Upstream`: one breaker and one in-flight count per replica.
 #[derive(Clone)]
@@ -44,9 +45,13 @@ pub(crate) struct Balanced {
     panic_every: u64,
     context: Context,
     metrics: HopMetrics,
+    /// Told when a replica did not answer, so a resolver looks for where it went.
+    directory: Directory,
 }
 
 struct Endpoint {
+    /// `host:port`, as the metrics label the replica.
+    name: String,
     replica: Replica,
     breaker: Breaker,
     in_flight: AtomicUsize,
@@ -59,14 +64,12 @@ impl Balanced {
         http: &reqwest::Client,
         settings: &UpstreamSettings,
         metrics: &HopMetrics,
+        directory: &Directory,
     ) -> Balanced {
         let endpoints = replicas
             .iter()
             .map(|base_url| {
-                let name = base_url
-                    .trim_start_matches("http://")
-                    .trim_start_matches("https://")
-                    .trim_end_matches('/');
+                let name = replica_name(base_url);
                 Endpoint {
                     replica: Replica::new(
                         base_url,
@@ -75,6 +78,7 @@ impl Balanced {
                     ),
                     breaker: Breaker::new(context, name, settings, metrics),
                     in_flight: AtomicUsize::new(0),
+                    name: name.to_owned(),
                 }
             })
             .collect();
@@ -89,6 +93,7 @@ impl Balanced {
             },
             context,
             metrics: metrics.clone(),
+            directory: directory.clone(),
         }
     }
 
@@ -141,6 +146,14 @@ impl Balanced {
     }
 }
 
+/// How the metrics and breakers name a replica: its base URL less the scheme.
+pub(crate) fn replica_name(base_url: &str) -> &str {
+    base_url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+}
+
 /// Decrements a replica's in-flight count however the call ends (cancelled included).
 struct InFlight<'a>(&'a AtomicUsize);
 
@@ -166,8 +179,15 @@ impl Service<HopRequest> for Balanced {
             let (endpoint, admission) = balanced.pick()?;
             endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
             let _in_flight = InFlight(&endpoint.in_flight);
+            balanced
+                .metrics
+                .attempt(balanced.context.as_str(), &endpoint.name);
             let result = endpoint.replica.send(request).await;
-            endpoint.breaker.record(admission, outcome(&result));
+            let outcome = outcome(&result);
+            if outcome == Outcome::NoAnswer {
+                balanced.directory.replica_unreachable();
+            }
+            endpoint.breaker.record(admission, outcome);
             result
         })
     }

@@ -4,6 +4,7 @@
 mod balancing;
 mod breaker;
 mod deadline;
+mod discovery;
 mod errors;
 mod metrics;
 mod retries;

@@ -155,7 +155,12 @@ struct StubState {
 
 impl Stub {
     pub async fn start(mode: Mode) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Stub::start_at(mode, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// On `address` (port 0 picks one).
+    pub async fn start_at(mode: Mode, address: SocketAddr) -> Stub {
+        let listener = TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let state = Arc::new(StubState::default());
         state.mode.store(mode as u8, Ordering::SeqCst);
