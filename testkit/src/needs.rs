@@ -105,3 +105,34 @@ pub fn compose_images() -> Need<String> {
     });
     Need::new("docker-images", found)
 }
+
+/// The tag of the project's images and of the swarm's own (`shoplab/swarm-node`,
+/// `shoplab/postgres`) in a running Docker engine: `SHOPLAB_TEST_SWARM_TAG`, which
+/// `.ci/swarm.sh` sets after building them; broken when the engine lacks the node image.
+pub fn swarm_images() -> Need<String> {
+    let found = match std::env::var("SHOPLAB_TEST_SWARM_TAG") {
+        Err(_) => Err(Unmet::Absent(
+            "no swarm to make: SHOPLAB_TEST_SWARM_TAG is unset (.ci/swarm.sh builds the images \
+             with deploy/docker/build-images.sh and deploy/swarm/build-images.sh, starts an \
+             engine and sets it)"
+                .to_owned(),
+        )),
+        Ok(tag) => {
+            let image = format!("shoplab/swarm-node:{tag}");
+            let inspected = std::process::Command::new("docker")
+                .args(["image", "inspect", "--format", "{{.Id}}", &image])
+                .output();
+            match inspected {
+                Ok(output) if output.status.success() => Ok(tag),
+                Ok(output) => Err(Unmet::Broken(format!(
+                    "SHOPLAB_TEST_SWARM_TAG={tag}, but the engine has no {image}: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ))),
+                Err(error) => Err(Unmet::Broken(format!(
+                    "SHOPLAB_TEST_SWARM_TAG={tag}, but docker does not run: {error}"
+                ))),
+            }
+        }
+    };
+    Need::new("swarm", found)
+}

@@ -9,6 +9,7 @@
 mod support;
 
 mod compose; // the compose target on real containers (needs the images; .ci/compose.sh runs it)
+mod swarm; // the swarm target on a real Docker Swarm of docker-in-docker nodes (.ci/swarm.sh runs it)
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
 mod workshop; // shoplab workshop: its JSON API with reqwest, and the page in headless Chromium
 
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use loadtest_platform::cgroup;
 use loadtest_results::resources::ProcessLimits;
-use testkit::needs::{chromedriver, compose_images, postgres};
+use testkit::needs::{chromedriver, compose_images, postgres, swarm_images};
 use testkit::{Need, Suite, Unmet, tests};
 
 /// A cgroup v1 CPU controller this process may create groups in.
@@ -56,5 +57,8 @@ fn main() -> ExitCode {
     tests!(suite, compose::on_compose_the_engine_restarts_a_killed_monolith_and_a_rolling_deploy_replaces_its_container, needs compose_images());
     tests!(suite, compose::on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconnecting_brings_it_back, needs compose_images());
     tests!(suite, compose::the_workshop_on_compose_shows_the_containers_lets_the_engine_heal_a_kill_and_refuses_what_compose_cannot_do, needs compose_images());
+    tests!(suite, swarm::on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad_release_is_rolled_back, needs swarm_images());
+    tests!(suite, swarm::on_a_swarm_calls_spread_over_a_scaled_service_and_a_lost_node_is_rescheduled, needs swarm_images());
+    tests!(suite, swarm::missing_images_are_named_with_their_fix_before_anything_is_made, needs swarm_images());
     suite.run()
 }

@@ -1,0 +1,197 @@
+//! The swarm target on a real Docker Swarm of docker-in-docker nodes: Swarm heals a killed
+//! task, rolls a service, rolls a bad release back by itself, spreads calls over a scaled
+//! service's replicas, reschedules the tasks of a lost node; a run leaves nothing behind,
+//! and missing images are refused before anything is made.
+//!
+//! They need a Docker engine and the images: `.ci/swarm.sh` builds them and runs these with
+//! `SHOPLAB_TEST_SWARM_TAG=<tag>`. Without it they are reported ignored, with the reason
+//! (`testkit::needs::swarm_images`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use domain::Context;
+use loadtest_platform::local::supervisor::{Build, Component};
+use loadtest_platform::swarm::SwarmSettings;
+use loadtest_platform::{Target, TargetSettings};
+
+use crate::support::{SEED, answer, target_settings};
+
+fn swarm_settings(test: &str, tag: String, nodes: usize) -> TargetSettings {
+    TargetSettings {
+        platform: "swarm".to_owned(),
+        swarm: SwarmSettings {
+            nodes,
+            prefix: Some(prefix(test)),
+            tag,
+            compose_file: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docker-compose.yml"),
+            ..SwarmSettings::default()
+        },
+        ..target_settings()
+    }
+}
+
+fn prefix(test: &str) -> String {
+    format!("shoplab-test-{}-{test}", std::process::id())
+}
+
+/// Everything on this machine's engine whose name starts with `prefix`: containers,
+/// networks, volumes.
+fn left_behind(prefix: &str) -> Vec<String> {
+    let list = |args: &[&str]| -> Vec<String> {
+        let output = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker runs");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|name| name.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut found = list(&["ps", "--all", "--format", "{{.Names}}"]);
+    found.extend(list(&["network", "ls", "--format", "{{.Name}}"]));
+    found.extend(list(&["volume", "ls", "--format", "{{.Name}}"]));
+    found
+}
+
+async fn started(build: Build, settings: &TargetSettings) -> Target {
+    let target = Target::start(build, settings)
+        .await
+        .unwrap_or_else(|error| panic!("the {build} build starts on a swarm: {error:#}"));
+    let summary = target
+        .reset(settings)
+        .await
+        .unwrap_or_else(|error| panic!("the {build} build resets: {error:#}"));
+    assert_eq!(summary.user_password, format!("shoplab-{SEED}"));
+    target
+}
+
+pub async fn on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad_release_is_rolled_back(
+    tag: String,
+) {
+    let settings = swarm_settings("monolith", tag, 2);
+    let mut target = started(Build::Monolith, &settings).await;
+    let http = reqwest::Client::new();
+    let list = format!("{}/api/products", target.url());
+    assert_eq!(answer(http.get(&list)).await.0, 200);
+    assert!(
+        target.describe().is_some_and(|detail| detail.contains("2 node(s)")),
+        "{:?}",
+        target.describe()
+    );
+
+    // kill -9 of the task's process: Swarm's restart policy starts another task.
+    target.kill(Component::Monolith).await.expect("kill -9");
+    let restarts = target
+        .self_heal_until(Instant::now() + Duration::from_secs(30))
+        .await;
+    assert_eq!(restarts.len(), 1, "one restart seen: {restarts:?}");
+    assert_eq!(restarts[0].component, "monolith");
+    assert!(restarts[0].down_ms > 0);
+    target.restore().await.expect("every task back");
+    assert_eq!(answer(http.get(&list)).await.0, 200, "served again");
+
+    target.roll(Component::Monolith).await.expect("rolling update");
+    assert_eq!(answer(http.get(&list)).await.0, 200);
+
+    let why = target
+        .roll_bad_release(Component::Monolith)
+        .await
+        .expect("the bad release is rolled back");
+    assert!(why.contains("rolled monolith back"), "{why}");
+    assert_eq!(answer(http.get(&list)).await.0, 200, "the old release serves");
+
+    let prefix = prefix("monolith");
+    target.stop().await.expect("the swarm is removed");
+    assert_eq!(left_behind(&prefix), Vec::<String>::new());
+}
+
+pub async fn on_a_swarm_calls_spread_over_a_scaled_service_and_a_lost_node_is_rescheduled(
+    tag: String,
+) {
+    let settings = swarm_settings("micro", tag, 3);
+    let mut target = started(Build::Micro, &settings).await;
+    let http = reqwest::Client::new();
+    let page = format!("{}/api/products/1", target.url());
+    assert_eq!(answer(http.get(&page)).await.0, 200);
+
+    // Two catalog tasks; the gateway finds both by DNS and balances over them.
+    let catalog = Component::Service(Context::Catalog);
+    assert_eq!(target.add_replica(catalog).await.expect("scale"), 2);
+    let spread = async || -> Vec<u64> {
+        let metrics = http
+            .get(format!("{}/metrics", target.admin_url()))
+            .bearer_auth(target.admin_token())
+            .send()
+            .await
+            .expect("the gateway's metrics")
+            .text()
+            .await
+            .expect("text");
+        metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with("hop_attempts_total{") && line.contains("upstream=\"catalog\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|count| count as u64)
+            .collect()
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    let attempts = loop {
+        for _ in 0..50 {
+            assert_eq!(answer(http.get(&page)).await.0, 200);
+        }
+        let attempts = spread().await;
+        if attempts.len() >= 2 && attempts.iter().all(|count| *count > 0) {
+            break attempts;
+        }
+        assert!(
+            Instant::now() < until,
+            "calls never reached both catalog replicas: {attempts:?}"
+        );
+    };
+    assert_eq!(attempts.len(), 2, "one series per replica: {attempts:?}");
+
+    // A worker with tasks dies; Swarm runs them elsewhere.
+    let nodes = target.nodes().await;
+    assert_eq!(nodes.len(), 3);
+    let victim = nodes
+        .iter()
+        .filter(|node| !node.manager && !node.tasks.is_empty())
+        .max_by_key(|node| node.tasks.len())
+        .expect("a worker with tasks")
+        .hostname
+        .clone();
+    target.lose_node(&victim).await.expect("rescheduled");
+    let after = target.nodes().await;
+    assert!(
+        after
+            .iter()
+            .find(|node| node.hostname == victim)
+            .is_some_and(|node| node.tasks.is_empty()),
+        "no task left on the lost node: {after:?}"
+    );
+    assert_eq!(answer(http.get(&page)).await.0, 200, "served from the others");
+    target.return_node(&victim).await.expect("the node rejoins");
+
+    let prefix = prefix("micro");
+    target.stop().await.expect("the swarm is removed");
+    assert_eq!(left_behind(&prefix), Vec::<String>::new());
+}
+
+pub async fn missing_images_are_named_with_their_fix_before_anything_is_made(_tag: String) {
+    let settings = swarm_settings("missing", "no-such-tag".to_owned(), 2);
+    let refused = Target::start(Build::Monolith, &settings)
+        .await
+        .err()
+        .expect("refused");
+    let text = format!("{refused:#}");
+    assert!(
+        text.contains("shoplab/swarm-node:no-such-tag")
+            && text.contains("deploy/swarm/build-images.sh"),
+        "{text}"
+    );
+    assert_eq!(left_behind(&prefix("missing")), Vec::<String>::new());
+}
