@@ -236,3 +236,23 @@ fn write(path: &Path, value: &str) -> anyhow::Result<()> {
     std::fs::write(path, value)
         .with_context(|| format!("cannot write {value} to {}", path.display()))
 }
+
+/// The mount of a cgroup v1 controller; cpuacct shares one with cpu on Debian
+/// (`cpu,cpuacct`).
+fn root(controller: &str) -> PathBuf {
+    let joined = PathBuf::from("/sys/fs/cgroup/cpu,cpuacct");
+    if controller == "cpuacct" && joined.is_dir() {
+        return joined;
+    }
+    PathBuf::from("/sys/fs/cgroup").join(controller)
+}
+
+/// What to read a container by: its groups (as `/proc/<pid>/cgroup` names them, or
+/// `/docker/<id>` as an engine makes them) under the cpuacct and memory controllers, where
+/// the engine keeps the accounting `docker stats` reads.
+pub(crate) fn container_probe(cpuacct: &str, memory: &str) -> crate::Probe {
+    crate::Probe::Cgroup {
+        cpuacct: root("cpuacct").join(cpuacct.trim_start_matches('/')),
+        memory: root("memory").join(memory.trim_start_matches('/')),
+    }
+}

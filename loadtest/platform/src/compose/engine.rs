@@ -3,7 +3,6 @@
 //! `docker-compose` calls.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -157,15 +156,6 @@ pub(super) fn exited_at(container: &Container) -> Instant {
         .and_then(|at| (chrono::Utc::now() - at).to_std().ok())
         .unwrap_or_default();
     Instant::now().checked_sub(ago).unwrap_or_else(Instant::now)
-}
-
-pub(super) fn cgroup_root(controller: &str) -> PathBuf {
-    // cgroup v1 mounts cpuacct together with cpu on Debian (`cpu,cpuacct`).
-    let joined = PathBuf::from("/sys/fs/cgroup/cpu,cpuacct");
-    if controller == "cpuacct" && joined.is_dir() {
-        return joined;
-    }
-    PathBuf::from("/sys/fs/cgroup").join(controller)
 }
 
 /// Every container of the project, stopped ones included.

@@ -42,7 +42,7 @@ mod engine;
 mod faults;
 
 use engine::{
-    Container, cgroup_root, docker, exited_at, inspect, is_ready, project_containers,
+    Container, docker, exited_at, inspect, is_ready, project_containers,
     remove_labelled, run, wait_ready,
 };
 use faults::Restore;
@@ -306,13 +306,7 @@ impl Compose {
             let Some(component) = Component::parse(&container.service) else {
                 continue;
             };
-            probes.push((
-                component,
-                Probe::Cgroup {
-                    cpuacct: cgroup_root("cpuacct").join(cpuacct.trim_start_matches('/')),
-                    memory: cgroup_root("memory").join(memory.trim_start_matches('/')),
-                },
-            ));
+            probes.push((component, cgroup::container_probe(&cpuacct, &memory)));
         }
         probes
     }

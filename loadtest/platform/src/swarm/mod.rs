@@ -335,18 +335,11 @@ impl Swarm {
 
     /// The container of a task, on its node's engine.
     async fn container_of(&self, task: &Task) -> anyhow::Result<String> {
-        let container = self
-            .manager()
-            .docker(&[
-                "inspect",
-                "--format",
-                "{{.Status.ContainerStatus.ContainerID}}",
-                &task.id,
-            ])
-            .await?;
-        let container = container.trim();
-        anyhow::ensure!(!container.is_empty(), "task {} has no container", task.id);
-        Ok(container.to_owned())
+        let containers = services::containers(self.manager(), std::slice::from_ref(task)).await?;
+        containers
+            .into_iter()
+            .next()
+            .with_context(|| format!("task {} has no container", task.id))
     }
 
     /// `docker <args>` on the engine of the node container `node`.
@@ -500,14 +493,33 @@ impl Platform for Swarm {
         }
     }
 
-    /// The front doors by PID. The tasks' own CPU and memory are not read yet: the nodes'
-    /// cgroups are nested inside their containers'.
+    /// Every running task by the cgroups its node's engine made for its container (the
+    /// nodes share this machine's cgroup hierarchy, where they are `/docker/<id>`, limits
+    /// enforced), and the front doors by PID.
     async fn probes(&self) -> Vec<(Component, Probe)> {
-        self.front
+        let mut probes: Vec<(Component, Probe)> = self
+            .front
             .iter()
             .flat_map(Front::pids)
             .map(|pid| (Component::FrontDoor, Probe::Pid(pid)))
-            .collect()
+            .collect();
+        let Some(cluster) = self.cluster.as_ref() else {
+            return probes;
+        };
+        let Ok(tasks) = services::tasks(cluster.manager(), &self.stack).await else {
+            return probes;
+        };
+        let tasks: Vec<Task> = tasks.into_iter().filter(|task| task.running).collect();
+        let Ok(containers) = services::containers(cluster.manager(), &tasks).await else {
+            return probes;
+        };
+        for (task, container) in tasks.iter().zip(containers) {
+            let group = format!("/docker/{container}");
+            if let Some(component) = Component::parse(&task.service) {
+                probes.push((component, crate::cgroup::container_probe(&group, &group)));
+            }
+        }
+        probes
     }
 
     async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {

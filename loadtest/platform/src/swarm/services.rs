@@ -100,6 +100,26 @@ fn parse_tasks(listed: &str, stack: &str) -> Vec<Task> {
         .collect()
 }
 
+/// The container of each task (in the order given), from one `docker inspect`.
+pub async fn containers(manager: &Manager, tasks: &[Task]) -> anyhow::Result<Vec<String>> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec![
+        "inspect",
+        "--format",
+        "{{.Status.ContainerStatus.ContainerID}}",
+    ];
+    args.extend(tasks.iter().map(|task| task.id.as_str()));
+    let listed = manager.docker(&args).await?;
+    let containers: Vec<String> = listed.lines().map(|line| line.trim().to_owned()).collect();
+    anyhow::ensure!(
+        containers.len() == tasks.len() && containers.iter().all(|id| !id.is_empty()),
+        "not every task has a container yet: {containers:?}"
+    );
+    Ok(containers)
+}
+
 /// `completed`, `updating`, `paused`, `rollback_started`, `rollback_completed`, … or
 /// empty when the service was never updated.
 pub async fn update_state(manager: &Manager, service: &str) -> anyhow::Result<(String, String)> {
