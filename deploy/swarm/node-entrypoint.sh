@@ -9,18 +9,15 @@ fail() {
   exit 1
 }
 
-# overlay2 cannot stack on the container's own overlay root; without a volume the engine
-# would fall back to the vfs driver, a full copy per layer, and fill the disk.
-fstype=$(stat -f -c %T /var/lib/docker)
-if [ "$fstype" = overlayfs ]; then
-  fail "/var/lib/docker is on the container's overlay filesystem; start the node with a volume for it (-v NAME:/var/lib/docker)"
-fi
-
 # Without these the engine starts but cannot make a container's network or cgroups.
 if ! iptables -t nat -L -n >/dev/null 2>&1; then
   fail "iptables does not work in this container: start it with --cap-add ALL --cap-drop SYS_RESOURCE (NET_ADMIN at least)"
 fi
-if [ ! -w /sys/fs/cgroup ] && [ ! -w /sys/fs/cgroup/memory ]; then
+# cgroup v1 (these machines): the controllers are mounted read-only unless the host's
+# hierarchy is bound in; cgroup v2: the one hierarchy.
+cgroups=/sys/fs/cgroup
+if [ -d /sys/fs/cgroup/memory ]; then cgroups=/sys/fs/cgroup/memory; fi
+if [ ! -w "$cgroups" ]; then
   fail "the cgroup hierarchy is read-only here: start the node with -v /sys/fs/cgroup:/sys/fs/cgroup and --security-opt systempaths=unconfined"
 fi
 
