@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# CI's swarm step: the lab on a real orchestrator. Install Docker when missing, start a daemon
+# when none answers (.ci/docker.sh), build the shop's nine images (deploy/docker/
+# build-images.sh) and the swarm's two (deploy/swarm/build-images.sh: the node, PostgreSQL),
+# then run the swarm target's tests and a quick `shoplab compare --target swarm` on both
+# builds: the lab makes a 3-node swarm of docker-in-docker nodes per build, gets the images
+# onto them, and has Swarm itself roll, roll back, heal, scale, lose a node and drain one,
+# invariants checked after each (compare exits non-zero when one is violated).
+#
+# Everything it creates carries its own names: the lab's nodes, networks and volumes start
+# with shoplab-ci-<pid> (`--swarm-prefix`; the lab adds `-<build>-node-<i>` and labels them
+# shoplab.swarm=<name>), the images are tagged ci-<pid>. On the way out, failed or not, it
+# removes whatever of those is left (the lab removes its own when it ends normally) and stops
+# the daemon it started; a daemon it found running it leaves be, and it touches no one
+# else's containers, networks, volumes or images on a shared daemon.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# docker_install, docker_up, docker_down, and $DOCKER, the CLI to call.
+source .ci/docker.sh
+
+phase() { printf '\n--- swarm: %s  (%ss)\n' "$*" "$SECONDS"; }
+
+work="$(mktemp -d)"
+prefix="shoplab-ci-$$"
+export SHOPLAB_TAG="ci-$$"
+images=(monolith catalog inventory cart orders payments users recommendations gateway
+  swarm-node postgres)
+timings=()
+
+# Records how long the phase that started at $1 took, for the summary at the end.
+took() { timings+=("$(printf '%-48s %4ss' "$2" "$((SECONDS - $1))")"); }
+
+# Prints the names of the containers, networks or volumes ($1) of this run: named with its
+# prefix, or labelled by the lab with a name that starts with it. Docker's own name filter
+# matches anywhere in the name, so the prefix is checked here.
+ours() {
+  local kind=$1 name label
+  local list=(ls --format '{{.Name}} {{.Label "shoplab.swarm"}}')
+  if [[ "$kind" == container ]]; then
+    list=(ls --all --format '{{.Names}} {{.Label "shoplab.swarm"}}')
+  fi
+  "$DOCKER" "$kind" "${list[@]}" 2>/dev/null |
+    while read -r name label; do
+      if [[ "$name" == "$prefix"* || "$label" == "$prefix"* ]]; then echo "$name"; fi
+    done
+}
+
+cleanup() {
+  local status=$?
+  set +e
+  # A second signal must not cut the cleanup short.
+  trap '' INT TERM
+  if "$DOCKER" info >/dev/null 2>&1; then
+    phase "cleanup"
+    # The nodes first: a swarm's stacks, services and overlay networks live inside them, so
+    # removing a node container and its /var/lib/docker volume removes all of that too.
+    ours container | xargs -r "$DOCKER" rm --force --volumes >/dev/null
+    ours network | xargs -r "$DOCKER" network rm >/dev/null
+    ours volume | xargs -r "$DOCKER" volume rm --force >/dev/null
+    for image in "${images[@]}"; do
+      "$DOCKER" image rm "shoplab/$image:$SHOPLAB_TAG" >/dev/null 2>&1
+    done
+    local left
+    left="$(ours container; ours network; ours volume)"
+    if [[ -n "$left" ]]; then
+      echo "cleanup: could not remove: ${left//$'\n'/ }" >&2
+      ((status != 0)) || status=1
+    fi
+  fi
+  if [[ -n "$dockerd_pid" ]]; then
+    phase "stop the docker daemon (pid $dockerd_pid)"
+    docker_down "$status"
+  fi
+  rm -rf "$work"
+  if ((status == 0)); then
+    printf '\n--- swarm: time per part\n'
+    printf '  %s\n' "${timings[@]}"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+# Interrupted or terminated, exit so the EXIT trap runs.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+phase "Docker"
+started=$SECONDS
+# No extras: this step needs no Compose.
+# shellcheck disable=SC2119
+docker_install
+# results.json is checked with jq.
+if ! command -v jq >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
+fi
+docker_up "$work"
+"$DOCKER" version --format 'engine {{.Server.Version}}, client {{.Client.Version}}'
+# Swarm mode is part of the engine; a daemon without it (or one that cannot make a node)
+# fails the lab with its own error, but the version says which engine that was.
+"$DOCKER" info --format 'swarm: {{.Swarm.LocalNodeState}}, cgroup v{{.CgroupVersion}}, storage {{.Driver}}'
+took "$started" "install and start Docker"
+
+phase "the shop's images (offline: static binaries, FROM scratch)"
+started=$SECONDS
+bash deploy/docker/build-images.sh
+took "$started" "static build + shop images"
+
+phase "the swarm's images (Debian base, node, PostgreSQL)"
+started=$SECONDS
+bash deploy/swarm/build-images.sh
+took "$started" "swarm-node + postgres images"
+
+# The swarm target's own tests, on real nodes: they must run here, not report themselves
+# ignored (testkit fails a test whose listed need is missing). The test profile's binary,
+# as CI's other lab runs: what is checked is what Swarm did.
+phase "the lab's swarm target: its tests on a real swarm"
+started=$SECONDS
+SHOPLAB_TEST_REQUIRE=docker-images,swarm SHOPLAB_TEST_SWARM_TAG="$SHOPLAB_TAG" \
+  SHOPLAB_TEST_SWARM_PREFIX="$prefix-test" \
+  cargo test -p shoplab --test environment swarm::
+took "$started" "swarm target tests"
+
+phase "the lab's swarm target: a quick comparison of both builds on 3-node swarms"
+started=$SECONDS
+cargo run -p shoplab -- compare --target swarm --quick --image-tag "$SHOPLAB_TAG" \
+  --swarm-prefix "$prefix" --out "$work/swarm-run"
+results="$work/swarm-run/results.json"
+# The run is the swarm's (not a fallback to another target), it ran experiments, and its
+# environment stamp names the platform (node count); the report was written.
+jq -e '.settings.target == "swarm"' "$results" >/dev/null ||
+  { echo "results.json: target is not swarm" >&2; exit 1; }
+jq -e '(.experiments | length) > 0' "$results" >/dev/null ||
+  { echo "results.json: no experiment ran" >&2; exit 1; }
+jq -e '(.settings.platform_detail // "") | test("node")' "$results" >/dev/null ||
+  { echo "results.json: the platform detail does not name the swarm's nodes" >&2; exit 1; }
+test -s "$work/swarm-run/report.html"
+test -s "$work/swarm-run/report.md"
+jq -r '.settings.platform_detail' "$results"
+took "$started" "swarm target: quick compare, both builds"
