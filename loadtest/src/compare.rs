@@ -186,10 +186,11 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     };
     let mut run_settings = RunSettings {
         target: args.platform.target.clone(),
-        database: postgres.as_deref().map_or(
-            "sqlite".into(),
-            loadtest_platform::local::supervisor::redact,
-        ),
+        database: match (postgres.as_deref(), platform.database) {
+            (Some(url), _) => loadtest_platform::local::supervisor::redact(url),
+            (None, Some(own)) => own.to_owned(),
+            (None, None) => "sqlite".into(),
+        },
         seed: settings.seed,
         products: settings.products,
         users: settings.users,

@@ -113,6 +113,9 @@ pub struct Registration {
     pub takes_database_server: bool,
     /// The platform runs on nodes it can lose and drain (the `nodes` experiment).
     pub has_nodes: bool,
+    /// The database the platform brings itself, for the results (`None`: SQLite files, or
+    /// `--db`'s server).
+    pub database: Option<&'static str>,
 }
 
 /// Every platform, by `--target` name. Adding one is a folder, a line here and its flag

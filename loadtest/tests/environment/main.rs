@@ -9,8 +9,8 @@
 mod support;
 
 mod compose; // the compose target on real containers (needs the images; .ci/compose.sh runs it)
-mod swarm; // the swarm target on a real Docker Swarm of docker-in-docker nodes (.ci/swarm.sh runs it)
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
+mod swarm; // the swarm target on a real Docker Swarm of docker-in-docker nodes (.ci/swarm.sh runs it)
 mod workshop; // shoplab workshop: its JSON API with reqwest, and the page in headless Chromium
 
 use std::process::ExitCode;

@@ -31,8 +31,12 @@ fn swarm_settings(test: &str, tag: String, nodes: usize) -> TargetSettings {
     }
 }
 
+/// Names of what a test makes: `SHOPLAB_TEST_SWARM_PREFIX` (CI's, so its cleanup finds
+/// them) or the test process's own.
 fn prefix(test: &str) -> String {
-    format!("shoplab-test-{}-{test}", std::process::id())
+    let base = std::env::var("SHOPLAB_TEST_SWARM_PREFIX")
+        .unwrap_or_else(|_| format!("shoplab-test-{}", std::process::id()));
+    format!("{base}-{test}")
 }
 
 /// Everything on this machine's engine whose name starts with `prefix`: containers,
@@ -76,7 +80,9 @@ pub async fn on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad
     let list = format!("{}/api/products", target.url());
     assert_eq!(answer(http.get(&list)).await.0, 200);
     assert!(
-        target.describe().is_some_and(|detail| detail.contains("2 node(s)")),
+        target
+            .describe()
+            .is_some_and(|detail| detail.contains("2 node(s)")),
         "{:?}",
         target.describe()
     );
@@ -92,7 +98,10 @@ pub async fn on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad
     target.restore().await.expect("every task back");
     assert_eq!(answer(http.get(&list)).await.0, 200, "served again");
 
-    target.roll(Component::Monolith).await.expect("rolling update");
+    target
+        .roll(Component::Monolith)
+        .await
+        .expect("rolling update");
     assert_eq!(answer(http.get(&list)).await.0, 200);
 
     let why = target
@@ -100,7 +109,11 @@ pub async fn on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad
         .await
         .expect("the bad release is rolled back");
     assert!(why.contains("rolled monolith back"), "{why}");
-    assert_eq!(answer(http.get(&list)).await.0, 200, "the old release serves");
+    assert_eq!(
+        answer(http.get(&list)).await.0,
+        200,
+        "the old release serves"
+    );
 
     let prefix = prefix("monolith");
     target.stop().await.expect("the swarm is removed");
@@ -173,7 +186,11 @@ pub async fn on_a_swarm_calls_spread_over_a_scaled_service_and_a_lost_node_is_re
             .is_some_and(|node| node.tasks.is_empty()),
         "no task left on the lost node: {after:?}"
     );
-    assert_eq!(answer(http.get(&page)).await.0, 200, "served from the others");
+    assert_eq!(
+        answer(http.get(&page)).await.0,
+        200,
+        "served from the others"
+    );
     target.return_node(&victim).await.expect("the node rejoins");
 
     let prefix = prefix("micro");

@@ -42,8 +42,8 @@ mod engine;
 mod faults;
 
 use engine::{
-    Container, docker, exited_at, inspect, is_ready, project_containers,
-    remove_labelled, run, wait_ready,
+    Container, docker, exited_at, inspect, is_ready, project_containers, remove_labelled, run,
+    wait_ready,
 };
 use faults::Restore;
 
@@ -137,6 +137,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
     takes_process_limits: false,
     takes_database_server: false,
     has_nodes: false,
+    database: None,
 };
 
 /// One build running as a compose project.

@@ -131,6 +131,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
     takes_process_limits: false,
     takes_database_server: false,
     has_nodes: false,
+    database: None,
 };
 
 /// One build running on a cluster.

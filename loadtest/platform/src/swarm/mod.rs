@@ -125,6 +125,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
     takes_process_limits: false,
     takes_database_server: false,
     has_nodes: true,
+    database: Some("postgresql (a service of the stack, pinned to the manager node)"),
 };
 
 /// The setting a bad release carries: no process can parse it, so every new task exits at
