@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use domain::Context;
+use loadtest_platform::TargetSettings;
 use loadtest_platform::compose::ComposeSettings;
 use loadtest_platform::local::supervisor::{Build, Component, NetworkFault};
-use loadtest_platform::{Target, TargetSettings};
 use serde_json::{Value, json};
 
-use crate::support::{SEED, answer, eventually, target_settings};
+use crate::support::{answer, eventually, started_target, target_settings};
 
 /// The compose target's settings for one test, on the images tagged `tag`.
 fn compose_settings(test: &str, tag: String) -> TargetSettings {
@@ -65,24 +65,12 @@ fn inspect(id: &str, format: &str) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-async fn started(build: Build, settings: &TargetSettings) -> Target {
-    let target = Target::start(build, settings)
-        .await
-        .unwrap_or_else(|error| panic!("the {build} build starts on compose: {error:#}"));
-    let summary = target
-        .reset(settings)
-        .await
-        .unwrap_or_else(|error| panic!("the {build} build resets: {error:#}"));
-    assert_eq!(summary.user_password, format!("shoplab-{SEED}"));
-    target
-}
-
 pub async fn on_compose_the_engine_restarts_a_killed_monolith_and_a_rolling_deploy_replaces_its_container(
     tag: String,
 ) {
     let settings = compose_settings("monolith", tag);
     let project = format!("{}-monolith", project_prefix("monolith"));
-    let mut target = started(Build::Monolith, &settings).await;
+    let mut target = started_target(Build::Monolith, &settings).await;
     let http = reqwest::Client::new();
     let list = format!("{}/api/products", target.url());
     assert_eq!(answer(http.get(&list)).await.0, 200);
@@ -147,7 +135,7 @@ pub async fn on_compose_a_cut_network_to_recommendations_empties_the_list_and_re
 ) {
     let settings = compose_settings("micro", tag);
     let project = format!("{}-micro", project_prefix("micro"));
-    let mut target = started(Build::Micro, &settings).await;
+    let mut target = started_target(Build::Micro, &settings).await;
     let http = reqwest::Client::new();
     let page = format!("{}/api/products/1", target.url());
     let recommendations = async |http: &reqwest::Client| -> (u16, usize) {

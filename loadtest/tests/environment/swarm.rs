@@ -15,7 +15,7 @@ use loadtest_platform::local::supervisor::{Build, Component};
 use loadtest_platform::swarm::SwarmSettings;
 use loadtest_platform::{Target, TargetSettings};
 
-use crate::support::{SEED, answer, target_settings};
+use crate::support::{answer, started_target, target_settings};
 
 fn swarm_settings(test: &str, tag: String, nodes: usize) -> TargetSettings {
     TargetSettings {
@@ -59,23 +59,11 @@ fn left_behind(prefix: &str) -> Vec<String> {
     found
 }
 
-async fn started(build: Build, settings: &TargetSettings) -> Target {
-    let target = Target::start(build, settings)
-        .await
-        .unwrap_or_else(|error| panic!("the {build} build starts on a swarm: {error:#}"));
-    let summary = target
-        .reset(settings)
-        .await
-        .unwrap_or_else(|error| panic!("the {build} build resets: {error:#}"));
-    assert_eq!(summary.user_password, format!("shoplab-{SEED}"));
-    target
-}
-
 pub async fn on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad_release_is_rolled_back(
     tag: String,
 ) {
     let settings = swarm_settings("monolith", tag, 2);
-    let mut target = started(Build::Monolith, &settings).await;
+    let mut target = started_target(Build::Monolith, &settings).await;
     let http = reqwest::Client::new();
     let list = format!("{}/api/products", target.url());
     assert_eq!(answer(http.get(&list)).await.0, 200);
@@ -124,7 +112,7 @@ pub async fn on_a_swarm_calls_spread_over_a_scaled_service_and_a_lost_node_is_re
     tag: String,
 ) {
     let settings = swarm_settings("micro", tag, 3);
-    let mut target = started(Build::Micro, &settings).await;
+    let mut target = started_target(Build::Micro, &settings).await;
     let http = reqwest::Client::new();
     let page = format!("{}/api/products/1", target.url());
     assert_eq!(answer(http.get(&page)).await.0, 200);

@@ -313,3 +313,22 @@ pub async fn pid_of(
         .pid
         .expect("a local process has a pid")
 }
+
+/// `build` started on the platform `settings` name and reset to the seed, or the test
+/// fails saying which step did.
+#[allow(dead_code)] // Used by the environment tests (compose, swarm), which share this file.
+pub async fn started_target(
+    build: Build,
+    settings: &loadtest_platform::TargetSettings,
+) -> loadtest_platform::Target {
+    let platform = settings.platform.clone();
+    let target = loadtest_platform::Target::start(build, settings)
+        .await
+        .unwrap_or_else(|error| panic!("the {build} build starts on {platform}: {error:#}"));
+    let summary = target
+        .reset(settings)
+        .await
+        .unwrap_or_else(|error| panic!("the {build} build resets: {error:#}"));
+    assert_eq!(summary.user_password, format!("shoplab-{SEED}"));
+    target
+}
