@@ -387,10 +387,7 @@ impl Swarm {
             };
             let short = services::short_of_replicas(&replicas, &tasks);
             for service in replicas.into_keys() {
-                if short
-                    .iter()
-                    .any(|line| line.split(' ').next() == Some(service.as_str()))
-                {
+                if short.iter().any(|short| short.service == service) {
                     down.entry(service).or_insert(Down {
                         since: Instant::now(),
                         gone_task: None,

@@ -136,10 +136,24 @@ pub async fn update_state(manager: &Manager, service: &str) -> anyhow::Result<(S
     Ok((state.to_owned(), message.to_owned()))
 }
 
-/// The services short of running tasks: `catalog 0/1`. A task counts when the swarm wants
-/// it running and it is running (its healthcheck passed); `docker service ls` alone would
-/// also count a task the swarm is shutting down (a drain's), which still runs.
-pub fn short_of_replicas(replicas: &BTreeMap<String, (u32, u32)>, tasks: &[Task]) -> Vec<String> {
+/// A service with fewer running tasks than it wants; shown as `catalog 0/1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Short {
+    pub service: String,
+    pub running: u32,
+    pub desired: u32,
+}
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.service, self.running, self.desired)
+    }
+}
+
+/// The services short of running tasks. A task counts when the swarm wants it running and
+/// it is running (its healthcheck passed); `docker service ls` alone would also count a
+/// task the swarm is shutting down (a drain's), which still runs.
+pub fn short_of_replicas(replicas: &BTreeMap<String, (u32, u32)>, tasks: &[Task]) -> Vec<Short> {
     replicas
         .iter()
         .filter_map(|(name, (_, desired))| {
@@ -147,7 +161,11 @@ pub fn short_of_replicas(replicas: &BTreeMap<String, (u32, u32)>, tasks: &[Task]
                 .iter()
                 .filter(|task| &task.service == name && task.running)
                 .count() as u32;
-            (running < *desired).then(|| format!("{name} {running}/{desired}"))
+            (running < *desired).then(|| Short {
+                service: name.clone(),
+                running,
+                desired: *desired,
+            })
         })
         .collect()
 }
@@ -176,7 +194,11 @@ pub async fn wait_converged(
             if short.is_empty() {
                 "tasks still where they were".to_owned()
             } else {
-                short.join(", ")
+                short
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         );
         tokio::time::sleep(POLL).await;
@@ -242,7 +264,11 @@ mod tests {
             task("b", "cart", true),
             task("c", "cart", true),
         ];
-        assert_eq!(short_of_replicas(&replicas, &tasks), ["catalog 0/1"]);
+        let short: Vec<String> = short_of_replicas(&replicas, &tasks)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(short, ["catalog 0/1"]);
         assert!(
             short_of_replicas(
                 &replicas,
