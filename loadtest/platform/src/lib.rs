@@ -33,6 +33,7 @@ mod meter;
 pub mod pinning;
 mod platform;
 pub mod sidecars;
+pub mod spread;
 pub mod swarm;
 mod target;
 mod tool;

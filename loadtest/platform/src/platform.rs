@@ -76,6 +76,13 @@ pub trait Platform: Send + Sync {
         )
     }
 
+    /// The control URL of the lab's front door before the public process, whose `/metrics`
+    /// counts the responses of each backend ([`crate::spread`]). None where the lab runs no
+    /// front door.
+    async fn front_door_control_url(&self) -> Option<String> {
+        None
+    }
+
     /// Self-healing until `until`: a process that exits is started again, by the lab or by
     /// the platform's own restart policy, which the lab watches. Each restart with how long
     /// the process was gone.

@@ -18,6 +18,7 @@ use crate::injection::Injection;
 use crate::meter::Probe;
 use crate::platform::{NodeView, Platform, ProcessView, Restart};
 use crate::sidecars::fault_proxy::NetworkFault;
+use crate::spread::SpreadSource;
 
 /// One running build.
 pub struct Target {
@@ -107,6 +108,21 @@ impl Target {
     /// why where the platform has nothing fair to calibrate against.
     pub async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
         self.platform.calibration_urls().await
+    }
+
+    /// Where `component`'s requests per replica are counted ([`crate::spread`]): the gateway
+    /// for a service of the micro build, the lab's front door for the public process. None
+    /// where neither counts them (no front door on this platform).
+    pub async fn spread_source(&self, component: Component) -> Option<SpreadSource> {
+        match component {
+            Component::Service(_) => SpreadSource::gateway(self.url(), component).ok(),
+            Component::Monolith | Component::Gateway => self
+                .platform
+                .front_door_control_url()
+                .await
+                .map(|control| SpreadSource::front_door(&control)),
+            Component::FrontDoor => None,
+        }
     }
 
     /// Wipes and seeds every context; returns how seeded users log in.

@@ -62,6 +62,9 @@ struct ScaleRow<'a> {
     p99_us: u64,
     sut_cpu_s: Option<f64>,
     requests_per_sut_cpu_s: Option<f64>,
+    /// The busiest replica's share over an even one, where the balancer counted them
+    /// (the half with more than one replica).
+    imbalance: Option<f64>,
 }
 
 #[derive(Default, Serialize)]
@@ -215,7 +218,8 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                 }
             }
             Findings::Scale(scale) => {
-                for half in [&scale.before, &scale.after] {
+                let imbalance = scale.spread.as_ref().and_then(|spread| spread.imbalance());
+                for (half, imbalance) in [(&scale.before, None), (&scale.after, imbalance)] {
                     scaling.row(ScaleRow {
                         build,
                         component: &scale.component,
@@ -228,6 +232,7 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                         requests_per_sut_cpu_s: half
                             .requests_per_sut_cpu_s
                             .map(|value| round(value, 1)),
+                        imbalance: imbalance.map(|value| round(value, 3)),
                     })?;
                 }
             }

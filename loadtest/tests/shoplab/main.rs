@@ -14,5 +14,6 @@ mod open_loop; // open-loop load against a real monolith: arrivals counted, drop
 mod orchestration; // kill, restart, pause and in-process faults on both builds through the lab's Target
 mod report; // the report and diff rendered from a committed results.json: charts, pages, commands, bad input
 mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback
-mod saga_crash; // orders killed mid-checkout; the recovered saga is judged by the audit
+mod saga_crash;
+mod spread; // requests per replica, counted by the front door and by the gateway // orders killed mid-checkout; the recovered saga is judged by the audit
 mod support;

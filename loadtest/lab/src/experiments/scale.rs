@@ -1,7 +1,9 @@
 //! Scale: the same load before and after one more replica — the monolith gets a second
 //! process behind the front door; micro gets a second replica of its hottest service (the
 //! one that used the most CPU in the first half), balanced by its callers. Reported as
-//! req/s and req/s per CPU second of the system under test, before and after.
+//! req/s and req/s per CPU second of the system under test, before and after, and how the
+//! second half's requests were spread over the replicas, as the balancer in front of them
+//! counted them (the front door for the monolith, the gateway for a service).
 //!
 //! Both builds get the same cores; on a machine where the system under test has one core,
 //! a second replica cannot add CPU, only contention — the result says so.
@@ -10,10 +12,10 @@ use std::time::Instant;
 
 use super::Experiment;
 use crate::load;
-use loadtest_platform::Meter;
+use loadtest_platform::{Meter, spread};
 use loadtest_results::analysis::stats;
 use loadtest_results::component::{Build, Component};
-use loadtest_results::experiments::scale::{Half, Scale};
+use loadtest_results::experiments::scale::{Half, Scale, Spread};
 
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
     let profile = experiment.profile;
@@ -34,7 +36,20 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
     experiment.step(&format!(
         "{replicas} replicas of {component}, {users} users"
     ));
+    let counted = experiment.target.spread_source(component).await;
+    let http = reqwest::Client::new();
+    let counters_before = match &counted {
+        Some(source) => Some(source.read(&http).await?),
+        None => None,
+    };
     let (after, _) = half(experiment, &plan, replicas).await?;
+    let spread = match (&counted, counters_before) {
+        (Some(source), Some(before)) => Some(Spread {
+            counted_by: source.counted_by.to_owned(),
+            replicas: spread::difference(&before, &source.read(&http).await?),
+        }),
+        _ => None,
+    };
     Ok(Scale {
         component: component.to_string(),
         users,
@@ -46,6 +61,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
             .into_iter()
             .map(|(component, cpu)| (component.to_string(), cpu))
             .collect(),
+        spread,
     })
 }
 

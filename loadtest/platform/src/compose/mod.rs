@@ -545,6 +545,10 @@ impl Platform for Compose {
             .collect()
     }
 
+    async fn front_door_control_url(&self) -> Option<String> {
+        Some(self.front_door.control_url().to_owned())
+    }
+
     async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
         self.front_door_urls().await
     }

@@ -308,6 +308,10 @@ impl Platform for Local {
         self.process_probes()
     }
 
+    async fn front_door_control_url(&self) -> Option<String> {
+        self.front_door_urls().ok().map(|(control, _)| control)
+    }
+
     async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
         self.front_door_urls()
     }

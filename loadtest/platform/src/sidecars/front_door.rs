@@ -13,6 +13,10 @@
 //! A request whose connection a backend refused is tried on another one (at most
 //! [`CONNECT_ATTEMPTS`] in all): it never reached a backend, so it cannot run twice.
 //!
+//! The control port's `/metrics` counts the responses each backend gave
+//! (`front_door_responses_total{backend}`): how the balancer spread the requests over the
+//! replicas behind it, which the scale experiment reports.
+//!
 //! What it costs: one more loopback hop (a request and a response copied through this
 //! process) for both builds alike, and its CPU, which runs on the system under test's
 //! cores. The lab puts it in front of both builds only for the experiments that change the
@@ -33,6 +37,10 @@ use axum::{Json, Router};
 use futures::StreamExt as _;
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use tower::balance::p2c::Balance;
 use tower::buffer::Buffer;
@@ -63,11 +71,17 @@ struct Forward {
     body: Bytes,
 }
 
-/// One backend: a base URL and the shared HTTP client.
+/// One backend: a base URL, the shared HTTP client, and its count of responses.
 #[derive(Clone)]
 struct Backend {
     url: Arc<str>,
     http: reqwest::Client,
+    answered: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: String,
 }
 
 impl Service<Forward> for Backend {
@@ -86,8 +100,11 @@ impl Service<Forward> for Backend {
             .request(forward.method, url)
             .headers(forward.headers)
             .body(forward.body);
+        let answered = self.answered.clone();
         Box::pin(async move {
             let answer = request.send().await?;
+            // Any status counts: the backend answered it. A connection that failed did not.
+            answered.inc();
             let mut response = Response::builder().status(answer.status());
             for (name, value) in answer.headers() {
                 if !is_hop_by_hop(name) {
@@ -114,6 +131,8 @@ struct FrontDoor {
     changes: mpsc::UnboundedSender<Change<String, PendingRequests<Backend>>>,
     current: Arc<Mutex<BTreeSet<String>>>,
     http: reqwest::Client,
+    responses: Family<BackendLabels, Counter>,
+    registry: Arc<Registry>,
 }
 
 impl FrontDoor {
@@ -124,11 +143,20 @@ impl FrontDoor {
         let (changes, discovered) = mpsc::unbounded();
         let discovered: Discovered = discovered.map(Ok as fn(_) -> _);
         let balanced = Buffer::new(Balance::new(discovered), QUEUE);
+        let responses = Family::<BackendLabels, Counter>::default();
+        let mut registry = Registry::default();
+        registry.register(
+            "front_door_responses",
+            "Responses each backend gave (any status) to requests the front door forwarded",
+            responses.clone(),
+        );
         let front_door = FrontDoor {
             balanced,
             changes,
             current: Arc::new(Mutex::new(BTreeSet::new())),
             http,
+            responses,
+            registry: Arc::new(registry),
         };
         front_door.replace(backends)?;
         Ok(front_door)
@@ -146,9 +174,17 @@ impl FrontDoor {
             let _ = self.changes.unbounded_send(Change::Remove(gone.clone()));
         }
         for new in wanted.difference(&current) {
+            // A backend that leaves and comes back keeps counting where it stopped.
+            let answered = self
+                .responses
+                .get_or_create(&BackendLabels {
+                    backend: new.clone(),
+                })
+                .clone();
             let backend = Backend {
                 url: Arc::from(new.trim_end_matches('/')),
                 http: self.http.clone(),
+                answered,
             };
             let endpoint = PendingRequests::new(backend, CompleteOnResponse::default());
             let _ = self
@@ -271,6 +307,21 @@ async fn replace(
     }
 }
 
+/// The responses per backend, in the Prometheus text format (as every shop process's).
+async fn metrics(State(front_door): State<FrontDoor>) -> Response {
+    let mut openmetrics = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut openmetrics, &front_door.registry);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        api::metrics::openmetrics_to_text(&openmetrics),
+    )
+        .into_response()
+}
+
 async fn list(State(front_door): State<FrontDoor>) -> Json<Backends> {
     let current = front_door.current.lock().unwrap_or_else(|p| p.into_inner());
     Json(Backends {
@@ -294,6 +345,7 @@ pub async fn run(port: u16, control_port: u16, backends: &[String]) -> anyhow::R
         .with_state(front_door.clone());
     let control_router = Router::new()
         .route("/backends", put(replace).get(list))
+        .route("/metrics", axum::routing::get(metrics))
         .route("/health", axum::routing::get(|| async { "ok" }))
         .route("/ready", axum::routing::get(|| async { "ok" }))
         // The lab's null endpoint: an HTTP server on the shop's cores that does nothing.

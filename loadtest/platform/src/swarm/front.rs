@@ -96,6 +96,12 @@ impl Front {
         self.public.url()
     }
 
+    /// The public front door's control URL. Its backends are the nodes' published ports,
+    /// one task of the public service behind each.
+    pub fn control_url(&self) -> &str {
+        self.public.control_url()
+    }
+
     /// The admin API's URL: the gateway's own front door, or the public one (monolith).
     pub fn admin_url(&self) -> &str {
         self.admin.as_ref().unwrap_or(&self.public).url()

@@ -520,6 +520,10 @@ impl Platform for Swarm {
         probes
     }
 
+    async fn front_door_control_url(&self) -> Option<String> {
+        Some(self.front().control_url().to_owned())
+    }
+
     async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
         anyhow::bail!(
             "the swarm platform's shop runs inside its nodes, behind the nodes' published \

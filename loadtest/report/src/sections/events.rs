@@ -8,6 +8,7 @@ use crate::figures::{self, count, fault_pairs, first_line, journeys, ms, percent
 use crate::theme::build_label;
 use loadtest_results::Results;
 use loadtest_results::component::Build;
+use loadtest_results::experiments::scale::Scale;
 
 use super::NOT_MEASURED;
 
@@ -283,7 +284,57 @@ pub(super) fn scale(
         ],
         rows,
     );
+    scale_spread(document, &builds);
     Ok(())
+}
+
+/// How the second half's requests fell on each replica, as the balancer counted them: an
+/// even spread is what "balances load over identical replicas" claims.
+fn scale_spread(document: &mut Document, builds: &[(Build, &Scale)]) {
+    let counted: Vec<_> = builds
+        .iter()
+        .filter_map(|(build, scale)| scale.spread.as_ref().map(|spread| (*build, spread)))
+        .collect();
+    if counted.is_empty() {
+        document.paragraph(
+            "Requests per replica: not counted (the platform runs no front door to count them).",
+        );
+        return;
+    }
+    document.paragraph(
+        "Requests per replica in the second half, as the balancer in front of the replicas \
+         counted them. Imbalance is the busiest replica's share over an even share: 1.00 is a \
+         perfect spread; with two replicas, 2.00 is everything on one.",
+    );
+    let mut rows = Vec::new();
+    for (build, spread) in counted {
+        let total: u64 = spread.replicas.iter().map(|(_, count)| count).sum();
+        let shares = spread
+            .replicas
+            .iter()
+            .map(|(replica, count)| {
+                format!(
+                    "{replica}: {count} ({})",
+                    percent(*count as f64 / total.max(1) as f64)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        rows.push(vec![
+            Cell::plain(build_label(build)),
+            Cell::plain(spread.counted_by.clone()),
+            Cell::plain(if shares.is_empty() {
+                "none counted".to_owned()
+            } else {
+                shares
+            }),
+            spread.imbalance().map_or_else(
+                || Cell::toned(NOT_MEASURED, Tone::Muted),
+                |imbalance| Cell::plain(format!("{imbalance:.2}")),
+            ),
+        ]);
+    }
+    document.table(&["build", "counted by", "per replica", "imbalance"], rows);
 }
 
 /// The nodes experiment, where the platform has nodes: each node lost or drained, how long

@@ -364,6 +364,7 @@ fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
         speedup: 1.6,
         sut_cores: 1,
         cpu_by_process: Vec::new(),
+        spread: None,
     };
     let mut results = results(vec![outcome(Build::Micro, Findings::Scale(scale.clone()))]);
     assert_eq!(

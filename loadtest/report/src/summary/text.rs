@@ -103,6 +103,22 @@ pub fn summary(results: &Results) -> String {
                     );
                 }
                 let _ = writeln!(text, "  speedup x{:.2}", scale.speedup);
+                if let Some(spread) = &scale.spread {
+                    let per_replica = spread
+                        .replicas
+                        .iter()
+                        .map(|(replica, count)| format!("{replica} {count}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let _ = writeln!(
+                        text,
+                        "  per replica ({}): {per_replica}; imbalance {}",
+                        spread.counted_by,
+                        spread
+                            .imbalance()
+                            .map_or_else(|| "-".to_owned(), |imbalance| format!("{imbalance:.2}"))
+                    );
+                }
             }
             Findings::Nodes(found) => {
                 let _ = writeln!(

@@ -1,0 +1,169 @@
+//! How a balancer spread requests over the replicas behind it, read from the balancer's own
+//! counters: the lab's front door counts the responses each backend gave (the monolith's
+//! replicas, or the gateway's), and the gateway counts its calls to each replica of a
+//! service (`hop_attempts_total{upstream,replica}`, every attempt including retries). Read
+//! before and after a window, the difference is that window's spread.
+//!
+//! Counted at the balancer rather than scraped from each replica's own `/metrics`: the
+//! balancer is the one view every platform offers (a swarm's service replicas are reachable
+//! only inside its overlay network), and it names the replicas by the address it sent to.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use loadtest_results::component::Component;
+
+/// Where a component's per-replica counters are read.
+#[derive(Clone, Debug)]
+pub struct SpreadSource {
+    /// The `/metrics` URL of the balancer in front of the replicas.
+    pub metrics_url: String,
+    /// The counter family, without `_total`.
+    family: &'static str,
+    /// A label the sample must have, with its value (the upstream service).
+    only: Option<(&'static str, String)>,
+    /// The label that names the replica.
+    replica_label: &'static str,
+    /// Who counted, for the report.
+    pub counted_by: &'static str,
+}
+
+impl SpreadSource {
+    /// The lab's front door, whose backends are `component`'s replicas.
+    pub fn front_door(control_url: &str) -> SpreadSource {
+        SpreadSource {
+            metrics_url: format!("{control_url}/metrics"),
+            family: "front_door_responses",
+            only: None,
+            replica_label: "backend",
+            counted_by: "the lab's front door: responses per backend",
+        }
+    }
+
+    /// The gateway, which calls every replica of `component` (a service) itself.
+    pub fn gateway(gateway_url: &str, component: Component) -> anyhow::Result<SpreadSource> {
+        let Component::Service(context) = component else {
+            anyhow::bail!("the gateway balances services, not {component}");
+        };
+        Ok(SpreadSource {
+            metrics_url: format!("{gateway_url}/metrics"),
+            family: "hop_attempts",
+            only: Some(("upstream", context.to_string())),
+            replica_label: "replica",
+            counted_by: "the gateway: calls per replica (hop_attempts_total, retries included)",
+        })
+    }
+
+    /// The counters now, by replica.
+    pub async fn read(&self, http: &reqwest::Client) -> anyhow::Result<BTreeMap<String, f64>> {
+        let text = http
+            .get(&self.metrics_url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("GET {}", self.metrics_url))?
+            .text()
+            .await
+            .with_context(|| format!("read {}", self.metrics_url))?;
+        self.counters_in(&text)
+    }
+
+    fn counters_in(&self, text: &str) -> anyhow::Result<BTreeMap<String, f64>> {
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
+            .with_context(|| format!("parse {}", self.metrics_url))?;
+        let name = format!("{}_total", self.family);
+        let mut counters = BTreeMap::new();
+        for sample in scrape.samples {
+            if sample.metric != name && sample.metric != self.family {
+                continue;
+            }
+            if let Some((label, wanted)) = &self.only
+                && sample.labels.get(label) != Some(wanted.as_str())
+            {
+                continue;
+            }
+            let value = match sample.value {
+                prometheus_parse::Value::Counter(value)
+                | prometheus_parse::Value::Untyped(value) => value,
+                other => {
+                    anyhow::bail!("{name} in {} is not a counter: {other:?}", self.metrics_url)
+                }
+            };
+            if let Some(replica) = sample.labels.get(self.replica_label) {
+                counters.insert(replica.to_owned(), value);
+            }
+        }
+        Ok(counters)
+    }
+}
+
+/// `after - before` per replica, for every replica seen after (one that appeared in the
+/// window counts from zero; one that left it is not in `after` and had no share to show).
+pub fn difference(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> Vec<(String, u64)> {
+    after
+        .iter()
+        .map(|(replica, now)| {
+            let then = before.get(replica).copied().unwrap_or(0.0);
+            // Counters are whole numbers; a reset (a balancer restarted) reads as zero.
+            (replica.clone(), (now - then).max(0.0).round() as u64)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::Context;
+
+    use super::*;
+
+    const GATEWAY: &str = "\
+# HELP hop_attempts_total Calls sent to each replica.
+# TYPE hop_attempts_total counter
+hop_attempts_total{upstream=\"catalog\",replica=\"10.0.1.5:8080\"} 120
+hop_attempts_total{upstream=\"catalog\",replica=\"10.0.1.9:8080\"} 80
+hop_attempts_total{upstream=\"orders\",replica=\"10.0.1.7:8080\"} 33
+# HELP http_requests_total HTTP requests answered.
+# TYPE http_requests_total counter
+http_requests_total{method=\"GET\",route=\"/products\",status=\"200\"} 999
+";
+
+    #[test]
+    fn the_gateway_source_reads_only_its_upstreams_replicas() {
+        let source =
+            SpreadSource::gateway("http://gw", Component::Service(Context::Catalog)).unwrap();
+        let counters = source.counters_in(GATEWAY).unwrap();
+        assert_eq!(
+            counters.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("10.0.1.5:8080".to_owned(), 120.0),
+                ("10.0.1.9:8080".to_owned(), 80.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_gateway_balances_services_only() {
+        assert!(SpreadSource::gateway("http://gw", Component::Monolith).is_err());
+    }
+
+    #[test]
+    fn the_difference_counts_a_new_replica_from_zero_and_a_reset_as_zero() {
+        let before = BTreeMap::from([("a".to_owned(), 10.0), ("b".to_owned(), 50.0)]);
+        let after = BTreeMap::from([
+            ("a".to_owned(), 25.0),
+            ("b".to_owned(), 3.0),
+            ("c".to_owned(), 7.0),
+        ]);
+        assert_eq!(
+            difference(&before, &after),
+            vec![
+                ("a".to_owned(), 15),
+                ("b".to_owned(), 0),
+                ("c".to_owned(), 7)
+            ]
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The spread over replicas, as the balancer in front of them counts it: the lab's front
+//! door per backend (monolith replicas), the gateway per replica of a service. Real
+//! processes, real requests; every request is counted once, on the replica that answered.
+
+use std::collections::BTreeMap;
+
+use loadtest_platform::spread;
+use loadtest_results::component::{Build, Component};
+
+use crate::support::start_target;
+
+/// `requests` GETs of `path` through the target's public URL, each answered 200.
+async fn send(http: &reqwest::Client, base_url: &str, path: &str, requests: usize) {
+    for _ in 0..requests {
+        let status = http
+            .get(format!("{base_url}{path}"))
+            .send()
+            .await
+            .expect("the request is answered")
+            .status();
+        assert_eq!(status, 200, "GET {path}");
+    }
+}
+
+async fn spread_over_two_replicas(build: Build, component: Component, path: &str) {
+    let _quiet = crate::support::exclusive().await;
+    let mut target = start_target(build).await;
+    assert_eq!(target.add_replica(component).await.expect("scale"), 2);
+    let source = target
+        .spread_source(component)
+        .await
+        .expect("the local platform counts per replica");
+    let http = reqwest::Client::new();
+    let before = source.read(&http).await.expect("read the counters");
+    const REQUESTS: usize = 200;
+    send(&http, target.url(), path, REQUESTS).await;
+    let counts: BTreeMap<String, u64> = spread::difference(
+        &before,
+        &source.read(&http).await.expect("read the counters again"),
+    )
+    .into_iter()
+    .collect();
+    target.stop().await.expect("stop");
+
+    assert_eq!(
+        counts.len(),
+        2,
+        "{build}: one count per replica: {counts:?}"
+    );
+    assert!(
+        counts.values().all(|count| *count > 0),
+        "{build}: the balancer sent to both replicas: {counts:?}"
+    );
+    assert_eq!(
+        counts.values().sum::<u64>(),
+        REQUESTS as u64,
+        "{build}: every request counted once ({})",
+        source.counted_by
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_door_counts_each_monolith_replicas_responses() {
+    spread_over_two_replicas(Build::Monolith, Component::Monolith, "/api/products/1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_counts_its_calls_to_each_catalog_replica() {
+    spread_over_two_replicas(
+        Build::Micro,
+        Component::Service(domain::Context::Catalog),
+        "/api/products/1",
+    )
+    .await;
+}
