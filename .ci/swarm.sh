@@ -120,19 +120,36 @@ SHOPLAB_TEST_REQUIRE=docker-images,swarm SHOPLAB_TEST_SWARM_TAG="$SHOPLAB_TAG" \
   cargo test -p shoplab --test environment swarm::
 took "$started" "swarm target tests"
 
+# The experiments where the orchestrator acts: deploys (rolling, recreate, the automatic
+# rollback), faults (kills Swarm heals), scale (Swarm adds the replica, the balancer spreads),
+# nodes (a node lost, one drained). The throughput sweep is left out: it measures the shop,
+# not the orchestrator, and the local target's run above already measures it.
 phase "the lab's swarm target: a quick comparison of both builds on 3-node swarms"
 started=$SECONDS
 cargo run -p shoplab -- compare --target swarm --quick --image-tag "$SHOPLAB_TAG" \
-  --swarm-prefix "$prefix" --out "$work/swarm-run"
+  --experiments deploy,faults,scale,nodes --swarm-prefix "$prefix" --out "$work/swarm-run"
 results="$work/swarm-run/results.json"
-# The run is the swarm's (not a fallback to another target), it ran experiments, and its
-# environment stamp names the platform (node count); the report was written.
-jq -e '.settings.target == "swarm"' "$results" >/dev/null ||
-  { echo "results.json: target is not swarm" >&2; exit 1; }
-jq -e '(.experiments | length) > 0' "$results" >/dev/null ||
-  { echo "results.json: no experiment ran" >&2; exit 1; }
-jq -e '(.settings.platform_detail // "") | test("node")' "$results" >/dev/null ||
-  { echo "results.json: the platform detail does not name the swarm's nodes" >&2; exit 1; }
+# Fails the step with $2 unless the jq filter $1 holds for results.json.
+holds() { jq -e "$1" "$results" >/dev/null || { echo "results.json: $2" >&2; exit 1; }; }
+# The run is the swarm's (not a fallback to another target), its environment stamp names the
+# nodes, and each build ran every experiment asked for; Swarm lost and drained a node under
+# each, and the balancer counted requests on both replicas of the scaled component.
+holds '.settings.target == "swarm"' "target is not swarm"
+holds '(.settings.platform_detail // "") | test("node")' \
+  "the platform detail does not name the swarm's nodes"
+for build in monolith micro; do
+  for experiment in deploy faults scale nodes; do
+    holds "any(.experiments[]; .build == \"$build\" and .findings.experiment == \"$experiment\")" \
+      "$build ran no $experiment experiment"
+  done
+  holds "[.experiments[] | select(.build == \"$build\" and .findings.experiment == \"nodes\")
+    | .findings.events[].kind] | (any(. == \"loss\") and any(. == \"drain\"))" \
+    "$build: the nodes experiment did not both lose and drain a node"
+  holds "[.experiments[] | select(.build == \"$build\" and .findings.experiment == \"scale\")
+    | .findings.spread.replicas[] | select(.[1] > 0)] | length >= 2" \
+    "$build: the scale experiment's spread has fewer than two replicas that served"
+done
+holds '.valid' "an invariant was violated"
 test -s "$work/swarm-run/report.html"
 test -s "$work/swarm-run/report.md"
 jq -r '.settings.platform_detail' "$results"

@@ -15,7 +15,7 @@ use crate::load;
 use loadtest_platform::{Meter, spread};
 use loadtest_results::analysis::stats;
 use loadtest_results::component::{Build, Component};
-use loadtest_results::experiments::scale::{Half, Scale, Spread};
+use loadtest_results::experiments::scale::{Half, ReplicaSpread, Scale};
 
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
     let profile = experiment.profile;
@@ -44,7 +44,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
     };
     let (after, _) = half(experiment, &plan, replicas).await?;
     let spread = match (&counted, counters_before) {
-        (Some(source), Some(before)) => Some(Spread {
+        (Some(source), Some(before)) => Some(ReplicaSpread {
             counted_by: source.counted_by.to_owned(),
             replicas: spread::difference(&before, &source.read(&http).await?),
         }),

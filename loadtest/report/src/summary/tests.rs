@@ -7,7 +7,7 @@ use super::*;
 use loadtest_results::analysis::Timeline;
 use loadtest_results::experiments::deploy::{Deploy, Deploys, Storm};
 use loadtest_results::experiments::faults::Cell;
-use loadtest_results::experiments::scale::{Half, Scale};
+use loadtest_results::experiments::scale::{Half, ReplicaSpread, Scale};
 use loadtest_results::experiments::throughput::Level;
 use loadtest_results::experiments::{Findings, Outcome};
 use loadtest_results::invariants::{CheckReport, InvariantResult};
@@ -382,6 +382,49 @@ fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
         verdict(&results, "independent scaling").status,
         Status::Holds
     );
+}
+
+#[test]
+fn load_balancing_holds_on_an_even_spread_on_every_build_and_is_untested_where_none_was_counted() {
+    let half = |replicas| Half {
+        replicas,
+        requests_per_s: 500.0,
+        error_rate: 0.0,
+        latency: Percentiles::default(),
+        sut_cpu_s: None,
+        requests_per_sut_cpu_s: None,
+    };
+    let scale = |counts: Option<[u64; 2]>| {
+        Findings::Scale(Scale {
+            component: "catalog".into(),
+            users: 16,
+            before: half(1),
+            after: half(2),
+            speedup: 1.0,
+            sut_cores: 2,
+            cpu_by_process: Vec::new(),
+            spread: counts.map(|[a, b]| ReplicaSpread {
+                counted_by: "the gateway".into(),
+                replicas: vec![("10.0.0.1:8080".into(), a), ("10.0.0.2:8080".into(), b)],
+            }),
+        })
+    };
+    let claim = "load balancing over replicas";
+    let even = results(vec![
+        outcome(Build::Monolith, scale(Some([520, 480]))),
+        outcome(Build::Micro, scale(Some([500, 500]))),
+    ]);
+    let found = verdict(&even, claim);
+    assert_eq!(found.status, Status::Holds, "{}", found.evidence);
+    assert!(found.evidence.contains("52 % / 48 %"), "{}", found.evidence);
+    // One build with 70 % on one replica is past the 60 % an even spread allows.
+    let skewed = results(vec![
+        outcome(Build::Monolith, scale(Some([520, 480]))),
+        outcome(Build::Micro, scale(Some([700, 300]))),
+    ]);
+    assert_eq!(verdict(&skewed, claim).status, Status::DoesNotHold);
+    let uncounted = results(vec![outcome(Build::Micro, scale(None))]);
+    assert_eq!(verdict(&uncounted, claim).status, Status::NotTested);
 }
 
 #[test]

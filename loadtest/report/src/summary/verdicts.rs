@@ -3,6 +3,7 @@
 
 use super::{Status, Verdict, failed, is_service, measured, share, top_level};
 use crate::figures::{self, Spread, count, fault_pairs, ms, percent};
+use crate::theme::build_label;
 use loadtest_results::Results;
 use loadtest_results::component::Build;
 use loadtest_results::experiments::deploy::{Deploy, Deploys};
@@ -15,6 +16,7 @@ pub(crate) fn verdicts(results: &Results) -> Vec<Verdict> {
         independent_deploy(results),
         fault_isolation(results),
         independent_scaling(results),
+        load_balancing(results),
         rolling_update(results),
         rollback(results),
         self_healing(results),
@@ -176,6 +178,64 @@ fn independent_scaling(results: &Results) -> Verdict {
         claim,
         status,
         evidence: sentence(evidence),
+    }
+}
+
+/// The busiest replica's share over an even share up to which requests count as spread
+/// evenly: with two replicas, at most 60 % on one.
+const EVEN_SPREAD: f64 = 1.2;
+
+fn load_balancing(results: &Results) -> Verdict {
+    let claim = "load balancing over replicas";
+    let counted: Vec<_> = Build::BOTH
+        .into_iter()
+        .filter_map(|build| {
+            let scale = figures::scale(results, build)?;
+            let spread = scale.spread.as_ref()?;
+            Some((build, scale, spread, spread.imbalance()?))
+        })
+        .collect();
+    if counted.is_empty() {
+        return not_tested(
+            claim,
+            "no balancer counted the scale experiment's requests per replica (it did not run, \
+             or the platform runs no front door)",
+        );
+    }
+    let parts: Vec<String> = counted
+        .iter()
+        .map(|(build, scale, spread, imbalance)| {
+            let total: u64 = spread.replicas.iter().map(|(_, count)| count).sum();
+            let shares = spread
+                .replicas
+                .iter()
+                .map(|(_, count)| percent(*count as f64 / total.max(1) as f64))
+                .collect::<Vec<_>>()
+                .join(" / ");
+            format!(
+                "{}: {shares} over {} replicas of {} (imbalance {imbalance:.2}; counted by {})",
+                build_label(*build),
+                spread.replicas.len(),
+                scale.component,
+                spread.counted_by
+            )
+        })
+        .collect();
+    let status = if counted
+        .iter()
+        .all(|(_, _, _, imbalance)| *imbalance <= EVEN_SPREAD)
+    {
+        Status::Holds
+    } else {
+        Status::DoesNotHold
+    };
+    Verdict {
+        claim,
+        status,
+        evidence: sentence(format!(
+            "{}. Even means the busiest replica got at most {EVEN_SPREAD:.1}× an even share",
+            parts.join("; ")
+        )),
     }
 }
 

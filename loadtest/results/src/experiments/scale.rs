@@ -21,19 +21,19 @@ pub struct Scale {
     /// replicas. None where nothing counts them (no front door on the platform), or in
     /// results written before it was recorded.
     #[serde(default)]
-    pub spread: Option<Spread>,
+    pub spread: Option<ReplicaSpread>,
 }
 
 /// Requests per replica in a window, as the balancer in front of them counted them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Spread {
+pub struct ReplicaSpread {
     /// Who counted, and what (responses, or calls with their retries).
     pub counted_by: String,
     /// Each replica, by the address the balancer sent to, with its count in the window.
     pub replicas: Vec<(String, u64)>,
 }
 
-impl Spread {
+impl ReplicaSpread {
     /// The busiest replica's share over an even share: 1.0 is a perfect spread, 2.0 with
     /// two replicas is everything on one. None when nothing was counted.
     pub fn imbalance(&self) -> Option<f64> {
@@ -47,8 +47,8 @@ impl Spread {
 mod tests {
     use super::*;
 
-    fn spread(counts: &[u64]) -> Spread {
-        Spread {
+    fn spread(counts: &[u64]) -> ReplicaSpread {
+        ReplicaSpread {
             counted_by: "test".to_owned(),
             replicas: counts
                 .iter()
