@@ -15,14 +15,14 @@
 # on a shared daemon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# docker_install, docker_up, docker_down, and $DOCKER, the CLI to call.
+source .ci/docker.sh
 
 phase() { printf '\n--- containers: %s  (%ss)\n' "$*" "$SECONDS"; }
 
-# A fixed time per phase, so a wedged daemon or container fails the step instead of the CI's
-# 90 minutes.
-readonly DAEMON_DEADLINE_S=60
+# A fixed time for the containers to become healthy, so a wedged container fails the step
+# instead of the CI's 90 minutes (.ci/docker.sh has the daemon's own deadlines).
 readonly HEALTHY_DEADLINE_S=120
-readonly STOP_DEADLINE_S=30
 
 work="$(mktemp -d)"
 project="shoplab-ci-$$"
@@ -31,9 +31,6 @@ export SHOPLAB_ADMIN_TOKEN="ci-admin-$$-$RANDOM$RANDOM"
 export SHOPLAB_TOKEN_SECRET="ci-secret-$$-$RANDOM$RANDOM"
 images=(monolith catalog inventory cart orders payments users recommendations gateway)
 compose=(docker-compose --project-name "$project" --file docker-compose.yml)
-dockerd_pid=""
-ip_forward_before=""
-docker0_before=""
 timings=()
 declare -A totals=()
 
@@ -45,7 +42,7 @@ cleanup() {
   set +e
   # A second signal must not cut the cleanup short.
   trap '' INT TERM
-  if docker info >/dev/null 2>&1; then
+  if "$DOCKER" info >/dev/null 2>&1; then
     phase "cleanup"
     "${compose[@]}" --profile monolith --profile micro down --volumes --remove-orphans \
       --timeout 10 >/dev/null 2>&1
@@ -54,36 +51,17 @@ cleanup() {
     local name label
     for name in "$project" "$project-lab-monolith" "$project-lab-micro"; do
       label="label=com.docker.compose.project=$name"
-      docker ps -aq --filter "$label" | xargs -r docker rm -f >/dev/null
-      docker network ls -q --filter "$label" | xargs -r docker network rm >/dev/null
-      docker volume ls -q --filter "$label" | xargs -r docker volume rm >/dev/null
+      "$DOCKER" ps -aq --filter "$label" | xargs -r "$DOCKER" rm -f >/dev/null
+      "$DOCKER" network ls -q --filter "$label" | xargs -r "$DOCKER" network rm >/dev/null
+      "$DOCKER" volume ls -q --filter "$label" | xargs -r "$DOCKER" volume rm >/dev/null
     done
     for image in "${images[@]}"; do
-      docker image rm "shoplab/$image:$SHOPLAB_TAG" >/dev/null 2>&1
+      "$DOCKER" image rm "shoplab/$image:$SHOPLAB_TAG" >/dev/null 2>&1
     done
   fi
   if [[ -n "$dockerd_pid" ]]; then
     phase "stop the docker daemon (pid $dockerd_pid)"
-    kill -TERM "$dockerd_pid" 2>/dev/null
-    local until=$((SECONDS + STOP_DEADLINE_S))
-    while kill -0 "$dockerd_pid" 2>/dev/null && ((SECONDS < until)); do sleep 0.2; done
-    if kill -0 "$dockerd_pid" 2>/dev/null; then
-      echo "dockerd did not stop within ${STOP_DEADLINE_S}s; killing it" >&2
-      kill -KILL "$dockerd_pid" 2>/dev/null
-    fi
-    wait "$dockerd_pid" 2>/dev/null
-    if ((status != 0)); then
-      echo "--- the daemon's last lines:" >&2
-      tail -n 30 "$work/dockerd.log" >&2
-    fi
-    # Back to the host as it was before the daemon started. iptables-restore replaces the two
-    # tables whole, so this relies on nothing else editing the firewall meanwhile: true in
-    # CI, which runs one step at a time.
-    cat "$work/iptables.filter" "$work/iptables.nat" | iptables-restore
-    echo "$ip_forward_before" >/proc/sys/net/ipv4/ip_forward
-    if [[ "$docker0_before" == no ]] && ip link show docker0 >/dev/null 2>&1; then
-      ip link delete docker0
-    fi
+    docker_down "$status"
   fi
   rm -rf "$work"
   if ((status == 0)); then
@@ -99,46 +77,11 @@ trap 'exit 143' TERM
 
 phase "Docker and Compose"
 started=$SECONDS
-# Look for the daemon, not the `docker` client: a machine may have the client alone.
-missing=()
-command -v dockerd >/dev/null || missing+=(docker.io)
-command -v docker-compose >/dev/null || missing+=(docker-compose)
-if ((${#missing[@]})); then
-  echo "installing ${missing[*]} with apt"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+docker_install compose
 echo "compose $(docker-compose version --short)"
+docker_up "$work"
 
-if docker info >/dev/null 2>&1; then
-  echo "a docker daemon already answers: using it, and leaving it running"
-else
-  # What a daemon changes on the host and leaves behind when it stops, so the cleanup can put
-  # it back: its iptables rules and chains (it also sets the FORWARD policy to DROP, which
-  # would silently break traffic that other work forwards through this host), IP forwarding,
-  # and the docker0 bridge.
-  iptables-save -t filter >"$work/iptables.filter"
-  iptables-save -t nat >"$work/iptables.nat"
-  ip_forward_before=$(cat /proc/sys/net/ipv4/ip_forward)
-  docker0_before=no
-  if ip link show docker0 >/dev/null 2>&1; then docker0_before=yes; fi
-  dockerd >"$work/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  until=$((SECONDS + DAEMON_DEADLINE_S))
-  until docker info >/dev/null 2>&1; do
-    if ! kill -0 "$dockerd_pid" 2>/dev/null; then
-      echo "dockerd exited before it answered" >&2
-      exit 1
-    fi
-    if ((SECONDS >= until)); then
-      echo "dockerd did not answer within ${DAEMON_DEADLINE_S}s" >&2
-      exit 1
-    fi
-    sleep 0.5
-  done
-  echo "dockerd started (pid $dockerd_pid)"
-fi
-docker version --format 'engine {{.Server.Version}}, client {{.Client.Version}}'
+"$DOCKER" version --format 'engine {{.Server.Version}}, client {{.Client.Version}}'
 took "$started" "install and start Docker"
 
 # The file must stay readable by Compose v1.29 (this one) as well as v2.
@@ -169,7 +112,7 @@ wait_healthy() {
   while :; do
     pending=()
     for id in $ids; do
-      health=$(docker inspect --format '{{.Name}} {{.State.Health.Status}}' "$id")
+      health=$("$DOCKER" inspect --format '{{.Name}} {{.State.Health.Status}}' "$id")
       [[ "$health" == *" healthy" ]] || pending+=("$health")
     done
     ((${#pending[@]} == 0)) && return 0
@@ -199,7 +142,7 @@ run_profile() {
   # the sums of what the engine actually applied, compared once both profiles have run.
   totals[$profile]=$(
     for id in $("${compose[@]}" --profile "$profile" ps -q); do
-      docker inspect --format '{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}' "$id"
+      "$DOCKER" inspect --format '{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}' "$id"
     done | awk '{ cpus += $1; memory += $2 } END { printf "%.2f CPU, %d MiB", cpus / 1e9, memory / 1048576 }'
   )
   echo "profile $profile: limits total ${totals[$profile]}"
@@ -222,9 +165,9 @@ run_profile() {
   # look: a container that restarted had its process crash or OOM-killed under the suite.
   local id restarts
   for id in $("${compose[@]}" --profile "$profile" ps -q); do
-    restarts=$(docker inspect --format '{{.RestartCount}}' "$id")
+    restarts=$("$DOCKER" inspect --format '{{.RestartCount}}' "$id")
     if ((restarts != 0)); then
-      echo "$(docker inspect --format '{{.Name}}' "$id") restarted $restarts time(s)" >&2
+      echo "$("$DOCKER" inspect --format '{{.Name}}' "$id") restarted $restarts time(s)" >&2
       "${compose[@]}" --profile "$profile" logs --tail 50 >&2
       return 1
     fi

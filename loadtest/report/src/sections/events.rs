@@ -355,7 +355,9 @@ pub(super) fn nodes(document: &mut Document, results: &Results) {
     document.paragraph(format!(
         "Under {} steady users through the front door, on a cluster of {}: a worker node killed \
          as a host dies (its engine and every task on it at once), then one drained for \
-         maintenance. Time until every service ran all its replicas again, none on that node; \
+         maintenance, with every component at one replica on both builds (the experiment runs \
+         before scale adds one): a task on that node is down until its replacement elsewhere \
+         is ready. Time until every service ran all its replicas again, none on that node; \
          failed requests from the event until 250 ms after. The database runs on the manager \
          node ({}), which is never chosen: losing it would stop every write until it came \
          back, since the data lives on that node's volume.",

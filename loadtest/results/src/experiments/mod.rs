@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::Timeline;
 use crate::invariants::CheckReport;
 
-/// One experiment by name, as `--experiments` takes them.
+/// One experiment by name, as `--experiments` takes them. They run in this order whatever
+/// order they were asked in: scale last, since it leaves its added replica behind, and every
+/// other experiment must find each component at one replica on both builds (a node drained
+/// under a monolith of two replicas and micro services of one would favour the monolith).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
 )]
@@ -21,9 +24,9 @@ pub enum Kind {
     Throughput,
     Deploy,
     Faults,
-    Scale,
     /// A cluster's node lost, then one drained, under load (platforms with nodes).
     Nodes,
+    Scale,
 }
 
 impl Kind {
@@ -73,3 +76,18 @@ pub struct Outcome {
 /// The slice width of the fault and deploy timelines: fine enough to show a 1.5 s fault
 /// window of the quick profile as more than one point.
 pub const EVENT_SLICE_MS: u64 = 250;
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    #[test]
+    fn scale_runs_after_every_other_experiment_whatever_the_order_asked() {
+        let mut kinds = vec![Kind::Scale, Kind::Nodes, Kind::Deploy, Kind::Faults];
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            vec![Kind::Deploy, Kind::Faults, Kind::Nodes, Kind::Scale]
+        );
+    }
+}
