@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::ApiError;
 use crate::metrics::Metrics;
+use crate::server::Stopping;
 
 /// Whether a process can serve: its database and required dependencies answer.
 #[async_trait]
@@ -24,6 +25,9 @@ pub trait Readiness: Send + Sync {
 pub struct OpsState {
     pub readiness: Arc<dyn Readiness>,
     pub metrics: Metrics,
+    /// Once set, `/ready` answers 503 whatever the dependencies say (the process is
+    /// stopping; see [`Stopping`]).
+    pub stopping: Stopping,
 }
 
 pub fn router(state: OpsState) -> Router {
@@ -40,6 +44,12 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(state): State<OpsState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.stopping.is_set() {
+        return Err(domain::DomainError::Unavailable(
+            "stopping: this process was told to stop and takes no new work".to_owned(),
+        )
+        .into());
+    }
     state.readiness.check().await?;
     Ok(Json(json!({ "status": "ready" })))
 }

@@ -1,7 +1,10 @@
 //! Runs a router on a bound listener until a shutdown future resolves, then drains
-//! in-flight requests for at most a deadline.
+//! in-flight requests for at most a deadline; and [`Stopping`], what `/ready` says between
+//! the stop signal and the listener's close.
 
 use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -45,6 +48,47 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         path = %request.uri().path(),
         trace_id = %trace_id,
     )
+}
+
+/// Set once the process was told to stop; from then on its `/ready` answers 503 while it
+/// keeps serving for the settings' `shutdown_delay_ms`, and only then stops accepting.
+///
+/// A process that stops accepting the moment it hears SIGTERM races whatever balances over
+/// it: a balancer that learns of the stop from health checks (a load balancer in front of a
+/// swarm's nodes, callers re-resolving `tasks.<service>` every second) still sends it
+/// requests, and one sent on a kept-alive connection the server is closing fails with no
+/// answer — it may have run, so it cannot be retried. Failing readiness first and closing
+/// later is the preStop pattern of Kubernetes: the balancers move away while every request
+/// still gets an answer. Where the lab moves the traffic itself before the stop (its own
+/// supervisor, compose) the delay is 0 and the process stops at once.
+#[derive(Clone, Debug, Default)]
+pub struct Stopping(Arc<AtomicBool>);
+
+impl Stopping {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The shutdown future to give [`serve`]: waits for `signal`, marks the process as
+    /// stopping (`/ready` answers 503), keeps serving for `delay`, then resolves.
+    pub fn after(
+        &self,
+        signal: impl Future<Output = ()> + Send + 'static,
+        delay: Duration,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let flag = self.0.clone();
+        async move {
+            signal.await;
+            flag.store(true, Ordering::Relaxed);
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "stopping: not ready from now on, serving until the delay is over"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves; then stops accepting, gives in-flight requests `drain`

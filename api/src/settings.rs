@@ -45,7 +45,12 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// How long a request waits for a pooled connection before it answers 503.
     pub db_acquire_timeout_ms: u64,
-    /// After SIGTERM/SIGINT, how long in-flight requests get to finish.
+    /// After SIGTERM/SIGINT, how long the process keeps serving with `/ready` answering 503
+    /// before it stops accepting, so balancers that follow readiness move away first
+    /// ([`crate::server::Stopping`]). 0 (the default) stops accepting at once: right where
+    /// whoever stops the process moved its traffic away before (the lab's own rolling).
+    pub shutdown_delay_ms: u64,
+    /// After SIGTERM/SIGINT (and the delay), how long in-flight requests get to finish.
     pub shutdown_drain_ms: u64,
     /// `text` or `json`.
     pub log_format: String,
@@ -145,6 +150,7 @@ impl Default for Settings {
             body_limit_bytes: 64 * 1024,
             db_max_connections: 8,
             db_acquire_timeout_ms: 2_000,
+            shutdown_delay_ms: 0,
             shutdown_drain_ms: 5_000,
             log_format: "text".to_owned(),
             upstreams: std::collections::BTreeMap::new(),

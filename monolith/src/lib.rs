@@ -38,9 +38,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let drain = Duration::from_millis(settings.shutdown_drain_ms);
+    let delay = Duration::from_millis(settings.shutdown_delay_ms);
     let monolith = Monolith::open(settings).await?;
     let maintenance = monolith.maintain();
     let router = monolith.router();
+    let shutdown = monolith.stopping.after(shutdown, delay);
     let served = api::server::serve(listener, router, shutdown, drain).await;
     // Stopped before the pools close, so it does not find them closing under it.
     drop(maintenance);
@@ -58,6 +60,8 @@ pub struct Monolith {
     pub orders: Arc<MonolithOrders>,
     pub admin: Arc<dyn Admin>,
     pub admin_token: String,
+    /// Set once the process was told to stop: `/ready` then answers 503.
+    pub stopping: api::server::Stopping,
 }
 
 impl Monolith {
@@ -131,6 +135,7 @@ impl Monolith {
             orders,
             admin,
             admin_token,
+            stopping: api::server::Stopping::default(),
         })
     }
 
@@ -169,6 +174,7 @@ impl Monolith {
         let ops = OpsState {
             readiness: Arc::new(DatabaseReadiness(self.db.clone())),
             metrics: metrics.clone(),
+            stopping: self.stopping.clone(),
         };
         let admin = api::admin::AdminState {
             admin: self.admin.clone(),
@@ -245,6 +251,7 @@ pub async fn run(args: &api::cli::ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("bind {address}"))?;
     let local = listener.local_addr()?;
     let drain = Duration::from_millis(settings.shutdown_drain_ms);
+    let delay = Duration::from_millis(settings.shutdown_delay_ms);
     let monolith = Monolith::open(settings).await?;
     let maintenance = monolith.maintain();
     println!("shoplab monolith listening on http://{local}");
@@ -257,7 +264,9 @@ pub async fn run(args: &api::cli::ServeArgs) -> anyhow::Result<()> {
     let served = api::server::serve(
         listener,
         monolith.router(),
-        api::server::shutdown_signal(),
+        monolith
+            .stopping
+            .after(api::server::shutdown_signal(), delay),
         drain,
     )
     .await;

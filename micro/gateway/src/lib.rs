@@ -58,12 +58,14 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let gateway = Gateway::new(settings)?;
     let drain = Duration::from_millis(gateway.settings.shutdown_drain_ms);
+    let delay = Duration::from_millis(gateway.settings.shutdown_delay_ms);
     let public_address = public.local_addr()?;
     let admin_address = admin.local_addr()?;
     let (public_router, admin_router) = gateway.routers();
 
     // One shutdown future, two servers: a watch channel lets both hear it.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = gateway.stopping.after(shutdown, delay);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -109,6 +111,8 @@ struct Gateway {
     shop: Shop,
     admin: GatewayAdmin,
     readiness: Arc<dyn Readiness>,
+    /// Set once the process was told to stop: `/ready` on either port then answers 503.
+    stopping: api::server::Stopping,
 }
 
 impl Gateway {
@@ -164,6 +168,7 @@ impl Gateway {
             shop,
             admin,
             readiness: Arc::new(UpstreamReadiness { required }),
+            stopping: api::server::Stopping::default(),
         })
     }
 
@@ -175,6 +180,7 @@ impl Gateway {
             api::ops::router(OpsState {
                 readiness: self.readiness.clone(),
                 metrics: metrics.clone(),
+                stopping: self.stopping.clone(),
             })
         };
         let public = api::public::router(self.shop.clone())

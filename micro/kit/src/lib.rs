@@ -32,6 +32,8 @@ pub struct Service {
     /// Where the contexts this service calls are; changed by `PUT /admin/upstreams`.
     pub directory: Directory,
     admin_token: String,
+    /// Set once the process was told to stop: `/ready` then answers 503.
+    stopping: api::server::Stopping,
 }
 
 impl Service {
@@ -74,6 +76,7 @@ impl Service {
             directory: directory(&settings),
             admin_token,
             settings,
+            stopping: api::server::Stopping::default(),
         };
         if let Some(seed) = service.settings.seed {
             let request = ResetRequest {
@@ -123,6 +126,7 @@ impl Service {
         let ops = OpsState {
             readiness: Arc::new(readiness),
             metrics: metrics.clone(),
+            stopping: self.stopping.clone(),
         };
         let admin = AdminState {
             admin: Arc::new(self.admin()),
@@ -150,6 +154,8 @@ impl Service {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let drain = Duration::from_millis(self.settings.shutdown_drain_ms);
+        let delay = Duration::from_millis(self.settings.shutdown_delay_ms);
+        let shutdown = self.stopping.after(shutdown, delay);
         let address = listener.local_addr()?;
         // Printed once the service is open, so whoever reads this line can start polling.
         println!("shoplab {} listening on http://{address}", self.context);

@@ -106,3 +106,45 @@ async fn a_first_start_on_an_empty_database_seeds_the_shop() {
         "SHOPLAB_SEED_PRODUCTS products from the default seed"
     );
 }
+
+/// With a shutdown delay, SIGTERM first turns `/ready` to 503 while the shop keeps
+/// answering — how balancers that follow readiness move away before the port closes — and
+/// only after the delay does the process stop accepting and exit.
+#[tokio::test]
+async fn with_a_shutdown_delay_sigterm_fails_readiness_first_and_keeps_serving_until_it_is_over() {
+    let mut monolith = Process::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--seed", "7"],
+        &[("SHOPLAB_SHUTDOWN_DELAY_MS", "5000")],
+    )
+    .await;
+    let ready = monolith.client.get(monolith.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "ready before the signal");
+    kill(monolith.pid(), Signal::SIGTERM).expect("send SIGTERM");
+    let not_ready = async {
+        loop {
+            let answer = monolith.client.get(monolith.url("/ready")).send().await.unwrap();
+            if answer.status() == 503 {
+                return answer.json::<serde_json::Value>().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let body = tokio::time::timeout(Duration::from_secs(4), not_ready)
+        .await
+        .expect("/ready turns 503 within the delay");
+    assert!(
+        body["error"]["message"].as_str().unwrap_or_default().contains("stopping"),
+        "the answer says why: {body}"
+    );
+    let product = monolith
+        .client
+        .get(monolith.url("/api/products/1"))
+        .send()
+        .await
+        .expect("still accepting during the delay");
+    assert_eq!(product.status(), 200, "still serving during the delay");
+    assert!(monolith.wait_exit(Duration::from_secs(20)).success());
+    let after = monolith.client.get(monolith.url("/health")).send().await;
+    assert!(after.is_err(), "nothing answers on the port after exit");
+}

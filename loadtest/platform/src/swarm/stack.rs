@@ -37,6 +37,13 @@ pub const MONITOR: &str = "5s";
 /// How often callers resolve their upstreams' names again (`SHOPLAB_UPSTREAM_RESOLVE_MS`),
 /// so a task that moved or was added is found within a second.
 pub const RESOLVE_MS: u64 = 1000;
+/// How long a task told to stop keeps serving with `/ready` failing before it closes its
+/// port (`SHOPLAB_SHUTDOWN_DELAY_MS`): Swarm stops the old task of a rolling update, a
+/// drain or a scale-in by itself, and what balances over the tasks learns it from checks —
+/// the lab's front door from `/ready` every 500 ms, callers from DNS every [`RESOLVE_MS`].
+/// Twice the slower of them, so both have moved away before the port closes. Within the
+/// 10 s stop grace period, with the 5 s drain after it.
+pub const SHUTDOWN_DELAY_MS: u64 = 2 * RESOLVE_MS;
 
 /// Everything a stack needs besides the compose file itself.
 pub struct StackInputs<'a> {
@@ -146,6 +153,10 @@ fn shop_service(
     environment.insert(
         "SHOPLAB_UPSTREAM_RESOLVE_MS".into(),
         RESOLVE_MS.to_string().into(),
+    );
+    environment.insert(
+        "SHOPLAB_SHUTDOWN_DELAY_MS".into(),
+        SHUTDOWN_DELAY_MS.to_string().into(),
     );
     let cpus = field("cpus")
         .and_then(|cpus| cpus.as_f64())
