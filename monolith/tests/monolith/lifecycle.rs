@@ -118,12 +118,22 @@ async fn with_a_shutdown_delay_sigterm_fails_readiness_first_and_keeps_serving_u
         &[("SHOPLAB_SHUTDOWN_DELAY_MS", "5000")],
     )
     .await;
-    let ready = monolith.client.get(monolith.url("/ready")).send().await.unwrap();
+    let ready = monolith
+        .client
+        .get(monolith.url("/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200, "ready before the signal");
     kill(monolith.pid(), Signal::SIGTERM).expect("send SIGTERM");
     let not_ready = async {
         loop {
-            let answer = monolith.client.get(monolith.url("/ready")).send().await.unwrap();
+            let answer = monolith
+                .client
+                .get(monolith.url("/ready"))
+                .send()
+                .await
+                .unwrap();
             if answer.status() == 503 {
                 return answer.json::<serde_json::Value>().await.unwrap();
             }
@@ -134,7 +144,10 @@ async fn with_a_shutdown_delay_sigterm_fails_readiness_first_and_keeps_serving_u
         .await
         .expect("/ready turns 503 within the delay");
     assert!(
-        body["error"]["message"].as_str().unwrap_or_default().contains("stopping"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stopping"),
         "the answer says why: {body}"
     );
     let product = monolith
