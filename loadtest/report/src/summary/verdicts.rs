@@ -90,11 +90,7 @@ fn independent_deploy(results: &Results) -> Verdict {
         None if rolled_failed == 0 => Status::Holds,
         None => Status::Mixed,
     };
-    Verdict {
-        claim,
-        status,
-        evidence: sentence(evidence),
-    }
+    judged(claim, status, evidence)
 }
 
 fn fault_isolation(results: &Results) -> Verdict {
@@ -137,11 +133,7 @@ fn fault_isolation(results: &Results) -> Verdict {
     if status == Status::DoesNotHold {
         evidence.push_str(" — the monolith contained these faults better");
     }
-    Verdict {
-        claim,
-        status,
-        evidence: sentence(evidence),
-    }
+    judged(claim, status, evidence)
 }
 
 fn independent_scaling(results: &Results) -> Verdict {
@@ -169,16 +161,8 @@ fn independent_scaling(results: &Results) -> Verdict {
             )),
         };
     }
-    let status = if micro.speedup >= 1.1 {
-        Status::Holds
-    } else {
-        Status::DoesNotHold
-    };
-    Verdict {
-        claim,
-        status,
-        evidence: sentence(evidence),
-    }
+    let status = holds_if(micro.speedup >= 1.1);
+    judged(claim, status, evidence)
 }
 
 /// The busiest replica's share over an even share up to which requests count as spread
@@ -221,22 +205,19 @@ fn load_balancing(results: &Results) -> Verdict {
             )
         })
         .collect();
-    let status = if counted
-        .iter()
-        .all(|(_, _, _, imbalance)| *imbalance <= EVEN_SPREAD)
-    {
-        Status::Holds
-    } else {
-        Status::DoesNotHold
-    };
-    Verdict {
+    let status = holds_if(
+        counted
+            .iter()
+            .all(|(_, _, _, imbalance)| *imbalance <= EVEN_SPREAD),
+    );
+    judged(
         claim,
         status,
-        evidence: sentence(format!(
+        format!(
             "{}. Even means the busiest replica got at most {EVEN_SPREAD:.1}× an even share",
             parts.join("; ")
-        )),
-    }
+        ),
+    )
 }
 
 fn rolling_update(results: &Results) -> Verdict {
@@ -266,11 +247,7 @@ fn rolling_update(results: &Results) -> Verdict {
         )
     };
     let micro_failed = failed(micro, "rolling") + micro.storm.failed_requests;
-    let status = if micro_failed == 0 {
-        Status::Holds
-    } else {
-        Status::DoesNotHold
-    };
+    let status = holds_if(micro_failed == 0);
     let mut evidence = format!("microservices: {}", describe(micro));
     if let Some(monolith) = figures::deploys(results, Build::Monolith) {
         evidence.push_str(&format!("; monolith: {}", describe(monolith)));
@@ -278,11 +255,7 @@ fn rolling_update(results: &Results) -> Verdict {
             evidence.push_str(" — the monolith rolls without downtime too, so this is no advantage of either build");
         }
     }
-    Verdict {
-        claim,
-        status,
-        evidence: sentence(evidence),
-    }
+    judged(claim, status, evidence)
 }
 
 fn self_healing(results: &Results) -> Verdict {
@@ -338,11 +311,7 @@ fn self_healing(results: &Results) -> Verdict {
     } else {
         Status::DoesNotHold
     };
-    Verdict {
-        claim,
-        status,
-        evidence: sentence(evidence),
-    }
+    judged(claim, status, evidence)
 }
 
 fn hop_cost(results: &Results) -> Verdict {
@@ -400,11 +369,7 @@ fn hop_cost(results: &Results) -> Verdict {
     } else {
         Status::Mixed
     };
-    Verdict {
-        claim,
-        status,
-        evidence: sentence(evidence),
-    }
+    judged(claim, status, evidence)
 }
 
 /// A release that never gets ready is given up and the old one keeps serving.
@@ -452,15 +417,15 @@ fn rollback(results: &Results) -> Verdict {
         0 => Status::DoesNotHold,
         _ => Status::Mixed,
     };
-    Verdict {
+    judged(
         claim,
         status,
-        evidence: sentence(format!(
+        format!(
             "a release that never gets ready, on the {} platform: {}",
             results.settings.target,
             parts.join("; ")
-        )),
-    }
+        ),
+    )
 }
 
 /// A node dies under load: the orchestrator runs its tasks elsewhere, and nothing is lost
@@ -535,10 +500,24 @@ fn node_event(results: &Results, claim: &'static str, kind: &str, what: &str) ->
     } else {
         Status::DoesNotHold
     };
+    judged(claim, status, format!("{what}: {}", parts.join("; ")))
+}
+
+/// A verdict with its evidence as a sentence.
+fn judged(claim: &'static str, status: Status, evidence: String) -> Verdict {
     Verdict {
         claim,
         status,
-        evidence: sentence(format!("{what}: {}", parts.join("; "))),
+        evidence: sentence(evidence),
+    }
+}
+
+/// Holds, or does not: a claim with no middle ground.
+fn holds_if(holds: bool) -> Status {
+    if holds {
+        Status::Holds
+    } else {
+        Status::DoesNotHold
     }
 }
 
