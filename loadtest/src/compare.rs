@@ -148,6 +148,25 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
          the {} platform runs on this one machine",
         platform.name
     );
+    let generators = usize::from(args.platform.swarm.generators);
+    if generators > 0 {
+        anyhow::ensure!(
+            args.platform.target == "swarm",
+            "--generators places load generators on a cluster's nodes (--target swarm); \
+             the {} platform has none",
+            platform.name
+        );
+        anyhow::ensure!(
+            args.platform.swarm.swarm_manager.is_some()
+                || generators <= usize::from(args.platform.swarm.swarm_nodes),
+            "--generators {generators} needs a node each; --swarm-nodes is {}",
+            args.platform.swarm.swarm_nodes
+        );
+        anyhow::ensure!(
+            kinds.contains(&Kind::Throughput),
+            "--generators drives the throughput sweep, which --experiments leaves out"
+        );
+    }
     anyhow::ensure!(
         platform.takes_process_limits || asked.is_none(),
         "--process-cpu and --process-memory hold the local target's processes; on \
@@ -261,6 +280,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
             let shop = Shopfront {
                 products: reset.products,
                 users: reset.users,
+                first_user: 0,
                 password: reset.user_password.clone(),
                 browse_weight: run_settings.browse_weight,
                 buy_weight: run_settings.buy_weight,
@@ -285,6 +305,8 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
                 template,
                 generator_cores: pinning.generator_cores(),
                 sut_cores: pinning.sut_cores(),
+                generators,
+                seed: settings.seed,
                 progress: &bar,
                 history: Vec::new(),
             };

@@ -7,6 +7,8 @@
 //!   time, drops counted;
 //! - [`load`] — one attack and what it cost the generator; [`load_command`] is `shoplab load`,
 //!   [`preflight`] what it checks before its first request;
+//! - [`generators`] — several `shoplab load` processes, placed by the platform, joined into
+//!   one run;
 //! - [`calibration`] — the generator against a null endpoint, and the hop ladder;
 //! - [`experiments`] — throughput, deploy, faults, scale; each ends with the invariant
 //!   checker.
@@ -16,6 +18,7 @@
 
 pub mod calibration;
 pub mod experiments;
+pub mod generators;
 pub mod journeys;
 pub mod load;
 pub mod load_command;

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use goose::config::GooseConfiguration;
 use goose::metrics::{GooseCoordinatedOmissionMitigation, GooseMetrics};
 use goose::prelude::{GooseAttack, Scenario};
+use hdrhistogram::Histogram;
 use loadtest_results::latency::{Percentiles, latency_histogram};
 use serde::Serialize;
 
@@ -35,9 +36,9 @@ pub struct LoadPlan {
 #[derive(Debug)]
 pub struct LoadRun {
     pub records: Vec<RequestRecord>,
-    /// Latency percentiles after Goose's coordinated-omission back-fill (`average`), over
-    /// every request.
-    pub corrected: Percentiles,
+    /// Latencies after Goose's coordinated-omission back-fill (`average`), over every
+    /// request; kept as the histogram so the runs of several generators merge exactly.
+    pub corrected: Histogram<u64>,
     /// CPU seconds the generator process used during the attack (user + system).
     pub generator_cpu_s: f64,
     pub wall_s: f64,
@@ -129,7 +130,7 @@ async fn attack(
     let generator_cpu_s = own_cpu_seconds() - cpu_before;
     Ok(LoadRun {
         records: recorder.take(),
-        corrected: corrected_percentiles(&metrics),
+        corrected: corrected_histogram(&metrics),
         generator_cpu_s,
         wall_s,
     })
@@ -155,11 +156,18 @@ fn configuration(plan: &LoadPlan) -> GooseConfiguration {
     config
 }
 
-/// Percentiles over every request after Goose's coordinated-omission back-fill. Goose keeps
-/// one timing histogram per request name for successes and failures together, so unlike the
-/// raw percentiles (of successes, from the lab's own records) these include failed requests;
-/// the report warns where a level had failures.
-fn corrected_percentiles(metrics: &GooseMetrics) -> Percentiles {
+impl LoadRun {
+    /// Percentiles after the coordinated-omission back-fill. Goose keeps one timing
+    /// histogram per request name for successes and failures together, so unlike the raw
+    /// percentiles (of successes, from the lab's own records) these include failed
+    /// requests; the report warns where a level had failures.
+    pub fn corrected_percentiles(&self) -> Percentiles {
+        Percentiles::of(&self.corrected)
+    }
+}
+
+/// Every request's latency after Goose's coordinated-omission back-fill.
+fn corrected_histogram(metrics: &GooseMetrics) -> Histogram<u64> {
     let mut histogram = latency_histogram();
     for aggregate in metrics.requests.values() {
         let timings = aggregate
@@ -173,7 +181,7 @@ fn corrected_percentiles(metrics: &GooseMetrics) -> Percentiles {
             let _ = histogram.record_n(value, *count as u64);
         }
     }
-    Percentiles::of(&histogram)
+    histogram
 }
 
 /// A loopback port free a moment ago (the controller binds it right after).

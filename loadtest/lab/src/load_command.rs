@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::generators::{self, Share};
 use super::journeys::{Recorder, Shopfront};
 use super::load::{self, LoadPlan};
 use super::open_loop::{self, command::ArrivalArgs};
@@ -42,7 +43,42 @@ pub struct LoadArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub arrival: ArrivalArgs,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
 }
+
+/// Running as one of several generators whose measurements the lab merges
+/// ([`crate::generators`]); what `compare --generators N` gives each task it places.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "One of several generators")]
+pub struct GeneratorArgs {
+    /// This process is generator K of N (1-based): it runs its part of --users and --rate
+    /// and a slice of the seeded users of its own. A platform sets it per task
+    /// (SHOPLAB_GENERATOR={{.Task.Slot}}/N on Swarm).
+    #[arg(
+        long,
+        env = "SHOPLAB_GENERATOR",
+        value_name = "K/N",
+        conflicts_with = "arrival_rate"
+    )]
+    pub generator: Option<Share>,
+    /// Start the load at this wall-clock time (Unix milliseconds), so generators on several
+    /// machines begin together. Past: at once, and the shard records when. At most ten
+    /// minutes ahead.
+    #[arg(long, value_name = "UNIX_MS")]
+    pub start_at: Option<u64>,
+    /// Write the run as a shard for merging: a header line (start time, CPU, the corrected
+    /// latency histogram) and every request as a JSON line. `-`: on stdout, and the
+    /// summary goes to stderr.
+    #[arg(long, value_name = "FILE|-")]
+    pub shard: Option<PathBuf>,
+    /// The cores this generator was given, recorded in the shard for its CPU share.
+    #[arg(long, default_value_t = 1.0, value_name = "CORES")]
+    pub shard_cores: f64,
+}
+
+/// The furthest ahead `--start-at` may be: a typo in the time must not park a generator.
+const START_AT_HORIZON_MS: u64 = 10 * 60 * 1000;
 
 /// Goose's closed loop: a number of users, each waiting for its answer.
 #[derive(Clone, Debug, clap::Args)]
@@ -119,23 +155,53 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     super::preflight::check_ready(&http, &base_url).await?;
     let served = super::preflight::catalogue_size(&http, &base_url).await?;
     super::preflight::check_products(args.journeys.products, served)?;
-    for path in [&args.output.history, &args.output.json]
-        .into_iter()
-        .flatten()
+    let shard_to_stdout = args.generator.shard.as_deref() == Some(Path::new("-"));
+    for path in [
+        &args.output.history,
+        &args.output.json,
+        &args.generator.shard,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|path| path.as_path() != Path::new("-"))
     {
         writable(path)?;
     }
+    let share = args
+        .generator
+        .generator
+        .unwrap_or(Share { index: 1, of: 1 });
+    let users = share.part(args.closed_loop.users);
+    anyhow::ensure!(
+        users > 0,
+        "generator {share} has no users: --users {} is fewer than the {} generators",
+        args.closed_loop.users,
+        share.of
+    );
+    if let Some(start_at) = args.generator.start_at {
+        let now = generators::unix_ms();
+        anyhow::ensure!(
+            start_at <= now + START_AT_HORIZON_MS,
+            "--start-at {start_at} is {} s from now; at most {} s ahead",
+            (start_at - now) / 1000,
+            START_AT_HORIZON_MS / 1000
+        );
+        // The agreed start, not readiness: the shop answered the preflight above.
+        tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(now))).await;
+    }
+    let started_unix_ms = generators::unix_ms();
 
     let plan = LoadPlan {
         base_url: base_url.clone(),
-        users: args.closed_loop.users,
+        users,
         duration: Duration::from_secs(args.duration),
-        rate: args.closed_loop.rate,
+        rate: args.closed_loop.rate.map(|rate| share.part(rate).max(1)),
         request_timeout: Duration::from_secs(5),
     };
     let shop = Shopfront {
         products: args.journeys.products,
         users: args.journeys.seeded_users,
+        first_user: share.before(args.closed_loop.users) as u32,
         password: domain::seed::seed_user_password(args.journeys.seed),
         browse_weight: args.journeys.browse,
         buy_weight: args.journeys.buy,
@@ -151,12 +217,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
             let run = open_loop::command::run(&open_loop, &shop).await?;
             // Open-loop latency already runs from each request's due time: nothing to
             // back-fill, so the corrected figure is the measured one.
-            let corrected = loadtest_results::analysis::stats(
-                run.records
-                    .iter()
-                    .filter(|record| record.outcome == Outcome::Ok),
-            )
-            .latency;
+            let corrected = loadtest_results::analysis::success_histogram(&run.records);
             load::LoadRun {
                 records: run.records,
                 corrected,
@@ -176,7 +237,30 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     let mut gates: Vec<&Gate> = args.gates.fail_if.iter().collect();
     gates.push(&args.gates.max_error_rate);
     let summary = summarize(&plan, &run, &gates);
-    print!("{}", describe(&summary));
+    if shard_to_stdout {
+        eprint!("{}", describe(&summary));
+    } else {
+        print!("{}", describe(&summary));
+    }
+    if let Some(path) = &args.generator.shard {
+        let generator = std::env::var("HOSTNAME").unwrap_or_else(|_| share.to_string());
+        let mut out: Box<dyn std::io::Write> = if shard_to_stdout {
+            Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+        } else {
+            Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path).with_context(|| format!("write {}", path.display()))?,
+            ))
+        };
+        generators::write_shard(
+            &mut out,
+            &generator,
+            share,
+            started_unix_ms,
+            args.generator.shard_cores,
+            &run,
+        )
+        .context("write the shard")?;
+    }
     if let Some(path) = &args.output.history {
         loadtest_results::history::write_jsonl(path, &run.records)
             .with_context(|| format!("write {}", path.display()))?;
@@ -266,7 +350,7 @@ fn summarize(plan: &LoadPlan, run: &load::LoadRun, gates: &[&Gate]) -> LoadSumma
         successes_per_s: successes as f64 / run.wall_s.max(0.001),
         latency_of_successes: latency,
         // Goose's back-fill mixes failed requests in; with none failed it is honest.
-        corrected: (failures == 0).then_some(run.corrected),
+        corrected: (failures == 0).then(|| run.corrected_percentiles()),
         generator_cpu_s: run.generator_cpu_s,
         transactions,
         passed: verdicts.iter().all(|verdict| verdict.passed),

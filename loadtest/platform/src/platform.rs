@@ -85,7 +85,9 @@ pub trait Platform: Send + Sync {
 
     /// Self-healing until `until`: a process that exits is started again, by the lab or by
     /// the platform's own restart policy, which the lab watches. Each restart with how long
-    /// the process was gone.
+    /// the process was gone. A platform may watch past `until` for a process the lab
+    /// killed, so a heal slower than the fault window is still timed; the caller reads the
+    /// clock after the return.
     async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart>;
 
     /// After a heal: every process is back and ready. How many had to come back.
@@ -247,8 +249,43 @@ pub trait Platform: Send + Sync {
         12
     }
 
+    /// Runs `shoplab load` as `job.count` generators the platform places on machines of
+    /// its own (one per node), against the build's front from inside the cluster, and
+    /// returns what each printed. Where the platform cannot place generators, an error
+    /// that says so.
+    async fn run_generators(&mut self, job: &GeneratorJob) -> anyhow::Result<Vec<GeneratorOutput>> {
+        let _ = job;
+        anyhow::bail!(
+            "the {} platform cannot place load generators on machines of its own; \
+             --generators needs --target swarm",
+            self.name()
+        )
+    }
+
     /// Stops the build and removes what the lab created for it.
     async fn stop(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+/// `shoplab load`, run by the platform as several generators.
+#[derive(Clone, Debug)]
+pub struct GeneratorJob {
+    /// Generators, each told its share as `SHOPLAB_GENERATOR=<k>/<count>` (1-based).
+    pub count: usize,
+    /// `shoplab load`'s arguments after `load`, without `--base-url` (the platform gives
+    /// its front's address inside the cluster) and without `--generator`.
+    pub args: Vec<String>,
+    /// CPU cores each generator may use (its limit), so its share of them is known.
+    pub cpus: f64,
+    /// The longest the whole job may take, placement and start included.
+    pub deadline: std::time::Duration,
+}
+
+/// What one generator printed on stdout, and where it ran.
+#[derive(Clone, Debug)]
+pub struct GeneratorOutput {
+    /// The generator's name: its task or pod, and its node.
+    pub generator: String,
+    pub stdout: String,
 }
 
 /// One process of a running build, as the platform shows it.

@@ -394,6 +394,15 @@ impl Target {
         Ok(())
     }
 
+    /// `shoplab load` as several generators placed by the platform (see
+    /// [`Platform::run_generators`]).
+    pub async fn run_generators(
+        &mut self,
+        job: &crate::GeneratorJob,
+    ) -> anyhow::Result<Vec<crate::GeneratorOutput>> {
+        self.platform.run_generators(job).await
+    }
+
     pub async fn stop(self) -> anyhow::Result<()> {
         self.platform.stop().await
     }

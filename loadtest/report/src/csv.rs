@@ -49,6 +49,8 @@ struct FaultRow<'a> {
     blast_radius: f64,
     time_to_recover_ms: Option<u64>,
     restarts: usize,
+    /// The longest a process was down before the platform's restart policy had it back.
+    healed_in_ms: Option<u64>,
 }
 
 #[derive(Default, Serialize)]
@@ -213,6 +215,7 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                             blast_radius: round(cell.blast_radius, 3),
                             time_to_recover_ms: cell.time_to_recover_ms,
                             restarts: cell.restarts,
+                            healed_in_ms: cell.healed_in_ms,
                         })?;
                     }
                 }

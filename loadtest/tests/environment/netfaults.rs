@@ -505,6 +505,7 @@ async fn fault_matrix(build: Build, faults: Vec<(FaultKind, Context)>) -> Vec<fa
         shop: Shopfront {
             products: reset.products,
             users: reset.users,
+            first_user: 0,
             password: reset.user_password.clone(),
             browse_weight: 4,
             buy_weight: 1,
@@ -512,6 +513,8 @@ async fn fault_matrix(build: Build, faults: Vec<(FaultKind, Context)>) -> Vec<fa
         template,
         generator_cores: 1,
         sut_cores: 1,
+        generators: 0,
+        seed: SEED,
         progress: &progress,
         history: Vec::new(),
     };

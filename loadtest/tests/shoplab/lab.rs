@@ -381,6 +381,7 @@ async fn a_load_told_to_stop_ends_early_with_what_it_recorded() {
     let shop = loadtest_lab::journeys::Shopfront {
         products: 20,
         users: 2,
+        first_user: 0,
         password: format!("shoplab-{}", crate::support::SEED),
         browse_weight: 1,
         buy_weight: 0,

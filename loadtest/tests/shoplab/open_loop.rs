@@ -17,6 +17,7 @@ fn shop() -> Shopfront {
     Shopfront {
         products: 20,
         users: 2,
+        first_user: 0,
         password: format!("shoplab-{SEED}"),
         browse_weight: 1,
         buy_weight: 0,

@@ -29,6 +29,7 @@ async fn load_during(
     let shop = Shopfront {
         products: 20,
         users: 2,
+        first_user: 0,
         password: format!("shoplab-{SEED}"),
         // One buyer among the four users: the small shop has two seeded users, and two
         // buyers sharing one cart would check out each other's items (422, empty cart).

@@ -390,6 +390,7 @@ pub(crate) fn shopfront(reset: &domain::admin::ResetSummary) -> Shopfront {
     Shopfront {
         products: reset.products,
         users: reset.users,
+        first_user: 0,
         password: reset.user_password.clone(),
         browse_weight: 1,
         buy_weight: 1,

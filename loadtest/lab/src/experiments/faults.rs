@@ -45,6 +45,8 @@ struct Event {
     injected_at_ms: u64,
     healed_at_ms: u64,
     restarts: usize,
+    /// The longest a process was gone before the platform's restart policy had it back.
+    healed_in_ms: Option<u64>,
     error: Option<String>,
     applied: bool,
     note: Option<String>,
@@ -110,6 +112,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
                 injected_at_ms,
                 healed_at_ms,
                 restarts: healed.as_ref().copied().unwrap_or(0) + self_healed.len(),
+                healed_in_ms: self_healed.iter().map(|restart| restart.down_ms).max(),
                 error: error
                     .or(not_realized)
                     .or(healed.err().map(|error| format!("{error:#}"))),
@@ -256,6 +259,7 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
             degraded_steps: Vec::new(),
             time_to_recover_ms: None,
             restarts: event.restarts,
+            healed_in_ms: event.healed_in_ms,
             error: event.error,
             applied: false,
             note: event.note,
@@ -272,6 +276,7 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
         degraded_steps,
         time_to_recover_ms: recovery(records, &before_all, event.healed_at_ms, after_to),
         restarts: event.restarts,
+        healed_in_ms: event.healed_in_ms,
         error: event.error,
         applied: true,
         note: event.note,

@@ -33,6 +33,11 @@ pub struct Experiment<'a> {
     pub generator_cores: usize,
     /// Cores the system under test may use.
     pub sut_cores: usize,
+    /// Load generators the platform places for the throughput sweep (0: the lab's own
+    /// process is the generator).
+    pub generators: usize,
+    /// The run's seed (the seeded users' password), for generators that log in.
+    pub seed: u64,
     pub progress: &'a ProgressBar,
     pub history: Vec<RequestRecord>,
 }

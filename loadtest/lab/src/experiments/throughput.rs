@@ -6,9 +6,11 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 use super::Experiment;
 use crate::load::{self, LoadPlan};
-use loadtest_platform::{Meter, Probe};
+use loadtest_platform::{GeneratorJob, Meter, Probe};
 use loadtest_results::analysis::{stats, success_histogram, timeline};
 use loadtest_results::component::Component;
 use loadtest_results::experiments::throughput::{GENERATOR_LIMIT, Level};
@@ -33,7 +35,14 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
             let cpu_before_each = per_process(&mut meter, &named);
             let recorder = experiment.recorder(Instant::now());
             let sampler = PeakRss::start(probes.clone());
-            let run = load::run(&plan, &experiment.shop, &recorder).await?;
+            let (run, generators, share) = if experiment.generators > 0 {
+                let merged = distributed(experiment, &plan).await?;
+                (merged.run, merged.generators, merged.busiest_share)
+            } else {
+                let run = load::run(&plan, &experiment.shop, &recorder).await?;
+                let share = run.generator_cpu_s / (run.wall_s * experiment.generator_cores as f64);
+                (run, Vec::new(), share)
+            };
             let peak_rss_mib = sampler.stop().await;
             let (cpu_after, _) = meter.sample(&probes);
             let processes: Vec<ProcessUsage> = per_process(&mut meter, &named)
@@ -54,7 +63,6 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
             let errors = summary.requests - summary.ok;
             let sut_cpu_s = (cpu_after - cpu_before).max(0.0);
             let metered = !probes.is_empty();
-            let share = run.generator_cpu_s / (run.wall_s * experiment.generator_cores as f64);
             levels.push(Level {
                 users: *users,
                 repeat,
@@ -64,7 +72,7 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
                 error_rate: errors as f64 / summary.requests.max(1) as f64,
                 raw: summary.latency,
                 nines: nines(&success_histogram(&run.records)),
-                corrected: run.corrected,
+                corrected: run.corrected_percentiles(),
                 sut_cpu_s: metered.then_some(sut_cpu_s),
                 sut_peak_rss_mib: metered.then_some(peak_rss_mib),
                 processes,
@@ -73,6 +81,7 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
                 generator_cpu_s: run.generator_cpu_s,
                 generator_cpu_share: share,
                 generator_limited: share > GENERATOR_LIMIT,
+                generators,
                 timeline: timeline(&run.records, 1000),
             });
             experiment.history.extend(run.records);
@@ -80,6 +89,65 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
     }
     Ok(levels)
 }
+
+/// How long before the generators' agreed start the lab asks the platform to place them:
+/// enough to schedule a task on each node, start it and pass its preflight (about 2 s on
+/// this machine's docker-in-docker nodes). A generator that starts later anyway starts at
+/// once, and the level records how far apart they started.
+const GENERATOR_LEAD: Duration = Duration::from_secs(8);
+
+/// One level from `experiment.generators` generators the platform places, merged onto one
+/// clock that starts at their agreed start.
+async fn distributed(
+    experiment: &mut Experiment<'_>,
+    plan: &LoadPlan,
+) -> anyhow::Result<crate::generators::Merged> {
+    let start_at = crate::generators::unix_ms() + GENERATOR_LEAD.as_millis() as u64;
+    let shop = &experiment.shop;
+    let mut args = vec![
+        format!("--users={}", plan.users),
+        format!("--duration={}", plan.duration.as_secs().max(1)),
+        format!("--products={}", shop.products),
+        format!("--seeded-users={}", shop.users),
+        format!("--seed={}", experiment.seed),
+        format!("--browse={}", shop.browse_weight),
+        format!("--buy={}", shop.buy_weight),
+        // A level with errors is still a measurement: the lab judges it, not the gate.
+        "--max-error-rate=100%".to_owned(),
+        format!("--start-at={start_at}"),
+        "--shard=-".to_owned(),
+        format!("--shard-cores={GENERATOR_CORES}"),
+    ];
+    if let Some(rate) = plan.rate {
+        args.push(format!("--rate={rate}"));
+    }
+    let outputs = experiment
+        .target
+        .run_generators(&GeneratorJob {
+            count: experiment.generators,
+            args,
+            cpus: GENERATOR_CORES,
+            deadline: GENERATOR_LEAD + plan.duration + Duration::from_secs(120),
+        })
+        .await
+        .context("run the load generators")?;
+    let names: Vec<String> = outputs
+        .iter()
+        .map(|output| output.generator.clone())
+        .collect();
+    let shards = outputs
+        .iter()
+        .map(|output| {
+            crate::generators::read_shard(&output.stdout)
+                .with_context(|| format!("the shard of generator {}", output.generator))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    crate::generators::merge(shards, &names, start_at)
+}
+
+/// The cores each placed generator may use: one, as the lab's own process gets a core of
+/// its own when pinned.
+const GENERATOR_CORES: f64 = 1.0;
 
 /// CPU seconds so far and resident MiB now of each component (its replicas summed), by name.
 fn per_process(meter: &mut Meter, named: &[(Component, Probe)]) -> Vec<(String, f64, f64)> {

@@ -48,6 +48,9 @@ pub struct Shopfront {
     pub products: u32,
     /// Seeded users `user1@shoplab.test ..= user<users>@shoplab.test`.
     pub users: u32,
+    /// Where this generator's users start among them (0 for one generator): several
+    /// generators take disjoint users, so no two sessions share one cart.
+    pub first_user: u32,
     /// Every seeded user's password.
     pub password: String,
     /// Relative weights of the two journeys.
@@ -138,7 +141,7 @@ impl Step {
             Step::LogIn => {
                 // One seeded user per Goose user (or per arrival), so journeys rarely share
                 // a cart.
-                let index = client.user_index() as u32 % shop.users.max(1) + 1;
+                let index = (shop.first_user + client.user_index() as u32) % shop.users.max(1) + 1;
                 *client.session() = Session {
                     email: format!("user{index}@shoplab.test"),
                     token: None,

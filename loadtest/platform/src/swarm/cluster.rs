@@ -414,7 +414,7 @@ async fn preflight(plan: &ClusterPlan<'_>) -> anyhow::Result<()> {
         missing.is_empty(),
         "images missing on this machine's engine: {}; build them with \
          deploy/docker/build-images.sh and deploy/swarm/build-images.sh (with the same \
-         SHOPLAB_TAG)",
+         SHOPLAB_TAG; shoplab/shoplab, the generators' image, with SHOPLAB_LAB_IMAGE=1)",
         missing.join(", ")
     );
     Ok(())

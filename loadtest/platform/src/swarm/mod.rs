@@ -30,6 +30,7 @@
 
 mod cluster;
 mod front;
+mod generators;
 mod services;
 mod stack;
 
@@ -69,6 +70,12 @@ pub struct SwarmArgs {
     /// How long one deploy, heal or reschedule may take.
     #[arg(long, default_value_t = 180, value_name = "SECS")]
     pub swarm_timeout: u64,
+    /// Drive the throughput sweep from this many load generators, each a task of the
+    /// swarm on a node of its own (the image shoplab/shoplab:<tag>, built with
+    /// SHOPLAB_LAB_IMAGE=1 deploy/docker/build-images.sh), their measurements merged.
+    /// 0: the lab's own process is the generator. At most the number of nodes.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub generators: u16,
 }
 
 impl SwarmArgs {
@@ -82,6 +89,7 @@ impl SwarmArgs {
             tag: compose.image_tag.clone(),
             compose_file: compose.compose_file.clone(),
             timeout: Duration::from_secs(self.swarm_timeout),
+            generators: usize::from(self.generators),
         }
     }
 }
@@ -99,6 +107,9 @@ pub struct SwarmSettings {
     /// beside it.
     pub compose_file: PathBuf,
     pub timeout: Duration,
+    /// Load generators the run places on the nodes (0: none); their image goes onto every
+    /// node with the shop's.
+    pub generators: usize,
 }
 
 impl Default for SwarmSettings {
@@ -110,6 +121,7 @@ impl Default for SwarmSettings {
             tag: "latest".to_owned(),
             compose_file: PathBuf::from("docker-compose.yml"),
             timeout: Duration::from_secs(180),
+            generators: 0,
         }
     }
 }
@@ -132,6 +144,11 @@ pub(crate) const REGISTRATION: Registration = Registration {
 /// start (the same defect as the Kubernetes target's).
 const BAD_RELEASE_ENV: &str = "SHOPLAB_SHUTDOWN_DRAIN_MS=not-a-number";
 
+/// How long the watch waits, past the fault window, for Swarm to replace a task the lab
+/// killed. Swarm takes about 3.5 s here (measured with `restart-delay 0`), longer than the
+/// quick profile's fault window: without waiting, a heal that happened would go unseen.
+const KILLED_HEAL_DEADLINE: Duration = Duration::from_secs(60);
+
 /// One build running as a stack on a swarm.
 pub struct Swarm {
     build: Build,
@@ -143,6 +160,8 @@ pub struct Swarm {
     direct_url: String,
     admin_token: String,
     timeout: Duration,
+    /// The lab's own image, `shoplab load`'s for generators on the nodes.
+    lab_image: String,
     /// A task the lab killed, its service and when: the watch counts the restart from then.
     killed: Option<(String, String, Instant)>,
     /// Containers the lab paused: `(node, container)`.
@@ -167,10 +186,14 @@ impl Swarm {
                 .clone()
                 .unwrap_or_else(|| format!("shoplab-swarm-{}", std::process::id()))
         );
-        let images: Vec<String> = super::components_of(build)
+        let lab_image = format!("shoplab/shoplab:{}", swarm.tag);
+        let mut images: Vec<String> = super::components_of(build)
             .into_iter()
             .map(|component| format!("shoplab/{}:{}", component.as_str(), swarm.tag))
             .collect();
+        if swarm.generators > 0 {
+            images.push(lab_image.clone());
+        }
         let database_image = [format!("shoplab/postgres:{}", swarm.tag)];
         let cluster = match &swarm.manager {
             Some(url) => Cluster::existing(url).await?,
@@ -231,6 +254,7 @@ impl Swarm {
             direct_url: String::new(),
             admin_token,
             timeout: swarm.timeout,
+            lab_image,
             killed: None,
             paused: Vec::new(),
             away: BTreeMap::new(),
@@ -360,7 +384,9 @@ impl Swarm {
 
     /// Watches Swarm heal until `until`: a service short of replicas is down from when the
     /// lab killed its task (or first saw it short) until it runs them all again with the
-    /// killed task gone.
+    /// killed task gone. A task the lab killed is waited for past `until` (up to
+    /// [`KILLED_HEAL_DEADLINE`] after the kill), so its heal is timed even when it outlasts
+    /// the fault window.
     async fn watch(&mut self, until: Instant) -> Vec<Restart> {
         struct Down {
             since: Instant,
@@ -376,8 +402,18 @@ impl Swarm {
                 },
             );
         }
+        let killed_deadline = down
+            .values()
+            .map(|entry| entry.since + KILLED_HEAL_DEADLINE)
+            .next();
         let mut restarts = Vec::new();
-        while Instant::now() < until {
+        loop {
+            let now = Instant::now();
+            let killed_pending = down.values().any(|entry| entry.gone_task.is_some())
+                && killed_deadline.is_some_and(|deadline| now < deadline);
+            if now >= until && !killed_pending {
+                break;
+            }
             let (Ok(replicas), Ok(tasks)) = (
                 services::replicas(self.manager(), &self.stack).await,
                 services::tasks(self.manager(), &self.stack).await,
@@ -672,6 +708,26 @@ impl Platform for Swarm {
             .remove(node)
             .with_context(|| format!("{node} was neither lost nor drained"))?;
         self.bring_back(node, away).await
+    }
+
+    async fn run_generators(
+        &mut self,
+        job: &crate::GeneratorJob,
+    ) -> anyhow::Result<Vec<crate::GeneratorOutput>> {
+        let nodes = self.cluster().nodes().len();
+        anyhow::ensure!(
+            job.count <= nodes,
+            "{} generators need as many nodes, one each; the swarm has {nodes}",
+            job.count
+        );
+        generators::run(
+            self.manager(),
+            &self.stack,
+            stack::front_service(self.build),
+            &self.lab_image,
+            job,
+        )
+        .await
     }
 
     async fn stop(self: Box<Self>) -> anyhow::Result<()> {

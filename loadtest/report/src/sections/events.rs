@@ -76,7 +76,10 @@ pub(super) fn faults(
                 },
                 Cell::plain(cell.degraded_steps.join(", ")),
                 recover,
-                Cell::plain(cell.restarts.to_string()),
+                Cell::plain(match cell.healed_in_ms {
+                    Some(ms) => format!("{} (the platform's, {ms} ms down)", cell.restarts),
+                    None => cell.restarts.to_string(),
+                }),
                 Cell::plain(
                     cell.error
                         .as_deref()

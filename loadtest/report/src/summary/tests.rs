@@ -63,6 +63,7 @@ fn cell(kind: FaultKind, blast_radius: f64) -> Cell {
         degraded_steps: Vec::new(),
         time_to_recover_ms: Some(250),
         restarts: 0,
+        healed_in_ms: None,
         error: None,
         applied: true,
         note: None,
@@ -93,6 +94,7 @@ fn level(users: usize, repeat: usize, requests_per_s: f64, generator_limited: bo
         generator_cpu_s: 9.0,
         generator_cpu_share: if generator_limited { 0.93 } else { 0.4 },
         generator_limited,
+        generators: Vec::new(),
         timeline: Timeline::default(),
     }
 }
@@ -112,6 +114,49 @@ fn verdict(results: &Results, claim: &str) -> Verdict {
         .into_iter()
         .find(|verdict| verdict.claim == claim)
         .expect("every claim has a verdict")
+}
+
+#[test]
+fn a_kill_the_platform_healed_by_itself_is_timed_in_the_self_healing_verdict() {
+    let healed = |build, ms| {
+        let mut cell = cell(FaultKind::Kill, 0.2);
+        cell.restarts = 1;
+        cell.healed_in_ms = ms;
+        faults(build, vec![cell])
+    };
+    let results = results(vec![
+        healed(Build::Monolith, Some(3_400)),
+        healed(Build::Micro, Some(3_600)),
+    ]);
+    let healing = verdict(&results, "self-healing");
+    assert_eq!(healing.status, Status::Holds, "{}", healing.evidence);
+    assert!(
+        healing
+            .evidence
+            .contains("running again 3600 ms after the fault")
+            && healing
+                .evidence
+                .contains("running again 3400 ms after the fault"),
+        "{}",
+        healing.evidence
+    );
+    // Where the lab restarted the process itself, no platform heal is claimed.
+    let results = results_of_lab_restarts();
+    let healing = verdict(&results, "self-healing");
+    assert!(
+        !healing.evidence.contains("running again"),
+        "{}",
+        healing.evidence
+    );
+}
+
+fn results_of_lab_restarts() -> Results {
+    let restarted = |build| {
+        let mut cell = cell(FaultKind::Kill, 0.2);
+        cell.restarts = 1;
+        faults(build, vec![cell])
+    };
+    results(vec![restarted(Build::Monolith), restarted(Build::Micro)])
 }
 
 #[test]

@@ -201,13 +201,16 @@ pub fn summary(results: &Results) -> String {
                         .collect();
                     let _ = writeln!(
                         text,
-                        "  {:<8} {:<16} radius {:>4.0}%  recover {:>6}  {}{}",
+                        "  {:<8} {:<16} radius {:>4.0}%  recover {:>6}  {}{}{}",
                         cell.kind.as_str(),
                         cell.context,
                         cell.blast_radius * 100.0,
                         cell.time_to_recover_ms
                             .map_or("never".into(), |ms| format!("{ms} ms")),
                         journeys.join(", "),
+                        cell.healed_in_ms
+                            .map(|ms| format!("; the platform healed it in {ms} ms"))
+                            .unwrap_or_default(),
                         cell.error
                             .as_deref()
                             .map(|error| format!(" ({})", first_line(error)))

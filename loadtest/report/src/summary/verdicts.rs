@@ -281,10 +281,23 @@ fn self_healing(results: &Results) -> Verdict {
         let restarts: usize = cells.iter().map(|cell| cell.restarts).sum();
         let median = Spread::of(recovered.iter().copied())
             .map_or("never".to_owned(), |spread| ms(spread.median));
+        // Where the platform's restart policy did the healing, how long it took.
+        let by_platform = Spread::of(
+            cells
+                .iter()
+                .filter_map(|cell| cell.healed_in_ms)
+                .map(|ms| ms as f64),
+        )
+        .map_or(String::new(), |spread| {
+            format!(
+                "; the platform had the process running again {} after the fault (median)",
+                ms(spread.median)
+            )
+        });
         (
             recovered.len(),
             format!(
-                "{} of {} recovered, median {median} after the heal, {} restarted",
+                "{} of {} recovered, median {median} after the heal, {} restarted{by_platform}",
                 recovered.len(),
                 cells.len(),
                 count(restarts, "process", "processes")

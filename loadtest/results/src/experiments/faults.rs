@@ -22,6 +22,11 @@ pub struct Cell {
     pub time_to_recover_ms: Option<u64>,
     /// Processes the lab restarted after this fault (self-healing).
     pub restarts: usize,
+    /// Where the platform's own restart policy brought a killed or crashed process back:
+    /// the longest time one was gone, from its exit (or the kill) to running and ready
+    /// again. None where nothing healed by itself (the lab's restarts are in `restarts`).
+    #[serde(default)]
+    pub healed_in_ms: Option<u64>,
     /// Set when the fault could not be injected or healed as asked — including "not
     /// applicable: ..." (the build has no such link) and "unavailable: ..." (this machine
     /// or backend cannot realize it).

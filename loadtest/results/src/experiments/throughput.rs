@@ -40,6 +40,28 @@ pub struct Level {
     pub generator_cpu_share: f64,
     /// The generator was busy enough that it, not the shop, may have set the pace.
     pub generator_limited: bool,
+    /// Where the load came from several generators placed by the platform (`compare
+    /// --generators N`): each one's share. The figures above are theirs merged: records
+    /// joined on one clock, histograms added, CPU summed; the share is the busiest one's.
+    /// Empty when the lab's own process was the generator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generators: Vec<GeneratorUsage>,
     /// Per second.
     pub timeline: Timeline,
+}
+
+/// One of several load generators of a level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorUsage {
+    /// Its task or pod, and its node.
+    pub generator: String,
+    /// Its share, `k/n`.
+    pub share: String,
+    /// When it started, after the first generator did (how well the start was agreed).
+    pub started_after_ms: u64,
+    pub wall_s: f64,
+    pub requests: usize,
+    pub cpu_s: f64,
+    /// CPU seconds / (wall seconds x the cores it was given).
+    pub cpu_share: f64,
 }
