@@ -150,6 +150,26 @@ fn error_rate_gate(text: &str) -> Result<Gate, String> {
 /// Runs the load and prints what the shop answered; returns whether every gate passed.
 /// Errors (a shop not ready, a file that cannot be written) come before any load is sent.
 pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
+    let share = args
+        .generator
+        .generator
+        .unwrap_or(Share { index: 1, of: 1 });
+    let users = share.part(args.closed_loop.users);
+    anyhow::ensure!(
+        users > 0,
+        "generator {share} has no users: --users {} is fewer than the {} generators",
+        args.closed_loop.users,
+        share.of
+    );
+    if let Some(start_at) = args.generator.start_at {
+        let ahead = start_at.saturating_sub(generators::unix_ms());
+        anyhow::ensure!(
+            ahead <= START_AT_HORIZON_MS,
+            "--start-at {start_at} is {} s from now; at most {} s ahead",
+            ahead / 1000,
+            START_AT_HORIZON_MS / 1000
+        );
+    }
     let base_url = args.base_url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::new();
     super::preflight::check_ready(&http, &base_url).await?;
@@ -167,25 +187,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     {
         writable(path)?;
     }
-    let share = args
-        .generator
-        .generator
-        .unwrap_or(Share { index: 1, of: 1 });
-    let users = share.part(args.closed_loop.users);
-    anyhow::ensure!(
-        users > 0,
-        "generator {share} has no users: --users {} is fewer than the {} generators",
-        args.closed_loop.users,
-        share.of
-    );
     if let Some(start_at) = args.generator.start_at {
         let now = generators::unix_ms();
-        anyhow::ensure!(
-            start_at <= now + START_AT_HORIZON_MS,
-            "--start-at {start_at} is {} s from now; at most {} s ahead",
-            (start_at - now) / 1000,
-            START_AT_HORIZON_MS / 1000
-        );
         // The agreed start, not readiness: the shop answered the preflight above.
         tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(now))).await;
     }

@@ -7,6 +7,7 @@ mod cli; // what the command line refuses before anything runs, gates and exit c
 mod command;
 mod deployment;
 mod faults;
+mod generators; // several shoplab load processes: shares, the agreed start, shards merged
 mod kubernetes; // deploy/kubernetes held to docker-compose.yml, and the kubernetes target through a fake kubectl
 mod lab; // the lab's commands end to end: compare's results folder, load then check, bad flags
 mod limits; // per-process cgroup limits: confined from the start, OOM-killed past memory, restarts confined
