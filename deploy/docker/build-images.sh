@@ -57,8 +57,18 @@ CARGO_TARGET_DIR="$target_dir" \
 phase "probe (rustc, std only)"
 context="$target_dir/image-context"
 rm -rf "$context"
-mkdir -p "$context/bin" "$context/rootfs/data" "$context/rootfs/tmp"
+mkdir -p "$context/bin" "$context/rootfs/data" "$context/rootfs/tmp" "$context/certs"
 chmod 1777 "$context/rootfs/tmp"
+# The lab's image needs the CA certificates its HTTP client loads at start (reqwest with the
+# platform verifier refuses to start without any), though the shop speaks plain HTTP.
+if [[ "${SHOPLAB_LAB_IMAGE:-0}" == 1 ]]; then
+  bundle=/etc/ssl/certs/ca-certificates.crt
+  if [[ ! -s "$bundle" ]]; then
+    echo "build-images: $bundle is missing; install ca-certificates (apt-get install ca-certificates)" >&2
+    exit 1
+  fi
+  cp "$bundle" "$context/certs/"
+fi
 rustc --edition 2024 -C opt-level=s -C panic=abort -C strip=symbols \
   -C target-feature=+crt-static --target "$triple" \
   deploy/docker/probe.rs -o "$context/probe"

@@ -52,7 +52,8 @@ async fn two_generators_split_the_users_start_together_and_merge_into_one_run() 
         generator("2/2", second_shard.display().to_string())
     );
     let (first, second) = (first.expect("runs"), second.expect("runs"));
-    let stderr = |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+    let stderr =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(second.status.success(), "{}", stderr(&second));
     // With the shard on stdout the summary goes to stderr.
@@ -68,7 +69,11 @@ async fn two_generators_split_the_users_start_together_and_merge_into_one_run() 
             shard.header.share,
             start_at - shard.header.started_unix_ms
         );
-        assert!(!shard.records.is_empty(), "{} sent nothing", shard.header.share);
+        assert!(
+            !shard.records.is_empty(),
+            "{} sent nothing",
+            shard.header.share
+        );
     }
     assert_eq!(
         (first.header.share.as_str(), second.header.share.as_str()),
@@ -91,12 +96,7 @@ async fn two_generators_split_the_users_start_together_and_merge_into_one_run() 
     assert_eq!(merged.run.records.len(), requests);
     assert_eq!(merged.run.corrected.len(), corrected);
     assert_eq!(merged.generators.len(), 2);
-    assert!(
-        merged
-            .run
-            .records
-            .is_sorted_by_key(|record| record.t_ms)
-    );
+    assert!(merged.run.records.is_sorted_by_key(|record| record.t_ms));
     // Both ran for their two seconds, on one clock from the agreed start.
     assert!(merged.run.wall_s >= 2.0, "{}", merged.run.wall_s);
     target.stop().await.expect("the target stops");
@@ -110,7 +110,11 @@ async fn a_generator_share_or_start_time_that_makes_no_sense_is_refused_before_a
         (vec!["--generator", "3/2"], "3/2", 2),
         (vec!["--generator", "0/2"], "0/2", 2),
         // Refused before the readiness check: nothing answers on this URL.
-        (vec!["--generator", "3/3", "--users", "2"], "fewer than the 3 generators", 1),
+        (
+            vec!["--generator", "3/3", "--users", "2"],
+            "fewer than the 3 generators",
+            1,
+        ),
         (vec!["--start-at", far.as_str()], "at most 600 s ahead", 1),
     ] {
         let output = tokio::process::Command::new(shoplab_binary())
@@ -121,7 +125,10 @@ async fn a_generator_share_or_start_time_that_makes_no_sense_is_refused_before_a
             .expect("runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(code), "{stderr}");
-        assert!(!stderr.contains("/ready"), "checked the shop first: {stderr}");
+        assert!(
+            !stderr.contains("/ready"),
+            "checked the shop first: {stderr}"
+        );
         assert!(stderr.contains(names), "{stderr}");
     }
 }
