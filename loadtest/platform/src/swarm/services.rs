@@ -188,21 +188,49 @@ pub async fn wait_converged(
         if short.is_empty() && !replicas.is_empty() && also(&tasks) {
             return Ok(short_at_first.unwrap_or(0));
         }
-        anyhow::ensure!(
-            Instant::now() < until,
-            "the stack did not converge within {deadline:?}: {}",
-            if short.is_empty() {
-                "tasks still where they were".to_owned()
-            } else {
-                short
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        );
+        if Instant::now() >= until {
+            anyhow::bail!(
+                "the stack did not converge within {deadline:?}: {}",
+                if short.is_empty() {
+                    "tasks still where they were".to_owned()
+                } else {
+                    why_short(manager, stack, &short).await
+                }
+            );
+        }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The short services with what the swarm says of their latest tasks (`orders 0/1 (node-2:
+/// Starting 3 minutes ago; node-1: Failed 4 minutes ago "task: non-zero exit (1)")`), so a
+/// stack that does not converge says why.
+async fn why_short(manager: &Manager, stack: &str, short: &[Short]) -> String {
+    let mut said = Vec::new();
+    for service in short {
+        let name = format!("{stack}_{}", service.service);
+        let history = manager
+            .docker(&[
+                "service",
+                "ps",
+                "--no-trunc",
+                "--format",
+                "{{.Node}}: {{.CurrentState}} {{.Error}}",
+                &name,
+            ])
+            .await
+            .map(|listed| {
+                listed
+                    .lines()
+                    .take(3)
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_else(|error| format!("no task history: {error:#}"));
+        said.push(format!("{service} ({history})"));
+    }
+    said.join(", ")
 }
 
 /// Waits until the update of `service` reaches `wanted` (`completed`, `rollback_completed`);
