@@ -148,16 +148,17 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
          the {} platform runs on this one machine",
         platform.name
     );
-    let generators = usize::from(args.platform.swarm.generators);
+    let generators = usize::from(args.platform.generators);
     if generators > 0 {
         anyhow::ensure!(
-            args.platform.target == "swarm",
-            "--generators places load generators on a cluster's nodes (--target swarm); \
-             the {} platform has none",
+            platform.places_generators,
+            "--generators places load generators on a cluster's nodes (--target swarm or \
+             kubernetes); the {} platform has none",
             platform.name
         );
         anyhow::ensure!(
-            args.platform.swarm.swarm_manager.is_some()
+            platform.name != "swarm"
+                || args.platform.swarm.swarm_manager.is_some()
                 || generators <= usize::from(args.platform.swarm.swarm_nodes),
             "--generators {generators} needs a node each; --swarm-nodes is {}",
             args.platform.swarm.swarm_nodes
@@ -201,7 +202,10 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
         platform: args.platform.target.clone(),
         compose: args.platform.compose.settings(pinning.sut_cpus.clone()),
         kubernetes: args.platform.kubernetes.settings(),
-        swarm: args.platform.swarm.settings(&args.platform.compose),
+        swarm: args
+            .platform
+            .swarm
+            .settings(&args.platform.compose, args.platform.generators),
     };
     let mut run_settings = RunSettings {
         target: args.platform.target.clone(),

@@ -59,6 +59,27 @@ impl FromStr for Share {
     }
 }
 
+impl Share {
+    /// `I/N` with `0 <= I < N`: share `I+1` of `N`, for platforms that number from 0.
+    pub fn from_zero_based(text: &str) -> Result<Share, String> {
+        let parsed = text.split_once('/').and_then(|(index, of)| {
+            Some((
+                index.trim().parse::<usize>().ok()?,
+                of.trim().parse::<usize>().ok()?,
+            ))
+        });
+        match parsed {
+            Some((index, of)) if index < of => Ok(Share {
+                index: index + 1,
+                of,
+            }),
+            _ => Err(format!(
+                "{text:?} is not a generator's index: I/N with 0 <= I < N, e.g. 0/3"
+            )),
+        }
+    }
+}
+
 impl std::fmt::Display for Share {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.index, self.of)
@@ -338,6 +359,12 @@ mod tests {
         assert_eq!("2/3".parse::<Share>(), Ok(Share { index: 2, of: 3 }));
         for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
             assert!(bad.parse::<Share>().is_err(), "{bad} accepted");
+        }
+        // Kubernetes' 0-based index names the same shares.
+        assert_eq!(Share::from_zero_based("0/3"), Ok(Share { index: 1, of: 3 }));
+        assert_eq!(Share::from_zero_based("2/3"), Ok(Share { index: 3, of: 3 }));
+        for bad in ["3/3", "-1/3", "0/0", "1"] {
+            assert!(Share::from_zero_based(bad).is_err(), "{bad} accepted");
         }
     }
 

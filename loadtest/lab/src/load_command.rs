@@ -62,6 +62,16 @@ pub struct GeneratorArgs {
         conflicts_with = "arrival_rate"
     )]
     pub generator: Option<Share>,
+    /// The same share numbered from 0, as Kubernetes numbers an Indexed Job's pods
+    /// (SHOPLAB_GENERATOR_INDEX=$(JOB_COMPLETION_INDEX)/N in the Job's pod template).
+    #[arg(
+        long,
+        env = "SHOPLAB_GENERATOR_INDEX",
+        value_name = "I/N",
+        value_parser = Share::from_zero_based,
+        conflicts_with_all = ["generator", "arrival_rate"]
+    )]
+    pub generator_index: Option<Share>,
     /// Start the load at this wall-clock time (Unix milliseconds), so generators on several
     /// machines begin together. Past: at once, and the shard records when. At most ten
     /// minutes ahead.
@@ -153,6 +163,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     let share = args
         .generator
         .generator
+        .or(args.generator.generator_index)
         .unwrap_or(Share { index: 1, of: 1 });
     let users = share.part(args.closed_loop.users);
     anyhow::ensure!(

@@ -90,6 +90,13 @@ pub struct PlatformArgs {
         value_parser = clap::builder::PossibleValuesParser::new(platform_names())
     )]
     pub target: String,
+    /// Drive the throughput sweep from this many load generators the platform places, one
+    /// per node, their measurements merged: on swarm the tasks of a replicated service (the
+    /// image shoplab/shoplab:<tag>, built with SHOPLAB_LAB_IMAGE=1
+    /// deploy/docker/build-images.sh), on kubernetes the pods of an Indexed Job (made from
+    /// deploy/kubernetes/load/<build>/job.yaml). 0: the lab's own process is the generator.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub generators: u16,
     #[command(flatten)]
     pub compose: compose::ComposeArgs,
     #[command(flatten)]
@@ -114,6 +121,9 @@ pub struct Registration {
     pub takes_database_server: bool,
     /// The platform runs on nodes it can lose and drain (the `nodes` experiment).
     pub has_nodes: bool,
+    /// The platform places load generators on nodes of their own (`--generators`,
+    /// [`Platform::run_generators`]).
+    pub places_generators: bool,
     /// The database the platform brings itself, for the results (`None`: SQLite files, or
     /// `--db`'s server).
     pub database: Option<&'static str>,

@@ -24,7 +24,9 @@ async fn two_generators_split_the_users_start_together_and_merge_into_one_run() 
     let start_at = generators::unix_ms() + 6_000;
     let seed = SEED.to_string();
     let start_at_arg = start_at.to_string();
-    let generator = |share: &'static str, shard: String| {
+    // The share as each platform gives it: Swarm's 1-based task slot, Kubernetes' 0-based
+    // completion index of an Indexed Job's pod.
+    let generator = |share: (&'static str, &'static str), shard: String| {
         let args = vec![
             "load".to_owned(),
             format!("--base-url={}", target.url()),
@@ -42,14 +44,17 @@ async fn two_generators_split_the_users_start_together_and_merge_into_one_run() 
         let mut command = tokio::process::Command::new(shoplab_binary());
         command
             .args(args)
-            .env("SHOPLAB_GENERATOR", share)
+            .env(share.0, share.1)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
         command.output()
     };
     let (first, second) = tokio::join!(
-        generator("1/2", "-".to_owned()),
-        generator("2/2", second_shard.display().to_string())
+        generator(("SHOPLAB_GENERATOR", "1/2"), "-".to_owned()),
+        generator(
+            ("SHOPLAB_GENERATOR_INDEX", "1/2"),
+            second_shard.display().to_string()
+        )
     );
     let (first, second) = (first.expect("runs"), second.expect("runs"));
     let stderr =
@@ -109,6 +114,12 @@ async fn a_generator_share_or_start_time_that_makes_no_sense_is_refused_before_a
     for (args, names, code) in [
         (vec!["--generator", "3/2"], "3/2", 2),
         (vec!["--generator", "0/2"], "0/2", 2),
+        (vec!["--generator-index", "2/2"], "0 <= I < N", 2),
+        (
+            vec!["--generator", "1/2", "--generator-index", "0/2"],
+            "cannot be used with",
+            2,
+        ),
         // Refused before the readiness check: nothing answers on this URL.
         (
             vec!["--generator", "3/3", "--users", "2"],

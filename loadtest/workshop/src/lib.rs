@@ -85,6 +85,11 @@ pub struct WorkshopArgs {
 /// Runs the workshop until Ctrl-C or SIGTERM; stops the load and every process on the way
 /// out.
 pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.platform.generators == 0,
+        "--generators drives compare's throughput sweep; the workshop's load comes from its \
+         own process"
+    );
     let settings = TargetSettings {
         program: std::env::current_exe().context("find the shoplab executable")?,
         postgres: None,
@@ -102,7 +107,7 @@ pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
         // generator and the shop share the machine, as the page says).
         compose: args.platform.compose.settings(Vec::new()),
         kubernetes: args.platform.kubernetes.settings(),
-        swarm: args.platform.swarm.settings(&args.platform.compose),
+        swarm: args.platform.swarm.settings(&args.platform.compose, 0),
     };
     let mut targets = Vec::new();
     for build in args.arch.builds() {

@@ -137,6 +137,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
     takes_process_limits: false,
     takes_database_server: false,
     has_nodes: false,
+    places_generators: false,
     database: None,
 };
 

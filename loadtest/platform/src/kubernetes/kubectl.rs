@@ -26,7 +26,16 @@ pub struct Kubectl {
 pub struct Pod {
     pub metadata: PodMetadata,
     #[serde(default)]
+    pub spec: PodSpec,
+    #[serde(default)]
     pub status: PodStatus,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PodSpec {
+    /// The node the scheduler placed it on; empty while it is pending.
+    #[serde(rename = "nodeName", default)]
+    pub node_name: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -34,12 +43,17 @@ pub struct PodMetadata {
     pub name: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
     #[serde(rename = "deletionTimestamp", default)]
     pub deletion_timestamp: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct PodStatus {
+    /// `Pending`, `Running`, `Succeeded`, `Failed`.
+    #[serde(default)]
+    pub phase: String,
     #[serde(default)]
     pub conditions: Vec<PodCondition>,
     #[serde(rename = "containerStatuses", default)]
@@ -278,7 +292,8 @@ impl Kubectl {
             .await
     }
 
-    async fn pods_selected(&self, selector: &str) -> anyhow::Result<Vec<Pod>> {
+    /// The pods with these labels (`-l`).
+    pub async fn pods_selected(&self, selector: &str) -> anyhow::Result<Vec<Pod>> {
         #[derive(Deserialize)]
         struct List {
             items: Vec<Pod>,
@@ -293,7 +308,7 @@ impl Kubectl {
         Ok(list.items)
     }
 
-    async fn run_with_input(
+    pub(super) async fn run_with_input(
         &self,
         args: &[&str],
         input: Option<Vec<u8>>,

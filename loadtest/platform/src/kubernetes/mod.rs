@@ -23,10 +23,14 @@
 //! - scale: `scale --replicas=N+1` + `rollout status`.
 //! - self-healing: the pods' `restartCount` and `Ready` condition, polled.
 //!
+//! - load generators (`compare --generators N`): one Indexed Job made from the manifests'
+//!   load Job, a pod per node (`kubernetes/generators.rs`).
+//!
 //! `kubectl` itself, the pods as it describes them and the restart watch are in
 //! `kubernetes/kubectl.rs`; the port-forward child in `kubernetes/forward.rs`.
 
 mod forward;
+mod generators;
 mod kubectl;
 
 use std::path::PathBuf;
@@ -46,7 +50,7 @@ use kubectl::POLL;
 
 pub use forward::PortForward;
 pub use kubectl::{
-    ContainerStatus, Kubectl, Pod, PodCondition, PodMetadata, PodStatus, watch_restarts,
+    ContainerStatus, Kubectl, Pod, PodCondition, PodMetadata, PodSpec, PodStatus, watch_restarts,
 };
 
 /// How `--target kubernetes` reaches the cluster (deploy/kubernetes/README.md).
@@ -131,6 +135,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
     takes_process_limits: false,
     takes_database_server: false,
     has_nodes: false,
+    places_generators: true,
     database: None,
 };
 
@@ -139,6 +144,8 @@ pub struct Kubernetes {
     build: Build,
     kubectl: Kubectl,
     overlay: PathBuf,
+    /// The manifests' load Job for this build, the generators' template.
+    load_job: PathBuf,
     rollout_timeout: Duration,
     url: String,
     admin_url: String,
@@ -198,6 +205,11 @@ impl Kubernetes {
             build,
             kubectl,
             overlay,
+            load_job: kube
+                .manifests
+                .join("load")
+                .join(build.as_str())
+                .join("job.yaml"),
             rollout_timeout: kube.rollout_timeout,
             url,
             admin_url,
@@ -375,6 +387,13 @@ impl Platform for Kubernetes {
             tracing::warn!(error = format!("{error:#}"), "the front's port-forward");
         }
         restarts
+    }
+
+    async fn run_generators(
+        &mut self,
+        job: &crate::GeneratorJob,
+    ) -> anyhow::Result<Vec<crate::GeneratorOutput>> {
+        generators::run(&self.kubectl, &self.load_job, front_of(self.build), job).await
     }
 
     /// Kills the port-forward (by PID) and deletes everything the overlay made, its

@@ -34,6 +34,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
     takes_process_limits: true,
     takes_database_server: true,
     has_nodes: false,
+    places_generators: false,
     database: None,
 };
 

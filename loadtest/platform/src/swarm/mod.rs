@@ -70,18 +70,16 @@ pub struct SwarmArgs {
     /// How long one deploy, heal or reschedule may take.
     #[arg(long, default_value_t = 180, value_name = "SECS")]
     pub swarm_timeout: u64,
-    /// Drive the throughput sweep from this many load generators, each a task of the
-    /// swarm on a node of its own (the image shoplab/shoplab:<tag>, built with
-    /// SHOPLAB_LAB_IMAGE=1 deploy/docker/build-images.sh), their measurements merged.
-    /// 0: the lab's own process is the generator. At most the number of nodes.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub generators: u16,
 }
 
 impl SwarmArgs {
-    /// The swarm platform's settings from its flags and the compose flags it shares (the
-    /// compose file the stack is rendered from, the images' tag).
-    pub fn settings(&self, compose: &crate::compose::ComposeArgs) -> SwarmSettings {
+    /// The swarm platform's settings from its flags, the compose flags it shares (the
+    /// compose file the stack is rendered from, the images' tag) and `--generators`.
+    pub fn settings(
+        &self,
+        compose: &crate::compose::ComposeArgs,
+        generators: u16,
+    ) -> SwarmSettings {
         SwarmSettings {
             nodes: usize::from(self.swarm_nodes),
             manager: self.swarm_manager.clone(),
@@ -89,7 +87,7 @@ impl SwarmArgs {
             tag: compose.image_tag.clone(),
             compose_file: compose.compose_file.clone(),
             timeout: Duration::from_secs(self.swarm_timeout),
-            generators: usize::from(self.generators),
+            generators: usize::from(generators),
         }
     }
 }
@@ -137,6 +135,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
     takes_process_limits: false,
     takes_database_server: false,
     has_nodes: true,
+    places_generators: true,
     database: Some("postgresql (a service of the stack, pinned to the manager node)"),
 };
 

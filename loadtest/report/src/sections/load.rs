@@ -2,7 +2,7 @@
 
 use crate::charts::{Charts, HopTax, Latency, Nines, ProcessBars, Resources, Run, Throughput};
 use crate::document::{Block, Cell, Document, Tone};
-use crate::figures::{PERCENTILES, count, ms, percent, throughput as levels};
+use crate::figures::{self, PERCENTILES, count, ms, percent, throughput as levels};
 use crate::theme::{Stroke, build_label};
 use loadtest_results::Results;
 use loadtest_results::component::Build;
@@ -87,6 +87,8 @@ pub(super) fn throughput(
         ],
         rows,
     );
+
+    generators_table(document, results);
 
     document.section("latency", "Latency, raw and corrected");
     document.paragraph(
@@ -220,6 +222,65 @@ pub(super) fn throughput(
         )?));
     }
     Ok(())
+}
+
+/// Where the load came from several generators the platform placed (`compare --generators
+/// N`): each one's node, share, start and CPU per level, so a reader sees that the start was
+/// agreed, the requests split evenly and no generator was the bottleneck. Nothing when the
+/// lab's own process was the generator.
+fn generators_table(document: &mut Document, results: &Results) {
+    let mut rows = Vec::new();
+    for build in Build::BOTH {
+        for level in figures::levels(results, build) {
+            for generator in &level.generators {
+                let busy = generator.cpu_share
+                    > loadtest_results::experiments::throughput::GENERATOR_LIMIT;
+                rows.push(vec![
+                    Cell::plain(build_label(build)),
+                    Cell::plain(level.users.to_string()),
+                    Cell::plain((level.repeat + 1).to_string()),
+                    Cell::plain(generator.generator.clone()),
+                    Cell::plain(generator.share.clone()),
+                    Cell::plain(format!("+{} ms", generator.started_after_ms)),
+                    Cell::plain(format!("{:.1} s", generator.wall_s)),
+                    Cell::plain(generator.requests.to_string()),
+                    if busy {
+                        Cell::toned(
+                            format!("{} (saturated)", percent(generator.cpu_share)),
+                            Tone::Warn,
+                        )
+                    } else {
+                        Cell::plain(percent(generator.cpu_share))
+                    },
+                ]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    document.paragraph(
+        "The load came from several generators, each a task the platform placed on a node of \
+         its own with its share of the users; they started at one agreed instant and their \
+         results were merged exactly (HDR histograms added, records joined on one clock), so \
+         the figures above are the whole load's. Each generator's CPU is its own process's \
+         (getrusage) over its wall time and the cores it was given; the level's generator CPU \
+         above is the busiest one's.",
+    );
+    document.table(
+        &[
+            "build",
+            "users",
+            "repeat",
+            "generator (task on node)",
+            "share",
+            "started",
+            "ran",
+            "requests",
+            "CPU",
+        ],
+        rows,
+    );
 }
 
 pub(super) fn hop_tax(

@@ -25,6 +25,10 @@ case "$*" in
     if [ -f "$dir/pods.$calls.json" ]; then cat "$dir/pods.$calls.json"; else cat "$dir/pods.json"; fi ;;
   *" get deployment "*)
     cat "$dir/deployment.json" ;;
+  *" get job/"*)
+    cat "$dir/job.json" ;;
+  *" logs "*)
+    cat "$dir/logs.${*##* }" ;;
   *" scale "*"--replicas=0")
     echo '{"items":[]}' > "$dir/pods.json" ;;
   *" scale "*)

@@ -14,7 +14,7 @@ use domain::Context;
 use loadtest_platform::cgroup::ProcessLimits;
 use loadtest_platform::compose::ComposeSettings;
 use loadtest_platform::kubernetes::{Kubectl, KubernetesSettings, watch_restarts};
-use loadtest_platform::{Target, TargetSettings, components_of};
+use loadtest_platform::{GeneratorJob, Target, TargetSettings, components_of};
 use loadtest_results::component::{Build, Component};
 
 /// A folder holding the fake kubectl and its answers; removed at the end.
@@ -341,6 +341,133 @@ async fn a_kubectl_that_fails_or_hangs_is_an_error_that_says_what_it_said_or_how
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn generators_are_one_indexed_job_made_from_the_load_job_read_in_index_order_and_deleted() {
+    let fake = FakeCluster::new();
+    let mut settings = fake.settings();
+    settings.kubernetes.manifests = manifests();
+    let mut target = Target::start(Build::Monolith, &settings)
+        .await
+        .expect("start on the fake cluster");
+    fake.commands();
+    let ns = "--namespace shoplab";
+    // Both pods done, listed out of order; each log is stderr's summary, then the shard.
+    fake.write("job.json", r#"{"status":{"succeeded":2}}"#);
+    fake.write(
+        "pods.json",
+        &generator_pods(&[
+            ("shoplab-generators-1-b", 1, "node-b", "Succeeded"),
+            ("shoplab-generators-0-a", 0, "node-a", "Succeeded"),
+        ]),
+    );
+    fake.write("logs.shoplab-generators-0-a", "summary 0\n{\"shard\":0}\n");
+    fake.write("logs.shoplab-generators-1-b", "summary 1\n{\"shard\":1}\n");
+
+    let outputs = target
+        .run_generators(&generator_job(2))
+        .await
+        .expect("the generators ran");
+    assert_eq!(
+        outputs
+            .iter()
+            .map(|output| (output.generator.as_str(), output.stdout.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "shoplab-generators-0-a on node-a",
+                "summary 0\n{\"shard\":0}\n"
+            ),
+            (
+                "shoplab-generators-1-b on node-b",
+                "summary 1\n{\"shard\":1}\n"
+            ),
+        ]
+    );
+    assert_eq!(
+        fake.commands(),
+        [
+            format!("{ns} delete job/shoplab-generators --ignore-not-found --wait=true"),
+            format!("{ns} apply -f -"),
+            format!("{ns} get job/shoplab-generators -o json"),
+            format!("{ns} get pods -l app=shoplab-generators -o json"),
+            format!("{ns} logs shoplab-generators-0-a"),
+            format!("{ns} logs shoplab-generators-1-b"),
+            format!("{ns} delete job/shoplab-generators --ignore-not-found --wait=true"),
+        ]
+    );
+    // The manifests' load Job, made indexed: two pods at once, never on one node, each told
+    // its index, against the build's front inside the cluster.
+    let job: serde_json::Value = serde_json::from_str(&fake.read("stdin")).expect("json");
+    assert_eq!(job["kind"], "Job");
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    assert_eq!(job["spec"]["parallelism"], 2);
+    assert_eq!(job["spec"]["completions"], 2);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["args"],
+        serde_json::json!([
+            "load",
+            "--base-url=http://monolith:8080",
+            "--users=4",
+            "--shard=-"
+        ])
+    );
+    assert_eq!(
+        container["env"][1],
+        serde_json::json!({ "name": "SHOPLAB_GENERATOR_INDEX", "value": "$(SHOPLAB_JOB_INDEX)/2" })
+    );
+    target.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generator_that_fails_is_an_error_with_its_log_and_the_job_is_still_deleted() {
+    let fake = FakeCluster::new();
+    let mut settings = fake.settings();
+    settings.kubernetes.manifests = manifests();
+    let mut target = Target::start(Build::Micro, &settings)
+        .await
+        .expect("start on the fake cluster");
+    fake.commands();
+    fake.write("job.json", r#"{"status":{"succeeded":1,"failed":1}}"#);
+    fake.write(
+        "pods.json",
+        &generator_pods(&[
+            ("shoplab-generators-0-a", 0, "node-a", "Succeeded"),
+            ("shoplab-generators-1-b", 1, "node-b", "Failed"),
+        ]),
+    );
+    fake.write(
+        "logs.shoplab-generators-1-b",
+        "Error: http://gateway:8080/ready did not answer 200 within 30s\n",
+    );
+    let error = target
+        .run_generators(&generator_job(2))
+        .await
+        .expect_err("a generator failed");
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("shoplab-generators-1-b") && text.contains("did not answer 200"),
+        "{text}"
+    );
+    let commands = fake.commands();
+    assert_eq!(
+        commands.last().map(String::as_str),
+        Some("--namespace shoplab delete job/shoplab-generators --ignore-not-found --wait=true"),
+        "{commands:?}"
+    );
+    target.stop().await.expect("stop");
+}
+
+/// The repository's own manifests (the generators' Job is made from its load Job).
+fn manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_bad_release_that_rolls_out_is_an_error_and_is_still_undone() {
     let fake = FakeCluster::new();
     // This kubectl's rollouts always succeed: the bad release "became ready".
@@ -359,6 +486,36 @@ async fn a_bad_release_that_rolls_out_is_an_error_and_is_still_undone() {
         commands.contains(&"--namespace shoplab rollout undo deployment/users".to_owned()),
         "{commands:?}"
     );
+}
+
+/// Generator pods of the Indexed Job: (name, completion index, node, phase).
+fn generator_pods(pods: &[(&str, usize, &str, &str)]) -> String {
+    let items: Vec<serde_json::Value> = pods
+        .iter()
+        .map(|(name, index, node, phase)| {
+            serde_json::json!({
+                "metadata": {
+                    "name": name,
+                    "labels": { "app": "shoplab-generators" },
+                    "annotations": {
+                        "batch.kubernetes.io/job-completion-index": index.to_string(),
+                    },
+                },
+                "spec": { "nodeName": node },
+                "status": { "phase": phase },
+            })
+        })
+        .collect();
+    serde_json::json!({ "items": items }).to_string()
+}
+
+fn generator_job(count: usize) -> GeneratorJob {
+    GeneratorJob {
+        count,
+        args: vec!["--users=4".to_owned(), "--shard=-".to_owned()],
+        cpus: 1.0,
+        deadline: Duration::from_secs(30),
+    }
 }
 
 /// A pod list as `kubectl get pods -o json` prints it: (name, app, ready, restarts).
