@@ -247,6 +247,18 @@ fn root(controller: &str) -> PathBuf {
     PathBuf::from("/sys/fs/cgroup").join(controller)
 }
 
+/// The first process of a group under the memory controller (`/docker/<id>`: a container's
+/// init), by its PID on this machine; `None` when the group has none or is gone.
+pub(crate) fn first_process(group: &str) -> Option<u32> {
+    let procs = root("memory")
+        .join(group.trim_start_matches('/'))
+        .join("cgroup.procs");
+    std::fs::read_to_string(procs)
+        .ok()?
+        .lines()
+        .find_map(|line| line.trim().parse().ok())
+}
+
 /// What to read a container by: its groups (as `/proc/<pid>/cgroup` names them, or
 /// `/docker/<id>` as an engine makes them) under the cpuacct and memory controllers, where
 /// the engine keeps the accounting `docker stats` reads.

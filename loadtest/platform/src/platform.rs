@@ -298,6 +298,10 @@ pub struct ProcessView {
     pub url: String,
     /// Its PID on this machine, where the lab can read its CPU and memory by it.
     pub pid: Option<u32>,
+    /// The platform's own word on whether it runs (a swarm task that passed its
+    /// healthcheck), where the lab cannot reach the process to ask (`url` empty); `None`:
+    /// ask `url`.
+    pub running: Option<bool>,
 }
 
 /// One node of a cluster, as the platform shows it.

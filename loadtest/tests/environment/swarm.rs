@@ -1,7 +1,8 @@
 //! The swarm target on a real Docker Swarm of docker-in-docker nodes: Swarm heals a killed
-//! task, load generators run as a task per node, Swarm rolls a service, rolls a bad release back by itself, spreads calls over a scaled
-//! service's replicas, reschedules the tasks of a lost node; a run leaves nothing behind,
-//! and missing images are refused before anything is made.
+//! task, load generators run as a task per node, Swarm rolls a service, rolls a bad release
+//! back by itself, spreads calls over a scaled service's replicas, reschedules the tasks of a
+//! lost node; the workshop shows the stack's tasks and Swarm healing a kill; a run leaves
+//! nothing behind, and missing images are refused before anything is made.
 //!
 //! They need a Docker engine and the images: `.ci/swarm.sh` builds them and runs these with
 //! `SHOPLAB_TEST_SWARM_TAG=<tag>`. Without it they are reported ignored, with the reason
@@ -15,7 +16,7 @@ use loadtest_platform::local::supervisor::{Build, Component};
 use loadtest_platform::swarm::SwarmSettings;
 use loadtest_platform::{Target, TargetSettings};
 
-use crate::support::{SEED, answer, started_target, target_settings};
+use crate::support::{SEED, answer, eventually, started_target, target_settings};
 use loadtest_lab::generators;
 use loadtest_platform::GeneratorJob;
 
@@ -242,6 +243,77 @@ pub async fn on_a_swarm_calls_spread_over_a_scaled_service_and_a_lost_node_is_re
 
     let prefix = prefix("micro");
     target.stop().await.expect("the swarm is removed");
+    assert_eq!(left_behind(&prefix), Vec::<String>::new());
+}
+
+pub async fn the_workshop_on_a_swarm_shows_its_tasks_lets_swarm_heal_a_kill_and_removes_the_swarm(
+    tag: String,
+) {
+    let prefix = prefix("workshop");
+    {
+        let workshop = crate::workshop::Workshop::start_with(
+            500,
+            &[
+                "--target",
+                "swarm",
+                "--image-tag",
+                &tag,
+                "--swarm-nodes",
+                "2",
+                "--swarm-prefix",
+                &prefix,
+            ],
+        );
+        let state = workshop.state().await;
+        let capabilities = &state["builds"][0]["capabilities"];
+        assert_eq!(capabilities["platform"], "swarm", "{capabilities}");
+        // Swarm's restart policy heals; the page's self-healing loop is not needed.
+        assert_eq!(capabilities["lab_restarts"], false, "{capabilities}");
+
+        // The page's boxes are the stack's tasks, each with its process on this machine.
+        eventually(
+            Duration::from_secs(90),
+            "every task ready on the page, each with a PID",
+            async || {
+                let state = workshop.state().await;
+                let processes = state["builds"][0]["processes"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                processes.len() >= 8
+                    && processes.iter().all(|process| {
+                        process["health"] == "ready" && process["pid"].as_u64() > Some(1)
+                    })
+            },
+        )
+        .await;
+        let before = crate::workshop::process(&workshop.state().await, "catalog")["pid"].clone();
+
+        // A kill through the page: Swarm replaces the task, and the page shows the new one
+        // ready, with another process.
+        let (status, body) = workshop
+            .post("/api/builds/micro/components/catalog/kill", None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        eventually(
+            Duration::from_secs(60),
+            "catalog replaced by Swarm and ready on the page",
+            async || {
+                let state = workshop.state().await;
+                let catalog = crate::workshop::process(&state, "catalog");
+                catalog["health"] == "ready"
+                    && catalog["pid"].as_u64() > Some(1)
+                    && catalog["pid"] != before
+            },
+        )
+        .await;
+        let events = workshop.state().await["events"].to_string();
+        assert!(
+            events.contains("catalog#1 is down"),
+            "the page saw catalog go down: {events}"
+        );
+    }
+    // Stopping the workshop (SIGTERM) removed its swarm.
     assert_eq!(left_behind(&prefix), Vec::<String>::new());
 }
 

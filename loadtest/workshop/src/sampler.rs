@@ -95,14 +95,15 @@ fn drain(lab: &Lab, t_ms: u64) -> (Point, Point) {
     points
 }
 
-/// Every process of `lab`: health from `/ready`, CPU and memory from the kernel.
+/// Every process of `lab`: health from `/ready` (or the platform's word where the lab cannot
+/// reach the process: a swarm's tasks), CPU and memory from the kernel.
 async fn probe(
     lab: &Lab,
     http: &reqwest::Client,
     mut system: Option<&mut System>,
 ) -> Vec<ProcessView> {
     // While a control holds the target (a deploy for seconds), the last member list stands.
-    let members: Vec<(Component, usize, u32, String)> = match lab.target.try_lock() {
+    let members: Vec<(Component, usize, u32, String, Option<bool>)> = match lab.target.try_lock() {
         Ok(target) => target
             .processes()
             .await
@@ -113,28 +114,37 @@ async fn probe(
                     process.replica,
                     process.pid.unwrap_or_default(),
                     process.url,
+                    process.running,
                 )
             })
             .collect(),
         Err(_) => lock(&lab.processes)
             .iter()
             .filter_map(|view| {
-                Component::parse(&view.component)
-                    .map(|component| (component, view.replica, view.pid, view.url.clone()))
+                let component = Component::parse(&view.component)?;
+                // The platform's word stands as last seen.
+                let running = view.url.is_empty().then_some(view.health == "ready");
+                Some((component, view.replica, view.pid, view.url.clone(), running))
             })
             .collect(),
     };
-    let answers = futures::future::join_all(members.iter().map(|(_, _, _, url)| async move {
-        match http.get(format!("{url}/ready")).send().await {
-            Ok(response) if response.status().is_success() => "ready",
-            Ok(_) => "not_ready",
-            Err(_) => "down",
-        }
-    }))
-    .await;
+    let answers =
+        futures::future::join_all(members.iter().map(|(_, _, _, url, running)| async move {
+            match running {
+                Some(true) => return "ready",
+                Some(false) => return "down",
+                None => {}
+            }
+            match http.get(format!("{url}/ready")).send().await {
+                Ok(response) if response.status().is_success() => "ready",
+                Ok(_) => "not_ready",
+                Err(_) => "down",
+            }
+        }))
+        .await;
     let pids: Vec<Pid> = members
         .iter()
-        .map(|(_, _, pid, _)| Pid::from_u32(*pid))
+        .map(|(_, _, pid, _, _)| Pid::from_u32(*pid))
         .collect();
     if let Some(system) = system.as_mut() {
         system.refresh_processes_specifics(
@@ -151,7 +161,7 @@ async fn probe(
     members
         .into_iter()
         .zip(answers)
-        .map(|((component, replica, pid, url), answer)| {
+        .map(|((component, replica, pid, url, _), answer)| {
             let process = system
                 .as_ref()
                 .and_then(|system| system.process(Pid::from_u32(pid)));
@@ -195,7 +205,7 @@ fn announce_health(
         (Some(_), "down") => workshop.event(
             Some(lab.build),
             "died",
-            format!("{name} does not answer /ready"),
+            format!("{name} is down (no answer, or its platform says it is not running)"),
         ),
         (Some(_), "not_ready") => workshop.event(
             Some(lab.build),

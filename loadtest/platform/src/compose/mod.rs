@@ -541,6 +541,7 @@ impl Platform for Compose {
                     replica: *replica,
                     url: container.url().unwrap_or_default(),
                     pid: container.running.then_some(container.pid),
+                    running: None,
                 })
             })
             .collect()

@@ -301,6 +301,7 @@ impl Platform for Local {
                 replica: member.replica(),
                 url: member.url().to_owned(),
                 pid: Some(member.pid()),
+                running: None,
             })
             .collect()
     }

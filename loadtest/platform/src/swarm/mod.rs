@@ -43,7 +43,7 @@ use async_trait::async_trait;
 use domain::faults::{Fault, Layer};
 use futures::FutureExt as _;
 
-use crate::{NodeView, Platform, Probe, Registration, Restart, TargetSettings};
+use crate::{NodeView, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
 use cluster::{Cluster, ClusterPlan, Manager};
 use front::Front;
 use loadtest_results::component::{Build, Component};
@@ -553,6 +553,47 @@ impl Platform for Swarm {
             }
         }
         probes
+    }
+
+    /// Every task the swarm wants running, numbered per service in the manager's order. The
+    /// tasks' addresses are on the stack's overlay inside the nodes, which this machine
+    /// cannot reach, so whether each runs is the swarm's word (its healthcheck passed); its
+    /// PID is its container's first process, found through the cgroups the nodes share with
+    /// this machine, so its CPU and memory can be read.
+    async fn processes(&self) -> Vec<ProcessView> {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return Vec::new();
+        };
+        let Ok(tasks) = services::tasks(cluster.manager(), &self.stack).await else {
+            return Vec::new();
+        };
+        let running: Vec<Task> = tasks.iter().filter(|task| task.running).cloned().collect();
+        let containers = services::containers(cluster.manager(), &running)
+            .await
+            .unwrap_or_default();
+        let mut replicas: std::collections::BTreeMap<Component, usize> = Default::default();
+        tasks
+            .iter()
+            .filter_map(|task| {
+                let component = Component::parse(&task.service)?;
+                let replica = replicas.entry(component).or_default();
+                *replica += 1;
+                let pid = running
+                    .iter()
+                    .zip(&containers)
+                    .find(|(candidate, _)| candidate.id == task.id)
+                    .and_then(|(_, container)| {
+                        crate::cgroup::first_process(&format!("/docker/{container}"))
+                    });
+                Some(ProcessView {
+                    component,
+                    replica: *replica,
+                    url: String::new(),
+                    pid,
+                    running: Some(task.running),
+                })
+            })
+            .collect()
     }
 
     async fn front_door_control_url(&self) -> Option<String> {
