@@ -250,12 +250,19 @@ pub async fn the_workshop_on_a_swarm_shows_its_tasks_lets_swarm_heal_a_kill_and_
     tag: String,
 ) {
     let prefix = prefix("workshop");
+    // The stack is rendered from the repository's compose file; the test runs in loadtest/.
+    let compose_file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docker-compose.yml")
+        .display()
+        .to_string();
     {
         let workshop = crate::workshop::Workshop::start_with(
             500,
             &[
                 "--target",
                 "swarm",
+                "--compose-file",
+                &compose_file,
                 "--image-tag",
                 &tag,
                 "--swarm-nodes",

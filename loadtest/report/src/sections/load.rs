@@ -238,7 +238,7 @@ fn generators_table(document: &mut Document, results: &Results) {
                 rows.push(vec![
                     Cell::plain(build_label(build)),
                     Cell::plain(level.users.to_string()),
-                    Cell::plain((level.repeat + 1).to_string()),
+                    Cell::plain(level.repeat.to_string()),
                     Cell::plain(generator.generator.clone()),
                     Cell::plain(generator.share.clone()),
                     Cell::plain(format!("+{} ms", generator.started_after_ms)),

@@ -4,9 +4,9 @@
 use domain::Context;
 
 use super::*;
-use loadtest_results::analysis::Timeline;
+use loadtest_results::analysis::{Timeline, WindowStats};
 use loadtest_results::experiments::deploy::{Deploy, Deploys, Storm};
-use loadtest_results::experiments::faults::Cell;
+use loadtest_results::experiments::faults::{Cell, Phases};
 use loadtest_results::experiments::scale::{Half, ReplicaSpread, Scale};
 use loadtest_results::experiments::throughput::Level;
 use loadtest_results::experiments::{Findings, Outcome};
@@ -215,6 +215,49 @@ fn a_fault_not_in_force_on_one_build_is_not_compared_and_is_a_warning() {
             == "1 fault unavailable on this machine on the microservices (db_down · payments): \
                 SQLite is embedded in the process."),
         "{warnings:#?}"
+    );
+}
+
+#[test]
+fn a_journey_failing_before_its_fault_is_a_warning_naming_the_cell() {
+    let window = |requests: usize, ok: usize| WindowStats {
+        requests,
+        ok,
+        fast_errors: requests - ok,
+        timeouts: 0,
+        success_rate: (requests > 0).then(|| ok as f64 / requests as f64),
+        latency: Percentiles::default(),
+    };
+    let phases = |journey: &str, before: WindowStats| Phases {
+        journey: journey.into(),
+        before,
+        during: window(10, 0),
+        after: window(10, 10),
+    };
+    let mut kill = cell(FaultKind::Kill, 0.3);
+    kill.journeys = vec![
+        phases("browse", window(100, 100)),
+        phases("buy", window(50, 0)),
+    ];
+    let mut latency = cell(FaultKind::Latency, 0.0);
+    latency.journeys = vec![phases("buy", window(0, 0))];
+    let results = results(vec![
+        faults(Build::Monolith, vec![cell(FaultKind::Kill, 0.3)]),
+        faults(Build::Micro, vec![kill, latency]),
+    ]);
+    let warnings = warnings(&results);
+    let failing: Vec<_> = warnings
+        .iter()
+        .filter(|warning| warning.contains("before its fault was injected"))
+        .collect();
+    assert_eq!(failing.len(), 1, "{warnings:#?}");
+    assert!(
+        failing[0].contains("On the microservices")
+            && failing[0].contains("buy in kill · payments (0 %)")
+            && failing[0].contains("buy in latency · payments (no request)")
+            && !failing[0].contains("browse"),
+        "{}",
+        failing[0]
     );
 }
 

@@ -9,6 +9,10 @@ use loadtest_results::component::Build;
 use loadtest_results::experiments::Findings;
 use loadtest_results::stats;
 
+/// A journey that succeeded less often than this before a fault was failing already: the
+/// cell's figures for it say nothing about the fault.
+const HEALTHY_BEFORE: f64 = 0.9;
+
 /// A build that reached this share of the null endpoint's rate may be measuring the
 /// generator.
 const NEAR_CEILING: f64 = 0.7;
@@ -155,6 +159,33 @@ fn faults(results: &Results, warnings: &mut Vec<String>) {
                 Some((_, names)) => names.push(name),
                 None => groups.push((reason, vec![name])),
             }
+        }
+        // A journey already failing (or not sent) before an applied fault: its during and
+        // after say nothing about the fault, whatever the blast radius leaves out.
+        let mut failing = Vec::new();
+        for cell in cells.iter().filter(|cell| cell.applied) {
+            for phases in &cell.journeys {
+                let before = match phases.before.success_rate {
+                    Some(rate) if rate >= HEALTHY_BEFORE => continue,
+                    Some(rate) => percent(rate),
+                    None => "no request".to_owned(),
+                };
+                failing.push(format!(
+                    "{} in {} · {} ({before})",
+                    phases.journey,
+                    cell.kind.as_str(),
+                    cell.context
+                ));
+            }
+        }
+        if !failing.is_empty() {
+            warnings.push(format!(
+                "On the {} a journey was failing, or not sent, before its fault was injected: {}. \
+                 Those figures say nothing about the fault; the shop was not healthy to begin \
+                 with.",
+                build_label(build),
+                failing.join(", ")
+            ));
         }
         for (reason, names) in groups {
             let (what, reason) = if let Some(why) = reason.strip_prefix("unavailable: ") {
