@@ -263,39 +263,9 @@ pub async fn the_workshop_on_compose_shows_the_containers_lets_the_engine_heal_a
         "{error}"
     );
 
-    // The page's boxes are the project's containers, with the engine's host PIDs.
-    eventually(
-        Duration::from_secs(60),
-        "every container ready on the page",
-        async || {
-            let state = workshop.state().await;
-            let processes = state["builds"][0]["processes"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            processes.len() >= 8 && processes.iter().all(|process| process["health"] == "ready")
-        },
-    )
-    .await;
-    let catalog_pid = crate::workshop::process(&workshop.state().await, "catalog")["pid"].clone();
-    assert!(
-        catalog_pid.as_u64().is_some_and(|pid| pid > 1),
-        "{catalog_pid}"
-    );
-
-    // A kill through the page: the engine brings catalog back, with a new PID.
-    let (status, body) = workshop
-        .post("/api/builds/micro/components/catalog/kill", None)
+    // The page's boxes are the project's containers, with the engine's host PIDs; a kill
+    // through the page: the engine brings catalog back, with a new PID.
+    workshop
+        .a_killed_catalog_comes_back(Duration::from_secs(60), "the engine")
         .await;
-    assert_eq!(status, 200, "{body}");
-    eventually(
-        Duration::from_secs(60),
-        "catalog restarted by the engine and ready",
-        async || {
-            let state = workshop.state().await;
-            let catalog = crate::workshop::process(&state, "catalog");
-            catalog["health"] == "ready" && catalog["pid"] != catalog_pid
-        },
-    )
-    .await;
 }

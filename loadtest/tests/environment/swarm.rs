@@ -16,7 +16,7 @@ use loadtest_platform::local::supervisor::{Build, Component};
 use loadtest_platform::swarm::SwarmSettings;
 use loadtest_platform::{Target, TargetSettings};
 
-use crate::support::{SEED, answer, eventually, started_target, target_settings};
+use crate::support::{SEED, answer, started_target, target_settings};
 use loadtest_lab::generators;
 use loadtest_platform::GeneratorJob;
 
@@ -277,43 +277,11 @@ pub async fn the_workshop_on_a_swarm_shows_its_tasks_lets_swarm_heal_a_kill_and_
         // Swarm's restart policy heals; the page's self-healing loop is not needed.
         assert_eq!(capabilities["lab_restarts"], false, "{capabilities}");
 
-        // The page's boxes are the stack's tasks, each with its process on this machine.
-        eventually(
-            Duration::from_secs(90),
-            "every task ready on the page, each with a PID",
-            async || {
-                let state = workshop.state().await;
-                let processes = state["builds"][0]["processes"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                processes.len() >= 8
-                    && processes.iter().all(|process| {
-                        process["health"] == "ready" && process["pid"].as_u64() > Some(1)
-                    })
-            },
-        )
-        .await;
-        let before = crate::workshop::process(&workshop.state().await, "catalog")["pid"].clone();
-
-        // A kill through the page: Swarm replaces the task, and the page shows the new one
-        // ready, with another process.
-        let (status, body) = workshop
-            .post("/api/builds/micro/components/catalog/kill", None)
+        // The page's boxes are the stack's tasks, each with its process on this machine; a
+        // kill through the page: Swarm replaces the task, and the page shows the new one.
+        workshop
+            .a_killed_catalog_comes_back(Duration::from_secs(90), "Swarm")
             .await;
-        assert_eq!(status, 200, "{body}");
-        eventually(
-            Duration::from_secs(60),
-            "catalog replaced by Swarm and ready on the page",
-            async || {
-                let state = workshop.state().await;
-                let catalog = crate::workshop::process(&state, "catalog");
-                catalog["health"] == "ready"
-                    && catalog["pid"].as_u64() > Some(1)
-                    && catalog["pid"] != before
-            },
-        )
-        .await;
         let events = workshop.state().await["events"].to_string();
         assert!(
             events.contains("catalog#1 is down"),

@@ -69,6 +69,45 @@ impl Workshop {
         answer(self.http.get(self.api("/api/state"))).await.1
     }
 
+    /// On a platform whose own restart policy heals (the micro build): waits until every box
+    /// is ready with a PID, kills catalog through the page, and waits until the platform
+    /// has it back, ready, as another process.
+    pub(crate) async fn a_killed_catalog_comes_back(&self, ready_within: Duration, healer: &str) {
+        eventually(
+            ready_within,
+            "every box ready on the page, each with a PID",
+            async || {
+                let state = self.state().await;
+                let processes = state["builds"][0]["processes"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                processes.len() >= 8
+                    && processes.iter().all(|process| {
+                        process["health"] == "ready" && process["pid"].as_u64() > Some(1)
+                    })
+            },
+        )
+        .await;
+        let before = process(&self.state().await, "catalog")["pid"].clone();
+        let (status, body) = self
+            .post("/api/builds/micro/components/catalog/kill", None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        eventually(
+            Duration::from_secs(60),
+            &format!("catalog back by {healer}, ready, as another process"),
+            async || {
+                let state = self.state().await;
+                let catalog = process(&state, "catalog");
+                catalog["health"] == "ready"
+                    && catalog["pid"].as_u64() > Some(1)
+                    && catalog["pid"] != before
+            },
+        )
+        .await;
+    }
+
     pub(crate) async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.http.post(self.api(path));
         if let Some(body) = body {
