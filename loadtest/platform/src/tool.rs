@@ -62,3 +62,9 @@ pub(crate) async fn run(call: Call<'_>) -> anyhow::Result<String> {
     );
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// The last `count` lines of a tool's output on one line, for an error message.
+pub(crate) fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join(" | ")
+}

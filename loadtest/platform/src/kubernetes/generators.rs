@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::kubectl::{Kubectl, POLL, Pod};
+use crate::tool::last_lines;
 use crate::{GeneratorJob, GeneratorOutput};
 
 /// The Job's name, and the label its pods' anti-affinity selects on.
@@ -239,11 +240,6 @@ fn describe(pods: &[Pod]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn last_lines(text: &str, count: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(count)..].join(" | ")
 }
 
 #[cfg(test)]

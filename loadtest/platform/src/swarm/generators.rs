@@ -13,6 +13,7 @@ use anyhow::Context as _;
 
 use super::cluster::Manager;
 use super::services::POLL;
+use crate::tool::last_lines;
 use crate::{GeneratorJob, GeneratorOutput};
 
 /// One generator task as `docker service ps` shows it.
@@ -213,11 +214,6 @@ fn describe(tasks: &[GeneratorTask]) -> String {
 
 fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
-}
-
-fn last_lines(text: &str, count: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(count)..].join(" | ")
 }
 
 #[cfg(test)]
