@@ -31,6 +31,23 @@ fn cgroup_cpu() -> Need<()> {
     Need::new("cgroup-v1", found)
 }
 
+/// The images, and leave to make this machine's engine a swarm manager for the test's run
+/// (`SHOPLAB_TEST_HOST_SWARM=1`): asked for explicitly, since it changes the engine's own
+/// state, which other users of a shared engine see.
+fn host_swarm() -> Need<String> {
+    if std::env::var("SHOPLAB_TEST_HOST_SWARM").as_deref() != Ok("1") {
+        return Need::new(
+            "host-swarm",
+            Err(Unmet::Absent(
+                "opt-in: it makes this machine's Docker engine a one-node swarm for its run \
+                 (SHOPLAB_TEST_HOST_SWARM=1, with the swarm images' SHOPLAB_TEST_SWARM_TAG)"
+                    .to_owned(),
+            )),
+        );
+    }
+    swarm_images()
+}
+
 fn main() -> ExitCode {
     let mut suite = Suite::new();
     tests!(suite, netfaults::latency_on_the_link_to_recommendations_delays_every_product_page_by_at_least_that_much);
@@ -60,6 +77,7 @@ fn main() -> ExitCode {
     tests!(suite, swarm::on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad_release_is_rolled_back, needs swarm_images());
     tests!(suite, swarm::on_a_swarm_calls_spread_over_a_scaled_service_and_a_lost_node_is_rescheduled, needs swarm_images());
     tests!(suite, swarm::the_workshop_on_a_swarm_shows_its_tasks_lets_swarm_heal_a_kill_and_removes_the_swarm, needs swarm_images());
+    tests!(suite, swarm::an_existing_swarm_is_used_through_its_manager_and_left_as_it_was, needs host_swarm());
     tests!(suite, swarm::missing_images_are_named_with_their_fix_before_anything_is_made, needs swarm_images());
     suite.run()
 }

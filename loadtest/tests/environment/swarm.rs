@@ -1,8 +1,9 @@
 //! The swarm target on a real Docker Swarm of docker-in-docker nodes: Swarm heals a killed
 //! task, load generators run as a task per node, Swarm rolls a service, rolls a bad release
 //! back by itself, spreads calls over a scaled service's replicas, reschedules the tasks of a
-//! lost node; the workshop shows the stack's tasks and Swarm healing a kill; a run leaves
-//! nothing behind, and missing images are refused before anything is made.
+//! lost node; the workshop shows the stack's tasks and Swarm healing a kill; a swarm the lab
+//! did not make is used through its manager and left as it was; a run leaves nothing
+//! behind, and missing images are refused before anything is made.
 //!
 //! They need a Docker engine and the images: `.ci/swarm.sh` builds them and runs these with
 //! `SHOPLAB_TEST_SWARM_TAG=<tag>`. Without it they are reported ignored, with the reason
@@ -290,6 +291,115 @@ pub async fn the_workshop_on_a_swarm_shows_its_tasks_lets_swarm_heal_a_kill_and_
     }
     // Stopping the workshop (SIGTERM) removed its swarm.
     assert_eq!(left_behind(&prefix), Vec::<String>::new());
+}
+
+/// This machine's engine as a swarm of one node, the existing swarm of the test below: made
+/// for the test when the engine is in no swarm, and left again when the test ends (pass or
+/// panic); an engine that already manages a swarm is used as it is and left in it.
+struct HostSwarm {
+    made: bool,
+}
+
+impl HostSwarm {
+    fn join() -> HostSwarm {
+        let docker = |args: &[&str]| {
+            let output = std::process::Command::new("docker")
+                .args(args)
+                .output()
+                .expect("docker runs");
+            assert!(
+                output.status.success(),
+                "docker {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        };
+        let state = docker(&[
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+        ]);
+        match state.as_str() {
+            "inactive false" => {
+                docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+                HostSwarm { made: true }
+            }
+            "active true" => HostSwarm { made: false },
+            other => panic!(
+                "this machine's engine is neither free nor a swarm manager \
+                 (LocalNodeState, ControlAvailable: {other}); the test needs one of the two"
+            ),
+        }
+    }
+}
+
+impl Drop for HostSwarm {
+    fn drop(&mut self) {
+        if self.made {
+            let _ = std::process::Command::new("docker")
+                .args(["swarm", "leave", "--force"])
+                .output();
+        }
+    }
+}
+
+/// `--swarm-manager`: the lab deploys to a swarm it did not make, through the manager's engine
+/// alone — this machine's engine as a swarm of one node, which holds the images already.
+/// Swarm heals a task the lab killed (a task on the manager's node is within reach), the
+/// nodes are not the lab's to kill, and stopping removes the stack and leaves the swarm.
+pub async fn an_existing_swarm_is_used_through_its_manager_and_left_as_it_was(tag: String) {
+    let host = HostSwarm::join();
+    let mut settings = swarm_settings("existing", tag, 3);
+    let manager =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+    settings.swarm.manager = Some(manager);
+    let mut target = started_target(Build::Monolith, &settings).await;
+    let detail = target.describe().unwrap_or_default();
+    assert!(
+        detail.contains("1 node(s)") && detail.contains("an existing swarm"),
+        "{detail}"
+    );
+    let http = reqwest::Client::new();
+    let list = format!("{}/api/products", target.url());
+    assert_eq!(answer(http.get(&list)).await.0, 200);
+
+    target.kill(Component::Monolith).await.expect("kill -9");
+    let restarts = target.self_heal_until(Instant::now()).await;
+    assert_eq!(restarts.len(), 1, "Swarm restarted the task: {restarts:?}");
+    target.restore().await.expect("every task back");
+    assert_eq!(answer(http.get(&list)).await.0, 200, "served again");
+
+    let nodes = target.nodes().await;
+    let refused = target
+        .lose_node(&nodes[0].hostname)
+        .await
+        .expect_err("an existing swarm's node is not the lab's to kill");
+    assert!(
+        format!("{refused:#}").contains("not applicable"),
+        "{refused:#}"
+    );
+
+    target.stop().await.expect("the stack is removed");
+    let stacks = std::process::Command::new("docker")
+        .args(["stack", "ls", "--format", "{{.Name}}"])
+        .output()
+        .expect("docker runs");
+    let stacks = String::from_utf8_lossy(&stacks.stdout);
+    let prefix = prefix("existing");
+    assert!(
+        !stacks.lines().any(|stack| stack.starts_with(&prefix)),
+        "the stack is gone: {stacks}"
+    );
+    let state = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .output()
+        .expect("docker runs");
+    assert_eq!(
+        String::from_utf8_lossy(&state.stdout).trim(),
+        "active",
+        "the swarm itself is left as it was"
+    );
+    drop(host);
 }
 
 pub async fn missing_images_are_named_with_their_fix_before_anything_is_made(_tag: String) {

@@ -39,18 +39,22 @@ pub struct Node {
     /// The container that is this node, when the lab made it.
     pub container: Option<String>,
     pub manager: bool,
+    /// Whether this is the node whose engine the lab's manager calls reach (`docker node ls`
+    /// marks it as self).
+    pub reached: bool,
 }
 
-/// How to run `docker` against the swarm's manager.
+/// How to run `docker` against one node's engine: the swarm's manager, or the node that
+/// runs a task the lab kills or pauses.
 #[derive(Clone, Debug)]
-pub struct Manager {
+pub struct Engine {
     /// The arguments before every call's own: `exec -i <node> docker` for a node of the
-    /// lab's, `-H <url>` for an existing swarm.
+    /// lab's, `-H <url>` for an existing swarm's manager.
     leading: Vec<String>,
 }
 
-impl Manager {
-    /// `docker <args>` on the manager, with a deadline; its stdout.
+impl Engine {
+    /// `docker <args>` on this engine, with a deadline; its stdout.
     pub async fn docker(&self, args: &[&str]) -> anyhow::Result<String> {
         self.docker_with(args, None, CALL_DEADLINE).await
     }
@@ -102,7 +106,7 @@ pub struct ClusterPlan<'a> {
 
 /// A running swarm.
 pub struct Cluster {
-    manager: Manager,
+    manager: Engine,
     nodes: Vec<Node>,
     /// `None` for an existing swarm, which the lab never removes.
     own: Option<Teardown>,
@@ -171,9 +175,10 @@ impl Cluster {
                 address,
                 container: Some(name.clone()),
                 manager: nodes.is_empty(),
+                reached: nodes.is_empty(),
             });
         }
-        let manager = Manager {
+        let manager = Engine {
             leading: vec![
                 "exec".into(),
                 "-i".into(),
@@ -227,7 +232,7 @@ impl Cluster {
     /// An existing swarm, through its manager's engine at `url` (`tcp://…`, `ssh://…`,
     /// `unix://…`). Its nodes must already hold the images (or reach a registry with them).
     pub async fn existing(url: &str) -> anyhow::Result<Cluster> {
-        let manager = Manager {
+        let manager = Engine {
             leading: vec!["-H".into(), url.to_owned()],
         };
         let role = manager
@@ -248,12 +253,30 @@ impl Cluster {
         Ok(cluster)
     }
 
-    pub fn manager(&self) -> &Manager {
+    pub fn manager(&self) -> &Engine {
         &self.manager
     }
 
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
+    }
+
+    /// The engine of the node `hostname`, where the lab reaches it: a node of its own
+    /// through `docker exec`; on an existing swarm, only the node whose engine is the
+    /// manager's (on a swarm of one host, every task's). `None`: out of the lab's reach.
+    pub fn engine_of(&self, hostname: &str) -> Option<Engine> {
+        let node = self.nodes.iter().find(|node| node.hostname == hostname)?;
+        match &node.container {
+            Some(container) => Some(Engine {
+                leading: vec![
+                    "exec".into(),
+                    "-i".into(),
+                    container.clone(),
+                    "docker".into(),
+                ],
+            }),
+            None => node.reached.then(|| self.manager.clone()),
+        }
     }
 
     /// Whether the lab made these nodes, and so may kill and restart them.
@@ -351,13 +374,15 @@ impl Cluster {
                 "node",
                 "ls",
                 "--format",
-                "{{.ID}} {{.Hostname}} {{.ManagerStatus}}",
+                "{{.ID}} {{.Hostname}} {{.Self}} {{.ManagerStatus}}",
             ])
             .await?;
         let mut nodes = Vec::new();
         for line in listed.lines() {
             let mut fields = line.split_whitespace();
-            let (Some(id), Some(hostname)) = (fields.next(), fields.next()) else {
+            let (Some(id), Some(hostname), Some(reached)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
                 continue;
             };
             let address = self
@@ -371,6 +396,7 @@ impl Cluster {
                 address,
                 container: None,
                 manager: fields.next().is_some(),
+                reached: reached == "true",
             });
         }
         anyhow::ensure!(!nodes.is_empty(), "the swarm lists no node");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::cluster::Manager;
+use super::cluster::Engine;
 use super::services::POLL;
 use crate::tool::last_lines;
 use crate::{GeneratorJob, GeneratorOutput};
@@ -38,7 +38,7 @@ impl GeneratorTask {
 
 /// Runs `job` as the service `name` on the stack's network; every task's stdout.
 pub(super) async fn run(
-    manager: &Manager,
+    manager: &Engine,
     stack: &str,
     front_service: &str,
     image: &str,
@@ -58,7 +58,7 @@ pub(super) async fn run(
 }
 
 async fn create(
-    manager: &Manager,
+    manager: &Engine,
     stack: &str,
     name: &str,
     front_service: &str,
@@ -106,7 +106,7 @@ async fn create(
 
 /// Waits for every task to finish; each one's stdout, or the first failure with its log.
 async fn collect(
-    manager: &Manager,
+    manager: &Engine,
     name: &str,
     job: &GeneratorJob,
 ) -> anyhow::Result<Vec<GeneratorOutput>> {

@@ -44,7 +44,7 @@ use domain::faults::{Fault, Layer};
 use futures::FutureExt as _;
 
 use crate::{NodeView, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
-use cluster::{Cluster, ClusterPlan, Manager};
+use cluster::{Cluster, ClusterPlan, Engine};
 use front::Front;
 use loadtest_results::component::{Build, Component};
 use services::{POLL, Task};
@@ -163,8 +163,8 @@ pub struct Swarm {
     lab_image: String,
     /// A task the lab killed, its service and when: the watch counts the restart from then.
     killed: Option<(String, String, Instant)>,
-    /// Containers the lab paused: `(node, container)`.
-    paused: Vec<(String, String)>,
+    /// Containers the lab paused: `(their node's engine, container)`.
+    paused: Vec<(Engine, String)>,
     /// Nodes the lab killed or drained, to put back.
     away: BTreeMap<String, Away>,
 }
@@ -275,7 +275,7 @@ impl Swarm {
             .expect("a running swarm has its cluster")
     }
 
-    fn manager(&self) -> &Manager {
+    fn manager(&self) -> &Engine {
         self.cluster().manager()
     }
 
@@ -334,27 +334,28 @@ impl Swarm {
     }
 
     /// A running task of `component` and the node container it runs in.
-    async fn first_task(&self, component: Component) -> anyhow::Result<(Task, String)> {
+    async fn first_task(&self, component: Component) -> anyhow::Result<(Task, Engine)> {
         let service = component.as_str();
-        let task = services::tasks(self.manager(), &self.stack)
+        let running: Vec<Task> = services::tasks(self.manager(), &self.stack)
             .await?
             .into_iter()
-            .find(|task| task.service == service && task.running)
-            .with_context(|| format!("no running task of {component}"))?;
-        let node = self
-            .cluster()
-            .nodes()
+            .filter(|task| task.service == service && task.running)
+            .collect();
+        anyhow::ensure!(!running.is_empty(), "no running task of {component}");
+        running
             .iter()
-            .find(|node| node.hostname == task.node)
-            .and_then(|node| node.container.clone())
+            .find_map(|task| Some((task.clone(), self.cluster().engine_of(&task.node)?)))
             .with_context(|| {
                 format!(
-                    "not applicable: {component}'s task runs on {}, a node of an existing \
-                     swarm whose engine the lab does not reach",
-                    task.node
+                    "not applicable: {component}'s tasks run on {}, node(s) of an existing \
+                     swarm whose engines the lab does not reach (it reaches the manager's)",
+                    running
+                        .iter()
+                        .map(|task| task.node.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
-            })?;
-        Ok((task, node))
+            })
     }
 
     /// The container of a task, on its node's engine.
@@ -364,21 +365,6 @@ impl Swarm {
             .into_iter()
             .next()
             .with_context(|| format!("task {} has no container", task.id))
-    }
-
-    /// `docker <args>` on the engine of the node container `node`.
-    async fn on_node(node: &str, args: &[&str]) -> anyhow::Result<String> {
-        let mut call = vec!["exec", node, "docker"];
-        call.extend(args);
-        crate::tool::run(crate::tool::Call {
-            program: "docker",
-            leading: &[],
-            args: &call,
-            env: &[],
-            input: None,
-            deadline: Duration::from_secs(60),
-        })
-        .await
     }
 
     /// Watches Swarm heal until `until`: a service short of replicas is down from when the
@@ -636,8 +622,8 @@ impl Platform for Swarm {
     }
 
     async fn restore(&mut self) -> anyhow::Result<usize> {
-        for (node, container) in std::mem::take(&mut self.paused) {
-            let _ = Swarm::on_node(&node, &["unpause", &container]).await;
+        for (engine, container) in std::mem::take(&mut self.paused) {
+            let _ = engine.docker(&["unpause", &container]).await;
         }
         for (node, away) in std::mem::take(&mut self.away) {
             self.bring_back(&node, away).await?;
@@ -647,22 +633,24 @@ impl Platform for Swarm {
     }
 
     async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
-        let (task, node) = self.first_task(component).await?;
+        let (task, engine) = self.first_task(component).await?;
         let container = self.container_of(&task).await?;
-        Swarm::on_node(&node, &["kill", "--signal", "KILL", &container]).await?;
+        engine
+            .docker(&["kill", "--signal", "KILL", &container])
+            .await?;
         self.killed = Some((task.service.clone(), task.id, Instant::now()));
         Ok(())
     }
 
     async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
         if paused {
-            let (task, node) = self.first_task(component).await?;
+            let (task, engine) = self.first_task(component).await?;
             let container = self.container_of(&task).await?;
-            Swarm::on_node(&node, &["pause", &container]).await?;
-            self.paused.push((node, container));
+            engine.docker(&["pause", &container]).await?;
+            self.paused.push((engine, container));
         } else {
-            for (node, container) in std::mem::take(&mut self.paused) {
-                Swarm::on_node(&node, &["unpause", &container]).await?;
+            for (engine, container) in std::mem::take(&mut self.paused) {
+                engine.docker(&["unpause", &container]).await?;
             }
         }
         Ok(())

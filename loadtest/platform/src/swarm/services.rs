@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::cluster::Manager;
+use super::cluster::Engine;
 
 /// How often a wait asks the manager again. Each ask is one `docker` call on the manager;
 /// twice a second keeps that under a tenth of a core.
@@ -24,7 +24,7 @@ pub struct Task {
 
 /// Replicas per service (without the stack's prefix): `(running, desired)`.
 pub async fn replicas(
-    manager: &Manager,
+    manager: &Engine,
     stack: &str,
 ) -> anyhow::Result<BTreeMap<String, (u32, u32)>> {
     let namespace = format!("label=com.docker.stack.namespace={stack}");
@@ -58,7 +58,7 @@ fn parse_replicas(listed: &str, stack: &str) -> BTreeMap<String, (u32, u32)> {
 }
 
 /// Every task the swarm wants running, with its node and whether it runs.
-pub async fn tasks(manager: &Manager, stack: &str) -> anyhow::Result<Vec<Task>> {
+pub async fn tasks(manager: &Engine, stack: &str) -> anyhow::Result<Vec<Task>> {
     let listed = manager
         .docker(&[
             "stack",
@@ -101,7 +101,7 @@ fn parse_tasks(listed: &str, stack: &str) -> Vec<Task> {
 }
 
 /// The container of each task (in the order given), from one `docker inspect`.
-pub async fn containers(manager: &Manager, tasks: &[Task]) -> anyhow::Result<Vec<String>> {
+pub async fn containers(manager: &Engine, tasks: &[Task]) -> anyhow::Result<Vec<String>> {
     if tasks.is_empty() {
         return Ok(Vec::new());
     }
@@ -122,7 +122,7 @@ pub async fn containers(manager: &Manager, tasks: &[Task]) -> anyhow::Result<Vec
 
 /// `completed`, `updating`, `paused`, `rollback_started`, `rollback_completed`, … or
 /// empty when the service was never updated.
-pub async fn update_state(manager: &Manager, service: &str) -> anyhow::Result<(String, String)> {
+pub async fn update_state(manager: &Engine, service: &str) -> anyhow::Result<(String, String)> {
     let state = manager
         .docker(&[
             "service",
@@ -173,7 +173,7 @@ pub fn short_of_replicas(replicas: &BTreeMap<String, (u32, u32)>, tasks: &[Task]
 /// Waits until every service runs all the replicas it wants and `also` holds of the tasks;
 /// how many services were short at the first look.
 pub async fn wait_converged(
-    manager: &Manager,
+    manager: &Engine,
     stack: &str,
     deadline: Duration,
     also: impl Fn(&[Task]) -> bool,
@@ -205,7 +205,7 @@ pub async fn wait_converged(
 /// The short services with what the swarm says of their latest tasks (`orders 0/1 (node-2:
 /// Starting 3 minutes ago; node-1: Failed 4 minutes ago "task: non-zero exit (1)")`), so a
 /// stack that does not converge says why.
-async fn why_short(manager: &Manager, stack: &str, short: &[Short]) -> String {
+async fn why_short(manager: &Engine, stack: &str, short: &[Short]) -> String {
     let mut said = Vec::new();
     for service in short {
         let name = format!("{stack}_{}", service.service);
@@ -236,7 +236,7 @@ async fn why_short(manager: &Manager, stack: &str, short: &[Short]) -> String {
 /// Waits until the update of `service` reaches `wanted` (`completed`, `rollback_completed`);
 /// an update that ends another way is an error naming it and the swarm's message.
 pub async fn wait_update(
-    manager: &Manager,
+    manager: &Engine,
     service: &str,
     wanted: &str,
     deadline: Duration,
