@@ -2,7 +2,8 @@
 //!
 //! Each row is a small serializable struct written by the `csv` crate, which quotes a field
 //! holding a comma, a quote or a line break; the header is the struct's field names. A
-//! figure not measured is an empty field, never a zero.
+//! figure not measured is an empty field, never a zero: a latency where nothing succeeded
+//! is empty, since the latencies are of successful requests only.
 
 use std::path::Path;
 
@@ -21,11 +22,11 @@ struct ThroughputRow<'a> {
     requests: usize,
     requests_per_s: f64,
     error_rate: f64,
-    p50_us: u64,
-    p95_us: u64,
-    p99_us: u64,
-    corrected_p50_us: u64,
-    corrected_p99_us: u64,
+    p50_us: Option<u64>,
+    p95_us: Option<u64>,
+    p99_us: Option<u64>,
+    corrected_p50_us: Option<u64>,
+    corrected_p99_us: Option<u64>,
     sut_cpu_s: Option<f64>,
     sut_peak_rss_mib: Option<f64>,
     requests_per_sut_cpu_s: Option<f64>,
@@ -43,9 +44,9 @@ struct FaultRow<'a> {
     before_success: Option<f64>,
     during_success: Option<f64>,
     after_success: Option<f64>,
-    before_p99_us: u64,
-    during_p99_us: u64,
-    after_p99_us: u64,
+    before_p99_us: Option<u64>,
+    during_p99_us: Option<u64>,
+    after_p99_us: Option<u64>,
     blast_radius: f64,
     time_to_recover_ms: Option<u64>,
     restarts: usize,
@@ -61,7 +62,7 @@ struct ScaleRow<'a> {
     replicas: usize,
     requests_per_s: f64,
     error_rate: f64,
-    p99_us: u64,
+    p99_us: Option<u64>,
     sut_cpu_s: Option<f64>,
     requests_per_sut_cpu_s: Option<f64>,
     /// The busiest replica's share over an even one, where the balancer counted them
@@ -101,8 +102,33 @@ struct TimelineRow<'a> {
     ok: usize,
     fail: usize,
     maybe_applied: usize,
-    p50_us: u64,
-    p99_us: u64,
+    p50_us: Option<u64>,
+    p99_us: Option<u64>,
+}
+
+/// One constant-rate step of a capacity ramp (open-loop load), and whether it met the SLO.
+#[derive(Default, Serialize)]
+struct CapacityRow<'a> {
+    build: &'a str,
+    repeat: usize,
+    step: usize,
+    offered_per_s: f64,
+    due: usize,
+    started: usize,
+    dropped: usize,
+    requests: usize,
+    errors: usize,
+    ok_per_s: f64,
+    /// Of successes, from the moment each request was due.
+    p50_us: Option<u64>,
+    p99_us: Option<u64>,
+    generator_cpu_share: f64,
+    generator_limited: bool,
+    met_slo: bool,
+    /// The SLO clauses the step missed, `; `-separated.
+    missed: String,
+    /// The ramp's sustained rate (the same on every step of the ramp).
+    ramp_sustained_per_s: Option<f64>,
 }
 
 /// One CSV file being written, of rows of type `R`.
@@ -159,6 +185,7 @@ fn header<R: Serialize + Default>() -> anyhow::Result<::csv::StringRecord> {
 
 pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
     let mut throughput = Table::<ThroughputRow>::create(dir, "throughput.csv")?;
+    let mut capacity = Table::<CapacityRow>::create(dir, "capacity.csv")?;
     let mut faults = Table::<FaultRow>::create(dir, "faults.csv")?;
     let mut deploys = Table::<DeployRow>::create(dir, "deploys.csv")?;
     let mut scaling = Table::<ScaleRow>::create(dir, "scale.csv")?;
@@ -167,8 +194,36 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
     for outcome in &results.experiments {
         let build = outcome.build.as_str();
         match &outcome.findings {
-            Findings::Throughput { levels, .. } => {
+            Findings::Throughput {
+                levels,
+                capacity: found,
+            } => {
+                for ramp in found.iter().flat_map(|found| &found.ramps) {
+                    for (index, step) in ramp.steps.iter().enumerate() {
+                        capacity.row(CapacityRow {
+                            build,
+                            repeat: ramp.repeat,
+                            step: index + 1,
+                            offered_per_s: round(step.offered_per_s, 2),
+                            due: step.due,
+                            started: step.started,
+                            dropped: step.dropped,
+                            requests: step.requests,
+                            errors: step.errors,
+                            ok_per_s: round(step.ok_per_s, 1),
+                            p50_us: step.p50_us,
+                            p99_us: step.p99_us,
+                            generator_cpu_share: round(step.generator_cpu_share, 3),
+                            generator_limited: step.generator_limited,
+                            met_slo: step.met,
+                            missed: step.missed.join("; "),
+                            ramp_sustained_per_s: ramp.sustained_per_s,
+                        })?;
+                    }
+                }
                 for level in levels {
+                    let succeeded = level.requests > level.errors;
+                    let measured = |us: u64| succeeded.then_some(us);
                     throughput.row(ThroughputRow {
                         build,
                         users: level.users,
@@ -176,11 +231,11 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                         requests: level.requests,
                         requests_per_s: round(level.requests_per_s, 1),
                         error_rate: round(level.error_rate, 4),
-                        p50_us: level.raw.p50_us,
-                        p95_us: level.raw.p95_us,
-                        p99_us: level.raw.p99_us,
-                        corrected_p50_us: level.corrected.p50_us,
-                        corrected_p99_us: level.corrected.p99_us,
+                        p50_us: measured(level.raw.p50_us),
+                        p95_us: measured(level.raw.p95_us),
+                        p99_us: measured(level.raw.p99_us),
+                        corrected_p50_us: measured(level.corrected.p50_us),
+                        corrected_p99_us: measured(level.corrected.p99_us),
                         sut_cpu_s: level.sut_cpu_s.map(|value| round(value, 3)),
                         sut_peak_rss_mib: level.sut_peak_rss_mib.map(|value| round(value, 1)),
                         requests_per_sut_cpu_s: level
@@ -209,9 +264,9 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                             before_success: phases.before.success_rate.map(|value| round(value, 4)),
                             during_success: phases.during.success_rate.map(|value| round(value, 4)),
                             after_success: phases.after.success_rate.map(|value| round(value, 4)),
-                            before_p99_us: phases.before.latency.p99_us,
-                            during_p99_us: phases.during.latency.p99_us,
-                            after_p99_us: phases.after.latency.p99_us,
+                            before_p99_us: p99_of(&phases.before),
+                            during_p99_us: p99_of(&phases.during),
+                            after_p99_us: p99_of(&phases.after),
                             blast_radius: round(cell.blast_radius, 3),
                             time_to_recover_ms: cell.time_to_recover_ms,
                             restarts: cell.restarts,
@@ -230,7 +285,8 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                         replicas: half.replicas,
                         requests_per_s: round(half.requests_per_s, 1),
                         error_rate: round(half.error_rate, 4),
-                        p99_us: half.latency.p99_us,
+                        p99_us: (half.error_rate < 1.0 && half.requests_per_s > 0.0)
+                            .then_some(half.latency.p99_us),
                         sut_cpu_s: half.sut_cpu_s.map(|value| round(value, 3)),
                         requests_per_sut_cpu_s: half
                             .requests_per_sut_cpu_s
@@ -270,11 +326,17 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
         }
     }
     throughput.finish()?;
+    capacity.finish()?;
     faults.finish()?;
     deploys.finish()?;
     scaling.finish()?;
     nodes.finish()?;
     timeline.finish()
+}
+
+/// A window's p99 of successes; empty when nothing in it succeeded.
+fn p99_of(window: &loadtest_results::analysis::WindowStats) -> Option<u64> {
+    window.success_latency().map(|latency| latency.p99_us)
 }
 
 /// `value` to `places` decimals, so a sum of CPU seconds reads `10.13`, not
@@ -300,8 +362,8 @@ fn timeline_rows<'a>(
             ok: slice.ok,
             fail: slice.fail,
             maybe_applied: slice.maybe_applied,
-            p50_us: slice.p50_us,
-            p99_us: slice.p99_us,
+            p50_us: (slice.ok > 0).then_some(slice.p50_us),
+            p99_us: (slice.ok > 0).then_some(slice.p99_us),
         })?;
     }
     Ok(())
@@ -354,6 +416,42 @@ mod tests {
         );
         assert_eq!(&rows[0][4], journey);
         assert_eq!(&rows[0][2], "500");
+    }
+
+    #[test]
+    fn a_latency_where_nothing_succeeded_is_an_empty_field_not_a_zero() {
+        let slice = |t_ms, ok, p99_us| Slice {
+            t_ms,
+            journey: "buy".to_owned(),
+            ok,
+            fail: 4,
+            maybe_applied: 0,
+            p50_us: p99_us / 2,
+            p99_us,
+            timed_out: 0,
+        };
+        let timeline = Timeline {
+            slice_ms: 250,
+            slices: vec![slice(0, 0, 0), slice(250, 3, 900)],
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut table = Table::create(dir.path(), "timeline.csv").expect("create");
+        timeline_rows(&mut table, "monolith", "faults", &timeline).expect("rows");
+        table.finish().expect("flush");
+        let mut reader =
+            ::csv::Reader::from_path(dir.path().join("timeline.csv")).expect("read back");
+        let p99 = reader
+            .headers()
+            .expect("a header")
+            .iter()
+            .position(|name| name == "p99_us")
+            .expect("a p99 column");
+        let rows: Vec<::csv::StringRecord> = reader
+            .records()
+            .collect::<Result<_, _>>()
+            .expect("every row parses");
+        assert_eq!(&rows[0][p99], "", "no success: no latency");
+        assert_eq!(&rows[1][p99], "900");
     }
 
     #[test]

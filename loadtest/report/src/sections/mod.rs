@@ -380,6 +380,7 @@ fn files_section(document: &mut Document, run_dir: &Path) {
         "history.jsonl",
         "summary.txt",
         "throughput.csv",
+        "capacity.csv",
         "faults.csv",
         "deploys.csv",
         "scale.csv",
