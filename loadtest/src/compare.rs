@@ -22,7 +22,8 @@ use loadtest_results::{ResourceLimits, Results, RunSettings};
 /// The flags of `shoplab compare`, under a heading each; the platform groups come last.
 #[derive(Clone, Debug, clap::Args)]
 pub struct CompareArgs {
-    /// The short profile (CI, workshops): 2 load levels x 10 s, 3 faults, a storm of 10.
+    /// The short profile (CI, workshops): 2 load levels x 5 s, a capacity ramp of at most 9
+    /// steps x 2 s, 3 faults, a storm of 10.
     #[arg(long, help_heading = "What to run")]
     pub quick: bool,
     /// Which experiments, comma-separated (default: throughput,deploy,faults,scale, and

@@ -69,31 +69,103 @@ impl SpreadSource {
     }
 
     fn counters_in(&self, text: &str) -> anyhow::Result<BTreeMap<String, f64>> {
-        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
-            .with_context(|| format!("parse {}", self.metrics_url))?;
-        let name = format!("{}_total", self.family);
         let mut counters = BTreeMap::new();
-        for sample in scrape.samples {
-            if sample.metric != name && sample.metric != self.family {
-                continue;
-            }
+        for (labels, value) in counter(text, self.family, &self.metrics_url)? {
             if let Some((label, wanted)) = &self.only
-                && sample.labels.get(label) != Some(wanted.as_str())
+                && labels.get(label) != Some(wanted.as_str())
             {
                 continue;
             }
-            let value = match sample.value {
-                prometheus_parse::Value::Counter(value)
-                | prometheus_parse::Value::Untyped(value) => value,
-                other => {
-                    anyhow::bail!("{name} in {} is not a counter: {other:?}", self.metrics_url)
-                }
-            };
-            if let Some(replica) = sample.labels.get(self.replica_label) {
+            if let Some(replica) = labels.get(self.replica_label) {
                 counters.insert(replica.to_owned(), value);
             }
         }
         Ok(counters)
+    }
+}
+
+/// Every sample of the counter `family` (`_total` or not) in a `/metrics` text, with its
+/// labels; `source` names the text in an error.
+fn counter(
+    text: &str,
+    family: &str,
+    source: &str,
+) -> anyhow::Result<Vec<(prometheus_parse::Labels, f64)>> {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
+        .with_context(|| format!("parse {source}"))?;
+    let name = format!("{family}_total");
+    let mut samples = Vec::new();
+    for sample in scrape.samples {
+        if sample.metric != name && sample.metric != family {
+            continue;
+        }
+        let value = match sample.value {
+            prometheus_parse::Value::Counter(value) | prometheus_parse::Value::Untyped(value) => {
+                value
+            }
+            other => anyhow::bail!("{name} in {source} is not a counter: {other:?}"),
+        };
+        samples.push((sample.labels, value));
+    }
+    Ok(samples)
+}
+
+/// The calls into one context and the attempts they took, summed over every caller: each
+/// process counts its own (`hop_calls_total{upstream}` once per call, whatever its outcome;
+/// `hop_attempts_total{upstream,replica}` once per request sent, retries and panic calls
+/// included). Read before and after a window, the difference's
+/// [`attempts_per_call`](HopCount::attempts_per_call) is that window's retry amplification.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HopCount {
+    pub calls: f64,
+    pub attempts: f64,
+}
+
+impl HopCount {
+    /// The counters of the processes at `metrics_urls` for calls into `upstream`. A process
+    /// that does not answer fails the read: a sum with a caller missing would understate it.
+    pub async fn read(
+        http: &reqwest::Client,
+        metrics_urls: &[String],
+        upstream: domain::Context,
+    ) -> anyhow::Result<HopCount> {
+        let mut total = HopCount::default();
+        for url in metrics_urls {
+            let text = http
+                .get(url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .with_context(|| format!("GET {url}"))?
+                .text()
+                .await
+                .with_context(|| format!("read {url}"))?;
+            let one = HopCount::of(&text, upstream, url)?;
+            total.calls += one.calls;
+            total.attempts += one.attempts;
+        }
+        Ok(total)
+    }
+
+    fn of(text: &str, upstream: domain::Context, source: &str) -> anyhow::Result<HopCount> {
+        let upstream = upstream.to_string();
+        let sum = |family: &str| -> anyhow::Result<f64> {
+            Ok(counter(text, family, source)?
+                .into_iter()
+                .filter(|(labels, _)| labels.get("upstream") == Some(upstream.as_str()))
+                .map(|(_, value)| value)
+                .sum())
+        };
+        Ok(HopCount {
+            calls: sum("hop_calls")?,
+            attempts: sum("hop_attempts")?,
+        })
+    }
+
+    /// Attempts per call from `before` to `self`; `None` when no call was made in between.
+    pub fn attempts_per_call(&self, before: &HopCount) -> Option<f64> {
+        let calls = self.calls - before.calls;
+        (calls >= 1.0).then(|| (self.attempts - before.attempts).max(0.0) / calls)
     }
 }
 
@@ -142,6 +214,35 @@ http_requests_total{method=\"GET\",route=\"/products\",status=\"200\"} 999
                 ("10.0.1.9:8080".to_owned(), 80.0)
             ]
         );
+    }
+
+    const ORDERS: &str = "\
+# TYPE hop_calls_total counter
+hop_calls_total{upstream=\"inventory\",outcome=\"ok\"} 70
+hop_calls_total{upstream=\"inventory\",outcome=\"unavailable\"} 30
+hop_calls_total{upstream=\"payments\",outcome=\"ok\"} 50
+# TYPE hop_attempts_total counter
+hop_attempts_total{upstream=\"inventory\",replica=\"127.0.0.1:1\"} 90
+hop_attempts_total{upstream=\"inventory\",replica=\"127.0.0.1:2\"} 40
+hop_attempts_total{upstream=\"payments\",replica=\"127.0.0.1:3\"} 55
+";
+
+    #[test]
+    fn a_hop_count_sums_one_upstreams_calls_over_outcomes_and_attempts_over_replicas() {
+        let count = HopCount::of(ORDERS, Context::Inventory, "orders").unwrap();
+        assert_eq!(
+            count,
+            HopCount {
+                calls: 100.0,
+                attempts: 130.0
+            }
+        );
+        let before = HopCount {
+            calls: 60.0,
+            attempts: 80.0,
+        };
+        assert_eq!(count.attempts_per_call(&before), Some(50.0 / 40.0));
+        assert_eq!(count.attempts_per_call(&count), None);
     }
 
     #[test]

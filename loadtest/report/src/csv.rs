@@ -52,6 +52,8 @@ struct FaultRow<'a> {
     restarts: usize,
     /// The longest a process was down before the platform's restart policy had it back.
     healed_in_ms: Option<u64>,
+    /// Retry amplification into the faulted context during the fault (microservices).
+    attempts_per_call: Option<f64>,
 }
 
 #[derive(Default, Serialize)]
@@ -271,6 +273,9 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                             time_to_recover_ms: cell.time_to_recover_ms,
                             restarts: cell.restarts,
                             healed_in_ms: cell.healed_in_ms,
+                            attempts_per_call: cell
+                                .attempts_per_call
+                                .map(|attempts| round(attempts, 3)),
                         })?;
                     }
                 }

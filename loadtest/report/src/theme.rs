@@ -5,6 +5,8 @@
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::combinators::LogCoord;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -136,6 +138,80 @@ pub(crate) fn mesh<X: Ranged, Y: Ranged, DB: DrawingBackend>(
         .max_light_lines(0)
         .light_line_style(TRANSPARENT)
         .bold_line_style(RGBColor(222, 222, 222));
+}
+
+/// What a log-latency chart writes along its axes.
+pub(crate) struct LogAxes<'a> {
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    /// The x axis's tick label.
+    pub x_tick: &'a dyn Fn(&f64) -> String,
+    /// How many ticks plotters may put along x.
+    pub x_ticks: usize,
+}
+
+/// A chart with a linear x axis and a log-scale latency axis, as [`log_latency_chart`] builds.
+pub(crate) type LogLatencyChart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, LogCoord<f64>>>;
+
+/// The chart every latency-on-a-log-axis figure is drawn on (the throughput panels, the
+/// nines, the capacity curve), so they read alike: x from 0 to `x_max`, latency in ms from
+/// `y_min` to `y_max` on a log scale labelled at 1, 2 and 5 of each decade, the mesh drawn.
+pub(crate) fn log_latency_chart<'a, DB: DrawingBackend>(
+    area: &'a Area<DB>,
+    caption: Option<&str>,
+    x_max: f64,
+    (y_min, y_max): (f64, f64),
+    axes: &LogAxes<'_>,
+) -> Result<LogLatencyChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut builder = ChartBuilder::on(area);
+    if let Some(caption) = caption {
+        builder.caption(caption, panel_style());
+    }
+    let mut chart = builder
+        .margin(20)
+        .margin_right(40)
+        .x_label_area_size(70)
+        .y_label_area_size(110)
+        .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
+    let mut grid = chart.configure_mesh();
+    mesh(&mut grid);
+    grid.x_desc(axes.x_desc)
+        .y_desc(axes.y_desc)
+        .x_labels(axes.x_ticks)
+        .x_label_formatter(axes.x_tick)
+        .y_label_formatter(&|ms| log_tick(*ms))
+        .draw()?;
+    Ok(chart)
+}
+
+/// A log axis's label at 1, 2 and 5 of each decade, none between (plotters puts a tick at
+/// every integer multiple, which crowds the labels).
+pub(crate) fn log_tick(value: f64) -> String {
+    if value <= 0.0 {
+        return String::new();
+    }
+    let decade = 10f64.powf(value.log10().floor());
+    let mantissa = value / decade;
+    if [1.0, 2.0, 5.0]
+        .iter()
+        .any(|wanted| (mantissa - wanted).abs() < 0.01)
+    {
+        short_number(value)
+    } else {
+        String::new()
+    }
+}
+
+/// An axis label: no more digits than the axis needs.
+pub(crate) fn short_number(value: f64) -> String {
+    if value.abs() >= 100.0 || value == 0.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
 }
 
 /// A tick label on an axis spanning `span`: as many decimals as the span needs, and no

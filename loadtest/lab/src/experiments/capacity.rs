@@ -2,7 +2,7 @@
 //! constant-rate step after another, until a step misses the SLO — the 99th percentile of
 //! successful requests (from due time) above the limit, or more than the allowed share of
 //! requests failed or of arrivals dropped. The highest rate that met it is the build's
-//! capacity; over the repeats, its mean with a 95 % interval.
+//! capacity; over the repeats, its median with a 95 % interval (`stats::Estimate`).
 //!
 //! The steps are a geometric ramp (`CapacityPlan::rate`), coarse on purpose: the quick
 //! profile must stay within its two minutes, and a finer answer is the full profile's.
@@ -12,11 +12,10 @@ use std::time::Instant;
 use super::Experiment;
 use crate::open_loop::{self, OpenLoopPlan, OpenLoopRun, Rate};
 use loadtest_results::analysis::stats;
-use loadtest_results::experiments::capacity::{
-    Capacity, CapacityPlan, CapacityStep, Interval, Ramp,
-};
+use loadtest_results::experiments::capacity::{Capacity, CapacityPlan, CapacityStep, Ramp};
 use loadtest_results::experiments::throughput::GENERATOR_LIMIT;
 use loadtest_results::history::Outcome;
+use loadtest_results::stats::Estimate;
 
 /// Runs the profile's capacity plan on the build; `None` when the profile has none.
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Option<Capacity>> {
@@ -43,8 +42,8 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Option<Capac
         .collect();
     Ok(Some(Capacity {
         plan,
-        sustained: interval(&sustained),
-        sustained_requests_per_s: interval(&requests),
+        sustained: Estimate::of(sustained),
+        sustained_requests_per_s: Estimate::of(requests),
         ramps,
     }))
 }
@@ -162,66 +161,4 @@ fn judge(
     }
     step.met = step.missed.is_empty();
     step
-}
-
-/// The mean of `samples` with a 95 % Student-t interval; with one sample, the value and no
-/// interval ("one run: no spread"). Kept in one function so the lab's shared estimator can
-/// replace it.
-fn interval(samples: &[f64]) -> Option<Interval> {
-    let n = samples.len();
-    if n == 0 {
-        return None;
-    }
-    let mean = samples.iter().sum::<f64>() / n as f64;
-    if n == 1 {
-        return Some(Interval {
-            value: mean,
-            low: None,
-            high: None,
-            samples: 1,
-            method: "one run: no spread".to_owned(),
-        });
-    }
-    let variance = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let half = t_975(n - 1) * (variance / n as f64).sqrt();
-    Some(Interval {
-        value: mean,
-        low: Some(mean - half),
-        high: Some(mean + half),
-        samples: n,
-        method: format!("mean of {n} repeats, 95 % Student t interval"),
-    })
-}
-
-/// The 97.5th percentile of Student's t with `df` degrees of freedom (tabled to 30, then
-/// the normal's 1.96).
-fn t_975(df: usize) -> f64 {
-    const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    TABLE.get(df.wrapping_sub(1)).copied().unwrap_or(1.96)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_repeat_gives_its_value_and_claims_no_spread() {
-        let one = interval(&[420.0]).expect("one sample");
-        assert_eq!((one.value, one.low, one.high), (420.0, None, None));
-        assert_eq!(one.method, "one run: no spread");
-    }
-
-    #[test]
-    fn three_repeats_give_a_t_interval_around_their_mean() {
-        let three = interval(&[100.0, 110.0, 120.0]).expect("three samples");
-        // s = 10, t(2) = 4.303: 110 ± 4.303 · 10 / √3.
-        let half = 4.303 * 10.0 / 3f64.sqrt();
-        assert!((three.value - 110.0).abs() < 1e-9);
-        assert!((three.low.expect("low") - (110.0 - half)).abs() < 1e-6);
-        assert!((three.high.expect("high") - (110.0 + half)).abs() < 1e-6);
-    }
 }

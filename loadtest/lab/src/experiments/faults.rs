@@ -31,6 +31,7 @@ use domain::faults::{self, Fault};
 
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::load;
+use loadtest_platform::spread::HopCount;
 use loadtest_platform::{Injection, Target};
 use loadtest_results::analysis::{Timeline, WindowStats, degraded, names, stats, timeline, window};
 use loadtest_results::component::Build;
@@ -50,6 +51,7 @@ struct Event {
     error: Option<String>,
     applied: bool,
     note: Option<String>,
+    attempts_per_call: Option<f64>,
 }
 
 /// Load before the first fault's quiet window, so Goose's start (users logging in) is not
@@ -77,12 +79,14 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
     let epoch = Instant::now();
     let recorder = experiment.recorder(epoch);
     let target = &mut *experiment.target;
+    let http = reqwest::Client::new();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let events = async {
         let mut events = Vec::new();
         for (index, (kind, context)) in profile.faults.iter().enumerate() {
             let start = epoch + WARM_UP + cell_length * index as u32;
             tokio::time::sleep_until((start + profile.fault_before).into()).await;
+            let counted = hop_count(target, &http, *context).await;
             let injected_at_ms = epoch.elapsed().as_millis() as u64;
             let injected = inject(target, *kind, *context).await;
             // The fault window. On the local target a killed process stays down for all of
@@ -98,6 +102,10 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
                 target.self_heal_until(window_end).await
             };
             let healed_at_ms = epoch.elapsed().as_millis() as u64;
+            let attempts_per_call = match (counted, hop_count(target, &http, *context).await) {
+                (Some(before), Some(after)) => after.attempts_per_call(&before),
+                _ => None,
+            };
             let (injected, error) = match injected {
                 Ok(injected) => (injected, None),
                 Err(error) => (Injection::default(), Some(format!("{error:#}"))),
@@ -118,6 +126,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
                     .or(healed.err().map(|error| format!("{error:#}"))),
                 applied,
                 note,
+                attempts_per_call,
             });
         }
         // The last cell's after-window, then the load may stop (a heal that took long
@@ -169,6 +178,26 @@ async fn place_proxies(target: &mut Target, faults: &[(FaultKind, Context)]) -> 
         BTreeSet::new()
     };
     target.place_proxies(&services, &databases).await
+}
+
+/// What the callers of `context` have counted of their calls into it so far; `None` on the
+/// monolith (no hops), where no process is reachable from here (a swarm's overlay), or when
+/// a caller did not answer.
+async fn hop_count(target: &Target, http: &reqwest::Client, context: Context) -> Option<HopCount> {
+    if target.build != Build::Micro {
+        return None;
+    }
+    let urls: Vec<String> = target
+        .processes()
+        .await
+        .into_iter()
+        .filter(|process| !process.url.is_empty())
+        .map(|process| format!("{}/metrics", process.url))
+        .collect();
+    if urls.is_empty() {
+        return None;
+    }
+    HopCount::read(http, &urls, context).await.ok()
 }
 
 /// The catalogue's fault for `kind` with its default parameters (`domain::faults`: the same
@@ -247,39 +276,33 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
         .cloned()
         .collect();
     let before_all = stats(window(records, before_from, event.injected_at_ms, |_| true));
-    if !event.applied {
-        return Cell {
-            kind: event.kind,
-            context: event.context,
-            process: build.process_of(event.context).to_string(),
-            injected_at_ms: event.injected_at_ms,
-            healed_at_ms: event.healed_at_ms,
-            journeys: Vec::new(),
-            blast_radius: 0.0,
-            degraded_steps: Vec::new(),
-            time_to_recover_ms: None,
-            restarts: event.restarts,
-            healed_in_ms: event.healed_in_ms,
-            error: event.error,
-            applied: false,
-            note: event.note,
-        };
-    }
-    Cell {
+    let cell = Cell {
         kind: event.kind,
         context: event.context,
         process: build.process_of(event.context).to_string(),
         injected_at_ms: event.injected_at_ms,
         healed_at_ms: event.healed_at_ms,
+        journeys: Vec::new(),
+        blast_radius: 0.0,
+        degraded_steps: Vec::new(),
+        time_to_recover_ms: None,
+        restarts: event.restarts,
+        healed_in_ms: event.healed_in_ms,
+        error: event.error,
+        applied: event.applied,
+        note: event.note,
+        attempts_per_call: event.attempts_per_call,
+    };
+    if !event.applied {
+        // Not in force: the windows would only show an undisturbed shop.
+        return cell;
+    }
+    Cell {
         journeys,
         blast_radius: degraded_steps.len() as f64 / steps.len().max(1) as f64,
         degraded_steps,
         time_to_recover_ms: recovery(records, &before_all, event.healed_at_ms, after_to),
-        restarts: event.restarts,
-        healed_in_ms: event.healed_in_ms,
-        error: event.error,
-        applied: true,
-        note: event.note,
+        ..cell
     }
 }
 

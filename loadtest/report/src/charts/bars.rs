@@ -6,7 +6,6 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis_max;
-use super::throughput::short_number;
 use crate::theme::{self, Area, DrawResult};
 
 /// How a bar is filled: the color says the build, the fill says the variant.
@@ -116,7 +115,7 @@ pub(crate) fn grouped_bars<DB: DrawingBackend>(
                 let top = bar.range.map_or(bar.value, |(_, high)| high.max(bar.value));
                 chart.draw_series(std::iter::once(
                     EmptyElement::at((middle, top))
-                        + Text::new(short_number(bar.value), (0, -6), value_style.clone()),
+                        + Text::new(theme::short_number(bar.value), (0, -6), value_style.clone()),
                 ))?;
             }
         }

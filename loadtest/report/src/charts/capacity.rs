@@ -81,19 +81,18 @@ impl Plot for HockeyStick<'_> {
             .max(0.01)
             * 0.7;
         let y_max = axis_max(every().map(|point| point.p99_ms), self.slo_ms, 1.6);
-        let mut chart = ChartBuilder::on(&plot)
-            .margin(20)
-            .margin_right(40)
-            .x_label_area_size(70)
-            .y_label_area_size(110)
-            .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
-        let mut mesh = chart.configure_mesh();
-        theme::mesh(&mut mesh);
-        mesh.x_desc("successful requests per second (open loop, offered rate rising)")
-            .y_desc("latency from due time (ms, log scale)")
-            .x_label_formatter(&|rate| theme::tick(*rate, x_max))
-            .y_label_formatter(&|ms| theme::tick(*ms, *ms))
-            .draw()?;
+        let mut chart = theme::log_latency_chart(
+            &plot,
+            None,
+            x_max,
+            (y_min, y_max),
+            &theme::LogAxes {
+                x_desc: "successful requests per second (open loop, offered rate rising)",
+                y_desc: "latency from due time (ms, log scale)",
+                x_tick: &|rate| theme::tick(*rate, x_max),
+                x_ticks: 10,
+            },
+        )?;
         chart.draw_series(DashedLineSeries::new(
             [(0.0, self.slo_ms), (x_max, self.slo_ms)],
             10,

@@ -85,20 +85,18 @@ impl Plot for Nines {
             .min(1.0)
             * 0.8;
         let y_max = all.iter().flatten().map(|(_, ms)| *ms).fold(1.0, f64::max) * 1.5;
-        let mut chart = ChartBuilder::on(&plot)
-            .margin(20)
-            .margin_right(40)
-            .x_label_area_size(70)
-            .y_label_area_size(110)
-            .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
-        let mut mesh = chart.configure_mesh();
-        theme::mesh(&mut mesh);
-        mesh.x_desc("share of successful requests at or below the latency (the last point: max)")
-            .y_desc("latency (ms, log scale)")
-            .x_labels(8)
-            .x_label_formatter(&|nines| percentile_label(*nines))
-            .y_label_formatter(&|ms| crate::charts::throughput::log_tick(*ms))
-            .draw()?;
+        let mut chart = theme::log_latency_chart(
+            &plot,
+            None,
+            x_max,
+            (y_min, y_max),
+            &theme::LogAxes {
+                x_desc: "share of successful requests at or below the latency (the last point: max)",
+                y_desc: "latency (ms, log scale)",
+                x_tick: &|nines| percentile_label(*nines),
+                x_ticks: 8,
+            },
+        )?;
         for ((build, _, stroke), points) in lines.iter().zip(all) {
             theme::draw_line(&mut chart, points, build_color(*build), *stroke, true)?;
         }

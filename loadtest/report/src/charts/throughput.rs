@@ -195,26 +195,22 @@ impl Plot for Latency {
                 0.1,
                 1.12,
             );
-            let mut chart = ChartBuilder::on(panel)
-                .caption(
-                    match percentile {
-                        0 => "p50: the typical request",
-                        _ => "p99: 1 request in 100 is slower",
-                    },
-                    theme::panel_style(),
-                )
-                .margin(16)
-                .margin_right(30)
-                .x_label_area_size(70)
-                .y_label_area_size(100)
-                .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
-            let mut mesh = chart.configure_mesh();
-            theme::mesh(&mut mesh);
-            mesh.x_desc("concurrent users")
-                .y_desc("latency of successes (ms, log, median of repeats)")
-                .x_label_formatter(&|users| theme::tick(*users, x_max))
-                .y_label_formatter(&|ms| log_tick(*ms))
-                .draw()?;
+            let caption = match percentile {
+                0 => "p50: the typical request",
+                _ => "p99: 1 request in 100 is slower",
+            };
+            let mut chart = theme::log_latency_chart(
+                panel,
+                Some(caption),
+                x_max,
+                (y_min, y_max),
+                &theme::LogAxes {
+                    x_desc: "concurrent users",
+                    y_desc: "latency of successes (ms, log, median of repeats)",
+                    x_tick: &|users| theme::tick(*users, x_max),
+                    x_ticks: 10,
+                },
+            )?;
             for (build, levels) in &self.builds {
                 let color = build_color(*build);
                 let raw = levels
@@ -250,34 +246,5 @@ fn named(build: Build, run: Option<&str>, what: &str) -> String {
     match run {
         Some(run) => format!("{} ({run}) — {what}", build_label(build)),
         None => format!("{} — {what}", build_label(build)),
-    }
-}
-
-/// A log axis's label at 1, 2 and 5 of each decade, none between (plotters puts a tick at
-/// every integer multiple, which crowds the labels).
-pub(crate) fn log_tick(value: f64) -> String {
-    if value <= 0.0 {
-        return String::new();
-    }
-    let decade = 10f64.powf(value.log10().floor());
-    let mantissa = value / decade;
-    if [1.0, 2.0, 5.0]
-        .iter()
-        .any(|wanted| (mantissa - wanted).abs() < 0.01)
-    {
-        short_number(value)
-    } else {
-        String::new()
-    }
-}
-
-/// An axis label: no more digits than the axis needs.
-pub(crate) fn short_number(value: f64) -> String {
-    if value.abs() >= 100.0 || value == 0.0 {
-        format!("{value:.0}")
-    } else if value.abs() >= 10.0 {
-        format!("{value:.1}")
-    } else {
-        format!("{value:.2}")
     }
 }

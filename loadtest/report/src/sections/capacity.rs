@@ -7,7 +7,8 @@ use crate::figures::{capacity, count, ms, percent};
 use crate::theme::build_label;
 use loadtest_results::Results;
 use loadtest_results::component::Build;
-use loadtest_results::experiments::capacity::{Capacity, Interval};
+use loadtest_results::experiments::capacity::Capacity;
+use loadtest_results::stats::Estimate;
 
 pub(super) fn capacity_section(
     document: &mut Document,
@@ -42,7 +43,9 @@ pub(super) fn capacity_section(
         percent(plan.slo.max_drop_rate),
         match first.ramps.len() {
             1 => "one run: no spread, no interval".to_owned(),
-            n => format!("over {n} repeats, the mean with its 95 % interval"),
+            n => format!(
+                "over {n} repeats, the median with the 95 % Student t interval of the mean"
+            ),
         }
     ));
     let plot = HockeyStick {
@@ -59,8 +62,12 @@ pub(super) fn capacity_section(
         .map(|(build, capacity)| {
             vec![
                 Cell::plain(build_label(*build)),
-                interval_cell(capacity.sustained.as_ref(), "journeys/s"),
-                interval_cell(capacity.sustained_requests_per_s.as_ref(), "ok req/s"),
+                interval_cell(capacity, capacity.sustained.as_ref(), "journeys/s"),
+                interval_cell(
+                    capacity,
+                    capacity.sustained_requests_per_s.as_ref(),
+                    "ok req/s",
+                ),
                 Cell::plain(
                     capacity
                         .ramps
@@ -136,19 +143,15 @@ pub(super) fn capacity_section(
     Ok(())
 }
 
-/// `420 journeys/s (380 – 460)`, or the one value and "one run: no spread".
-fn interval_cell(interval: Option<&Interval>, unit: &str) -> Cell {
-    let Some(interval) = interval else {
-        return Cell::toned("below the first step", Tone::Bad);
-    };
-    match (interval.low, interval.high) {
-        (Some(low), Some(high)) => Cell::plain(format!(
-            "{:.0} {unit} ({low:.0} – {high:.0}, {})",
-            interval.value, interval.method
-        )),
-        _ => Cell::plain(format!(
-            "{:.0} {unit} ({})",
-            interval.value, interval.method
-        )),
+/// `420 journeys/s [95 % CI 380–460, n=3]`, or `420 journeys/s (one run)`.
+/// A capacity figure; "at least" when a ramp ran out of steps before the shop missed.
+fn interval_cell(capacity: &Capacity, estimate: Option<&Estimate>, unit: &str) -> Cell {
+    match estimate {
+        Some(estimate) if capacity.is_lower_bound() => Cell::toned(
+            format!("at least {} {unit}", estimate.describe(0)),
+            Tone::Warn,
+        ),
+        Some(estimate) => Cell::plain(format!("{} {unit}", estimate.describe(0))),
+        None => Cell::toned("below the first step", Tone::Bad),
     }
 }

@@ -80,6 +80,10 @@ pub(super) fn faults(
                     Some(ms) => format!("{} (the platform's, {ms} ms down)", cell.restarts),
                     None => cell.restarts.to_string(),
                 }),
+                match cell.attempts_per_call {
+                    Some(attempts) => Cell::plain(format!("{attempts:.2}")),
+                    None => Cell::toned("—", Tone::Muted),
+                },
                 Cell::plain(
                     cell.error
                         .as_deref()
@@ -98,6 +102,7 @@ pub(super) fn faults(
             "steps degraded",
             "recovered after heal",
             "restarts",
+            "attempts per call",
             "note",
         ],
         rows,

@@ -93,10 +93,22 @@ pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
                 Some(step.ok_per_s)
             }))
         };
+        // A ramp that met its last step gives a floor, not a capacity: the name says which.
+        let floors: Vec<String> = Build::BOTH
+            .into_iter()
+            .zip(capacities)
+            .filter(|(_, capacity)| capacity.is_some_and(Capacity::is_lower_bound))
+            .map(|(build, _)| format!("{build}'s is a floor: its ramp ran out of steps"))
+            .collect();
         figures.push(KeyFigure {
             name: format!(
-                "capacity at p99 ≤ {:.0} ms (open loop, successes)",
-                plan.slo.p99_ms
+                "capacity at p99 ≤ {:.0} ms (open loop, successes){}",
+                plan.slo.p99_ms,
+                if floors.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", floors.join(", "))
+                }
             ),
             unit: "req/s",
             monolith: sustained(capacities[0]),

@@ -67,6 +67,7 @@ fn cell(kind: FaultKind, blast_radius: f64) -> Cell {
         error: None,
         applied: true,
         note: None,
+        attempts_per_call: None,
     }
 }
 
@@ -661,6 +662,11 @@ fn capacity_is_the_first_key_figure_the_successes_of_the_last_step_within_the_sl
     let figures = key_figures(&results);
     let capacity = &figures[0];
     assert!(capacity.name.starts_with("capacity at p99 ≤ 100 ms"));
+    assert!(
+        !capacity.name.contains("floor"),
+        "both ramps missed a step: {}",
+        capacity.name
+    );
     assert_eq!(
         capacity.monolith.as_ref().map(|spread| spread.median),
         Some(120.0)
@@ -688,5 +694,13 @@ fn a_capacity_ramp_that_never_missed_or_missed_at_once_is_a_warning() {
             .any(|warning| warning.contains("ramp of the microservices")
                 && warning.contains("first step")),
         "{warnings:?}"
+    );
+    let capacity = &key_figures(&results)[0];
+    assert!(
+        capacity
+            .name
+            .ends_with("; monolith's is a floor: its ramp ran out of steps"),
+        "{}",
+        capacity.name
     );
 }

@@ -201,7 +201,7 @@ pub fn summary(results: &Results) -> String {
                         .collect();
                     let _ = writeln!(
                         text,
-                        "  {:<8} {:<16} radius {:>4.0}%  recover {:>6}  {}{}{}",
+                        "  {:<8} {:<16} radius {:>4.0}%  recover {:>6}  {}{}{}{}",
                         cell.kind.as_str(),
                         cell.context,
                         cell.blast_radius * 100.0,
@@ -210,6 +210,9 @@ pub fn summary(results: &Results) -> String {
                         journeys.join(", "),
                         cell.healed_in_ms
                             .map(|ms| format!("; the platform healed it in {ms} ms"))
+                            .unwrap_or_default(),
+                        cell.attempts_per_call
+                            .map(|attempts| format!("; {attempts:.2} attempts per call"))
                             .unwrap_or_default(),
                         cell.error
                             .as_deref()
@@ -274,16 +277,15 @@ fn capacity_text(
     capacity: &loadtest_results::experiments::capacity::Capacity,
 ) {
     let slo = &capacity.plan.slo;
-    let figure = |interval: Option<&loadtest_results::experiments::capacity::Interval>| {
-        interval.map_or_else(
+    let at_least = if capacity.is_lower_bound() {
+        "at least "
+    } else {
+        ""
+    };
+    let figure = |estimate: Option<&loadtest_results::stats::Estimate>| {
+        estimate.map_or_else(
             || "below the first step".to_owned(),
-            |interval| match (interval.low, interval.high) {
-                (Some(low), Some(high)) => format!(
-                    "{:.0} ({low:.0} – {high:.0}, {})",
-                    interval.value, interval.method
-                ),
-                _ => format!("{:.0} ({})", interval.value, interval.method),
-            },
+            |estimate| format!("{at_least}{}", estimate.describe(0)),
         )
     };
     let _ = writeln!(

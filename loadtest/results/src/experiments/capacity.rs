@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::stats::Estimate;
 use serde::{Deserialize, Serialize};
 
 /// How arrivals are spaced at a given rate.
@@ -80,9 +81,9 @@ pub struct Capacity {
     pub plan: CapacityPlan,
     pub ramps: Vec<Ramp>,
     /// The sustained rate over the repeats (journeys per second) with its interval.
-    pub sustained: Option<Interval>,
+    pub sustained: Option<Estimate>,
     /// The successful requests per second at the sustained step, over the repeats.
-    pub sustained_requests_per_s: Option<Interval>,
+    pub sustained_requests_per_s: Option<Estimate>,
 }
 
 /// One ramp of the capacity search.
@@ -95,6 +96,21 @@ pub struct Ramp {
     /// Why the ramp stopped: the SLO clause the first failing step broke, or that it ran
     /// out of steps (then the capacity is at least `sustained_per_s`).
     pub stopped: String,
+}
+
+impl Capacity {
+    /// Whether a ramp met the SLO at its last step: then the capacity is only a lower bound,
+    /// and a figure or ratio built on it must say so.
+    pub fn is_lower_bound(&self) -> bool {
+        self.ramps.iter().any(Ramp::ran_out_of_steps)
+    }
+}
+
+impl Ramp {
+    /// The ramp stops at its first miss, so a met last step means it ran out of steps.
+    pub fn ran_out_of_steps(&self) -> bool {
+        self.steps.last().is_some_and(|step| step.met)
+    }
 }
 
 /// One constant-rate step.
@@ -130,16 +146,4 @@ impl CapacityStep {
     pub fn drop_rate(&self) -> f64 {
         self.dropped as f64 / self.due.max(1) as f64
     }
-}
-
-/// A figure over repeats: its centre and, with two or more repeats, a 95 % interval.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Interval {
-    /// The mean of the repeats (the one value with one repeat).
-    pub value: f64,
-    pub low: Option<f64>,
-    pub high: Option<f64>,
-    pub samples: usize,
-    /// How the interval was computed (`one run: no spread` with one repeat).
-    pub method: String,
 }

@@ -36,6 +36,13 @@ pub struct Cell {
     pub applied: bool,
     /// What was in force: the proxy's toxics, the CPU quota.
     pub note: Option<String>,
+    /// Retry amplification during the fault (microservices): the requests the context's
+    /// callers sent to it per call they made, from the callers' own hop counters
+    /// (`hop_attempts_total` over `hop_calls_total`, upstream = the context) read at the
+    /// injection and at the heal. 1.0 when nothing was retried; `None` on the monolith (no
+    /// hops) or where a caller's counters could not be read (a killed caller).
+    #[serde(default)]
+    pub attempts_per_call: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
