@@ -41,7 +41,8 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 42, help_heading = "What to run")]
     pub seed: u64,
     /// `sqlite` (files in a temporary folder) or a PostgreSQL server
-    /// (`postgres://user@host:port`; databases `shoplab_*` are created and reset).
+    /// (`postgres://user@host:port`; each build gets databases of the run's own,
+    /// `shoplab_run_<build>_<random>_*`, dropped when it stops).
     #[arg(long, default_value = "sqlite", help_heading = "What to run")]
     pub db: String,
     /// The run's folder (default `reports/<run-id>/`); created and tested for writing

@@ -10,6 +10,7 @@ mod support;
 
 mod compose; // the compose target on real containers (needs the images; .ci/compose.sh runs it)
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
+mod postgres; // the lab on a PostgreSQL server: a run's own databases, dropped at stop
 mod swarm; // the swarm target on a real Docker Swarm of docker-in-docker nodes (.ci/swarm.sh runs it)
 mod workshop; // shoplab workshop: its JSON API with reqwest, and the page in headless Chromium
 
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
     );
     tests!(suite, netfaults::a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back, needs cgroup_cpu());
     tests!(suite, netfaults::a_database_down_makes_requests_fail_with_503_and_they_recover_after_the_heal, needs postgres());
+    tests!(suite, postgres::a_lab_run_on_postgres_uses_databases_of_its_own_and_drops_them_when_it_stops, needs postgres());
     tests!(
         suite,
         workshop::the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_input

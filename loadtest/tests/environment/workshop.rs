@@ -1,5 +1,6 @@
 //! `shoplab workshop` as a teacher uses it: the JSON API driven with reqwest (load, a kill
-//! the self-healing loop undoes, the event stream, the checker, 4xx on bad input), and the
+//! the self-healing loop undoes, the event stream, the checker, 4xx on bad input, on calls
+//! from another site's page and on a second deploy while one runs), and the
 //! real page driven in headless Chromium through chromedriver (kill a service from the page,
 //! see its box turn red and its journey fail, heal, see both recover, screenshot).
 //!
@@ -267,6 +268,97 @@ pub async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_ba
         .header("content-type", "application/json")
         .body("{not json");
     assert_eq!(answer(malformed).await.0, 400);
+
+    // Another site's page cannot drive it: a foreign Origin, a rebound Host name, a body a
+    // form or a simple request sends (text/plain) are refused, and nothing happens.
+    eventually(DEADLINE, "catalog ready with a PID", async || {
+        let catalog = process(&workshop.state().await, "catalog").clone();
+        catalog["health"] == "ready" && catalog["pid"].as_u64() > Some(1)
+    })
+    .await;
+    let catalog_pid = process(&workshop.state().await, "catalog")["pid"].clone();
+    let kill = workshop.api("/api/builds/micro/components/catalog/kill");
+    let port = reqwest::Url::parse(&kill)
+        .ok()
+        .and_then(|url| url.port())
+        .expect("the page's port");
+    for (request, status, what) in [
+        (
+            workshop
+                .http
+                .post(&kill)
+                .header("origin", "http://evil.example"),
+            403,
+            "a foreign Origin",
+        ),
+        (
+            workshop
+                .http
+                .post(&kill)
+                .header("host", format!("evil.example:{port}")),
+            403,
+            "a rebound Host",
+        ),
+        (
+            workshop
+                .http
+                .post(workshop.api("/api/load"))
+                .header("content-type", "text/plain")
+                .body(r#"{"users_per_build": 128}"#),
+            415,
+            "a text/plain body",
+        ),
+    ] {
+        let (answered, error) = answer(request).await;
+        assert_eq!(answered, status, "{what}: {error}");
+        assert!(error["error"]["message"].is_string(), "{what}: {error}");
+    }
+    let state = workshop.state().await;
+    assert_eq!(
+        process(&state, "catalog")["pid"],
+        catalog_pid,
+        "nothing killed"
+    );
+    assert_eq!(state["load"]["running"], false, "no load started");
+    // The page's own calls carry its origin and pass.
+    let same_origin = workshop
+        .http
+        .put(workshop.api("/api/self-healing"))
+        .header("origin", format!("http://127.0.0.1:{port}"))
+        .json(&json!({"enabled": true}));
+    let (status, body) = answer(same_origin).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A deploy while another runs on the build is a 409 to its caller, not a 202 dropped
+    // later; once the first is done, the next is accepted.
+    let deploy = "/api/builds/micro/components/recommendations/deploy";
+    let rolling = json!({"strategy": "rolling"});
+    let deploys_done = async || {
+        workshop.state().await["events"]
+            .as_array()
+            .map_or(0, |events| {
+                events
+                    .iter()
+                    .filter(|event| event["kind"] == "deploy" || event["kind"] == "error")
+                    .count()
+            })
+    };
+    let before = deploys_done().await;
+    let (status, first) = workshop.post(deploy, Some(rolling.clone())).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, second) = workshop.post(deploy, Some(rolling.clone())).await;
+    assert_eq!(status, 409, "{second}");
+    assert_eq!(second["error"]["code"], "busy", "{second}");
+    eventually(DEADLINE, "the first deploy reported", async || {
+        deploys_done().await == before + 1
+    })
+    .await;
+    let (status, third) = workshop.post(deploy, Some(rolling)).await;
+    assert_eq!(status, 202, "{third}");
+    eventually(DEADLINE, "the third deploy reported", async || {
+        deploys_done().await == before + 2
+    })
+    .await;
 
     // The event stream sends ticks.
     let mut stream = workshop

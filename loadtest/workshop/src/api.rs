@@ -4,6 +4,7 @@
 //! error body `{"error":{"code":"...","message":"..."}}`; nothing a client sends panics.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 
 use super::actions::{self, Action};
 use super::error::ApiError;
+use super::guard::{self, Guard};
 use super::load;
 use super::state::{LoadStatus, Workshop, lock, shopfront};
 use loadtest_check::check;
@@ -36,8 +38,9 @@ const STYLE: &str = include_str!("../assets/workshop.css");
 /// How long the checker waits for checkouts in flight to settle before it audits.
 const QUIESCENCE: Duration = Duration::from_secs(30);
 
-/// The page, its assets and the API over one workshop.
-pub(crate) fn router(workshop: Arc<Workshop>) -> Router {
+/// The page, its assets and the API over one workshop listening at `address`, behind the
+/// guard that keeps other sites' pages from driving it (`guard`).
+pub(crate) fn router(workshop: Arc<Workshop>, address: SocketAddr) -> Router {
     Router::new()
         .route(
             "/",
@@ -65,6 +68,10 @@ pub(crate) fn router(workshop: Arc<Workshop>) -> Router {
         .route("/api/reset", post(reset))
         .fallback(|| async { ApiError::not_found("no such page or API route") })
         .with_state(workshop)
+        .layer(axum::middleware::from_fn_with_state(
+            Guard { address },
+            guard::guard,
+        ))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -180,6 +187,7 @@ async fn control(
     Path((build, component, action)): Path<(String, String, String)>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
+    let action_name = action.clone();
     let action = Action::parse(&action, body::<Value>(&bytes)?)?;
     let builds: Vec<Build> = match build.as_str() {
         "both" => workshop.labs.iter().map(|lab| lab.build).collect(),
@@ -211,10 +219,22 @@ async fn control(
             .iter()
             .map(|(index, aim)| format!("{} {}", workshop.labs[*index].build, aim.process))
             .collect();
-        for (lab_index, aim) in aimed {
+        // Every build is held before anything starts, so a control that cannot run now is a
+        // 409 to its caller, never a 202 that fails in the event log (a claim taken on one
+        // build is let go when another's is refused).
+        let mut claims = Vec::new();
+        for ((lab_index, _), name) in aimed.iter().zip(&names) {
+            claims.push(
+                workshop
+                    .claim(*lab_index, &format!("{action_name} of {name}"))
+                    .await?,
+            );
+        }
+        for ((lab_index, aim), claim) in aimed.into_iter().zip(claims) {
             let workshop = workshop.clone();
             let action = action.clone();
             tokio::spawn(async move {
+                let _claim = claim;
                 let lab = &workshop.labs[lab_index];
                 let kind = match action {
                     Action::Fault(_) => "fault",

@@ -31,6 +31,20 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// A caller the workshop does not take changes from (`guard`: a foreign Host or Origin).
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// A body that is not JSON by its declared type.
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
     /// Another control holds the build.
     pub fn busy(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "busy", message)
@@ -40,6 +54,11 @@ impl ApiError {
     /// workshop is a gateway in front of the shop's processes, and one of them failed.
     pub fn failed(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_GATEWAY, "failed", message)
+    }
+
+    #[cfg(test)]
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {

@@ -15,6 +15,7 @@
 mod actions;
 mod api;
 mod error;
+mod guard;
 mod load;
 mod sampler;
 mod state;
@@ -141,7 +142,10 @@ async fn serve(
     let sampler = tokio::spawn(sampler::run(workshop.clone()));
     let healer = tokio::spawn(sampler::self_heal(workshop.clone()));
     let stopping = workshop.clone();
-    let served = axum::serve(listener, api::router(workshop))
+    let address = listener
+        .local_addr()
+        .context("read the workshop page's address")?;
+    let served = axum::serve(listener, api::router(workshop, address))
         .with_graceful_shutdown(async move {
             shutdown.await;
             // Open event streams would hold the graceful shutdown forever: end them.

@@ -69,6 +69,10 @@ pub(crate) struct Lab {
     /// The links made ready for network faults (on the local platform: a fault proxy put in
     /// front of the service on first use), and the network faults in force, lifted at heal.
     pub network: Mutex<Network>,
+    /// The control that takes seconds (a deploy, a rollback, a scale, a network fault) now
+    /// running on this build, if any: a second one is refused with `409 busy` when it asks,
+    /// not accepted and dropped later.
+    pub long_control: Mutex<Option<String>>,
 }
 
 /// What one build's platform realizes, as the page shows it.
@@ -243,6 +247,7 @@ impl Workshop {
                 paused: Mutex::new(BTreeSet::new()),
                 restarts: Mutex::new(HashMap::new()),
                 network: Mutex::new(Network::default()),
+                long_control: Mutex::new(None),
             });
         }
         let (ticks, _) = broadcast::channel(16);
@@ -359,6 +364,47 @@ impl Workshop {
             lab.target.into_inner().stop().await?;
         }
         Ok(())
+    }
+}
+
+/// A build held for one long control (`Workshop::claim`); dropping it lets the next one in.
+pub(crate) struct Claim {
+    workshop: Arc<Workshop>,
+    lab_index: usize,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        *lock(&self.workshop.labs[self.lab_index].long_control) = None;
+    }
+}
+
+impl Workshop {
+    /// Holds lab `lab_index` for the long control `what`, or answers `busy` now: when another
+    /// long control runs on it, or when a short one holds its target for longer than a short
+    /// control takes.
+    pub async fn claim(
+        self: &Arc<Workshop>,
+        lab_index: usize,
+        what: &str,
+    ) -> Result<Claim, ApiError> {
+        let lab = &self.labs[lab_index];
+        {
+            let mut running = lock(&lab.long_control);
+            if let Some(running) = &*running {
+                return Err(ApiError::busy(format!(
+                    "the {} build is busy with {running}; try again when it is done (the event log says when)",
+                    lab.build
+                )));
+            }
+            *running = Some(what.to_owned());
+        }
+        let claim = Claim {
+            workshop: self.clone(),
+            lab_index,
+        };
+        drop(lab.target().await?);
+        Ok(claim)
     }
 }
 

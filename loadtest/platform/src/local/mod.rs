@@ -57,9 +57,16 @@ pub struct Local {
 impl Local {
     async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Local> {
         let (database, data) = match &settings.postgres {
+            // Names of this run's own (`shoplab_run_<build>_<random>_<service>`), dropped at
+            // stop: the lab resets what it runs on, and with the fixed `shoplab_<service>`
+            // names `serve --db` uses it would wipe a shop served from the same server.
             Some(server) => (
-                Database::Postgres {
+                Database::PostgresPrefixed {
                     server: server.clone(),
+                    prefix: format!(
+                        "shoplab_run_{build}_{}",
+                        hex::encode(rand::random::<[u8; 4]>())
+                    ),
                 },
                 None,
             ),
@@ -419,6 +426,10 @@ impl Platform for Local {
 
     async fn stop(self: Box<Self>) -> anyhow::Result<()> {
         let local = *self;
-        local.deployment.stop().await
+        let database = local.deployment.database().clone();
+        let stopped = local.deployment.stop().await;
+        // Dropped even when the stop failed: its processes are gone either way.
+        let dropped = database.drop_run_databases().await;
+        stopped.and(dropped)
     }
 }

@@ -104,6 +104,40 @@ impl Database {
     }
 }
 
+impl Database {
+    /// Drops the databases of a prefixed run (every `<prefix>_<name>` on the server), once
+    /// its processes are gone; nothing to do for SQLite files (a temporary folder) or the
+    /// fixed `shoplab_<service>` names, which belong to whoever serves them.
+    pub async fn drop_run_databases(&self) -> anyhow::Result<()> {
+        let Database::PostgresPrefixed { server, prefix } = self else {
+            return Ok(());
+        };
+        let maintenance = postgres_url(server, "postgres");
+        let mut connection = sqlx::PgConnection::connect(&maintenance)
+            .await
+            .with_context(|| format!("connect to {}", redact(&maintenance)))?;
+        // `_` is a LIKE wildcard: the prefix is matched as it is written, then `_` and more.
+        let names: Vec<(String,)> =
+            sqlx::query_as("SELECT datname FROM pg_database WHERE left(datname, $1) = $2")
+                .bind(prefix.len() as i32 + 1)
+                .bind(format!("{prefix}_"))
+                .fetch_all(&mut connection)
+                .await
+                .with_context(|| format!("list the databases {prefix}_*"))?;
+        for (name,) in names {
+            // The name came from the server's catalogue under the run's own prefix.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut connection)
+            .await
+            .with_context(|| format!("drop database {name}"))?;
+        }
+        connection.close().await.ok();
+        Ok(())
+    }
+}
+
 fn database_name(name: impl std::fmt::Display) -> String {
     format!("shoplab_{name}")
 }
