@@ -30,8 +30,55 @@ pub fn finish(router: Router, metrics: &Metrics, body_limit_bytes: usize) -> Rou
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit_bytes,
+            refuse_oversized,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .layer(axum::middleware::from_fn(traceparent::layer))
+}
+
+/// The most of a declared-oversized body read and thrown away before its 413, and for how
+/// long at most (see [`refuse_oversized`]).
+const LINGER_BYTES: u64 = 16 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// A body whose `Content-Length` is over the limit gets its 413 without a handler running.
+/// The body is first read and thrown away (up to [`LINGER_BYTES`], for at most
+/// [`LINGER_TIME`]) — nginx's lingering close: a client that sends its body without waiting
+/// for `100 Continue` is still writing when the answer is ready, and a server that closes
+/// then resets the connection, so the client sees a reset instead of the 413. The answer
+/// closes the connection. Bodies without a declared length meet the limit in the extractor.
+async fn refuse_oversized(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CONNECTION, CONTENT_LENGTH};
+    use axum::response::IntoResponse as _;
+    use futures::StreamExt as _;
+
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let Some(length) = declared.filter(|length| *length > limit as u64) else {
+        return next.run(request).await;
+    };
+    if length <= LINGER_BYTES {
+        let mut body = request.into_body().into_data_stream();
+        let drained = async { while let Some(Ok(_)) = body.next().await {} };
+        let _ = tokio::time::timeout(LINGER_TIME, drained).await;
+    }
+    let mut response = crate::ApiError(domain::DomainError::PayloadTooLarge(format!(
+        "request body of {length} bytes is over the limit of {limit}"
+    )))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 /// The span every log line of a request is written in. At `info` (tower-http's default is

@@ -12,6 +12,7 @@ use crate::{Call, Case, Ctx, Fields};
 pub(crate) fn cases() -> Vec<Case> {
     cases![robustness:
         bodies_over_64_kib_return_413_on_every_json_endpoint,
+        a_5_mb_body_sent_without_waiting_gets_its_413_not_a_reset,
         malformed_json_returns_400_on_every_json_endpoint,
         json_without_a_content_type_returns_400_on_every_json_endpoint,
         bodies_that_are_not_utf8_or_are_deeply_nested_are_refused_without_a_5xx,
@@ -52,6 +53,17 @@ async fn bodies_over_64_kib_return_413_on_every_json_endpoint(ctx: Ctx) -> Resul
         .request(Method::POST, "/api/users")
         .raw_body(vec![b'a'; 200 * 1024], None);
     call.await?.expect_client_error()?;
+    Ok(())
+}
+
+/// reqwest sends a body at once, without `Expect: 100-continue`: a server that answers
+/// before reading it and closes would reset the connection under the client's feet.
+async fn a_5_mb_body_sent_without_waiting_gets_its_413_not_a_reset(ctx: Ctx) -> Result<()> {
+    let body = json!({"name": "x".repeat(5 << 20), "email": "huge@example.com", "password": "long enough"});
+    ctx.request(Method::POST, "/api/users")
+        .json(&body)
+        .await?
+        .expect_error(413, "payload_too_large")?;
     Ok(())
 }
 
