@@ -94,7 +94,7 @@ enum Command {
     /// for the network fault kinds (latency, reset, cut, bandwidth, database down).
     #[command(hide = true)]
     FaultProxy(loadtest_platform::sidecars::fault_proxy::FaultProxyArgs),
-    /// Check a running shop's invariants (I1-I8: no order, unit of stock or cent lost).
+    /// Check a running shop's invariants (I1-I9: no order, unit of stock or cent lost).
     ///
     /// Reads the audit snapshot from /admin/audit and, with --history, the requests a load
     /// run recorded; prints one row per invariant and exits non-zero when any is violated.
