@@ -126,6 +126,9 @@ enum Build {
     },
     /// One process per service plus the gateway, each over its own database.
     ///
+    /// A process that exits is started again on its port (at once; a crash loop backs off
+    /// up to 4 s), and its exit and restart are logged.
+    ///
     /// Example: shoplab serve micro --port 8080 --replicas catalog=2
     Micro(MicroArgs),
 }
