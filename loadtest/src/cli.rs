@@ -94,7 +94,7 @@ enum Command {
     /// for the network fault kinds (latency, reset, cut, bandwidth, database down).
     #[command(hide = true)]
     FaultProxy(loadtest_platform::sidecars::fault_proxy::FaultProxyArgs),
-    /// Check a running shop's invariants (I1-I8: no order, unit of stock or cent lost).
+    /// Check a running shop's invariants (I1-I9: no order, unit of stock or cent lost).
     ///
     /// Reads the audit snapshot from /admin/audit and, with --history, the requests a load
     /// run recorded; prints one row per invariant and exits non-zero when any is violated.
@@ -125,6 +125,9 @@ enum Build {
         serve: api::cli::ServeArgs,
     },
     /// One process per service plus the gateway, each over its own database.
+    ///
+    /// A process that exits is started again on its port (at once; a crash loop backs off
+    /// up to 4 s), and its exit and restart are logged.
     ///
     /// Example: shoplab serve micro --port 8080 --replicas catalog=2
     Micro(MicroArgs),

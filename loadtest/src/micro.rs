@@ -1,5 +1,7 @@
 //! `shoplab serve micro`: the microservices build on this machine, one process per service
-//! plus the gateway, until Ctrl-C or SIGTERM.
+//! plus the gateway, until Ctrl-C or SIGTERM. A process that exits meanwhile (a crash, an
+//! OOM kill, a `kill -9`) is started again on its port under the restart policy of the
+//! lab's local platform (`Deployment::heal_until`), and its exit and restart are logged.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,8 +51,14 @@ fn parse_replicas(text: &str) -> Result<(Context, usize), String> {
     Ok((context, count))
 }
 
-/// Starts the deployment, prints its map, serves until a signal, then stops every child.
+/// Starts the deployment, prints its map, restarts what exits until a signal, then stops
+/// every child.
 pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
+    // The supervisor's own log (exits and restarts) in the format its children log in: the
+    // same `SHOPLAB_*` settings reach them all.
+    let settings =
+        api::Settings::load(None, serde_json::Map::new()).context("read the settings")?;
+    api::telemetry::init(&settings.log_format);
     let database = match args.db {
         Some(server)
             if server.starts_with("postgres://") || server.starts_with("postgresql://") =>
@@ -83,7 +91,7 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
     // start and the wait below must not be lost.
     let shutdown = api::server::shutdown_signal();
     tokio::pin!(shutdown);
-    let deployment = tokio::select! {
+    let mut deployment = tokio::select! {
         started = Deployment::start(options) => started?,
         // A Ctrl-C during start drops the half-started deployment, which kills its children.
         _ = &mut shutdown => return Ok(()),
@@ -94,7 +102,12 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
         deployment.admin_url()
     );
     println!("shoplab micro listening on {}", deployment.url());
-    shutdown.await;
+    // The restart under way when the signal comes is dropped with the healing: the process
+    // being started is killed, and `stop` ends the rest.
+    tokio::select! {
+        () = &mut shutdown => {}
+        _ = deployment.heal_until(std::future::pending()) => {}
+    }
     eprintln!("stopping every service (gateway first)");
     deployment.stop().await
 }

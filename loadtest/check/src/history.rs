@@ -97,7 +97,7 @@ pub(super) fn no_order_nobody_asked_for(index: &Index, history: &[RequestRecord]
 
 /// Resolves every maybe-applied checkout by its key: applied when the key ended in a
 /// confirmed order, not applied otherwise. Neither is a failure; whatever was kept or given
-/// back is then held to I5–I8 like any other checkout.
+/// back is then held to I5–I9 like any other checkout.
 pub(super) fn resolve_maybe_applied(index: &Index, history: &[RequestRecord]) -> MaybeApplied {
     let confirmed = confirmed_by_key(index);
     let keys: BTreeSet<&str> = checkouts(history)

@@ -2,10 +2,12 @@
 //! given, the load run's request history, and reports whether any order, unit of stock or
 //! cent was lost — the same checker for both builds.
 //!
-//! The invariants (DESIGN.md, "Invariants"), and where each is checked:
+//! The invariants, and where each is checked:
 //! - I1 stock conserved, I2 no oversell, I8 no reservation left held: [`stock`].
 //! - I5 one order/reservation/charge per idempotency key, I6 every confirmed order has one
-//!   committed reservation and one charge of its total, I7 money conserved: [`orders`].
+//!   committed reservation and one charge of its total, I7 money conserved, I9 every
+//!   committed reservation belongs to exactly one confirmed order (I6 the other way round:
+//!   together they pair confirmed orders and sold stock one to one): [`orders`].
 //! - I3 acknowledged orders exist, I4 no order no client asked for, and the resolution of
 //!   maybe-applied checkouts: [`history`] — only when a history is given.
 //!
@@ -35,8 +37,9 @@ pub use loadtest_results::invariants::{CheckReport, InvariantResult, MaybeApplie
 
 pub use command::{CheckArgs, run};
 
-/// Checks I1–I8 on `audit`; I3 and I4 need `history` and are reported as not checked
-/// without it. Run it after quiescence: a checkout still in flight holds a reservation.
+/// Checks I1–I9 on `audit`; I3 and I4 need `history` and are reported as not checked
+/// without it. Run it after quiescence: a checkout still in flight holds a reservation
+/// (I8), or has committed it for an order not yet confirmed (I9).
 pub fn check(audit: &Audit, history: Option<&[RequestRecord]>) -> CheckReport {
     let index = Index::new(audit);
     let (i3, i4, maybe_applied) = match history {
@@ -79,6 +82,11 @@ pub fn check(audit: &Audit, history: Option<&[RequestRecord]>) -> CheckReport {
             "I8",
             "no reservation left held after quiescence",
             Some(stock::nothing_left_held(&index)),
+        ),
+        result(
+            "I9",
+            "every committed reservation belongs to exactly one confirmed order",
+            Some(orders::committed_reservations_owned_once(&index)),
         ),
     ];
     CheckReport {

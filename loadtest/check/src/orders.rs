@@ -1,13 +1,15 @@
 //! The invariants that link orders, reservations and charges: I5 one of each per
-//! idempotency key, I6 every confirmed order complete, I7 money conserved.
+//! idempotency key, I6 every confirmed order complete, I7 money conserved, I9 every
+//! committed reservation owned by exactly one confirmed order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use domain::admin::OrderAudit;
 use domain::catalog::ProductId;
 use domain::inventory::ReservationState;
 use domain::orders::OrderStatus;
 
+use super::stock::describe_lines;
 use super::{Findings, Index, client_key, order_reference};
 
 /// I5: per idempotency key (per user, as the shop scopes keys) at most one order that is
@@ -152,6 +154,69 @@ pub(super) fn money_conserved(index: &Index) -> Findings {
             "; overall charges {charged} - refunds {refunded} = {} cents vs confirmed totals {confirmed} cents",
             charged - refunded
         ));
+    }
+    findings
+}
+
+/// I9: every committed reservation belongs to exactly one confirmed order — I6 read the
+/// other way. I6 starts from the confirmed orders (each has its reservation, committed);
+/// this starts from the committed reservations, the stock that was sold. An order claims a
+/// reservation by the name both builds give it (`order-<id>`) and by the reservation id it
+/// records. A committed reservation that no confirmed order claims is stock sold for no
+/// order: I1 and I2 only see that the counters agree with the reservations, so units
+/// committed behind the shop's back pass them. One claimed by two confirmed orders sold the
+/// same units twice. Like I8 it judges a shop at quiescence, when no saga is between
+/// committing its reservation and confirming its order.
+pub(super) fn committed_reservations_owned_once(index: &Index) -> Findings {
+    let mut findings = Findings::default();
+    let mut claimants: HashMap<String, Vec<&OrderAudit>> = HashMap::new();
+    for order in &index.audit.orders {
+        let mut claimed = BTreeSet::from([order_reference(order.id)]);
+        claimed.extend(order.reservation_id.iter().cloned());
+        for reservation_id in claimed {
+            claimants.entry(reservation_id).or_default().push(order);
+        }
+    }
+    for reservation in &index.audit.reservations {
+        if reservation.state != ReservationState::Committed {
+            continue;
+        }
+        let orders = claimants
+            .get(reservation.id.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        let confirmed: Vec<String> = orders
+            .iter()
+            .filter(|order| order.status == OrderStatus::Confirmed)
+            .map(|order| order.id.to_string())
+            .collect();
+        let sold = format!(
+            "committed reservation {} ({})",
+            reservation.id,
+            describe_lines(&reservation.lines)
+        );
+        match confirmed.as_slice() {
+            [_] => {}
+            [] if orders.is_empty() => {
+                findings.add(format!(
+                    "{sold} belongs to no order: stock sold for no order"
+                ));
+            }
+            [] => {
+                let others: Vec<String> = orders
+                    .iter()
+                    .map(|order| format!("order {} ({})", order.id, order.status.as_str()))
+                    .collect();
+                findings.add(format!(
+                    "{sold} belongs to no confirmed order, only to {}",
+                    others.join(", ")
+                ));
+            }
+            several => findings.add(format!(
+                "{sold} is claimed by {} confirmed orders: {}",
+                several.len(),
+                several.join(", ")
+            )),
+        }
     }
     findings
 }

@@ -119,7 +119,8 @@ fn units_by_product(
     units
 }
 
-fn describe_lines(lines: &[StockLine]) -> String {
+/// `2 x product 1, 1 x product 3`.
+pub(super) fn describe_lines(lines: &[StockLine]) -> String {
     let described: Vec<String> = lines
         .iter()
         .map(|line| format!("{} x product {}", line.quantity, line.product_id))

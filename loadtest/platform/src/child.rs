@@ -173,6 +173,11 @@ impl Process {
         self.exited.is_some()
     }
 
+    /// How the child ended, once [`Process::has_exited`] or a wait has seen it end.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.exited
+    }
+
     /// Sends `signal` by PID, unless the child has already exited and been reaped (its PID
     /// could then belong to someone else).
     pub fn signal(&mut self, signal: Signal) -> anyhow::Result<()> {

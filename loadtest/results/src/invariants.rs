@@ -1,10 +1,11 @@
-//! What the invariant checker found (I1 to I8), as recorded after every experiment.
+//! What the invariant checker found (I1 to I9), as recorded after every experiment.
 
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-/// What the checker found: one row per invariant, I1 to I8.
+/// What the checker found: one row per invariant, I1 to I9 (results of older runs have
+/// fewer rows; each row names itself).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckReport {
     /// Every checked invariant holds.
@@ -16,7 +17,7 @@ pub struct CheckReport {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvariantResult {
-    /// `I1` to `I8`, as DESIGN.md numbers them.
+    /// `I1` to `I9`, as the checker (`loadtest-check`) numbers them.
     pub id: String,
     pub name: String,
     /// False when the invariant needs the request history and none was given.
@@ -30,7 +31,7 @@ pub struct InvariantResult {
 /// Checkouts whose answer never said whether they happened (no answer, timeout, 5xx),
 /// resolved by their idempotency key against the audit. Neither kind is a failure: applied
 /// ones must then satisfy every invariant a confirmed order does, and unapplied ones must
-/// have left nothing behind, which I5–I8 check.
+/// have left nothing behind, which I5–I9 check.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaybeApplied {
     /// Distinct idempotency keys with at least one maybe-applied checkout.

@@ -1,9 +1,11 @@
-//! The invariant checker: for each of I1–I8 a crafted snapshot (or history) that breaks
+//! The invariant checker: for each of I1–I9 a crafted snapshot (or history) that breaks
 //! exactly that invariant, a consistent one that passes, and `shoplab check` run as a
 //! process against a real monolith.
 
 use std::process::{Child, Command};
 use std::time::Duration;
+
+use sqlx::{ConnectOptions as _, Connection as _};
 
 use domain::admin::{Audit, OrderAudit, StockAudit};
 use domain::inventory::{Reservation, ReservationState, StockLine};
@@ -218,31 +220,39 @@ fn record(
 /// Asserts that `id` is the one violated invariant, every invariant was checked, and the
 /// example says `expected`.
 fn assert_only_violated(report: &CheckReport, id: &str, expected: &str) {
+    assert_violated_exactly(report, &[(id, expected)]);
+}
+
+/// Asserts that the invariants `violated` names, and no other, are violated, every invariant
+/// was checked, and each violated one's example says what `violated` pairs it with.
+fn assert_violated_exactly(report: &CheckReport, violated: &[(&str, &str)]) {
     assert!(
         !report.valid,
-        "{id} must make the report invalid:\n{}",
+        "{violated:?} must make the report invalid:\n{}",
         report.table()
     );
     for invariant in &report.invariants {
         assert!(invariant.checked, "{} was not checked", invariant.id);
-        if invariant.id == id {
-            assert!(
-                invariant.violations > 0,
-                "{id} is not reported:\n{}",
-                report.table()
-            );
-            let example = invariant.first_example.as_deref().unwrap_or_default();
-            assert!(
-                example.contains(expected),
-                "{id}'s example {example:?} does not say {expected:?}"
-            );
-        } else {
-            assert_eq!(
+        let id = invariant.id.as_str();
+        match violated.iter().find(|(violated_id, _)| *violated_id == id) {
+            Some((_, expected)) => {
+                assert!(
+                    invariant.violations > 0,
+                    "{id} is not reported:\n{}",
+                    report.table()
+                );
+                let example = invariant.first_example.as_deref().unwrap_or_default();
+                assert!(
+                    example.contains(expected),
+                    "{id}'s example {example:?} does not say {expected:?}"
+                );
+            }
+            None => assert_eq!(
                 invariant.violations,
                 0,
-                "only {id} should be violated:\n{}",
+                "only {violated:?} should be violated:\n{}",
                 report.table()
-            );
+            ),
         }
     }
 }
@@ -256,12 +266,12 @@ fn a_consistent_snapshot_and_history_pass_every_invariant() {
         .iter()
         .map(|invariant| invariant.id.as_str())
         .collect();
-    assert_eq!(ids, ["I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8"]);
+    assert_eq!(ids, ["I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8", "I9"]);
     assert!(report.invariants.iter().all(|invariant| invariant.checked));
     assert!(
         report
             .table()
-            .contains("valid: all 8 checked invariants hold")
+            .contains("valid: all 9 checked invariants hold")
     );
 }
 
@@ -431,12 +441,100 @@ fn i8_a_reservation_left_held_is_reported() {
     );
 }
 
+#[test]
+fn i9_a_committed_reservation_that_belongs_to_no_order_is_stock_sold_for_no_order() {
+    let mut world = World::new();
+    // Units committed behind the shop's back, the counters moved to match: I1 and I2 see
+    // counters that agree with the reservations.
+    world.audit.reservations.push(Reservation {
+        id: "order-99".into(),
+        state: ReservationState::Committed,
+        lines: vec![StockLine {
+            product_id: 3,
+            quantity: 9,
+        }],
+        expires_at_ms: TAKEN_AT_MS - 5_000,
+    });
+    world.settle_stock();
+    assert_only_violated(
+        &world.check(),
+        "I9",
+        "committed reservation order-99 (9 x product 3) belongs to no order: stock sold for no order",
+    );
+}
+
+#[test]
+fn i9_a_reservation_that_is_not_named_after_an_order_is_sold_for_no_order() {
+    let mut world = World::new();
+    world.audit.reservations.push(Reservation {
+        id: "manual-1".into(),
+        state: ReservationState::Committed,
+        lines: vec![StockLine {
+            product_id: 1,
+            quantity: 1,
+        }],
+        expires_at_ms: TAKEN_AT_MS - 5_000,
+    });
+    world.settle_stock();
+    assert_only_violated(
+        &world.check(),
+        "I9",
+        "committed reservation manual-1 (1 x product 1) belongs to no order",
+    );
+}
+
+#[test]
+fn i9_stock_committed_for_a_cancelled_order_is_reported() {
+    let mut world = World::new();
+    // A checkout refused with 409 whose saga was cancelled, yet its stock stayed sold.
+    world.add_order(4, "k4#cancelled#4", OrderStatus::Cancelled, &[(3, 2, 100)]);
+    world.reserve(4, ReservationState::Committed);
+    world
+        .history
+        .push(record(70, CHECKOUT, 409, Outcome::Fail, Some("k4")));
+    world.settle_stock();
+    assert_only_violated(
+        &world.check(),
+        "I9",
+        "committed reservation order-4 (2 x product 3) belongs to no confirmed order, only to order 4 (cancelled)",
+    );
+}
+
+#[test]
+fn i9_one_reservation_claimed_by_two_confirmed_orders_is_reported() {
+    let mut world = World::new();
+    // Order 4 is confirmed and charged on the strength of order 1's reservation: its own
+    // was never made, so the same units are sold twice.
+    world.confirm(4, "k4", &[(1, 2, 500)]);
+    world
+        .audit
+        .reservations
+        .retain(|reservation| reservation.id != "order-4");
+    world.order(4).reservation_id = Some("order-1".into());
+    world.settle_stock();
+    assert_violated_exactly(
+        &world.check(),
+        &[
+            // I6 sees it from order 4: it lacks a reservation of its own.
+            (
+                "I6",
+                "confirmed order 4: records reservation order-1, not order-4",
+            ),
+            // I9 from the reservation: two orders own one sale.
+            (
+                "I9",
+                "committed reservation order-1 (2 x product 1) is claimed by 2 confirmed orders: 1, 4",
+            ),
+        ],
+    );
+}
+
 /// A monolith started as `shoplab serve monolith` on a free port over a fresh database;
 /// killed when dropped.
 struct Monolith {
     child: Child,
     url: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Monolith {
@@ -466,11 +564,7 @@ impl Monolith {
                 break url.trim().to_owned();
             }
         };
-        let monolith = Monolith {
-            child,
-            url,
-            _data: data,
-        };
+        let monolith = Monolith { child, url, data };
         let ready = format!("{}/ready", monolith.url);
         eventually(
             Duration::from_secs(30),
@@ -495,16 +589,14 @@ impl Drop for Monolith {
 
 /// Runs `shoplab check` against `url` with `history`; returns its success and stdout.
 async fn shoplab_check(url: &str, history: &std::path::Path) -> (bool, String) {
+    shoplab_check_with(url, &["--history".as_ref(), history.as_os_str()]).await
+}
+
+/// Runs `shoplab check` against `url` with more flags; returns its success and stdout.
+async fn shoplab_check_with(url: &str, flags: &[&std::ffi::OsStr]) -> (bool, String) {
     let output = tokio::process::Command::new(shoplab_binary())
-        .args([
-            "check",
-            "--base-url",
-            url,
-            "--admin-token",
-            ADMIN_TOKEN,
-            "--history",
-        ])
-        .arg(history)
+        .args(["check", "--base-url", url, "--admin-token", ADMIN_TOKEN])
+        .args(flags)
         .output()
         .await
         .expect("run shoplab check");
@@ -554,7 +646,7 @@ async fn shoplab_check_passes_a_real_checkout_and_fails_a_history_acknowledging_
         "shoplab check failed on a consistent shop:\n{table}"
     );
     assert!(
-        table.contains("valid: all 8 checked invariants hold"),
+        table.contains("valid: all 9 checked invariants hold"),
         "{table}"
     );
 
@@ -570,4 +662,59 @@ async fn shoplab_check_passes_a_real_checkout_and_fails_a_history_acknowledging_
         .find(|line| line.starts_with("I3 "))
         .expect("an I3 row");
     assert!(i3.contains("no such order exists"), "{table}");
+}
+
+#[tokio::test]
+async fn shoplab_check_reports_stock_committed_in_the_database_for_no_order() {
+    let monolith = Monolith::start().await;
+    let (passed, table) = shoplab_check_with(&monolith.url, &[]).await;
+    assert!(passed, "shoplab check failed on a fresh shop:\n{table}");
+
+    // Two units of product 1 sold for no order, straight in the monolith's database, the
+    // counters moved to match: what an unauthenticated call to inventory's internal API, or
+    // a bug, leaves behind. Every counter still adds up.
+    let database = monolith.data.path().join("monolith.db");
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&database)
+        .busy_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("open the monolith's database");
+    let mut transaction = connection.begin().await.expect("begin");
+    for statement in [
+        "UPDATE stock SET available = available - 2, sold = sold + 2 WHERE product_id = 1",
+        "INSERT INTO reservations (id, state, expires_at_ms, created_at_ms) VALUES ('order-999999', 'committed', 0, 0)",
+        "INSERT INTO reservation_lines (reservation_id, product_id, quantity) VALUES ('order-999999', 1, 2)",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut *transaction)
+            .await
+            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    }
+    transaction.commit().await.expect("commit");
+    connection.close().await.expect("close");
+
+    let (passed, json) = shoplab_check_with(&monolith.url, &["--json".as_ref()]).await;
+    assert!(
+        !passed,
+        "shoplab check passed stock sold for no order:\n{json}"
+    );
+    let report: CheckReport = serde_json::from_str(&json).expect("the report as JSON");
+    let violated: Vec<&str> = report
+        .violated()
+        .map(|invariant| invariant.id.as_str())
+        .collect();
+    assert_eq!(violated, ["I9"], "{}", report.table());
+    let i9 = report
+        .invariants
+        .iter()
+        .find(|invariant| invariant.id == "I9")
+        .expect("an I9 row");
+    assert_eq!(i9.violations, 1, "{}", report.table());
+    assert_eq!(
+        i9.first_example.as_deref(),
+        Some(
+            "committed reservation order-999999 (2 x product 1) belongs to no order: stock sold for no order"
+        )
+    );
 }

@@ -129,6 +129,18 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
             "invariants on {build}: {}",
             outcome["invariants"]
         );
+        let checked: Vec<&str> = outcome["invariants"]["invariants"]
+            .as_array()
+            .expect("the checker's rows")
+            .iter()
+            .filter(|invariant| invariant["checked"] == true)
+            .map(|invariant| invariant["id"].as_str().expect("an id"))
+            .collect();
+        assert_eq!(
+            checked,
+            ["I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8", "I9"],
+            "compare checks every invariant on {build}, committed stock without an order too"
+        );
         assert_eq!(outcome["findings"]["experiment"], "faults");
         let cells = outcome["findings"]["cells"].as_array().expect("cells");
         assert_eq!(
@@ -294,7 +306,7 @@ async fn shoplab_load_against_a_running_monolith_writes_a_history_that_shoplab_c
         text(&output.stderr)
     );
     assert!(
-        table.contains("valid: all 8 checked invariants hold"),
+        table.contains("valid: all 9 checked invariants hold"),
         "{table}"
     );
     let audit = target.audit().await.expect("the audit");

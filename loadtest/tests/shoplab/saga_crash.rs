@@ -302,7 +302,7 @@ impl Shop {
 }
 
 /// What the audit says is still wrong, in words; empty once the shop is consistent. The
-/// lab's invariant checker judges stock, reservations, orders and money (I1, I2, I5-I8; no
+/// lab's invariant checker judges stock, reservations, orders and money (I1, I2, I5-I9; no
 /// request history here, so not I3 and I4); on top of it, no order may be left pending,
 /// since that is what recovery exists for.
 fn broken_rules(audit: &Audit) -> Vec<String> {

@@ -250,23 +250,47 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
 pub fn spawn_with_lines(
     command: &mut std::process::Command,
 ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
-    use std::io::{BufRead, BufReader};
-    let mut child = command
+    command.stderr(std::process::Stdio::null());
+    let mut child = spawn_shoplab(command);
+    let stdout = child.stdout.take().expect("stdout is piped");
+    (child, lines_of(stdout))
+}
+
+/// [`spawn_with_lines`], and the stderr lines (the log) on a second receiver.
+pub fn spawn_with_log(
+    command: &mut std::process::Command,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    std::sync::mpsc::Receiver<String>,
+) {
+    command.stderr(std::process::Stdio::piped());
+    let mut child = spawn_shoplab(command);
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    (child, lines_of(stdout), lines_of(stderr))
+}
+
+fn spawn_shoplab(command: &mut std::process::Command) -> std::process::Child {
+    command
         .envs(child_env())
         .env("SHOPLAB_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("SHOPLAB_TOKEN_SECRET", TOKEN_SECRET)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("spawn shoplab");
-    let stdout = child.stdout.take().expect("stdout is piped");
+        .expect("spawn shoplab")
+}
+
+/// The lines of `stream`, read to its end on a thread of their own.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
     let (line_tx, line_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
             let _ = line_tx.send(line);
         }
     });
-    (child, line_rx)
+    line_rx
 }
 
 /// Polls [`loadtest_platform::Target::exited`] until some process has exited (30 s

@@ -352,7 +352,7 @@ async fn check_invariants(State(workshop): State<Arc<Workshop>>) -> Result<Json<
             .collect();
         let summary = if report.valid {
             format!(
-                "invariants I1-I8 hold ({} checkouts, {} orders)",
+                "invariants I1-I9 hold ({} checkouts, {} orders)",
                 history.len(),
                 audit.orders.len()
             )

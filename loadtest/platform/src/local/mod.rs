@@ -144,39 +144,12 @@ impl Local {
         Ok((null_base, catalog))
     }
 
-    /// Every 50 ms, any process that has exited is started again (as a process manager or
-    /// Kubernetes would), after a backoff that doubles for a process that crashes again
-    /// within 10 s (0 ms, 250 ms, 500 ms, ... up to 4 s).
+    /// Any process that exits before `until` is started again under the supervisor's
+    /// restart policy (`supervisor::RestartPolicy`, the one `shoplab serve micro` uses too).
     async fn heal_until(&mut self, until: Instant) -> Vec<Restart> {
-        const POLL: Duration = Duration::from_millis(50);
-        const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(10);
-        let mut restarts: Vec<Restart> = Vec::new();
-        while Instant::now() < until {
-            for (component, replica) in self.deployment.exited() {
-                let detected = Instant::now();
-                let recent = restarts
-                    .iter()
-                    .filter(|restart| restart.component == component.to_string())
-                    .filter(|restart| detected.duration_since(restart.at) < CRASH_LOOP_WINDOW)
-                    .count() as u32;
-                let backoff = match recent {
-                    0 => Duration::ZERO,
-                    crashes => (Duration::from_millis(250) * 2u32.pow(crashes.min(5) - 1))
-                        .min(Duration::from_secs(4)),
-                };
-                tokio::time::sleep(backoff).await;
-                let restarted = self.deployment.restart(component, replica).await;
-                restarts.push(Restart {
-                    component: component.to_string(),
-                    at: detected,
-                    backoff_ms: backoff.as_millis() as u64,
-                    down_ms: detected.elapsed().as_millis() as u64,
-                    error: restarted.err().map(|error| format!("{error:#}")),
-                });
-            }
-            tokio::time::sleep(POLL.min(until.saturating_duration_since(Instant::now()))).await;
-        }
-        restarts
+        self.deployment
+            .heal_until(tokio::time::sleep_until(until.into()))
+            .await
     }
 
     /// Starts again whatever has exited; returns how many.

@@ -58,7 +58,8 @@ fn invariants(results: &Results, warnings: &mut Vec<String>) {
         if !outcome.quiescent {
             warnings.push(format!(
                 "The {build} was not quiescent after {experiment}: a reservation was still held \
-                 when the audit was taken, so I8 may report a checkout still in flight."
+                 or an order pending when the audit was taken, so I8 and I9 may report a \
+                 checkout still in flight."
             ));
         }
     }

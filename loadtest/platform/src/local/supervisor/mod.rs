@@ -1,6 +1,7 @@
 //! Either build as real processes on this machine: the monolith as one process, or every
 //! service (and its replicas) in dependency order, then the gateway; know every process's
-//! PID and URL; kill, pause, restart one of them; stop them all, leaving nothing behind.
+//! PID and URL; kill, pause, restart one of them; restart whatever exits (`healing`); stop
+//! them all, leaving nothing behind.
 //!
 //! `shoplab serve micro` is a thin command over [`Deployment`]; the lab uses the same type
 //! to deploy, break and heal either build under load, and the tests use it to do so for real.
@@ -10,6 +11,7 @@
 //! when the supervisor is killed with `kill -9` (see [`die_with_supervisor`]).
 
 mod database;
+mod healing;
 mod options;
 mod proxies;
 
@@ -27,6 +29,7 @@ pub use crate::sidecars::door::FrontDoor;
 use crate::sidecars::door::put_json;
 pub use crate::sidecars::fault_proxy::{Link, NetworkFault};
 pub use database::{Database, redact};
+pub use healing::RestartPolicy;
 pub use loadtest_results::component::{Build, Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
 pub use options::Options;
 use proxies::FaultProxy;
@@ -224,7 +227,8 @@ impl Deployment {
     }
 
     /// The processes that have exited since they were started (crashed, or killed by a
-    /// fault), reaped; [`Deployment::restart`] brings each back.
+    /// fault), reaped; [`Deployment::restart`] brings each back, and
+    /// [`Deployment::heal_until`] does so under the restart policy.
     pub fn exited(&mut self) -> Vec<(Component, usize)> {
         self.members
             .iter_mut()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use domain::Context;
 
-use super::{Build, Database};
+use super::{Build, Database, RestartPolicy};
 use crate::cgroup::ProcessLimits;
 
 /// How to start a deployment.
@@ -59,6 +59,8 @@ pub struct Options {
     pub start_deadline: Duration,
     /// How long a process may take to exit after SIGTERM before it is killed.
     pub stop_deadline: Duration,
+    /// How [`super::Deployment::heal_until`] restarts a process that exited.
+    pub restart_policy: RestartPolicy,
 }
 
 impl Options {
@@ -88,6 +90,7 @@ impl Options {
             forward_logs: true,
             start_deadline: Duration::from_secs(60),
             stop_deadline: Duration::from_secs(10),
+            restart_policy: RestartPolicy::default(),
         }
     }
 
