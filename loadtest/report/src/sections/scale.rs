@@ -150,10 +150,10 @@ fn gains(document: &mut Document, builds: &[(Build, &Scale)]) {
         .filter_map(|(build, scale)| {
             let added = scale.added.as_ref()?;
             let gain = scale.gain.as_ref()?;
-            let or_not = |value: Option<f64>, unit: &str| {
+            let or_not = |value: Option<f64>, places: usize| {
                 value.map_or_else(
                     || Cell::toned(NOT_MEASURED, Tone::Muted),
-                    |value| Cell::plain(format!("{value:+.0} {unit}")),
+                    |value| Cell::plain(format!("{value:+.places$} req/s")),
                 )
             };
             Some(vec![
@@ -169,8 +169,8 @@ fn gains(document: &mut Document, builds: &[(Build, &Scale)]) {
                 ),
                 Cell::plain(format!("×{:.2}", scale.speedup)),
                 Cell::plain(format!("{:+.0}", gain.requests_per_s)),
-                or_not(gain.per_cpu, "req/s"),
-                or_not(gain.per_mib, "req/s"),
+                or_not(gain.per_cpu, 0),
+                or_not(gain.per_mib, 1),
             ])
         })
         .collect();
