@@ -37,6 +37,11 @@ pub struct CompareArgs {
         help_heading = "What to run"
     )]
     pub repeat: Option<usize>,
+    /// The CPU quota the scale experiment holds each shop process to, the added replica
+    /// too (cgroups; local target). Default: the profile's, 0.1 of a core (see
+    /// `loadtest_results::profile::SCALE_QUOTA_CORES` for why); 0: none.
+    #[arg(long, value_name = "CORES", value_parser = quota_cores, help_heading = "What to run")]
+    pub scale_quota: Option<f64>,
     /// Seed of the data and of nothing else: the journeys draw their own random numbers.
     #[arg(long, default_value_t = 42, help_heading = "What to run")]
     pub seed: u64,
@@ -96,6 +101,14 @@ fn positive_cores(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A quota in cores, or 0 for none.
+fn quota_cores(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cores) if cores == 0.0 => Ok(0.0),
+        _ => positive_cores(text),
+    }
+}
+
 /// Runs everything and says whether every invariant held and every gate passed. Bad flags
 /// and an unwritable `--out` are errors before anything is started or measured.
 pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
@@ -116,6 +129,9 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     };
     if let Some(repeat) = args.repeat {
         profile.repeats = repeat;
+    }
+    if let Some(cores) = args.scale_quota {
+        profile.scale_quota_cores = (cores > 0.0).then_some(cores);
     }
 
     let pinning = Pinning::plan();

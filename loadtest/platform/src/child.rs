@@ -34,7 +34,7 @@ pub(crate) struct Launch {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub forward_logs: bool,
-    /// Held to these from its start (cgroup v1; none by default).
+    /// Held to these from its start (cgroups; none by default).
     pub limits: ProcessLimits,
 }
 
@@ -151,6 +151,29 @@ impl Process {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Holds the running child to `cores` of CPU time from now on (`None`: lifts the
+    /// quota). What is in force, in the cgroup files' words; `None` once it has exited.
+    pub fn set_cpu_quota(&mut self, cores: Option<f64>) -> anyhow::Result<Option<String>> {
+        if self.has_exited() {
+            return Ok(None);
+        }
+        let pid = self.pid;
+        let in_force = self
+            .confinement
+            .get_or_insert_with(|| Confinement::none(pid))
+            .set_cpu(cores)
+            .with_context(|| format!("hold {} (pid {pid}) to a CPU quota", self.label))?;
+        Ok(Some(in_force))
+    }
+
+    /// The CPU quota in force on the child (cores), read back from its cgroup; `None`
+    /// where it has none (or the group cannot be read).
+    pub fn cpu_quota(&self) -> Option<f64> {
+        self.confinement
+            .as_ref()
+            .and_then(|confinement| confinement.cpu_quota().ok().flatten())
     }
 
     /// The child's last output lines, for error messages.

@@ -155,6 +155,21 @@ pub trait Platform: Send + Sync {
         )))
     }
 
+    /// Capability: every process of the shop (the monolith, each service replica, the
+    /// gateway; not the lab's own front door and proxies) held to `cores` of CPU time each,
+    /// the ones started later (a replica, a restart) from their start, until the injection
+    /// is lifted. The scale experiment's quota: it makes one process the bottleneck on a
+    /// machine whose cores the shop's processes would otherwise share. Not realized by
+    /// default, with the reason.
+    async fn quota_every_process(&mut self, cores: f64) -> anyhow::Result<Injection> {
+        let _ = cores;
+        Ok(Injection::not_realized(format!(
+            "not applicable: the {} platform cannot hold each of the shop's processes to a \
+             CPU quota of the lab's choosing",
+            self.name()
+        )))
+    }
+
     /// Puts back one step of an injection this platform made. The step is the platform's
     /// own type, boxed so that [`Injection`] stays one type for every platform: only the
     /// platform that made a step ever sees it again, and it downcasts to its own type.
@@ -302,6 +317,10 @@ pub struct ProcessView {
     /// healthcheck), where the lab cannot reach the process to ask (`url` empty); `None`:
     /// ask `url`.
     pub running: Option<bool>,
+    /// The CPU quota in force on it (cores), read back from its cgroup where the platform
+    /// holds it to one of the lab's ([`Platform::quota_every_process`], `--process-cpu`);
+    /// `None` where none is, or the platform does not say.
+    pub cpu_quota_cores: Option<f64>,
 }
 
 /// One node of a cluster, as the platform shows it.

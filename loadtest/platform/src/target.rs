@@ -301,6 +301,13 @@ impl Target {
         self.platform.limit_cpu(process, cores).await
     }
 
+    /// Every shop process held to `cores` of CPU each, the ones started later too, until
+    /// the injection is lifted ([`Platform::quota_every_process`]); `not_realized` says why
+    /// where the platform cannot.
+    pub async fn quota_every_process(&mut self, cores: f64) -> anyhow::Result<Injection> {
+        self.platform.quota_every_process(cores).await
+    }
+
     /// Injects one fault of the catalogue (`domain::faults`) into `context`: into the
     /// process that runs it (kill, pause, CPU limit; the whole monolith on that build), into
     /// its code (the in-process kinds, through the admin API), onto the link from its callers

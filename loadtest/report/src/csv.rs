@@ -70,6 +70,17 @@ struct ScaleRow<'a> {
     /// The busiest replica's share over an even one, where the balancer counted them
     /// (the half with more than one replica).
     imbalance: Option<f64>,
+    /// The CPU quota every process was held to (cores); empty where none was.
+    quota_cores: Option<f64>,
+    /// The scaled component's CPU over what its quota allowed, in the first half.
+    utilisation: Option<f64>,
+    /// The added process (the half with more than one replica): its quota and memory.
+    added_cpu_cores: Option<f64>,
+    added_rss_mib: Option<f64>,
+    /// Successful req/s gained, and that per added core and per added MiB.
+    gained_per_s: Option<f64>,
+    gain_per_cpu: Option<f64>,
+    gain_per_mib: Option<f64>,
 }
 
 #[derive(Default, Serialize)]
@@ -282,7 +293,14 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
             }
             Findings::Scale(scale) => {
                 let imbalance = scale.spread.as_ref().and_then(|spread| spread.imbalance());
-                for (half, imbalance) in [(&scale.before, None), (&scale.after, imbalance)] {
+                let utilisation = scale
+                    .utilisation
+                    .iter()
+                    .find(|used| used.process == scale.component)
+                    .map(|used| round(used.utilisation, 3));
+                for (half, second) in [(&scale.before, false), (&scale.after, true)] {
+                    let added = scale.added.as_ref().filter(|_| second);
+                    let gain = scale.gain.as_ref().filter(|_| second);
                     scaling.row(ScaleRow {
                         build,
                         component: &scale.component,
@@ -296,7 +314,20 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                         requests_per_sut_cpu_s: half
                             .requests_per_sut_cpu_s
                             .map(|value| round(value, 1)),
-                        imbalance: imbalance.map(|value| round(value, 3)),
+                        imbalance: imbalance.filter(|_| second).map(|value| round(value, 3)),
+                        quota_cores: scale.quota.cores,
+                        utilisation: utilisation.filter(|_| !second),
+                        added_cpu_cores: added.and_then(|added| added.cpu_cores),
+                        added_rss_mib: added
+                            .and_then(|added| added.rss_mib)
+                            .map(|mib| round(mib, 1)),
+                        gained_per_s: gain.map(|gain| round(gain.requests_per_s, 1)),
+                        gain_per_cpu: gain
+                            .and_then(|gain| gain.per_cpu)
+                            .map(|value| round(value, 1)),
+                        gain_per_mib: gain
+                            .and_then(|gain| gain.per_mib)
+                            .map(|value| round(value, 3)),
                     })?;
                 }
             }

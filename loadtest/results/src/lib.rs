@@ -113,7 +113,7 @@ pub struct ResourceLimits {
 }
 
 impl ResourceLimits {
-    /// `CPU 0.50 cores, no memory limit per process (cgroup v1); on CPUs [0]`.
+    /// `CPU 0.50 cores, no memory limit per process (cgroups); on CPUs [0]`.
     pub fn describe(&self) -> String {
         let mut text = format!("{}; on CPUs {:?}", self.enforced.describe(), self.sut_cpus);
         if let Some(reason) = &self.unavailable {

@@ -89,6 +89,6 @@ impl ProcessLimits {
         let memory = self
             .memory_mib
             .map_or("no memory limit".into(), |mib| format!("memory {mib} MiB"));
-        format!("{cpu}, {memory} per process (cgroup v1)")
+        format!("{cpu}, {memory} per process (cgroups)")
     }
 }

@@ -1,5 +1,5 @@
 //! The `shoplab` tests that need what a machine may lack — Docker images, chromedriver, a
-//! PostgreSQL server, a writable cgroup v1 hierarchy — beside the ones that share their
+//! PostgreSQL server, a writable cgroup hierarchy — beside the ones that share their
 //! fixtures. A test whose need is met runs; one whose need is absent is reported ignored with
 //! the reason, never passed without running (`testkit`); CI requires every need
 //! (`SHOPLAB_TEST_REQUIRE`), so there nothing is ignored.
@@ -11,6 +11,7 @@ mod support;
 mod compose; // the compose target on real containers (needs the images; .ci/compose.sh runs it)
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
 mod postgres; // the lab on a PostgreSQL server: a run's own databases, dropped at stop
+mod scale; // the scale experiment's per-process CPU quota in real cgroups, and the experiment under it
 mod swarm; // the swarm target on a real Docker Swarm of docker-in-docker nodes (.ci/swarm.sh runs it)
 mod workshop; // shoplab workshop: its JSON API with reqwest, and the page in headless Chromium
 
@@ -21,7 +22,7 @@ use loadtest_results::resources::ProcessLimits;
 use testkit::needs::{chromedriver, compose_images, postgres, swarm_images};
 use testkit::{Need, Suite, Unmet, tests};
 
-/// A cgroup v1 CPU controller this process may create groups in.
+/// A cgroup CPU controller (v1, or v2's unified hierarchy) this process may create groups in.
 fn cgroup_cpu() -> Need<()> {
     let limits = ProcessLimits {
         cpu_cores: Some(0.2),
@@ -66,6 +67,8 @@ fn main() -> ExitCode {
         netfaults::the_fault_matrix_records_network_faults_on_the_monolith_as_not_applicable
     );
     tests!(suite, netfaults::a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_back, needs cgroup_cpu());
+    tests!(suite, scale::every_shop_process_and_a_replica_added_later_are_held_to_the_quota_until_it_is_lifted, needs cgroup_cpu());
+    tests!(suite, scale::the_scale_experiment_under_quotas_adds_a_replica_of_the_bottleneck_and_prices_the_gain, needs cgroup_cpu());
     tests!(suite, netfaults::a_database_down_makes_requests_fail_with_503_and_they_recover_after_the_heal, needs postgres());
     tests!(suite, postgres::a_lab_run_on_postgres_uses_databases_of_its_own_and_drops_them_when_it_stops, needs postgres());
     tests!(

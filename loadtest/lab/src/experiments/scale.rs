@@ -1,23 +1,68 @@
-//! Scale: the same load before and after one more replica — the monolith gets a second
-//! process behind the front door; micro gets a second replica of its hottest service (the
-//! one that used the most CPU in the first half), balanced by its callers. Reported as
-//! req/s and req/s per CPU second of the system under test, before and after, and how the
-//! second half's requests were spread over the replicas, as the balancer in front of them
-//! counted them (the front door for the monolith, the gateway for a service).
+//! Scale: the same load before and after one more replica of the bottleneck — the monolith
+//! gets a second whole process behind the front door; micro a second replica of the process
+//! that used the most of its CPU quota, balanced by its callers (or, for the gateway, by the
+//! front door). Reported as req/s and req/s per CPU second of the system under test, before
+//! and after; what the added process bought per core of quota and per MiB of memory it
+//! costs; and how the second half's requests were spread over the replicas, as the
+//! balancer in front of them counted them.
 //!
-//! Both builds get the same cores; on a machine where the system under test has one core,
-//! a second replica cannot add CPU, only contention — the result says so.
+//! Every shop process is first held to the profile's quota (`scale_quota_cores`, a
+//! capability of the platform's: [`Target::quota_every_process`]), the added one too, from
+//! its start. On a machine whose shop has one core, processes without quotas share it, and
+//! a second replica adds contention rather than CPU; under quotas the busiest process is
+//! held at its quota while the core still has room, so one more of it adds CPU that was
+//! there to use. The bottleneck is the process with the highest utilisation: CPU seconds
+//! over what its quota allowed in the first half (`cpu / (quota × replicas × wall)`).
+//! Where the platform holds no quota the result says why, and the busiest service by CPU
+//! seconds gets the replica, as before quotas.
+//!
+//! [`Target::quota_every_process`]: loadtest_platform::Target::quota_every_process
 
 use std::time::Instant;
 
 use super::Experiment;
 use crate::load;
-use loadtest_platform::{Meter, spread};
+use loadtest_platform::{Meter, Probe, spread};
 use loadtest_results::analysis::stats;
 use loadtest_results::component::{Build, Component};
-use loadtest_results::experiments::scale::{Half, ReplicaSpread, Scale};
+use loadtest_results::experiments::scale::{
+    Added, Gain, Half, Quota, ReplicaSpread, Scale, Utilisation,
+};
 
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
+    let mut quota = Quota::default();
+    let mut in_force = None;
+    if let Some(cores) = experiment.profile.scale_quota_cores {
+        experiment.step(&format!("holding every process to {cores:.2} cores"));
+        let injection = experiment.target.quota_every_process(cores).await?;
+        match &injection.not_realized {
+            Some(why) => quota.unavailable = Some(why.clone()),
+            None => {
+                quota.cores = Some(cores);
+                quota.note = injection.note.clone();
+                in_force = Some(injection);
+            }
+        }
+    }
+    let measured = measure(experiment, quota.cores).await;
+    // Lifted whatever happened, so what runs after (the checks, another experiment) runs
+    // as it was started.
+    if let Some(injection) = in_force {
+        experiment.target.lift(injection).await?;
+    }
+    let mut scale = measured?;
+    scale.quota = quota;
+    Ok(scale)
+}
+
+/// What one half measured of each component: its replicas and their CPU seconds together.
+struct Measured {
+    half: Half,
+    by_component: Vec<(Component, usize, f64)>,
+    wall_s: f64,
+}
+
+async fn measure(experiment: &mut Experiment<'_>, quota: Option<f64>) -> anyhow::Result<Scale> {
     let profile = experiment.profile;
     let users = profile.levels.last().copied().unwrap_or(16);
     let plan = load::LoadPlan {
@@ -26,13 +71,23 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
         ..experiment.plan()
     };
     experiment.step(&format!("one replica, {users} users"));
-    let (before, cpu_by_process) = half(experiment, &plan, 1).await?;
+    let first = half(experiment, &plan, 1).await?;
+    let utilisation: Vec<(Component, Utilisation)> = match quota {
+        Some(cores) => utilisation_of(&first.by_component, cores, first.wall_s),
+        None => Vec::new(),
+    };
     let component = match experiment.target.build {
         Build::Monolith => Component::Monolith,
-        Build::Micro => hottest(&cpu_by_process),
+        Build::Micro => bottleneck(&utilisation).unwrap_or_else(|| hottest(&first.by_component)),
     };
     experiment.step(&format!("adding a replica of {component}"));
     let replicas = experiment.target.add_replica(component).await?;
+    let new_process = experiment
+        .target
+        .processes()
+        .await
+        .into_iter()
+        .find(|process| process.component == component && process.replica == replicas);
     experiment.step(&format!(
         "{replicas} replicas of {component}, {users} users"
     ));
@@ -42,7 +97,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
         Some(source) => Some(source.read(&http).await?),
         None => None,
     };
-    let (after, _) = half(experiment, &plan, replicas).await?;
+    let second = half(experiment, &plan, replicas).await?;
     let spread = match (&counted, counters_before) {
         (Some(source), Some(before)) => Some(ReplicaSpread {
             counted_by: source.counted_by.to_owned(),
@@ -50,31 +105,86 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
         }),
         _ => None,
     };
+    // Its memory after a half of serving, when its caches and pools have filled.
+    let rss_mib = new_process
+        .as_ref()
+        .and_then(|process| process.pid)
+        .map(|pid| Meter::new().sample(&[Probe::Pid(pid)]).1)
+        .filter(|mib| *mib > 0.0);
+    let added = Added {
+        process: format!("{component}#{replicas}"),
+        cpu_cores: new_process.and_then(|process| process.cpu_quota_cores),
+        rss_mib,
+    };
+    let (before, after) = (first.half, second.half);
     Ok(Scale {
         component: component.to_string(),
         users,
         speedup: after.requests_per_s / before.requests_per_s.max(0.001),
+        gain: Some(Gain::of(&before, &after, &added)),
         before,
         after,
         sut_cores: experiment.sut_cores,
-        cpu_by_process: cpu_by_process
-            .into_iter()
-            .map(|(component, cpu)| (component.to_string(), cpu))
+        cpu_by_process: first
+            .by_component
+            .iter()
+            .map(|(component, _, cpu)| (component.to_string(), *cpu))
             .collect(),
         spread,
+        quota: Quota::default(),
+        utilisation: utilisation.into_iter().map(|(_, used)| used).collect(),
+        added: Some(added),
     })
 }
 
-/// The service that used the most CPU (the gateway and the front door are not services);
-/// catalog, which every browse step calls, where the target read no CPU at all.
-fn hottest(cpu_by_process: &[(Component, f64)]) -> Component {
-    cpu_by_process
+/// Each shop process's CPU against what a quota of `cores` let its replicas use over
+/// `wall_s`, busiest first. The front door and the fault proxies are the lab's, under no
+/// quota, and left out.
+fn utilisation_of(
+    by_component: &[(Component, usize, f64)],
+    cores: f64,
+    wall_s: f64,
+) -> Vec<(Component, Utilisation)> {
+    let mut found: Vec<(Component, Utilisation)> = by_component
         .iter()
-        .filter(|(component, _)| matches!(component, Component::Service(_)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .filter(|(component, _, _)| *component != Component::FrontDoor)
+        .map(|(component, replicas, cpu_s)| {
+            let allowed = cores * *replicas as f64 * wall_s;
+            (
+                *component,
+                Utilisation {
+                    process: component.to_string(),
+                    replicas: *replicas,
+                    cpu_s: *cpu_s,
+                    utilisation: if allowed > 0.0 { cpu_s / allowed } else { 0.0 },
+                },
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| b.1.utilisation.total_cmp(&a.1.utilisation));
+    found
+}
+
+/// The process that used the most of its quota: the one the quota holds back first.
+/// `None` without figures (no quota).
+fn bottleneck(utilisation: &[(Component, Utilisation)]) -> Option<Component> {
+    utilisation
+        .iter()
+        .max_by(|a, b| a.1.utilisation.total_cmp(&b.1.utilisation))
+        .map(|(component, _)| *component)
+}
+
+/// Without quotas: the service that used the most CPU (the gateway and the front door are
+/// not services); catalog, which every browse step calls, where the target read no CPU at
+/// all.
+fn hottest(by_component: &[(Component, usize, f64)]) -> Component {
+    by_component
+        .iter()
+        .filter(|(component, _, _)| matches!(component, Component::Service(_)))
+        .max_by(|a, b| a.2.total_cmp(&b.2))
         .map_or(
             Component::Service(domain::Context::Catalog),
-            |(component, _)| *component,
+            |(component, _, _)| *component,
         )
 }
 
@@ -82,7 +192,7 @@ async fn half(
     experiment: &mut Experiment<'_>,
     plan: &load::LoadPlan,
     replicas: usize,
-) -> anyhow::Result<(Half, Vec<(Component, f64)>)> {
+) -> anyhow::Result<Measured> {
     let members = experiment.target.probes().await;
     let mut meter = Meter::new();
     let before: Vec<f64> = members
@@ -91,15 +201,21 @@ async fn half(
         .collect();
     let recorder = experiment.recorder(Instant::now());
     let run = load::run(plan, &experiment.shop, &recorder).await?;
-    let mut by_component: Vec<(Component, f64)> = Vec::new();
+    let mut by_component: Vec<(Component, usize, f64)> = Vec::new();
     for ((component, probe), before) in members.iter().zip(before) {
         let used = (meter.sample(std::slice::from_ref(probe)).0 - before).max(0.0);
-        match by_component.iter_mut().find(|(seen, _)| seen == component) {
-            Some((_, total)) => *total += used,
-            None => by_component.push((*component, used)),
+        match by_component
+            .iter_mut()
+            .find(|(seen, _, _)| seen == component)
+        {
+            Some((_, count, total)) => {
+                *count += 1;
+                *total += used;
+            }
+            None => by_component.push((*component, 1, used)),
         }
     }
-    let sut_cpu_s: f64 = by_component.iter().map(|(_, cpu)| cpu).sum();
+    let sut_cpu_s: f64 = by_component.iter().map(|(_, _, cpu)| cpu).sum();
     let metered = !members.is_empty();
     let summary = stats(&run.records);
     let half = Half {
@@ -111,5 +227,49 @@ async fn half(
         requests_per_sut_cpu_s: metered.then(|| summary.requests as f64 / sut_cpu_s.max(0.001)),
     };
     experiment.history.extend(run.records);
-    Ok((half, by_component))
+    Ok(Measured {
+        half,
+        by_component,
+        wall_s: run.wall_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::Context;
+
+    #[test]
+    fn the_bottleneck_is_the_process_nearest_its_quota_not_the_one_using_most_cpu() {
+        // A tenth of a core each for 3 s: 0.3 CPU s per replica allowed.
+        let measured = [
+            (Component::Gateway, 1, 0.21),
+            (Component::Service(Context::Catalog), 1, 0.27),
+            // More CPU than catalog, but over two replicas: 0.4 / 0.6.
+            (Component::Service(Context::Orders), 2, 0.40),
+            // The lab's front door, under no quota, is never the shop's bottleneck.
+            (Component::FrontDoor, 1, 0.90),
+        ];
+        let found = utilisation_of(&measured, 0.1, 3.0);
+        let names: Vec<&str> = found
+            .iter()
+            .map(|(_, used)| used.process.as_str())
+            .collect();
+        assert_eq!(names, ["catalog", "gateway", "orders"], "busiest first");
+        assert!((found[0].1.utilisation - 0.9).abs() < 1e-9);
+        assert!((found[2].1.utilisation - 0.4 / 0.6).abs() < 1e-9);
+        assert_eq!(
+            bottleneck(&found),
+            Some(Component::Service(Context::Catalog))
+        );
+        // The most CPU seconds alone would have chosen orders.
+        assert_eq!(hottest(&measured), Component::Service(Context::Orders));
+        assert_eq!(bottleneck(&[]), None);
+    }
+
+    #[test]
+    fn a_process_given_no_time_has_no_utilisation_rather_than_an_infinite_one() {
+        let found = utilisation_of(&[(Component::Monolith, 1, 0.5)], 0.1, 0.0);
+        assert_eq!(found[0].1.utilisation, 0.0);
+    }
 }

@@ -542,6 +542,7 @@ impl Platform for Compose {
                     url: container.url().unwrap_or_default(),
                     pid: container.running.then_some(container.pid),
                     running: None,
+                    cpu_quota_cores: None,
                 })
             })
             .collect()
@@ -585,6 +586,14 @@ impl Platform for Compose {
 
     async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
         self.one_more_container(component).await
+    }
+
+    async fn quota_every_process(&mut self, _cores: f64) -> anyhow::Result<Injection> {
+        Ok(Injection::not_realized(
+            "not applicable: on compose each container's CPU limit is docker-compose.yml's \
+             (`cpus`), the same in every run, and a container the lab adds starts with it; \
+             the lab does not rewrite it for one experiment",
+        ))
     }
 
     async fn break_calls(

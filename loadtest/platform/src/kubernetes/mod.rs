@@ -42,7 +42,7 @@ use async_trait::async_trait;
 use domain::faults::{Fault, Layer};
 use futures::FutureExt as _;
 
-use crate::{Platform, Registration, Restart, TargetSettings};
+use crate::{Injection, Platform, Registration, Restart, TargetSettings};
 use loadtest_results::component::{Build, Component};
 
 use forward::FORWARD_DEADLINE;
@@ -368,6 +368,14 @@ impl Platform for Kubernetes {
             .await?;
         self.after(component).await?;
         Ok(replicas)
+    }
+
+    async fn quota_every_process(&mut self, _cores: f64) -> anyhow::Result<Injection> {
+        Ok(Injection::not_realized(
+            "not applicable: on Kubernetes a pod's CPU limit is its manifest's \
+             (deploy/kubernetes/), and changing it replaces the pods (a rolling update): the \
+             first half would not measure the processes the second half scales",
+        ))
     }
 
     /// Watches Kubernetes restart what fails until `until`: a component with fewer ready

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use futures::FutureExt as _;
 
-use crate::cgroup::{self, CpuLimit};
+use crate::cgroup::{self, CpuLimit, ProcessLimits};
 use crate::local::supervisor::{
     Build, Component, Database, Deployment, Link, NetworkFault, Options,
 };
@@ -44,8 +44,10 @@ enum Undo {
     Link(Link),
     /// Let the proxy in front of this process's database pass connections again.
     Database(Component),
-    /// Lift a cgroup v1 CPU quota and move the process back.
+    /// Lift a cgroup CPU quota and move the process back.
     Cgroup(CpuLimit),
+    /// Put back the per-process CPU quota every shop process had before (`None`: none).
+    Quota(Option<f64>),
 }
 
 pub struct Local {
@@ -217,7 +219,35 @@ impl Local {
         ))
     }
 
-    /// Every replica of `process` under a cgroup v1 CPU quota.
+    /// Every shop process, and every one started from now on, under a CPU quota of its own.
+    fn quota_all(&mut self, cores: f64) -> Injection {
+        let asked = ProcessLimits {
+            cpu_cores: Some(cores),
+            memory_mib: None,
+        };
+        if let Err(why) = cgroup::check_available(&asked) {
+            return Injection::not_realized(format!("unavailable: {why:#}"));
+        }
+        let previous = self.deployment.cpu_quota();
+        match self.deployment.set_cpu_quota(Some(cores)) {
+            Ok(in_force) => Injection::applied(
+                format!(
+                    "{} CPU quota of {cores:.2} cores on every shop process, replicas started \
+                     later too: {}",
+                    cgroup::Version::detect().as_str(),
+                    in_force.join("; ")
+                ),
+                vec![Undo::Quota(previous)],
+            ),
+            Err(error) => {
+                // Nothing half-done stays in force.
+                let _ = self.deployment.set_cpu_quota(previous);
+                Injection::not_realized(format!("unavailable: {error:#}"))
+            }
+        }
+    }
+
+    /// Every replica of `process` under a cgroup CPU quota.
     fn quota(&mut self, process: Component, cores: f64) -> Injection {
         let pids: Vec<u32> = self
             .deployment
@@ -236,7 +266,11 @@ impl Local {
         }
         let described: Vec<String> = limits.iter().map(CpuLimit::describe).collect();
         Injection::applied(
-            format!("cgroup v1 CPU limit: {}", described.join("; ")),
+            format!(
+                "{} CPU limit: {}",
+                cgroup::Version::detect().as_str(),
+                described.join("; ")
+            ),
             limits.into_iter().map(Undo::Cgroup).collect(),
         )
     }
@@ -282,6 +316,7 @@ impl Platform for Local {
                 url: member.url().to_owned(),
                 pid: Some(member.pid()),
                 running: None,
+                cpu_quota_cores: member.cpu_quota(),
             })
             .collect()
     }
@@ -358,6 +393,10 @@ impl Platform for Local {
         Ok(self.quota(process, cores))
     }
 
+    async fn quota_every_process(&mut self, cores: f64) -> anyhow::Result<Injection> {
+        Ok(self.quota_all(cores))
+    }
+
     async fn undo(&mut self, step: Box<dyn Any + Send>) -> anyhow::Result<()> {
         let step = step
             .downcast::<Undo>()
@@ -366,6 +405,7 @@ impl Platform for Local {
             Undo::Link(link) => self.deployment.heal_link(link).await,
             Undo::Database(process) => self.deployment.database_down(process, false).await,
             Undo::Cgroup(limit) => limit.lift(),
+            Undo::Quota(previous) => self.deployment.set_cpu_quota(previous).map(drop),
         }
     }
 

@@ -43,7 +43,9 @@ use async_trait::async_trait;
 use domain::faults::{Fault, Layer};
 use futures::FutureExt as _;
 
-use crate::{NodeView, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
+use crate::{
+    Injection, NodeView, Platform, Probe, ProcessView, Registration, Restart, TargetSettings,
+};
 use cluster::{Cluster, ClusterPlan, Engine};
 use front::Front;
 use loadtest_results::component::{Build, Component};
@@ -577,6 +579,7 @@ impl Platform for Swarm {
                     url: String::new(),
                     pid,
                     running: Some(task.running),
+                    cpu_quota_cores: None,
                 })
             })
             .collect()
@@ -714,6 +717,15 @@ impl Platform for Swarm {
             .await?;
         self.converge(|_| true).await?;
         Ok(wanted as usize)
+    }
+
+    async fn quota_every_process(&mut self, _cores: f64) -> anyhow::Result<Injection> {
+        Ok(Injection::not_realized(
+            "not applicable: on a swarm a task's CPU limit is the stack's \
+             (`deploy.resources.limits`), and changing it replaces every task of the service \
+             (a rolling update): the first half would not measure the processes the second \
+             half scales",
+        ))
     }
 
     async fn lose_node(&mut self, node: &str) -> anyhow::Result<()> {

@@ -1,16 +1,11 @@
-//! The sections on events under load: faults, deploys and one more replica.
+//! The sections on events under load: faults, deploys, and nodes lost and drained.
 
-use crate::charts::{
-    BlastRadius, Charts, DeployTimeline, DeployTimes, FaultRow, FaultTimeline, ScaleBars,
-};
+use crate::charts::{BlastRadius, Charts, DeployTimeline, DeployTimes, FaultRow, FaultTimeline};
 use crate::document::{Block, Cell, Document, Tone};
-use crate::figures::{self, count, fault_pairs, first_line, journeys, ms, percent};
+use crate::figures::{self, count, fault_pairs, first_line, journeys, percent};
 use crate::theme::build_label;
 use loadtest_results::Results;
 use loadtest_results::component::Build;
-use loadtest_results::experiments::scale::Scale;
-
-use super::NOT_MEASURED;
 
 pub(super) fn faults(
     document: &mut Document,
@@ -228,121 +223,6 @@ pub(super) fn deploys(
         table,
     );
     Ok(())
-}
-
-pub(super) fn scale(
-    document: &mut Document,
-    results: &Results,
-    charts: &Charts,
-) -> anyhow::Result<()> {
-    document.section("scale", "Scale");
-    let builds: Vec<_> = Build::BOTH
-        .into_iter()
-        .filter_map(|build| figures::scale(results, build).map(|scale| (build, scale)))
-        .collect();
-    let Some((_, first)) = builds.first() else {
-        document.paragraph("The scale experiment did not run.");
-        return Ok(());
-    };
-    document.paragraph(format!(
-        "The same load ({} users) before and after one more replica: the monolith gets a second \
-         process, the microservices a second replica of their busiest service. The shop had {}; \
-         replicas share them.",
-        first.users,
-        count(first.sut_cores, "core", "cores")
-    ));
-    let title = format!(
-        "One more replica: throughput and efficiency (the shop had {})",
-        count(first.sut_cores, "core", "cores")
-    );
-    document.push(Block::Figure(charts.save(
-        "scale",
-        &title,
-        &ScaleBars {
-            builds: builds.clone(),
-        },
-    )?));
-    let mut rows = Vec::new();
-    for (build, scale) in &builds {
-        for half in [&scale.before, &scale.after] {
-            rows.push(vec![
-                Cell::plain(build_label(*build)),
-                Cell::plain(format!("{} × {}", half.replicas, scale.component)),
-                Cell::plain(format!(
-                    "{:.0} req/s",
-                    half.requests_per_s * (1.0 - half.error_rate)
-                )),
-                Cell::plain(percent(half.error_rate)),
-                Cell::plain(ms(half.latency.p99_us as f64 / 1000.0)),
-                half.requests_per_sut_cpu_s.map_or_else(
-                    || Cell::toned(NOT_MEASURED, Tone::Muted),
-                    |rate| Cell::plain(format!("{rate:.0}")),
-                ),
-            ]);
-        }
-    }
-    document.table(
-        &[
-            "build",
-            "replicas",
-            "throughput",
-            "errors",
-            "p99",
-            "requests per CPU s",
-        ],
-        rows,
-    );
-    scale_spread(document, &builds);
-    Ok(())
-}
-
-/// How the second half's requests fell on each replica, as the balancer counted them: an
-/// even spread is what "balances load over identical replicas" claims.
-fn scale_spread(document: &mut Document, builds: &[(Build, &Scale)]) {
-    let counted: Vec<_> = builds
-        .iter()
-        .filter_map(|(build, scale)| scale.spread.as_ref().map(|spread| (*build, spread)))
-        .collect();
-    if counted.is_empty() {
-        document.paragraph(
-            "Requests per replica: not counted (the platform runs no front door to count them).",
-        );
-        return;
-    }
-    document.paragraph(
-        "Requests per replica in the second half, as the balancer in front of the replicas \
-         counted them. Imbalance is the busiest replica's share over an even share: 1.00 is a \
-         perfect spread; with two replicas, 2.00 is everything on one.",
-    );
-    let mut rows = Vec::new();
-    for (build, spread) in counted {
-        let total: u64 = spread.replicas.iter().map(|(_, count)| count).sum();
-        let shares = spread
-            .replicas
-            .iter()
-            .map(|(replica, count)| {
-                format!(
-                    "{replica}: {count} ({})",
-                    percent(*count as f64 / total.max(1) as f64)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        rows.push(vec![
-            Cell::plain(build_label(build)),
-            Cell::plain(spread.counted_by.clone()),
-            Cell::plain(if shares.is_empty() {
-                "none counted".to_owned()
-            } else {
-                shares
-            }),
-            spread.imbalance().map_or_else(
-                || Cell::toned(NOT_MEASURED, Tone::Muted),
-                |imbalance| Cell::plain(format!("{imbalance:.2}")),
-            ),
-        ]);
-    }
-    document.table(&["build", "counted by", "per replica", "imbalance"], rows);
 }
 
 /// The nodes experiment, where the platform has nodes: each node lost or drained, how long

@@ -1,10 +1,11 @@
 //! The report's sections in reading order: the summary (key figures, verdicts), the
-//! warnings, one section per experiment ([`load`], [`events`]), the invariants, the
+//! warnings, one section per experiment ([`load`], [`events`], [`scale`]), the invariants, the
 //! environment and settings, and the raw files.
 
 mod capacity;
 mod events;
 mod load;
+mod scale;
 
 use std::path::Path;
 
@@ -41,7 +42,7 @@ pub(crate) fn report(
     load::hop_tax(&mut document, results, charts)?;
     events::faults(&mut document, results, charts)?;
     events::deploys(&mut document, results, charts)?;
-    events::scale(&mut document, results, charts)?;
+    scale::section(&mut document, results, charts)?;
     events::nodes(&mut document, results);
     invariants_section(&mut document, results);
     environment_section(&mut document, results);

@@ -211,6 +211,26 @@ pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
         per_build(&|build| figures::scale(results, build).map(|scale| scale.speedup)),
         false,
     );
+    add(
+        "capacity gained per added core",
+        "req/s",
+        per_build(&|build| {
+            figures::scale(results, build)
+                .and_then(|scale| scale.gain.as_ref())
+                .and_then(|gain| gain.per_cpu)
+        }),
+        false,
+    );
+    add(
+        "capacity gained per added MiB",
+        "req/s",
+        per_build(&|build| {
+            figures::scale(results, build)
+                .and_then(|scale| scale.gain.as_ref())
+                .and_then(|gain| gain.per_mib)
+        }),
+        false,
+    );
     if let Some(calibration) = &results.calibration {
         let hop = &calibration.hop;
         add(

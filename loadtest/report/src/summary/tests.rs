@@ -7,7 +7,9 @@ use super::*;
 use loadtest_results::analysis::{Timeline, WindowStats};
 use loadtest_results::experiments::deploy::{Deploy, Deploys, Storm};
 use loadtest_results::experiments::faults::{Cell, Phases};
-use loadtest_results::experiments::scale::{Half, ReplicaSpread, Scale};
+use loadtest_results::experiments::scale::{
+    Added, Gain, Half, Quota, ReplicaSpread, Scale, Utilisation,
+};
 use loadtest_results::experiments::throughput::Level;
 use loadtest_results::experiments::{Findings, Outcome};
 use loadtest_results::invariants::{CheckReport, InvariantResult};
@@ -454,6 +456,10 @@ fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
         sut_cores: 1,
         cpu_by_process: Vec::new(),
         spread: None,
+        quota: Quota::default(),
+        utilisation: Vec::new(),
+        added: None,
+        gain: None,
     };
     let mut results = results(vec![outcome(Build::Micro, Findings::Scale(scale.clone()))]);
     assert_eq!(
@@ -470,6 +476,90 @@ fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
     assert_eq!(
         verdict(&results, "independent scaling").status,
         Status::Holds
+    );
+}
+
+#[test]
+fn under_a_cpu_quota_scaling_is_judged_on_one_core_and_without_one_it_says_why_not() {
+    let half = |replicas, requests_per_s| Half {
+        replicas,
+        requests_per_s,
+        error_rate: 0.0,
+        latency: Percentiles::default(),
+        sut_cpu_s: Some(1.0),
+        requests_per_sut_cpu_s: Some(requests_per_s),
+    };
+    let added = Added {
+        process: "catalog#2".into(),
+        cpu_cores: Some(0.1),
+        rss_mib: Some(25.0),
+    };
+    let (before, after) = (half(1, 200.0), half(2, 320.0));
+    let gain = Gain::of(&before, &after, &added);
+    let scale = Scale {
+        component: "catalog".into(),
+        users: 16,
+        before,
+        after,
+        speedup: 1.6,
+        sut_cores: 1,
+        cpu_by_process: Vec::new(),
+        spread: None,
+        quota: Quota {
+            cores: Some(0.1),
+            note: Some("cpu.cfs_quota_us=10000".into()),
+            unavailable: None,
+        },
+        utilisation: vec![
+            Utilisation {
+                process: "catalog".into(),
+                replicas: 1,
+                cpu_s: 0.29,
+                utilisation: 0.97,
+            },
+            Utilisation {
+                process: "gateway".into(),
+                replicas: 1,
+                cpu_s: 0.2,
+                utilisation: 0.67,
+            },
+        ],
+        added: Some(added),
+        gain: Some(gain),
+    };
+    let claim = "independent scaling";
+    let quota = results(vec![outcome(Build::Micro, Findings::Scale(scale.clone()))]);
+    let found = verdict(&quota, claim);
+    assert_eq!(found.status, Status::Holds, "{}", found.evidence);
+    for said in [
+        "0.10 cores",
+        "97 %",
+        "+1200 req/s per added core",
+        "+4.8 per added MiB",
+    ] {
+        assert!(found.evidence.contains(said), "{said}: {}", found.evidence);
+    }
+    // The same speed-up with no quota on one core says nothing, and says why.
+    let unavailable = results(vec![outcome(
+        Build::Micro,
+        Findings::Scale(Scale {
+            quota: Quota {
+                cores: None,
+                note: None,
+                unavailable: Some("unavailable: no cgroup v1 controller".into()),
+            },
+            utilisation: Vec::new(),
+            ..scale
+        }),
+    )]);
+    let found = verdict(&unavailable, claim);
+    assert_eq!(found.status, Status::NotTested);
+    assert!(
+        found
+            .evidence
+            .contains("unavailable: no cgroup v1 controller"),
+        "{}",
+        found.evidence
     );
 }
 
@@ -496,6 +586,10 @@ fn load_balancing_holds_on_an_even_spread_on_every_build_and_is_untested_where_n
                 counted_by: "the gateway".into(),
                 replicas: vec![("10.0.0.1:8080".into(), a), ("10.0.0.2:8080".into(), b)],
             }),
+            quota: Quota::default(),
+            utilisation: Vec::new(),
+            added: None,
+            gain: None,
         })
     };
     let claim = "load balancing over replicas";

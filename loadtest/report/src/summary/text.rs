@@ -102,7 +102,39 @@ pub fn summary(results: &Results) -> String {
                         measured(half.requests_per_sut_cpu_s, 0)
                     );
                 }
+                match (&scale.quota.cores, &scale.quota.unavailable) {
+                    (Some(cores), _) => {
+                        let used = scale
+                            .utilisation
+                            .iter()
+                            .map(|used| {
+                                format!("{} {:.0} %", used.process, used.utilisation * 100.0)
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let _ = writeln!(
+                            text,
+                            "  each process held to {cores:.2} cores; use of the quota: {used}"
+                        );
+                    }
+                    (None, Some(why)) => {
+                        let _ = writeln!(text, "  no CPU quota: {why}");
+                    }
+                    (None, None) => {}
+                }
                 let _ = writeln!(text, "  speedup x{:.2}", scale.speedup);
+                if let (Some(added), Some(gain)) = (&scale.added, &scale.gain) {
+                    let _ = writeln!(
+                        text,
+                        "  added {} ({} cores, {} MiB): {:+.0} successful req/s, {} per added core, {} per added MiB",
+                        added.process,
+                        measured(added.cpu_cores, 2),
+                        measured(added.rss_mib, 1),
+                        gain.requests_per_s,
+                        measured(gain.per_cpu, 0),
+                        measured(gain.per_mib, 1)
+                    );
+                }
                 if let Some(spread) = &scale.spread {
                     let per_replica = spread
                         .replicas

@@ -8,6 +8,7 @@ use loadtest_results::Results;
 use loadtest_results::component::Build;
 use loadtest_results::experiments::deploy::{Deploy, Deploys};
 use loadtest_results::experiments::faults::Cell;
+use loadtest_results::experiments::scale::Scale;
 use loadtest_results::profile::FaultKind;
 
 /// The verdicts, in the order the summary lists them.
@@ -145,24 +146,78 @@ fn independent_scaling(results: &Results) -> Verdict {
         );
     };
     let monolith = figures::scale(results, Build::Monolith)
-        .map(|scale| format!("; one more monolith process: ×{:.2}", scale.speedup))
+        .map(|scale| {
+            format!(
+                "; one more monolith process: ×{:.2}{}",
+                scale.speedup,
+                per_added(scale)
+            )
+        })
         .unwrap_or_default();
+    let bottleneck = micro
+        .bottleneck()
+        .map(|used| {
+            format!(
+                " (the bottleneck: {} of its quota in the first half)",
+                percent(used.utilisation)
+            )
+        })
+        .unwrap_or_else(|| " (the busiest service)".to_owned());
     let evidence = format!(
-        "one more replica of {} (the busiest service) changed the microservices' throughput ×{:.2} ({:.0} → {:.0} req/s){monolith}",
-        micro.component, micro.speedup, micro.before.requests_per_s, micro.after.requests_per_s
+        "one more replica of {}{bottleneck} changed the microservices' throughput ×{:.2} ({:.0} → {:.0} successful req/s){}{monolith}",
+        micro.component,
+        micro.speedup,
+        micro.before.successful_per_s(),
+        micro.after.successful_per_s(),
+        per_added(micro)
     );
+    if let Some(cores) = micro.quota.cores {
+        // Under a quota the added replica adds CPU the shop's cores had room for, whatever
+        // their number: the scaling shows.
+        let status = holds_if(micro.speedup >= 1.1);
+        return judged(
+            claim,
+            status,
+            format!("every process held to {cores:.2} cores of CPU; {evidence}"),
+        );
+    }
     if micro.sut_cores <= 1 {
+        let no_quota = micro
+            .quota
+            .unavailable
+            .as_ref()
+            .map(|why| format!("; no CPU quota could make one process the bottleneck ({why})"))
+            .unwrap_or_default();
         return Verdict {
             claim,
             status: Status::NotTested,
             evidence: sentence(format!(
-                "{evidence}. The shop had {} core: a second replica shares it, adding contention rather than CPU, so this machine cannot show scaling",
+                "{evidence}. The shop had {} core: a second replica shares it, adding contention rather than CPU, so this run cannot show scaling{no_quota}",
                 micro.sut_cores
             )),
         };
     }
     let status = holds_if(micro.speedup >= 1.1);
     judged(claim, status, evidence)
+}
+
+/// `, +1234 req/s per added core, +56 per added MiB`, as far as they were measured.
+fn per_added(scale: &Scale) -> String {
+    let Some(gain) = &scale.gain else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if let Some(per_cpu) = gain.per_cpu {
+        parts.push(format!("{per_cpu:+.0} req/s per added core"));
+    }
+    if let Some(per_mib) = gain.per_mib {
+        parts.push(format!("{per_mib:+.1} per added MiB"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", parts.join(", "))
+    }
 }
 
 /// The busiest replica's share over an even share up to which requests count as spread

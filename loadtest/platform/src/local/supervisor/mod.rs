@@ -64,6 +64,11 @@ impl Member {
         &self.url
     }
 
+    /// The CPU quota in force on it (cores), read back from its cgroup; `None`: none.
+    pub fn cpu_quota(&self) -> Option<f64> {
+        self.process.cpu_quota()
+    }
+
     /// The gateway's admin port, the front door's control port; `None` for the rest.
     pub fn admin_url(&self) -> Option<&str> {
         self.admin_url.as_deref()
@@ -344,7 +349,7 @@ impl Deployment {
     }
 
     /// Scale-out: one more replica of a service or, behind the front door, of the
-    /// monolith; its callers learn about it before this returns.
+    /// monolith or the gateway; its callers learn about it before this returns.
     pub async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
         let replica = self
             .members
@@ -353,9 +358,10 @@ impl Deployment {
             .count()
             + 1;
         match component {
-            Component::Monolith => anyhow::ensure!(
+            // The public process: the front door balances over its replicas.
+            Component::Monolith | Component::Gateway => anyhow::ensure!(
                 self.options.front_door,
-                "a second monolith needs the front door to balance over both"
+                "a second {component} needs the front door to balance over both"
             ),
             Component::Service(_) => {}
             other => anyhow::bail!("{other} does not run replicas"),
@@ -363,6 +369,34 @@ impl Deployment {
         self.add(component, replica, None, 0).await?;
         self.announce(component).await?;
         Ok(replica)
+    }
+
+    /// Holds every shop process (the monolith, each service replica, the gateway; not the
+    /// lab's front door and fault proxies) to `cores` of CPU time each, and every one
+    /// started from now on (a replica, a restart) from its start; `None` lifts it. What is
+    /// in force, per process, in the cgroup files' words.
+    pub fn set_cpu_quota(&mut self, cores: Option<f64>) -> anyhow::Result<Vec<String>> {
+        self.options.limits.cpu_cores = cores;
+        let mut in_force = Vec::new();
+        for member in self
+            .members
+            .iter_mut()
+            .filter(|member| member.component != Component::FrontDoor)
+        {
+            let pid = member.pid();
+            if let Some(note) = member.process.set_cpu_quota(cores)? {
+                in_force.push(format!(
+                    "{}#{} (pid {pid}): {note}",
+                    member.component, member.replica
+                ));
+            }
+        }
+        Ok(in_force)
+    }
+
+    /// The CPU quota every shop process is held to (cores), as started; `None`: none.
+    pub fn cpu_quota(&self) -> Option<f64> {
+        self.options.limits.cpu_cores
     }
 
     /// Tells whoever routes to `component` where its replicas are now.
@@ -390,7 +424,12 @@ impl Deployment {
             }
             Component::Service(ref context) => {
                 let body = serde_json::json!({ "context": context, "replicas": urls(component) });
-                if let Some(gateway) = self.member_of(Component::Gateway) {
+                // Every gateway replica calls the services.
+                for gateway in self
+                    .members
+                    .iter()
+                    .filter(|member| member.component == Component::Gateway)
+                {
                     let admin = gateway
                         .admin_url
                         .clone()
@@ -489,8 +528,10 @@ impl Deployment {
                 args.push(self.database_url(component));
             }
             Component::Gateway => {
+                // The admin port asked for is the first gateway's; a replica takes any.
+                let admin_port = if replica == 1 { options.admin_port } else { 0 };
                 args.push("--admin-port".to_owned());
-                args.push(options.admin_port.to_string());
+                args.push(admin_port.to_string());
             }
             Component::Monolith => {
                 args.push("--db".to_owned());
