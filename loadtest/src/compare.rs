@@ -102,7 +102,7 @@ fn positive_cores(text: &str) -> Result<f64, String> {
 /// A quota in cores, or 0 for none.
 fn quota_cores(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(cores) if cores == 0.0 => Ok(0.0),
+        Ok(0.0) => Ok(0.0),
         _ => positive_cores(text),
     }
 }

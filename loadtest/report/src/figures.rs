@@ -309,7 +309,7 @@ pub(crate) fn deploys(results: &Results, build: Build) -> Option<&Deploys> {
 
 pub(crate) fn scale(results: &Results, build: Build) -> Option<&Scale> {
     outcomes(results, build).find_map(|outcome| match &outcome.findings {
-        Findings::Scale(scale) => Some(scale),
+        Findings::Scale(scale) => Some(&**scale),
         _ => None,
     })
 }

@@ -77,7 +77,7 @@ pub async fn run(
             let (cells, timeline) = faults::run(&mut experiment).await?;
             Findings::Faults { cells, timeline }
         }
-        Kind::Scale => Findings::Scale(scale::run(&mut experiment).await?),
+        Kind::Scale => Findings::Scale(Box::new(scale::run(&mut experiment).await?)),
         Kind::Nodes => Findings::Nodes(nodes::run(&mut experiment).await?),
     };
     experiment.step("healing and checking invariants");

@@ -460,17 +460,20 @@ fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
         added: None,
         gain: None,
     };
-    let mut results = results(vec![outcome(Build::Micro, Findings::Scale(scale.clone()))]);
+    let mut results = results(vec![outcome(
+        Build::Micro,
+        Findings::Scale(Box::new(scale.clone())),
+    )]);
     assert_eq!(
         verdict(&results, "independent scaling").status,
         Status::NotTested
     );
     results.experiments = vec![outcome(
         Build::Micro,
-        Findings::Scale(Scale {
+        Findings::Scale(Box::new(Scale {
             sut_cores: 4,
             ..scale
-        }),
+        })),
     )];
     assert_eq!(
         verdict(&results, "independent scaling").status,
@@ -527,7 +530,10 @@ fn under_a_cpu_quota_scaling_is_judged_on_one_core_and_without_one_it_says_why_n
         gain: Some(gain),
     };
     let claim = "independent scaling";
-    let quota = results(vec![outcome(Build::Micro, Findings::Scale(scale.clone()))]);
+    let quota = results(vec![outcome(
+        Build::Micro,
+        Findings::Scale(Box::new(scale.clone())),
+    )]);
     let found = verdict(&quota, claim);
     assert_eq!(found.status, Status::Holds, "{}", found.evidence);
     for said in [
@@ -541,7 +547,7 @@ fn under_a_cpu_quota_scaling_is_judged_on_one_core_and_without_one_it_says_why_n
     // The same speed-up with no quota on one core says nothing, and says why.
     let unavailable = results(vec![outcome(
         Build::Micro,
-        Findings::Scale(Scale {
+        Findings::Scale(Box::new(Scale {
             quota: Quota {
                 cores: None,
                 note: None,
@@ -549,7 +555,7 @@ fn under_a_cpu_quota_scaling_is_judged_on_one_core_and_without_one_it_says_why_n
             },
             utilisation: Vec::new(),
             ..scale
-        }),
+        })),
     )]);
     let found = verdict(&unavailable, claim);
     assert_eq!(found.status, Status::NotTested);
@@ -573,7 +579,7 @@ fn load_balancing_holds_on_an_even_spread_on_every_build_and_is_untested_where_n
         requests_per_sut_cpu_s: None,
     };
     let scale = |counts: Option<[u64; 2]>| {
-        Findings::Scale(Scale {
+        Findings::Scale(Box::new(Scale {
             component: "catalog".into(),
             users: 16,
             before: half(1),
@@ -589,7 +595,7 @@ fn load_balancing_holds_on_an_even_spread_on_every_build_and_is_untested_where_n
             utilisation: Vec::new(),
             added: None,
             gain: None,
-        })
+        }))
     };
     let claim = "load balancing over replicas";
     let even = results(vec![

@@ -57,7 +57,8 @@ pub enum Findings {
         /// The whole run, every cell one after the other, in slices of [`EVENT_SLICE_MS`].
         timeline: Timeline,
     },
-    Scale(scale::Scale),
+    /// Boxed: the largest findings by far, and rarely more than one per build.
+    Scale(Box<scale::Scale>),
     Nodes(nodes::Nodes),
 }
 
