@@ -1,5 +1,5 @@
 //! The spread over replicas, as the balancer in front of them counts it: the lab's front
-//! door per backend (monolith replicas), the gateway per replica of a service. Real
+//! door per backend (monolith or gateway replicas), the gateway per replica of a service. Real
 //! processes, real requests; every request is counted once, on the replica that answered.
 
 use std::collections::BTreeMap;
@@ -72,4 +72,11 @@ async fn the_gateway_counts_its_calls_to_each_catalog_replica() {
         "/api/products/1",
     )
     .await;
+}
+
+/// The scale experiment may find the gateway its bottleneck: a second one goes behind the
+/// front door like a second monolith.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_door_counts_each_gateway_replicas_responses() {
+    spread_over_two_replicas(Build::Micro, Component::Gateway, "/api/products/1").await;
 }
