@@ -80,3 +80,34 @@ async fn the_gateway_counts_its_calls_to_each_catalog_replica() {
 async fn the_front_door_counts_each_gateway_replicas_responses() {
     spread_over_two_replicas(Build::Micro, Component::Gateway, "/api/products/1").await;
 }
+
+/// A rolling deploy replaces the process behind the front door: the one it replaced leaves
+/// the counts with it, so a spread read later is over the replicas there are, not a replica
+/// that "got nothing" for every deploy of the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_door_counts_only_the_backends_behind_it_now_not_the_ones_a_deploy_replaced() {
+    let _quiet = crate::support::exclusive().await;
+    let mut target = start_target(Build::Monolith).await;
+    let source = target
+        .spread_source(Component::Monolith)
+        .await
+        .expect("the local platform counts per replica");
+    let http = reqwest::Client::new();
+    send(&http, target.url(), "/api/products/1", 20).await;
+    let first = source.read(&http).await.expect("read the counters");
+    target
+        .roll(Component::Monolith)
+        .await
+        .expect("the rolling deploy");
+    send(&http, target.url(), "/api/products/1", 20).await;
+    let after = source.read(&http).await.expect("read the counters again");
+    target.stop().await.expect("stop");
+
+    assert_eq!(first.len(), 1, "one backend before the deploy: {first:?}");
+    assert_eq!(after.len(), 1, "one backend after it: {after:?}");
+    assert_ne!(
+        first.keys().next(),
+        after.keys().next(),
+        "the deploy put a new process behind the door"
+    );
+}

@@ -172,9 +172,14 @@ impl FrontDoor {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         for gone in current.difference(&wanted) {
             let _ = self.changes.unbounded_send(Change::Remove(gone.clone()));
+            // Its series goes with it: a spread read from `/metrics` is over the backends
+            // there are, not every process a run of deploys ever put behind the door (they
+            // would read as replicas that got nothing). One that comes back counts from zero.
+            self.responses.remove(&BackendLabels {
+                backend: gone.clone(),
+            });
         }
         for new in wanted.difference(&current) {
-            // A backend that leaves and comes back keeps counting where it stopped.
             let answered = self
                 .responses
                 .get_or_create(&BackendLabels {
