@@ -9,6 +9,7 @@
 mod support;
 
 mod compose; // the compose target on real containers (needs the images; .ci/compose.sh runs it)
+mod lab; // one of the lab's experiments run as compare runs it, for the tests that drive one
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
 mod postgres; // the lab on a PostgreSQL server: a run's own databases, dropped at stop
 mod scale; // the scale experiment's per-process CPU quota in real cgroups, and the experiment under it

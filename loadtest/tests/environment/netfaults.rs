@@ -8,9 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use domain::Context;
-use loadtest_lab::experiments::{self, Experiment, Findings, Kind};
-use loadtest_lab::journeys::Shopfront;
-use loadtest_lab::load::LoadPlan;
+use loadtest_lab::experiments::{Findings, Kind};
 use loadtest_platform::cgroup;
 use loadtest_platform::local::supervisor::{
     Build, Component, Database, Deployment, Link, NetworkFault, Options,
@@ -20,6 +18,7 @@ use loadtest_results::profile::{FaultKind, Profile};
 use serde_json::json;
 use sqlx::Connection as _;
 
+use crate::lab::run_experiment;
 use crate::support::{
     ADMIN_TOKEN, HOP_TIMEOUT, SEED, TOKEN_SECRET, answer, child_env, eventually, shoplab_binary,
 };
@@ -491,36 +490,15 @@ async fn fault_matrix(build: Build, faults: Vec<(FaultKind, Context)>) -> Vec<fa
         fault_after: Duration::from_millis(500),
         ..Profile::quick()
     };
-    let template = LoadPlan {
-        base_url: target.url().to_owned(),
-        users: profile.steady_users,
-        duration: profile.level_duration,
-        rate: None,
-        request_timeout: Duration::from_secs(5),
-    };
-    let progress = indicatif::ProgressBar::hidden();
-    let experiment = Experiment {
-        target: &mut target,
-        profile: &profile,
-        shop: Shopfront {
-            products: reset.products,
-            users: reset.users,
-            first_user: 0,
-            password: reset.user_password.clone(),
-            browse_weight: 4,
-            buy_weight: 1,
-        },
-        template,
-        generator_cores: 1,
-        sut_cores: 1,
-        generators: 0,
-        seed: SEED,
-        progress: &progress,
-        history: Vec::new(),
-    };
-    let (outcome, _) = experiments::run(Kind::Faults, experiment)
-        .await
-        .unwrap_or_else(|error| panic!("the faults experiment runs: {error:#}"));
+    let outcome = run_experiment(
+        Kind::Faults,
+        &mut target,
+        &profile,
+        &reset,
+        profile.steady_users,
+        profile.level_duration,
+    )
+    .await;
     target.stop().await.expect("the target stops");
     assert!(outcome.invariants.valid, "{:?}", outcome.invariants);
     match outcome.findings {

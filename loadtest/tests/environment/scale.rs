@@ -5,15 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use loadtest_lab::experiments::{self, Experiment, Findings, Kind};
-use loadtest_lab::journeys::Shopfront;
-use loadtest_lab::load::LoadPlan;
+use loadtest_lab::experiments::{Findings, Kind};
 use loadtest_platform::Target;
 use loadtest_platform::cgroup::{CPU_HIERARCHY, UNIFIED, Version, group_of};
 use loadtest_results::component::{Build, Component};
 use loadtest_results::profile::Profile;
 
-use crate::support::{SEED, start_target, target_settings};
+use crate::lab::run_experiment;
+use crate::support::{start_target, target_settings};
 
 const QUOTA: f64 = 0.1;
 
@@ -137,36 +136,15 @@ pub async fn the_scale_experiment_under_quotas_adds_a_replica_of_the_bottleneck_
         scale_quota_cores: Some(QUOTA),
         ..Profile::quick()
     };
-    let template = LoadPlan {
-        base_url: target.url().to_owned(),
-        users: 8,
-        duration: profile.scale_duration,
-        rate: None,
-        request_timeout: Duration::from_secs(5),
-    };
-    let progress = indicatif::ProgressBar::hidden();
-    let experiment = Experiment {
-        target: &mut target,
-        profile: &profile,
-        shop: Shopfront {
-            products: reset.products,
-            users: reset.users,
-            first_user: 0,
-            password: reset.user_password.clone(),
-            browse_weight: 4,
-            buy_weight: 1,
-        },
-        template,
-        generator_cores: 1,
-        sut_cores: 1,
-        generators: 0,
-        seed: SEED,
-        progress: &progress,
-        history: Vec::new(),
-    };
-    let (outcome, _) = experiments::run(Kind::Scale, experiment)
-        .await
-        .unwrap_or_else(|error| panic!("the scale experiment runs: {error:#}"));
+    let outcome = run_experiment(
+        Kind::Scale,
+        &mut target,
+        &profile,
+        &reset,
+        8,
+        profile.scale_duration,
+    )
+    .await;
     assert!(outcome.invariants.valid, "{:?}", outcome.invariants);
     let Findings::Scale(scale) = outcome.findings else {
         panic!("scale found {:?}", outcome.findings);
