@@ -149,8 +149,8 @@ impl Profile {
             calibration: Duration::from_secs(2),
             // 20, 36, 65, 117, 210, 378, 680, 1224, 2203 journeys/s, 2 s each, stopping at
             // the first miss: coarse, to stay within the quick profile's two minutes. The
-            // ninth step is there because the monolith met the eighth on 2 cores (its
-            // capacity was then only a lower bound); it misses the ninth.
+            // ninth step is there because the monolith met the eighth on 2 cores in one
+            // run (its capacity was then only a floor, which the report says when it happens).
             capacity: Some(CapacityPlan {
                 start_per_s: 20.0,
                 factor: 1.8,
