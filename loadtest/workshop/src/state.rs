@@ -365,21 +365,7 @@ impl Workshop {
         }
         Ok(())
     }
-}
 
-/// A build held for one long control (`Workshop::claim`); dropping it lets the next one in.
-pub(crate) struct Claim {
-    workshop: Arc<Workshop>,
-    lab_index: usize,
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        *lock(&self.workshop.labs[self.lab_index].long_control) = None;
-    }
-}
-
-impl Workshop {
     /// Holds lab `lab_index` for the long control `what`, or answers `busy` now: when another
     /// long control runs on it, or when a short one holds its target for longer than a short
     /// control takes.
@@ -405,6 +391,18 @@ impl Workshop {
         };
         drop(lab.target().await?);
         Ok(claim)
+    }
+}
+
+/// A build held for one long control (`Workshop::claim`); dropping it lets the next one in.
+pub(crate) struct Claim {
+    workshop: Arc<Workshop>,
+    lab_index: usize,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        *lock(&self.workshop.labs[self.lab_index].long_control) = None;
     }
 }
 

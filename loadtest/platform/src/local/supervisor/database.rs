@@ -75,10 +75,7 @@ impl Database {
                     Database::PostgresPrefixed { prefix, .. } => prefix.clone(),
                     _ => "shoplab".to_owned(),
                 };
-                let maintenance = postgres_url(&server, "postgres");
-                let mut connection = sqlx::PgConnection::connect(&maintenance)
-                    .await
-                    .with_context(|| format!("connect to {}", redact(&maintenance)))?;
+                let mut connection = maintenance(&server).await?;
                 let mut fresh = false;
                 for (index, name) in names.iter().enumerate() {
                     let name = format!("{prefix}_{name}");
@@ -102,9 +99,7 @@ impl Database {
             }
         }
     }
-}
 
-impl Database {
     /// Drops the databases of a prefixed run (every `<prefix>_<name>` on the server), once
     /// its processes are gone; nothing to do for SQLite files (a temporary folder) or the
     /// fixed `shoplab_<service>` names, which belong to whoever serves them.
@@ -112,10 +107,7 @@ impl Database {
         let Database::PostgresPrefixed { server, prefix } = self else {
             return Ok(());
         };
-        let maintenance = postgres_url(server, "postgres");
-        let mut connection = sqlx::PgConnection::connect(&maintenance)
-            .await
-            .with_context(|| format!("connect to {}", redact(&maintenance)))?;
+        let mut connection = maintenance(server).await?;
         // `_` is a LIKE wildcard: the prefix is matched as it is written, then `_` and more.
         let names: Vec<(String,)> =
             sqlx::query_as("SELECT datname FROM pg_database WHERE left(datname, $1) = $2")
@@ -136,6 +128,15 @@ impl Database {
         connection.close().await.ok();
         Ok(())
     }
+}
+
+/// A connection to `server`'s maintenance database, where databases are listed, made and
+/// dropped.
+async fn maintenance(server: &str) -> anyhow::Result<sqlx::PgConnection> {
+    let url = postgres_url(server, "postgres");
+    sqlx::PgConnection::connect(&url)
+        .await
+        .with_context(|| format!("connect to {}", redact(&url)))
 }
 
 fn database_name(name: impl std::fmt::Display) -> String {
