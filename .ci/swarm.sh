@@ -121,6 +121,17 @@ SHOPLAB_TEST_REQUIRE=docker-images,swarm SHOPLAB_TEST_SWARM_TAG="$SHOPLAB_TAG" \
   cargo test -p shoplab --test environment swarm::
 took "$started" "swarm target tests"
 
+# `--swarm-manager`: the lab on an existing swarm, here this engine made a one-node swarm by
+# the test (the daemon is this step's own, or one found running and in no swarm; the test
+# leaves the swarm again, and refuses an engine that is a worker of another). Run alone,
+# after the tests above: it changes the engine's own state, which they run beside.
+phase "the lab on an existing swarm (this engine's, through its manager)"
+started=$SECONDS
+SHOPLAB_TEST_HOST_SWARM=1 SHOPLAB_TEST_REQUIRE=swarm,host-swarm \
+  SHOPLAB_TEST_SWARM_TAG="$SHOPLAB_TAG" SHOPLAB_TEST_SWARM_PREFIX="$prefix-host" \
+  cargo test -p shoplab --test environment swarm::an_existing_swarm
+took "$started" "existing swarm test"
+
 # The experiments where the orchestrator acts: deploys (rolling, recreate, the automatic
 # rollback), faults (kills Swarm heals), scale (Swarm adds the replica, the balancer spreads),
 # nodes (a node lost, one drained). The throughput sweep is left out: it measures the shop,
@@ -145,8 +156,9 @@ for build in monolith micro; do
       "$build ran no $experiment experiment"
   done
   holds "[.experiments[] | select(.build == \"$build\" and .findings.experiment == \"nodes\")
-    | .findings.events[].kind] | (any(. == \"loss\") and any(. == \"drain\"))" \
-    "$build: the nodes experiment did not both lose and drain a node"
+    | .findings.events[].kind] | (any(. == \"loss\") and any(. == \"drain\")
+      and any(. == \"drain-with-spares\"))" \
+    "$build: the nodes experiment did not lose a node, drain one, and drain one with spares"
   holds "[.experiments[] | select(.build == \"$build\" and .findings.experiment == \"scale\")
     | .findings.spread.replicas[] | select(.[1] > 0)] | length >= 2" \
     "$build: the scale experiment's spread has fewer than two replicas that served"

@@ -45,7 +45,9 @@ use crate::cgroup::ProcessLimits;
 
 pub use injection::Injection;
 pub use meter::{Meter, Probe, Usage};
-pub use platform::{GeneratorJob, GeneratorOutput, NodeView, Platform, ProcessView, Restart};
+pub use platform::{
+    Drain, GeneratorJob, GeneratorOutput, NodeView, Platform, ProcessView, Restart,
+};
 pub use target::{Target, components_of};
 
 /// How the lab starts a build.

@@ -211,7 +211,7 @@ pub trait Platform: Send + Sync {
 
     /// Planned maintenance: the platform moves every task off the node. Returns once they
     /// all run elsewhere.
-    async fn drain_node(&mut self, node: &str) -> anyhow::Result<()> {
+    async fn drain_node(&mut self, node: &str, _drain: Drain) -> anyhow::Result<()> {
         anyhow::bail!(
             "not applicable: the {} platform has no node {node} to drain",
             self.name()
@@ -321,6 +321,20 @@ pub struct ProcessView {
     /// holds it to one of the lab's ([`Platform::quota_every_process`], `--process-cpu`);
     /// `None` where none is, or the platform does not say.
     pub cpu_quota_cores: Option<f64>,
+}
+
+/// How a node is drained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// The orchestrator's drain as it is: each task on the node stops and is started
+    /// elsewhere. A service with one replica there is down between the two.
+    Plain,
+    /// The maintenance procedure for services without a spare: the node first takes no new
+    /// tasks, each service with a task on it gets one more replica elsewhere and the lab waits
+    /// until those run, then the node is drained; the extra replicas go when the node
+    /// returns. This is what a PodDisruptionBudget asks of Kubernetes users too: a drain
+    /// without downtime needs a replica that stays up.
+    WithSpares,
 }
 
 /// One node of a cluster, as the platform shows it.

@@ -16,7 +16,7 @@ use crate::TargetSettings;
 use crate::cgroup::ProcessLimits;
 use crate::injection::Injection;
 use crate::meter::Probe;
-use crate::platform::{NodeView, Platform, ProcessView, Restart};
+use crate::platform::{Drain, NodeView, Platform, ProcessView, Restart};
 use crate::sidecars::fault_proxy::NetworkFault;
 use crate::spread::SpreadSource;
 
@@ -207,8 +207,8 @@ impl Target {
     }
 
     /// A node drained for maintenance; returns once its tasks run elsewhere.
-    pub async fn drain_node(&mut self, node: &str) -> anyhow::Result<()> {
-        self.platform.drain_node(node).await
+    pub async fn drain_node(&mut self, node: &str, drain: Drain) -> anyhow::Result<()> {
+        self.platform.drain_node(node, drain).await
     }
 
     /// A lost or drained node back in service.

@@ -242,6 +242,56 @@ pub async fn on_a_swarm_calls_spread_over_a_scaled_service_and_a_lost_node_is_re
     );
     target.return_node(&victim).await.expect("the node rejoins");
 
+    // A drain with spares: each service on the worker first gets one more replica on
+    // another node, then the worker is drained; its return takes the spares away again.
+    let tasks_of = |nodes: &[loadtest_platform::NodeView]| {
+        let mut count = std::collections::BTreeMap::<String, usize>::new();
+        for task in nodes.iter().flat_map(|node| &node.tasks) {
+            *count.entry(task.to_string()).or_default() += 1;
+        }
+        count
+    };
+    let nodes = target.nodes().await;
+    let before = tasks_of(&nodes);
+    let drained = nodes
+        .iter()
+        .filter(|node| !node.manager && !node.tasks.is_empty())
+        .max_by_key(|node| node.tasks.len())
+        .expect("a worker with tasks")
+        .clone();
+    target
+        .drain_node(&drained.hostname, loadtest_platform::Drain::WithSpares)
+        .await
+        .expect("drained with spares");
+    let during = target.nodes().await;
+    assert!(
+        during
+            .iter()
+            .find(|node| node.hostname == drained.hostname)
+            .is_some_and(|node| node.tasks.is_empty()),
+        "no task left on the drained node: {during:?}"
+    );
+    let mut spared = before.clone();
+    for task in &drained.tasks {
+        *spared.get_mut(&task.to_string()).expect("counted") += 1;
+    }
+    assert_eq!(
+        tasks_of(&during),
+        spared,
+        "one more replica of each service that was on {}",
+        drained.hostname
+    );
+    assert_eq!(answer(http.get(&page)).await.0, 200, "served meanwhile");
+    target
+        .return_node(&drained.hostname)
+        .await
+        .expect("the node is active again and the spares go");
+    assert_eq!(
+        tasks_of(&target.nodes().await),
+        before,
+        "back to one replica each"
+    );
+
     let prefix = prefix("micro");
     target.stop().await.expect("the swarm is removed");
     assert_eq!(left_behind(&prefix), Vec::<String>::new());

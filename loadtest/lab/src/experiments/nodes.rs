@@ -1,9 +1,12 @@
 //! Nodes: what only a cluster can show. Under steady load (through the front door), a
 //! worker node is **lost** — killed as a host dies, its engine and every task on it at once
 //! — and timed until the orchestrator runs every replica elsewhere; the node comes back
-//! empty. Then another worker is **drained** for maintenance and timed the same way. For
-//! each: the requests that failed from the event until 250 ms after it was over, and the
-//! invariants after (no order, unit of stock or cent may be lost).
+//! empty. Then another worker is **drained** for maintenance and timed the same way, and
+//! then one is drained **with spares**: each service on it first gets one more replica
+//! elsewhere (the procedure for services with one replica, [`Drain::WithSpares`]), timed
+//! from the first scale-up. For each: the requests that failed from the event until 250 ms
+//! after it was over, and the invariants after (no order, unit of stock or cent may be
+//! lost).
 //!
 //! The node holding the database and the one running the control plane are never chosen:
 //! losing the database's node stops every write until it returns (the report says which
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::load;
-use loadtest_platform::NodeView;
+use loadtest_platform::{Drain, NodeView};
 use loadtest_results::analysis::{stats, timeline, window};
 use loadtest_results::experiments::nodes::{NodeEvent, Nodes};
 
@@ -22,9 +25,9 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// An event's window runs this long after it was over.
 const TAIL: Duration = Duration::from_millis(250);
 /// The load's ceiling: a node loss waits for the swarm to notice the node is gone (its
-/// heartbeats, seconds) and to start every task elsewhere, then the node's return, then a
-/// drain and its return. The load stops as soon as they are done.
-const CEILING: Duration = Duration::from_secs(420);
+/// heartbeats, seconds) and to start every task elsewhere, then the node's return, then two
+/// drains and their returns. The load stops as soon as they are done.
+const CEILING: Duration = Duration::from_secs(600);
 
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Nodes> {
     let profile = experiment.profile;
@@ -49,7 +52,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Nodes> {
     let events = async {
         let mut timed = Vec::new();
         tokio::time::sleep(SETTLE).await;
-        for kind in [Kind::Loss, Kind::Drain] {
+        for kind in [Kind::Loss, Kind::Drain, Kind::DrainWithSpares] {
             let nodes = target.nodes().await;
             let Some(victim) = victim(&nodes) else {
                 timed.push(Timed {
@@ -69,7 +72,10 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Nodes> {
             let started_at_ms = epoch.elapsed().as_millis() as u64;
             let outcome = match kind {
                 Kind::Loss => target.lose_node(&victim.hostname).await,
-                Kind::Drain => target.drain_node(&victim.hostname).await,
+                Kind::Drain => target.drain_node(&victim.hostname, Drain::Plain).await,
+                Kind::DrainWithSpares => {
+                    target.drain_node(&victim.hostname, Drain::WithSpares).await
+                }
             };
             let over_at_ms = epoch.elapsed().as_millis() as u64;
             let mut error = outcome.err().map(|error| format!("{error:#}"));
@@ -154,6 +160,7 @@ struct Timed {
 enum Kind {
     Loss,
     Drain,
+    DrainWithSpares,
 }
 
 impl Kind {
@@ -161,6 +168,7 @@ impl Kind {
         match self {
             Kind::Loss => "loss",
             Kind::Drain => "drain",
+            Kind::DrainWithSpares => "drain-with-spares",
         }
     }
 }

@@ -22,7 +22,8 @@
 //! - scale: `docker service scale`.
 //! - node loss: the node's container is killed (its engine and every task on it at once);
 //!   Swarm marks the node down after its heartbeats stop and reschedules its tasks.
-//! - node drain: `docker node update --availability drain`.
+//! - node drain: `docker node update --availability drain`; with spares, the node is first
+//!   paused and each service on it scaled up by one, and scaled back when the node returns.
 //!
 //! The nodes' own engines are reached through the lab's engine (`docker exec <node>`), so
 //! kill, pause and node loss need a swarm of the lab's own; on an existing swarm they are
@@ -44,7 +45,7 @@ use domain::faults::{Fault, Layer};
 use futures::FutureExt as _;
 
 use crate::{
-    Injection, NodeView, Platform, Probe, ProcessView, Registration, Restart, TargetSettings,
+    Drain, Injection, NodeView, Platform, Probe, ProcessView, Registration, Restart, TargetSettings,
 };
 use cluster::{Cluster, ClusterPlan, Engine};
 use front::Front;
@@ -171,10 +172,14 @@ pub struct Swarm {
     away: BTreeMap<String, Away>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Away {
     Lost,
-    Drained,
+    /// Drained; with the replica counts of the services that got a spare first, to scale
+    /// back to when the node returns.
+    Drained {
+        spared: BTreeMap<String, u32>,
+    },
 }
 
 impl Swarm {
@@ -701,21 +706,15 @@ impl Platform for Swarm {
     }
 
     async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
-        let service = self.service(component)?;
+        // Refuses the front door, which is no service of the stack.
+        self.service(component)?;
         let replicas = services::replicas(self.manager(), &self.stack).await?;
         let (_, desired) = replicas
             .get(component.as_str())
             .with_context(|| format!("the stack has no service {component}"))?;
         let wanted = desired + 1;
-        self.manager()
-            .docker(&[
-                "service",
-                "scale",
-                "--detach",
-                &format!("{service}={wanted}"),
-            ])
+        self.scale(&BTreeMap::from([(component.as_str().to_owned(), wanted)]))
             .await?;
-        self.converge(|_| true).await?;
         Ok(wanted as usize)
     }
 
@@ -734,11 +733,15 @@ impl Platform for Swarm {
         self.converge_off(node).await
     }
 
-    async fn drain_node(&mut self, node: &str) -> anyhow::Result<()> {
+    async fn drain_node(&mut self, node: &str, drain: Drain) -> anyhow::Result<()> {
+        let spared = match drain {
+            Drain::Plain => BTreeMap::new(),
+            Drain::WithSpares => self.spare_for(node).await?,
+        };
         self.manager()
             .docker(&["node", "update", "--availability", "drain", node])
             .await?;
-        self.away.insert(node.to_owned(), Away::Drained);
+        self.away.insert(node.to_owned(), Away::Drained { spared });
         self.converge_off(node).await
     }
 
@@ -802,6 +805,57 @@ impl Swarm {
         self.follow_front().await
     }
 
+    /// Before a drain with spares: `node` takes no new task (`pause`), every service with a
+    /// task on it gets one more replica, and this waits until Swarm runs them (each on
+    /// another node, since the node is paused) and the front answers. Callers need not be
+    /// told: a spare is in its service's `tasks.` DNS answer once it runs, so the callers'
+    /// next look-up (every [`stack::RESOLVE_MS`]) finds it, at the latest the one that drops
+    /// the drained task, which meanwhile answers for the stop's delay. Returns the replica
+    /// counts to scale back to.
+    async fn spare_for(&mut self, node: &str) -> anyhow::Result<BTreeMap<String, u32>> {
+        self.manager()
+            .docker(&["node", "update", "--availability", "pause", node])
+            .await?;
+        let on_node: std::collections::BTreeSet<String> =
+            services::tasks(self.manager(), &self.stack)
+                .await?
+                .into_iter()
+                .filter(|task| task.node == node)
+                .map(|task| task.service)
+                .collect();
+        let replicas = services::replicas(self.manager(), &self.stack).await?;
+        let mut before = BTreeMap::new();
+        for service in &on_node {
+            let (_, desired) = replicas
+                .get(service)
+                .with_context(|| format!("the stack has no service {service}"))?;
+            before.insert(service.clone(), *desired);
+        }
+        let spared = before
+            .iter()
+            .map(|(service, desired)| (service.clone(), desired + 1))
+            .collect();
+        self.scale(&spared).await?;
+        Ok(before)
+    }
+
+    /// `docker service scale` of the stack's services (named without the stack's prefix) to
+    /// these replica counts, then waits until Swarm runs them and the front answers.
+    async fn scale(&mut self, replicas: &BTreeMap<String, u32>) -> anyhow::Result<()> {
+        if replicas.is_empty() {
+            return Ok(());
+        }
+        let mut call: Vec<String> = ["service", "scale", "--detach"].map(str::to_owned).to_vec();
+        call.extend(
+            replicas
+                .iter()
+                .map(|(service, count)| format!("{}_{service}={count}", self.stack)),
+        );
+        let call: Vec<&str> = call.iter().map(String::as_str).collect();
+        self.manager().docker(&call).await?;
+        self.converge(|_| true).await.map(|_| ())
+    }
+
     /// Starts a lost node again (its engine rejoins with the state on its volume), or makes a
     /// drained one active; then waits until the swarm sees every node ready.
     async fn bring_back(&mut self, node: &str, away: Away) -> anyhow::Result<()> {
@@ -816,10 +870,11 @@ impl Swarm {
                     front.set_nodes(cluster.nodes());
                 }
             }
-            Away::Drained => {
+            Away::Drained { spared } => {
                 self.manager()
                     .docker(&["node", "update", "--availability", "active", node])
                     .await?;
+                self.scale(&spared).await?;
             }
         }
         self.cluster().wait_nodes_ready(self.timeout).await

@@ -245,8 +245,11 @@ pub(super) fn nodes(document: &mut Document, results: &Results) {
          as a host dies (its engine and every task on it at once), then one drained for \
          maintenance, with every component at one replica on both builds (the experiment runs \
          before scale adds one): a task on that node is down until its replacement elsewhere \
-         is ready. Time until every service ran all its replicas again, none on that node; \
-         failed requests from the event until 250 ms after. The database runs on the manager \
+         is ready. Then one drained with spares (drain-with-spares): the node first takes no \
+         new task, each service on it gets one more replica elsewhere, and only once those run \
+         is the node drained; timed from the first scale-up. Time until every service ran all \
+         its replicas again, none on that node; failed requests from the event until 250 ms \
+         after. The database runs on the manager \
          node ({}), which is never chosen: losing it would stop every write until it came \
          back, since the data lives on that node's volume.",
         results.profile.steady_users,

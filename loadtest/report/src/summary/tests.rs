@@ -7,6 +7,7 @@ use super::*;
 use loadtest_results::analysis::{Timeline, WindowStats};
 use loadtest_results::experiments::deploy::{Deploy, Deploys, Storm};
 use loadtest_results::experiments::faults::{Cell, Phases};
+use loadtest_results::experiments::nodes::{NodeEvent, Nodes};
 use loadtest_results::experiments::scale::{
     Added, Gain, Half, Quota, ReplicaSpread, Scale, Utilisation,
 };
@@ -803,4 +804,72 @@ fn a_capacity_ramp_that_never_missed_or_missed_at_once_is_a_warning() {
         "{}",
         capacity.name
     );
+}
+
+fn node_event(kind: &str, failed_requests: usize) -> NodeEvent {
+    NodeEvent {
+        kind: kind.into(),
+        node: "worker-1".into(),
+        tasks: vec!["catalog".into(), "gateway".into()],
+        started_at_ms: 2_000,
+        recovered_ms: 9_000,
+        requests: 5_000,
+        failed_requests,
+        error: None,
+    }
+}
+
+fn nodes(build: Build, events: Vec<NodeEvent>) -> Outcome {
+    outcome(
+        build,
+        Findings::Nodes(Nodes {
+            nodes: 3,
+            database_node: Some("manager".into()),
+            events,
+            timeline: Timeline::default(),
+        }),
+    )
+}
+
+#[test]
+fn a_drain_is_clean_only_with_no_failed_request_and_the_spares_make_it_mixed_not_held() {
+    let claim = "drains a node without downtime";
+    let outage = results(vec![
+        nodes(
+            Build::Monolith,
+            vec![node_event("loss", 3), node_event("drain", 1)],
+        ),
+        nodes(Build::Micro, vec![node_event("drain", 700)]),
+    ]);
+    let judged = verdict(&outage, claim);
+    assert_eq!(
+        judged.status,
+        Status::DoesNotHold,
+        "one failed request of 5000 is downtime for a planned drain: {judged:?}"
+    );
+
+    let spared = results(vec![
+        nodes(
+            Build::Monolith,
+            vec![node_event("drain", 20), node_event("drain-with-spares", 0)],
+        ),
+        nodes(
+            Build::Micro,
+            vec![node_event("drain", 700), node_event("drain-with-spares", 0)],
+        ),
+    ]);
+    let judged = verdict(&spared, claim);
+    assert_eq!(judged.status, Status::Mixed, "{judged:?}");
+    assert!(
+        judged
+            .evidence
+            .contains("micro (drain-with-spares): 2 task(s) of worker-1")
+            && judged.evidence.contains("0 of 5000 requests failed"),
+        "the evidence names each drain: {}",
+        judged.evidence
+    );
+
+    // The loss verdict reads only the loss: 3 of 5000 is under its 1 %.
+    let loss = verdict(&outage, "survives the loss of a node");
+    assert_eq!(loss.status, Status::Holds, "{loss:?}");
 }

@@ -162,7 +162,7 @@ pub fn summary(results: &Results) -> String {
                 for event in &found.events {
                     let _ = writeln!(
                         text,
-                        "  {:<6} {:<24} {} task(s) moved in {:>6.1} s, {:>5} of {:>6} requests failed{}",
+                        "  {:<17} {:<24} {} task(s) moved in {:>6.1} s, {:>5} of {:>6} requests failed{}",
                         event.kind,
                         event.node,
                         event.tasks.len(),

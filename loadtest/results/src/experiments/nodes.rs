@@ -1,5 +1,5 @@
 //! The nodes experiment's findings: a cluster's node lost under load, then one drained for
-//! maintenance, each timed until the orchestrator ran every replica elsewhere.
+//! maintenance, then one drained after its services got a spare replica, each timed until the orchestrator ran every replica elsewhere.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,8 @@ pub struct Nodes {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeEvent {
-    /// `loss` (the node dies with every task on it) or `drain` (planned maintenance).
+    /// `loss` (the node dies with every task on it), `drain` (planned maintenance) or
+    /// `drain-with-spares` (each service on the node first got one more replica elsewhere).
     pub kind: String,
     pub node: String,
     /// The components that had a task on the node, one entry per task.
