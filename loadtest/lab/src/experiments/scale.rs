@@ -18,12 +18,13 @@
 //!
 //! [`Target::quota_every_process`]: loadtest_platform::Target::quota_every_process
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::Experiment;
 use crate::load;
 use loadtest_platform::{Meter, Probe, spread};
-use loadtest_results::analysis::stats;
+use loadtest_results::analysis::{stats, window};
 use loadtest_results::component::{Build, Component};
 use loadtest_results::experiments::scale::{
     Added, Gain, Half, Quota, ReplicaSpread, Scale, Utilisation,
@@ -188,22 +189,69 @@ fn hottest(by_component: &[(Component, usize, f64)]) -> Component {
         )
 }
 
+/// How often a half samples the CPU of every shop process: the measured window starts at
+/// the first sample after the warm-up, so this is how much later than the warm-up's end it
+/// may start.
+const CPU_SAMPLE: Duration = Duration::from_millis(100);
+
+/// The longest a half waits for its buy users' logins before it gives up: at 0.1 core a
+/// process does about two Argon2 logins a second.
+const WARM_UP_CEILING: Duration = Duration::from_secs(60);
+
+/// One half: the load until every buy user has logged in (the warm-up, left out), then
+/// `plan.duration` measured. CPU is sampled every [`CPU_SAMPLE`] through the half, so the
+/// measured window's CPU and its requests cover the same span: from the first sample after
+/// the last login was answered to the last sample.
 async fn half(
     experiment: &mut Experiment<'_>,
     plan: &load::LoadPlan,
     replicas: usize,
 ) -> anyhow::Result<Measured> {
     let members = experiment.target.probes().await;
-    let mut meter = Meter::new();
-    let before: Vec<f64> = members
-        .iter()
-        .map(|(_, probe)| meter.sample(std::slice::from_ref(probe)).0)
-        .collect();
+    let probes: Vec<Probe> = members.iter().map(|(_, probe)| probe.clone()).collect();
     let recorder = experiment.recorder(Instant::now());
-    let run = load::run(plan, &experiment.shop, &recorder).await?;
+    let samples = Arc::new(Mutex::new(Vec::<CpuSample>::new()));
+    let measured_for = plan.duration;
+    let stop = {
+        let (recorder, samples) = (recorder.clone(), samples.clone());
+        async move {
+            let mut meter = Meter::new();
+            let mut tick = tokio::time::interval(CPU_SAMPLE);
+            loop {
+                tick.tick().await;
+                let at_ms = recorder.now_ms();
+                let cpu_s = probes
+                    .iter()
+                    .map(|probe| meter.sample(std::slice::from_ref(probe)).0)
+                    .collect();
+                lock(&samples).push(CpuSample { at_ms, cpu_s });
+                let warm_at = recorder.last_login_answered_ms().unwrap_or(0);
+                if at_ms >= warm_at + measured_for.as_millis() as u64 {
+                    return;
+                }
+            }
+        }
+    };
+    let whole = load::LoadPlan {
+        duration: measured_for + WARM_UP_CEILING,
+        ..plan.clone()
+    };
+    let run = load::run_until(&whole, &experiment.shop, &recorder, stop).await?;
+    let samples = std::mem::take(&mut *lock(&samples));
+    let warm_at = crate::journeys::last_login_answered_ms(&run.records).unwrap_or(0);
+    let (Some(first), Some(last)) = (
+        samples.iter().find(|sample| sample.at_ms >= warm_at),
+        samples.last(),
+    ) else {
+        anyhow::bail!(
+            "the buy users' logins took over {} s: nothing was left to measure",
+            WARM_UP_CEILING.as_secs()
+        );
+    };
+    let wall_s = (last.at_ms.saturating_sub(first.at_ms)) as f64 / 1000.0;
     let mut by_component: Vec<(Component, usize, f64)> = Vec::new();
-    for ((component, probe), before) in members.iter().zip(before) {
-        let used = (meter.sample(std::slice::from_ref(probe)).0 - before).max(0.0);
+    for (index, (component, _)) in members.iter().enumerate() {
+        let used = (last.cpu_s[index] - first.cpu_s[index]).max(0.0);
         match by_component
             .iter_mut()
             .find(|(seen, _, _)| seen == component)
@@ -217,21 +265,32 @@ async fn half(
     }
     let sut_cpu_s: f64 = by_component.iter().map(|(_, _, cpu)| cpu).sum();
     let metered = !members.is_empty();
-    let summary = stats(&run.records);
+    let window = stats(window(&run.records, first.at_ms, last.at_ms, |_| true));
     let half = Half {
         replicas,
-        requests_per_s: summary.requests as f64 / run.wall_s.max(0.001),
-        error_rate: (summary.requests - summary.ok) as f64 / summary.requests.max(1) as f64,
-        latency: summary.latency,
+        warm_up_s: first.at_ms as f64 / 1000.0,
+        requests_per_s: window.requests as f64 / wall_s.max(0.001),
+        error_rate: (window.requests - window.ok) as f64 / window.requests.max(1) as f64,
+        latency: window.latency,
         sut_cpu_s: metered.then_some(sut_cpu_s),
-        requests_per_sut_cpu_s: metered.then(|| summary.requests as f64 / sut_cpu_s.max(0.001)),
+        requests_per_sut_cpu_s: metered.then(|| window.requests as f64 / sut_cpu_s.max(0.001)),
     };
     experiment.history.extend(run.records);
     Ok(Measured {
         half,
         by_component,
-        wall_s: run.wall_s,
+        wall_s,
     })
+}
+
+/// Every shop process's CPU seconds so far, in the order of the half's members.
+struct CpuSample {
+    at_ms: u64,
+    cpu_s: Vec<f64>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 #[cfg(test)]

@@ -354,6 +354,15 @@ pub fn record(
     Answer { body, order_id }
 }
 
+/// When the last login among `records` was answered (its due time plus its latency).
+pub fn last_login_answered_ms(records: &[RequestRecord]) -> Option<u64> {
+    records
+        .iter()
+        .filter(|record| record.transaction == LOGIN)
+        .map(|record| record.t_ms + record.latency_us / 1000)
+        .max()
+}
+
 /// Collects every request's record on one clock shared with the fault and deploy events.
 #[derive(Debug)]
 pub struct Recorder {
@@ -392,6 +401,12 @@ impl Recorder {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .len()
+    }
+
+    /// When the last login recorded so far was answered, on the recorder's clock.
+    pub fn last_login_answered_ms(&self) -> Option<u64> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        last_login_answered_ms(&records)
     }
 
     /// Everything recorded so far, in arrival order.

@@ -29,7 +29,9 @@ pub(super) fn section(
     document.paragraph(format!(
         "The same load ({} users) before and after one more replica: the monolith gets a second \
          process, the microservices a second replica of their bottleneck. The shop had {}; \
-         replicas share them. {}",
+         replicas share them. {} Each half is measured after its warm-up, which ends when \
+         the last buy user's login was answered: the logins (Argon2, tens of ms of CPU each) \
+         all come at a half's start and are not the steady mix.",
         first.users,
         count(first.sut_cores, "core", "cores"),
         quota_sentence(first)
@@ -51,6 +53,7 @@ pub(super) fn section(
             rows.push(vec![
                 Cell::plain(build_label(*build)),
                 Cell::plain(format!("{} × {}", half.replicas, scale.component)),
+                Cell::plain(format!("{:.1} s", half.warm_up_s)),
                 Cell::plain(format!("{:.0} req/s", half.successful_per_s())),
                 Cell::plain(percent(half.error_rate)),
                 Cell::plain(ms(half.latency.p99_us as f64 / 1000.0)),
@@ -65,6 +68,7 @@ pub(super) fn section(
         &[
             "build",
             "replicas",
+            "warm-up left out",
             "throughput",
             "errors",
             "p99",

@@ -441,6 +441,7 @@ fn rolling_deploys_without_failures_on_both_builds_hold_and_say_it_is_no_advanta
 #[test]
 fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
     let half = |replicas, requests_per_s| Half {
+        warm_up_s: 0.0,
         replicas,
         requests_per_s,
         error_rate: 0.0,
@@ -486,6 +487,7 @@ fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
 #[test]
 fn under_a_cpu_quota_scaling_is_judged_on_one_core_and_without_one_it_says_why_not() {
     let half = |replicas, requests_per_s| Half {
+        warm_up_s: 0.0,
         replicas,
         requests_per_s,
         error_rate: 0.0,
@@ -573,6 +575,7 @@ fn under_a_cpu_quota_scaling_is_judged_on_one_core_and_without_one_it_says_why_n
 #[test]
 fn load_balancing_holds_on_an_even_spread_on_every_build_and_is_untested_where_none_was_counted() {
     let half = |replicas| Half {
+        warm_up_s: 0.0,
         replicas,
         requests_per_s: 500.0,
         error_rate: 0.0,
