@@ -348,6 +348,8 @@ pub async fn the_workshop_on_a_swarm_shows_its_tasks_lets_swarm_heal_a_kill_and_
 /// panic); an engine that already manages a swarm is used as it is and left in it.
 struct HostSwarm {
     made: bool,
+    /// `docker_gwbridge` was there before: `swarm init` makes it and `swarm leave` keeps it.
+    had_gateway_bridge: bool,
 }
 
 impl HostSwarm {
@@ -369,12 +371,22 @@ impl HostSwarm {
             "--format",
             "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
         ]);
+        let had_gateway_bridge = std::process::Command::new("docker")
+            .args(["network", "inspect", "docker_gwbridge"])
+            .output()
+            .is_ok_and(|output| output.status.success());
         match state.as_str() {
             "inactive false" => {
                 docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-                HostSwarm { made: true }
+                HostSwarm {
+                    made: true,
+                    had_gateway_bridge,
+                }
             }
-            "active true" => HostSwarm { made: false },
+            "active true" => HostSwarm {
+                made: false,
+                had_gateway_bridge,
+            },
             other => panic!(
                 "this machine's engine is neither free nor a swarm manager \
                  (LocalNodeState, ControlAvailable: {other}); the test needs one of the two"
@@ -389,6 +401,11 @@ impl Drop for HostSwarm {
             let _ = std::process::Command::new("docker")
                 .args(["swarm", "leave", "--force"])
                 .output();
+            if !self.had_gateway_bridge {
+                let _ = std::process::Command::new("docker")
+                    .args(["network", "rm", "docker_gwbridge"])
+                    .output();
+            }
         }
     }
 }
@@ -439,6 +456,11 @@ pub async fn an_existing_swarm_is_used_through_its_manager_and_left_as_it_was(ta
     assert!(
         !stacks.lines().any(|stack| stack.starts_with(&prefix)),
         "the stack is gone: {stacks}"
+    );
+    assert_eq!(
+        left_behind(&prefix),
+        Vec::<String>::new(),
+        "no container, network or volume of the stack is left (the database's volume too)"
     );
     let state = std::process::Command::new("docker")
         .args(["info", "--format", "{{.Swarm.LocalNodeState}}"])

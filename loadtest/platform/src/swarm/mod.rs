@@ -459,14 +459,49 @@ impl Swarm {
             front.stop().await?;
         }
         // The lab's own cluster goes whole (the stack with it); on an existing swarm the
-        // stack's removal is all there is to do.
+        // stack goes, and then its volumes, which `docker stack rm` leaves.
         let cluster = self.cluster.take().expect("stopped once");
         if cluster.owns_nodes() {
             cluster.remove().await
         } else {
-            removed
+            removed?;
+            remove_stack_volumes(cluster.manager(), &self.stack, self.timeout).await
         }
     }
+}
+
+/// The volumes of `stack` on the manager's engine (the database's data, on an existing
+/// swarm the database runs on the manager's node), once the stack's containers there are
+/// gone: `docker stack rm` returns before they stop, and a volume in use cannot be removed.
+/// Volumes on other nodes of an existing swarm are out of the lab's reach.
+async fn remove_stack_volumes(
+    manager: &Engine,
+    stack: &str,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let namespace = format!("label=com.docker.stack.namespace={stack}");
+    let until = Instant::now() + deadline;
+    loop {
+        let left = manager
+            .docker(&["ps", "--all", "--quiet", "--filter", &namespace])
+            .await?;
+        if left.trim().is_empty() {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the stack {stack}'s containers were still there {} s after `docker stack rm`",
+            deadline.as_secs()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let volumes = manager
+        .docker(&["volume", "ls", "--quiet", "--filter", &namespace])
+        .await?;
+    for volume in volumes.lines().filter(|line| !line.trim().is_empty()) {
+        manager.docker(&["volume", "rm", volume.trim()]).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
