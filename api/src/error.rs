@@ -7,7 +7,7 @@
 //! service stays a 404 at the gateway.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::DomainError;
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,11 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
+    /// `rate_limited` only: seconds until a new attempt may succeed, the same number as the
+    /// answer's `Retry-After` header. In the body too, so the wait survives a hop between
+    /// services along with the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The HTTP status of a domain meaning.
@@ -38,6 +43,7 @@ pub fn status(error: &DomainError) -> StatusCode {
         DomainError::Conflict(_) => StatusCode::CONFLICT,
         DomainError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         DomainError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        DomainError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         DomainError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -50,10 +56,17 @@ impl ErrorBody {
             DomainError::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         };
+        let retry_after_secs = match error {
+            DomainError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         ErrorBody {
             error: ErrorDetail {
                 code: error.code().to_owned(),
                 message,
+                retry_after_secs,
             },
         }
     }
@@ -63,6 +76,7 @@ impl ErrorBody {
     /// `method_not_allowed`) falls back on the status, the inverse of [`status`].
     pub fn into_error(self, status: StatusCode) -> DomainError {
         let message = self.error.message;
+        let retry_after_secs = self.error.retry_after_secs;
         match self.error.code.as_str() {
             "bad_request" => DomainError::BadRequest(message),
             "unauthenticated" => DomainError::Unauthenticated(message),
@@ -71,12 +85,19 @@ impl ErrorBody {
             "conflict" => DomainError::Conflict(message),
             "payload_too_large" => DomainError::PayloadTooLarge(message),
             "invalid" => DomainError::Invalid(message),
+            "rate_limited" => DomainError::RateLimited {
+                message,
+                retry_after_secs: retry_after_secs.unwrap_or(DEFAULT_RETRY_AFTER_SECS),
+            },
             "unavailable" => DomainError::Unavailable(message),
             "internal" => DomainError::Internal(message),
             _ => from_status(status, message),
         }
     }
 }
+
+/// The wait assumed for a 429 that did not say how long (a peer without the body's field).
+const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 
 /// The meaning a bare status stands for; anything the shop never answers is internal.
 fn from_status(status: StatusCode, message: String) -> DomainError {
@@ -88,6 +109,10 @@ fn from_status(status: StatusCode, message: String) -> DomainError {
         StatusCode::CONFLICT => DomainError::Conflict(message),
         StatusCode::PAYLOAD_TOO_LARGE => DomainError::PayloadTooLarge(message),
         StatusCode::UNPROCESSABLE_ENTITY => DomainError::Invalid(message),
+        StatusCode::TOO_MANY_REQUESTS => DomainError::RateLimited {
+            message,
+            retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
+        },
         StatusCode::SERVICE_UNAVAILABLE => DomainError::Unavailable(message),
         _ => DomainError::Internal(message),
     }
@@ -106,7 +131,16 @@ impl IntoResponse for ApiError {
             // Logged once, here, where the request is answered; the body never carries it.
             tracing::warn!(error.code = self.0.code(), error.message = %self.0, "request failed");
         }
-        (status, Json(ErrorBody::of(&self.0))).into_response()
+        let mut response = (status, Json(ErrorBody::of(&self.0))).into_response();
+        if let DomainError::RateLimited {
+            retry_after_secs, ..
+        } = &self.0
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        response
     }
 }
 
@@ -121,6 +155,7 @@ pub async fn method_not_allowed() -> Response {
         error: ErrorDetail {
             code: "method_not_allowed".into(),
             message: "method not allowed on this route".into(),
+            retry_after_secs: None,
         },
     };
     (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
@@ -130,7 +165,7 @@ pub async fn method_not_allowed() -> Response {
 mod tests {
     use super::*;
 
-    fn every_variant() -> [DomainError; 9] {
+    fn every_variant() -> [DomainError; 10] {
         [
             DomainError::BadRequest("a".into()),
             DomainError::Unauthenticated("a".into()),
@@ -139,6 +174,10 @@ mod tests {
             DomainError::Conflict("a".into()),
             DomainError::PayloadTooLarge("a".into()),
             DomainError::Invalid("a".into()),
+            DomainError::RateLimited {
+                message: "a".into(),
+                retry_after_secs: 1,
+            },
             DomainError::Unavailable("a".into()),
             DomainError::Internal("a".into()),
         ]
@@ -161,10 +200,31 @@ mod tests {
                 error: ErrorDetail {
                     code: "from_a_newer_peer".into(),
                     message: "a".into(),
+                    retry_after_secs: None,
                 },
             };
             assert_eq!(unknown_code.into_error(status(&error)), error);
         }
+    }
+
+    #[test]
+    fn a_rate_limited_answer_carries_its_wait_in_the_header_and_back_through_the_body() {
+        let error = DomainError::RateLimited {
+            message: "too many failed logins".into(),
+            retry_after_secs: 42,
+        };
+        let response = ApiError(error.clone()).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        let body = ErrorBody::of(&error);
+        assert_eq!(body.error.retry_after_secs, Some(42));
+        let wire = serde_json::to_string(&body).unwrap();
+        let back: ErrorBody = serde_json::from_str(&wire).unwrap();
+        assert_eq!(back.into_error(StatusCode::TOO_MANY_REQUESTS), error);
+        // Every other error body keeps its two fields only.
+        let other =
+            serde_json::to_value(ErrorBody::of(&DomainError::NotFound("a".into()))).unwrap();
+        assert_eq!(other["error"].as_object().unwrap().len(), 2);
     }
 
     #[test]

@@ -46,3 +46,19 @@ pub fn router() -> Router {
         get(move || async move { Json(document.clone()) }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_documents_its_429_with_retry_after() {
+        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let too_many = &document["paths"]["/api/sessions"]["post"]["responses"]["429"];
+        assert!(too_many.is_object(), "no 429 on POST /api/sessions");
+        assert!(
+            too_many["headers"]["Retry-After"].is_object(),
+            "the 429 does not document Retry-After: {too_many}"
+        );
+    }
+}

@@ -1,4 +1,11 @@
 //! `/health`, `/ready`, `/metrics`: what an orchestrator and a scraper ask every process.
+//!
+//! `/health` and `/ready` answer anyone (an orchestrator's probe carries no credential).
+//! `/metrics` needs `Authorization: Bearer <admin token>`, on every port that serves it,
+//! the public ones included: its series name routes, upstream replicas' addresses, pool
+//! sizes and error rates, which is reconnaissance for an attacker and nobody else's business.
+//! Prometheus sends the token with `authorization: {credentials_file: …}` in its scrape
+//! config; the lab sends it on every scrape.
 
 use std::sync::Arc;
 
@@ -28,13 +35,21 @@ pub struct OpsState {
     /// Once set, `/ready` answers 503 whatever the dependencies say (the process is
     /// stopping; see [`Stopping`]).
     pub stopping: Stopping,
+    /// The bearer token `/metrics` requires: the process's admin token.
+    pub admin_token: Arc<str>,
 }
 
 pub fn router(state: OpsState) -> Router {
+    let scrape = Router::new().route("/metrics", get(metrics)).route_layer(
+        axum::middleware::from_fn_with_state(
+            state.admin_token.clone(),
+            crate::admin::require_token,
+        ),
+    );
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .merge(scrape)
         .with_state(state)
 }
 

@@ -63,8 +63,14 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+/// Logs in. After `login_failure_limit` failed logins for one account (10 by default)
+/// within `login_failure_window_ms` of the first (15 minutes), every attempt on that account
+/// — a correct password included — answers 429 `rate_limited` until the window ends; a
+/// successful login clears the count.
 #[utoipa::path(post, path = "/api/sessions", tag = "users", request_body = Credentials,
-    responses((status = 200, body = Session), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Session), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too many failed logins for this account",
+            headers(("Retry-After" = u64, description = "seconds until the account's window ends; also `error.retry_after_secs`")))))]
 pub async fn log_in(
     State(shop): State<Shop>,
     ApiJson(credentials): ApiJson<Credentials>,

@@ -30,6 +30,13 @@ pub enum DomainError {
     /// Well-formed but breaks a rule (validation, idempotency key reused).
     #[error("{0}")]
     Invalid(String),
+    /// Too many attempts of this kind for now (failed logins for one account); try again
+    /// after `retry_after_secs`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A dependency is down, timed out, or a fault is switched on.
     #[error("{0}")]
     Unavailable(String),
@@ -49,6 +56,7 @@ impl DomainError {
             DomainError::Conflict(_) => "conflict",
             DomainError::PayloadTooLarge(_) => "payload_too_large",
             DomainError::Invalid(_) => "invalid",
+            DomainError::RateLimited { .. } => "rate_limited",
             DomainError::Unavailable(_) => "unavailable",
             DomainError::Internal(_) => "internal",
         }

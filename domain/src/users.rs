@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DomainError, DomainResult};
 
+mod throttle;
+
+pub use throttle::{Attempt, LoginThrottle, ThrottledUsers};
+
 pub type UserId = i64;
 
 pub const MIN_PASSWORD_CHARS: usize = 8;

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use domain::admin::{Admin, ResetRequest};
 use domain::faults::Faults;
 use domain::tokens::TokenKeys;
+use domain::users::ThrottledUsers;
 use domain::{Context, DomainResult, Shop};
 use store::cart::SqlCart;
 use store::catalog::SqlCatalog;
@@ -73,7 +74,6 @@ impl Monolith {
             token
         });
         settings.admin_token = Some(admin_token.clone());
-        let token_secret = settings.token_secret.clone().unwrap_or_else(random_secret);
         let db_options = DbOptions {
             max_connections: settings.db_max_connections,
             acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
@@ -82,6 +82,18 @@ impl Monolith {
             .await
             .with_context(|| format!("open database {}", redact(&settings.db)))?;
         db.migrate(&Context::ALL).await.context("run migrations")?;
+        // A configured secret wins. Without one, the secret is generated once and kept in
+        // the shop's own database, so a restart (or a second process on the same database)
+        // accepts the tokens already issued: the one place every backend and every
+        // platform keeps across restarts, which a file beside a SQLite database is not for
+        // PostgreSQL. Whoever can read the database can then sign tokens; they can already
+        // read every account.
+        let token_secret = match settings.token_secret.clone() {
+            Some(secret) => secret,
+            None => store::users::kept_token_secret(&db, &random_secret())
+                .await
+                .map_err(|error| anyhow::anyhow!("keep the token secret: {error}"))?,
+        };
         let faults = Faults::new();
         let tokens = TokenKeys::new(token_secret.as_bytes(), settings.token_ttl_secs);
         let orders = Arc::new(MonolithOrders::new(db.clone(), faults.clone(), &settings));
@@ -90,7 +102,10 @@ impl Monolith {
             inventory: Arc::new(SqlInventory::new(db.clone(), faults.clone())),
             cart: Arc::new(SqlCart::new(db.clone(), faults.clone())),
             orders: orders.clone(),
-            users: Arc::new(SqlUsers::new(db.clone(), faults.clone(), tokens.clone())),
+            users: Arc::new(ThrottledUsers::new(
+                SqlUsers::new(db.clone(), faults.clone(), tokens.clone()),
+                settings.login_throttle(),
+            )),
             recommendations: Arc::new(SqlRecommendations::new(db.clone(), faults.clone())),
             tokens,
         };
@@ -175,6 +190,7 @@ impl Monolith {
             readiness: Arc::new(DatabaseReadiness(self.db.clone())),
             metrics: metrics.clone(),
             stopping: self.stopping.clone(),
+            admin_token: Arc::from(self.admin_token.as_str()),
         };
         let admin = api::admin::AdminState {
             admin: self.admin.clone(),

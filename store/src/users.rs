@@ -17,6 +17,8 @@ use sqlx::AnyConnection;
 use crate::Db;
 use crate::db::{SEED_BATCH_ROWS, db_error, row_placeholders};
 
+/// The tables a reset wipes. `token_secret` (the users context's too) is not among them: it
+/// is the process's configuration, not shop data, and a reset must not log everyone out.
 pub const TABLES: [&str; 1] = ["users"];
 
 pub struct SqlUsers {
@@ -85,6 +87,22 @@ impl Users for SqlUsers {
         }
         self.tokens.issue(user_id)
     }
+}
+
+/// The token secret kept in the database: `candidate` becomes it when none is kept yet, and
+/// the kept one is returned either way, so every process on one database (a restarted one,
+/// or replicas started at once) signs with the same secret.
+pub async fn kept_token_secret(db: &Db, candidate: &str) -> DomainResult<String> {
+    sqlx::query("INSERT INTO token_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+        .bind(candidate.to_owned())
+        .execute(db.writer())
+        .await
+        .map_err(db_error)?;
+    let (secret,): (String,) = sqlx::query_as("SELECT secret FROM token_secret WHERE id = 1")
+        .fetch_one(db.writer())
+        .await
+        .map_err(db_error)?;
+    Ok(secret)
 }
 
 /// Argon2 costs tens of milliseconds of CPU by design; it runs on the blocking pool so it

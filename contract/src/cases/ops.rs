@@ -12,6 +12,7 @@ pub(crate) fn cases() -> Vec<Case> {
         metrics_count_requests_by_method_route_template_and_status,
         metrics_label_unknown_ids_by_route_template_not_by_raw_path,
         metrics_expose_a_latency_histogram_and_an_in_flight_gauge,
+        metrics_without_the_admin_token_return_401_on_the_public_and_the_admin_port,
         openapi_document_lists_every_public_path,
         unknown_route_returns_404_with_an_error_body,
     ]
@@ -127,8 +128,41 @@ async fn unknown_route_returns_404_with_an_error_body(ctx: Ctx) -> Result<()> {
     Ok(())
 }
 
+/// `/metrics` names routes, replicas and error rates: the scraper proves itself with the
+/// admin token, and nobody else reads them.
+async fn metrics_without_the_admin_token_return_401_on_the_public_and_the_admin_port(
+    ctx: Ctx,
+) -> Result<()> {
+    ctx.get("/metrics")
+        .await?
+        .expect_error(401, "unauthenticated")?;
+    let resp = ctx.get("/metrics").token("not-the-admin-token").await?;
+    resp.expect_error(401, "unauthenticated")?;
+    ensure!(
+        !resp.text.contains("http_requests_total"),
+        "a refused scrape still carried metrics: {}",
+        resp.text
+    );
+    // A user's bearer token is not a scraper's either.
+    let token = ctx.login_seeded(1).await?;
+    ctx.get("/metrics")
+        .token(&token)
+        .await?
+        .expect_error(401, "unauthenticated")?;
+    let admin_port = format!("{}/metrics", ctx.target().admin_url.trim_end_matches('/'));
+    let status = reqwest::get(&admin_port)
+        .await
+        .with_context(|| format!("GET {admin_port}"))?
+        .status();
+    ensure!(
+        status == 401,
+        "GET {admin_port} without a token answered {status}"
+    );
+    Ok(())
+}
+
 async fn metrics_text(ctx: &Ctx) -> Result<String> {
-    let resp = ctx.get("/metrics").await?;
+    let resp = ctx.get("/metrics").admin().await?;
     resp.expect(200)?;
     Ok(resp.text)
 }

@@ -1,6 +1,6 @@
 //! `users`: registration, its validation, logging in, and strings stored verbatim.
 
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, ensure};
 use serde_json::json;
 
 use crate::{Case, Ctx, Fields};
@@ -20,6 +20,8 @@ pub(crate) fn cases() -> Vec<Case> {
         seeded_users_log_in_with_the_seed_password,
         logging_in_with_a_wrong_password_returns_401,
         logging_in_with_an_unknown_email_returns_401,
+        repeated_failed_logins_lock_the_account_with_429_and_retry_after_even_for_the_right_password,
+        a_successful_login_clears_the_failed_login_count,
     ]
 }
 
@@ -259,5 +261,63 @@ async fn logging_in_with_an_unknown_email_returns_401(ctx: Ctx) -> Result<()> {
     ctx.post("/api/sessions", body)
         .await?
         .expect_error(401, "unauthenticated")?;
+    Ok(())
+}
+
+/// The build's `login_failure_limit` is a setting (10 by default); the case finds it rather
+/// than assuming it, up to a bound far above any sane limit.
+async fn repeated_failed_logins_lock_the_account_with_429_and_retry_after_even_for_the_right_password(
+    ctx: Ctx,
+) -> Result<()> {
+    let user = ctx.register_user().await?;
+    let other = ctx.register_user().await?;
+    let wrong = json!({"email": user.email, "password": "not the password"});
+    let mut failures = 0;
+    let locked = loop {
+        let resp = ctx.post("/api/sessions", wrong.clone()).await?;
+        if resp.status == 429 {
+            break resp;
+        }
+        resp.expect_error(401, "unauthenticated")?;
+        failures += 1;
+        ensure!(
+            failures < 100,
+            "{failures} wrong passwords in a row and no 429"
+        );
+    };
+    ensure!(failures >= 1, "the first login ever was refused with 429");
+    locked.expect_error(429, "rate_limited")?;
+    // The right password is refused too: otherwise the lockout would tell a guesser when
+    // they were right.
+    let right = json!({"email": user.email, "password": user.password});
+    let resp = ctx.post("/api/sessions", right).await?;
+    resp.expect_error(429, "rate_limited")?;
+    let retry_after: u64 = resp
+        .header("retry-after")
+        .context("a 429 without Retry-After")?
+        .parse()
+        .context("Retry-After is not a number of seconds")?;
+    ensure!(retry_after >= 1, "Retry-After: {retry_after}");
+    ensure!(
+        resp.json["error"]["retry_after_secs"] == json!(retry_after),
+        "the body's retry_after_secs differs from Retry-After: {}",
+        resp.text
+    );
+    // Another account is not locked by this one's failures.
+    ctx.login(&other.email, &other.password).await?;
+    Ok(())
+}
+
+/// Assumes a `login_failure_limit` of 2 or more (10 by default): fifteen failures, each
+/// followed by a success, never lock the account.
+async fn a_successful_login_clears_the_failed_login_count(ctx: Ctx) -> Result<()> {
+    let user = ctx.register_user().await?;
+    let wrong = json!({"email": user.email, "password": "not the password"});
+    for _ in 0..15 {
+        ctx.post("/api/sessions", wrong.clone())
+            .await?
+            .expect_error(401, "unauthenticated")?;
+        ctx.login(&user.email, &user.password).await?;
+    }
     Ok(())
 }

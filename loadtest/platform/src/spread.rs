@@ -18,6 +18,9 @@ use loadtest_results::component::Component;
 pub struct SpreadSource {
     /// The `/metrics` URL of the balancer in front of the replicas.
     pub metrics_url: String,
+    /// The bearer token the scrape sends: the shop's admin token for the gateway, whose
+    /// `/metrics` requires it; none for the lab's own front door.
+    bearer: Option<String>,
     /// The counter family, without `_total`.
     family: &'static str,
     /// A label the sample must have, with its value (the upstream service).
@@ -33,6 +36,7 @@ impl SpreadSource {
     pub fn front_door(control_url: &str) -> SpreadSource {
         SpreadSource {
             metrics_url: format!("{control_url}/metrics"),
+            bearer: None,
             family: "front_door_responses",
             only: None,
             replica_label: "backend",
@@ -40,13 +44,19 @@ impl SpreadSource {
         }
     }
 
-    /// The gateway, which calls every replica of `component` (a service) itself.
-    pub fn gateway(gateway_url: &str, component: Component) -> anyhow::Result<SpreadSource> {
+    /// The gateway, which calls every replica of `component` (a service) itself; its
+    /// `/metrics` needs `admin_token`.
+    pub fn gateway(
+        gateway_url: &str,
+        admin_token: &str,
+        component: Component,
+    ) -> anyhow::Result<SpreadSource> {
         let Component::Service(context) = component else {
             anyhow::bail!("the gateway balances services, not {component}");
         };
         Ok(SpreadSource {
             metrics_url: format!("{gateway_url}/metrics"),
+            bearer: Some(admin_token.to_owned()),
             family: "hop_attempts",
             only: Some(("upstream", context.to_string())),
             replica_label: "replica",
@@ -56,8 +66,11 @@ impl SpreadSource {
 
     /// The counters now, by replica.
     pub async fn read(&self, http: &reqwest::Client) -> anyhow::Result<BTreeMap<String, f64>> {
-        let text = http
-            .get(&self.metrics_url)
+        let mut request = http.get(&self.metrics_url);
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        let text = request
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
@@ -122,17 +135,20 @@ pub struct HopCount {
 }
 
 impl HopCount {
-    /// The counters of the processes at `metrics_urls` for calls into `upstream`. A process
-    /// that does not answer fails the read: a sum with a caller missing would understate it.
+    /// The counters of the processes at `metrics_urls` (scraped with the shop's
+    /// `admin_token`) for calls into `upstream`. A process that does not answer fails the
+    /// read: a sum with a caller missing would understate it.
     pub async fn read(
         http: &reqwest::Client,
         metrics_urls: &[String],
+        admin_token: &str,
         upstream: domain::Context,
     ) -> anyhow::Result<HopCount> {
         let mut total = HopCount::default();
         for url in metrics_urls {
             let text = http
                 .get(url)
+                .bearer_auth(admin_token)
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)
@@ -205,7 +221,7 @@ http_requests_total{method=\"GET\",route=\"/products\",status=\"200\"} 999
     #[test]
     fn the_gateway_source_reads_only_its_upstreams_replicas() {
         let source =
-            SpreadSource::gateway("http://gw", Component::Service(Context::Catalog)).unwrap();
+            SpreadSource::gateway("http://gw", "t", Component::Service(Context::Catalog)).unwrap();
         let counters = source.counters_in(GATEWAY).unwrap();
         assert_eq!(
             counters.into_iter().collect::<Vec<_>>(),
@@ -247,7 +263,7 @@ hop_attempts_total{upstream=\"payments\",replica=\"127.0.0.1:3\"} 55
 
     #[test]
     fn the_gateway_balances_services_only() {
-        assert!(SpreadSource::gateway("http://gw", Component::Monolith).is_err());
+        assert!(SpreadSource::gateway("http://gw", "t", Component::Monolith).is_err());
     }
 
     #[test]

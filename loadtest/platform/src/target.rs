@@ -115,7 +115,9 @@ impl Target {
     /// where neither counts them (no front door on this platform).
     pub async fn spread_source(&self, component: Component) -> Option<SpreadSource> {
         match component {
-            Component::Service(_) => SpreadSource::gateway(self.url(), component).ok(),
+            Component::Service(_) => {
+                SpreadSource::gateway(self.url(), self.admin_token(), component).ok()
+            }
             Component::Monolith | Component::Gateway => self
                 .platform
                 .front_door_control_url()

@@ -104,9 +104,24 @@ async fn the_admin_port_needs_the_token_and_fans_out_audit_faults_and_reset() {
     )
     .await;
     assert_eq!(status, 401);
-    for path in ["/health", "/ready", "/metrics"] {
+    for path in ["/health", "/ready"] {
         let response = lab.http.get(lab.admin_url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path} on the admin port");
+    }
+    // The scrape is the lab's and the operator's: the admin token, on either port.
+    for url in [lab.admin_url("/metrics"), lab.url("/metrics")] {
+        let (status, _) = answer(lab.http.get(&url)).await;
+        assert_eq!(status, 401, "{url} without the admin token");
+        let response = lab
+            .http
+            .get(&url)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{url} with the admin token");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("http_requests_total"), "{url}: {text}");
     }
 
     let (status, audit) = answer(

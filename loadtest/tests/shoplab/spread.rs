@@ -111,3 +111,40 @@ async fn the_front_door_counts_only_the_backends_behind_it_now_not_the_ones_a_de
         "the deploy put a new process behind the door"
     );
 }
+
+/// The faults experiment reads every caller's hop counters (retry amplification) from each
+/// process's `/metrics`, which answers the lab's admin token and nobody without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_micro_process_gives_its_hop_counters_to_the_lab_and_to_nobody_without_the_token() {
+    let _quiet = crate::support::exclusive().await;
+    let target = start_target(Build::Micro).await;
+    let http = reqwest::Client::new();
+    const REQUESTS: usize = 10;
+    send(&http, target.url(), "/api/products/1", REQUESTS).await;
+    let urls: Vec<String> = target
+        .processes()
+        .await
+        .into_iter()
+        .filter(|process| !process.url.is_empty())
+        .map(|process| format!("{}/metrics", process.url))
+        .collect();
+    let count =
+        spread::HopCount::read(&http, &urls, target.admin_token(), domain::Context::Catalog).await;
+    let mut refused = Vec::new();
+    for url in &urls {
+        refused.push(http.get(url).send().await.expect("an answer").status());
+    }
+    target.stop().await.expect("stop");
+
+    assert!(urls.len() > 2, "the gateway and the services: {urls:?}");
+    let count = count.expect("every process answers the lab's scrape");
+    assert!(
+        count.calls >= REQUESTS as f64,
+        "{REQUESTS} product pages, {} calls into catalog counted",
+        count.calls
+    );
+    assert!(
+        refused.iter().all(|status| status.as_u16() == 401),
+        "a scrape without the token: {refused:?}"
+    );
+}

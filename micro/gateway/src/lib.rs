@@ -9,7 +9,8 @@
 //!
 //! The admin port is for operators and the lab: reset, audit and faults, fanned out to the
 //! services that own the data and the fault registries ([`admin`]), plus `/health`,
-//! `/ready` and `/metrics`.
+//! `/ready` and `/metrics`. `/metrics` is on both ports, and needs the admin token on both
+//! (`api::ops`).
 
 mod admin;
 
@@ -111,6 +112,8 @@ struct Gateway {
     shop: Shop,
     admin: GatewayAdmin,
     readiness: Arc<dyn Readiness>,
+    /// What `/metrics` on either port requires as a bearer token.
+    admin_token: Arc<str>,
     /// Set once the process was told to stop: `/ready` on either port then answers 503.
     stopping: api::server::Stopping,
 }
@@ -161,6 +164,7 @@ impl Gateway {
             tokens: TokenKeys::new(secret.as_bytes(), settings.token_ttl_secs),
         };
         let required: Vec<Upstream> = REQUIRED.into_iter().map(client).collect();
+        let metrics_token = Arc::from(admin_token.as_str());
         let admin = GatewayAdmin::new(&directory, admin_token)?;
         Ok(Gateway {
             settings,
@@ -168,6 +172,7 @@ impl Gateway {
             shop,
             admin,
             readiness: Arc::new(UpstreamReadiness { required }),
+            admin_token: metrics_token,
             stopping: api::server::Stopping::default(),
         })
     }
@@ -181,6 +186,7 @@ impl Gateway {
                 readiness: self.readiness.clone(),
                 metrics: metrics.clone(),
                 stopping: self.stopping.clone(),
+                admin_token: self.admin_token.clone(),
             })
         };
         let public = api::public::router(self.shop.clone())

@@ -127,6 +127,7 @@ impl Service {
             readiness: Arc::new(readiness),
             metrics: metrics.clone(),
             stopping: self.stopping.clone(),
+            admin_token: Arc::from(self.admin_token.as_str()),
         };
         let admin = AdminState {
             admin: Arc::new(self.admin()),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use domain::Context;
 use domain::tokens::TokenKeys;
+use domain::users::ThrottledUsers;
 use micro_kit::Service;
 use store::users::SqlUsers;
 
@@ -22,10 +23,11 @@ pub async fn serve(
         .clone()
         .context("the users service needs token_secret (SHOPLAB_TOKEN_SECRET): the gateway verifies what it signs")?;
     let tokens = TokenKeys::new(secret.as_bytes(), service.settings.token_ttl_secs);
-    let users = Arc::new(SqlUsers::new(
-        service.db.clone(),
-        service.faults.clone(),
-        tokens,
+    // Failed logins are counted here, where passwords are verified; the gateway passes
+    // the 429 on.
+    let users = Arc::new(ThrottledUsers::new(
+        SqlUsers::new(service.db.clone(), service.faults.clone(), tokens),
+        service.settings.login_throttle(),
     ));
     let router = service.router(micro_rpc::users::routes(users), Vec::new());
     service.serve(router, listener, shutdown).await

@@ -182,6 +182,7 @@ async fn in_single_mode_a_cart_write_waits_for_the_checkout_transaction_around_t
         let text = monolith
             .client
             .get(monolith.url("/metrics"))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .unwrap()

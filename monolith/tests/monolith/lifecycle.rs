@@ -20,6 +20,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
             let text = monolith
                 .client
                 .get(monolith.url("/metrics"))
+                .bearer_auth(ADMIN_TOKEN)
                 .send()
                 .await
                 .unwrap()

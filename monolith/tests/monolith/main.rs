@@ -11,3 +11,5 @@ mod lifecycle;
 /// `/metrics` as a scraper sees it: format, build info, pool gauges.
 mod metrics;
 mod process;
+/// The token secret across restarts: kept in the database, or configured.
+mod token_secret;

@@ -1,7 +1,7 @@
 //! `/metrics` of the real process: the text format with HELP and TYPE for every family, the
 //! build info, the pools of its one database, and OpenMetrics for a scraper that asks.
 
-use crate::process::Process;
+use crate::process::{ADMIN_TOKEN, Process};
 
 #[tokio::test]
 async fn metrics_name_the_build_and_report_the_reader_and_writer_pools_in_the_text_format() {
@@ -9,6 +9,7 @@ async fn metrics_name_the_build_and_report_the_reader_and_writer_pools_in_the_te
     let response = monolith
         .client
         .get(monolith.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -46,6 +47,7 @@ async fn a_scraper_that_asks_for_openmetrics_gets_openmetrics() {
     let response = monolith
         .client
         .get(monolith.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
         .header(
             "accept",
             "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",

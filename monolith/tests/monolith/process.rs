@@ -32,12 +32,34 @@ impl Process {
         extra_args: &[&str],
         settings: &[(&str, &str)],
     ) -> Process {
+        Process::spawn(data, extra_args, settings, Some("test-secret")).await
+    }
+
+    /// Starts the monolith on the database in `data` with no `SHOPLAB_TOKEN_SECRET` at all,
+    /// so it signs with the secret kept in its database.
+    pub async fn start_without_token_secret(
+        data: tempfile::TempDir,
+        extra_args: &[&str],
+    ) -> Process {
+        Process::spawn(data, extra_args, &[], None).await
+    }
+
+    async fn spawn(
+        data: tempfile::TempDir,
+        extra_args: &[&str],
+        settings: &[(&str, &str)],
+        token_secret: Option<&str>,
+    ) -> Process {
         let db = format!("sqlite://{}", data.path().join("shop.db").display());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_monolith"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_monolith"));
+        command.env_remove("SHOPLAB_TOKEN_SECRET");
+        if let Some(secret) = token_secret {
+            command.env("SHOPLAB_TOKEN_SECRET", secret);
+        }
+        let mut child = command
             .args(["--port", "0", "--db", &db])
             .args(extra_args)
             .env("SHOPLAB_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("SHOPLAB_TOKEN_SECRET", "test-secret")
             .env("SHOPLAB_SEED_PRODUCTS", "20")
             .env("SHOPLAB_SEED_USERS", "2")
             .env("SHOPLAB_SHUTDOWN_DRAIN_MS", "10000")

@@ -197,7 +197,9 @@ async fn hop_count(target: &Target, http: &reqwest::Client, context: Context) ->
     if urls.is_empty() {
         return None;
     }
-    HopCount::read(http, &urls, context).await.ok()
+    HopCount::read(http, &urls, target.admin_token(), context)
+        .await
+        .ok()
 }
 
 /// The catalogue's fault for `kind` with its default parameters (`domain::faults`: the same

@@ -327,6 +327,7 @@ impl Shop {
         let response = self
             .http
             .get(format!("{url}/metrics"))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await?
             .error_for_status()?;
