@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     tests!(suite, compose::on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconnecting_brings_it_back, needs compose_images());
     tests!(suite, compose::the_workshop_on_compose_shows_the_containers_lets_the_engine_heal_a_kill_and_refuses_what_compose_cannot_do, needs compose_images());
     tests!(suite, swarm::on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad_release_is_rolled_back, needs swarm_images());
-    tests!(suite, swarm::on_a_swarm_calls_spread_over_a_scaled_service_and_a_lost_node_is_rescheduled, needs swarm_images());
+    tests!(suite, swarm::on_a_swarm_calls_spread_over_a_scaled_service_a_lost_node_is_rescheduled_and_a_drain_gets_spares_first, needs swarm_images());
     tests!(suite, swarm::the_workshop_on_a_swarm_shows_its_tasks_lets_swarm_heal_a_kill_and_removes_the_swarm, needs swarm_images());
     tests!(suite, swarm::an_existing_swarm_is_used_through_its_manager_and_left_as_it_was, needs host_swarm());
     tests!(suite, swarm::missing_images_are_named_with_their_fix_before_anything_is_made, needs swarm_images());

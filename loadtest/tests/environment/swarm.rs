@@ -169,7 +169,7 @@ pub async fn on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad
     assert_eq!(left_behind(&prefix), Vec::<String>::new());
 }
 
-pub async fn on_a_swarm_calls_spread_over_a_scaled_service_and_a_lost_node_is_rescheduled(
+pub async fn on_a_swarm_calls_spread_over_a_scaled_service_a_lost_node_is_rescheduled_and_a_drain_gets_spares_first(
     tag: String,
 ) {
     let settings = swarm_settings("micro", tag, 3);
