@@ -32,8 +32,36 @@ impl Process {
         extra_args: &[&str],
         settings: &[(&str, &str)],
     ) -> Process {
+        Process::launch(
+            Command::new(env!("CARGO_BIN_EXE_monolith")),
+            data,
+            extra_args,
+            settings,
+        )
+        .await
+    }
+
+    /// Starts the monolith, seeded, under a soft and hard limit of `open_files` descriptors:
+    /// util-linux's `prlimit` sets the limit and then runs the monolith in its place (the same
+    /// PID).
+    pub async fn start_with_open_files(open_files: u32, settings: &[(&str, &str)]) -> Process {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={open_files}:{open_files}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_monolith"));
+        let data = tempfile::tempdir().expect("temp dir");
+        Process::launch(command, data, &["--seed", "7"], settings).await
+    }
+
+    async fn launch(
+        mut command: Command,
+        data: tempfile::TempDir,
+        extra_args: &[&str],
+        settings: &[(&str, &str)],
+    ) -> Process {
         let db = format!("sqlite://{}", data.path().join("shop.db").display());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_monolith"))
+        let mut child = command
             .args(["--port", "0", "--db", &db])
             .args(extra_args)
             .env("SHOPLAB_ADMIN_TOKEN", ADMIN_TOKEN)
