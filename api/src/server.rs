@@ -160,9 +160,9 @@ impl Stopping {
 /// kernel's backlog with no answer, and a client would see a hung request until its own
 /// timeout; the flood of idle sockets this cap is against would keep the slots full, so
 /// the wait would be long. A quick 503 is an answer every client here already handles (a
-/// hop's retry on another replica, the front door's other backend, a load generator's
-/// error count), and it costs the server one `accept` and one write. Envoy's listener
-/// connection limit refuses the same way.
+/// hop counts it against the replica's breaker and retries an idempotent call, a load
+/// generator counts an error), and it costs the server one `accept` and one write. Envoy's
+/// listener connection limit also accepts and closes at once, without the answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub header_read_timeout: Duration,
@@ -209,6 +209,14 @@ pub async fn serve(
     limits: Limits,
 ) -> anyhow::Result<()> {
     let max_connections = listen::cap(limits.max_connections);
+    if limits.idle_timeout <= CLIENT_POOL_IDLE {
+        tracing::warn!(
+            idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
+            client_pool_idle_ms = CLIENT_POOL_IDLE.as_millis() as u64,
+            "the idle timeout is not above the clients' pool idle: a pooled connection may be \
+             reused as this server closes it"
+        );
+    }
     let timeouts = connection::Timeouts {
         header_read: limits.header_read_timeout,
         idle: limits.idle_timeout,
