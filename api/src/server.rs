@@ -1,8 +1,16 @@
 //! Runs a router on a bound listener until a shutdown future resolves, then drains
-//! in-flight requests for at most a deadline; and [`Stopping`], what `/ready` says between
-//! the stop signal and the listener's close.
+//! in-flight requests for at most a deadline, holding every connection to the [`Limits`]
+//! (a header-read timeout, an idle timeout, a cap); [`finish`], the layers every process's
+//! router wears; and [`Stopping`], what `/ready` says between the stop signal and the
+//! listener's close.
+//!
+//! Every server of the workspace runs through [`serve`]: the monolith, the gateway's two
+//! ports, each service, and the lab's front door, fault-proxy control port and workshop.
 
-use std::future::{Future, IntoFuture};
+mod connection;
+mod listen;
+
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -138,39 +146,140 @@ impl Stopping {
     }
 }
 
-/// Serves until `shutdown` resolves; then stops accepting, gives in-flight requests `drain`
-/// to finish, and returns (cutting the stragglers off) when the deadline passes.
+/// How a server treats its connections, from the settings `header_read_timeout_ms`,
+/// `idle_timeout_ms`, `max_connections` and `shutdown_drain_ms` (their defaults and reasons
+/// are there).
+///
+/// A connection must send its request head within `header_read_timeout`, counted from the
+/// accept or from the first byte after the last answer; one that waits with nothing in
+/// flight is closed after `idle_timeout`. A request in flight is never cut by either.
+///
+/// At `max_connections` a new connection is accepted, answered `503` with `Retry-After: 1`
+/// and closed at once, rather than left unaccepted until a slot frees (what nginx does at
+/// its `worker_connections` and HAProxy at its `maxconn`). Unaccepted, it would wait in the
+/// kernel's backlog with no answer, and a client would see a hung request until its own
+/// timeout; the flood of idle sockets this cap is against would keep the slots full, so
+/// the wait would be long. A quick 503 is an answer every client here already handles (a
+/// hop counts it against the replica's breaker and retries an idempotent call, a load
+/// generator counts an error), and it costs the server one `accept` and one write. Envoy's
+/// listener connection limit also accepts and closes at once, without the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    /// After the shutdown future resolves, how long connections in flight get to finish.
+    pub drain: Duration,
+}
+
+impl Limits {
+    pub fn of(settings: &crate::Settings) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(settings.idle_timeout_ms),
+            max_connections: settings.max_connections,
+            drain: Duration::from_millis(settings.shutdown_drain_ms),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::of(&crate::Settings::default())
+    }
+}
+
+/// The longest any HTTP client of a shop server keeps an idle pooled connection: half the
+/// servers' default `idle_timeout_ms`. A client that reuses a kept-alive connection just as
+/// the server closes it sends a request that fails with no answer, and one that is not
+/// idempotent (a checkout, a charge, a reset) cannot be sent again; a pool that lets go
+/// first never meets that race.
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(30);
+
+/// Serves until `shutdown` resolves, under `limits`; then stops accepting, lets in-flight
+/// requests finish (each connection closes after its answer, an idle one at once) for at
+/// most `limits.drain`, and returns, cutting the stragglers off when the deadline passes.
+///
+/// HTTP/1.1 through hyper's server (every client of the shop speaks it; `axum::serve`, which
+/// this replaces, has neither a header-read timeout nor a connection cap).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Duration,
+    limits: Limits,
 ) -> anyhow::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let graceful = async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    };
-    let mut server = tokio::spawn(
-        axum::serve(listener, router)
-            .with_graceful_shutdown(graceful)
-            .into_future(),
-    );
-    tokio::select! {
-        finished = &mut server => return Ok(finished??),
-        _ = stopping_rx => {}
+    let max_connections = listen::cap(limits.max_connections);
+    if limits.idle_timeout <= CLIENT_POOL_IDLE {
+        tracing::warn!(
+            idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
+            client_pool_idle_ms = CLIENT_POOL_IDLE.as_millis() as u64,
+            "the idle timeout is not above the clients' pool idle: a pooled connection may be \
+             reused as this server closes it"
+        );
     }
-    match tokio::time::timeout(drain, &mut server).await {
-        Ok(finished) => Ok(finished??),
-        Err(_) => {
-            tracing::warn!(
-                drain_ms = drain.as_millis() as u64,
-                "drain deadline passed; closing remaining connections"
-            );
-            server.abort();
-            Ok(())
+    let timeouts = connection::Timeouts {
+        header_read: limits.header_read_timeout,
+        idle: limits.idle_timeout,
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut pause = listen::AcceptPause::default();
+    let mut refusing = false;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            // Finished connections are reaped as they go, so the set holds live ones only.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    pause.accepted();
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        if !refusing {
+                            tracing::warn!(
+                                max_connections,
+                                "at the connection limit: new connections are answered 503"
+                            );
+                            refusing = true;
+                        }
+                        listen::refuse(stream);
+                        continue;
+                    };
+                    if refusing {
+                        tracing::info!(max_connections, "below the connection limit again");
+                        refusing = false;
+                    }
+                    let router = router.clone();
+                    let stop = stop_rx.clone();
+                    connections.spawn(async move {
+                        connection::serve(stream, router, timeouts, stop).await;
+                        drop(slot);
+                    });
+                }
+                Err(error) => {
+                    if let Some(wait) = pause.after(&error) {
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
+            }
         }
     }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.drain, drained).await.is_err() {
+        tracing::warn!(
+            drain_ms = limits.drain.as_millis() as u64,
+            connections = connections.len(),
+            "drain deadline passed; closing remaining connections"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -62,6 +62,28 @@ pub struct Settings {
     pub shutdown_delay_ms: u64,
     /// After SIGTERM/SIGINT (and the delay), how long in-flight requests get to finish.
     pub shutdown_drain_ms: u64,
+    /// How long a connection has to send a complete request head, from the moment it was
+    /// accepted or the first byte of its next request arrived; then it is closed
+    /// ([`crate::server::Limits`]). A head is a few hundred bytes a client writes at once, so
+    /// anything slower is a slowloris holding a socket: 10 s (nginx's
+    /// `client_header_timeout` is 60 s, Go servers are commonly given 5–10 s) sheds them fast
+    /// and still leaves a slow mobile link time to send a full 8 KiB head.
+    pub header_read_timeout_ms: u64,
+    /// How long a kept-alive connection may wait, with no request in flight and no byte of
+    /// the next one, before the server closes it. 60 s (a cloud load balancer's usual idle
+    /// timeout; nginx's `keepalive_timeout` is 75 s) keeps a pooled connection warm across
+    /// the lulls of a run. Every client of a shop server keeps pooled connections idle for
+    /// at most 30 s ([`crate::server::CLIENT_POOL_IDLE`]), well under this, so a client
+    /// never reuses a connection at the moment the server closes it (a request sent then
+    /// fails unanswered, and a non-idempotent one cannot be retried): keep it above that.
+    pub idle_timeout_ms: u64,
+    /// The most connections served at once; one more is answered 503 and closed at once
+    /// (see [`crate::server::Limits`] for why it is refused rather than left waiting). Also
+    /// held to half the process's limit of open files, so a flood meets the cap before the
+    /// process runs out of descriptors for its database, its upstreams and its logs. 1024:
+    /// four times the lab's heaviest load (the open-loop ramp's 256 requests in flight, each
+    /// on a connection of its own) and the scale of nginx's `worker_connections`.
+    pub max_connections: usize,
     /// `text` or `json`.
     pub log_format: String,
     /// Microservices only: where each context this process calls answers, as base URLs of
@@ -169,6 +191,9 @@ impl Default for Settings {
             db_acquire_timeout_ms: 2_000,
             shutdown_delay_ms: 0,
             shutdown_drain_ms: 5_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1024,
             log_format: "text".to_owned(),
             upstreams: std::collections::BTreeMap::new(),
             upstream_resolve_ms: 0,

@@ -38,13 +38,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let drain = Duration::from_millis(settings.shutdown_drain_ms);
+    let limits = api::server::Limits::of(&settings);
     let delay = Duration::from_millis(settings.shutdown_delay_ms);
     let monolith = Monolith::open(settings).await?;
     let maintenance = monolith.maintain();
     let router = monolith.router();
     let shutdown = monolith.stopping.after(shutdown, delay);
-    let served = api::server::serve(listener, router, shutdown, drain).await;
+    let served = api::server::serve(listener, router, shutdown, limits).await;
     // Stopped before the pools close, so it does not find them closing under it.
     drop(maintenance);
     monolith.db.close().await;
@@ -266,7 +266,7 @@ pub async fn run(args: &api::cli::ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("bind {address}"))?;
     let local = listener.local_addr()?;
-    let drain = Duration::from_millis(settings.shutdown_drain_ms);
+    let limits = api::server::Limits::of(&settings);
     let delay = Duration::from_millis(settings.shutdown_delay_ms);
     let monolith = Monolith::open(settings).await?;
     let maintenance = monolith.maintain();
@@ -283,7 +283,7 @@ pub async fn run(args: &api::cli::ServeArgs) -> anyhow::Result<()> {
         monolith
             .stopping
             .after(api::server::shutdown_signal(), delay),
-        drain,
+        limits,
     )
     .await;
     // Stopped before the pools close, so it does not find them closing under it.

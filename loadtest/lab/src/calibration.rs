@@ -51,6 +51,7 @@ impl Calibrator {
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
+            .pool_idle_timeout(loadtest_platform::CLIENT_POOL_IDLE)
             .build()?;
         let null = format!("{null_base}/null");
         let public = format!("{}{LIST}", target.direct_url());

@@ -43,6 +43,11 @@ use loadtest_results::component::Build;
 
 use crate::cgroup::ProcessLimits;
 
+/// The longest the lab's HTTP clients keep an idle pooled connection: under every shop
+/// server's idle timeout, so a call never rides a connection the server is closing (the
+/// shop's own rule, `api::server::CLIENT_POOL_IDLE`, re-exported for the lab's crates that do
+/// not link `api`).
+pub use api::server::CLIENT_POOL_IDLE;
 pub use injection::Injection;
 pub use meter::{Meter, Probe, Usage};
 pub use platform::{

@@ -39,6 +39,7 @@ impl Target {
             limits: settings.limits,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
                 .build()?,
         })
     }

@@ -145,14 +145,21 @@ async fn serve(
     let address = listener
         .local_addr()
         .context("read the workshop page's address")?;
-    let served = axum::serve(listener, api::router(workshop, address))
-        .with_graceful_shutdown(async move {
+    // The shop's connection limits (the defaults of `api::Settings`): the page is one
+    // browser's, but it listens on a port anyone on the host can open.
+    let served = ::api::server::serve(
+        listener,
+        api::router(workshop, address),
+        async move {
             shutdown.await;
-            // Open event streams would hold the graceful shutdown forever: end them.
+            // Open event streams would hold the graceful shutdown until the drain
+            // deadline: end them.
             stopping.close_streams();
-        })
-        .await
-        .context("serve the workshop page");
+        },
+        ::api::server::Limits::default(),
+    )
+    .await
+    .context("serve the workshop page");
     // Aborted and awaited, so neither holds the workshop any more when it is taken apart.
     sampler.abort();
     healer.abort();

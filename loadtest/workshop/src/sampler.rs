@@ -28,6 +28,7 @@ const HEAL_POLL: Duration = Duration::from_millis(200);
 pub(crate) async fn run(workshop: Arc<Workshop>) {
     let http = reqwest::Client::builder()
         .timeout(PROBE_TIMEOUT)
+        .pool_idle_timeout(::api::server::CLIENT_POOL_IDLE)
         .build()
         .unwrap_or_default();
     // `None` where the kernel's process table cannot be read: boxes then show no CPU/RSS.

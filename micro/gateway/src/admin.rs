@@ -50,6 +50,7 @@ impl GatewayAdmin {
         let http = reqwest::Client::builder()
             .timeout(ADMIN_CALL_TIMEOUT)
             .connect_timeout(Duration::from_secs(1))
+            .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
             .build()?;
         Ok(GatewayAdmin {
             services,

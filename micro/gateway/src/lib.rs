@@ -58,7 +58,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let gateway = Gateway::new(settings)?;
-    let drain = Duration::from_millis(gateway.settings.shutdown_drain_ms);
+    let limits = api::server::Limits::of(&gateway.settings);
     let delay = Duration::from_millis(gateway.settings.shutdown_delay_ms);
     let public_address = public.local_addr()?;
     let admin_address = admin.local_addr()?;
@@ -79,8 +79,8 @@ pub async fn serve(
     println!("shoplab gateway listening on http://{public_address}");
     tracing::info!(%public_address, %admin_address, "gateway ready to serve");
     tokio::try_join!(
-        api::server::serve(public, public_router, stopped(stop_rx.clone()), drain),
-        api::server::serve(admin, admin_router, stopped(stop_rx), drain),
+        api::server::serve(public, public_router, stopped(stop_rx.clone()), limits),
+        api::server::serve(admin, admin_router, stopped(stop_rx), limits),
     )?;
     Ok(())
 }

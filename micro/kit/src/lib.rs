@@ -154,14 +154,14 @@ impl Service {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let drain = Duration::from_millis(self.settings.shutdown_drain_ms);
+        let limits = api::server::Limits::of(&self.settings);
         let delay = Duration::from_millis(self.settings.shutdown_delay_ms);
         let shutdown = self.stopping.after(shutdown, delay);
         let address = listener.local_addr()?;
         // Printed once the service is open, so whoever reads this line can start polling.
         println!("shoplab {} listening on http://{address}", self.context);
         tracing::info!(service = %self.context, %address, "service ready to serve");
-        let served = api::server::serve(listener, router, shutdown, drain).await;
+        let served = api::server::serve(listener, router, shutdown, limits).await;
         self.db.close().await;
         served
     }

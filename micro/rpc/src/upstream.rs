@@ -157,7 +157,9 @@ impl Upstream {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Under the services' idle timeout, so a pooled connection is never reused as
+            // the service closes it (`api::server::CLIENT_POOL_IDLE`).
+            .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
             .build()
             // Only a TLS setup can fail here: a build that turns on reqwest's TLS makes the
             // client load the system's CA certificates, and an image without them refuses

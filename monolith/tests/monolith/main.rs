@@ -6,6 +6,8 @@
 /// Checkout around a slow or failing payment provider, in both checkout modes, and after a
 /// crash between the split checkout's two transactions.
 mod checkout;
+/// Connections as an attacker holds them, against a process with few descriptors.
+mod connections;
 mod faults;
 mod lifecycle;
 /// `/metrics` as a scraper sees it: format, build info, pool gauges.

@@ -32,7 +32,14 @@ impl Process {
         extra_args: &[&str],
         settings: &[(&str, &str)],
     ) -> Process {
-        Process::spawn(data, extra_args, settings, Some("test-secret")).await
+        Process::launch(
+            Command::new(env!("CARGO_BIN_EXE_monolith")),
+            data,
+            extra_args,
+            settings,
+            Some("test-secret"),
+        )
+        .await
     }
 
     /// Starts the monolith on the database in `data` with no `SHOPLAB_TOKEN_SECRET` at all,
@@ -41,17 +48,44 @@ impl Process {
         data: tempfile::TempDir,
         extra_args: &[&str],
     ) -> Process {
-        Process::spawn(data, extra_args, &[], None).await
+        Process::launch(
+            Command::new(env!("CARGO_BIN_EXE_monolith")),
+            data,
+            extra_args,
+            &[],
+            None,
+        )
+        .await
     }
 
-    async fn spawn(
+    /// Starts the monolith, seeded, under a soft and hard limit of `open_files` descriptors:
+    /// util-linux's `prlimit` sets the limit and then runs the monolith in its place (the same
+    /// PID).
+    pub async fn start_with_open_files(open_files: u32, settings: &[(&str, &str)]) -> Process {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={open_files}:{open_files}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_monolith"));
+        let data = tempfile::tempdir().expect("temp dir");
+        Process::launch(
+            command,
+            data,
+            &["--seed", "7"],
+            settings,
+            Some("test-secret"),
+        )
+        .await
+    }
+
+    async fn launch(
+        mut command: Command,
         data: tempfile::TempDir,
         extra_args: &[&str],
         settings: &[(&str, &str)],
         token_secret: Option<&str>,
     ) -> Process {
         let db = format!("sqlite://{}", data.path().join("shop.db").display());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_monolith"));
         command.env_remove("SHOPLAB_TOKEN_SECRET");
         if let Some(secret) = token_secret {
             command.env("SHOPLAB_TOKEN_SECRET", secret);

@@ -79,7 +79,9 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
     let epoch = Instant::now();
     let recorder = experiment.recorder(epoch);
     let target = &mut *experiment.target;
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(loadtest_platform::CLIENT_POOL_IDLE)
+        .build()?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let events = async {
         let mut events = Vec::new();

@@ -93,7 +93,9 @@ async fn measure(experiment: &mut Experiment<'_>, quota: Option<f64>) -> anyhow:
         "{replicas} replicas of {component}, {users} users"
     ));
     let counted = experiment.target.spread_source(component).await;
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(loadtest_platform::CLIENT_POOL_IDLE)
+        .build()?;
     let counters_before = match &counted {
         Some(source) => Some(source.read(&http).await?),
         None => None,

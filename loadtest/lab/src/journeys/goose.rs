@@ -12,6 +12,14 @@ use super::{
 };
 
 /// The two scenarios, weighted, recording into `recorder`.
+///
+/// Each user keeps the HTTP client Goose builds for it, whose pool holds an idle connection
+/// for reqwest's default 90 s, longer than the shop servers' 60 s idle timeout
+/// (`loadtest_platform::CLIENT_POOL_IDLE` is the lab's rule for its own clients). It is left
+/// so on purpose: a user sends its next request as soon as the last one is answered, for as
+/// long as the attack lasts, and every attack starts new users, so no connection of theirs
+/// ever waits long enough to meet the server's close; replacing the client (an on-start
+/// transaction per user) would drop Goose's defaults and add a transaction to every result.
 pub fn scenarios(shop: &Shopfront, recorder: &Arc<Recorder>) -> anyhow::Result<Vec<Scenario>> {
     let mut scenarios = Vec::new();
     for (journey, weight) in [

@@ -139,6 +139,7 @@ pub async fn run_from(
     let http = reqwest::Client::builder()
         .timeout(plan.request_timeout)
         .pool_max_idle_per_host(plan.max_in_flight)
+        .pool_idle_timeout(loadtest_platform::CLIENT_POOL_IDLE)
         .build()
         .context("build the open-loop HTTP client")?;
     let base_url: Arc<str> = plan.base_url.trim_end_matches('/').into();

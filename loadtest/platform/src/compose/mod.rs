@@ -201,6 +201,7 @@ impl Compose {
         ]);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
+            .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
             .build()?;
         let cpuset = (!compose.cpus.is_empty()).then(|| {
             compose

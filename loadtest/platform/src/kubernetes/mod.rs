@@ -217,6 +217,7 @@ impl Kubernetes {
             forward,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
+                .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
                 .build()?,
         };
         target.wait_front_ready().await?;

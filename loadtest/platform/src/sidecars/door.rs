@@ -56,6 +56,7 @@ impl FrontDoor {
             control_url,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
+                .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
                 .build()?,
         })
     }

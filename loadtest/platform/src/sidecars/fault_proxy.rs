@@ -214,7 +214,10 @@ pub async fn run(args: FaultProxyArgs) -> anyhow::Result<()> {
         control,
         router,
         api::server::shutdown_signal(),
-        Duration::from_secs(1),
+        api::server::Limits {
+            drain: Duration::from_secs(1),
+            ..api::server::Limits::default()
+        },
     )
     .await?;
     if let Some(runner) = state.runner.lock().await.take() {

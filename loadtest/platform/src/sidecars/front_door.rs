@@ -137,8 +137,11 @@ struct FrontDoor {
 
 impl FrontDoor {
     fn new(backends: &[String]) -> anyhow::Result<FrontDoor> {
+        // Lets an idle connection to a backend go before the backend's server would close
+        // it (its `idle_timeout_ms`), so a forwarded request never rides a connection the
+        // backend is closing (see `api::server::CLIENT_POOL_IDLE`).
         let http = reqwest::Client::builder()
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
             .build()?;
         let (changes, discovered) = mpsc::unbounded();
         let discovered: Discovered = discovered.map(Ok as fn(_) -> _);
@@ -368,6 +371,9 @@ pub async fn run(port: u16, control_port: u16, backends: &[String]) -> anyhow::R
         "shoplab front-door listening on http://{}",
         public.local_addr()?
     );
+    // One signal, two servers: a watch channel lets both hear it. Both hold their clients
+    // to the shop's connection limits (the defaults of `api::Settings`): the public port
+    // faces the same callers the monolith and the gateway do.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut stop_rx = stop_rx.clone();
@@ -375,21 +381,15 @@ pub async fn run(port: u16, control_port: u16, backends: &[String]) -> anyhow::R
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }
     };
-    let serving = futures::future::try_join(
-        axum::serve(public, public_router)
-            .with_graceful_shutdown(stopped())
-            .into_future(),
-        axum::serve(control, control_router)
-            .with_graceful_shutdown(stopped())
-            .into_future(),
-    );
-    tokio::pin!(serving);
-    tokio::select! {
-        served = &mut serving => { served?; }
-        _ = api::server::shutdown_signal() => {
-            let _ = stop_tx.send(true);
-            serving.await?;
-        }
-    }
+    tokio::spawn(async move {
+        api::server::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let limits = api::server::Limits::default();
+    futures::future::try_join(
+        api::server::serve(public, public_router, stopped(), limits),
+        api::server::serve(control, control_router, stopped(), limits),
+    )
+    .await?;
     Ok(())
 }

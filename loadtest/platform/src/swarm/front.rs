@@ -47,7 +47,10 @@ impl Front {
     ) -> anyhow::Result<Front> {
         let addresses: Vec<String> = nodes.iter().map(|node| node.address.clone()).collect();
         let public_port = ports[0];
-        let http = reqwest::Client::builder().timeout(CHECK_DEADLINE).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(CHECK_DEADLINE)
+            .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
+            .build()?;
         let ready_now = wait_some_ready(&http, &addresses, public_port, deadline).await?;
         let backends = |port: u16, ready: &[String]| -> Vec<String> {
             ready

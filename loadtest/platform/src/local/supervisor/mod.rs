@@ -97,6 +97,7 @@ impl Deployment {
             proxies: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
+                .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
                 .build()?,
         };
         deployment.start_database_proxies().await?;
