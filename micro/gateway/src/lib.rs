@@ -129,6 +129,7 @@ impl Gateway {
             token
         });
         settings.admin_token = Some(admin_token.clone());
+        let identity = micro_kit::identity(&settings, domain::trust::Peer::Gateway)?;
         let metrics = Metrics::new();
         let hops = metrics.hops();
         // One client per context, shared by the shop and `/ready`, so one set of breakers
@@ -147,7 +148,7 @@ impl Gateway {
         ] {
             clients.insert(
                 context,
-                micro_kit::upstream(&settings, context, &directory, &hops)?,
+                micro_kit::upstream(&settings, context, &directory, &hops, &identity)?,
             );
         }
         let client = |context: Context| clients[&context].clone();
