@@ -160,8 +160,10 @@ pub struct Shop {
     stops: Vec<oneshot::Sender<()>>,
     databases: Databases,
     http: reqwest::Client,
-    /// The test calls orders and cart as the gateway would, with the gateway's identity.
+    /// The test calls orders and cart as the gateway would, with the gateway's identity,
+    /// and empties a cart as only orders may, with orders' identity.
     gateway: std::sync::Arc<domain::trust::Identity>,
+    orders_identity: std::sync::Arc<domain::trust::Identity>,
 }
 
 impl Shop {
@@ -235,6 +237,7 @@ impl Shop {
             databases,
             http: reqwest::Client::new(),
             gateway: std::sync::Arc::new(keyring.identity(Peer::Gateway)),
+            orders_identity: std::sync::Arc::new(keyring.identity(Peer::Service(Context::Orders))),
         };
         for url in [
             &shop.catalog,
@@ -290,6 +293,21 @@ impl Shop {
 
     pub fn cart(&self) -> CartClient {
         CartClient(self.upstream(Context::Cart, &self.cart))
+    }
+
+    /// Empties `user_id`'s cart as orders does after a checkout (the gateway may not).
+    pub async fn clear_cart(&self, user_id: i64) -> Result<()> {
+        let settings = UpstreamSettings {
+            timeout_ms: 15_000,
+            ..UpstreamSettings::default()
+        };
+        let cart = CartClient(
+            Upstream::new(Context::Cart, vec![self.cart.clone()], settings)
+                .signed_by(self.orders_identity.clone()),
+        );
+        cart.clear(user_id)
+            .await
+            .map_err(|error| anyhow::anyhow!("clear the cart: {error}"))
     }
 
     pub async fn checkout(&self, user_id: i64, key: &str) -> DomainResult<CheckoutOutcome> {
