@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use domain::Context;
-use domain::cart::Cart;
 use serde_json::json;
 
 use crate::support::{Backend, Shop};
