@@ -14,8 +14,10 @@
 //! 4. `transport_floor/axum_hello`: the same client calling a bare axum route that answers a
 //!    JSON string, no layers and no database — what any hop costs before the shop adds to it;
 //! 5. `service_token`: what the services' authentication adds to (3), which carries it: the
-//!    caller's cached token (`token_for`, once per call), the callee's check of it (`verify`,
-//!    once per call), and a fresh signature (`sign`, once per callee per half-minute).
+//!    caller's cached token (`token_for`, once per call), the callee's check of a token it
+//!    has verified before (`verify`, every other call), the signature check of a new one
+//!    (`verify_signature`, once per caller and token) and a fresh signature (`sign`, once per
+//!    callee per half-minute).
 //!
 //! The added latency of one hop is (3) - (1); (2) and (4) say how much of it is encoding and
 //! how much is the transport, (5) how much is proving and checking who calls. `bench/hop-tax.sh` runs this and writes the results file.
@@ -111,6 +113,15 @@ fn hop_tax(criterion: &mut Criterion) {
     let token = gateway.token_for(catalog).expect("a token");
     group.bench_function("verify", |bencher| {
         bencher.iter(|| callee.verify(&token).expect("the token verifies"));
+    });
+    group.bench_function("verify_signature", |bencher| {
+        // A callee that has not seen the token yet, made outside the measured part: the
+        // signature check every caller's first call with a new token pays.
+        bencher.iter_batched(
+            || lab.keyring.identity(catalog),
+            |fresh| fresh.verify(&token).expect("the token verifies"),
+            criterion::BatchSize::SmallInput,
+        );
     });
     let now = domain::now_ms() / 1000;
     group.bench_function("sign", |bencher| {

@@ -19,7 +19,7 @@
 //! No HTTP here: the header the token travels in and the layers that check it are
 //! `micro_rpc::trust`'s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use base64::Engine as _;
@@ -201,7 +201,17 @@ pub struct Identity {
     verifying: BTreeMap<Peer, DecodingKey>,
     /// The token in use per callee, with its expiry (seconds since the epoch).
     cached: Mutex<BTreeMap<Peer, (String, i64)>>,
+    /// Tokens this process verified, by their exact text, with their issuer and expiry: a
+    /// caller sends the same token for half a minute, so a signature is checked once per
+    /// caller and token, and every other call pays a map lookup. Keyed by the whole token,
+    /// signature included, so only the very bytes that verified ever hit it.
+    verified: Mutex<HashMap<String, (Peer, i64)>>,
 }
+
+/// Verified tokens remembered at most; past it the memory starts afresh. A few callers'
+/// tokens renewed every 30 s need a handful; the bound only stops a flood of distinct
+/// valid tokens from growing it.
+const VERIFIED_REMEMBERED: usize = 1024;
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -260,7 +270,14 @@ impl Identity {
             signing: EncodingKey::from_ed_der(&pkcs8),
             verifying,
             cached: Mutex::new(BTreeMap::new()),
+            verified: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Peer, i64)>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     pub fn me(&self) -> Peer {
@@ -306,6 +323,14 @@ impl Identity {
     /// (forged, malformed, expired, for another audience, from an unknown issuer).
     pub fn verify(&self, token: &str) -> DomainResult<Peer> {
         let refused = |why: &str| DomainError::Unauthenticated(format!("service token {why}"));
+        let now = now_ms() / 1000;
+        let leeway = LEEWAY_SECS as i64;
+        if let Some(&(issuer, expires_at)) = self.remembered().get(token) {
+            if now <= expires_at + leeway {
+                return Ok(issuer);
+            }
+            return Err(refused("expired"));
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| refused("is malformed"))?;
         // The issuer names the key to check with; the claims must then say the same.
         let issuer = header
@@ -331,12 +356,15 @@ impl Identity {
                 _ => refused("is invalid"),
             }
         })?;
-        let now = now_ms() / 1000;
-        let leeway = LEEWAY_SECS as i64;
         let claims = data.claims;
         if claims.iat > now + leeway || claims.exp - claims.iat > MAX_LIFETIME_SECS {
             return Err(refused("claims a lifetime it may not have"));
         }
+        let mut remembered = self.remembered();
+        if remembered.len() >= VERIFIED_REMEMBERED {
+            remembered.clear();
+        }
+        remembered.insert(token.to_owned(), (issuer, claims.exp));
         Ok(issuer)
     }
 }

@@ -153,3 +153,28 @@ fn the_public_keys_setting_names_every_peer_and_no_private_key() {
     assert_eq!(Peer::parse("orders"), Some(Peer::Service(Context::Orders)));
     assert_eq!(Peer::parse("lab"), None);
 }
+
+#[test]
+fn a_verified_token_is_remembered_and_a_copy_with_another_signature_is_not() {
+    let (_, orders, payments) = pair();
+    let token = orders.token_for(PAYMENTS).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            payments.verify(&token).unwrap(),
+            Peer::Service(Context::Orders)
+        );
+    }
+    // The same header and claims under a signature of another key: other bytes, so the
+    // remembered verification does not apply, and the signature is checked and refused.
+    let forged = Keyring::generate()
+        .identity(Peer::Service(Context::Orders))
+        .issue(PAYMENTS, 0, 0)
+        .unwrap();
+    let signature = forged.rsplit('.').next().unwrap();
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    assert!(matches!(
+        payments.verify(&format!("{signed}.{signature}")),
+        Err(DomainError::Unauthenticated(_))
+    ));
+    assert!(payments.verify(&token).is_ok());
+}
