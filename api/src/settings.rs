@@ -32,6 +32,15 @@ pub struct Settings {
     pub login_failure_limit: u32,
     /// The window of `login_failure_limit`, from an account's first failed login.
     pub login_failure_window_ms: u64,
+    /// Microservices only: this process's own Ed25519 private key (PKCS#8, base64url). It
+    /// signs the short-lived service token every internal call this process makes carries
+    /// (`domain::trust`). Generated per deployment by whoever starts the build, one per
+    /// process; never logged or recorded. A service or gateway without it does not start.
+    pub service_key: Option<String>,
+    /// Microservices only: every process's public key, `gateway=KEY,catalog=KEY,...`
+    /// (base64url). A service accepts an internal call only with a token for itself signed
+    /// by one of these keys, and then only from the callers its routes allow.
+    pub service_public_keys: Option<String>,
     /// Wipe and seed at start with this seed (products/stock/users from `seed_*`).
     pub seed: Option<u64>,
     pub seed_products: u32,
@@ -178,6 +187,8 @@ impl Default for Settings {
             // own, so its load never meets the limit.
             login_failure_limit: 10,
             login_failure_window_ms: 15 * 60 * 1000,
+            service_key: None,
+            service_public_keys: None,
             seed: None,
             seed_products: 1000,
             seed_stock: 1000,

@@ -12,10 +12,15 @@
 //!    the kit's router with its metrics, tracing and body-limit layers over its own SQLite file,
 //!    seeded with the same seed);
 //! 4. `transport_floor/axum_hello`: the same client calling a bare axum route that answers a
-//!    JSON string, no layers and no database — what any hop costs before the shop adds to it.
+//!    JSON string, no layers and no database — what any hop costs before the shop adds to it;
+//! 5. `service_token`: what the services' authentication adds to (3), which carries it: the
+//!    caller's cached token (`token_for`, once per call), the callee's check of a token it
+//!    has verified before (`verify`, every other call), the signature check of a new one
+//!    (`verify_signature`, once per caller and token) and a fresh signature (`sign`, once per
+//!    callee per half-minute).
 //!
 //! The added latency of one hop is (3) - (1); (2) and (4) say how much of it is encoding and
-//! how much is the transport. `bench/hop-tax.sh` runs this and writes the results file.
+//! how much is the transport, (5) how much is proving and checking who calls. `bench/hop-tax.sh` runs this and writes the results file.
 //!
 //! Fairness: the services run on a runtime of their own (one worker thread, as a service
 //! process pinned to one core would), the caller on criterion's current-thread runtime, so a
@@ -29,6 +34,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use domain::Context;
 use domain::catalog::{Catalog, Product, ProductFilter, ProductId, ProductPage, ProductQuery};
+use domain::trust::{Keyring, Peer};
 use micro_rpc::Upstream;
 use micro_rpc::catalog::CatalogClient;
 use micro_rpc::upstream::Idempotency;
@@ -97,6 +103,32 @@ fn hop_tax(criterion: &mut Criterion) {
     });
     group.finish();
 
+    let mut group = criterion.benchmark_group("service_token");
+    let catalog = Peer::Service(Context::Catalog);
+    let gateway = lab.keyring.identity(Peer::Gateway);
+    let callee = lab.keyring.identity(catalog);
+    group.bench_function("token_for", |bencher| {
+        bencher.iter(|| gateway.token_for(catalog).expect("a token"));
+    });
+    let token = gateway.token_for(catalog).expect("a token");
+    group.bench_function("verify", |bencher| {
+        bencher.iter(|| callee.verify(&token).expect("the token verifies"));
+    });
+    group.bench_function("verify_signature", |bencher| {
+        // A callee that has not seen the token yet, made outside the measured part: the
+        // signature check every caller's first call with a new token pays.
+        bencher.iter_batched(
+            || lab.keyring.identity(catalog),
+            |fresh| fresh.verify(&token).expect("the token verifies"),
+            criterion::BatchSize::SmallInput,
+        );
+    });
+    let now = domain::now_ms() / 1000;
+    group.bench_function("sign", |bencher| {
+        bencher.iter(|| gateway.issue(catalog, now, now + 60).expect("a token"));
+    });
+    group.finish();
+
     let mut group = criterion.benchmark_group("transport_floor");
     group.bench_function("axum_hello", |bencher| {
         bencher.to_async(&lab.caller).iter(|| {
@@ -140,6 +172,8 @@ struct Lab {
     /// Every product, for the JSON-only variant to encode.
     products: Vec<Product>,
     first_page: ProductPage,
+    /// The key pairs of this lab's catalog service and of the gateway it plays.
+    keyring: Keyring,
     stop: Vec<tokio::sync::oneshot::Sender<()>>,
     _data: tempfile::TempDir,
 }
@@ -157,14 +191,17 @@ impl Lab {
             .build()
             .expect("the services' runtime");
         let mut stop = Vec::new();
+        let keyring = Keyring::generate();
 
         // (1) Opened and seeded by the kit exactly as the catalog service opens its own
         // database, then the same `SqlCatalog` the service and the monolith mount.
         let in_process: Arc<dyn Catalog> = caller.block_on(async {
-            let service =
-                micro_kit::Service::open(Context::Catalog, settings(&data, "in-process.db"))
-                    .await
-                    .expect("the in-process catalog opens and seeds");
+            let service = micro_kit::Service::open(
+                Context::Catalog,
+                settings(&data, "in-process.db", &keyring),
+            )
+            .await
+            .expect("the in-process catalog opens and seeds");
             Arc::new(SqlCatalog::new(service.db.clone(), service.faults.clone()))
         });
 
@@ -177,7 +214,7 @@ impl Lab {
                 let _ = stopped.await;
             };
             tokio::spawn(micro_catalog::serve(
-                settings(&data, "catalog.db"),
+                settings(&data, "catalog.db", &keyring),
                 listener,
                 shutdown,
             ));
@@ -208,8 +245,9 @@ impl Lab {
         let (over_http, hello, products, first_page) = caller.block_on(async {
             wait_ready(&format!("{catalog_url}/ready")).await;
             wait_ready(&format!("{hello_url}/hello")).await;
-            let over_http: Arc<dyn Catalog> = Arc::new(CatalogClient(upstream_to(&catalog_url)));
-            let hello = upstream_to(&hello_url);
+            let over_http: Arc<dyn Catalog> =
+                Arc::new(CatalogClient(upstream_to(&catalog_url, &keyring)));
+            let hello = upstream_to(&hello_url, &keyring);
             let ids: Vec<ProductId> = product_ids().take(PRODUCTS as usize).collect();
             let mut products = in_process.get_many(&ids).await.expect("every product");
             products.sort_by_key(|product| product.id);
@@ -234,6 +272,7 @@ impl Lab {
             hello,
             products,
             first_page,
+            keyring,
             stop,
             _data: data,
         }
@@ -249,11 +288,15 @@ impl Lab {
 
 /// A catalog service's settings over `file` in the temp dir, seeded as `--seed 42` does.
 /// Everything else is the default every service runs with (pool sizes, hop budget, body
-/// limit); a token is set only so the kit does not print a generated one.
-fn settings(data: &tempfile::TempDir, file: &str) -> api::Settings {
+/// limit); a token is set only so the kit does not print a generated one, and the catalog's
+/// own service key, as every service is given one.
+fn settings(data: &tempfile::TempDir, file: &str, keyring: &Keyring) -> api::Settings {
+    let catalog = Peer::Service(Context::Catalog);
     api::Settings {
         db: format!("sqlite://{}", data.path().join(file).display()),
         admin_token: Some("bench".to_owned()),
+        service_key: Some(keyring.private_key(catalog).to_owned()),
+        service_public_keys: Some(keyring.public_keys()),
         seed: Some(SEED),
         ..api::Settings::default()
     }
@@ -261,15 +304,17 @@ fn settings(data: &tempfile::TempDir, file: &str) -> api::Settings {
 
 /// The client of one context as the gateway builds it from its settings (`--upstream
 /// catalog=URL`, default hop budget, retries and resilience settings), reporting into hop
-/// metrics of its own as the gateway's clients report into the gateway's registry.
-fn upstream_to(url: &str) -> Upstream {
+/// metrics of its own as the gateway's clients report into the gateway's registry, and
+/// signed with the gateway's key as the gateway's are.
+fn upstream_to(url: &str, keyring: &Keyring) -> Upstream {
     let mut settings = api::Settings::default();
     settings
         .upstreams
         .insert(Context::Catalog.as_str().to_owned(), vec![url.to_owned()]);
     let directory = micro_rpc::Directory::new(&settings.upstreams);
     let metrics = api::metrics::HopMetrics::default();
-    micro_kit::upstream(&settings, Context::Catalog, &directory, &metrics)
+    let gateway = Arc::new(keyring.identity(Peer::Gateway));
+    micro_kit::upstream(&settings, Context::Catalog, &directory, &metrics, &gateway)
         .expect("a catalog upstream")
 }
 

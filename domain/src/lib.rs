@@ -18,6 +18,7 @@ pub mod payments;
 pub mod recommendations;
 pub mod seed;
 pub mod tokens;
+pub mod trust;
 pub mod users;
 
 pub use context::Context;

@@ -110,6 +110,14 @@ enum Command {
     ///
     /// Example: shoplab workshop --arch both --port 8088
     Workshop(loadtest_workshop::WorkshopArgs),
+    /// Print a fresh set of service keys for a compose deployment, as `export` lines.
+    ///
+    /// One Ed25519 key pair per process of the microservices build: docker-compose.yml
+    /// gives each container its own private key (SHOPLAB_SERVICE_KEY_<NAME>) and every
+    /// public key (SHOPLAB_SERVICE_PUBLIC_KEYS). The lab and `serve micro` make their own.
+    ///
+    /// Example: eval "$(shoplab service-keys)" && docker compose --profile micro up -d
+    ServiceKeys,
 }
 
 #[derive(Subcommand)]
@@ -175,6 +183,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report(args) => loadtest_report::run_report(args),
         Command::Diff(args) => loadtest_report::run_diff(args),
+        Command::ServiceKeys => {
+            let keys = domain::trust::Keyring::generate();
+            for (name, value) in loadtest_platform::compose::compose_key_environment(&keys) {
+                println!("export {name}={value}");
+            }
+            Ok(())
+        }
         Command::Workshop(args) => {
             lab_logging();
             loadtest_workshop::run(args).await

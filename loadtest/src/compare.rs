@@ -415,7 +415,14 @@ fn shop_settings() -> anyhow::Result<serde_json::Value> {
         .context("read the shop's settings from the environment")?;
     let mut value = serde_json::to_value(settings)?;
     if let Some(fields) = value.as_object_mut() {
-        for per_run in ["db", "admin_token", "token_secret", "seed"] {
+        for per_run in [
+            "db",
+            "admin_token",
+            "token_secret",
+            "service_key",
+            "service_public_keys",
+            "seed",
+        ] {
             fields.remove(per_run);
         }
     }

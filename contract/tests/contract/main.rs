@@ -101,7 +101,8 @@ fn services() -> [(&'static str, ServeFn); 7] {
 }
 
 /// One server per context, each over its own fresh database, and the gateway in front.
-/// Every server binds first, so all addresses are known before any of them starts.
+/// Every server binds first, so all addresses are known before any of them starts. Each
+/// gets its own service key from a keyring made for this target, as the lab gives them.
 fn start_micro() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
     Box::pin(async {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -114,26 +115,43 @@ fn start_micro() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
         let mut databases = Vec::new();
         let mut listeners = Vec::new();
         let mut upstreams = BTreeMap::new();
+        let keyring = domain::trust::Keyring::generate();
+        let keyed = |settings: api::Settings, peer: domain::trust::Peer| api::Settings {
+            service_key: Some(keyring.private_key(peer).to_owned()),
+            service_public_keys: Some(keyring.public_keys()),
+            ..settings
+        };
+        let mut names = Vec::new();
         for (name, serve) in services() {
+            names.push(name);
             let (listener, url) = loopback().await?;
             upstreams.insert(name.to_owned(), vec![url]);
             databases.push(TestDatabase::create().await?);
             listeners.push((serve, listener));
         }
         let mut servers = Vec::new();
-        for ((serve, listener), database) in listeners.into_iter().zip(&databases) {
-            let service_settings = api::Settings {
-                upstreams: upstreams.clone(),
-                ..settings(&database.url)
-            };
+        for (((serve, listener), database), name) in
+            listeners.into_iter().zip(&databases).zip(names)
+        {
+            let peer = domain::trust::Peer::parse(name).context("a service's name")?;
+            let service_settings = keyed(
+                api::Settings {
+                    upstreams: upstreams.clone(),
+                    ..settings(&database.url)
+                },
+                peer,
+            );
             servers.push(tokio::spawn(serve(service_settings, listener, stopped())));
         }
         let (public, base_url) = loopback().await?;
         let (admin, admin_url) = loopback().await?;
-        let gateway_settings = api::Settings {
-            upstreams,
-            ..settings("")
-        };
+        let gateway_settings = keyed(
+            api::Settings {
+                upstreams,
+                ..settings("")
+            },
+            domain::trust::Peer::Gateway,
+        );
         servers.push(tokio::spawn(micro_gateway::serve(
             gateway_settings,
             public,

@@ -64,8 +64,13 @@ impl Calibrator {
             Build::Micro => {
                 let catalog = catalog.context("the platform names no catalog service URL")?;
                 let search = format!("{catalog}/internal/catalog/search");
+                let token = target.calibration_service_token();
+                let service = Rung {
+                    url: &search,
+                    service_token: token.as_deref(),
+                };
                 let [null_us, gateway_us, service_us] =
-                    ladder(&http, [&null, &public, &search], Some(&search)).await?;
+                    ladder(&http, [&null, &public, &search], Some(service)).await?;
                 self.null_us.extend(null_us);
                 self.gateway_us.extend(gateway_us);
                 self.service_us.extend(service_us);
@@ -123,22 +128,35 @@ async fn null_endpoint(
     })
 }
 
+/// The service's own rung: its URL and the token it is called with.
+#[derive(Clone, Copy)]
+struct Rung<'a> {
+    url: &'a str,
+    service_token: Option<&'a str>,
+}
+
 /// Sends one request to each URL in turn, `WARM_UP + SEQUENTIAL` rounds, and returns the
 /// latencies of each after the warm-up (interleaved, so a slow moment of the machine hits
-/// every rung alike). `post` is the URL that takes the catalog's search body.
+/// every rung alike). `post` is the service's rung, which takes the catalog's search body
+/// and the service token that service requires.
 async fn ladder<const N: usize>(
     http: &reqwest::Client,
     urls: [&str; N],
-    post: Option<&str>,
+    post: Option<Rung<'_>>,
 ) -> anyhow::Result<[Vec<u64>; N]> {
     let mut samples: [Vec<u64>; N] = std::array::from_fn(|_| Vec::with_capacity(SEQUENTIAL));
     let search = serde_json::json!({"q": null, "category": null, "page": 1, "per_page": 20});
     for round in 0..WARM_UP + SEQUENTIAL {
         for (rung, url) in urls.iter().enumerate() {
-            let request = if Some(*url) == post {
-                http.post(*url).json(&search)
-            } else {
-                http.get(*url)
+            let request = match post {
+                Some(service) if service.url == *url => {
+                    let request = http.post(*url).json(&search);
+                    match service.service_token {
+                        Some(token) => request.header(domain::trust::TOKEN_HEADER, token),
+                        None => request,
+                    }
+                }
+                _ => http.get(*url),
             };
             let started = Instant::now();
             let response = request.send().await.with_context(|| format!("GET {url}"))?;

@@ -76,6 +76,15 @@ pub trait Platform: Send + Sync {
         )
     }
 
+    /// The service token the calibration sends with its direct call to the catalog
+    /// service, which refuses calls without one (`domain::trust`). The lab generated the
+    /// deployment's keys, so it signs as the gateway, whose hop the rung stands for: the
+    /// service's rung then pays the same verification the gateway's hop does. None where the
+    /// platform holds no keys.
+    fn calibration_service_token(&self) -> Option<String> {
+        None
+    }
+
     /// The control URL of the lab's front door before the public process, whose `/metrics`
     /// counts the responses of each backend ([`crate::spread`]). None where the lab runs no
     /// front door.

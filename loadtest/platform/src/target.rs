@@ -111,6 +111,12 @@ impl Target {
         self.platform.calibration_urls().await
     }
 
+    /// The service token for the calibration's direct call to the catalog service (in
+    /// [`domain::trust::TOKEN_HEADER`]), where the platform holds the deployment's keys.
+    pub fn calibration_service_token(&self) -> Option<String> {
+        self.platform.calibration_service_token()
+    }
+
     /// Where `component`'s requests per replica are counted ([`crate::spread`]): the gateway
     /// for a service of the micro build, the lab's front door for the public process. None
     /// where neither counts them (no front door on this platform).

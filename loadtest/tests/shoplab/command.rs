@@ -1,4 +1,5 @@
-//! `shoplab serve micro` as a user runs it: the map it prints, that no child outlives it —
+//! `shoplab serve micro` as a user runs it: the map it prints (whose service ports refuse a
+//! caller without a service token), that no child outlives it —
 //! whether it is stopped with SIGTERM or killed with SIGKILL — and that a service killed
 //! under it comes back, its exit and restart in the log.
 
@@ -165,6 +166,20 @@ async fn serve_micro_prints_the_map_and_sigterm_leaves_no_child_behind() {
         .await
         .unwrap();
     assert_eq!(products["total"], 20);
+
+    // The ports on the map are no way in: a charge or a read of orders sent there without a
+    // service token is refused (issue 18; every attack in `trust.rs`).
+    let http = reqwest::Client::new();
+    let (_, payments) = supervisor.process("payments");
+    let (_, orders) = supervisor.process("orders");
+    for request in [
+        http.put(format!("{payments}/internal/payments/charges/from-the-map"))
+            .json(&serde_json::json!({ "user_id": 1, "amount_cents": 100 })),
+        http.get(format!("{orders}/internal/orders/1")),
+    ] {
+        let answer = request.send().await.expect("the service answers");
+        assert_eq!(answer.status(), 401);
+    }
 
     let pids = supervisor.child_pids();
     assert!(pids.iter().all(|pid| !process_is_gone(*pid)));

@@ -100,6 +100,26 @@ fn every_container_starts_its_process_as_the_compose_file_does() {
                 );
             }
 
+            // A process's own service key from a Secret of its own, which no other
+            // Deployment reads; every public key from the shared one.
+            if env.contains_key("SHOPLAB_SERVICE_KEY") {
+                assert_eq!(
+                    env["SHOPLAB_SERVICE_KEY"],
+                    Env::Secret {
+                        name: format!("shoplab-key-{name}"),
+                        key: "service-key".into()
+                    },
+                    "{name}: its own private key only"
+                );
+                assert_eq!(
+                    env["SHOPLAB_SERVICE_PUBLIC_KEYS"],
+                    Env::Secret {
+                        name: "shoplab".into(),
+                        key: "service-public-keys".into()
+                    },
+                    "{name}: every public key"
+                );
+            }
             // A compose service with a volume at /data keeps its database there; so must the
             // pod, on a claim of this build.
             let data_in_compose = strings(&service["volumes"])
@@ -119,6 +139,75 @@ fn every_container_starts_its_process_as_the_compose_file_does() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn network_policies_admit_each_caller_to_exactly_the_services_its_upstreams_name() {
+    // Who calls whom, read off compose's `--upstream` flags: the gateway calls every
+    // service (its public routes and its admin fan-out), orders the saga's four.
+    let compose = compose_services("micro");
+    let mut callers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, service) in &compose {
+        for argument in strings(&service["command"]) {
+            if let Some((callee, _)) = argument
+                .strip_prefix("--upstream=")
+                .and_then(|upstream| upstream.split_once('='))
+            {
+                callers
+                    .entry(callee.to_owned())
+                    .or_default()
+                    .insert(name.clone());
+            }
+        }
+    }
+    let resources = overlay("micro");
+    let policies: Vec<&Value> = resources
+        .iter()
+        .filter(|resource| resource.kind() == "NetworkPolicy")
+        .map(|resource| &resource.value)
+        .collect();
+    let selects = |policy: &Value, app: &str| {
+        let selector = &policy["spec"]["podSelector"];
+        selector["matchLabels"]["app"].as_str() == Some(app)
+            || seq(&selector["matchExpressions"]).iter().any(|expression| {
+                text(&expression["key"]) == "app"
+                    && text(&expression["operator"]) == "In"
+                    && strings(&expression["values"])
+                        .iter()
+                        .any(|value| value == app)
+            })
+    };
+    for name in compose.keys() {
+        let governing: Vec<&&Value> = policies
+            .iter()
+            .filter(|policy| selects(policy, name))
+            .collect();
+        assert!(
+            governing
+                .iter()
+                .any(|policy| seq(&policy["spec"]["ingress"]).is_empty()),
+            "{name}: no policy denies ingress by default"
+        );
+        let mut admitted = BTreeSet::new();
+        for rule in governing
+            .iter()
+            .flat_map(|policy| seq(&policy["spec"]["ingress"]))
+        {
+            let from = seq(&rule["from"]);
+            if from.is_empty() {
+                admitted.insert("anywhere".to_owned());
+            }
+            for peer in from {
+                admitted.insert(text(&peer["podSelector"]["matchLabels"]["app"]).to_owned());
+            }
+        }
+        let expected = match name.as_str() {
+            // The build's one front: the lab, an Ingress, the load Job.
+            "gateway" => BTreeSet::from(["anywhere".to_owned()]),
+            callee => callers.get(callee).cloned().unwrap_or_default(),
+        };
+        assert_eq!(admitted, expected, "{name}: who may connect");
     }
 }
 

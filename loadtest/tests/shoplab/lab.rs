@@ -94,7 +94,13 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
     let shop = &results["settings"]["shop"];
     assert_eq!(shop["checkout_mode"], "split", "{shop}");
     assert!(shop["hop_timeout_ms"].as_u64().is_some(), "{shop}");
-    for secret in ["admin_token", "token_secret", "db"] {
+    for secret in [
+        "admin_token",
+        "token_secret",
+        "service_key",
+        "service_public_keys",
+        "db",
+    ] {
         assert!(shop.get(secret).is_none(), "{secret} recorded in {shop}");
     }
     let environment = &results["environment"];

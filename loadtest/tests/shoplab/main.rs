@@ -18,3 +18,4 @@ mod rolling; // rolling deploys of the public processes and of a service under l
 mod saga_crash;
 mod spread; // requests per replica, counted by the front door and by the gateway // orders killed mid-checkout; the recovered saga is judged by the audit
 mod support;
+mod trust; // every attack on a service's own port (no, forged, expired, misaddressed or unallowed token) refused, nothing changed

@@ -132,6 +132,7 @@ impl Gateway {
             token
         });
         settings.admin_token = Some(admin_token.clone());
+        let identity = micro_kit::identity(&settings, domain::trust::Peer::Gateway)?;
         let metrics = Metrics::new();
         let hops = metrics.hops();
         // One client per context, shared by the shop and `/ready`, so one set of breakers
@@ -150,7 +151,7 @@ impl Gateway {
         ] {
             clients.insert(
                 context,
-                micro_kit::upstream(&settings, context, &directory, &hops)?,
+                micro_kit::upstream(&settings, context, &directory, &hops, &identity)?,
             );
         }
         let client = |context: Context| clients[&context].clone();

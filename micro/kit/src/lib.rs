@@ -3,7 +3,9 @@
 //!
 //! A service opens its own database and runs only its own context's migrations; its admin
 //! API resets and audits only its own tables; `/ready` means its database and the upstreams
-//! it cannot work without answer.
+//! it cannot work without answer. It trusts no caller: every internal route verifies the
+//! caller's service token with the process's identity (`micro_rpc::trust`), and every call
+//! it makes carries its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use api::ops::{OpsState, Readiness};
 use async_trait::async_trait;
 use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
 use domain::faults::Faults;
+use domain::trust::{Identity, Peer};
 use domain::{Context, DomainResult, now_ms, seed};
 use micro_rpc::{Directory, ReplicaList, Upstream, UpstreamSettings};
 use store::{Db, DbOptions, db_error};
@@ -31,6 +34,8 @@ pub struct Service {
     pub metrics: Metrics,
     /// Where the contexts this service calls are; changed by `PUT /admin/upstreams`.
     pub directory: Directory,
+    /// Who this process is: signs its calls, verifies its callers.
+    pub identity: Arc<Identity>,
     admin_token: String,
     /// Set once the process was told to stop: `/ready` then answers 503.
     stopping: api::server::Stopping,
@@ -44,6 +49,7 @@ impl Service {
             token
         });
         settings.admin_token = Some(admin_token.clone());
+        let identity = identity(&settings, Peer::Service(context))?;
         let options = DbOptions {
             max_connections: settings.db_max_connections,
             acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
@@ -74,6 +80,7 @@ impl Service {
             faults: Faults::new(),
             metrics,
             directory: directory(&settings),
+            identity,
             admin_token,
             settings,
             stopping: api::server::Stopping::default(),
@@ -105,6 +112,7 @@ impl Service {
             context,
             &self.directory,
             &self.metrics.hops(),
+            &self.identity,
         )
     }
 
@@ -138,8 +146,15 @@ impl Service {
             axum::middleware::from_fn_with_state(admin.token.clone(), api::admin::require_token),
         );
         // The caller's deadline applies to the internal API only: admin and ops calls come
-        // from the lab and operators, who send none.
-        let internal = internal.layer(axum::middleware::from_fn(micro_rpc::deadline::layer));
+        // from the lab and operators, who send none. The service token is checked first
+        // (outermost), so a stranger learns nothing, not even how its deadline is read;
+        // as a route layer, so an unknown path is still a plain 404.
+        let internal = internal
+            .layer(axum::middleware::from_fn(micro_rpc::deadline::layer))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.identity.clone(),
+                micro_rpc::trust::authenticate,
+            ));
         let router = internal
             .merge(api::admin::router(admin))
             .merge(upstreams)
@@ -167,6 +182,23 @@ impl Service {
     }
 }
 
+/// This process's identity from `service_key` and `service_public_keys`. Neither has a
+/// default: a process that cannot prove who it is, or check who calls it, does not start.
+pub fn identity(settings: &Settings, me: Peer) -> anyhow::Result<Arc<Identity>> {
+    // Empty counts as absent: a compose file passes an unset variable on as "".
+    let given = |value: &Option<String>| value.clone().filter(|value| !value.trim().is_empty());
+    let private_key = given(&settings.service_key).with_context(|| {
+        format!(
+            "{me} needs its own service_key (SHOPLAB_SERVICE_KEY): every internal call is signed"
+        )
+    })?;
+    let public_keys = given(&settings.service_public_keys).with_context(|| {
+        format!("{me} needs service_public_keys (SHOPLAB_SERVICE_PUBLIC_KEYS): every internal call is verified")
+    })?;
+    let identity = Identity::new(me, &private_key, &public_keys).map_err(anyhow::Error::msg)?;
+    Ok(Arc::new(identity))
+}
+
 /// The replicas of the contexts a process calls, from the settings' upstream map; with
 /// `upstream_resolve_ms` set, kept up to date from DNS (`micro_rpc::directory`). Call it
 /// inside a tokio runtime.
@@ -179,23 +211,22 @@ pub fn directory(settings: &Settings) -> Directory {
 }
 
 /// A client for `context` from the settings' upstream map, reporting into `metrics` (the
-/// calling process's registry).
+/// calling process's registry), signing every call as `identity`.
 pub fn upstream(
     settings: &Settings,
     context: Context,
     directory: &Directory,
     metrics: &HopMetrics,
+    identity: &Arc<Identity>,
 ) -> anyhow::Result<Upstream> {
     anyhow::ensure!(
         !directory.replicas(context).is_empty(),
         "no upstream configured for {context} (--upstream {context}=URL)"
     );
-    Ok(Upstream::from_directory(
-        context,
-        directory,
-        upstream_settings(settings),
-        metrics,
-    ))
+    Ok(
+        Upstream::from_directory(context, directory, upstream_settings(settings), metrics)
+            .signed_by(identity.clone()),
+    )
 }
 
 /// `GET|PUT /admin/upstreams`: read or replace the replicas of a context this process calls

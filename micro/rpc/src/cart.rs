@@ -15,14 +15,21 @@ use reqwest::Method;
 use api::ApiError;
 use api::extract::{ApiJson, ApiPath};
 
+use crate::trust::{GATEWAY, ORDERS, only};
 use crate::upstream::{Idempotency, Upstream};
 
+/// The gateway reads and edits a user's cart for the public API; `orders` reads it to check
+/// out and clears it once the order is confirmed. Nobody else reaches a cart.
 pub fn routes(cart: Arc<dyn Cart>) -> Router {
     Router::new()
-        .route("/internal/cart/{user_id}", get(lines).delete(clear))
+        .route(
+            "/internal/cart/{user_id}",
+            only(&[GATEWAY, ORDERS], get(lines)),
+        )
+        .route("/internal/cart/{user_id}", only(&[ORDERS], delete(clear)))
         .route(
             "/internal/cart/{user_id}/items/{product_id}",
-            delete(remove).put(set_quantity),
+            only(&[GATEWAY], delete(remove).put(set_quantity)),
         )
         .with_state(cart)
 }

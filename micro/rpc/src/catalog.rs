@@ -13,13 +13,22 @@ use reqwest::Method;
 use api::ApiError;
 use api::extract::{ApiJson, ApiPath};
 
+use crate::trust::{GATEWAY, ORDERS, only};
 use crate::upstream::{Idempotency, Upstream};
 
+/// The gateway lists, searches and reads products for the public API; `orders` reads the
+/// products in a cart (the batch) to price a checkout.
 pub fn routes(catalog: Arc<dyn Catalog>) -> Router {
     Router::new()
-        .route("/internal/catalog/search", post(search))
-        .route("/internal/catalog/products/{id}", get(product))
-        .route("/internal/catalog/batch", post(batch))
+        .route("/internal/catalog/search", only(&[GATEWAY], post(search)))
+        .route(
+            "/internal/catalog/products/{id}",
+            only(&[GATEWAY], get(product)),
+        )
+        .route(
+            "/internal/catalog/batch",
+            only(&[GATEWAY, ORDERS], post(batch)),
+        )
         .with_state(catalog)
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use api::ApiError;
 use api::extract::{ApiJson, ApiPath};
 
+use crate::trust::{GATEWAY, ORDERS, only};
 use crate::upstream::{Idempotency, Upstream};
 
 #[derive(Serialize, Deserialize)]
@@ -29,14 +30,25 @@ struct Reserve {
     ttl_ms: i64,
 }
 
+/// The gateway reads availability for the product page; reservations are the saga's, so
+/// only `orders` reserves, commits and releases stock.
 pub fn routes(inventory: Arc<dyn Inventory>) -> Router {
     Router::new()
-        .route("/internal/inventory/stock/{product_id}", get(available))
-        .route("/internal/inventory/reservations/{id}", put(reserve))
-        .route("/internal/inventory/reservations/{id}/commit", post(commit))
+        .route(
+            "/internal/inventory/stock/{product_id}",
+            only(&[GATEWAY], get(available)),
+        )
+        .route(
+            "/internal/inventory/reservations/{id}",
+            only(&[ORDERS], put(reserve)),
+        )
+        .route(
+            "/internal/inventory/reservations/{id}/commit",
+            only(&[ORDERS], post(commit)),
+        )
         .route(
             "/internal/inventory/reservations/{id}/release",
-            post(release),
+            only(&[ORDERS], post(release)),
         )
         .with_state(inventory)
 }

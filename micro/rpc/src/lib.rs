@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod orders;
 pub mod payments;
 pub mod recommendations;
+pub mod trust;
 pub mod upstream;
 pub mod users;
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use api::ApiError;
 use api::extract::{ApiJson, ApiPath};
 
+use crate::trust::{GATEWAY, only};
 use crate::upstream::{Idempotency, Upstream};
 
 /// `POST /internal/orders/checkout` body: who checks out, under which key, with what.
@@ -29,11 +30,18 @@ struct Checkout {
     request: CheckoutRequest,
 }
 
+/// Orders are placed and read for the public API only: the gateway is the one caller.
 pub fn routes(orders: Arc<dyn Orders>) -> Router {
     Router::new()
-        .route("/internal/orders/checkout", post(checkout))
-        .route("/internal/orders/{user_id}", get(list))
-        .route("/internal/orders/{user_id}/{order_id}", get(order))
+        .route(
+            "/internal/orders/checkout",
+            only(&[GATEWAY], post(checkout)),
+        )
+        .route("/internal/orders/{user_id}", only(&[GATEWAY], get(list)))
+        .route(
+            "/internal/orders/{user_id}/{order_id}",
+            only(&[GATEWAY], get(order)),
+        )
         .with_state(orders)
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use api::ApiError;
 use api::extract::{ApiJson, ApiPath};
 
+use crate::trust::{ORDERS, only};
 use crate::upstream::{Idempotency, Upstream};
 
 #[derive(Serialize, Deserialize)]
@@ -24,12 +25,16 @@ struct ChargeRequest {
     amount_cents: i64,
 }
 
+/// Charges and refunds are the saga's steps: only `orders` makes them.
 pub fn routes(payments: Arc<dyn Payments>) -> Router {
     Router::new()
-        .route("/internal/payments/charges/{idempotency_key}", put(charge))
+        .route(
+            "/internal/payments/charges/{idempotency_key}",
+            only(&[ORDERS], put(charge)),
+        )
         .route(
             "/internal/payments/charges/{charge_id}/refund",
-            post(refund),
+            only(&[ORDERS], post(refund)),
         )
         .with_state(payments)
 }

@@ -14,11 +14,16 @@ use reqwest::Method;
 use api::ApiError;
 use api::extract::ApiPath;
 
+use crate::trust::{GATEWAY, only};
 use crate::upstream::{Idempotency, Upstream};
 
+/// The product page's "also bought": the gateway is the one caller.
 pub fn routes(recommendations: Arc<dyn Recommendations>) -> Router {
     Router::new()
-        .route("/internal/recommendations/{product_id}", get(for_product))
+        .route(
+            "/internal/recommendations/{product_id}",
+            only(&[GATEWAY], get(for_product)),
+        )
         .with_state(recommendations)
 }
 

@@ -1,7 +1,8 @@
 //! One remote context as the caller sees it, as a stack of tower layers:
 //!
 //! ```text
-//! Upstream::call      serialize, trace context, deadline, metrics, answer -> DomainResult
+//! Upstream::call      serialize, service token, trace context, deadline, metrics,
+//!                     answer -> DomainResult
 //!   Retry             idempotent calls only, jittered backoff, bounded by a retry budget
 //!                     and by the caller's deadline (retry.rs)
 //!     Balanced        p2c over the replicas a breaker lets through; when none does, panic
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use api::metrics::HopMetrics;
 use api::traceparent::{self, TraceContext};
+use domain::trust::{Identity, Peer};
 use domain::{Context, DomainError, DomainResult};
 use reqwest::Method;
 use serde::Serialize;
@@ -110,6 +112,10 @@ pub struct Upstream {
     /// One retry budget across replica changes.
     policy: HopPolicy,
     metrics: HopMetrics,
+    /// Who this process is: every call carries a service token it signs for the callee
+    /// (`crate::trust`). `None` sends none, which every shop service refuses; only tests of
+    /// the hop itself, against servers of their own, go without.
+    identity: Option<Arc<Identity>>,
 }
 
 /// The replicas of one directory version, balanced.
@@ -183,7 +189,14 @@ impl Upstream {
             settings,
             policy,
             metrics: metrics.clone(),
+            identity: None,
         }
+    }
+
+    /// This client, proving `identity` on every call with a service token for its context.
+    pub fn signed_by(mut self, identity: Arc<Identity>) -> Upstream {
+        self.identity = Some(identity);
+        self
     }
 
     /// The pool of the directory's current version. A change of the version rebuilds it only
@@ -292,6 +305,14 @@ impl Upstream {
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|error| DomainError::Internal(format!("a request body: {error}")))?;
+        // Cached by the identity and renewed when half its life is gone: one signature per
+        // callee per half-minute, not one per call.
+        let service_token = self
+            .identity
+            .as_ref()
+            .map(|identity| identity.token_for(Peer::Service(self.context)))
+            .transpose()?
+            .map(Arc::from);
         let request = HopRequest {
             method,
             path: Arc::from(path),
@@ -301,6 +322,7 @@ impl Upstream {
             // call starts a trace of its own.
             trace: traceparent::current().unwrap_or_else(TraceContext::start),
             deadline,
+            service_token,
         };
         self.policy.deposit();
         match service.oneshot(request).await {

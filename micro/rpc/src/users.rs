@@ -14,12 +14,14 @@ use reqwest::Method;
 use api::ApiError;
 use api::extract::ApiJson;
 
+use crate::trust::{GATEWAY, only};
 use crate::upstream::{Idempotency, Upstream};
 
+/// Registration and log-in serve the public API: the gateway is the one caller.
 pub fn routes(users: Arc<dyn Users>) -> Router {
     Router::new()
-        .route("/internal/users", post(register))
-        .route("/internal/sessions", post(log_in))
+        .route("/internal/users", only(&[GATEWAY], post(register)))
+        .route("/internal/sessions", only(&[GATEWAY], post(log_in)))
         .with_state(users)
 }
 

@@ -149,6 +149,9 @@ pub struct Compose {
     /// The environment every compose call gets: tag, secrets, ports.
     env: Vec<(String, String)>,
     admin_token: String,
+    /// The deployment's service key pairs; the compose file hands each container its own
+    /// private key (`SHOPLAB_SERVICE_KEY_<NAME>`) and every public key.
+    service_keys: domain::trust::Keyring,
     front_door: FrontDoor,
     /// The monolith's or the gateway's published port, past the front door.
     direct_url: String,
@@ -179,7 +182,8 @@ impl Compose {
         };
         let project = format!("{}-{build}", compose.project_prefix());
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
-        let env = vec![
+        let service_keys = domain::trust::Keyring::generate();
+        let mut env = vec![
             ("SHOPLAB_TAG".to_owned(), compose.tag.clone()),
             ("SHOPLAB_ADMIN_TOKEN".to_owned(), admin_token.clone()),
             (
@@ -190,6 +194,7 @@ impl Compose {
             ("SHOPLAB_PORT".to_owned(), String::new()),
             ("SHOPLAB_ADMIN_PORT".to_owned(), String::new()),
         ];
+        env.extend(compose_key_environment(&service_keys));
         let mut command = command;
         command.extend([
             "--project-name".to_owned(),
@@ -250,6 +255,7 @@ impl Compose {
             build,
             command,
             project,
+            service_keys,
             env,
             admin_token,
             front_door,
@@ -482,6 +488,22 @@ fn front_service(build: Build) -> &'static str {
     }
 }
 
+/// What docker-compose.yml reads the service keys from: one private key per process,
+/// `SHOPLAB_SERVICE_KEY_<NAME>`, which the file gives to that process alone as its
+/// `SHOPLAB_SERVICE_KEY`, and the public keys every process gets.
+pub fn compose_key_environment(keys: &domain::trust::Keyring) -> Vec<(String, String)> {
+    domain::trust::Peer::all()
+        .into_iter()
+        .map(|peer| {
+            (
+                format!("SHOPLAB_SERVICE_KEY_{}", peer.as_str().to_uppercase()),
+                keys.private_key(peer).to_owned(),
+            )
+        })
+        .chain([("SHOPLAB_SERVICE_PUBLIC_KEYS".to_owned(), keys.public_keys())])
+        .collect()
+}
+
 /// `docker-compose` (Compose v1, Debian's) when it is on PATH, else `docker compose` (v2).
 fn default_command() -> Vec<String> {
     let on_path = std::env::var_os("PATH").is_some_and(|path| {
@@ -555,6 +577,10 @@ impl Platform for Compose {
 
     async fn calibration_urls(&self) -> anyhow::Result<(String, Option<String>)> {
         self.front_door_urls().await
+    }
+
+    fn calibration_service_token(&self) -> Option<String> {
+        self.service_keys.calibration_token()
     }
 
     async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {

@@ -95,29 +95,49 @@ impl Kubectl {
         self.run_with_input(args, None, deadline).await
     }
 
-    /// The Namespace and the Secret `shoplab` that every pod reads its two secrets from,
-    /// given on stdin: a secret on kubectl's command line would be readable in `ps`.
-    pub async fn apply_secret(&self, admin_token: &str, token_secret: &str) -> anyhow::Result<()> {
+    /// The Namespace, the Secret `shoplab` that every pod reads its two secrets and the
+    /// services' public keys from, and one Secret `shoplab-key-<name>` per process of the
+    /// micro build holding its own private key, which only that process's pods mount
+    /// (`domain::trust`). Given on stdin: a secret on kubectl's command line would be
+    /// readable in `ps`.
+    pub async fn apply_secret(
+        &self,
+        admin_token: &str,
+        token_secret: &str,
+        service_keys: &domain::trust::Keyring,
+    ) -> anyhow::Result<()> {
+        let own_keys = domain::trust::Peer::all().into_iter().map(|peer| {
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": { "name": format!("shoplab-key-{peer}"), "namespace": self.namespace },
+                "type": "Opaque",
+                "stringData": { "service-key": service_keys.private_key(peer) },
+            })
+        });
+        let mut items = vec![
+            json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": { "name": self.namespace },
+            }),
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": { "name": "shoplab", "namespace": self.namespace },
+                "type": "Opaque",
+                "stringData": {
+                    "admin-token": admin_token,
+                    "token-secret": token_secret,
+                    "service-public-keys": service_keys.public_keys(),
+                },
+            }),
+        ];
+        items.extend(own_keys);
         let objects = json!({
             "apiVersion": "v1",
             "kind": "List",
-            "items": [
-                {
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": { "name": self.namespace },
-                },
-                {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": { "name": "shoplab", "namespace": self.namespace },
-                    "type": "Opaque",
-                    "stringData": {
-                        "admin-token": admin_token,
-                        "token-secret": token_secret,
-                    },
-                },
-            ],
+            "items": items,
         });
         self.run_with_input(
             &["apply", "-f", "-"],

@@ -169,7 +169,11 @@ impl Kubernetes {
         );
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
         let token_secret = hex::encode(rand::random::<[u8; 24]>());
-        kubectl.apply_secret(&admin_token, &token_secret).await?;
+        // A key pair per process, made for this deployment (`domain::trust`).
+        let service_keys = domain::trust::Keyring::generate();
+        kubectl
+            .apply_secret(&admin_token, &token_secret, &service_keys)
+            .await?;
         let overlay = kube.manifests.join("overlays").join(build.as_str());
         kubectl.apply_overlay(&overlay).await?;
         for component in super::components_of(build) {

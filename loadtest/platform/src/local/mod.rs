@@ -333,6 +333,10 @@ impl Platform for Local {
         self.front_door_urls()
     }
 
+    fn calibration_service_token(&self) -> Option<String> {
+        self.deployment.service_keys().calibration_token()
+    }
+
     async fn self_heal_until(&mut self, until: Instant) -> Vec<Restart> {
         self.heal_until(until).await
     }

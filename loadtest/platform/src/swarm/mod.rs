@@ -224,6 +224,8 @@ impl Swarm {
             .join("deploy/docker/postgres.yml");
         let postgres = std::fs::read_to_string(&postgres_file)
             .with_context(|| format!("read {}", postgres_file.display()))?;
+        // Made here, for this deployment, and given out one private key per service.
+        let service_keys = domain::trust::Keyring::generate();
         let stack_file = stack::render(&StackInputs {
             build,
             compose: &compose,
@@ -231,6 +233,7 @@ impl Swarm {
             tag: &swarm.tag,
             admin_token: &admin_token,
             token_secret: &hex::encode(rand::random::<[u8; 24]>()),
+            service_keys: &service_keys,
             postgres_password: &hex::encode(rand::random::<[u8; 16]>()),
             database_node: &cluster.manager_node().hostname,
         })?;

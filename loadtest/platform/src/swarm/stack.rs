@@ -22,6 +22,7 @@
 //!   new task fails within [`MONITOR`], and a restart on any exit with no delay.
 
 use anyhow::Context as _;
+use domain::trust::{Keyring, Peer};
 use serde_yaml_ng::{Mapping, Value};
 
 use loadtest_results::component::Build;
@@ -56,6 +57,9 @@ pub struct StackInputs<'a> {
     pub tag: &'a str,
     pub admin_token: &'a str,
     pub token_secret: &'a str,
+    /// The deployment's service key pairs: each service gets its own private key and every
+    /// public key (`domain::trust`).
+    pub service_keys: &'a Keyring,
     /// Hex: it goes into URLs unescaped.
     pub postgres_password: &'a str,
     /// The hostname of the node the database is pinned to.
@@ -147,6 +151,11 @@ fn shop_service(
     let mut environment = Mapping::new();
     environment.insert("SHOPLAB_ADMIN_TOKEN".into(), inputs.admin_token.into());
     environment.insert("SHOPLAB_TOKEN_SECRET".into(), inputs.token_secret.into());
+    if let Some(peer) = Peer::parse(name) {
+        for (variable, value) in inputs.service_keys.environment(peer) {
+            environment.insert(variable.into(), value.into());
+        }
+    }
     if let Some(database) = database {
         environment.insert("SHOPLAB_DB".into(), database.into());
     }
@@ -354,6 +363,7 @@ mod tests {
             tag: "t1",
             admin_token: "admin-x",
             token_secret: "secret-y",
+            service_keys: &Keyring::generate(),
             postgres_password: "abc123",
             database_node: "node-1",
         })
@@ -460,6 +470,7 @@ mod tests {
             tag: "t",
             admin_token: "a",
             token_secret: "b",
+            service_keys: &Keyring::generate(),
             postgres_password: "c",
             database_node: "n",
         });

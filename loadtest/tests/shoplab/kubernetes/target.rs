@@ -131,6 +131,26 @@ async fn starting_applies_the_secret_and_the_overlay_waits_for_every_rollout_and
         secret["stringData"]["token-secret"].as_str().map(str::len),
         Some(48)
     );
+    // Every process's private key in a Secret of its own, which only its Deployment reads;
+    // the shared Secret holds the public keys and no private one.
+    let public_keys = secret["stringData"]["service-public-keys"]
+        .as_str()
+        .expect("the public keys in the shared Secret");
+    for peer in domain::trust::Peer::all() {
+        let own = stdin["items"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|item| item["metadata"]["name"] == format!("shoplab-key-{peer}"))
+            .unwrap_or_else(|| panic!("no Secret shoplab-key-{peer}"));
+        let private_key = own["stringData"]["service-key"]
+            .as_str()
+            .expect("a service key");
+        assert!(public_keys.contains(&format!("{peer}=")), "{public_keys}");
+        assert!(!public_keys.contains(private_key));
+        domain::trust::Identity::new(peer, private_key, public_keys)
+            .unwrap_or_else(|error| panic!("{peer}'s key does not match: {error}"));
+    }
     assert_eq!(
         target.url(),
         format!("http://127.0.0.1:{}", fake.read("port.8080"))

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use domain::Context;
-use domain::cart::Cart;
 use serde_json::json;
 
 use crate::support::{Backend, Shop};
@@ -44,10 +43,7 @@ pub async fn under_half_errors_on_inventory_checkouts_succeed_as_the_retries_pro
     let mut confirmed = 0;
     for attempt in 0..checkouts {
         // On an emptied cart: a failed checkout leaves its cart as it was.
-        shop.cart()
-            .clear(1)
-            .await
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        shop.clear_cart(1).await?;
         shop.fill_cart(1, &[(attempt % 19 + 1, 1)]).await?;
         if shop
             .checkout(1, &format!("partial-{attempt}"))
@@ -80,10 +76,7 @@ pub async fn under_half_errors_on_inventory_checkouts_succeed_as_the_retries_pro
 
     shop.heal(&shop.inventory).await?;
     let healed = Instant::now();
-    shop.cart()
-        .clear(1)
-        .await
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    shop.clear_cart(1).await?;
     shop.fill_cart(1, &[(20, 1)]).await?;
     shop.checkout(1, "after-the-heal").await?;
     assert!(

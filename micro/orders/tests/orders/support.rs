@@ -8,6 +8,7 @@ use anyhow::Result;
 use domain::admin::Audit;
 use domain::cart::Cart;
 use domain::orders::{CheckoutOutcome, CheckoutRequest, Orders};
+use domain::trust::{Keyring, Peer};
 use domain::{Context, DomainResult};
 use micro_rpc::cart::CartClient;
 use micro_rpc::orders::OrdersClient;
@@ -83,9 +84,13 @@ impl Databases {
     }
 }
 
-fn settings(db: String) -> api::Settings {
+/// A service's settings: its database, the test's values, and `peer`'s own key from the
+/// shop's keyring.
+fn settings(db: String, keyring: &Keyring, peer: Peer) -> api::Settings {
     api::Settings {
         db,
+        service_key: Some(keyring.private_key(peer).to_owned()),
+        service_public_keys: Some(keyring.public_keys()),
         admin_token: Some(ADMIN_TOKEN.to_owned()),
         token_secret: Some("orders-test-token-secret".to_owned()),
         seed: Some(7),
@@ -155,6 +160,10 @@ pub struct Shop {
     stops: Vec<oneshot::Sender<()>>,
     databases: Databases,
     http: reqwest::Client,
+    /// The test calls orders and cart as the gateway would, with the gateway's identity,
+    /// and empties a cart as only orders may, with orders' identity.
+    gateway: std::sync::Arc<domain::trust::Identity>,
+    orders_identity: std::sync::Arc<domain::trust::Identity>,
 }
 
 impl Shop {
@@ -170,13 +179,18 @@ impl Shop {
         let mut databases = Databases::new(backend)?;
         let mut stops = Vec::new();
         let mut upstreams = std::collections::BTreeMap::new();
+        let keyring = Keyring::generate();
         for context in [
             Context::Catalog,
             Context::Inventory,
             Context::Cart,
             Context::Payments,
         ] {
-            let settings = settings(databases.url(context).await?);
+            let settings = settings(
+                databases.url(context).await?,
+                &keyring,
+                Peer::Service(context),
+            );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
             let (stop, stopped) = oneshot::channel::<()>();
@@ -202,7 +216,11 @@ impl Shop {
             stops.push(stop);
             upstreams.insert(context.as_str().to_owned(), vec![url]);
         }
-        let mut orders_settings = settings(databases.url(Context::Orders).await?);
+        let mut orders_settings = settings(
+            databases.url(Context::Orders).await?,
+            &keyring,
+            Peer::Service(Context::Orders),
+        );
         orders_settings.upstreams = upstreams.clone();
         tweak(&mut orders_settings);
         let (orders_process, orders) = OrdersProcess::start(orders_settings.clone())?;
@@ -218,6 +236,8 @@ impl Shop {
             stops,
             databases,
             http: reqwest::Client::new(),
+            gateway: std::sync::Arc::new(keyring.identity(Peer::Gateway)),
+            orders_identity: std::sync::Arc::new(keyring.identity(Peer::Service(Context::Orders))),
         };
         for url in [
             &shop.catalog,
@@ -264,7 +284,7 @@ impl Shop {
             timeout_ms: 15_000,
             ..UpstreamSettings::default()
         };
-        Upstream::new(context, vec![url.to_owned()], settings)
+        Upstream::new(context, vec![url.to_owned()], settings).signed_by(self.gateway.clone())
     }
 
     pub fn orders(&self) -> OrdersClient {
@@ -273,6 +293,21 @@ impl Shop {
 
     pub fn cart(&self) -> CartClient {
         CartClient(self.upstream(Context::Cart, &self.cart))
+    }
+
+    /// Empties `user_id`'s cart as orders does after a checkout (the gateway may not).
+    pub async fn clear_cart(&self, user_id: i64) -> Result<()> {
+        let settings = UpstreamSettings {
+            timeout_ms: 15_000,
+            ..UpstreamSettings::default()
+        };
+        let cart = CartClient(
+            Upstream::new(Context::Cart, vec![self.cart.clone()], settings)
+                .signed_by(self.orders_identity.clone()),
+        );
+        cart.clear(user_id)
+            .await
+            .map_err(|error| anyhow::anyhow!("clear the cart: {error}"))
     }
 
     pub async fn checkout(&self, user_id: i64, key: &str) -> DomainResult<CheckoutOutcome> {

@@ -19,6 +19,7 @@ use reqwest::{Method, StatusCode};
 use super::Idempotency;
 use super::breaker::Outcome;
 use crate::deadline::DEADLINE_HEADER;
+use crate::trust::SERVICE_TOKEN_HEADER;
 
 /// One call as every layer sees it; cloned for a retry (the body is shared, not copied).
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub(crate) struct HopRequest {
     /// When the caller stops waiting: no attempt runs past it, and no retry starts that
     /// could not finish before it.
     pub(crate) deadline: Option<Instant>,
+    /// This process's token for the callee (`crate::trust`), the same on every attempt.
+    pub(crate) service_token: Option<Arc<str>>,
 }
 
 /// Whatever status a replica answered, with its body.
@@ -129,6 +132,9 @@ impl Replica {
                 DEADLINE_HEADER,
                 limit.as_micros().div_ceil(1000).to_string(),
             );
+        if let Some(token) = request.service_token.as_deref() {
+            builder = builder.header(SERVICE_TOKEN_HEADER, token);
+        }
         if let Some(body) = request.body {
             builder = builder.header(CONTENT_TYPE, "application/json").body(body);
         }

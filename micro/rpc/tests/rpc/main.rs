@@ -10,3 +10,4 @@ mod metrics;
 mod retries;
 mod support;
 mod tracing;
+mod trust;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use domain::Context;
+use domain::trust::Peer;
 use nix::sys::signal::Signal;
 
 use crate::cgroup::ProcessLimits;
@@ -158,6 +159,11 @@ impl Deployment {
 
     pub fn build(&self) -> Build {
         self.options.build
+    }
+
+    /// The deployment's service key pairs (`Options::service_keys`).
+    pub fn service_keys(&self) -> &domain::trust::Keyring {
+        &self.options.service_keys
     }
 
     /// The public base URL: the front door's, or else the gateway's or the monolith's.
@@ -562,6 +568,16 @@ impl Deployment {
         let mut env = options.env.clone();
         env.push(("SHOPLAB_ADMIN_TOKEN".into(), options.admin_token.clone()));
         env.push(("SHOPLAB_TOKEN_SECRET".into(), options.token_secret.clone()));
+        // Its own private key and everyone's public keys; the monolith and the front door
+        // make no internal calls and get none.
+        let peer = match component {
+            Component::Service(context) => Some(Peer::Service(context)),
+            Component::Gateway => Some(Peer::Gateway),
+            Component::Monolith | Component::FrontDoor => None,
+        };
+        if let Some(peer) = peer {
+            env.extend(options.service_keys.environment(peer));
+        }
         Launch {
             label: format!("{component}#{replica}"),
             program: options.program.clone(),

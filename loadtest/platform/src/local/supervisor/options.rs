@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use domain::Context;
+use domain::trust::Keyring;
 
 use super::{Build, Database, RestartPolicy};
 use crate::cgroup::ProcessLimits;
@@ -49,6 +50,10 @@ pub struct Options {
     pub admin_token: String,
     /// Users signs tokens and the gateway verifies them with this shared secret.
     pub token_secret: String,
+    /// Every process's service key pair, generated for this deployment: each service and
+    /// the gateway is given its own private key and every public key (`domain::trust`), so
+    /// no process can sign a token in another's name.
+    pub service_keys: Keyring,
     /// Per-process CPU and memory limits of the shop's processes (not the front door's).
     pub limits: ProcessLimits,
     /// More environment for every child (`SHOPLAB_*` settings).
@@ -85,6 +90,7 @@ impl Options {
             deregistration_delay: Duration::from_millis(250),
             admin_token,
             token_secret,
+            service_keys: Keyring::generate(),
             limits: ProcessLimits::default(),
             env: Vec::new(),
             forward_logs: true,
