@@ -29,6 +29,9 @@ project="shoplab-ci-$$"
 export SHOPLAB_TAG="ci-$$"
 export SHOPLAB_ADMIN_TOKEN="ci-admin-$$-$RANDOM$RANDOM"
 export SHOPLAB_TOKEN_SECRET="ci-secret-$$-$RANDOM$RANDOM"
+# The micro profile's service keys, one key pair per process (docker-compose.yml, "Service
+# keys"): without them its processes refuse to start.
+eval "$(cargo run -q -p shoplab -- service-keys)"
 images=(monolith catalog inventory cart orders payments users recommendations gateway)
 compose=(docker-compose --project-name "$project" --file docker-compose.yml)
 timings=()

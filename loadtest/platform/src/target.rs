@@ -98,6 +98,17 @@ impl Target {
         self.platform.processes().await
     }
 
+    /// The `/metrics` URL of every process the lab can reach (none on a swarm, whose tasks
+    /// sit on an overlay out of this machine's reach). It answers the admin token.
+    pub async fn metrics_urls(&self) -> Vec<String> {
+        self.processes()
+            .await
+            .into_iter()
+            .filter(|process| !process.url.is_empty())
+            .map(|process| format!("{}/metrics", process.url))
+            .collect()
+    }
+
     /// What to read each process of the system under test by (its CPU and memory), fault
     /// proxies and the front door included where the lab runs them on the shop's cores.
     pub async fn probes(&self) -> Vec<(Component, Probe)> {

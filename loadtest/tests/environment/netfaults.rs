@@ -312,9 +312,13 @@ pub async fn a_cpu_limit_throttles_a_busy_process_and_lifting_it_gives_the_cpu_b
         limited <= 0.3,
         "{limited:.2} cores used under a 0.2-core quota"
     );
+    // Throttled periods show the kernel's quota is what held it (not a busy machine). Not
+    // most of them: with other work on the machine the hog sometimes gets less than its
+    // quota in a period (8 of 20 throttled, seen during an image build), and without a quota
+    // none is ever throttled.
     assert!(
-        throttled * 2 > periods,
-        "the quota held the hog back in only {throttled} of {periods} periods"
+        throttled > 0,
+        "the quota never held the hog back ({periods} periods)"
     );
     assert!(
         free.max(lifted) > 1.5 * limited,

@@ -121,13 +121,7 @@ async fn every_micro_process_gives_its_hop_counters_to_the_lab_and_to_nobody_wit
     let http = reqwest::Client::new();
     const REQUESTS: usize = 10;
     send(&http, target.url(), "/api/products/1", REQUESTS).await;
-    let urls: Vec<String> = target
-        .processes()
-        .await
-        .into_iter()
-        .filter(|process| !process.url.is_empty())
-        .map(|process| format!("{}/metrics", process.url))
-        .collect();
+    let urls = target.metrics_urls().await;
     let count =
         spread::HopCount::read(&http, &urls, target.admin_token(), domain::Context::Catalog).await;
     let mut refused = Vec::new();

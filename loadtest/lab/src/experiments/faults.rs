@@ -189,13 +189,7 @@ async fn hop_count(target: &Target, http: &reqwest::Client, context: Context) ->
     if target.build != Build::Micro {
         return None;
     }
-    let urls: Vec<String> = target
-        .processes()
-        .await
-        .into_iter()
-        .filter(|process| !process.url.is_empty())
-        .map(|process| format!("{}/metrics", process.url))
-        .collect();
+    let urls = target.metrics_urls().await;
     if urls.is_empty() {
         return None;
     }
