@@ -20,36 +20,92 @@ use tokio::net::TcpListener;
 
 use crate::error::{method_not_allowed, route_not_found};
 use crate::metrics::{self, Metrics};
-use crate::traceparent::{self, TraceContext};
+use crate::traceparent;
 
 /// The common layers every shop process wears: metrics by route template, JSON answers
 /// for unknown routes and wrong methods, request tracing, the body limit.
 ///
-/// Tracing: the outermost layer reads the caller's `traceparent` (or starts a trace) and
-/// keeps it for the request's task, so every hop out continues the trace
+/// Tracing: the outermost layer ([`edge`]) reads the caller's `traceparent` (or starts a
+/// trace) and keeps it for the request's task, so every hop out continues the trace
 /// ([`crate::traceparent`]); the request span records its `trace_id`, so every log line of
 /// the request carries it.
+///
+/// Only the metrics need the matched route, so only they are a route layer; the rest wraps
+/// the routed router from outside, as one layer. A route layer wraps every route, and axum
+/// clones a route's whole stack of boxed layers for each request at each layer (the cost
+/// grows with the square of the depth); outside, a clone is of the router, one reference
+/// count. As four route layers (trace context, tower-http's `TraceLayer`, the oversize check,
+/// the body limit) they cost a hop about a fifth of its instructions (callgrind,
+/// `bench/hop-instructions.sh`). The result is a router again, so callers merge, nest and
+/// test it as before.
 pub fn finish(router: Router, metrics: &Metrics, body_limit_bytes: usize) -> Router {
-    router
+    let routed = router
         .route_layer(axum::middleware::from_fn_with_state(
             metrics.clone(),
             metrics::track,
         ))
         .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    let wrapped = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(body_limit_bytes, edge))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            body_limit_bytes,
-            refuse_oversized,
-        ))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(axum::middleware::from_fn(traceparent::layer))
+        .service(routed);
+    Router::new().fallback_service(wrapped)
+}
+
+/// The outermost layer of every shop server: the request's trace (received, kept for its
+/// task, echoed on the answer), its span, the 413 for a declared-oversized body, and an error
+/// line for every 5xx answer (what tower-http's `TraceLayer` logged, which this replaces:
+/// the same span and failure line at a quarter of the layers).
+async fn edge(
+    axum::extract::State(body_limit_bytes): axum::extract::State<usize>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+
+    let context = traceparent::receive(&mut request);
+    // The trace id is formatted only if a subscriber records the span.
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        trace_id = %context.trace_id(),
+    );
+    let started = std::time::Instant::now();
+    let served = async move {
+        let response = match declared_oversize(&request, body_limit_bytes) {
+            Some(length) => refuse_oversized(request, length, body_limit_bytes).await,
+            None => next.run(request).await,
+        };
+        if response.status().is_server_error() {
+            tracing::error!(
+                status = response.status().as_u16(),
+                latency_ms = started.elapsed().as_millis() as u64,
+                "answered with a server error"
+            );
+        }
+        response
+    };
+    let mut response = traceparent::scope(context, served).instrument(span).await;
+    traceparent::echo(&mut response, context);
+    response
 }
 
 /// The most of a declared-oversized body read and thrown away before its 413, and for how
 /// long at most (see [`refuse_oversized`]).
 const LINGER_BYTES: u64 = 16 << 20;
 const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// The body length `request` declares, when it is over `limit`.
+fn declared_oversize(request: &axum::extract::Request, limit: usize) -> Option<u64> {
+    request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .filter(|length| *length > limit as u64)
+}
 
 /// A body whose `Content-Length` is over the limit gets its 413 without a handler running.
 /// The body is first read and thrown away (up to [`LINGER_BYTES`], for at most
@@ -58,22 +114,14 @@ const LINGER_TIME: Duration = Duration::from_secs(5);
 /// then resets the connection, so the client sees a reset instead of the 413. The answer
 /// closes the connection. Bodies without a declared length meet the limit in the extractor.
 async fn refuse_oversized(
-    axum::extract::State(limit): axum::extract::State<usize>,
     request: axum::extract::Request,
-    next: axum::middleware::Next,
+    length: u64,
+    limit: usize,
 ) -> axum::response::Response {
-    use axum::http::header::{CONNECTION, CONTENT_LENGTH};
+    use axum::http::header::CONNECTION;
     use axum::response::IntoResponse as _;
     use futures::StreamExt as _;
 
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    let Some(length) = declared.filter(|length| *length > limit as u64) else {
-        return next.run(request).await;
-    };
     if length <= LINGER_BYTES {
         let mut body = request.into_body().into_data_stream();
         let drained = async { while let Some(Ok(_)) = body.next().await {} };
@@ -87,22 +135,6 @@ async fn refuse_oversized(
         .headers_mut()
         .insert(CONNECTION, axum::http::HeaderValue::from_static("close"));
     response
-}
-
-/// The span every log line of a request is written in. At `info` (tower-http's default is
-/// `debug`, which the default filter drops, and with it the `trace_id` of every line).
-fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let trace_id = request
-        .extensions()
-        .get::<TraceContext>()
-        .map(TraceContext::trace_id_hex)
-        .unwrap_or_default();
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        trace_id = %trace_id,
-    )
 }
 
 /// Set once the process was told to stop; from then on its `/ready` answers 503 while it

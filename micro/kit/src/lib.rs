@@ -145,16 +145,12 @@ impl Service {
         let upstreams = upstreams_router(self.directory.clone()).route_layer(
             axum::middleware::from_fn_with_state(admin.token.clone(), api::admin::require_token),
         );
-        // The caller's deadline applies to the internal API only: admin and ops calls come
-        // from the lab and operators, who send none. The service token is checked first
-        // (outermost), so a stranger learns nothing, not even how its deadline is read;
-        // as a route layer, so an unknown path is still a plain 404.
-        let internal = internal
-            .layer(axum::middleware::from_fn(micro_rpc::deadline::layer))
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.identity.clone(),
-                micro_rpc::trust::authenticate,
-            ));
+        // Who calls and until when apply to the internal API only: admin and ops calls come
+        // from the lab and operators, who send no service token and no deadline.
+        let internal = internal.route_layer(axum::middleware::from_fn_with_state(
+            self.identity.clone(),
+            micro_rpc::inbound,
+        ));
         let router = internal
             .merge(api::admin::router(admin))
             .merge(upstreams)

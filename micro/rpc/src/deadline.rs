@@ -43,34 +43,46 @@ pub async fn without_deadline<F: Future>(future: F) -> F::Output {
 }
 
 /// Middleware for a service's internal routes: refuses an expired deadline with a 503,
-/// a malformed one with a 422, and runs the request inside the deadline it carries.
+/// a malformed one with a 422, and runs the request inside the deadline it carries. (The
+/// services mount [`crate::inbound`], which does this after the caller's check in one layer.)
 pub async fn layer(request: Request, next: Next) -> Response {
+    match read(&request) {
+        Err(refused) => *refused,
+        Ok(None) => next.run(request).await,
+        Ok(Some(deadline)) => scope(deadline, next.run(request)).await,
+    }
+}
+
+/// The deadline `request` carries, if any; the answer that refuses it when it is malformed
+/// or has passed (boxed: the refusal is the rare path, the `Ok` the common one).
+pub(crate) fn read(request: &Request) -> Result<Option<Instant>, Box<Response>> {
     let Some(value) = request.headers().get(DEADLINE_HEADER) else {
-        return next.run(request).await;
+        return Ok(None);
     };
-    let milliseconds = match value
+    let milliseconds = value
         .to_str()
         .ok()
         .and_then(|text| text.parse::<u64>().ok())
-    {
-        Some(milliseconds) => milliseconds,
-        None => {
-            return ApiError(DomainError::Invalid(format!(
-                "{DEADLINE_HEADER} must be a whole number of milliseconds"
-            )))
-            .into_response();
-        }
-    };
+        .ok_or_else(|| {
+            Box::new(
+                ApiError(DomainError::Invalid(format!(
+                    "{DEADLINE_HEADER} must be a whole number of milliseconds"
+                )))
+                .into_response(),
+            )
+        })?;
     if milliseconds == 0 {
-        return ApiError(DomainError::Unavailable(
-            "the caller's deadline has passed".into(),
-        ))
-        .into_response();
+        return Err(Box::new(
+            ApiError(DomainError::Unavailable(
+                "the caller's deadline has passed".into(),
+            ))
+            .into_response(),
+        ));
     }
     // Beyond any hop's timeout, the number only says "no hurry"; clamped so the addition
     // cannot overflow an `Instant`.
     let left = Duration::from_millis(milliseconds.min(24 * 3600 * 1000));
-    scope(Instant::now() + left, next.run(request)).await
+    Ok(Some(Instant::now() + left))
 }
 
 #[cfg(test)]

@@ -22,3 +22,35 @@ pub mod users;
 
 pub use directory::{Directory, ReplicaList};
 pub use upstream::{Upstream, UpstreamSettings};
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use domain::trust::Identity;
+
+/// The one middleware in front of a service's internal routes (mounted by `micro-kit` as a
+/// route layer, so an unknown path is still a plain 404): who calls ([`trust`]: 401 without
+/// a valid service token), then until when ([`deadline`]: 503 past it, 422 malformed), and
+/// the handler runs inside that deadline. The caller is checked first, so a stranger learns
+/// nothing, not even how its deadline is read.
+///
+/// One layer rather than the two each module offers: every axum layer around a route costs
+/// a boxed clone of everything inside it on each request, so a hop paid for its depth
+/// (callgrind, `bench/hop-instructions.sh`).
+pub async fn inbound(
+    State(identity): State<Arc<Identity>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let request = match trust::admit(&identity, request) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
+    };
+    match deadline::read(&request) {
+        Err(refused) => *refused,
+        Ok(None) => next.run(request).await,
+        Ok(Some(at)) => deadline::scope(at, next.run(request)).await,
+    }
+}

@@ -35,28 +35,39 @@ pub const ORDERS: Peer = Peer::Service(Context::Orders);
 
 /// Middleware for a service's internal routes: verifies the service token with this
 /// process's identity and records the caller for [`only`]; 401 when there is no valid one.
+/// (The services mount [`crate::inbound`], which does this and reads the deadline in one
+/// layer.)
 pub async fn authenticate(
     State(identity): State<Arc<Identity>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
+    match admit(&identity, request) {
+        Ok(request) => next.run(request).await,
+        Err(refused) => *refused,
+    }
+}
+
+/// `request` with its verified caller recorded, or the 401 that refuses it (boxed: the
+/// refusal is the rare path).
+pub(crate) fn admit(identity: &Identity, mut request: Request) -> Result<Request, Box<Response>> {
     let token = request
         .headers()
         .get(SERVICE_TOKEN_HEADER)
         .and_then(|value| value.to_str().ok());
     let Some(token) = token else {
-        return ApiError(DomainError::Unauthenticated(format!(
-            "an internal call needs a service token ({SERVICE_TOKEN_HEADER})"
-        )))
-        .into_response();
+        return Err(Box::new(
+            ApiError(DomainError::Unauthenticated(format!(
+                "an internal call needs a service token ({SERVICE_TOKEN_HEADER})"
+            )))
+            .into_response(),
+        ));
     };
-    match identity.verify(token) {
-        Ok(caller) => {
-            request.extensions_mut().insert(Caller(caller));
-            next.run(request).await
-        }
-        Err(error) => ApiError(error).into_response(),
-    }
+    let caller = identity
+        .verify(token)
+        .map_err(|error| Box::new(ApiError(error).into_response()))?;
+    request.extensions_mut().insert(Caller(caller));
+    Ok(request)
 }
 
 /// `route`, served to `callers` only: anyone else authenticated gets 403, anyone not

@@ -126,7 +126,7 @@ impl Replica {
             .http
             .request(request.method, url)
             .timeout(limit)
-            .header(TRACEPARENT, request.trace.child().header())
+            .header(TRACEPARENT, request.trace.child().header_value())
             // Whole milliseconds, rounded up: a budget of 0.4 ms is not an expired one.
             .header(
                 DEADLINE_HEADER,

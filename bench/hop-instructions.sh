@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# hop-instructions.sh: instructions per call of one catalog hop, counted by callgrind, against
+# the bare axum hop through the same client — the measure that does not move with the load on
+# a shared machine. Writes bench/results/<date>-hop-instructions.md and keeps each variant's
+# callgrind profile (callgrind.out.<variant>) beside it for callgrind_annotate.
+#
+# What it counts (examples/hop-instructions.rs says how)
+#   in_process     Catalog::get on the store, as the monolith calls it
+#   http_loopback  the same call through micro_rpc's CatalogClient to the real catalog service
+#   axum_hello     the same client against a bare axum route (the transport floor)
+#   shop_server_hello   the same route on the shop's own server (api::server::serve)
+#   shop_layers_hello   ... and with the layers every shop process wears (api::server::finish)
+#   For each, callgrind runs the example with CALLS calls and with 2 x CALLS, after the same
+#   warm-up; (instructions of the second - the first) / CALLS is the instructions per call,
+#   every thread included (caller, service runtime, SQLite worker), the kernel excluded.
+#   That is repeated REPEATS times: the count is not quite deterministic (how the threads
+#   meet at the SQLite worker's channel varies the polls by a few thousand instructions), so
+#   the results give the median and the range.
+#   The hop is http_loopback - in_process; issue 17's target is hop <= 1.25 x axum_hello.
+#
+# Usage
+#   bench/hop-instructions.sh            # CALLS=2000
+#   CALLS=500 REPEATS=1 bench/hop-instructions.sh  # quicker, noisier
+#
+# Needs valgrind (apt-get install valgrind; installed here when missing).
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS_DIR=${RESULTS_DIR:-$REPO/bench/results}
+CALLS=${CALLS:-2000}
+REPEATS=${REPEATS:-3}
+VARIANTS=(in_process http_loopback axum_hello shop_server_hello shop_layers_hello)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+[[ $CALLS =~ ^[1-9][0-9]*$ ]] || die "CALLS must be a positive whole number, not '$CALLS'"
+[[ $REPEATS =~ ^[1-9][0-9]*$ ]] || die "REPEATS must be a positive whole number, not '$REPEATS'"
+if ! command -v valgrind >/dev/null; then
+    log "installing valgrind with apt-get"
+    apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+fi
+
+cd "$REPO"
+log "cargo build --release -p bench --example hop-instructions"
+cargo build --release -p bench --example hop-instructions
+BINARY=$REPO/target/release/examples/hop-instructions
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# instructions VARIANT CALLS: the total instructions callgrind counted over the whole run.
+instructions() {
+    local out=$WORK/callgrind.out.$1.$2
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$BINARY" "$1" "$2" \
+        >"$WORK/$1.$2.log" 2>&1 || { cat "$WORK/$1.$2.log" >&2; die "callgrind failed on $1"; }
+    awk '/^summary:/ {print $2}' "$out"
+}
+
+# median_of N...: the median of whole numbers (the lower middle one of an even count).
+median_of() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+declare -A PER_CALL RANGE
+declare -a HOPS
+for variant in "${VARIANTS[@]}"; do
+    samples=()
+    for repeat in $(seq "$REPEATS"); do
+        log "callgrind: $variant, $CALLS and $((2 * CALLS)) calls (repeat $repeat of $REPEATS)"
+        once=$(instructions "$variant" "$CALLS")
+        twice=$(instructions "$variant" $((2 * CALLS)))
+        samples+=($(( (twice - once) / CALLS )))
+    done
+    PER_CALL[$variant]=$(median_of "${samples[@]}")
+    RANGE[$variant]="$(printf '%s\n' "${samples[@]}" | sort -n | head -1)-$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)"
+    cp "$WORK/callgrind.out.$variant.$((2 * CALLS))" "$WORK/keep.$variant"
+done
+
+HOP=$(( PER_CALL[http_loopback] - PER_CALL[in_process] ))
+FLOOR=${PER_CALL[axum_hello]}
+RATIO=$(awk -v h="$HOP" -v f="$FLOOR" 'BEGIN {printf "%.2f", h / f}')
+if awk -v r="$RATIO" 'BEGIN {exit !(r <= 1.25)}'; then VERDICT=meets; else VERDICT=MISSES; fi
+SERVER=$(( PER_CALL[shop_server_hello] - PER_CALL[axum_hello] ))
+LAYERS=$(( PER_CALL[shop_layers_hello] - PER_CALL[shop_server_hello] ))
+SERVICE=$(( HOP - PER_CALL[shop_layers_hello] ))
+
+STAMP=$(date +%Y-%m-%d-%H%M%S)
+mkdir -p "$RESULTS_DIR"
+RESULTS_FILE=$RESULTS_DIR/$STAMP-hop-instructions.md
+for variant in "${VARIANTS[@]}"; do
+    cp "$WORK/keep.$variant" "$RESULTS_DIR/$STAMP-callgrind.out.$variant"
+done
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null) ]]; then COMMIT+=" (work tree has uncommitted changes)"; fi
+
+{
+    echo "# Instructions per hop: one catalog call in-process, over loopback HTTP, and the bare axum hop"
+    echo
+    echo "Run $(date -u '+%Y-%m-%d %H:%M:%S UTC') by \`bench/hop-instructions.sh\` (CALLS=$CALLS), commit $COMMIT."
+    echo
+    echo "| measure | instructions per call, median (range) of $REPEATS |"
+    echo "|---|---:|"
+    echo "| (1) \`Catalog::get\` in-process | ${PER_CALL[in_process]} (${RANGE[in_process]}) |"
+    echo "| (3) \`Catalog::get\` over loopback HTTP | ${PER_CALL[http_loopback]} (${RANGE[http_loopback]}) |"
+    echo "| one hop, (3) - (1) | **$HOP** |"
+    echo "| (4) bare axum hop through the same client | $FLOOR (${RANGE[axum_hello]}) |"
+    echo "| hop / bare hop (target <= 1.25) | **$RATIO** ($VERDICT) |"
+    echo
+    echo "Where the hop's instructions beyond the bare hop go:"
+    echo
+    echo "| part | instructions per call |"
+    echo "|---|---:|"
+    echo "| the shop's server instead of \`axum::serve\` (timeouts, connection cap): shop_server_hello - axum_hello | $SERVER |"
+    echo "| the layers every shop process wears (\`api::server::finish\`): shop_layers_hello - shop_server_hello | $LAYERS |"
+    echo "| the catalog service beyond them (its routes, the service token's check, the deadline, the product's JSON both ways, the database on the service's runtime): hop - shop_layers_hello | $SERVICE |"
+    echo
+    echo "Counted by callgrind over every thread of the process (the caller's current-thread"
+    echo "runtime, the services' one-worker runtime, sqlx's SQLite worker), not the kernel: a"
+    echo "syscall costs the instructions around it. Each figure is (count with $((2 * CALLS)) calls -"
+    echo "count with $CALLS calls) / $CALLS, after the same 500 warm-up calls, so the lab's start"
+    echo "cancels out. The profiles of the $((2 * CALLS))-call runs are beside this file:"
+    echo "\`callgrind_annotate --inclusive=yes $STAMP-callgrind.out.http_loopback\`."
+    echo
+    echo "- $(rustc --version 2>/dev/null || echo 'rustc: unknown'); $(valgrind --version)"
+} >"$RESULTS_FILE"
+
+cat "$RESULTS_FILE"
+log "wrote $RESULTS_FILE"
