@@ -133,6 +133,12 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     if let Some(cores) = args.scale_quota {
         profile.scale_quota_cores = (cores > 0.0).then_some(cores);
     }
+    // A fault cell the catalogue refuses (a rate out of range) is refused here, before
+    // anything is started, rather than at its injection minutes into the run.
+    profile
+        .check()
+        .map_err(anyhow::Error::msg)
+        .context("the profile's fault matrix")?;
 
     let pinning = Pinning::plan();
     let env = pinning::apply(&pinning).context("pin the generator")?;
