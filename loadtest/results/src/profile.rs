@@ -240,7 +240,9 @@ fn rate_percent(rate: f64) -> String {
 /// so it is the bottleneck and one more replica of it, under the same quota, adds CPU
 /// that was there to use. 0.1 keeps the quotas of the microservices' eight processes and
 /// the added one (0.9 cores) under the one core, so the quota, not the core, is what limits
-/// each process, with the monolith under the same per-process rule. At a quota of 0.1 a
+/// each process, with the monolith under the same per-process rule; where two processes tie
+/// for the bottleneck both get a replica (1.0 cores), and a third tied one finds no room
+/// and is recorded as not replicated (`experiments::scale::NotReplicated`). At a quota of 0.1 a
 /// busy process runs 10 ms of every 100 ms CFS period, so latencies carry up to 90 ms of
 /// throttling: the experiment reads throughput, not latency.
 pub const SCALE_QUOTA_CORES: f64 = 0.1;
