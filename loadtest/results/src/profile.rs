@@ -296,6 +296,27 @@ impl Profile {
         Ok(())
     }
 
+    /// Runs each context's `errors` cell once per rate of `rates` instead, in the place of
+    /// its first one (`compare --error-rates`); the other cells stay as they are. A rate out
+    /// of range is left for [`Profile::check`] to refuse.
+    pub fn set_error_rates(&mut self, rates: &[f64]) {
+        let mut cells: Vec<FaultCell> = Vec::new();
+        for cell in &self.faults {
+            if cell.kind != FaultKind::Errors {
+                cells.push(*cell);
+            } else if !cells
+                .iter()
+                .any(|seen| seen.kind == FaultKind::Errors && seen.context == cell.context)
+            {
+                cells.extend(rates.iter().map(|rate| FaultCell {
+                    rate: Some(*rate),
+                    ..*cell
+                }));
+            }
+        }
+        self.faults = cells;
+    }
+
     pub fn quick() -> Profile {
         Profile {
             name: "quick".into(),
@@ -508,6 +529,44 @@ mod tests {
         let quick = Profile::quick();
         assert_eq!(rates(&quick), [Some(0.5)]);
         assert_eq!(quick.faults.len(), 3, "the quick profile is not lengthened");
+    }
+
+    #[test]
+    fn error_rates_replace_each_contexts_errors_cells_in_place_and_leave_the_others() {
+        let mut quick = Profile::quick();
+        quick.set_error_rates(&[0.3, 0.7]);
+        let cells: Vec<String> = quick.faults.iter().map(FaultCell::label).collect();
+        assert_eq!(
+            cells,
+            [
+                "kill · recommendations",
+                "latency · payments",
+                "errors 30 % · inventory",
+                "errors 70 % · inventory",
+            ]
+        );
+        let mut full = Profile::full();
+        full.set_error_rates(&[0.9]);
+        let errors: Vec<String> = full
+            .faults
+            .iter()
+            .filter(|cell| cell.kind == FaultKind::Errors)
+            .map(FaultCell::label)
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "errors 90 % · recommendations",
+                "errors 90 % · payments",
+                "errors 90 % · inventory",
+            ]
+        );
+        assert_eq!(full.faults.len(), FaultKind::ALL.len() * 3);
+        full.set_error_rates(&[2.0]);
+        assert!(
+            full.check().is_err(),
+            "a bad rate is left for check to refuse"
+        );
     }
 
     #[test]

@@ -382,6 +382,9 @@ async fn compare_refuses_resource_limits_that_make_no_sense_naming_the_flag() {
         ("--process-cpu", "0"),
         ("--process-cpu", "lots"),
         ("--process-memory", "4"),
+        // Outside the fault catalogue's range for errors, or not a share at all.
+        ("--error-rates", "1.5"),
+        ("--error-rates", "half"),
     ] {
         let output = shoplab(&["compare", flag, value], Duration::from_secs(30)).await;
         let stderr = text(&output.stderr);
