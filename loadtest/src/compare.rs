@@ -42,6 +42,17 @@ pub struct CompareArgs {
     /// `loadtest_results::profile::SCALE_QUOTA_CORES` for why); 0: none.
     #[arg(long, value_name = "CORES", value_parser = quota_cores, help_heading = "What to run")]
     pub scale_quota: Option<f64>,
+    /// The share of calls the fault matrix's `errors` cells fail, comma-separated: each
+    /// context's `errors` cell runs once per rate, each its own cell (0.01–1, the fault
+    /// catalogue's range). Default: the profile's, 0.5 quick, 0.3,0.5,0.7 on inventory full.
+    #[arg(
+        long,
+        value_name = "RATE",
+        value_delimiter = ',',
+        value_parser = error_rate,
+        help_heading = "What to run"
+    )]
+    pub error_rates: Vec<f64>,
     /// Seed of the data and of nothing else: the journeys draw their own random numbers.
     #[arg(long, default_value_t = 42, help_heading = "What to run")]
     pub seed: u64,
@@ -109,6 +120,17 @@ fn quota_cores(text: &str) -> Result<f64, String> {
     }
 }
 
+/// One `--error-rates` value, checked against the fault catalogue's range for `errors` (the
+/// admin API's own check), so a bad rate is a usage error before anything starts.
+fn error_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a share of calls (0.01–1)"))?;
+    domain::faults::validate("errors", &serde_json::json!({ "rate": rate }))
+        .map(|_| rate)
+        .map_err(|error| error.to_string())
+}
+
 /// Runs everything and says whether every invariant held and every gate passed. Bad flags
 /// and an unwritable `--out` are errors before anything is started or measured.
 pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
@@ -133,6 +155,15 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     if let Some(cores) = args.scale_quota {
         profile.scale_quota_cores = (cores > 0.0).then_some(cores);
     }
+    if !args.error_rates.is_empty() {
+        profile.set_error_rates(&args.error_rates);
+    }
+    // A fault cell the catalogue refuses (a rate out of range) is refused here, before
+    // anything is started, rather than at its injection minutes into the run.
+    profile
+        .check()
+        .map_err(anyhow::Error::msg)
+        .context("the profile's fault matrix")?;
 
     let pinning = Pinning::plan();
     let env = pinning::apply(&pinning).context("pin the generator")?;

@@ -38,6 +38,8 @@ struct ThroughputRow<'a> {
 struct FaultRow<'a> {
     build: &'a str,
     kind: &'a str,
+    /// The share of calls that failed (`errors` cells only): one row set per rate.
+    rate: Option<f64>,
     context: &'a str,
     process: &'a str,
     journey: &'a str,
@@ -74,7 +76,9 @@ struct ScaleRow<'a> {
     quota_cores: Option<f64>,
     /// The scaled component's CPU over what its quota allowed, in the first half.
     utilisation: Option<f64>,
-    /// The added process (the half with more than one replica): its quota and memory.
+    /// The added processes (`catalog#2 + gateway#2`, the half with more than one replica),
+    /// and their quotas and memory together.
+    added: Option<String>,
     added_cpu_cores: Option<f64>,
     added_rss_mib: Option<f64>,
     /// Successful req/s gained, and that per added core and per added MiB.
@@ -270,8 +274,9 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                     for phases in &cell.journeys {
                         faults.row(FaultRow {
                             build,
-                            kind: cell.kind.as_str(),
-                            context: cell.context.as_str(),
+                            kind: cell.fault.kind.as_str(),
+                            rate: cell.fault.rate,
+                            context: cell.fault.context.as_str(),
                             process: &cell.process,
                             journey: &phases.journey,
                             before_success: phases.before.success_rate.map(|value| round(value, 4)),
@@ -299,7 +304,6 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                     .find(|used| used.process == scale.component)
                     .map(|used| round(used.utilisation, 3));
                 for (half, second) in [(&scale.before, false), (&scale.after, true)] {
-                    let added = scale.added.as_ref().filter(|_| second);
                     let gain = scale.gain.as_ref().filter(|_| second);
                     scaling.row(ScaleRow {
                         build,
@@ -317,9 +321,11 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                         imbalance: imbalance.filter(|_| second).map(|value| round(value, 3)),
                         quota_cores: scale.quota.cores,
                         utilisation: utilisation.filter(|_| !second),
-                        added_cpu_cores: added.and_then(|added| added.cpu_cores),
-                        added_rss_mib: added
-                            .and_then(|added| added.rss_mib)
+                        added: second.then(|| scale.added_processes()),
+                        added_cpu_cores: scale.added_cpu_cores().filter(|_| second),
+                        added_rss_mib: scale
+                            .added_rss_mib()
+                            .filter(|_| second)
                             .map(|mib| round(mib, 1)),
                         gained_per_s: gain.map(|gain| round(gain.requests_per_s, 1)),
                         gain_per_cpu: gain

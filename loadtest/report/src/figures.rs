@@ -6,8 +6,6 @@
 //! Throughput is of successful requests: a build that answers every request with a fast
 //! error must not look fast. Latency is of successful requests too (the lab records it so).
 
-use domain::Context;
-
 use loadtest_results::Results;
 use loadtest_results::analysis::{Slice, Timeline};
 use loadtest_results::component::Build;
@@ -17,7 +15,7 @@ use loadtest_results::experiments::faults::Cell;
 use loadtest_results::experiments::scale::Scale;
 use loadtest_results::experiments::throughput::Level;
 use loadtest_results::experiments::{Findings, Outcome};
-use loadtest_results::profile::FaultKind;
+use loadtest_results::profile::FaultCell;
 use loadtest_results::stats::{self, Estimate};
 
 /// A figure measured once per repeat: the median is what the report states, min and max
@@ -73,11 +71,11 @@ pub(crate) struct ProcessFigures {
 /// The percentiles `raw_ms` and `corrected_ms` hold, in order.
 pub(crate) const PERCENTILES: [&str; 3] = ["p50", "p95", "p99"];
 
-/// One cell of the fault matrix on both builds.
+/// One cell of the fault matrix on both builds: the same kind, context and rate (an
+/// `errors` cell at 30 % is not paired with one at 50 %).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FaultPair<'a> {
-    pub kind: FaultKind,
-    pub context: Context,
+    pub fault: FaultCell,
     pub monolith: Option<&'a Cell>,
     pub micro: Option<&'a Cell>,
 }
@@ -127,14 +125,14 @@ impl FaultPair<'_> {
         }
     }
 
-    /// `kill · recommendations`: how the report names a cell.
+    /// `kill · recommendations`, `errors 30 % · inventory`: how the report names a cell.
     pub fn name(&self) -> String {
-        format!("{} · {}", self.kind.as_str(), self.context)
+        self.fault.label()
     }
 
-    /// A file name for the cell's chart.
+    /// A file name for the cell's chart, one per rate.
     pub fn stem(&self) -> String {
-        format!("fault-{}-{}", self.kind.as_str(), self.context).replace('_', "-")
+        self.fault.stem()
     }
 }
 
@@ -320,16 +318,12 @@ pub(crate) fn fault_pairs(results: &Results) -> Vec<FaultPair<'_>> {
     let micro = faults(results, Build::Micro).map_or(&[][..], |(cells, _)| cells);
     let mut pairs: Vec<FaultPair<'_>> = Vec::new();
     for cell in monolith.iter().chain(micro) {
-        if pairs
-            .iter()
-            .any(|pair| pair.kind == cell.kind && pair.context == cell.context)
-        {
+        if pairs.iter().any(|pair| pair.fault == cell.fault) {
             continue;
         }
-        let same = |other: &&Cell| other.kind == cell.kind && other.context == cell.context;
+        let same = |other: &&Cell| other.fault == cell.fault;
         pairs.push(FaultPair {
-            kind: cell.kind,
-            context: cell.context,
+            fault: cell.fault,
             monolith: monolith.iter().find(same),
             micro: micro.iter().find(same),
         });

@@ -14,7 +14,7 @@ use loadtest_platform::local::supervisor::{
     Build, Component, Database, Deployment, Link, NetworkFault, Options,
 };
 use loadtest_results::experiments::faults;
-use loadtest_results::profile::{FaultKind, Profile};
+use loadtest_results::profile::{FaultCell, FaultKind, Profile};
 use serde_json::json;
 use sqlx::Connection as _;
 
@@ -425,9 +425,9 @@ pub async fn the_fault_matrix_realizes_the_new_kinds_on_micro_and_says_why_when_
     let cells = fault_matrix(
         Build::Micro,
         vec![
-            (FaultKind::NetCut, Context::Recommendations),
-            (FaultKind::DbDown, Context::Inventory),
-            (FaultKind::CpuLimit, Context::Payments),
+            FaultCell::new(FaultKind::NetCut, Context::Recommendations),
+            FaultCell::new(FaultKind::DbDown, Context::Inventory),
+            FaultCell::new(FaultKind::CpuLimit, Context::Payments),
         ],
     )
     .await;
@@ -465,7 +465,7 @@ pub async fn the_fault_matrix_realizes_the_new_kinds_on_micro_and_says_why_when_
 pub async fn the_fault_matrix_records_network_faults_on_the_monolith_as_not_applicable() {
     let cells = fault_matrix(
         Build::Monolith,
-        vec![(FaultKind::NetLatency, Context::Payments)],
+        vec![FaultCell::new(FaultKind::NetLatency, Context::Payments)],
     )
     .await;
     assert!(!cells[0].applied);
@@ -482,7 +482,7 @@ pub async fn the_fault_matrix_records_network_faults_on_the_monolith_as_not_appl
 
 /// Runs the lab's faults experiment with a short matrix under light load, through the
 /// lab's own `Target`, and returns its cells.
-async fn fault_matrix(build: Build, faults: Vec<(FaultKind, Context)>) -> Vec<faults::Cell> {
+async fn fault_matrix(build: Build, faults: Vec<FaultCell>) -> Vec<faults::Cell> {
     let settings = crate::support::target_settings();
     let mut target = crate::support::start_target(build).await;
     let reset = target.reset(&settings).await.expect("the shop resets");

@@ -9,6 +9,7 @@ use loadtest_lab::experiments::{Findings, Kind};
 use loadtest_platform::Target;
 use loadtest_platform::cgroup::{CPU_HIERARCHY, UNIFIED, Version, group_of};
 use loadtest_results::component::{Build, Component};
+use loadtest_results::experiments::scale::TIE_MARGIN;
 use loadtest_results::profile::Profile;
 
 use crate::lab::run_experiment;
@@ -154,8 +155,14 @@ pub async fn the_scale_experiment_under_quotas_adds_a_replica_of_the_bottleneck_
     assert_eq!(scale.quota.cores, Some(QUOTA));
     assert_eq!(scale.quota.unavailable, None);
     let processes = shop_processes(&target).await;
-    // Seven services and the gateway, and the added replica.
-    assert_eq!(processes.len(), 9, "{processes:?}");
+    // Seven services and the gateway, and one replica of each tied bottleneck.
+    assert!(!scale.added.is_empty(), "{scale:?}");
+    assert_eq!(processes.len(), 8 + scale.added.len(), "{processes:?}");
+    let added_names: Vec<&str> = scale
+        .added
+        .iter()
+        .map(|added| added.process.as_str())
+        .collect();
     let note = scale.quota.note.clone().unwrap_or_default();
     for (name, pid) in &processes[..] {
         let group = cpu_group(*pid);
@@ -166,7 +173,7 @@ pub async fn the_scale_experiment_under_quotas_adds_a_replica_of_the_bottleneck_
         );
         // Lifted when the experiment ended.
         assert_eq!(quota_in(&group), None, "{name}");
-        if *name != scale.added.as_ref().unwrap().process {
+        if !added_names.contains(&name.as_str()) {
             assert!(
                 note.contains(&format!("{name} (pid {pid})")),
                 "{name}: {note}"
@@ -191,20 +198,42 @@ pub async fn the_scale_experiment_under_quotas_adds_a_replica_of_the_bottleneck_
         .unwrap_or(0);
     assert!(throttled > 0, "{name} was never throttled: {stat}");
 
-    let added = scale.added.as_ref().expect("the added process");
-    assert_eq!(added.process, format!("{}#2", scale.component));
-    assert_eq!(added.cpu_cores, Some(QUOTA), "read back from its cgroup");
-    assert!(added.rss_mib.is_some_and(|mib| mib > 1.0), "{added:?}");
+    // The bottleneck first, then any process tied with it, each within the margin.
+    assert_eq!(scale.added[0].process, format!("{}#2", scale.component));
+    for added in &scale.added {
+        assert!(added.process.ends_with("#2"), "{added:?}");
+        assert_eq!(added.cpu_cores, Some(QUOTA), "read back from its cgroup");
+        assert!(added.rss_mib.is_some_and(|mib| mib > 1.0), "{added:?}");
+        let process = added.process.trim_end_matches("#2");
+        let used = scale
+            .utilisation
+            .iter()
+            .find(|used| used.process == process)
+            .expect("weighed");
+        assert!(
+            used.utilisation >= bottleneck.utilisation - TIE_MARGIN,
+            "{added:?} was not tied: {:?}",
+            scale.utilisation
+        );
+    }
+    // On the local platform every process can be replicated: only the cores' room leaves
+    // a tied one out.
+    for left in &scale.not_replicated {
+        assert!(left.why.starts_with("no room:"), "{left:?}");
+    }
     assert!(scale.before.requests_per_s > 0.0 && scale.after.requests_per_s > 0.0);
     let gain = scale.gain.as_ref().expect("a gain");
     let gained = scale.after.successful_per_s() - scale.before.successful_per_s();
     assert!((gain.requests_per_s - gained).abs() < 1e-6, "{gain:?}");
+    // Per every added quota and every added process's memory together.
+    let quotas = QUOTA * scale.added.len() as f64;
+    let mib: f64 = scale.added.iter().filter_map(|added| added.rss_mib).sum();
     assert!(
-        (gain.per_cpu.unwrap() - gained / QUOTA).abs() < 1e-6,
+        (gain.per_cpu.unwrap() - gained / quotas).abs() < 1e-6,
         "{gain:?}"
     );
     assert!(
-        (gain.per_mib.unwrap() - gained / added.rss_mib.unwrap()).abs() < 1e-6,
+        (gain.per_mib.unwrap() - gained / mib).abs() < 1e-6,
         "{gain:?}"
     );
     target.stop().await.expect("the target stops");

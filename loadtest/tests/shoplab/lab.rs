@@ -208,6 +208,11 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
 
     // The claim the lab exists to test: in the monolith a crash of any part is a crash of
     // everything; in the microservices build a crash of recommendations is absorbed.
+    // The partial fault's cell records the share of calls it failed.
+    for build in ["monolith", "micro"] {
+        let errors = cell(&results, build, "errors", "inventory");
+        assert_eq!(errors["rate"], 0.5, "{errors}");
+    }
     let monolith_kill = cell(&results, "monolith", "kill", "recommendations");
     let micro_kill = cell(&results, "micro", "kill", "recommendations");
     for kill in [monolith_kill, micro_kill] {
@@ -377,6 +382,9 @@ async fn compare_refuses_resource_limits_that_make_no_sense_naming_the_flag() {
         ("--process-cpu", "0"),
         ("--process-cpu", "lots"),
         ("--process-memory", "4"),
+        // Outside the fault catalogue's range for errors, or not a share at all.
+        ("--error-rates", "1.5"),
+        ("--error-rates", "half"),
     ] {
         let output = shoplab(&["compare", flag, value], Duration::from_secs(30)).await;
         let stderr = text(&output.stderr);

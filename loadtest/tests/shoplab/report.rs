@@ -75,12 +75,9 @@ fn expected_charts(results: &Value) -> BTreeSet<String> {
             .flatten()
         {
             if cell["applied"] == Value::Bool(true) {
-                let stem = format!(
-                    "fault-{}-{}",
-                    cell["kind"].as_str().expect("kind"),
-                    cell["context"].as_str().expect("context")
-                );
-                stems.insert(stem.replace('_', "-"));
+                let cell: loadtest_results::experiments::faults::Cell =
+                    serde_json::from_value(cell.clone()).expect("a fault cell");
+                stems.insert(cell.fault.stem());
             }
         }
     }

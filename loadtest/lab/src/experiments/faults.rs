@@ -1,4 +1,5 @@
-//! Faults: under steady load, each fault of the profile's matrix (kind x context) in turn —
+//! Faults: under steady load, each cell of the profile's matrix (kind × context, and for `errors`
+//! the share of calls that fail) in turn —
 //! a quiet window before, the fault, a window after healing — on one build. Per journey the
 //! success rate and p99 before / during / after; the blast radius (the share of journey
 //! steps, by route template, that did worse during the fault); the time to recover after the
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use domain::Context;
-use domain::faults::{self, Fault};
+use domain::faults::Fault;
 
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::load;
@@ -37,12 +38,11 @@ use loadtest_results::analysis::{Timeline, WindowStats, degraded, names, stats, 
 use loadtest_results::component::Build;
 use loadtest_results::experiments::faults::{Cell, Phases};
 use loadtest_results::history::RequestRecord;
-use loadtest_results::profile::FaultKind;
+use loadtest_results::profile::{FaultCell, FaultKind};
 
 /// What the events task saw of one fault.
 struct Event {
-    kind: FaultKind,
-    context: Context,
+    fault: FaultCell,
     injected_at_ms: u64,
     healed_at_ms: u64,
     restarts: usize,
@@ -85,12 +85,13 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let events = async {
         let mut events = Vec::new();
-        for (index, (kind, context)) in profile.faults.iter().enumerate() {
+        for (index, fault) in profile.faults.iter().enumerate() {
+            let (kind, context) = (&fault.kind, &fault.context);
             let start = epoch + WARM_UP + cell_length * index as u32;
             tokio::time::sleep_until((start + profile.fault_before).into()).await;
             let counted = hop_count(target, &http, *context).await;
             let injected_at_ms = epoch.elapsed().as_millis() as u64;
-            let injected = inject(target, *kind, *context).await;
+            let injected = inject(target, fault).await;
             // The fault window. On the local target a killed process stays down for all of
             // it (a crash whose restart takes that long); anything else that exits — an
             // abort, or collateral — is restarted by the lab's self-healing as it happens.
@@ -115,10 +116,9 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
             let applied = error.is_none() && injected.not_realized.is_none();
             let not_realized = injected.not_realized.clone();
             let note = injected.note.clone();
-            let healed = heal(target, *kind, *context, injected).await;
+            let healed = heal(target, fault, injected).await;
             events.push(Event {
-                kind: *kind,
-                context: *context,
+                fault: *fault,
                 injected_at_ms,
                 healed_at_ms,
                 restarts: healed.as_ref().copied().unwrap_or(0) + self_healed.len(),
@@ -158,12 +158,12 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
 
 /// The proxied links the matrix needs, put in place before the load starts (a proxy is
 /// one more loopback hop, which only this experiment pays, in every window alike).
-async fn place_proxies(target: &mut Target, faults: &[(FaultKind, Context)]) -> anyhow::Result<()> {
+async fn place_proxies(target: &mut Target, faults: &[FaultCell]) -> anyhow::Result<()> {
     let wanted = |kinds: &[FaultKind]| -> BTreeSet<Context> {
         faults
             .iter()
-            .filter(|(kind, _)| kinds.contains(kind))
-            .map(|(_, context)| *context)
+            .filter(|cell| kinds.contains(&cell.kind))
+            .map(|cell| cell.context)
             .collect()
     };
     let services = match target.build {
@@ -198,30 +198,26 @@ async fn hop_count(target: &Target, http: &reqwest::Client, context: Context) ->
         .ok()
 }
 
-/// The catalogue's fault for `kind` with its default parameters (`domain::faults`: the same
-/// defaults the admin API fills in and the workshop offers).
-fn fault_of(kind: FaultKind) -> anyhow::Result<Fault> {
-    Ok(faults::spec(kind.as_str())
-        .with_context(|| format!("{} is not in the fault catalogue", kind.as_str()))?
-        .default_fault())
+/// The catalogue's fault for the cell: its rate where it has one, every other parameter at
+/// its default (`domain::faults`: the same defaults the admin API fills in and the workshop
+/// offers). The profile was checked before the run, so a refusal here is a bug.
+fn fault_of(cell: &FaultCell) -> anyhow::Result<Fault> {
+    cell.fault().map_err(anyhow::Error::msg)
 }
 
-async fn inject(
-    target: &mut Target,
-    kind: FaultKind,
-    context: Context,
-) -> anyhow::Result<Injection> {
-    target.inject(context, fault_of(kind)?).await
+async fn inject(target: &mut Target, cell: &FaultCell) -> anyhow::Result<Injection> {
+    target.inject(cell.context, fault_of(cell)?).await
 }
 
 /// Undoes the fault; brings back whatever process is gone. Returns how many came back.
 async fn heal(
     target: &mut Target,
-    kind: FaultKind,
-    context: Context,
+    cell: &FaultCell,
     injection: Injection,
 ) -> anyhow::Result<usize> {
-    target.heal(context, fault_of(kind)?, injection).await?;
+    target
+        .heal(cell.context, fault_of(cell)?, injection)
+        .await?;
     let restored = target.restore().await?;
     if restored > 0 {
         target.heal_faults().await?;
@@ -275,9 +271,8 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
         .collect();
     let before_all = stats(window(records, before_from, event.injected_at_ms, |_| true));
     let cell = Cell {
-        kind: event.kind,
-        context: event.context,
-        process: build.process_of(event.context).to_string(),
+        fault: event.fault,
+        process: build.process_of(event.fault.context).to_string(),
         injected_at_ms: event.injected_at_ms,
         healed_at_ms: event.healed_at_ms,
         journeys: Vec::new(),

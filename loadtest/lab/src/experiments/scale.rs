@@ -13,6 +13,12 @@
 //! held at its quota while the core still has room, so one more of it adds CPU that was
 //! there to use. The bottleneck is the process with the highest utilisation: CPU seconds
 //! over what its quota allowed in the first half (`cpu / (quota × replicas × wall)`).
+//! Where several processes tie for it (within [`TIE_MARGIN`] of the busiest, all above
+//! [`TIE_FLOOR`]), one more replica of only one of them moves the limit to the next: the
+//! microservices get one more replica of each, as far as the shop's cores hold their
+//! quotas, and the gain is priced per all the quotas added. The monolith still gets one
+//! more whole process. A tied process the platform cannot replicate, or that no core has
+//! room for, is recorded in `not_replicated` with why, never skipped in silence.
 //! Where the platform holds no quota the result says why, and the busiest service by CPU
 //! seconds gets the replica, as before quotas.
 //!
@@ -27,7 +33,8 @@ use loadtest_platform::{Meter, Probe, spread};
 use loadtest_results::analysis::{stats, window};
 use loadtest_results::component::{Build, Component};
 use loadtest_results::experiments::scale::{
-    Added, Gain, Half, Quota, ReplicaSpread, Scale, Utilisation,
+    Added, Gain, Half, NotReplicated, Quota, ReplicaSpread, Scale, TIE_FLOOR, TIE_MARGIN,
+    Utilisation,
 };
 
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Scale> {
@@ -77,20 +84,54 @@ async fn measure(experiment: &mut Experiment<'_>, quota: Option<f64>) -> anyhow:
         Some(cores) => utilisation_of(&first.by_component, cores, first.wall_s),
         None => Vec::new(),
     };
-    let component = match experiment.target.build {
-        Build::Monolith => Component::Monolith,
-        Build::Micro => bottleneck(&utilisation).unwrap_or_else(|| hottest(&first.by_component)),
+    let (wanted, mut not_replicated) = match (experiment.target.build, quota) {
+        (Build::Monolith, _) => (vec![Component::Monolith], Vec::new()),
+        (Build::Micro, Some(cores)) if !utilisation.is_empty() => with_room(
+            &bottlenecks(&utilisation),
+            &utilisation,
+            cores,
+            experiment.sut_cores,
+        ),
+        (Build::Micro, _) => (vec![hottest(&first.by_component)], Vec::new()),
     };
-    experiment.step(&format!("adding a replica of {component}"));
-    let replicas = experiment.target.add_replica(component).await?;
-    let new_process = experiment
-        .target
-        .processes()
-        .await
-        .into_iter()
-        .find(|process| process.component == component && process.replica == replicas);
+    // One more replica of each; one the platform refuses is recorded with its reason and
+    // the others still run. With none added there is no second half to measure.
+    let mut scaled: Vec<(Component, usize)> = Vec::new();
+    for component in wanted {
+        experiment.step(&format!("adding a replica of {component}"));
+        match experiment.target.add_replica(component).await {
+            Ok(replicas) => scaled.push((component, replicas)),
+            Err(error) => not_replicated.push(NotReplicated {
+                process: component.to_string(),
+                why: format!("the platform could not add a replica: {error:#}"),
+            }),
+        }
+    }
+    let Some(&(component, replicas)) = scaled.first() else {
+        let why: Vec<String> = not_replicated
+            .iter()
+            .map(|left| format!("{}: {}", left.process, left.why))
+            .collect();
+        anyhow::bail!("no replica could be added ({})", why.join("; "));
+    };
+    let processes = experiment.target.processes().await;
+    let new_processes: Vec<_> = scaled
+        .iter()
+        .map(|(component, replicas)| {
+            let process = processes
+                .iter()
+                .find(|process| process.component == *component && process.replica == *replicas);
+            (*component, *replicas, process.cloned())
+        })
+        .collect();
     experiment.step(&format!(
-        "{replicas} replicas of {component}, {users} users"
+        "{} replicas of {}, {users} users",
+        replicas,
+        scaled
+            .iter()
+            .map(|(component, _)| component.to_string())
+            .collect::<Vec<_>>()
+            .join(" and ")
     ));
     let counted = experiment.target.spread_source(component).await;
     let http = reqwest::Client::builder()
@@ -108,17 +149,19 @@ async fn measure(experiment: &mut Experiment<'_>, quota: Option<f64>) -> anyhow:
         }),
         _ => None,
     };
-    // Its memory after a half of serving, when its caches and pools have filled.
-    let rss_mib = new_process
-        .as_ref()
-        .and_then(|process| process.pid)
-        .map(|pid| Meter::new().sample(&[Probe::Pid(pid)]).1)
-        .filter(|mib| *mib > 0.0);
-    let added = Added {
-        process: format!("{component}#{replicas}"),
-        cpu_cores: new_process.and_then(|process| process.cpu_quota_cores),
-        rss_mib,
-    };
+    // Their memory after a half of serving, when their caches and pools have filled.
+    let added: Vec<Added> = new_processes
+        .into_iter()
+        .map(|(component, replicas, process)| Added {
+            process: format!("{component}#{replicas}"),
+            rss_mib: process
+                .as_ref()
+                .and_then(|process| process.pid)
+                .map(|pid| Meter::new().sample(&[Probe::Pid(pid)]).1)
+                .filter(|mib| *mib > 0.0),
+            cpu_cores: process.and_then(|process| process.cpu_quota_cores),
+        })
+        .collect();
     let (before, after) = (first.half, second.half);
     Ok(Scale {
         component: component.to_string(),
@@ -136,7 +179,8 @@ async fn measure(experiment: &mut Experiment<'_>, quota: Option<f64>) -> anyhow:
         spread,
         quota: Quota::default(),
         utilisation: utilisation.into_iter().map(|(_, used)| used).collect(),
-        added: Some(added),
+        added,
+        not_replicated,
     })
 }
 
@@ -175,6 +219,69 @@ fn bottleneck(utilisation: &[(Component, Utilisation)]) -> Option<Component> {
         .iter()
         .max_by(|a, b| a.1.utilisation.total_cmp(&b.1.utilisation))
         .map(|(component, _)| *component)
+}
+
+/// The bottlenecks, busiest first: the busiest process, and with it every process tied
+/// with it — within [`TIE_MARGIN`] of its utilisation, both at [`TIE_FLOOR`] or above
+/// (see there for why those numbers). Below the floor the busiest alone, as without ties.
+/// Empty without figures (no quota).
+fn bottlenecks(utilisation: &[(Component, Utilisation)]) -> Vec<Component> {
+    let Some(top) = bottleneck(utilisation) else {
+        return Vec::new();
+    };
+    let busiest = utilisation
+        .iter()
+        .map(|(_, used)| used.utilisation)
+        .fold(f64::MIN, f64::max);
+    if busiest < TIE_FLOOR {
+        return vec![top];
+    }
+    let mut tied: Vec<&(Component, Utilisation)> = utilisation
+        .iter()
+        .filter(|(_, used)| {
+            used.utilisation >= TIE_FLOOR && used.utilisation >= busiest - TIE_MARGIN
+        })
+        .collect();
+    tied.sort_by(|a, b| b.1.utilisation.total_cmp(&a.1.utilisation));
+    tied.into_iter().map(|(component, _)| *component).collect()
+}
+
+/// Of `wanted` (busiest first), those whose quota of `cores` still fits in the shop's
+/// `sut_cores` beside every running process's, and the rest as not replicated, with why.
+/// Past the cores the core, not the quota, would limit the added processes, and the gain
+/// per added core would price CPU that was never there. The busiest always gets its
+/// replica, as before ties (and a shop already over its cores is the profile's choice,
+/// said in its quota).
+fn with_room(
+    wanted: &[Component],
+    utilisation: &[(Component, Utilisation)],
+    cores: f64,
+    sut_cores: usize,
+) -> (Vec<Component>, Vec<NotReplicated>) {
+    let running: usize = utilisation.iter().map(|(_, used)| used.replicas).sum();
+    // A hair under one quota of slack, so 10 quotas of 0.1 fill 1 core despite rounding.
+    let room = ((sut_cores as f64 - running as f64 * cores) / cores + 1e-9).floor();
+    let room = (room.max(0.0) as usize).max(1);
+    let (fits, over) = wanted.split_at(room.min(wanted.len()));
+    let left_out = over
+        .iter()
+        .map(|component| NotReplicated {
+            process: component.to_string(),
+            why: format!(
+                "no room: tied for the bottleneck, but the shop's {} already held {} quotas of \
+                 {cores:.2} cores (the running processes' and the {} added); one more would be \
+                 limited by the core, not by its quota",
+                if sut_cores == 1 {
+                    "1 core".to_owned()
+                } else {
+                    format!("{sut_cores} cores")
+                },
+                running + fits.len(),
+                fits.len()
+            ),
+        })
+        .collect();
+    (fits.to_vec(), left_out)
 }
 
 /// Without quotas: the service that used the most CPU (the gateway and the front door are
@@ -267,15 +374,15 @@ async fn half(
     }
     let sut_cpu_s: f64 = by_component.iter().map(|(_, _, cpu)| cpu).sum();
     let metered = !members.is_empty();
-    let window = stats(window(&run.records, first.at_ms, last.at_ms, |_| true));
+    let measured = stats(window(&run.records, first.at_ms, last.at_ms, |_| true));
     let half = Half {
         replicas,
         warm_up_s: first.at_ms as f64 / 1000.0,
-        requests_per_s: window.requests as f64 / wall_s.max(0.001),
-        error_rate: (window.requests - window.ok) as f64 / window.requests.max(1) as f64,
-        latency: window.latency,
+        requests_per_s: measured.requests as f64 / wall_s.max(0.001),
+        error_rate: (measured.requests - measured.ok) as f64 / measured.requests.max(1) as f64,
+        latency: measured.latency,
         sut_cpu_s: metered.then_some(sut_cpu_s),
-        requests_per_sut_cpu_s: metered.then(|| window.requests as f64 / sut_cpu_s.max(0.001)),
+        requests_per_sut_cpu_s: metered.then(|| measured.requests as f64 / sut_cpu_s.max(0.001)),
     };
     experiment.history.extend(run.records);
     Ok(Measured {
@@ -326,6 +433,84 @@ mod tests {
         // The most CPU seconds alone would have chosen orders.
         assert_eq!(hottest(&measured), Component::Service(Context::Orders));
         assert_eq!(bottleneck(&[]), None);
+    }
+
+    fn used(component: Component, utilisation: f64) -> (Component, Utilisation) {
+        (
+            component,
+            Utilisation {
+                process: component.to_string(),
+                replicas: 1,
+                cpu_s: utilisation * 0.3,
+                utilisation,
+            },
+        )
+    }
+
+    const CATALOG: Component = Component::Service(Context::Catalog);
+    const ORDERS: Component = Component::Service(Context::Orders);
+
+    #[test]
+    fn processes_within_ten_points_of_the_busiest_and_above_eighty_percent_tie_for_the_bottleneck()
+    {
+        // CI's run: catalog and the gateway both at their quotas.
+        let ci = [
+            used(Component::Gateway, 0.99),
+            used(CATALOG, 1.00),
+            used(ORDERS, 0.50),
+        ];
+        assert_eq!(
+            bottlenecks(&ci),
+            [CATALOG, Component::Gateway],
+            "busiest first"
+        );
+        // Just inside and just outside the margin.
+        let inside = [used(CATALOG, 1.00), used(Component::Gateway, 0.91)];
+        assert_eq!(bottlenecks(&inside), [CATALOG, Component::Gateway]);
+        let outside = [used(CATALOG, 1.00), used(Component::Gateway, 0.89)];
+        assert_eq!(bottlenecks(&outside), [CATALOG]);
+        // Within the margin but under the floor: not held back by its quota.
+        let low = [
+            used(CATALOG, 0.85),
+            used(Component::Gateway, 0.80),
+            used(ORDERS, 0.79),
+        ];
+        assert_eq!(bottlenecks(&low), [CATALOG, Component::Gateway]);
+        // Nothing near its quota: the busiest alone, as without ties.
+        let idle = [used(CATALOG, 0.75), used(Component::Gateway, 0.74)];
+        assert_eq!(bottlenecks(&idle), [CATALOG]);
+        assert_eq!(bottlenecks(&[]), []);
+    }
+
+    #[test]
+    fn tied_processes_past_the_cores_room_for_their_quotas_are_left_out_with_why() {
+        // The microservices' eight processes at 0.1 core: one core holds two more.
+        let running: Vec<(Component, Utilisation)> = [
+            Component::Gateway,
+            CATALOG,
+            ORDERS,
+            Component::Service(Context::Inventory),
+            Component::Service(Context::Cart),
+            Component::Service(Context::Payments),
+            Component::Service(Context::Users),
+            Component::Service(Context::Recommendations),
+        ]
+        .into_iter()
+        .map(|component| used(component, 0.9))
+        .collect();
+        let wanted = [CATALOG, Component::Gateway, ORDERS];
+        let (added, left) = with_room(&wanted, &running, 0.1, 1);
+        assert_eq!(added, [CATALOG, Component::Gateway]);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].process, "orders");
+        assert!(left[0].why.starts_with("no room:"), "{}", left[0].why);
+        // Two cores hold every one of them.
+        let (added, left) = with_room(&wanted, &running, 0.1, 2);
+        assert_eq!((added.len(), left.len()), (3, 0));
+        // A shop already over its core still scales its busiest process.
+        let (added, left) = with_room(&wanted, &running, 0.2, 1);
+        assert_eq!(added, [CATALOG]);
+        assert_eq!(left.len(), 2);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::summary::{self, KeyFigure, Status};
 use super::theme::build_label;
 use loadtest_results::Results;
 use loadtest_results::component::Build;
+use loadtest_results::profile::FaultCell;
 
 /// The whole report of one run; renders its charts into `charts` on the way.
 pub(crate) fn report(
@@ -327,6 +328,18 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
 /// A setting's value as text: strings as they are, `[name, value]` pairs as `name value`,
 /// lists of plain values comma-separated, nothing as `none`, anything else as compact JSON.
 fn describe(key: &str, value: &Value) -> String {
+    // The profile's fault matrix, one cell as the report names it everywhere else
+    // (`errors 30 % · inventory`), in results old and new.
+    if key == "faults"
+        && let Ok(cells) = serde_json::from_value::<Vec<FaultCell>>(value.clone())
+        && !cells.is_empty()
+    {
+        return cells
+            .iter()
+            .map(FaultCell::label)
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
     match value {
         Value::Null => "none".to_owned(),
         Value::String(text) => text.clone(),

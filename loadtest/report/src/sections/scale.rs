@@ -1,6 +1,7 @@
-//! The scale section: the same load before and after one more replica of the bottleneck,
-//! each process under its CPU quota; what the added process bought per core and per MiB;
-//! and how the balancer spread the second half's requests over the replicas.
+//! The scale section: the same load before and after one more replica of the bottleneck
+//! (of each, where processes tied for it), each process under its CPU quota; what the added
+//! processes bought per core and per MiB; and how the balancer spread the second half's
+//! requests over the replicas.
 
 use crate::charts::{Charts, ScaleBars};
 use crate::document::{Block, Cell, Document, Tone};
@@ -8,7 +9,7 @@ use crate::figures::{self, count, ms, percent};
 use crate::theme::build_label;
 use loadtest_results::Results;
 use loadtest_results::component::Build;
-use loadtest_results::experiments::scale::Scale;
+use loadtest_results::experiments::scale::{Half, Scale, TIE_FLOOR, TIE_MARGIN};
 
 use super::NOT_MEASURED;
 
@@ -28,11 +29,16 @@ pub(super) fn section(
     };
     document.paragraph(format!(
         "The same load ({} users) before and after one more replica: the monolith gets a second \
-         process, the microservices a second replica of their bottleneck. The shop had {}; \
+         process, the microservices a second replica of their bottleneck — of each bottleneck \
+         where processes tie for it (within {:.0} percentage points of the busiest, all at \
+         {} of their quota or more), since scaling one of two held-back processes only moves \
+         the limit to the other. The shop had {}; \
          replicas share them. {} Each half is measured after its warm-up, which ends when \
          the last buy user's login was answered: the logins (Argon2, tens of ms of CPU each) \
          all come at a half's start and are not the steady mix.",
         first.users,
+        TIE_MARGIN * 100.0,
+        percent(TIE_FLOOR),
         count(first.sut_cores, "core", "cores"),
         quota_sentence(first)
     ));
@@ -49,10 +55,15 @@ pub(super) fn section(
     )?));
     let mut rows = Vec::new();
     for (build, scale) in &builds {
-        for half in [&scale.before, &scale.after] {
+        for (half, second) in [(&scale.before, false), (&scale.after, true)] {
             rows.push(vec![
                 Cell::plain(build_label(*build)),
-                Cell::plain(format!("{} × {}", half.replicas, scale.component)),
+                Cell::plain(replicas(scale, half, second)),
+                if second {
+                    Cell::plain(scale.added_processes())
+                } else {
+                    Cell::toned("—", Tone::Muted)
+                },
                 Cell::plain(format!("{:.1} s", half.warm_up_s)),
                 Cell::plain(format!("{:.0} req/s", half.successful_per_s())),
                 Cell::plain(percent(half.error_rate)),
@@ -68,6 +79,7 @@ pub(super) fn section(
         &[
             "build",
             "replicas",
+            "added",
             "warm-up left out",
             "throughput",
             "errors",
@@ -78,8 +90,52 @@ pub(super) fn section(
     );
     utilisation(document, &builds);
     gains(document, &builds);
+    not_replicated(document, &builds);
     spread(document, &builds);
     Ok(())
+}
+
+/// `2 × catalog, 2 × gateway`: each scaled process with its replicas in `half`.
+fn replicas(scale: &Scale, half: &Half, second: bool) -> String {
+    if scale.added.len() <= 1 {
+        return format!("{} × {}", half.replicas, scale.component);
+    }
+    scale
+        .added
+        .iter()
+        .map(|added| {
+            let (process, replicas) = added
+                .process
+                .split_once('#')
+                .and_then(|(process, replica)| Some((process, replica.parse::<usize>().ok()?)))
+                .unwrap_or((added.process.as_str(), half.replicas));
+            let replicas = if second { replicas } else { replicas - 1 };
+            format!("{replicas} × {process}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Bottlenecks that got no replica, and why: said, never skipped in silence.
+fn not_replicated(document: &mut Document, builds: &[(Build, &Scale)]) {
+    let rows: Vec<Vec<Cell>> = builds
+        .iter()
+        .flat_map(|(build, scale)| {
+            scale.not_replicated.iter().map(|left| {
+                vec![
+                    Cell::plain(build_label(*build)),
+                    Cell::toned(left.process.clone(), Tone::Warn),
+                    Cell::plain(left.why.clone()),
+                ]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    document
+        .paragraph("Tied for the bottleneck but given no replica: the gain above is without them.");
+    document.table(&["build", "process", "why not"], rows);
 }
 
 /// What held the processes, in one sentence: the quota, or why there was none.
@@ -108,7 +164,7 @@ fn utilisation(document: &mut Document, builds: &[(Build, &Scale)]) {
             continue;
         };
         for used in &scale.utilisation {
-            let chosen = used.process == scale.component;
+            let chosen = scale.scaled(&used.process);
             let cell = |text: String| {
                 if chosen {
                     Cell::toned(text, Tone::Warn)
@@ -132,7 +188,7 @@ fn utilisation(document: &mut Document, builds: &[(Build, &Scale)]) {
     document.paragraph(
         "Each process in the first half: CPU seconds over what its quota allowed in the \
          half's wall time (utilisation = CPU s ÷ (quota × replicas × wall s)). The highest is \
-         the bottleneck, and got the replica (marked).",
+         the bottleneck, and got the replica (marked); processes tied with it got one each.",
     );
     document.table(
         &[
@@ -147,13 +203,16 @@ fn utilisation(document: &mut Document, builds: &[(Build, &Scale)]) {
     );
 }
 
-/// What the added process bought: successful req/s per core of quota and per MiB.
+/// What the added processes bought: successful req/s per core of quota and per MiB, of all
+/// of them together.
 fn gains(document: &mut Document, builds: &[(Build, &Scale)]) {
     let rows: Vec<Vec<Cell>> = builds
         .iter()
         .filter_map(|(build, scale)| {
-            let added = scale.added.as_ref()?;
             let gain = scale.gain.as_ref()?;
+            if scale.added.is_empty() {
+                return None;
+            }
             let or_not = |value: Option<f64>, places: usize| {
                 value.map_or_else(
                     || Cell::toned(NOT_MEASURED, Tone::Muted),
@@ -162,12 +221,12 @@ fn gains(document: &mut Document, builds: &[(Build, &Scale)]) {
             };
             Some(vec![
                 Cell::plain(build_label(*build)),
-                Cell::plain(added.process.clone()),
-                added.cpu_cores.map_or_else(
+                Cell::plain(scale.added_processes()),
+                scale.added_cpu_cores().map_or_else(
                     || Cell::toned("no quota", Tone::Muted),
                     |cores| Cell::plain(format!("{cores:.2}")),
                 ),
-                added.rss_mib.map_or_else(
+                scale.added_rss_mib().map_or_else(
                     || Cell::toned(NOT_MEASURED, Tone::Muted),
                     |mib| Cell::plain(format!("{mib:.1}")),
                 ),
@@ -181,11 +240,29 @@ fn gains(document: &mut Document, builds: &[(Build, &Scale)]) {
     if rows.is_empty() {
         return;
     }
-    document.paragraph(
-        "What the added process bought: successful requests per second after minus before, \
-         per core of CPU quota it was given and per MiB of resident memory it held at the end \
-         of the second half.",
-    );
+    let several: Vec<String> = builds
+        .iter()
+        .filter(|(_, scale)| scale.added.len() > 1)
+        .map(|(build, scale)| {
+            format!(
+                "The {} added {} ({}), so their figures are per the {} quotas and the memory \
+                 of all of them together.",
+                build_label(*build),
+                count(scale.added.len(), "process", "processes"),
+                scale.added_processes(),
+                scale.added.len()
+            )
+        })
+        .collect();
+    document.paragraph(format!(
+        "What the added processes bought: successful requests per second after minus before, \
+         per core of CPU quota they were given and per MiB of resident memory they held at the \
+         end of the second half.{}",
+        several
+            .iter()
+            .map(|sentence| format!(" {sentence}"))
+            .collect::<String>()
+    ));
     document.table(
         &[
             "build",

@@ -9,13 +9,13 @@ use loadtest_results::experiments::deploy::{Deploy, Deploys, Storm};
 use loadtest_results::experiments::faults::{Cell, Phases};
 use loadtest_results::experiments::nodes::{NodeEvent, Nodes};
 use loadtest_results::experiments::scale::{
-    Added, Gain, Half, Quota, ReplicaSpread, Scale, Utilisation,
+    Added, Gain, Half, NotReplicated, Quota, ReplicaSpread, Scale, Utilisation,
 };
 use loadtest_results::experiments::throughput::Level;
 use loadtest_results::experiments::{Findings, Outcome};
 use loadtest_results::invariants::{CheckReport, InvariantResult};
 use loadtest_results::latency::Percentiles;
-use loadtest_results::profile::FaultKind;
+use loadtest_results::profile::{FaultCell, FaultKind};
 
 /// The fixture with `experiments` instead of its own.
 fn results(experiments: Vec<Outcome>) -> Results {
@@ -56,8 +56,7 @@ fn faults(build: Build, cells: Vec<Cell>) -> Outcome {
 
 fn cell(kind: FaultKind, blast_radius: f64) -> Cell {
     Cell {
-        kind,
-        context: Context::Payments,
+        fault: FaultCell::new(kind, Context::Payments),
         process: "payments".into(),
         injected_at_ms: 1_000,
         healed_at_ms: 2_500,
@@ -460,7 +459,8 @@ fn scaling_on_a_one_core_shop_is_not_tested_whatever_the_speedup() {
         spread: None,
         quota: Quota::default(),
         utilisation: Vec::new(),
-        added: None,
+        added: Vec::new(),
+        not_replicated: Vec::new(),
         gain: None,
     };
     let mut results = results(vec![outcome(
@@ -501,7 +501,7 @@ fn under_a_cpu_quota_scaling_is_judged_on_one_core_and_without_one_it_says_why_n
         rss_mib: Some(25.0),
     };
     let (before, after) = (half(1, 200.0), half(2, 320.0));
-    let gain = Gain::of(&before, &after, &added);
+    let gain = Gain::of(&before, &after, std::slice::from_ref(&added));
     let scale = Scale {
         component: "catalog".into(),
         users: 16,
@@ -530,7 +530,8 @@ fn under_a_cpu_quota_scaling_is_judged_on_one_core_and_without_one_it_says_why_n
                 utilisation: 0.67,
             },
         ],
-        added: Some(added),
+        added: vec![added],
+        not_replicated: Vec::new(),
         gain: Some(gain),
     };
     let claim = "independent scaling";
@@ -598,7 +599,8 @@ fn load_balancing_holds_on_an_even_spread_on_every_build_and_is_untested_where_n
             }),
             quota: Quota::default(),
             utilisation: Vec::new(),
-            added: None,
+            added: Vec::new(),
+            not_replicated: Vec::new(),
             gain: None,
         }))
     };
@@ -875,4 +877,189 @@ fn a_drain_is_clean_only_with_no_failed_request_and_the_spares_make_it_mixed_not
     // The loss verdict reads only the loss: 3 of 5000 is under its 1 %.
     let loss = verdict(&outage, "survives the loss of a node");
     assert_eq!(loss.status, Status::Holds, "{loss:?}");
+}
+
+/// An `errors` cell on inventory at `rate`, its blast radius telling the cells apart.
+fn errors_cell(rate: f64, blast_radius: f64) -> Cell {
+    Cell {
+        fault: FaultCell::errors(Context::Inventory, rate).expect("a rate in range"),
+        process: "inventory".into(),
+        ..cell(FaultKind::Errors, blast_radius)
+    }
+}
+
+#[test]
+fn each_error_rate_is_its_own_row_and_chart_labelled_with_its_rate_and_an_old_cell_is_the_50_percent_one()
+ {
+    // The monolith's 50 % cell as results.json held it before the rate was recorded.
+    let mut old = serde_json::to_value(errors_cell(0.5, 0.25)).expect("a cell");
+    old.as_object_mut().expect("an object").remove("rate");
+    let old: Cell = serde_json::from_value(old).expect("an old cell reads");
+    let results = results(vec![
+        faults(
+            Build::Monolith,
+            vec![errors_cell(0.3, 0.125), old, errors_cell(0.7, 0.375)],
+        ),
+        faults(
+            Build::Micro,
+            vec![
+                errors_cell(0.3, 0.5),
+                errors_cell(0.5, 0.625),
+                errors_cell(0.7, 0.75),
+            ],
+        ),
+    ]);
+    let pairs = figures::fault_pairs(&results);
+    let found: Vec<(String, Option<f64>, Option<f64>)> = pairs
+        .iter()
+        .map(|pair| {
+            let radius = |build| pair.cell(build).map(|cell: &Cell| cell.blast_radius);
+            (pair.name(), radius(Build::Monolith), radius(Build::Micro))
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("errors 30 % · inventory".to_owned(), Some(0.125), Some(0.5)),
+            (
+                "errors 50 % · inventory".to_owned(),
+                Some(0.25),
+                Some(0.625)
+            ),
+            (
+                "errors 70 % · inventory".to_owned(),
+                Some(0.375),
+                Some(0.75)
+            ),
+        ],
+        "one pair per rate, each with the same rate on both builds"
+    );
+    let text = text::summary(&results);
+    for label in ["errors 30 %", "errors 50 %", "errors 70 %"] {
+        assert!(text.contains(label), "{label} in the summary:\n{text}");
+    }
+
+    let dir = tempfile::tempdir().expect("a folder");
+    crate::write(dir.path(), &results).expect("the report is written");
+    let markdown = std::fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    for (label, stem) in [
+        ("errors 30 % · inventory", "fault-errors-30pct-inventory"),
+        ("errors 50 % · inventory", "fault-errors-50pct-inventory"),
+        ("errors 70 % · inventory", "fault-errors-70pct-inventory"),
+    ] {
+        let rows = markdown
+            .lines()
+            .filter(|line| line.starts_with(&format!("| {label} |")))
+            .count();
+        assert_eq!(rows, 2, "a row per build for {label}:\n{markdown}");
+        assert!(
+            dir.path()
+                .join("charts")
+                .join(format!("{stem}.png"))
+                .exists(),
+            "{stem}.png"
+        );
+    }
+    crate::csv::write(dir.path(), &results).expect("the CSV files are written");
+    let csv = std::fs::read_to_string(dir.path().join("faults.csv")).expect("faults.csv");
+    assert!(csv.lines().next().unwrap_or("").contains(",rate,"), "{csv}");
+}
+
+#[test]
+fn tied_bottlenecks_scaled_together_are_named_priced_per_every_added_quota_and_one_left_out_says_why()
+ {
+    let half = |replicas, requests_per_s| Half {
+        warm_up_s: 0.0,
+        replicas,
+        requests_per_s,
+        error_rate: 0.0,
+        latency: Percentiles::default(),
+        sut_cpu_s: Some(1.0),
+        requests_per_sut_cpu_s: Some(requests_per_s),
+    };
+    let used = |process: &str, utilisation: f64| Utilisation {
+        process: process.into(),
+        replicas: 1,
+        cpu_s: utilisation * 0.3,
+        utilisation,
+    };
+    let added = vec![
+        Added {
+            process: "catalog#2".into(),
+            cpu_cores: Some(0.1),
+            rss_mib: Some(20.0),
+        },
+        Added {
+            process: "gateway#2".into(),
+            cpu_cores: Some(0.1),
+            rss_mib: Some(30.0),
+        },
+    ];
+    // +160 successful req/s over two quotas of 0.1 and 50 MiB.
+    let (before, after) = (half(1, 200.0), half(2, 360.0));
+    let gain = Gain::of(&before, &after, &added);
+    let scale = Scale {
+        component: "catalog".into(),
+        users: 16,
+        before,
+        after,
+        speedup: 1.8,
+        sut_cores: 1,
+        cpu_by_process: Vec::new(),
+        spread: None,
+        quota: Quota {
+            cores: Some(0.1),
+            note: None,
+            unavailable: None,
+        },
+        utilisation: vec![
+            used("catalog", 1.0),
+            used("gateway", 0.99),
+            used("orders", 0.95),
+            used("cart", 0.4),
+        ],
+        added,
+        not_replicated: vec![NotReplicated {
+            process: "orders".into(),
+            why: "no room: tied for the bottleneck, but the shop's 1 core already held 10 quotas"
+                .into(),
+        }],
+        gain: Some(gain),
+    };
+    let results = results(vec![outcome(
+        Build::Micro,
+        Findings::Scale(Box::new(scale)),
+    )]);
+    let found = verdict(&results, "independent scaling");
+    for said in [
+        "2 more processes, one replica of each tied bottleneck (catalog#2 + gateway#2)",
+        "+800 req/s per added core",
+        "+3.2 per added MiB",
+        "orders got none (no room:",
+    ] {
+        assert!(found.evidence.contains(said), "{said}: {}", found.evidence);
+    }
+
+    let dir = tempfile::tempdir().expect("a folder");
+    crate::write(dir.path(), &results).expect("the report is written");
+    // Markdown escapes `#`; the process names read as written.
+    let markdown = std::fs::read_to_string(dir.path().join("report.md"))
+        .expect("report.md")
+        .replace("\\#", "#");
+    for said in [
+        "| microservices | 1 × catalog, 1 × gateway | — |",
+        "| microservices | 2 × catalog, 2 × gateway | catalog#2 + gateway#2 |",
+        "The microservices added 2 processes (catalog#2 + gateway#2), so their figures are per \
+         the 2 quotas",
+        "| microservices | catalog#2 + gateway#2 | 0.20 | 50.0 | ×1.80 | +160 | +800 req/s | +3.2 req/s |",
+        "orders | no room:",
+    ] {
+        assert!(markdown.contains(said), "{said}:\n{markdown}");
+    }
+    let text = text::summary(&results);
+    assert!(
+        text.contains("+1 replica of catalog#2 + gateway#2"),
+        "{text}"
+    );
+    assert!(text.contains("not replicated: orders (no room:"), "{text}");
 }

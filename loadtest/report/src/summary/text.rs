@@ -89,7 +89,9 @@ pub fn summary(results: &Results) -> String {
                 let _ = writeln!(
                     text,
                     "\nscale — {build} (+1 replica of {}, {} users, through the front door; the shop has {} core(s))",
-                    scale.component, scale.users, scale.sut_cores
+                    scale.added_processes(),
+                    scale.users,
+                    scale.sut_cores
                 );
                 for half in [&scale.before, &scale.after] {
                     let _ = writeln!(
@@ -123,17 +125,20 @@ pub fn summary(results: &Results) -> String {
                     (None, None) => {}
                 }
                 let _ = writeln!(text, "  speedup x{:.2}", scale.speedup);
-                if let (Some(added), Some(gain)) = (&scale.added, &scale.gain) {
+                if let (false, Some(gain)) = (scale.added.is_empty(), &scale.gain) {
                     let _ = writeln!(
                         text,
                         "  added {} ({} cores, {} MiB): {:+.0} successful req/s, {} per added core, {} per added MiB",
-                        added.process,
-                        measured(added.cpu_cores, 2),
-                        measured(added.rss_mib, 1),
+                        scale.added_processes(),
+                        measured(scale.added_cpu_cores(), 2),
+                        measured(scale.added_rss_mib(), 1),
                         gain.requests_per_s,
                         measured(gain.per_cpu, 0),
                         measured(gain.per_mib, 1)
                     );
+                }
+                for left in &scale.not_replicated {
+                    let _ = writeln!(text, "  not replicated: {} ({})", left.process, left.why);
                 }
                 if let Some(spread) = &scale.spread {
                     let per_replica = spread
@@ -233,9 +238,9 @@ pub fn summary(results: &Results) -> String {
                         .collect();
                     let _ = writeln!(
                         text,
-                        "  {:<8} {:<16} radius {:>4.0}%  recover {:>6}  {}{}{}{}",
-                        cell.kind.as_str(),
-                        cell.context,
+                        "  {:<12} {:<16} radius {:>4.0}%  recover {:>6}  {}{}{}{}",
+                        cell.fault.kind_label(),
+                        cell.fault.context,
                         cell.blast_radius * 100.0,
                         cell.time_to_recover_ms
                             .map_or("never".into(), |ms| format!("{ms} ms")),

@@ -2,7 +2,7 @@
 //! where the monolith wins or the machine cannot tell.
 
 use super::{Status, Verdict, failed, is_service, measured, share, top_level};
-use crate::figures::{self, Spread, count, fault_pairs, ms, percent};
+use crate::figures::{self, Spread, count, fault_pairs, first_line, ms, percent};
 use crate::theme::build_label;
 use loadtest_results::Results;
 use loadtest_results::component::Build;
@@ -163,9 +163,22 @@ fn independent_scaling(results: &Results) -> Verdict {
             )
         })
         .unwrap_or_else(|| " (the busiest service)".to_owned());
+    let replicated = if micro.added.len() > 1 {
+        format!(
+            "{} more processes, one replica of each tied bottleneck ({})",
+            micro.added.len(),
+            micro.added_processes()
+        )
+    } else {
+        format!("one more replica of {}", micro.component)
+    };
+    let not_replicated = micro
+        .not_replicated
+        .iter()
+        .map(|left| format!("; {} got none ({})", left.process, first_line(&left.why)))
+        .collect::<String>();
     let evidence = format!(
-        "one more replica of {}{bottleneck} changed the microservices' throughput ×{:.2} ({:.0} → {:.0} successful req/s){}{monolith}",
-        micro.component,
+        "{replicated}{bottleneck} changed the microservices' throughput ×{:.2} ({:.0} → {:.0} successful req/s){}{not_replicated}{monolith}",
         micro.speedup,
         micro.before.successful_per_s(),
         micro.after.successful_per_s(),
@@ -321,7 +334,7 @@ fn self_healing(results: &Results) -> Verdict {
                 .iter()
                 .filter(|cell| {
                     cell.applied
-                        && (matches!(cell.kind, FaultKind::Kill | FaultKind::Abort)
+                        && (matches!(cell.fault.kind, FaultKind::Kill | FaultKind::Abort)
                             || cell.restarts > 0)
                 })
                 .collect()

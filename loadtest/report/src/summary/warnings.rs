@@ -155,7 +155,7 @@ fn faults(results: &Results, warnings: &mut Vec<String>) {
                 .error
                 .as_deref()
                 .map_or("the fault was not in force".to_owned(), first_line);
-            let name = format!("{} · {}", cell.kind.as_str(), cell.context);
+            let name = cell.fault.label();
             match groups.iter_mut().find(|(seen, _)| *seen == reason) {
                 Some((_, names)) => names.push(name),
                 None => groups.push((reason, vec![name])),
@@ -172,10 +172,9 @@ fn faults(results: &Results, warnings: &mut Vec<String>) {
                     None => "no request".to_owned(),
                 };
                 failing.push(format!(
-                    "{} in {} · {} ({before})",
+                    "{} in {} ({before})",
                     phases.journey,
-                    cell.kind.as_str(),
-                    cell.context
+                    cell.fault.label()
                 ));
             }
         }

@@ -1,15 +1,18 @@
-//! The fault matrix's findings: one [`Cell`] per fault kind and context.
+//! The fault matrix's findings: one [`Cell`] per cell of the profile's matrix (a kind, a
+//! context, and a rate where the kind takes one).
 
-use domain::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::WindowStats;
-use crate::profile::FaultKind;
+use crate::profile::FaultCell;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Cell {
-    pub kind: FaultKind,
-    pub context: Context,
+    /// What was injected where: `kind`, `context` and, for `errors`, `rate`, written beside
+    /// the cell's other fields as before the rate was recorded. A cell from then reads at
+    /// the rate every `errors` cell ran at ([`crate::profile::RATE_BEFORE_CELLS`]).
+    #[serde(flatten)]
+    pub fault: FaultCell,
     /// The process the fault hit (`monolith` for every context of the monolith).
     pub process: String,
     pub injected_at_ms: u64,
@@ -51,4 +54,40 @@ pub struct Phases {
     pub before: WindowStats,
     pub during: WindowStats,
     pub after: WindowStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{FaultKind, RATE_BEFORE_CELLS};
+    use domain::Context;
+
+    /// A cell as results.json held it before the rate was recorded.
+    const OLD_CELL: &str = r#"{
+        "kind": "errors", "context": "inventory", "process": "inventory",
+        "injected_at_ms": 1750, "healed_at_ms": 3000, "journeys": [],
+        "blast_radius": 0.25, "degraded_steps": ["POST /api/orders"],
+        "time_to_recover_ms": 250, "restarts": 0, "error": null, "applied": true,
+        "note": null
+    }"#;
+
+    #[test]
+    fn a_cell_records_its_rate_beside_its_kind_and_old_cells_read_at_the_old_rate() {
+        let old: Cell = serde_json::from_str(OLD_CELL).unwrap();
+        assert_eq!(old.fault.kind, FaultKind::Errors);
+        assert_eq!(old.fault.context, Context::Inventory);
+        assert_eq!(old.fault.rate, Some(RATE_BEFORE_CELLS));
+        assert_eq!(old.degraded_steps, ["POST /api/orders"]);
+        let cell = Cell {
+            fault: FaultCell::errors(Context::Inventory, 0.7).unwrap(),
+            ..old
+        };
+        let written = serde_json::to_value(&cell).unwrap();
+        assert_eq!(written["kind"], "errors");
+        assert_eq!(written["context"], "inventory");
+        assert_eq!(written["rate"], 0.7);
+        let read: Cell = serde_json::from_value(written).unwrap();
+        assert_eq!(read.fault, cell.fault);
+        assert_eq!(read.blast_radius, 0.25);
+    }
 }

@@ -1,14 +1,15 @@
 //! The scale experiment's findings: the same load before and after one more replica of
-//! the bottleneck, each process held to a CPU quota, and what the added process bought per
-//! core and per MiB it costs.
+//! the bottleneck (of each bottleneck, where processes tie for it), each process held to a
+//! CPU quota, and what the added processes bought per core and per MiB they cost.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::latency::Percentiles;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Scale {
-    /// The component that got a second replica.
+    /// The bottleneck: the component that got a second replica, the busiest where several
+    /// tied (all of them are in `added`).
     pub component: String,
     pub users: usize,
     pub before: Half,
@@ -19,8 +20,8 @@ pub struct Scale {
     pub sut_cores: usize,
     /// CPU seconds per process during the first half (how the hottest was chosen).
     pub cpu_by_process: Vec<(String, f64)>,
-    /// How the second half's requests to the scaled component were spread over its
-    /// replicas. None where nothing counts them (no front door on the platform), or in
+    /// How the second half's requests to the scaled component (`component`, where several
+    /// were scaled) were spread over its replicas. None where nothing counts them (no front door on the platform), or in
     /// results written before it was recorded.
     #[serde(default)]
     pub spread: Option<ReplicaSpread>,
@@ -32,12 +33,59 @@ pub struct Scale {
     /// was found. Empty without a quota (then `cpu_by_process` chose).
     #[serde(default)]
     pub utilisation: Vec<Utilisation>,
-    /// The process the second half added: what it was given and what it held.
+    /// The processes the second half added, one replica of each tied bottleneck
+    /// (microservices; see [`TIE_MARGIN`]) or one more monolith: what each was given and
+    /// what it held. Results from before ties held one process here (or none), and read
+    /// as a list of it.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub added: Vec<Added>,
+    /// Bottlenecks that got no replica, with why: the platform could not add one, or the
+    /// shop's cores had no room for one more quota. Empty in results from before ties.
     #[serde(default)]
-    pub added: Option<Added>,
-    /// What the added process bought. None in results from before it was recorded.
+    pub not_replicated: Vec<NotReplicated>,
+    /// What the added processes bought, together. None in results from before it was
+    /// recorded.
     #[serde(default)]
     pub gain: Option<Gain>,
+}
+
+/// How close to the busiest process another must be to tie with it for the bottleneck:
+/// within 10 percentage points of its utilisation. A half at 0.1 core for 3 s allows 0.3
+/// CPU s, and the kernel counts CPU in 10 ms ticks read at both ends of the window, so two
+/// processes equally held back by their quotas read up to ±7 points apart; 10 points
+/// covers that and no more, so a clearly lighter process is not scaled for nothing.
+pub const TIE_MARGIN: f64 = 0.10;
+
+/// The utilisation both the busiest process and any process tied with it must reach: 80 %
+/// of the quota. Above it the process is throttled in many of its CFS periods (a busy
+/// request burst hits the quota before the period ends), so it is holding the shop back;
+/// below it, one more replica of it adds CPU nobody waited for.
+pub const TIE_FLOOR: f64 = 0.80;
+
+/// A bottleneck the second half did not add a replica of.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotReplicated {
+    /// `gateway`.
+    pub process: String,
+    /// The platform's refusal, or "no room: …".
+    pub why: String,
+}
+
+/// `added` as results wrote it before ties (one process or `null`) or since (a list).
+/// Written by hand: one untagged enum of serde's, where a crate (serde_with's `OneOrMany`)
+/// would be a new dependency of the schema for one field.
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Added>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Many(Vec<Added>),
+        One(Added),
+    }
+    Ok(match Option::<Written>::deserialize(deserializer)? {
+        Some(Written::Many(added)) => added,
+        Some(Written::One(added)) => vec![added],
+        None => Vec::new(),
+    })
 }
 
 /// The per-process CPU quota of the experiment.
@@ -77,8 +125,8 @@ pub struct Added {
     pub rss_mib: Option<f64>,
 }
 
-/// The capacity the added process bought: successful requests per second after minus
-/// before, and that per core of quota and per MiB of memory it added.
+/// The capacity the added processes bought: successful requests per second after minus
+/// before, and that per core of quota and per MiB of memory they added together.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Gain {
     pub requests_per_s: f64,
@@ -87,9 +135,11 @@ pub struct Gain {
 }
 
 impl Gain {
-    /// From the two halves and the added process. Gains are of successful requests (what
-    /// the shop delivered), and may be negative: a replica that adds contention.
-    pub fn of(before: &Half, after: &Half, added: &Added) -> Gain {
+    /// From the two halves and the added processes: per core and per MiB of all of them
+    /// together (two tied bottlenecks scaled cost two quotas). Gains are of successful
+    /// requests (what the shop delivered), and may be negative: a replica that adds
+    /// contention.
+    pub fn of(before: &Half, after: &Half, added: &[Added]) -> Gain {
         let requests_per_s = after.successful_per_s() - before.successful_per_s();
         let per = |cost: Option<f64>| {
             cost.filter(|cost| *cost > 0.0)
@@ -97,10 +147,19 @@ impl Gain {
         };
         Gain {
             requests_per_s,
-            per_cpu: per(added.cpu_cores),
-            per_mib: per(added.rss_mib),
+            per_cpu: per(total(added, |added| added.cpu_cores)),
+            per_mib: per(total(added, |added| added.rss_mib)),
         }
     }
+}
+
+/// The sum of what `pick` reads of every added process; `None` where one of them has
+/// nothing to read (a process without a quota adds CPU without bound) or none was added.
+fn total(added: &[Added], pick: impl Fn(&Added) -> Option<f64>) -> Option<f64> {
+    if added.is_empty() {
+        return None;
+    }
+    added.iter().map(pick).sum()
 }
 
 impl Scale {
@@ -109,6 +168,39 @@ impl Scale {
         self.utilisation
             .iter()
             .max_by(|a, b| a.utilisation.total_cmp(&b.utilisation))
+    }
+
+    /// `catalog#2 + gateway#2`: the processes the second half added.
+    pub fn added_processes(&self) -> String {
+        if self.added.is_empty() {
+            return self.component.clone();
+        }
+        self.added
+            .iter()
+            .map(|added| added.process.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+
+    /// The CPU quota of every added process together (cores); `None` where one had none.
+    pub fn added_cpu_cores(&self) -> Option<f64> {
+        total(&self.added, |added| added.cpu_cores)
+    }
+
+    /// The resident memory of every added process together (MiB); `None` where one was
+    /// not read.
+    pub fn added_rss_mib(&self) -> Option<f64> {
+        total(&self.added, |added| added.rss_mib)
+    }
+
+    /// Whether the process named `process` (`catalog`) got a replica.
+    pub fn scaled(&self, process: &str) -> bool {
+        if self.added.is_empty() {
+            return self.component == process;
+        }
+        self.added
+            .iter()
+            .any(|added| added.process.split('#').next() == Some(process))
     }
 }
 
@@ -166,12 +258,20 @@ mod tests {
             rss_mib: Some(20.0),
         };
         // 200 ok/s before; 400 req/s with 10 % failed after: 360 ok/s, +160.
-        let gain = Gain::of(&half(200.0, 0.0), &half(400.0, 0.1), &added);
+        let gain = Gain::of(
+            &half(200.0, 0.0),
+            &half(400.0, 0.1),
+            std::slice::from_ref(&added),
+        );
         assert!((gain.requests_per_s - 160.0).abs() < 1e-9, "{gain:?}");
         assert!((gain.per_cpu.unwrap() - 1600.0).abs() < 1e-9, "{gain:?}");
         assert!((gain.per_mib.unwrap() - 8.0).abs() < 1e-9, "{gain:?}");
         // A replica that only adds contention is a loss, said as one.
-        let loss = Gain::of(&half(300.0, 0.0), &half(270.0, 0.0), &added);
+        let loss = Gain::of(
+            &half(300.0, 0.0),
+            &half(270.0, 0.0),
+            std::slice::from_ref(&added),
+        );
         assert!((loss.per_cpu.unwrap() + 300.0).abs() < 1e-9, "{loss:?}");
         // Without a quota or a PID to read there is nothing to divide by.
         let unbounded = Added {
@@ -179,9 +279,62 @@ mod tests {
             rss_mib: None,
             ..added
         };
-        let gain = Gain::of(&half(200.0, 0.0), &half(300.0, 0.0), &unbounded);
+        let gain = Gain::of(&half(200.0, 0.0), &half(300.0, 0.0), &[unbounded]);
         assert_eq!((gain.per_cpu, gain.per_mib), (None, None));
         assert!((gain.requests_per_s - 100.0).abs() < 1e-9);
+    }
+
+    fn added(process: &str, cpu_cores: Option<f64>, rss_mib: Option<f64>) -> Added {
+        Added {
+            process: process.to_owned(),
+            cpu_cores,
+            rss_mib,
+        }
+    }
+
+    #[test]
+    fn two_added_processes_are_priced_per_their_two_quotas_and_their_memory_together() {
+        let both = [
+            added("catalog#2", Some(0.1), Some(20.0)),
+            added("gateway#2", Some(0.1), Some(30.0)),
+        ];
+        // +160 ok/s over 0.2 cores and 50 MiB.
+        let gain = Gain::of(&half(200.0, 0.0), &half(360.0, 0.0), &both);
+        assert!((gain.per_cpu.unwrap() - 800.0).abs() < 1e-9, "{gain:?}");
+        assert!((gain.per_mib.unwrap() - 3.2).abs() < 1e-9, "{gain:?}");
+        // One of them unmeasured: no figure rather than one that leaves its cost out.
+        let one_unread = [both[0].clone(), added("gateway#2", Some(0.1), None)];
+        let gain = Gain::of(&half(200.0, 0.0), &half(360.0, 0.0), &one_unread);
+        assert!(gain.per_cpu.is_some());
+        assert_eq!(gain.per_mib, None);
+        assert_eq!(
+            Gain::of(&half(1.0, 0.0), &half(2.0, 0.0), &[]).per_cpu,
+            None
+        );
+    }
+
+    #[test]
+    fn added_reads_one_process_or_none_as_results_wrote_it_before_ties_and_a_list_since() {
+        let read = |added: &str| -> Vec<Added> {
+            #[derive(Deserialize)]
+            struct Holder {
+                #[serde(default, deserialize_with = "one_or_many")]
+                added: Vec<Added>,
+            }
+            serde_json::from_str::<Holder>(added).expect("reads").added
+        };
+        let one = r#"{"process":"catalog#2","cpu_cores":0.1,"rss_mib":21.0}"#;
+        assert_eq!(
+            read(&format!(r#"{{"added":{one}}}"#)),
+            [added("catalog#2", Some(0.1), Some(21.0))]
+        );
+        assert_eq!(read(r#"{"added":null}"#), []);
+        assert_eq!(read("{}"), []);
+        let two = read(&format!(
+            r#"{{"added":[{one},{{"process":"gateway#2","cpu_cores":0.1,"rss_mib":null}}]}}"#
+        ));
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[1], added("gateway#2", Some(0.1), None));
     }
 
     #[test]
