@@ -81,6 +81,14 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
     let token_secret = std::env::var("SHOPLAB_TOKEN_SECRET").unwrap_or_else(|_| random_secret());
     let program = std::env::current_exe().context("find the shoplab executable")?;
     let mut options = Options::new(Build::Micro, program, database, admin_token, token_secret);
+    // One for every process, as the admin token: a scraper holds one credential.
+    match std::env::var("SHOPLAB_METRICS_TOKEN") {
+        Ok(token) if !token.is_empty() => options.metrics_token = token,
+        _ => println!(
+            "metrics token (set SHOPLAB_METRICS_TOKEN to choose one): {}",
+            options.metrics_token
+        ),
+    }
     options.port = args.port;
     options.admin_port = args.admin_port;
     options.seed = args.seed;

@@ -61,6 +61,8 @@ pub struct Monolith {
     pub orders: Arc<MonolithOrders>,
     pub admin: Arc<dyn Admin>,
     pub admin_token: String,
+    /// Opens `/metrics` only (`api::Settings::metrics_token`).
+    pub metrics_token: String,
     /// Set once the process was told to stop: `/ready` then answers 503.
     pub stopping: api::server::Stopping,
 }
@@ -74,6 +76,7 @@ impl Monolith {
             token
         });
         settings.admin_token = Some(admin_token.clone());
+        let metrics_token = settings.metrics_token_or_new("monolith");
         let db_options = DbOptions {
             max_connections: settings.db_max_connections,
             acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
@@ -97,6 +100,8 @@ impl Monolith {
         let faults = Faults::new();
         let tokens = TokenKeys::new(token_secret.as_bytes(), settings.token_ttl_secs);
         let orders = Arc::new(MonolithOrders::new(db.clone(), faults.clone(), &settings));
+        // Shared with the admin API: a reset forgets every failed-login count.
+        let login_throttles = settings.login_throttles();
         let shop = Shop {
             catalog: Arc::new(SqlCatalog::new(db.clone(), faults.clone())),
             inventory: Arc::new(SqlInventory::new(db.clone(), faults.clone())),
@@ -104,12 +109,12 @@ impl Monolith {
             orders: orders.clone(),
             users: Arc::new(ThrottledUsers::new(
                 SqlUsers::new(db.clone(), faults.clone(), tokens.clone()),
-                settings.login_throttle(),
+                login_throttles.clone(),
             )),
             recommendations: Arc::new(SqlRecommendations::new(db.clone(), faults.clone())),
             tokens,
         };
-        let admin: Arc<dyn Admin> = Arc::new(MonolithAdmin::new(db.clone()));
+        let admin: Arc<dyn Admin> = Arc::new(MonolithAdmin::new(db.clone(), login_throttles));
         // A first start on an empty database seeds with the default seed, so the README's
         // one command gives a shop with something in it; an existing shop is left alone.
         let seed = match settings.seed {
@@ -150,6 +155,7 @@ impl Monolith {
             orders,
             admin,
             admin_token,
+            metrics_token,
             stopping: api::server::Stopping::default(),
         })
     }
@@ -191,6 +197,7 @@ impl Monolith {
             metrics: metrics.clone(),
             stopping: self.stopping.clone(),
             admin_token: Arc::from(self.admin_token.as_str()),
+            metrics_token: Arc::from(self.metrics_token.as_str()),
         };
         let admin = api::admin::AdminState {
             admin: self.admin.clone(),
