@@ -110,3 +110,73 @@ impl Users for UsersClient {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use domain::DomainError;
+
+    use super::*;
+    use crate::trust::ORDERS;
+
+    /// A `users` that records the address each log-in was counted under.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Option<IpAddr>>>);
+
+    #[async_trait]
+    impl Users for Recorder {
+        async fn register(&self, _registration: ValidRegistration) -> DomainResult<User> {
+            Err(DomainError::Forbidden("not in this test".into()))
+        }
+
+        async fn login(
+            &self,
+            _credentials: &Credentials,
+            from: Option<IpAddr>,
+        ) -> DomainResult<Session> {
+            self.0.lock().unwrap().push(from);
+            Err(DomainError::Unauthenticated(
+                "wrong email or password".into(),
+            ))
+        }
+    }
+
+    fn body() -> LogIn {
+        LogIn {
+            email: "ada@example.com".into(),
+            password: "not the password".into(),
+            client_address: Some("203.0.113.7".parse().unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_client_address_is_believed_from_the_gateway_and_from_nobody_else() {
+        let recorder = Arc::new(Recorder::default());
+        let users: Arc<dyn Users> = recorder.clone();
+        for caller in [GATEWAY, ORDERS] {
+            let answer = log_in(
+                State(users.clone()),
+                Extension(Caller(caller)),
+                ApiJson(body()),
+            )
+            .await;
+            assert!(answer.is_err());
+        }
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            vec![Some("203.0.113.7".parse().unwrap()), None]
+        );
+    }
+
+    #[test]
+    fn a_log_in_body_without_an_address_still_reads_and_unknown_fields_do_not() {
+        let read: LogIn =
+            serde_json::from_str(r#"{"email":"a@b.co","password":"x"}"#).expect("reads");
+        assert_eq!(read.client_address, None);
+        assert!(
+            serde_json::from_str::<LogIn>(r#"{"email":"a@b.co","password":"x","role":"admin"}"#)
+                .is_err()
+        );
+    }
+}
