@@ -16,7 +16,7 @@ pub struct Settings {
     /// `sqlite://path/to/file.db` (created when missing), `sqlite::memory:`, or
     /// `postgres://user@host/db`.
     pub db: String,
-    /// Bearer token for `/admin/*`; generated and printed at start when absent.
+    /// Bearer token for `/admin/*`; generated and printed at start when absent or empty.
     pub admin_token: Option<String>,
     /// Bearer token that opens `/metrics` and nothing else, for scrapers (Prometheus, the
     /// lab): a scraper's credential then cannot reset the shop or inject faults. The admin
