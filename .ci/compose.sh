@@ -28,6 +28,7 @@ work="$(mktemp -d)"
 project="shoplab-ci-$$"
 export SHOPLAB_TAG="ci-$$"
 export SHOPLAB_ADMIN_TOKEN="ci-admin-$$-$RANDOM$RANDOM"
+export SHOPLAB_METRICS_TOKEN="ci-metrics-$$-$RANDOM$RANDOM"
 export SHOPLAB_TOKEN_SECRET="ci-secret-$$-$RANDOM$RANDOM"
 # The micro profile's service keys, one key pair per process (docker-compose.yml, "Service
 # keys"): without them its processes refuse to start.
@@ -157,6 +158,7 @@ run_profile() {
   SHOPLAB_CONTRACT_BASE_URL="http://127.0.0.1:$SHOPLAB_PORT" \
     SHOPLAB_CONTRACT_ADMIN_URL="$admin_url" \
     SHOPLAB_CONTRACT_ADMIN_TOKEN="$SHOPLAB_ADMIN_TOKEN" \
+    SHOPLAB_CONTRACT_METRICS_TOKEN="$SHOPLAB_METRICS_TOKEN" \
     SHOPLAB_CONTRACT_TOKEN_SECRET="$SHOPLAB_TOKEN_SECRET" \
     cargo test -p contract --test contract 2>&1 | tee "$work/contract-$profile.log"
   local passed failed

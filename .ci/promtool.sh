@@ -5,9 +5,10 @@
 # a counter without `_total`, and the other Prometheus naming rules. Installs Debian's
 # `prometheus` package (it provides promtool) when promtool is missing.
 #
-#   SHOPLAB_ADMIN_TOKEN=... bash .ci/promtool.sh http://127.0.0.1:8080 http://127.0.0.1:4101 ...
+#   SHOPLAB_METRICS_TOKEN=... bash .ci/promtool.sh http://127.0.0.1:8080 http://127.0.0.1:4101 ...
 #
-# `/metrics` needs the processes' admin token as a bearer token: SHOPLAB_ADMIN_TOKEN.
+# `/metrics` needs the processes' metrics token as a bearer token: SHOPLAB_METRICS_TOKEN
+# (the read-only one a scraper holds; the admin token would open it too).
 #
 # Exits non-zero when any process does not answer or does not pass; names each one.
 set -euo pipefail
@@ -17,8 +18,8 @@ if [ "$#" -eq 0 ]; then
   exit 2
 fi
 
-if [ -z "${SHOPLAB_ADMIN_TOKEN:-}" ]; then
-  echo "$0: set SHOPLAB_ADMIN_TOKEN to the processes' admin token (/metrics needs it)" >&2
+if [ -z "${SHOPLAB_METRICS_TOKEN:-}" ]; then
+  echo "$0: set SHOPLAB_METRICS_TOKEN to the processes' metrics token (/metrics needs it)" >&2
   exit 2
 fi
 
@@ -30,7 +31,7 @@ fi
 failed=0
 for base in "$@"; do
   url="${base%/}/metrics"
-  if ! text="$(curl -fsS --max-time 10 -H "Authorization: Bearer $SHOPLAB_ADMIN_TOKEN" "$url")"; then
+  if ! text="$(curl -fsS --max-time 10 -H "Authorization: Bearer $SHOPLAB_METRICS_TOKEN" "$url")"; then
     echo "FAIL $url: no answer"
     failed=1
     continue

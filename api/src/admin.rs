@@ -59,14 +59,40 @@ pub async fn require_token(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let presented = crate::extract::bearer_token(&parts).unwrap_or_default();
-    // Constant-time, so the comparison does not leak how much of a guess was right.
-    let matches: bool = presented.as_bytes().ct_eq(token.as_bytes()).into();
-    if !matches {
+    if !matches(presented, &token) {
         return Err(ApiError(DomainError::Unauthenticated(
             "admin token required".into(),
         )));
     }
     Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// Middleware: as [`require_token`], for a route that more than one token opens (`/metrics`:
+/// the metrics token and the admin token).
+pub async fn require_one_of(
+    State(tokens): State<Arc<[Arc<str>]>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let presented = crate::extract::bearer_token(&parts).unwrap_or_default();
+    // Every token is compared, so the time taken does not say which one was near.
+    let any = tokens
+        .iter()
+        .fold(false, |any, token| matches(presented, token) | any);
+    if !any {
+        return Err(ApiError(DomainError::Unauthenticated(
+            "metrics token or admin token required".into(),
+        )));
+    }
+    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// Whether `presented` is `token`; constant-time, so the comparison does not leak how much
+/// of a guess was right. An empty token matches nothing.
+fn matches(presented: &str, token: &str) -> bool {
+    let equal: bool = presented.as_bytes().ct_eq(token.as_bytes()).into();
+    equal && !token.is_empty()
 }
 
 #[utoipa::path(post, path = "/admin/reset", tag = "admin", request_body = ResetRequest,

@@ -11,6 +11,36 @@ use serde::de::DeserializeOwned;
 
 use crate::ApiError;
 
+/// The client's address, for the failed-login throttle per address: the IP address of the
+/// peer that opened the connection this process accepted (`api::server::serve` puts it on
+/// every request), `None` where a router runs without that server (tests calling it
+/// directly).
+///
+/// What "address" means: the process that accepts the client's connection — the monolith,
+/// or the gateway, which passes it on to `users` — sees the client's own address when
+/// nothing stands between them. No forwarding header (`Forwarded`, `X-Forwarded-For`,
+/// `x-shoplab-client-addr`) is read here: at the public port anyone can write one, so
+/// believing it would let a guesser choose a fresh address per guess. Behind a proxy (the
+/// lab's front door, a container engine's port proxy, an ingress) the address is the
+/// proxy's, and every client behind it shares one count; the lab's own clients all come
+/// from 127.0.0.1 anyway and send no wrong password. A deployment behind a proxy limits per
+/// address at that proxy, which sees the real one (see ARCHITECTURE.md, "Failed logins").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
 /// JSON body: malformed syntax or a missing JSON content type is 400; a body that is not a
 /// JSON object, or has wrong types, missing or unknown fields, is 422; a body over the limit
 /// is 413.

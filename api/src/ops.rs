@@ -1,11 +1,13 @@
 //! `/health`, `/ready`, `/metrics`: what an orchestrator and a scraper ask every process.
 //!
 //! `/health` and `/ready` answer anyone (an orchestrator's probe carries no credential).
-//! `/metrics` needs `Authorization: Bearer <admin token>`, on every port that serves it,
-//! the public ones included: its series name routes, upstream replicas' addresses, pool
-//! sizes and error rates, which is reconnaissance for an attacker and nobody else's business.
-//! Prometheus sends the token with `authorization: {credentials_file: …}` in its scrape
-//! config; the lab sends it on every scrape.
+//! `/metrics` needs `Authorization: Bearer <metrics token>` (or the admin token), on every
+//! port that serves it, the public ones included: its series name routes, upstream
+//! replicas' addresses, pool sizes and error rates, which is reconnaissance for an attacker
+//! and nobody else's business. The metrics token opens nothing else, so the credential a
+//! scraper holds cannot reset the shop. Prometheus sends it with
+//! `authorization: {credentials_file: …}` in its scrape config; the lab sends it on every
+//! scrape.
 
 use std::sync::Arc;
 
@@ -35,16 +37,17 @@ pub struct OpsState {
     /// Once set, `/ready` answers 503 whatever the dependencies say (the process is
     /// stopping; see [`Stopping`]).
     pub stopping: Stopping,
-    /// The bearer token `/metrics` requires: the process's admin token.
+    /// A bearer token `/metrics` accepts: the process's admin token.
     pub admin_token: Arc<str>,
+    /// The other one, which opens `/metrics` only (`Settings::metrics_token`).
+    pub metrics_token: Arc<str>,
 }
 
 pub fn router(state: OpsState) -> Router {
+    let tokens: Arc<[Arc<str>]> =
+        Arc::from([state.metrics_token.clone(), state.admin_token.clone()]);
     let scrape = Router::new().route("/metrics", get(metrics)).route_layer(
-        axum::middleware::from_fn_with_state(
-            state.admin_token.clone(),
-            crate::admin::require_token,
-        ),
+        axum::middleware::from_fn_with_state(tokens, crate::admin::require_one_of),
     );
     Router::new()
         .route("/health", get(health))

@@ -21,7 +21,7 @@ use domain::{DomainError, Shop};
 use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientAddress};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on a checkout answer that replays an earlier one.
@@ -66,16 +66,19 @@ pub async fn register(
 /// Logs in. After `login_failure_limit` failed logins for one account (10 by default)
 /// within `login_failure_window_ms` of the first (15 minutes), every attempt on that account
 /// — a correct password included — answers 429 `rate_limited` until the window ends; a
-/// successful login clears the count.
+/// successful login clears the count. The same after `login_failure_limit_per_address`
+/// failed logins from one client address (50 by default, whatever the accounts), except
+/// that a success neither counts nor clears ([`ClientAddress`] says what the address is).
 #[utoipa::path(post, path = "/api/sessions", tag = "users", request_body = Credentials,
     responses((status = 200, body = Session), (status = 401, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "too many failed logins for this account",
-            headers(("Retry-After" = u64, description = "seconds until the account's window ends; also `error.retry_after_secs`")))))]
+        (status = 429, body = ErrorBody, description = "too many failed logins for this account, or from this address",
+            headers(("Retry-After" = u64, description = "seconds until the account's (or the address's) window ends; also `error.retry_after_secs`")))))]
 pub async fn log_in(
     State(shop): State<Shop>,
+    ClientAddress(from): ClientAddress,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<Json<Session>, ApiError> {
-    Ok(Json(shop.users.login(&credentials).await?))
+    Ok(Json(shop.users.login(&credentials, from).await?))
 }
 
 #[utoipa::path(get, path = "/api/products", tag = "catalog", params(ProductQuery),

@@ -1,6 +1,6 @@
 //! Runs a router on a bound listener until a shutdown future resolves, then drains
 //! in-flight requests for at most a deadline, holding every connection to the [`Limits`]
-//! (a header-read timeout, an idle timeout, a cap); [`finish`], the layers every process's
+//! (a header-read timeout, an idle timeout, a response-write timeout, a cap); [`finish`], the layers every process's
 //! router wears; and [`Stopping`], what `/ready` says between the stop signal and the
 //! listener's close.
 //!
@@ -179,12 +179,14 @@ impl Stopping {
 }
 
 /// How a server treats its connections, from the settings `header_read_timeout_ms`,
-/// `idle_timeout_ms`, `max_connections` and `shutdown_drain_ms` (their defaults and reasons
-/// are there).
+/// `idle_timeout_ms`, `response_write_timeout_ms`, `max_connections` and
+/// `shutdown_drain_ms` (their defaults and reasons are there).
 ///
 /// A connection must send its request head within `header_read_timeout`, counted from the
 /// accept or from the first byte after the last answer; one that waits with nothing in
-/// flight is closed after `idle_timeout`. A request in flight is never cut by either.
+/// flight is closed after `idle_timeout`. A request in flight is never cut by either; but
+/// once its answer is being written, a client that takes no byte of it for
+/// `response_write_timeout` (it sent a request and does not read) has its connection closed.
 ///
 /// At `max_connections` a new connection is accepted, answered `503` with `Retry-After: 1`
 /// and closed at once, rather than left unaccepted until a slot frees (what nginx does at
@@ -199,6 +201,8 @@ impl Stopping {
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// The longest a write of an answer may wait for the client to take a byte.
+    pub response_write_timeout: Duration,
     pub max_connections: usize,
     /// After the shutdown future resolves, how long connections in flight get to finish.
     pub drain: Duration,
@@ -209,6 +213,7 @@ impl Limits {
         Limits {
             header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
             idle_timeout: Duration::from_millis(settings.idle_timeout_ms),
+            response_write_timeout: Duration::from_millis(settings.response_write_timeout_ms),
             max_connections: settings.max_connections,
             drain: Duration::from_millis(settings.shutdown_drain_ms),
         }
@@ -252,6 +257,7 @@ pub async fn serve(
     let timeouts = connection::Timeouts {
         header_read: limits.header_read_timeout,
         idle: limits.idle_timeout,
+        response_write: limits.response_write_timeout,
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -265,7 +271,7 @@ pub async fn serve(
             // Finished connections are reaped as they go, so the set holds live ones only.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     pause.accepted();
                     let Ok(slot) = slots.clone().try_acquire_owned() else {
                         if !refusing {
@@ -285,7 +291,7 @@ pub async fn serve(
                     let router = router.clone();
                     let stop = stop_rx.clone();
                     connections.spawn(async move {
-                        connection::serve(stream, router, timeouts, stop).await;
+                        connection::serve(stream, peer, router, timeouts, stop).await;
                         drop(slot);
                     });
                 }

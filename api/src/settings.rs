@@ -16,8 +16,14 @@ pub struct Settings {
     /// `sqlite://path/to/file.db` (created when missing), `sqlite::memory:`, or
     /// `postgres://user@host/db`.
     pub db: String,
-    /// Bearer token for `/admin/*`; generated and printed at start when absent.
+    /// Bearer token for `/admin/*`; generated and printed at start when absent or empty.
     pub admin_token: Option<String>,
+    /// Bearer token that opens `/metrics` and nothing else, for scrapers (Prometheus, the
+    /// lab): a scraper's credential then cannot reset the shop or inject faults. The admin
+    /// token opens `/metrics` too. Generated and printed at start when absent or empty.
+    /// Read from `SHOPLAB_METRICS_TOKEN` (or the settings file), not from a flag, as the
+    /// admin token is: a flag's value is visible to anyone who can list processes.
+    pub metrics_token: Option<String>,
     /// HMAC secret for user tokens. When absent, the monolith generates one once and keeps it
     /// in its database (the `users` context's `token_secret` table), so a restart keeps every
     /// session; a configured secret always wins. The `users` service and the gateway need it
@@ -30,8 +36,15 @@ pub struct Settings {
     /// (`domain::users::LoginThrottle`, counted by each process that verifies passwords:
     /// the monolith, the `users` service). 0 turns it off.
     pub login_failure_limit: u32,
-    /// The window of `login_failure_limit`, from an account's first failed login.
+    /// The window of `login_failure_limit`, from an account's first failed login, and of
+    /// `login_failure_limit_per_address`, from an address's.
     pub login_failure_window_ms: u64,
+    /// Failed logins one client address may have within `login_failure_window_ms` of its
+    /// first, whatever the accounts; past it every log-in from the address answers 429 with
+    /// `Retry-After` until the window ends. Successful logins neither count nor clear, and
+    /// logins in flight do not count. What an address is: `api::extract::ClientAddress`
+    /// (an IPv6 client is counted by its /64). 0 turns it off.
+    pub login_failure_limit_per_address: u32,
     /// Microservices only: this process's own Ed25519 private key (PKCS#8, base64url). It
     /// signs the short-lived service token every internal call this process makes carries
     /// (`domain::trust`). Generated per deployment by whoever starts the build, one per
@@ -86,6 +99,15 @@ pub struct Settings {
     /// never reuses a connection at the moment the server closes it (a request sent then
     /// fails unanswered, and a non-idempotent one cannot be retried): keep it above that.
     pub idle_timeout_ms: u64,
+    /// How long a write of an answer may wait for the client to take a byte before the
+    /// connection is closed ([`crate::server::Limits`]): a client that sends a request and
+    /// never reads its answer would otherwise hold its connection (and its slot under
+    /// `max_connections`) for ever, since a request in flight is bounded by neither timeout
+    /// above. The clock runs only while the kernel's send buffer is full and restarts at
+    /// every byte the client takes, so a slow reader that reads is never cut. 30 s: half
+    /// nginx's `send_timeout` (60 s), three header-read timeouts; every client of the lab
+    /// reads its answers at once, and a process paused by a fault is resumed well within it.
+    pub response_write_timeout_ms: u64,
     /// The most connections served at once; one more is answered 503 and closed at once
     /// (see [`crate::server::Limits`] for why it is refused rather than left waiting). Also
     /// held to half the process's limit of open files, so a flood meets the cap before the
@@ -178,6 +200,7 @@ impl Default for Settings {
         Settings {
             db: "sqlite://shoplab-monolith.db".to_owned(),
             admin_token: None,
+            metrics_token: None,
             token_secret: None,
             token_ttl_secs: 24 * 3600,
             // 10 failures per 15 minutes: room for a person who mistypes or misremembers a
@@ -187,6 +210,14 @@ impl Default for Settings {
             // own, so its load never meets the limit.
             login_failure_limit: 10,
             login_failure_window_ms: 15 * 60 * 1000,
+            // 50 failures per 15 minutes from one address: five accounts' worth of the
+            // per-account limit, room for a household or an office behind one NAT where
+            // several people mistype at once; one address then tries at most 4,800
+            // passwords a day across all accounts, where credential stuffing needs
+            // thousands an hour to pay. Only failures count, so the lab's load (every
+            // simulated user logs in from 127.0.0.1, all with the right password) never
+            // comes near it.
+            login_failure_limit_per_address: 50,
             service_key: None,
             service_public_keys: None,
             seed: None,
@@ -204,6 +235,7 @@ impl Default for Settings {
             shutdown_drain_ms: 5_000,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
+            response_write_timeout_ms: 30_000,
             max_connections: 1024,
             log_format: "text".to_owned(),
             upstreams: std::collections::BTreeMap::new(),
@@ -234,13 +266,34 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The failed-login throttle these settings describe, for the process that verifies
-    /// passwords.
-    pub fn login_throttle(&self) -> domain::users::LoginThrottle {
-        domain::users::LoginThrottle::new(
-            self.login_failure_limit,
-            std::time::Duration::from_millis(self.login_failure_window_ms),
+    /// The failed-login throttles (per account, per address) these settings describe, for
+    /// the process that verifies passwords.
+    pub fn login_throttles(&self) -> domain::users::LoginThrottles {
+        let window = std::time::Duration::from_millis(self.login_failure_window_ms);
+        domain::users::LoginThrottles::new(
+            domain::users::LoginThrottle::new(self.login_failure_limit, window),
+            domain::users::LoginThrottle::per_address(self.login_failure_limit_per_address, window),
         )
+    }
+
+    /// The metrics token: the configured one, or (absent or empty: an empty token would
+    /// match a request without one) a new one, printed — not logged, it is for whoever
+    /// started `process` — and kept in these settings.
+    pub fn metrics_token_or_new(&mut self, process: &str) -> String {
+        if let Some(token) = self
+            .metrics_token
+            .as_ref()
+            .filter(|token| !token.is_empty())
+        {
+            return token.clone();
+        }
+        let token: String = rand::random::<[u8; 24]>()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        println!("{process} metrics token (set SHOPLAB_METRICS_TOKEN to choose one): {token}");
+        self.metrics_token = Some(token.clone());
+        token
     }
 
     /// Defaults, then the file (when given), then `SHOPLAB_*` variables, then `overrides`

@@ -19,6 +19,8 @@ use crate::{Case, Ctx};
 /// Run against an already running deployment instead of starting one per case.
 pub const BASE_URL_ENV: &str = "SHOPLAB_CONTRACT_BASE_URL";
 pub const ADMIN_TOKEN_ENV: &str = "SHOPLAB_CONTRACT_ADMIN_TOKEN";
+/// The deployment's metrics token (opens `/metrics` only).
+pub const METRICS_TOKEN_ENV: &str = "SHOPLAB_CONTRACT_METRICS_TOKEN";
 pub const TOKEN_SECRET_ENV: &str = "SHOPLAB_CONTRACT_TOKEN_SECRET";
 /// Where the external deployment serves `/admin/*` (the gateway keeps it off its public
 /// port); defaults to the base URL.
@@ -36,6 +38,8 @@ pub struct Target {
     /// gateway. Without a trailing slash.
     pub admin_url: String,
     pub admin_token: String,
+    /// The token that opens `/metrics` and nothing else.
+    pub metrics_token: String,
     /// The HMAC secret of user tokens, so cases can mint expired ones.
     pub token_secret: String,
 }
@@ -129,6 +133,8 @@ fn external_target() -> Result<Option<Target>> {
     };
     let admin_token = std::env::var(ADMIN_TOKEN_ENV)
         .with_context(|| format!("{BASE_URL_ENV} is set, so {ADMIN_TOKEN_ENV} must be too"))?;
+    let metrics_token = std::env::var(METRICS_TOKEN_ENV)
+        .with_context(|| format!("{BASE_URL_ENV} is set, so {METRICS_TOKEN_ENV} must be too"))?;
     let token_secret = std::env::var(TOKEN_SECRET_ENV)
         .with_context(|| format!("{BASE_URL_ENV} is set, so {TOKEN_SECRET_ENV} must be too"))?;
     let base_url = base_url.trim_end_matches('/').to_owned();
@@ -139,6 +145,7 @@ fn external_target() -> Result<Option<Target>> {
         base_url,
         admin_url,
         admin_token,
+        metrics_token,
         token_secret,
     }))
 }

@@ -16,8 +16,8 @@ pub use cases::cases;
 pub use client::{Call, Ctx, Resp, User};
 pub use database::{POSTGRES_URL_ENV, TestDatabase};
 pub use harness::{
-    ADMIN_TOKEN_ENV, ADMIN_URL_ENV, BASE_URL_ENV, READY_DEADLINE, StartFn, StartedTarget,
-    TOKEN_SECRET_ENV, Target, default_reset, run_main, wait_ready,
+    ADMIN_TOKEN_ENV, ADMIN_URL_ENV, BASE_URL_ENV, METRICS_TOKEN_ENV, READY_DEADLINE, StartFn,
+    StartedTarget, TOKEN_SECRET_ENV, Target, default_reset, run_main, wait_ready,
 };
 pub use json::Fields;
 

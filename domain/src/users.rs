@@ -7,7 +7,7 @@ use crate::{DomainError, DomainResult};
 
 mod throttle;
 
-pub use throttle::{Attempt, LoginThrottle, ThrottledUsers};
+pub use throttle::{Attempt, LoginThrottle, LoginThrottles, ThrottledUsers, address_key};
 
 pub type UserId = i64;
 
@@ -135,7 +135,14 @@ pub trait Users: Send + Sync {
     /// `Conflict` when the email is taken.
     async fn register(&self, registration: ValidRegistration) -> DomainResult<User>;
     /// `Unauthenticated` for an unknown email or a wrong password (the same answer for both).
-    async fn login(&self, credentials: &Credentials) -> DomainResult<Session>;
+    /// `from` is the client's address where the caller knows it (the process that accepted
+    /// the client's connection; see `api::extract::ClientAddress`), for the failed-login
+    /// throttle per address; `None` is counted per account only.
+    async fn login(
+        &self,
+        credentials: &Credentials,
+        from: Option<std::net::IpAddr>,
+    ) -> DomainResult<Session>;
 }
 
 #[cfg(test)]

@@ -449,6 +449,7 @@ fn shop_settings() -> anyhow::Result<serde_json::Value> {
         for per_run in [
             "db",
             "admin_token",
+            "metrics_token",
             "token_secret",
             "service_key",
             "service_public_keys",

@@ -71,16 +71,28 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
         ),
         None => Database::Sqlite { dir: args.data_dir },
     };
-    let admin_token = std::env::var("SHOPLAB_ADMIN_TOKEN").unwrap_or_else(|_| {
-        let token = random_secret();
-        // Printed, not logged: it is for the person who started the lab.
-        println!("admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
-        token
-    });
+    // An empty token is no token (the processes would refuse every admin call with it).
+    let admin_token = std::env::var("SHOPLAB_ADMIN_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty())
+        .unwrap_or_else(|| {
+            let token = random_secret();
+            // Printed, not logged: it is for the person who started the lab.
+            println!("admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
+            token
+        });
     // Not printed: nobody needs it but the users service and the gateway.
     let token_secret = std::env::var("SHOPLAB_TOKEN_SECRET").unwrap_or_else(|_| random_secret());
     let program = std::env::current_exe().context("find the shoplab executable")?;
     let mut options = Options::new(Build::Micro, program, database, admin_token, token_secret);
+    // One for every process, as the admin token: a scraper holds one credential.
+    match std::env::var("SHOPLAB_METRICS_TOKEN") {
+        Ok(token) if !token.is_empty() => options.metrics_token = token,
+        _ => println!(
+            "metrics token (set SHOPLAB_METRICS_TOKEN to choose one): {}",
+            options.metrics_token
+        ),
+    }
     options.port = args.port;
     options.admin_port = args.admin_port;
     options.seed = args.seed;

@@ -2,16 +2,22 @@
 
 use async_trait::async_trait;
 use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
+use domain::users::LoginThrottles;
 use domain::{Context, DomainResult, now_ms, seed};
 use store::{Db, db_error};
 
 pub struct MonolithAdmin {
     db: Db,
+    /// The failed-login counts, forgotten with the accounts they counted.
+    login_throttles: LoginThrottles,
 }
 
 impl MonolithAdmin {
-    pub fn new(db: Db) -> MonolithAdmin {
-        MonolithAdmin { db }
+    pub fn new(db: Db, login_throttles: LoginThrottles) -> MonolithAdmin {
+        MonolithAdmin {
+            db,
+            login_throttles,
+        }
     }
 }
 
@@ -24,6 +30,7 @@ impl Admin for MonolithAdmin {
             store::admin::reset_in(&self.db, &mut transaction, context, &data).await?;
         }
         transaction.commit().await.map_err(db_error)?;
+        self.login_throttles.clear();
         tracing::info!(
             seed = request.seed,
             products = request.products,

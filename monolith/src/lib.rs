@@ -61,19 +61,27 @@ pub struct Monolith {
     pub orders: Arc<MonolithOrders>,
     pub admin: Arc<dyn Admin>,
     pub admin_token: String,
+    /// Opens `/metrics` only (`api::Settings::metrics_token`).
+    pub metrics_token: String,
     /// Set once the process was told to stop: `/ready` then answers 503.
     pub stopping: api::server::Stopping,
 }
 
 impl Monolith {
     pub async fn open(mut settings: Settings) -> anyhow::Result<Monolith> {
-        let admin_token = settings.admin_token.clone().unwrap_or_else(|| {
-            let token = random_secret();
-            // Printed, not logged: it is for the person who started the process.
-            println!("admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
-            token
-        });
+        // An empty token is no token: it would open the admin API to a request without one.
+        let admin_token = settings
+            .admin_token
+            .clone()
+            .filter(|token| !token.is_empty())
+            .unwrap_or_else(|| {
+                let token = random_secret();
+                // Printed, not logged: it is for the person who started the process.
+                println!("admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
+                token
+            });
         settings.admin_token = Some(admin_token.clone());
+        let metrics_token = settings.metrics_token_or_new("monolith");
         let db_options = DbOptions {
             max_connections: settings.db_max_connections,
             acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
@@ -97,6 +105,8 @@ impl Monolith {
         let faults = Faults::new();
         let tokens = TokenKeys::new(token_secret.as_bytes(), settings.token_ttl_secs);
         let orders = Arc::new(MonolithOrders::new(db.clone(), faults.clone(), &settings));
+        // Shared with the admin API: a reset forgets every failed-login count.
+        let login_throttles = settings.login_throttles();
         let shop = Shop {
             catalog: Arc::new(SqlCatalog::new(db.clone(), faults.clone())),
             inventory: Arc::new(SqlInventory::new(db.clone(), faults.clone())),
@@ -104,12 +114,12 @@ impl Monolith {
             orders: orders.clone(),
             users: Arc::new(ThrottledUsers::new(
                 SqlUsers::new(db.clone(), faults.clone(), tokens.clone()),
-                settings.login_throttle(),
+                login_throttles.clone(),
             )),
             recommendations: Arc::new(SqlRecommendations::new(db.clone(), faults.clone())),
             tokens,
         };
-        let admin: Arc<dyn Admin> = Arc::new(MonolithAdmin::new(db.clone()));
+        let admin: Arc<dyn Admin> = Arc::new(MonolithAdmin::new(db.clone(), login_throttles));
         // A first start on an empty database seeds with the default seed, so the README's
         // one command gives a shop with something in it; an existing shop is left alone.
         let seed = match settings.seed {
@@ -150,6 +160,7 @@ impl Monolith {
             orders,
             admin,
             admin_token,
+            metrics_token,
             stopping: api::server::Stopping::default(),
         })
     }
@@ -191,6 +202,7 @@ impl Monolith {
             metrics: metrics.clone(),
             stopping: self.stopping.clone(),
             admin_token: Arc::from(self.admin_token.as_str()),
+            metrics_token: Arc::from(self.metrics_token.as_str()),
         };
         let admin = api::admin::AdminState {
             admin: self.admin.clone(),

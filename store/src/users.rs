@@ -58,7 +58,11 @@ impl Users for SqlUsers {
         })
     }
 
-    async fn login(&self, credentials: &Credentials) -> DomainResult<Session> {
+    async fn login(
+        &self,
+        credentials: &Credentials,
+        _from: Option<std::net::IpAddr>,
+    ) -> DomainResult<Session> {
         self.faults.enter(Context::Users).await?;
         let email = normalize_email(&credentials.email);
         // No stored email holds a control character (registration refuses them), and

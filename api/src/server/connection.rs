@@ -1,5 +1,6 @@
-//! One accepted connection, served by hyper's HTTP/1 server under two deadlines: the
-//! header-read timeout and the idle timeout ([`super::Limits`]).
+//! One accepted connection, served by hyper's HTTP/1 server under three deadlines: the
+//! header-read timeout, the idle timeout and the response-write timeout
+//! ([`super::Limits`]). Each request carries the peer's address (axum's `ConnectInfo`).
 //!
 //! Hand-written rather than hyper's own `header_read_timeout`, for one reason: hyper starts
 //! that timer whenever a connection begins to wait for a request head, so on a kept-alive
@@ -10,8 +11,17 @@
 //! and `IdleTimeout`); so does this file, by watching the connection: the service marks a
 //! request in flight from its head until hyper drops its response body, and the socket
 //! marks the first byte read after that as the start of the next head.
+//!
+//! The third deadline covers what the other two cannot see: a client that sends a request
+//! and never reads the answer. Its request stays in flight (hyper holds the body it cannot
+//! write), so neither of the first two runs. The socket marks a write that cannot go on
+//! (the client's window and the kernel's send buffer are full) and clears the mark when a
+//! write goes through; a mark older than the response-write timeout closes the connection.
+//! nginx's `send_timeout` is the same rule: it bounds the wait between two successful
+//! writes, not the whole answer, so a slow but reading client is never cut.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -27,11 +37,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-/// The two deadlines of a connection.
+/// The three deadlines of a connection.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Timeouts {
     pub(super) header_read: Duration,
     pub(super) idle: Duration,
+    pub(super) response_write: Duration,
 }
 
 /// Serves one connection until the client closes it, its deadline passes (then it is
@@ -39,6 +50,7 @@ pub(super) struct Timeouts {
 /// shutdown lets a request in flight finish and closes the connection after its answer.
 pub(super) async fn serve(
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     timeouts: Timeouts,
     mut stop: watch::Receiver<bool>,
@@ -46,13 +58,21 @@ pub(super) async fn serve(
     // A new connection is there to send a request: its head is due from the accept on.
     let phase = Arc::new(watch::Sender::new(Phase::Head(Instant::now())));
     let deadline = deadline_passed(phase.subscribe(), timeouts);
+    let stalled = Arc::new(watch::Sender::new(None));
+    let write_stalled = write_stalled_too_long(stalled.subscribe(), timeouts.response_write);
     let io = TokioIo::new(Watched {
         stream,
         phase: phase.clone(),
+        stalled,
     });
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let in_flight = InFlight::begin(phase.clone());
         let router = router.clone();
+        // Where the request came from, for handlers that ask (`ConnectInfo<SocketAddr>`):
+        // the failed-login throttle counts per client address.
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         async move {
             let Ok(response) = router.oneshot(request.map(Body::new)).await;
             Ok::<_, Infallible>(response.map(|body| Tracked {
@@ -70,7 +90,7 @@ pub(super) async fn serve(
         // A dropped sender means the server is gone: stop as well.
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    tokio::pin!(connection, deadline, stopped);
+    tokio::pin!(connection, deadline, write_stalled, stopped);
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -86,6 +106,16 @@ pub(super) async fn serve(
             }
             reason = &mut deadline => {
                 tracing::debug!(reason, "closing a connection");
+                return;
+            }
+            // Closed even while stopping: a client that takes no byte of its answer would
+            // otherwise hold the drain until its deadline.
+            () = &mut write_stalled => {
+                tracing::debug!(
+                    reason = "response write timeout",
+                    peer = %peer,
+                    "closing a connection whose client does not read its answer"
+                );
                 return;
             }
         }
@@ -124,6 +154,27 @@ async fn deadline_passed(mut phase: watch::Receiver<Phase>, timeouts: Timeouts) 
         match deadline {
             Some((deadline, reason)) => tokio::select! {
                 () = tokio::time::sleep_until(deadline) => return reason,
+                () = changed => {}
+            },
+            None => changed.await,
+        }
+    }
+}
+
+/// Resolves once a write has waited `timeout` for the client to take bytes (`stalled` holds
+/// since when a write could not go on, `None` while writes go through).
+async fn write_stalled_too_long(mut stalled: watch::Receiver<Option<Instant>>, timeout: Duration) {
+    loop {
+        let since = *stalled.borrow_and_update();
+        let changed = async {
+            // The sender lives as long as the connection.
+            if stalled.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        match since {
+            Some(since) => tokio::select! {
+                () = tokio::time::sleep_until(since + timeout) => return,
                 () = changed => {}
             },
             None => changed.await,
@@ -185,10 +236,30 @@ impl HttpBody for Tracked {
 }
 
 /// The socket, which marks the first byte read on an idle connection as the start of a
-/// request head.
+/// request head, and since when a write has been waiting for the client to read.
 struct Watched {
     stream: TcpStream,
     phase: Arc<watch::Sender<Phase>>,
+    /// Since when a write could not go on; `None` once one went through.
+    stalled: Arc<watch::Sender<Option<Instant>>>,
+}
+
+impl Watched {
+    fn note_write<T>(&self, written: &Poll<std::io::Result<T>>) {
+        let waiting = written.is_pending();
+        self.stalled
+            .send_if_modified(|since| match (waiting, *since) {
+                (true, None) => {
+                    *since = Some(Instant::now());
+                    true
+                }
+                (false, Some(_)) => {
+                    *since = None;
+                    true
+                }
+                _ => false,
+            });
+    }
 }
 
 impl AsyncRead for Watched {
@@ -218,7 +289,9 @@ impl AsyncWrite for Watched {
         context: &mut Context<'_>,
         buffer: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(context, buffer)
+        let written = Pin::new(&mut self.stream).poll_write(context, buffer);
+        self.note_write(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -226,7 +299,9 @@ impl AsyncWrite for Watched {
         context: &mut Context<'_>,
         buffers: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(context, buffers)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(context, buffers);
+        self.note_write(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

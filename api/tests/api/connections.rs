@@ -1,7 +1,8 @@
 //! `api::server::serve` on a real socket: a slowloris and an idle kept-alive connection are
-//! closed on their deadlines while a slow request is not, a connection over the cap gets its
-//! 503 and the next one is served once a slot frees, and shutdown drains a request in flight
-//! and cuts the stragglers at the drain deadline.
+//! closed on their deadlines while a slow request is not, a client that never reads its
+//! answer is closed at the response-write deadline, a connection over the cap gets its 503
+//! and the next one is served once a slot frees, shutdown drains a request in flight and
+//! cuts the stragglers at the drain deadline, and handlers see the peer's address.
 //!
 //! Each test sets the deadline it exercises short and the others long, so a close can only
 //! come from the one under test. Waits for a close are bounded (`CLOSE_WITHIN`) but never
@@ -15,7 +16,7 @@ use api::server::Limits;
 use axum::Router;
 use axum::routing::get;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -25,6 +26,10 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(10);
 const SHORT: Duration = Duration::from_millis(300);
 const LONG: Duration = Duration::from_secs(60);
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: shop\r\n\r\n";
+/// `/large`'s body: far more than a loopback socket's send and receive buffers hold
+/// together (Linux grows a send buffer to 4 MiB at most by default), so a client that does
+/// not read leaves the server's write waiting.
+const LARGE: usize = 32 << 20;
 
 #[tokio::test]
 async fn a_slowloris_that_stalls_mid_head_is_closed_after_the_header_read_timeout() {
@@ -130,6 +135,86 @@ async fn a_request_slower_than_both_timeouts_is_answered() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_reads_its_answer_is_closed_after_the_response_write_timeout_while_others_are_served()
+ {
+    // Long enough that the checks made while the reader is stuck finish well inside it.
+    let timeout = Duration::from_secs(2);
+    let server = Server::start(Limits {
+        response_write_timeout: timeout,
+        max_connections: 2,
+        ..limits()
+    })
+    .await;
+    let mut reader = server.connect_with_small_receive_buffer().await;
+    let sent = Instant::now();
+    reader
+        .write_all(b"GET /large HTTP/1.1\r\nhost: shop\r\n\r\n")
+        .await
+        .unwrap();
+
+    // Another client is served while the reader's answer waits, and keeps its connection:
+    // with the reader's that fills the cap, so a third is refused — the reader is held.
+    let mut other = server.connect().await;
+    other.write_all(REQUEST).await.unwrap();
+    assert!(read_response(&mut other).await.starts_with("HTTP/1.1 200"));
+    let mut third = server.connect().await;
+    let (refusal, _) = read_until_closed(&mut third).await;
+    assert!(
+        refusal.starts_with("HTTP/1.1 503"),
+        "the reader's slot should still be held: {refusal}"
+    );
+
+    // Once the write has waited out the timeout the reader's connection is closed and its
+    // slot serves someone else (polled: the close is the server's to time).
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    loop {
+        let mut next = server.connect().await;
+        next.write_all(REQUEST).await.unwrap();
+        let answer = read_response(&mut next).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(Instant::now() < deadline, "the reader's slot never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sent.elapsed() >= timeout,
+        "closed before the response-write timeout"
+    );
+    // The reader, reading at last, finds its answer cut short: the server gave up on it.
+    let read = tokio::time::timeout(CLOSE_WITHIN, async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => return total,
+                Ok(count) => total += count,
+            }
+        }
+    })
+    .await
+    .expect("the reader's connection was closed");
+    assert!(read < LARGE, "the whole answer arrived ({read} bytes)");
+    // The other client's connection was not touched.
+    other.write_all(REQUEST).await.unwrap();
+    assert!(read_response(&mut other).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_handler_sees_the_peers_address() {
+    let server = Server::start(limits()).await;
+    let mut client = server.connect().await;
+    let local = client.local_addr().unwrap();
+    client
+        .write_all(b"GET /peer HTTP/1.1\r\nhost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut client).await;
+    assert!(answer.ends_with(&local.to_string()), "{answer}");
+}
+
+#[tokio::test]
 async fn at_the_connection_cap_a_new_connection_gets_503_and_one_is_served_once_a_slot_frees() {
     let server = Server::start(Limits {
         max_connections: 1,
@@ -222,6 +307,7 @@ fn limits() -> Limits {
     Limits {
         header_read_timeout: LONG,
         idle_timeout: LONG,
+        response_write_timeout: LONG,
         max_connections: 64,
         drain: CLOSE_WITHIN,
     }
@@ -252,27 +338,37 @@ impl Server {
     async fn start(limits: Limits) -> Server {
         let gate = Arc::new(Gate::default());
         let held = gate.clone();
-        let router = Router::new()
-            .route("/", get(|| async { "ok" }))
-            .route(
-                "/slow",
-                // Slower than the test's header-read and idle timeouts together.
-                get(|| async {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    "slow"
-                }),
-            )
-            .route(
-                "/held",
-                get(move || {
-                    let gate = held.clone();
-                    async move {
-                        gate.started.notify_one();
-                        gate.release.notified().await;
-                        "held"
-                    }
-                }),
-            );
+        let router =
+            Router::new()
+                .route("/", get(|| async { "ok" }))
+                .route(
+                    "/slow",
+                    // Slower than the test's header-read and idle timeouts together.
+                    get(|| async {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        "slow"
+                    }),
+                )
+                .route("/large", get(|| async { vec![b'x'; LARGE] }))
+                .route(
+                    "/peer",
+                    get(
+                        |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+                            SocketAddr,
+                        >| async move { peer.to_string() },
+                    ),
+                )
+                .route(
+                    "/held",
+                    get(move || {
+                        let gate = held.clone();
+                        async move {
+                            gate.started.notify_one();
+                            gate.release.notified().await;
+                            "held"
+                        }
+                    }),
+                );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -294,6 +390,13 @@ impl Server {
 
     async fn connect(&self) -> TcpStream {
         TcpStream::connect(self.address).await.unwrap()
+    }
+
+    /// A client whose kernel takes only a few KiB of an answer it does not read.
+    async fn connect_with_small_receive_buffer(&self) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(self.address).await.unwrap()
     }
 
     fn shut_down(self) -> (SocketAddr, Stopping) {

@@ -13,6 +13,7 @@ pub(crate) fn cases() -> Vec<Case> {
         admin_endpoints_without_a_token_return_401,
         admin_endpoints_with_a_wrong_token_return_401,
         admin_endpoints_refuse_a_user_token_with_401,
+        admin_endpoints_refuse_the_metrics_token_and_change_nothing,
         reset_with_zero_products_or_bad_fields_returns_422,
         reset_wipes_registered_users_carts_and_orders,
         the_audit_of_a_fresh_shop_shows_initial_stock_and_nothing_else,
@@ -97,6 +98,39 @@ async fn admin_endpoints_refuse_a_user_token_with_401(ctx: Ctx) -> Result<()> {
             .await?;
         resp.expect_error(401, "unauthenticated")?;
     }
+    Ok(())
+}
+
+/// The metrics token is a scraper's: it reads `/metrics` and may not reset the shop, read
+/// the audit or touch a fault.
+async fn admin_endpoints_refuse_the_metrics_token_and_change_nothing(ctx: Ctx) -> Result<()> {
+    let metrics_token = ctx.target().metrics_token.clone();
+    for (method, path, body) in admin_calls() {
+        let resp = admin_call(&ctx, method.clone(), path, body.as_ref())
+            .token(&metrics_token)
+            .await?;
+        ensure!(
+            matches!(resp.status, 401 | 403),
+            "{method} {path} with the metrics token answered {}: {}",
+            resp.status,
+            resp.text
+        );
+        ensure!(
+            resp.json.pointer("/error/code").is_some(),
+            "{method} {path}: no error body in {}",
+            resp.text
+        );
+    }
+    ensure!(
+        ctx.get("/api/products").await?.json.i64_at("total")? == 30,
+        "a reset went through"
+    );
+    let faults = ctx.get("/admin/faults").admin().await?;
+    ensure!(
+        faults.expect(200)?.array_at("items")?.is_empty(),
+        "a fault was injected: {}",
+        faults.text
+    );
     Ok(())
 }
 

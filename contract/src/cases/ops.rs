@@ -13,6 +13,7 @@ pub(crate) fn cases() -> Vec<Case> {
         metrics_label_unknown_ids_by_route_template_not_by_raw_path,
         metrics_expose_a_latency_histogram_and_an_in_flight_gauge,
         metrics_without_the_admin_token_return_401_on_the_public_and_the_admin_port,
+        the_metrics_token_opens_metrics_on_both_ports,
         openapi_document_lists_every_public_path,
         unknown_route_returns_404_with_an_error_body,
     ]
@@ -157,6 +158,31 @@ async fn metrics_without_the_admin_token_return_401_on_the_public_and_the_admin_
     ensure!(
         status == 401,
         "GET {admin_port} without a token answered {status}"
+    );
+    Ok(())
+}
+
+/// The scraper's own credential: it reads `/metrics` wherever the admin token does.
+async fn the_metrics_token_opens_metrics_on_both_ports(ctx: Ctx) -> Result<()> {
+    let metrics_token = ctx.target().metrics_token.clone();
+    let resp = ctx.get("/metrics").token(&metrics_token).await?;
+    resp.expect(200)?;
+    ensure!(
+        resp.text.contains("http_requests_total"),
+        "no metrics in: {}",
+        resp.text
+    );
+    let admin_port = format!("{}/metrics", ctx.target().admin_url.trim_end_matches('/'));
+    let status = reqwest::Client::new()
+        .get(&admin_port)
+        .bearer_auth(&metrics_token)
+        .send()
+        .await
+        .with_context(|| format!("GET {admin_port}"))?
+        .status();
+    ensure!(
+        status == 200,
+        "GET {admin_port} with the metrics token answered {status}"
     );
     Ok(())
 }

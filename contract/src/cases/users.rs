@@ -22,6 +22,7 @@ pub(crate) fn cases() -> Vec<Case> {
         logging_in_with_an_unknown_email_returns_401,
         repeated_failed_logins_lock_the_account_with_429_and_retry_after_even_for_the_right_password,
         a_successful_login_clears_the_failed_login_count,
+        failed_logins_from_one_address_lock_it_with_429_for_every_account_whatever_forwarding_header_it_sends,
     ]
 }
 
@@ -319,5 +320,78 @@ async fn a_successful_login_clears_the_failed_login_count(ctx: Ctx) -> Result<()
             .expect_error(401, "unauthenticated")?;
         ctx.login(&user.email, &user.password).await?;
     }
+    Ok(())
+}
+
+/// Credential stuffing from one address: each failure is on an email of its own, so no
+/// account's limit is what trips. The build's `login_failure_limit_per_address` (50 by
+/// default) is found rather than assumed, up to a bound far above any sane limit. Every
+/// guess claims another address in the forwarding headers a proxy would write: a build
+/// that believed them at its public port would never lock. A reset forgets the count (the
+/// harness resets before every case; this case resets at its end as well, so a deployment
+/// the cases share is not left locked for the next one).
+async fn failed_logins_from_one_address_lock_it_with_429_for_every_account_whatever_forwarding_header_it_sends(
+    ctx: Ctx,
+) -> Result<()> {
+    const BOUND: u32 = 500;
+    let mut failures: u32 = 0;
+    let locked = loop {
+        let claimed = format!("198.51.100.{}", failures % 250 + 1);
+        let resp = ctx
+            .post(
+                "/api/sessions",
+                json!({"email": format!("stuffed{failures}@example.com"), "password": "not the password"}),
+            )
+            .header("x-shoplab-client-addr", &claimed)
+            .header("x-forwarded-for", &claimed)
+            .header("forwarded", &format!("for={claimed}"))
+            .await?;
+        if resp.status == 429 {
+            break resp;
+        }
+        resp.expect_error(401, "unauthenticated")?;
+        failures += 1;
+        ensure!(
+            failures < BOUND,
+            "{failures} failed logins from one address, each on its own account, and no 429"
+        );
+    };
+    ensure!(failures >= 1, "the first login ever was refused with 429");
+    locked.expect_error(429, "rate_limited")?;
+    ensure!(
+        locked.text.contains("address"),
+        "the 429 does not say it is the address's: {}",
+        locked.text
+    );
+    // A seeded user's right password, from the same address: refused, with when to retry.
+    let right = json!({
+        "email": domain::seed::seed_user_email(1),
+        "password": domain::seed::seed_user_password(crate::client::SEED),
+    });
+    let resp = ctx.post("/api/sessions", right.clone()).await?;
+    resp.expect_error(429, "rate_limited")?;
+    let retry_after: u64 = resp
+        .header("retry-after")
+        .context("a 429 without Retry-After")?
+        .parse()
+        .context("Retry-After is not a number of seconds")?;
+    ensure!(retry_after >= 1, "Retry-After: {retry_after}");
+    ensure!(
+        resp.json["error"]["retry_after_secs"] == json!(retry_after),
+        "the body's retry_after_secs differs from Retry-After: {}",
+        resp.text
+    );
+    // Claiming another address does not get the client out.
+    let resp = ctx
+        .post("/api/sessions", right)
+        .header("x-shoplab-client-addr", "203.0.113.9")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("forwarded", "for=203.0.113.9")
+        .await?;
+    resp.expect_error(429, "rate_limited")?;
+    ctx.reset(crate::default_reset()).await?;
+    ctx.login_seeded(1)
+        .await
+        .context("the address is still locked after a reset")?;
     Ok(())
 }

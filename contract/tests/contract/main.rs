@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 /// Fixed secrets: cases need the token secret to mint expired tokens.
 const ADMIN_TOKEN: &str = "contract-admin-token";
+const METRICS_TOKEN: &str = "contract-metrics-token";
 const TOKEN_SECRET: &str = "contract-token-secret";
 
 fn main() -> ExitCode {
@@ -31,6 +32,7 @@ fn settings(db: &str) -> api::Settings {
     api::Settings {
         db: db.to_owned(),
         admin_token: Some(ADMIN_TOKEN.to_owned()),
+        metrics_token: Some(METRICS_TOKEN.to_owned()),
         token_secret: Some(TOKEN_SECRET.to_owned()),
         // No simulated provider latency: the contract is about answers, not timing.
         payments_latency_ms: 0,
@@ -59,6 +61,7 @@ fn start_monolith() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
             admin_url: base_url.clone(),
             base_url,
             admin_token: ADMIN_TOKEN.to_owned(),
+            metrics_token: METRICS_TOKEN.to_owned(),
             token_secret: TOKEN_SECRET.to_owned(),
         };
         let stop = async move {
@@ -162,6 +165,7 @@ fn start_micro() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
             base_url,
             admin_url,
             admin_token: ADMIN_TOKEN.to_owned(),
+            metrics_token: METRICS_TOKEN.to_owned(),
             token_secret: TOKEN_SECRET.to_owned(),
         };
         let stop = async move {

@@ -49,6 +49,12 @@ pub trait Platform: Send + Sync {
 
     fn admin_token(&self) -> &str;
 
+    /// The token that opens every process's `/metrics` and nothing else, where the platform
+    /// gave its processes one; the admin token (which opens `/metrics` too) where it did not.
+    fn metrics_token(&self) -> &str {
+        self.admin_token()
+    }
+
     /// The components a deploy or fault can target (not the front door).
     fn components(&self) -> Vec<Component> {
         crate::components_of(self.build())

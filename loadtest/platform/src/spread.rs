@@ -18,8 +18,8 @@ use loadtest_results::component::Component;
 pub struct SpreadSource {
     /// The `/metrics` URL of the balancer in front of the replicas.
     pub metrics_url: String,
-    /// The bearer token the scrape sends: the shop's admin token for the gateway, whose
-    /// `/metrics` requires it; none for the lab's own front door.
+    /// The bearer token the scrape sends: the shop's metrics token for the gateway, whose
+    /// `/metrics` requires it (or the admin token); none for the lab's own front door.
     bearer: Option<String>,
     /// The counter family, without `_total`.
     family: &'static str,
@@ -45,10 +45,10 @@ impl SpreadSource {
     }
 
     /// The gateway, which calls every replica of `component` (a service) itself; its
-    /// `/metrics` needs `admin_token`.
+    /// `/metrics` needs `metrics_token` (or the admin token).
     pub fn gateway(
         gateway_url: &str,
-        admin_token: &str,
+        metrics_token: &str,
         component: Component,
     ) -> anyhow::Result<SpreadSource> {
         let Component::Service(context) = component else {
@@ -56,7 +56,7 @@ impl SpreadSource {
         };
         Ok(SpreadSource {
             metrics_url: format!("{gateway_url}/metrics"),
-            bearer: Some(admin_token.to_owned()),
+            bearer: Some(metrics_token.to_owned()),
             family: "hop_attempts",
             only: Some(("upstream", context.to_string())),
             replica_label: "replica",
@@ -136,19 +136,19 @@ pub struct HopCount {
 
 impl HopCount {
     /// The counters of the processes at `metrics_urls` (scraped with the shop's
-    /// `admin_token`) for calls into `upstream`. A process that does not answer fails the
+    /// `metrics_token`, or its admin token) for calls into `upstream`. A process that does not answer fails the
     /// read: a sum with a caller missing would understate it.
     pub async fn read(
         http: &reqwest::Client,
         metrics_urls: &[String],
-        admin_token: &str,
+        metrics_token: &str,
         upstream: domain::Context,
     ) -> anyhow::Result<HopCount> {
         let mut total = HopCount::default();
         for url in metrics_urls {
             let text = http
                 .get(url)
-                .bearer_auth(admin_token)
+                .bearer_auth(metrics_token)
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)

@@ -83,6 +83,12 @@ impl Target {
         self.platform.admin_token()
     }
 
+    /// What the lab's scrapes of `/metrics` send: the read-only metrics token where the
+    /// platform has one ([`Platform::metrics_token`]).
+    pub fn metrics_token(&self) -> &str {
+        self.platform.metrics_token()
+    }
+
     /// Processes that exited and wait for the lab to restart them (local platform).
     pub fn exited(&mut self) -> Vec<(Component, usize)> {
         self.platform.exited()
@@ -99,7 +105,7 @@ impl Target {
     }
 
     /// The `/metrics` URL of every process the lab can reach (none on a swarm, whose tasks
-    /// sit on an overlay out of this machine's reach). It answers the admin token.
+    /// sit on an overlay out of this machine's reach). It answers [`Target::metrics_token`].
     pub async fn metrics_urls(&self) -> Vec<String> {
         self.processes()
             .await
@@ -134,7 +140,7 @@ impl Target {
     pub async fn spread_source(&self, component: Component) -> Option<SpreadSource> {
         match component {
             Component::Service(_) => {
-                SpreadSource::gateway(self.url(), self.admin_token(), component).ok()
+                SpreadSource::gateway(self.url(), self.metrics_token(), component).ok()
             }
             Component::Monolith | Component::Gateway => self
                 .platform

@@ -184,7 +184,7 @@ pub async fn on_a_swarm_calls_spread_over_a_scaled_service_a_lost_node_is_resche
     let spread = async || -> Vec<u64> {
         let metrics = http
             .get(format!("{}/metrics", target.admin_url()))
-            .bearer_auth(target.admin_token())
+            .bearer_auth(target.metrics_token())
             .send()
             .await
             .expect("the gateway's metrics")

@@ -88,6 +88,7 @@ fn every_container_starts_its_process_as_the_compose_file_does() {
             }
             for (variable, key) in [
                 ("SHOPLAB_ADMIN_TOKEN", "admin-token"),
+                ("SHOPLAB_METRICS_TOKEN", "metrics-token"),
                 ("SHOPLAB_TOKEN_SECRET", "token-secret"),
             ] {
                 assert_eq!(

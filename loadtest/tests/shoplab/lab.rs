@@ -96,6 +96,7 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
     assert!(shop["hop_timeout_ms"].as_u64().is_some(), "{shop}");
     for secret in [
         "admin_token",
+        "metrics_token",
         "token_secret",
         "service_key",
         "service_public_keys",

@@ -113,7 +113,8 @@ async fn the_front_door_counts_only_the_backends_behind_it_now_not_the_ones_a_de
 }
 
 /// The faults experiment reads every caller's hop counters (retry amplification) from each
-/// process's `/metrics`, which answers the lab's admin token and nobody without it.
+/// process's `/metrics`, which answers the lab's metrics token (not only the admin token)
+/// and nobody without one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_micro_process_gives_its_hop_counters_to_the_lab_and_to_nobody_without_the_token() {
     let _quiet = crate::support::exclusive().await;
@@ -122,8 +123,18 @@ async fn every_micro_process_gives_its_hop_counters_to_the_lab_and_to_nobody_wit
     const REQUESTS: usize = 10;
     send(&http, target.url(), "/api/products/1", REQUESTS).await;
     let urls = target.metrics_urls().await;
-    let count =
-        spread::HopCount::read(&http, &urls, target.admin_token(), domain::Context::Catalog).await;
+    let count = spread::HopCount::read(
+        &http,
+        &urls,
+        target.metrics_token(),
+        domain::Context::Catalog,
+    )
+    .await;
+    assert_ne!(
+        target.metrics_token(),
+        target.admin_token(),
+        "the local platform gives its processes a metrics token of their own"
+    );
     let mut refused = Vec::new();
     for url in &urls {
         refused.push(http.get(url).send().await.expect("an answer").status());

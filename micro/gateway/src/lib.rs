@@ -112,8 +112,10 @@ struct Gateway {
     shop: Shop,
     admin: GatewayAdmin,
     readiness: Arc<dyn Readiness>,
-    /// What `/metrics` on either port requires as a bearer token.
+    /// What `/metrics` on either port accepts as a bearer token: the admin token, and the
+    /// metrics token, which opens nothing else.
     admin_token: Arc<str>,
+    metrics_token: Arc<str>,
     /// Set once the process was told to stop: `/ready` on either port then answers 503.
     stopping: api::server::Stopping,
 }
@@ -126,12 +128,18 @@ impl Gateway {
         let secret = settings.token_secret.clone().context(
             "the gateway needs token_secret (SHOPLAB_TOKEN_SECRET): it verifies the tokens users signs",
         )?;
-        let admin_token = settings.admin_token.clone().unwrap_or_else(|| {
-            let token = hex::encode(rand::random::<[u8; 24]>());
-            println!("gateway admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
-            token
-        });
+        // An empty token is no token: it would open the admin API to a request without one.
+        let admin_token = settings
+            .admin_token
+            .clone()
+            .filter(|token| !token.is_empty())
+            .unwrap_or_else(|| {
+                let token = hex::encode(rand::random::<[u8; 24]>());
+                println!("gateway admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
+                token
+            });
         settings.admin_token = Some(admin_token.clone());
+        let metrics_token = Arc::from(settings.metrics_token_or_new("gateway"));
         let identity = micro_kit::identity(&settings, domain::trust::Peer::Gateway)?;
         let metrics = Metrics::new();
         let hops = metrics.hops();
@@ -165,7 +173,7 @@ impl Gateway {
             tokens: TokenKeys::new(secret.as_bytes(), settings.token_ttl_secs),
         };
         let required: Vec<Upstream> = REQUIRED.into_iter().map(client).collect();
-        let metrics_token = Arc::from(admin_token.as_str());
+        let scrape_admin_token = Arc::from(admin_token.as_str());
         let admin = GatewayAdmin::new(&directory, admin_token)?;
         Ok(Gateway {
             settings,
@@ -173,7 +181,8 @@ impl Gateway {
             shop,
             admin,
             readiness: Arc::new(UpstreamReadiness { required }),
-            admin_token: metrics_token,
+            admin_token: scrape_admin_token,
+            metrics_token,
             stopping: api::server::Stopping::default(),
         })
     }
@@ -188,6 +197,7 @@ impl Gateway {
                 metrics: metrics.clone(),
                 stopping: self.stopping.clone(),
                 admin_token: self.admin_token.clone(),
+                metrics_token: self.metrics_token.clone(),
             })
         };
         let public = api::public::router(self.shop.clone())

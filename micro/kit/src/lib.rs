@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
 use domain::faults::Faults;
 use domain::trust::{Identity, Peer};
+use domain::users::LoginThrottles;
 use domain::{Context, DomainResult, now_ms, seed};
 use micro_rpc::{Directory, ReplicaList, Upstream, UpstreamSettings};
 use store::{Db, DbOptions, db_error};
@@ -37,18 +38,28 @@ pub struct Service {
     /// Who this process is: signs its calls, verifies its callers.
     pub identity: Arc<Identity>,
     admin_token: String,
+    /// Opens `/metrics` only (`api::Settings::metrics_token`).
+    metrics_token: String,
     /// Set once the process was told to stop: `/ready` then answers 503.
     stopping: api::server::Stopping,
+    /// The `users` service's failed-login counts, which its admin reset forgets.
+    login_throttles: Option<LoginThrottles>,
 }
 
 impl Service {
     pub async fn open(context: Context, mut settings: Settings) -> anyhow::Result<Service> {
-        let admin_token = settings.admin_token.clone().unwrap_or_else(|| {
-            let token = hex::encode(rand::random::<[u8; 24]>());
-            println!("{context} admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
-            token
-        });
+        // An empty token is no token: it would open the admin API to a request without one.
+        let admin_token = settings
+            .admin_token
+            .clone()
+            .filter(|token| !token.is_empty())
+            .unwrap_or_else(|| {
+                let token = hex::encode(rand::random::<[u8; 24]>());
+                println!("{context} admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
+                token
+            });
         settings.admin_token = Some(admin_token.clone());
+        let metrics_token = settings.metrics_token_or_new(context.as_str());
         let identity = identity(&settings, Peer::Service(context))?;
         let options = DbOptions {
             max_connections: settings.db_max_connections,
@@ -82,8 +93,10 @@ impl Service {
             directory: directory(&settings),
             identity,
             admin_token,
+            metrics_token,
             settings,
             stopping: api::server::Stopping::default(),
+            login_throttles: None,
         };
         if let Some(seed) = service.settings.seed {
             let request = ResetRequest {
@@ -120,7 +133,14 @@ impl Service {
         ServiceAdmin {
             context: self.context,
             db: self.db.clone(),
+            login_throttles: self.login_throttles.clone(),
         }
+    }
+
+    /// The `users` service's failed-login counts: its admin reset forgets them with the
+    /// accounts they counted.
+    pub fn forget_on_reset(&mut self, login_throttles: LoginThrottles) {
+        self.login_throttles = Some(login_throttles);
     }
 
     /// Internal routes + admin + ops, with the common layers. `required` are the upstreams
@@ -136,6 +156,7 @@ impl Service {
             metrics: metrics.clone(),
             stopping: self.stopping.clone(),
             admin_token: Arc::from(self.admin_token.as_str()),
+            metrics_token: Arc::from(self.metrics_token.as_str()),
         };
         let admin = AdminState {
             admin: Arc::new(self.admin()),
@@ -269,6 +290,7 @@ pub fn upstream_settings(settings: &Settings) -> UpstreamSettings {
 struct ServiceAdmin {
     context: Context,
     db: Db,
+    login_throttles: Option<LoginThrottles>,
 }
 
 #[async_trait]
@@ -278,6 +300,9 @@ impl Admin for ServiceAdmin {
         let mut transaction = self.db.begin_write().await.map_err(db_error)?;
         store::admin::reset_in(&self.db, &mut transaction, self.context, &data).await?;
         transaction.commit().await.map_err(db_error)?;
+        if let Some(login_throttles) = &self.login_throttles {
+            login_throttles.clear();
+        }
         tracing::info!(service = %self.context, seed = request.seed, "service reset");
         Ok(ResetSummary::new(request, data.user_password))
     }

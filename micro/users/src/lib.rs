@@ -16,18 +16,21 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let service = Service::open(Context::Users, settings).await?;
+    let mut service = Service::open(Context::Users, settings).await?;
     let secret = service
         .settings
         .token_secret
         .clone()
         .context("the users service needs token_secret (SHOPLAB_TOKEN_SECRET): the gateway verifies what it signs")?;
     let tokens = TokenKeys::new(secret.as_bytes(), service.settings.token_ttl_secs);
-    // Failed logins are counted here, where passwords are verified; the gateway passes
-    // the 429 on.
+    // Failed logins are counted here, where passwords are verified (per account, and per
+    // the client address the gateway passes on); the gateway passes the 429 on. A reset
+    // of this service forgets the counts with the accounts.
+    let login_throttles = service.settings.login_throttles();
+    service.forget_on_reset(login_throttles.clone());
     let users = Arc::new(ThrottledUsers::new(
         SqlUsers::new(service.db.clone(), service.faults.clone(), tokens),
-        service.settings.login_throttle(),
+        login_throttles,
     ));
     let router = service.router(micro_rpc::users::routes(users), Vec::new());
     service.serve(router, listener, shutdown).await

@@ -63,3 +63,32 @@ async fn a_scraper_that_asks_for_openmetrics_gets_openmetrics() {
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert!(text.contains("# TYPE http_requests counter\n"));
 }
+
+/// Empty configured tokens are no tokens: each would match a request that sends none, and
+/// open `/metrics` or the admin API to anyone. The process generates its own instead.
+#[tokio::test]
+async fn empty_admin_and_metrics_tokens_open_nothing_to_a_request_without_a_token() {
+    let monolith = Process::start_with(
+        tempfile::tempdir().unwrap(),
+        &[],
+        &[("SHOPLAB_ADMIN_TOKEN", ""), ("SHOPLAB_METRICS_TOKEN", "")],
+    )
+    .await;
+    for path in ["/metrics", "/admin/audit", "/admin/faults"] {
+        let bare = monolith
+            .client
+            .get(monolith.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bare.status(), 401, "{path} without a token");
+        let empty = monolith
+            .client
+            .get(monolith.url(path))
+            .header("authorization", "Bearer ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(empty.status(), 401, "{path} with an empty bearer token");
+    }
+}

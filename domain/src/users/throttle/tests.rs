@@ -1,10 +1,30 @@
-//! The throttle's rule on its own clock (no sleeps), and the wrapper around a `users` that
-//! counts the passwords it is asked to verify.
+//! The throttle's rules (per account, per address) on their own clock (no sleeps), and the
+//! wrapper around a `users` that counts the passwords it is asked to verify.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
 use crate::users::UserId;
+
+/// Throttled per account only (`limit`), as the older tests here assume.
+fn per_account(limit: u32) -> LoginThrottles {
+    LoginThrottles::new(
+        LoginThrottle::new(limit, WINDOW),
+        LoginThrottle::per_address(0, WINDOW),
+    )
+}
+
+/// Throttled per address (`limit`), with a per-account limit that is never met here.
+fn per_address(limit: u32) -> LoginThrottles {
+    LoginThrottles::new(
+        LoginThrottle::new(1000, WINDOW),
+        LoginThrottle::per_address(limit, WINDOW),
+    )
+}
+
+fn address(text: &str) -> Option<IpAddr> {
+    Some(text.parse().unwrap())
+}
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -119,7 +139,11 @@ impl Users for OneAccount {
         Err(DomainError::Forbidden("not in this test".into()))
     }
 
-    async fn login(&self, credentials: &Credentials) -> DomainResult<Session> {
+    async fn login(
+        &self,
+        credentials: &Credentials,
+        _from: Option<IpAddr>,
+    ) -> DomainResult<Session> {
         self.verified.fetch_add(1, Ordering::SeqCst);
         if credentials.email == "ada@example.com" && credentials.password == "right" {
             let user_id: UserId = 1;
@@ -145,13 +169,17 @@ fn credentials(email: &str, password: &str) -> Credentials {
 
 #[tokio::test]
 async fn a_locked_account_refuses_even_the_right_password_without_verifying_it() {
-    let users = ThrottledUsers::new(OneAccount::default(), LoginThrottle::new(3, WINDOW));
+    let users = ThrottledUsers::new(OneAccount::default(), per_account(3));
     for _ in 0..3 {
-        let answer = users.login(&credentials("ada@example.com", "wrong")).await;
+        let answer = users
+            .login(&credentials("ada@example.com", "wrong"), None)
+            .await;
         assert!(matches!(answer, Err(DomainError::Unauthenticated(_))));
     }
     // The email is normalized first, so a change of case is the same account.
-    let answer = users.login(&credentials(" ADA@example.com", "right")).await;
+    let answer = users
+        .login(&credentials(" ADA@example.com", "right"), None)
+        .await;
     assert!(
         matches!(answer, Err(DomainError::RateLimited { retry_after_secs, .. }) if retry_after_secs > 0),
         "{answer:?}"
@@ -161,22 +189,131 @@ async fn a_locked_account_refuses_even_the_right_password_without_verifying_it()
 
 #[tokio::test]
 async fn an_unknown_email_is_locked_like_a_known_one() {
-    let users = ThrottledUsers::new(OneAccount::default(), LoginThrottle::new(2, WINDOW));
+    let users = ThrottledUsers::new(OneAccount::default(), per_account(2));
     for _ in 0..2 {
-        let _ = users.login(&credentials("nobody@example.com", "x")).await;
+        let _ = users
+            .login(&credentials("nobody@example.com", "x"), None)
+            .await;
     }
-    let answer = users.login(&credentials("nobody@example.com", "x")).await;
+    let answer = users
+        .login(&credentials("nobody@example.com", "x"), None)
+        .await;
     assert!(matches!(answer, Err(DomainError::RateLimited { .. })));
 }
 
 #[tokio::test]
 async fn a_success_between_failures_keeps_the_account_open() {
-    let users = ThrottledUsers::new(OneAccount::default(), LoginThrottle::new(2, WINDOW));
+    let users = ThrottledUsers::new(OneAccount::default(), per_account(2));
     for _ in 0..5 {
-        let _ = users.login(&credentials("ada@example.com", "wrong")).await;
+        let _ = users
+            .login(&credentials("ada@example.com", "wrong"), None)
+            .await;
         users
-            .login(&credentials("ada@example.com", "right"))
+            .login(&credentials("ada@example.com", "right"), None)
             .await
             .expect("one failure, then the right password");
     }
+}
+
+#[tokio::test]
+async fn failures_from_one_address_lock_it_for_every_account_and_not_other_addresses() {
+    let users = ThrottledUsers::new(OneAccount::default(), per_address(3));
+    let guesser = address("203.0.113.7");
+    // Credential stuffing: one guess on each of many accounts.
+    for index in 0..3 {
+        let answer = users
+            .login(
+                &credentials(&format!("user{index}@example.com"), "x"),
+                guesser,
+            )
+            .await;
+        assert!(matches!(answer, Err(DomainError::Unauthenticated(_))));
+    }
+    let refused = users
+        .login(&credentials("ada@example.com", "right"), guesser)
+        .await;
+    match refused {
+        Err(DomainError::RateLimited {
+            message,
+            retry_after_secs,
+        }) => {
+            assert!(message.contains("from this address"), "{message}");
+            assert!(retry_after_secs > 0);
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    assert_eq!(users.users.verified.load(Ordering::SeqCst), 3);
+    // Another address, and a call that names none, are not touched.
+    users
+        .login(
+            &credentials("ada@example.com", "right"),
+            address("198.51.100.1"),
+        )
+        .await
+        .expect("another address logs in");
+    users
+        .login(&credentials("ada@example.com", "right"), None)
+        .await
+        .expect("no address: counted per account only");
+}
+
+#[tokio::test]
+async fn successes_from_one_address_neither_count_nor_clear_its_failures() {
+    let users = ThrottledUsers::new(OneAccount::default(), per_address(3));
+    let office = address("192.0.2.10");
+    for _ in 0..2 {
+        let _ = users
+            .login(&credentials("bob@example.com", "x"), office)
+            .await;
+    }
+    // Many more successful logins than the limit: none counts, and none clears the two
+    // failures (or a guesser with one right password could wipe the count of the others).
+    for _ in 0..10 {
+        users
+            .login(&credentials("ada@example.com", "right"), office)
+            .await
+            .expect("a success is never refused below the limit");
+    }
+    let _ = users
+        .login(&credentials("bob@example.com", "x"), office)
+        .await;
+    let answer = users
+        .login(&credentials("ada@example.com", "right"), office)
+        .await;
+    assert!(
+        matches!(answer, Err(DomainError::RateLimited { .. })),
+        "{answer:?}"
+    );
+}
+
+#[test]
+fn logins_in_flight_from_one_address_do_not_count_against_it() {
+    // The lab's load generator logs every simulated user in from 127.0.0.1 at once.
+    let throttle = LoginThrottle::per_address(3, WINDOW);
+    let now = Instant::now();
+    let in_flight: Vec<_> = (0..100)
+        .map(|_| throttle.begin_at("127.0.0.1", now).expect("admitted"))
+        .collect();
+    drop(in_flight);
+    assert_eq!(throttle.accounts(), 0, "nothing left once they end");
+}
+
+#[test]
+fn an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_one_as_ipv4() {
+    let key = |text: &str| address_key(text.parse().unwrap());
+    assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+    assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    assert_eq!(key("::ffff:203.0.113.7"), key("203.0.113.7"));
+    assert_eq!(key("203.0.113.7"), "203.0.113.7");
+}
+
+#[test]
+fn clearing_forgets_every_count() {
+    let throttles = per_account(2);
+    let now = Instant::now();
+    fail(&throttles.accounts, "ada@example.com", now);
+    fail(&throttles.accounts, "ada@example.com", now);
+    assert!(throttles.accounts.begin_at("ada@example.com", now).is_err());
+    throttles.clear();
+    assert!(throttles.accounts.begin_at("ada@example.com", now).is_ok());
 }

@@ -193,7 +193,7 @@ async fn hop_count(target: &Target, http: &reqwest::Client, context: Context) ->
     if urls.is_empty() {
         return None;
     }
-    HopCount::read(http, &urls, target.admin_token(), context)
+    HopCount::read(http, &urls, target.metrics_token(), context)
         .await
         .ok()
 }

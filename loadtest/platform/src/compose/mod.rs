@@ -149,6 +149,8 @@ pub struct Compose {
     /// The environment every compose call gets: tag, secrets, ports.
     env: Vec<(String, String)>,
     admin_token: String,
+    /// Opens every container's `/metrics` and nothing else.
+    metrics_token: String,
     /// The deployment's service key pairs; the compose file hands each container its own
     /// private key (`SHOPLAB_SERVICE_KEY_<NAME>`) and every public key.
     service_keys: domain::trust::Keyring,
@@ -182,10 +184,12 @@ impl Compose {
         };
         let project = format!("{}-{build}", compose.project_prefix());
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
+        let metrics_token = hex::encode(rand::random::<[u8; 16]>());
         let service_keys = domain::trust::Keyring::generate();
         let mut env = vec![
             ("SHOPLAB_TAG".to_owned(), compose.tag.clone()),
             ("SHOPLAB_ADMIN_TOKEN".to_owned(), admin_token.clone()),
+            ("SHOPLAB_METRICS_TOKEN".to_owned(), metrics_token.clone()),
             (
                 "SHOPLAB_TOKEN_SECRET".to_owned(),
                 hex::encode(rand::random::<[u8; 24]>()),
@@ -258,6 +262,7 @@ impl Compose {
             service_keys,
             env,
             admin_token,
+            metrics_token,
             front_door,
             direct_url,
             admin_url,
@@ -540,6 +545,10 @@ impl Platform for Compose {
 
     fn admin_token(&self) -> &str {
         self.token()
+    }
+
+    fn metrics_token(&self) -> &str {
+        &self.metrics_token
     }
 
     async fn probes(&self) -> Vec<(Component, Probe)> {

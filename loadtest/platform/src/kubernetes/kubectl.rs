@@ -103,6 +103,7 @@ impl Kubectl {
     pub async fn apply_secret(
         &self,
         admin_token: &str,
+        metrics_token: &str,
         token_secret: &str,
         service_keys: &domain::trust::Keyring,
     ) -> anyhow::Result<()> {
@@ -128,6 +129,7 @@ impl Kubectl {
                 "type": "Opaque",
                 "stringData": {
                     "admin-token": admin_token,
+                    "metrics-token": metrics_token,
                     "token-secret": token_secret,
                     "service-public-keys": service_keys.public_keys(),
                 },

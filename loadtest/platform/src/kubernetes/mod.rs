@@ -150,6 +150,8 @@ pub struct Kubernetes {
     url: String,
     admin_url: String,
     admin_token: String,
+    /// Opens every pod's `/metrics` and nothing else.
+    metrics_token: String,
     /// `None` when the front is reached at a URL the user gave.
     forward: Option<PortForward>,
     http: reqwest::Client,
@@ -168,11 +170,12 @@ impl Kubernetes {
             &kube.namespace,
         );
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
+        let metrics_token = hex::encode(rand::random::<[u8; 16]>());
         let token_secret = hex::encode(rand::random::<[u8; 24]>());
         // A key pair per process, made for this deployment (`domain::trust`).
         let service_keys = domain::trust::Keyring::generate();
         kubectl
-            .apply_secret(&admin_token, &token_secret, &service_keys)
+            .apply_secret(&admin_token, &metrics_token, &token_secret, &service_keys)
             .await?;
         let overlay = kube.manifests.join("overlays").join(build.as_str());
         kubectl.apply_overlay(&overlay).await?;
@@ -218,6 +221,7 @@ impl Kubernetes {
             url,
             admin_url,
             admin_token,
+            metrics_token,
             forward,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -313,6 +317,10 @@ impl Platform for Kubernetes {
 
     fn admin_token(&self) -> &str {
         &self.admin_token
+    }
+
+    fn metrics_token(&self) -> &str {
+        &self.metrics_token
     }
 
     /// Waits until every Deployment has rolled out and the front answers `/ready`.

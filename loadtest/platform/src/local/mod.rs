@@ -302,6 +302,10 @@ impl Platform for Local {
         self.deployment.admin_token()
     }
 
+    fn metrics_token(&self) -> &str {
+        self.deployment.metrics_token()
+    }
+
     fn components(&self) -> Vec<Component> {
         self.running_components()
     }

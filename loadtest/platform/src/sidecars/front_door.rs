@@ -17,6 +17,11 @@
 //! (`front_door_responses_total{backend}`): how the balancer spread the requests over the
 //! replicas behind it, which the scale experiment reports.
 //!
+//! It does not pass the client's address on (no `Forwarded` header): the shop believes no
+//! forwarding header at its public port (`api::extract::ClientAddress`), and every client
+//! of the lab runs on this machine, so behind the door or not the shop counts failed logins
+//! of one address, 127.0.0.1.
+//!
 //! What it costs: one more loopback hop (a request and a response copied through this
 //! process) for both builds alike, and its CPU, which runs on the system under test's
 //! cores. The lab puts it in front of both builds only for the experiments that change the

@@ -161,6 +161,8 @@ pub struct Swarm {
     /// The monolith's or the gateway's own URL on the node that ran it at the last look.
     direct_url: String,
     admin_token: String,
+    /// Opens every process's `/metrics` and nothing else.
+    metrics_token: String,
     timeout: Duration,
     /// The lab's own image, `shoplab load`'s for generators on the nodes.
     lab_image: String,
@@ -215,6 +217,7 @@ impl Swarm {
             }
         };
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
+        let metrics_token = hex::encode(rand::random::<[u8; 16]>());
         let compose = std::fs::read_to_string(&swarm.compose_file)
             .with_context(|| format!("read {}", swarm.compose_file.display()))?;
         let postgres_file = swarm
@@ -232,6 +235,7 @@ impl Swarm {
             postgres: &postgres,
             tag: &swarm.tag,
             admin_token: &admin_token,
+            metrics_token: &metrics_token,
             token_secret: &hex::encode(rand::random::<[u8; 24]>()),
             service_keys: &service_keys,
             postgres_password: &hex::encode(rand::random::<[u8; 16]>()),
@@ -262,6 +266,7 @@ impl Swarm {
             front: None,
             direct_url: String::new(),
             admin_token,
+            metrics_token,
             timeout: swarm.timeout,
             lab_image,
             killed: None,
@@ -533,6 +538,10 @@ impl Platform for Swarm {
         &self.admin_token
     }
 
+    fn metrics_token(&self) -> &str {
+        &self.metrics_token
+    }
+
     fn describe(&self) -> Option<String> {
         let cluster = self.cluster.as_ref()?;
         Some(format!(
@@ -747,13 +756,9 @@ impl Platform for Swarm {
         // Refuses the front door, which is no service of the stack.
         self.service(component)?;
         let replicas = services::replicas(self.manager(), &self.stack).await?;
-        let (_, desired) = replicas
-            .get(component.as_str())
-            .with_context(|| format!("the stack has no service {component}"))?;
-        let wanted = desired + 1;
-        self.scale(&BTreeMap::from([(component.as_str().to_owned(), wanted)]))
-            .await?;
-        Ok(wanted as usize)
+        let one_more = services::one_more_each(&replicas, [component.as_str()])?;
+        self.scale(&one_more.wanted).await?;
+        Ok(one_more.wanted[component.as_str()] as usize)
     }
 
     async fn quota_every_process(&mut self, _cores: f64) -> anyhow::Result<Injection> {
@@ -772,14 +777,20 @@ impl Platform for Swarm {
     }
 
     async fn drain_node(&mut self, node: &str, drain: Drain) -> anyhow::Result<()> {
-        let spared = match drain {
-            Drain::Plain => BTreeMap::new(),
-            Drain::WithSpares => self.spare_for(node).await?,
-        };
+        // Recorded before anything is changed, so `return_node` and `restore` undo whatever
+        // part of the drain (or of its spares) was done when a step fails.
+        self.away.insert(
+            node.to_owned(),
+            Away::Drained {
+                spared: BTreeMap::new(),
+            },
+        );
+        if drain == Drain::WithSpares {
+            self.spare_for(node).await?;
+        }
         self.manager()
             .docker(&["node", "update", "--availability", "drain", node])
             .await?;
-        self.away.insert(node.to_owned(), Away::Drained { spared });
         self.converge_off(node).await
     }
 
@@ -848,9 +859,12 @@ impl Swarm {
     /// another node, since the node is paused) and the front answers. Callers need not be
     /// told: a spare is in its service's `tasks.` DNS answer once it runs, so the callers'
     /// next look-up (every [`stack::RESOLVE_MS`]) finds it, at the latest the one that drops
-    /// the drained task, which meanwhile answers for the stop's delay. Returns the replica
-    /// counts to scale back to.
-    async fn spare_for(&mut self, node: &str) -> anyhow::Result<BTreeMap<String, u32>> {
+    /// the drained task, which meanwhile answers for the stop's delay.
+    ///
+    /// The node must already be in `away` (as drained): the replica counts to scale back to
+    /// are written there before the scale, so a scale that fails half-way is still undone
+    /// (and the node un-paused) when the node returns.
+    async fn spare_for(&mut self, node: &str) -> anyhow::Result<()> {
         self.manager()
             .docker(&["node", "update", "--availability", "pause", node])
             .await?;
@@ -862,19 +876,14 @@ impl Swarm {
                 .map(|task| task.service)
                 .collect();
         let replicas = services::replicas(self.manager(), &self.stack).await?;
-        let mut before = BTreeMap::new();
-        for service in &on_node {
-            let (_, desired) = replicas
-                .get(service)
-                .with_context(|| format!("the stack has no service {service}"))?;
-            before.insert(service.clone(), *desired);
-        }
-        let spared = before
-            .iter()
-            .map(|(service, desired)| (service.clone(), desired + 1))
-            .collect();
-        self.scale(&spared).await?;
-        Ok(before)
+        let one_more = services::one_more_each(&replicas, on_node.iter().map(String::as_str))?;
+        self.away.insert(
+            node.to_owned(),
+            Away::Drained {
+                spared: one_more.before,
+            },
+        );
+        self.scale(&one_more.wanted).await
     }
 
     /// `docker service scale` of the stack's services (named without the stack's prefix) to

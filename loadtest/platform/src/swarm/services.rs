@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 use super::cluster::Engine;
 
 /// How often a wait asks the manager again. Each ask is one `docker` call on the manager;
@@ -39,6 +41,38 @@ pub async fn replicas(
         ])
         .await?;
     Ok(parse_replicas(&listed, stack))
+}
+
+/// The services' replica counts as desired now, and with one more replica each: what a
+/// spare (before a drain) and an added replica both ask `docker service scale` for.
+/// Counted from the desired count, not the running one, so a service still converging is
+/// not scaled below what it was asked to run. A service the stack does not have is an
+/// error (nothing is scaled then).
+pub fn one_more_each<'a>(
+    replicas: &BTreeMap<String, (u32, u32)>,
+    services: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<OneMore> {
+    let mut before = BTreeMap::new();
+    for service in services {
+        let (_, desired) = replicas
+            .get(service)
+            .with_context(|| format!("the stack has no service {service}"))?;
+        before.insert(service.to_owned(), *desired);
+    }
+    let wanted = before
+        .iter()
+        .map(|(service, desired)| (service.clone(), desired + 1))
+        .collect();
+    Ok(OneMore { before, wanted })
+}
+
+/// [`one_more_each`]'s answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OneMore {
+    /// The desired counts now: what to scale back to.
+    pub before: BTreeMap<String, u32>,
+    /// One more each: what to scale to.
+    pub wanted: BTreeMap<String, u32>,
 }
 
 fn parse_replicas(listed: &str, stack: &str) -> BTreeMap<String, (u32, u32)> {
@@ -266,6 +300,23 @@ pub async fn wait_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_more_each_counts_from_the_desired_replicas_and_refuses_an_unknown_service() {
+        // catalog runs 1 of its 2: a spare makes 3, not 2.
+        let replicas = parse_replicas("lab_catalog 1/2\nlab_cart 1/1\nlab_users 1/1\n", "lab");
+        let one_more = one_more_each(&replicas, ["catalog", "cart"]).unwrap();
+        assert_eq!(
+            one_more.before,
+            BTreeMap::from([("cart".to_owned(), 1), ("catalog".to_owned(), 2)])
+        );
+        assert_eq!(
+            one_more.wanted,
+            BTreeMap::from([("cart".to_owned(), 2), ("catalog".to_owned(), 3)])
+        );
+        let unknown = one_more_each(&replicas, ["catalog", "front"]).unwrap_err();
+        assert!(unknown.to_string().contains("front"), "{unknown}");
+    }
 
     #[test]
     fn replicas_are_read_per_service_without_the_stack_prefix() {

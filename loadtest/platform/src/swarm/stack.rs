@@ -56,6 +56,8 @@ pub struct StackInputs<'a> {
     /// `shoplab/<name>:<tag>`.
     pub tag: &'a str,
     pub admin_token: &'a str,
+    /// Opens every process's `/metrics` and nothing else.
+    pub metrics_token: &'a str,
     pub token_secret: &'a str,
     /// The deployment's service key pairs: each service gets its own private key and every
     /// public key (`domain::trust`).
@@ -150,6 +152,7 @@ fn shop_service(
     let field = |key: &str| compose.get(key).cloned();
     let mut environment = Mapping::new();
     environment.insert("SHOPLAB_ADMIN_TOKEN".into(), inputs.admin_token.into());
+    environment.insert("SHOPLAB_METRICS_TOKEN".into(), inputs.metrics_token.into());
     environment.insert("SHOPLAB_TOKEN_SECRET".into(), inputs.token_secret.into());
     if let Some(peer) = Peer::parse(name) {
         for (variable, value) in inputs.service_keys.environment(peer) {
@@ -362,6 +365,7 @@ mod tests {
             postgres: POSTGRES,
             tag: "t1",
             admin_token: "admin-x",
+            metrics_token: "metrics-z",
             token_secret: "secret-y",
             service_keys: &Keyring::generate(),
             postgres_password: "abc123",
@@ -416,6 +420,10 @@ mod tests {
             orders["environment"]["SHOPLAB_ADMIN_TOKEN"].as_str(),
             Some("admin-x")
         );
+        assert_eq!(
+            orders["environment"]["SHOPLAB_METRICS_TOKEN"].as_str(),
+            Some("metrics-z")
+        );
         let cpus: f64 = orders["deploy"]["resources"]["limits"]["cpus"]
             .as_str()
             .unwrap()
@@ -469,6 +477,7 @@ mod tests {
             postgres: POSTGRES,
             tag: "t",
             admin_token: "a",
+            metrics_token: "m",
             token_secret: "b",
             service_keys: &Keyring::generate(),
             postgres_password: "c",

@@ -128,6 +128,11 @@ async fn starting_applies_the_secret_and_the_overlay_waits_for_every_rollout_and
     assert_eq!(secret["metadata"]["namespace"], "shoplab");
     assert_eq!(secret["stringData"]["admin-token"], target.admin_token());
     assert_eq!(
+        secret["stringData"]["metrics-token"],
+        target.metrics_token()
+    );
+    assert_ne!(target.metrics_token(), target.admin_token());
+    assert_eq!(
         secret["stringData"]["token-secret"].as_str().map(str::len),
         Some(48)
     );

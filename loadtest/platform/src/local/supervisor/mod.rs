@@ -191,6 +191,11 @@ impl Deployment {
         &self.options.admin_token
     }
 
+    /// Opens every process's `/metrics` and nothing else.
+    pub fn metrics_token(&self) -> &str {
+        &self.options.metrics_token
+    }
+
     /// Every process, in start order.
     pub fn members(&self) -> &[Member] {
         &self.members
@@ -567,6 +572,10 @@ impl Deployment {
         }
         let mut env = options.env.clone();
         env.push(("SHOPLAB_ADMIN_TOKEN".into(), options.admin_token.clone()));
+        env.push((
+            "SHOPLAB_METRICS_TOKEN".into(),
+            options.metrics_token.clone(),
+        ));
         env.push(("SHOPLAB_TOKEN_SECRET".into(), options.token_secret.clone()));
         // Its own private key and everyone's public keys; the monolith and the front door
         // make no internal calls and get none.

@@ -48,6 +48,9 @@ pub struct Options {
     pub deregistration_delay: Duration,
     /// The one admin token of the whole deployment.
     pub admin_token: String,
+    /// The one metrics token of the whole deployment: opens every process's `/metrics` and
+    /// nothing else (generated here; `serve micro` takes `SHOPLAB_METRICS_TOKEN` instead).
+    pub metrics_token: String,
     /// Users signs tokens and the gateway verifies them with this shared secret.
     pub token_secret: String,
     /// Every process's service key pair, generated for this deployment: each service and
@@ -89,6 +92,7 @@ impl Options {
             front_door: false,
             deregistration_delay: Duration::from_millis(250),
             admin_token,
+            metrics_token: hex::encode(rand::random::<[u8; 16]>()),
             token_secret,
             service_keys: Keyring::generate(),
             limits: ProcessLimits::default(),
