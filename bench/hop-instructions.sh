@@ -2,7 +2,8 @@
 # hop-instructions.sh: instructions per call of one catalog hop, counted by callgrind, against
 # the bare axum hop through the same client — the measure that does not move with the load on
 # a shared machine. Writes bench/results/<date>-hop-instructions.md and keeps each variant's
-# callgrind profile (callgrind.out.<variant>) beside it for callgrind_annotate.
+# callgrind profile in target/callgrind/<date>.<variant> for callgrind_annotate (2 MB each:
+# not for the repository).
 #
 # What it counts (examples/hop-instructions.rs says how)
 #   in_process     Catalog::get on the store, as the monolith calls it
@@ -28,6 +29,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RESULTS_DIR=${RESULTS_DIR:-$REPO/bench/results}
+PROFILE_DIR=${PROFILE_DIR:-$REPO/target/callgrind}
 CALLS=${CALLS:-2000}
 REPEATS=${REPEATS:-3}
 VARIANTS=(in_process http_loopback axum_hello shop_server_hello shop_layers_hello)
@@ -86,8 +88,9 @@ SERVICE=$(( HOP - PER_CALL[shop_layers_hello] ))
 STAMP=$(date +%Y-%m-%d-%H%M%S)
 mkdir -p "$RESULTS_DIR"
 RESULTS_FILE=$RESULTS_DIR/$STAMP-hop-instructions.md
+mkdir -p "$PROFILE_DIR"
 for variant in "${VARIANTS[@]}"; do
-    cp "$WORK/keep.$variant" "$RESULTS_DIR/$STAMP-callgrind.out.$variant"
+    cp "$WORK/keep.$variant" "$PROFILE_DIR/$STAMP.$variant"
 done
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null) ]]; then COMMIT+=" (work tree has uncommitted changes)"; fi
@@ -117,8 +120,8 @@ if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null) ]]; then COMMIT+=" (wo
     echo "runtime, the services' one-worker runtime, sqlx's SQLite worker), not the kernel: a"
     echo "syscall costs the instructions around it. Each figure is (count with $((2 * CALLS)) calls -"
     echo "count with $CALLS calls) / $CALLS, after the same 500 warm-up calls, so the lab's start"
-    echo "cancels out. The profiles of the $((2 * CALLS))-call runs are beside this file:"
-    echo "\`callgrind_annotate --inclusive=yes $STAMP-callgrind.out.http_loopback\`."
+    echo "cancels out. The profiles of the last $((2 * CALLS))-call runs were kept in"
+    echo "\`target/callgrind/$STAMP.<variant>\` (\`callgrind_annotate --inclusive=yes\`)."
     echo
     echo "- $(rustc --version 2>/dev/null || echo 'rustc: unknown'); $(valgrind --version)"
 } >"$RESULTS_FILE"
