@@ -276,24 +276,26 @@ impl Settings {
         )
     }
 
-    /// The metrics token: the configured one, or (absent or empty: an empty token would
-    /// match a request without one) a new one, printed — not logged, it is for whoever
-    /// started `process` — and kept in these settings.
+    /// The admin token: the configured one, or (absent or empty: an empty token would match
+    /// a request without one) a new one, printed — not logged, it is for whoever started
+    /// `process` — and kept in these settings.
+    pub fn admin_token_or_new(&mut self, process: &str) -> String {
+        token_or_new(
+            &mut self.admin_token,
+            process,
+            "admin",
+            "SHOPLAB_ADMIN_TOKEN",
+        )
+    }
+
+    /// The metrics token, as [`Self::admin_token_or_new`] gives the admin token.
     pub fn metrics_token_or_new(&mut self, process: &str) -> String {
-        if let Some(token) = self
-            .metrics_token
-            .as_ref()
-            .filter(|token| !token.is_empty())
-        {
-            return token.clone();
-        }
-        let token: String = rand::random::<[u8; 24]>()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        println!("{process} metrics token (set SHOPLAB_METRICS_TOKEN to choose one): {token}");
-        self.metrics_token = Some(token.clone());
-        token
+        token_or_new(
+            &mut self.metrics_token,
+            process,
+            "metrics",
+            "SHOPLAB_METRICS_TOKEN",
+        )
     }
 
     /// Defaults, then the file (when given), then `SHOPLAB_*` variables, then `overrides`
@@ -322,6 +324,18 @@ impl Settings {
             .extract()?;
         Ok(settings)
     }
+}
+
+/// The token in `slot` unless it is absent or empty; else a new random one (24 bytes, hex),
+/// printed for whoever started `process` and kept in `slot`.
+fn token_or_new(slot: &mut Option<String>, process: &str, what: &str, variable: &str) -> String {
+    if let Some(token) = slot.as_ref().filter(|token| !token.is_empty()) {
+        return token.clone();
+    }
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    println!("{process} {what} token (set {variable} to choose one): {token}");
+    *slot = Some(token.clone());
+    token
 }
 
 #[cfg(test)]

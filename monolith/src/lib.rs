@@ -69,18 +69,7 @@ pub struct Monolith {
 
 impl Monolith {
     pub async fn open(mut settings: Settings) -> anyhow::Result<Monolith> {
-        // An empty token is no token: it would open the admin API to a request without one.
-        let admin_token = settings
-            .admin_token
-            .clone()
-            .filter(|token| !token.is_empty())
-            .unwrap_or_else(|| {
-                let token = random_secret();
-                // Printed, not logged: it is for the person who started the process.
-                println!("admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
-                token
-            });
-        settings.admin_token = Some(admin_token.clone());
+        let admin_token = settings.admin_token_or_new("monolith");
         let metrics_token = settings.metrics_token_or_new("monolith");
         let db_options = DbOptions {
             max_connections: settings.db_max_connections,

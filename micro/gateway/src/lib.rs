@@ -128,17 +128,7 @@ impl Gateway {
         let secret = settings.token_secret.clone().context(
             "the gateway needs token_secret (SHOPLAB_TOKEN_SECRET): it verifies the tokens users signs",
         )?;
-        // An empty token is no token: it would open the admin API to a request without one.
-        let admin_token = settings
-            .admin_token
-            .clone()
-            .filter(|token| !token.is_empty())
-            .unwrap_or_else(|| {
-                let token = hex::encode(rand::random::<[u8; 24]>());
-                println!("gateway admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
-                token
-            });
-        settings.admin_token = Some(admin_token.clone());
+        let admin_token = settings.admin_token_or_new("gateway");
         let metrics_token = Arc::from(settings.metrics_token_or_new("gateway"));
         let identity = micro_kit::identity(&settings, domain::trust::Peer::Gateway)?;
         let metrics = Metrics::new();

@@ -48,17 +48,7 @@ pub struct Service {
 
 impl Service {
     pub async fn open(context: Context, mut settings: Settings) -> anyhow::Result<Service> {
-        // An empty token is no token: it would open the admin API to a request without one.
-        let admin_token = settings
-            .admin_token
-            .clone()
-            .filter(|token| !token.is_empty())
-            .unwrap_or_else(|| {
-                let token = hex::encode(rand::random::<[u8; 24]>());
-                println!("{context} admin token (set SHOPLAB_ADMIN_TOKEN to choose one): {token}");
-                token
-            });
-        settings.admin_token = Some(admin_token.clone());
+        let admin_token = settings.admin_token_or_new(context.as_str());
         let metrics_token = settings.metrics_token_or_new(context.as_str());
         let identity = identity(&settings, Peer::Service(context))?;
         let options = DbOptions {
