@@ -59,12 +59,12 @@ pub fn finish(router: Router, metrics: &Metrics, body_limit_bytes: usize) -> Rou
 /// the same span and failure line at a quarter of the layers).
 async fn edge(
     axum::extract::State(body_limit_bytes): axum::extract::State<usize>,
-    mut request: axum::extract::Request,
+    request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use tracing::Instrument as _;
 
-    let context = traceparent::receive(&mut request);
+    let context = traceparent::receive(&request);
     // The trace id is formatted only if a subscriber records the span.
     let span = tracing::info_span!(
         "request",

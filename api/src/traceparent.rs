@@ -79,19 +79,8 @@ impl TraceContext {
     }
 
     /// The `traceparent` value naming this span as the parent.
-    pub fn header(&self) -> String {
-        // Only ASCII hex digits and dashes: always UTF-8.
-        String::from_utf8(self.encode().to_vec()).expect("a traceparent is ASCII")
-    }
-
-    /// [`Self::header`] as a header value, without the round trip through a `String`.
     pub fn header_value(&self) -> HeaderValue {
         HeaderValue::from_bytes(&self.encode()).expect("hex digits and dashes are a header value")
-    }
-
-    /// The trace id as 32 lowercase hex digits, as log lines carry it.
-    pub fn trace_id_hex(&self) -> String {
-        hex::encode(self.trace_id)
     }
 
     /// The trace id as a log field: written as 32 hex digits only when a subscriber records
@@ -138,21 +127,19 @@ pub async fn scope<F: Future>(context: TraceContext, future: F) -> F::Output {
 }
 
 /// The trace a request belongs to: the caller's `traceparent` made this server's child span
-/// (or a new trace when it sent none, or a malformed one), left in the request's extensions
-/// for whoever logs it. The server's outermost layer (`crate::server::finish`) calls this,
-/// runs the request in [`scope`] and [`echo`]es the span on the answer.
-pub fn receive(request: &mut Request) -> TraceContext {
+/// (or a new trace when it sent none, or a malformed one). The server's outermost layer
+/// (`crate::server::finish`) calls this, runs the request in [`scope`] and [`echo`]es the
+/// span on the answer.
+pub fn receive(request: &Request) -> TraceContext {
     let incoming = request
         .headers()
         .get(TRACEPARENT)
         .and_then(|value| value.to_str().ok())
         .and_then(TraceContext::parse);
-    let context = match incoming {
+    match incoming {
         Some(parent) => parent.child(),
         None => TraceContext::start(),
-    };
-    request.extensions_mut().insert(context);
-    context
+    }
 }
 
 /// Puts `context` on the answer, so a caller without tracing of its own can still find the
@@ -187,9 +174,12 @@ mod tests {
     #[test]
     fn the_specification_example_round_trips() {
         let context = TraceContext::parse(EXAMPLE).unwrap();
-        assert_eq!(context.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert!(context.sampled);
-        assert_eq!(context.header(), EXAMPLE);
+        assert_eq!(context.header_value(), EXAMPLE);
     }
 
     #[test]
