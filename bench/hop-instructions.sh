@@ -34,8 +34,8 @@ CALLS=${CALLS:-2000}
 REPEATS=${REPEATS:-3}
 VARIANTS=(in_process http_loopback axum_hello shop_server_hello shop_layers_hello)
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# log, die, median, minimum, maximum, verdict, and the EXIT trap that removes $TMP.
+source "$REPO/bench/lib.sh"
 
 [[ $CALLS =~ ^[1-9][0-9]*$ ]] || die "CALLS must be a positive whole number, not '$CALLS'"
 [[ $REPEATS =~ ^[1-9][0-9]*$ ]] || die "REPEATS must be a positive whole number, not '$REPEATS'"
@@ -48,19 +48,15 @@ cd "$REPO"
 log "cargo build --release -p bench --example hop-instructions"
 cargo build --release -p bench --example hop-instructions
 BINARY=$REPO/target/release/examples/hop-instructions
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+TMP=$(mktemp -d)
 
 # instructions VARIANT CALLS: the total instructions callgrind counted over the whole run.
 instructions() {
-    local out=$WORK/callgrind.out.$1.$2
+    local out=$TMP/callgrind.out.$1.$2
     valgrind --tool=callgrind --callgrind-out-file="$out" "$BINARY" "$1" "$2" \
-        >"$WORK/$1.$2.log" 2>&1 || { cat "$WORK/$1.$2.log" >&2; die "callgrind failed on $1"; }
+        >"$TMP/$1.$2.log" 2>&1 || { cat "$TMP/$1.$2.log" >&2; die "callgrind failed on $1"; }
     awk '/^summary:/ {print $2}' "$out"
 }
-
-# median_of N...: the median of whole numbers (the lower middle one of an even count).
-median_of() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 declare -A PER_CALL RANGE
 declare -a HOPS
@@ -72,15 +68,15 @@ for variant in "${VARIANTS[@]}"; do
         twice=$(instructions "$variant" $((2 * CALLS)))
         samples+=($(( (twice - once) / CALLS )))
     done
-    PER_CALL[$variant]=$(median_of "${samples[@]}")
-    RANGE[$variant]="$(printf '%s\n' "${samples[@]}" | sort -n | head -1)-$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)"
-    cp "$WORK/callgrind.out.$variant.$((2 * CALLS))" "$WORK/keep.$variant"
+    PER_CALL[$variant]=$(fmt "$(median "${samples[@]}")")
+    RANGE[$variant]="$(minimum "${samples[@]}")-$(maximum "${samples[@]}")"
+    cp "$TMP/callgrind.out.$variant.$((2 * CALLS))" "$TMP/keep.$variant"
 done
 
 HOP=$(( PER_CALL[http_loopback] - PER_CALL[in_process] ))
 FLOOR=${PER_CALL[axum_hello]}
-RATIO=$(awk -v h="$HOP" -v f="$FLOOR" 'BEGIN {printf "%.2f", h / f}')
-if awk -v r="$RATIO" 'BEGIN {exit !(r <= 1.25)}'; then VERDICT=meets; else VERDICT=MISSES; fi
+RATIO=$(fmt "$(divide "$HOP" "$FLOOR")" 2)
+VERDICT=$(verdict "$RATIO" 1.25 "<=")
 SERVER=$(( PER_CALL[shop_server_hello] - PER_CALL[axum_hello] ))
 LAYERS=$(( PER_CALL[shop_layers_hello] - PER_CALL[shop_server_hello] ))
 SERVICE=$(( HOP - PER_CALL[shop_layers_hello] ))
@@ -90,7 +86,7 @@ mkdir -p "$RESULTS_DIR"
 RESULTS_FILE=$RESULTS_DIR/$STAMP-hop-instructions.md
 mkdir -p "$PROFILE_DIR"
 for variant in "${VARIANTS[@]}"; do
-    cp "$WORK/keep.$variant" "$PROFILE_DIR/$STAMP.$variant"
+    cp "$TMP/keep.$variant" "$PROFILE_DIR/$STAMP.$variant"
 done
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null) ]]; then COMMIT+=" (work tree has uncommitted changes)"; fi
@@ -121,7 +117,7 @@ if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null) ]]; then COMMIT+=" (wo
     echo "syscall costs the instructions around it. Each figure is (count with $((2 * CALLS)) calls -"
     echo "count with $CALLS calls) / $CALLS, after the same 500 warm-up calls, so the lab's start"
     echo "cancels out. The profiles of the last $((2 * CALLS))-call runs were kept in"
-    echo "\`target/callgrind/$STAMP.<variant>\` (\`callgrind_annotate --inclusive=yes\`)."
+    echo "\`${PROFILE_DIR#"$REPO"/}/$STAMP.<variant>\` (\`callgrind_annotate --inclusive=yes\`)."
     echo
     echo "- $(rustc --version 2>/dev/null || echo 'rustc: unknown'); $(valgrind --version)"
 } >"$RESULTS_FILE"
