@@ -44,6 +44,15 @@ fn parse_upstream(text: &str) -> Result<(String, Vec<String>), String> {
     if name.is_empty() || urls.is_empty() {
         return Err("expected NAME=URL[,URL...]".into());
     }
+    // The hops parse each replica's address once and speak plain HTTP/1 (micro_rpc).
+    for url in &urls {
+        let uri: axum::http::Uri = url
+            .parse()
+            .map_err(|error| format!("{url:?} is not a URL: {error}"))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(format!("{url:?}: expected http://HOST:PORT"));
+        }
+    }
     Ok((name.to_owned(), urls))
 }
 
@@ -70,5 +79,34 @@ impl ServeArgs {
             self.bind.as_deref().unwrap_or("127.0.0.1"),
             self.port.unwrap_or(default_port)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_upstream;
+
+    #[test]
+    fn an_upstream_is_a_name_and_plain_http_replicas() {
+        assert_eq!(
+            parse_upstream("catalog=http://127.0.0.1:4101,http://catalog:8080").unwrap(),
+            (
+                "catalog".to_owned(),
+                vec![
+                    "http://127.0.0.1:4101".to_owned(),
+                    "http://catalog:8080".to_owned()
+                ]
+            )
+        );
+        for bad in [
+            "catalog",
+            "=http://127.0.0.1:4101",
+            "catalog=",
+            "catalog=127.0.0.1:4101",
+            "catalog=https://catalog:8443",
+            "catalog=http://",
+        ] {
+            assert!(parse_upstream(bad).is_err(), "{bad:?} was taken");
+        }
     }
 }

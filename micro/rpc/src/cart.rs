@@ -4,32 +4,46 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::State;
+use axum::http::Method;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use domain::DomainResult;
 use domain::cart::{Cart, CartLine, SetQuantity};
 use domain::catalog::ProductId;
 use domain::users::UserId;
-use reqwest::Method;
 
 use api::ApiError;
 use api::extract::{ApiJson, ApiPath};
 
-use crate::trust::{GATEWAY, ORDERS, only};
+use crate::trust::{GATEWAY, ORDERS, Rule};
 use crate::upstream::{Idempotency, Upstream};
+
+/// Who may call each route below (checked by `crate::inbound`; a route without a rule
+/// serves no one).
+pub const ACCESS: &[Rule] = &[
+    Rule::new(Method::GET, "/internal/cart/{user_id}", &[GATEWAY, ORDERS]),
+    Rule::new(Method::DELETE, "/internal/cart/{user_id}", &[ORDERS]),
+    Rule::new(
+        Method::DELETE,
+        "/internal/cart/{user_id}/items/{product_id}",
+        &[GATEWAY],
+    ),
+    Rule::new(
+        Method::PUT,
+        "/internal/cart/{user_id}/items/{product_id}",
+        &[GATEWAY],
+    ),
+];
 
 /// The gateway reads and edits a user's cart for the public API; `orders` reads it to check
 /// out and clears it once the order is confirmed. Nobody else reaches a cart.
 pub fn routes(cart: Arc<dyn Cart>) -> Router {
     Router::new()
-        .route(
-            "/internal/cart/{user_id}",
-            only(&[GATEWAY, ORDERS], get(lines)),
-        )
-        .route("/internal/cart/{user_id}", only(&[ORDERS], delete(clear)))
+        .route("/internal/cart/{user_id}", get(lines))
+        .route("/internal/cart/{user_id}", delete(clear))
         .route(
             "/internal/cart/{user_id}/items/{product_id}",
-            only(&[GATEWAY], delete(remove).put(set_quantity)),
+            delete(remove).put(set_quantity),
         )
         .with_state(cart)
 }

@@ -4,31 +4,33 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::State;
+use axum::http::Method;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::DomainResult;
 use domain::catalog::{Catalog, Product, ProductFilter, ProductId, ProductPage};
-use reqwest::Method;
 
 use api::ApiError;
 use api::extract::{ApiJson, ApiPath};
 
-use crate::trust::{GATEWAY, ORDERS, only};
+use crate::trust::{GATEWAY, ORDERS, Rule};
 use crate::upstream::{Idempotency, Upstream};
+
+/// Who may call each route below (checked by `crate::inbound`; a route without a rule
+/// serves no one).
+pub const ACCESS: &[Rule] = &[
+    Rule::new(Method::POST, "/internal/catalog/search", &[GATEWAY]),
+    Rule::new(Method::GET, "/internal/catalog/products/{id}", &[GATEWAY]),
+    Rule::new(Method::POST, "/internal/catalog/batch", &[GATEWAY, ORDERS]),
+];
 
 /// The gateway lists, searches and reads products for the public API; `orders` reads the
 /// products in a cart (the batch) to price a checkout.
 pub fn routes(catalog: Arc<dyn Catalog>) -> Router {
     Router::new()
-        .route("/internal/catalog/search", only(&[GATEWAY], post(search)))
-        .route(
-            "/internal/catalog/products/{id}",
-            only(&[GATEWAY], get(product)),
-        )
-        .route(
-            "/internal/catalog/batch",
-            only(&[GATEWAY, ORDERS], post(batch)),
-        )
+        .route("/internal/catalog/search", post(search))
+        .route("/internal/catalog/products/{id}", get(product))
+        .route("/internal/catalog/batch", post(batch))
         .with_state(catalog)
 }
 

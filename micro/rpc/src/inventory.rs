@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::State;
+use axum::http::Method;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use domain::DomainResult;
 use domain::catalog::ProductId;
 use domain::inventory::{Inventory, Reservation, StockLine};
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use api::ApiError;
 use api::extract::{ApiJson, ApiPath};
 
-use crate::trust::{GATEWAY, ORDERS, only};
+use crate::trust::{GATEWAY, ORDERS, Rule};
 use crate::upstream::{Idempotency, Upstream};
 
 #[derive(Serialize, Deserialize)]
@@ -30,25 +30,41 @@ struct Reserve {
     ttl_ms: i64,
 }
 
+/// Who may call each route below (checked by `crate::inbound`; a route without a rule
+/// serves no one).
+pub const ACCESS: &[Rule] = &[
+    Rule::new(
+        Method::GET,
+        "/internal/inventory/stock/{product_id}",
+        &[GATEWAY],
+    ),
+    Rule::new(
+        Method::PUT,
+        "/internal/inventory/reservations/{id}",
+        &[ORDERS],
+    ),
+    Rule::new(
+        Method::POST,
+        "/internal/inventory/reservations/{id}/commit",
+        &[ORDERS],
+    ),
+    Rule::new(
+        Method::POST,
+        "/internal/inventory/reservations/{id}/release",
+        &[ORDERS],
+    ),
+];
+
 /// The gateway reads availability for the product page; reservations are the saga's, so
 /// only `orders` reserves, commits and releases stock.
 pub fn routes(inventory: Arc<dyn Inventory>) -> Router {
     Router::new()
-        .route(
-            "/internal/inventory/stock/{product_id}",
-            only(&[GATEWAY], get(available)),
-        )
-        .route(
-            "/internal/inventory/reservations/{id}",
-            only(&[ORDERS], put(reserve)),
-        )
-        .route(
-            "/internal/inventory/reservations/{id}/commit",
-            only(&[ORDERS], post(commit)),
-        )
+        .route("/internal/inventory/stock/{product_id}", get(available))
+        .route("/internal/inventory/reservations/{id}", put(reserve))
+        .route("/internal/inventory/reservations/{id}/commit", post(commit))
         .route(
             "/internal/inventory/reservations/{id}/release",
-            only(&[ORDERS], post(release)),
+            post(release),
         )
         .with_state(inventory)
 }

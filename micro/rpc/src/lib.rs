@@ -32,11 +32,11 @@ use domain::trust::Identity;
 
 /// The one middleware in front of a service's internal routes (mounted by `micro-kit` as a
 /// route layer, so an unknown path is still a plain 404): who calls ([`trust`]: 401 without
-/// a valid service token), then until when ([`deadline`]: 503 past it, 422 malformed), and
+/// a valid service token, 403 from a caller the route's rule does not name), then until when ([`deadline`]: 503 past it, 422 malformed), and
 /// the handler runs inside that deadline. The caller is checked first, so a stranger learns
 /// nothing, not even how its deadline is read.
 ///
-/// One layer rather than the two each module offers: every axum layer around a route costs
+/// One layer rather than one per concern: every axum layer around a route costs
 /// a boxed clone of everything inside it on each request, so a hop paid for its depth
 /// (callgrind, `bench/hop-instructions.sh`).
 pub async fn inbound(

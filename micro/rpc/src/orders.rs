@@ -8,18 +8,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::State;
+use axum::http::Method;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::DomainResult;
 use domain::orders::{CheckoutOutcome, CheckoutRequest, Order, OrderId, Orders};
 use domain::users::UserId;
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use api::ApiError;
 use api::extract::{ApiJson, ApiPath};
 
-use crate::trust::{GATEWAY, only};
+use crate::trust::{GATEWAY, Rule};
 use crate::upstream::{Idempotency, Upstream};
 
 /// `POST /internal/orders/checkout` body: who checks out, under which key, with what.
@@ -30,18 +30,24 @@ struct Checkout {
     request: CheckoutRequest,
 }
 
+/// Who may call each route below (checked by `crate::inbound`; a route without a rule
+/// serves no one).
+pub const ACCESS: &[Rule] = &[
+    Rule::new(Method::POST, "/internal/orders/checkout", &[GATEWAY]),
+    Rule::new(Method::GET, "/internal/orders/{user_id}", &[GATEWAY]),
+    Rule::new(
+        Method::GET,
+        "/internal/orders/{user_id}/{order_id}",
+        &[GATEWAY],
+    ),
+];
+
 /// Orders are placed and read for the public API only: the gateway is the one caller.
 pub fn routes(orders: Arc<dyn Orders>) -> Router {
     Router::new()
-        .route(
-            "/internal/orders/checkout",
-            only(&[GATEWAY], post(checkout)),
-        )
-        .route("/internal/orders/{user_id}", only(&[GATEWAY], get(list)))
-        .route(
-            "/internal/orders/{user_id}/{order_id}",
-            only(&[GATEWAY], get(order)),
-        )
+        .route("/internal/orders/checkout", post(checkout))
+        .route("/internal/orders/{user_id}", get(list))
+        .route("/internal/orders/{user_id}/{order_id}", get(order))
         .with_state(orders)
 }
 

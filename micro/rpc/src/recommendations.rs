@@ -4,26 +4,31 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::State;
+use axum::http::Method;
 use axum::routing::get;
 use axum::{Json, Router};
 use domain::DomainResult;
 use domain::catalog::ProductId;
 use domain::recommendations::{Recommendation, Recommendations};
-use reqwest::Method;
 
 use api::ApiError;
 use api::extract::ApiPath;
 
-use crate::trust::{GATEWAY, only};
+use crate::trust::{GATEWAY, Rule};
 use crate::upstream::{Idempotency, Upstream};
+
+/// Who may call each route below (checked by `crate::inbound`; a route without a rule
+/// serves no one).
+pub const ACCESS: &[Rule] = &[Rule::new(
+    Method::GET,
+    "/internal/recommendations/{product_id}",
+    &[GATEWAY],
+)];
 
 /// The product page's "also bought": the gateway is the one caller.
 pub fn routes(recommendations: Arc<dyn Recommendations>) -> Router {
     Router::new()
-        .route(
-            "/internal/recommendations/{product_id}",
-            only(&[GATEWAY], get(for_product)),
-        )
+        .route("/internal/recommendations/{product_id}", get(for_product))
         .with_state(recommendations)
 }
 

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use api::metrics::HopMetrics;
 use api::traceparent::{self, TraceContext};
+use axum::http::Method;
 use domain::trust::{Identity, Peer};
 use domain::{Context, DomainError, DomainResult};
-use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
@@ -38,7 +38,7 @@ use tower::retry::Retry;
 
 use crate::{Directory, deadline};
 use balance::Balanced;
-use hop::{Answer, HopError, HopRequest};
+use hop::{Answer, HopError, HopRequest, HttpClient};
 use retry::HopPolicy;
 
 /// Settings of every hop; recorded with results because they decide how a fault spreads.
@@ -106,8 +106,8 @@ pub struct Upstream {
     /// Where the replicas are; a change rebuilds the balancer (see `crate::directory`).
     directory: Directory,
     pool: Arc<RwLock<Pool>>,
-    /// For `probe`, which asks every replica directly, breakers or not.
-    http: reqwest::Client,
+    /// Shared by the replicas; `probe` asks each directly with it, breakers or not.
+    http: HttpClient,
     settings: UpstreamSettings,
     /// One retry budget across replica changes.
     policy: HopPolicy,
@@ -160,18 +160,7 @@ impl Upstream {
         settings: UpstreamSettings,
         metrics: &HopMetrics,
     ) -> Upstream {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-            // Under the services' idle timeout, so a pooled connection is never reused as
-            // the service closes it (`api::server::CLIENT_POOL_IDLE`).
-            .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
-            .build()
-            // Only a TLS setup can fail here: a build that turns on reqwest's TLS makes the
-            // client load the system's CA certificates, and an image without them refuses
-            // it. Client::new(), the fallback this once had, panics on the same error
-            // without the reason; the shop's upstreams speak plain HTTP.
-            .expect("build the HTTP client for upstream calls (TLS setup)");
+        let http = hop::http_client(&settings);
         let policy = HopPolicy::new(context, &settings, metrics);
         let version = directory.version();
         let replicas = directory.replicas(context);
@@ -364,9 +353,15 @@ impl Upstream {
     /// breakers: readiness wants to know whether the process is there now.
     pub async fn probe(&self) -> DomainResult<()> {
         let (replicas, _) = self.current();
+        let timeout = Duration::from_millis(self.settings.timeout_ms);
         for replica in replicas.iter() {
-            let answer = self.http.get(format!("{replica}/health")).send().await;
-            if answer.is_ok_and(|response| response.status().is_success()) {
+            let Ok(uri) = format!("{replica}/health").parse::<axum::http::Uri>() else {
+                continue;
+            };
+            let answer = tokio::time::timeout(timeout, self.http.get(uri)).await;
+            if answer
+                .is_ok_and(|answer| answer.is_ok_and(|response| response.status().is_success()))
+            {
                 return Ok(());
             }
         }

@@ -15,8 +15,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use domain::Context;
-use reqwest::Url;
 use tokio::sync::Notify;
+use url::Url;
 
 use super::{Directory, Inner};
 

@@ -32,7 +32,7 @@ use tower::Service;
 
 use super::UpstreamSettings;
 use super::breaker::{Admission, Breaker, Outcome};
-use super::hop::{Answer, HopError, HopRequest, Replica, outcome};
+use super::hop::{Answer, HopError, HopRequest, HttpClient, Replica, outcome};
 use crate::Directory;
 
 /// Shared by every clone of an `Upstream`: one breaker and one in-flight count per replica.
@@ -61,7 +61,7 @@ impl Balanced {
     pub(crate) fn new(
         context: Context,
         replicas: &[String],
-        http: &reqwest::Client,
+        http: &HttpClient,
         settings: &UpstreamSettings,
         metrics: &HopMetrics,
         directory: &Directory,

@@ -53,14 +53,14 @@ pub async fn start_service() -> Service {
         .unwrap();
     drop(connection);
     let faults = Faults::new();
-    // The deadline middleware as `micro_kit::Service::router` mounts it on every service.
+    // The deadline half of the layer `micro_kit::Service::router` mounts on every service;
+    // these tests are about the hop, not about who makes it (that is `trust.rs`).
     let router = micro_rpc::catalog::routes(Arc::new(SqlCatalog::new(db.clone(), faults.clone())))
         .merge(micro_rpc::inventory::routes(Arc::new(SqlInventory::new(
             db,
             faults.clone(),
         ))))
-        .layer(axum::middleware::from_fn(micro_rpc::deadline::layer))
-        .layer(axum::middleware::from_fn(as_the_routes_caller));
+        .layer(axum::middleware::from_fn(micro_rpc::deadline::layer));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -69,26 +69,6 @@ pub async fn start_service() -> Service {
         faults,
         _data: data,
     }
-}
-
-/// Stands in for `micro_rpc::trust::authenticate`: these tests are about the hop, not about
-/// who makes it, so every request counts as coming from the caller its route serves (orders
-/// for reservations, the gateway for the rest). Authentication and the callers' lists are
-/// tested in `trust.rs` with the real layer.
-async fn as_the_routes_caller(mut request: Request, next: axum::middleware::Next) -> Response {
-    let caller = if request
-        .uri()
-        .path()
-        .starts_with("/internal/inventory/reservations")
-    {
-        micro_rpc::trust::ORDERS
-    } else {
-        micro_rpc::trust::GATEWAY
-    };
-    request
-        .extensions_mut()
-        .insert(micro_rpc::trust::Caller(caller));
-    next.run(request).await
 }
 
 impl Service {

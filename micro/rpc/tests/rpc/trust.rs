@@ -1,4 +1,4 @@
-//! Zero trust on the hop: the real `authenticate` layer and the routes' callers' lists, with
+//! Zero trust on the hop: the real `inbound` layer and the routes' callers' rules, with
 //! clients signing as the gateway, as orders, or not at all.
 
 use std::sync::Arc;
@@ -35,7 +35,7 @@ async fn inventory_service() -> (String, Keyring, tempfile::TempDir) {
     let identity = Arc::new(keys.identity(Peer::Service(Context::Inventory)));
     let inventory = Arc::new(SqlInventory::new(db, domain::faults::Faults::new()));
     let router = micro_rpc::inventory::routes(inventory).route_layer(
-        axum::middleware::from_fn_with_state(identity, micro_rpc::trust::authenticate),
+        axum::middleware::from_fn_with_state(identity, micro_rpc::inbound),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
