@@ -13,31 +13,85 @@
 //! scraper that asks for OpenMetrics gets prometheus-client's own encoding, anything else the
 //! Prometheus text format 0.0.4, which `promtool check metrics` reads.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+// The labels hold what the request has already (a static method name, the matched route's
+// shared template) rather than `String`s: four allocations per request less on every process.
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
+    method: Cow<'static, str>,
+    route: Route,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
-    route: String,
+    method: Cow<'static, str>,
+    route: Route,
+}
+
+/// The route template a request matched (`MatchedPath`, a shared string), or `unmatched`.
+#[derive(Clone, Debug)]
+struct Route(Option<MatchedPath>);
+
+impl Route {
+    fn as_str(&self) -> &str {
+        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Route) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Route {}
+
+impl std::hash::Hash for Route {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for Route {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// A method's label: the standard ones without an allocation.
+fn method_label(method: &Method) -> Cow<'static, str> {
+    static STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    match STANDARD.iter().find(|standard| *standard == method) {
+        Some(standard) => Cow::Borrowed(standard.as_str()),
+        None => Cow::Owned(method.as_str().to_owned()),
+    }
 }
 
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
@@ -106,23 +160,25 @@ pub struct HopMetrics {
     breaker_state: Family<ReplicaLabels, Gauge>,
 }
 
+// Static names and a shared replica name: a hop's series are found without an allocation.
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HopLabels {
-    upstream: String,
+    upstream: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HopCallLabels {
-    upstream: String,
+    upstream: &'static str,
     /// `ok`, or the error code the call ended with (`not_found`, `unavailable`, ...).
-    outcome: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReplicaLabels {
-    upstream: String,
+    upstream: &'static str,
     /// `host:port` of one replica of the upstream.
-    replica: String,
+    replica: Arc<str>,
 }
 
 /// A circuit breaker's state as the gauge reports it: ordered by how bad it is.
@@ -265,35 +321,32 @@ impl HopMetrics {
     }
 
     /// One call finished: `outcome` is `ok` or the error code it ended with.
-    pub fn call(&self, upstream: &str, outcome: &str, seconds: f64) {
+    pub fn call(&self, upstream: &'static str, outcome: &'static str, seconds: f64) {
         self.calls
-            .get_or_create(&HopCallLabels {
-                upstream: upstream.to_owned(),
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&HopCallLabels { upstream, outcome })
             .inc();
         self.latency.get_or_create(&hop(upstream)).observe(seconds);
     }
 
-    pub fn retry(&self, upstream: &str) {
+    pub fn retry(&self, upstream: &'static str) {
         self.retries.get_or_create(&hop(upstream)).inc();
     }
 
-    pub fn retry_denied(&self, upstream: &str) {
+    pub fn retry_denied(&self, upstream: &'static str) {
         self.retries_denied.get_or_create(&hop(upstream)).inc();
     }
 
     /// A call sent to a replica whose breaker is open, because every breaker was (panic mode).
-    pub fn panic_call(&self, upstream: &str) {
+    pub fn panic_call(&self, upstream: &'static str) {
         self.panic_calls.get_or_create(&hop(upstream)).inc();
     }
 
     /// One attempt sent to `replica` (`host:port`).
-    pub fn attempt(&self, upstream: &str, replica: &str) {
+    pub fn attempt(&self, upstream: &'static str, replica: &Arc<str>) {
         self.attempts.get_or_create(&on(upstream, replica)).inc();
     }
 
-    pub fn breaker_state(&self, upstream: &str, replica: &str, state: BreakerState) {
+    pub fn breaker_state(&self, upstream: &'static str, replica: &Arc<str>, state: BreakerState) {
         self.breaker_state
             .get_or_create(&on(upstream, replica))
             .set(state as i64);
@@ -302,8 +355,8 @@ impl HopMetrics {
     /// `replica` left the upstream's list: its series go, so a long run whose replicas come
     /// and go (rolling deploys, tasks rescheduled with new addresses) keeps as many series
     /// as it has replicas.
-    pub fn forget_replica(&self, upstream: &str, replica: &str) {
-        let labels = on(upstream, replica);
+    pub fn forget_replica(&self, upstream: &'static str, replica: &str) {
+        let labels = on(upstream, &Arc::from(replica));
         self.attempts.remove(&labels);
         self.breaker_state.remove(&labels);
     }
@@ -423,27 +476,21 @@ pub fn openmetrics_to_text(openmetrics: &str) -> String {
     text
 }
 
-fn hop(upstream: &str) -> HopLabels {
-    HopLabels {
-        upstream: upstream.to_owned(),
-    }
+fn hop(upstream: &'static str) -> HopLabels {
+    HopLabels { upstream }
 }
 
-fn on(upstream: &str, replica: &str) -> ReplicaLabels {
+fn on(upstream: &'static str, replica: &Arc<str>) -> ReplicaLabels {
     ReplicaLabels {
-        upstream: upstream.to_owned(),
-        replica: replica.to_owned(),
+        upstream,
+        replica: replica.clone(),
     }
 }
 
 /// Middleware (mounted with `route_layer`, so the route template is known).
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = Route(request.extensions().get::<MatchedPath>().cloned());
+    let method = method_label(request.method());
     let in_flight = InFlight::enter(&metrics.in_flight);
     let started = Instant::now();
     let response = next.run(request).await;
@@ -527,7 +574,7 @@ mod tests {
             .requests
             .get_or_create(&RequestLabels {
                 method: "GET".into(),
-                route: "/api/products".into(),
+                route: Route(None),
                 status: 200,
             })
             .inc();
@@ -535,15 +582,16 @@ mod tests {
             .latency
             .get_or_create(&RouteLabels {
                 method: "GET".into(),
-                route: "/api/products".into(),
+                route: Route(None),
             })
             .observe(0.002);
         let hops = metrics.hops();
         hops.call("catalog", "ok", 0.001);
         hops.retry("catalog");
         hops.retry_denied("catalog");
-        hops.breaker_state("catalog", "127.0.0.1:4101", BreakerState::Open);
-        hops.attempt("catalog", "127.0.0.1:4101");
+        let replica = Arc::from("127.0.0.1:4101");
+        hops.breaker_state("catalog", &replica, BreakerState::Open);
+        hops.attempt("catalog", &replica);
         metrics
     }
 
@@ -665,8 +713,9 @@ mod tests {
     fn a_replica_that_leaves_loses_its_attempt_and_breaker_series_and_the_others_keep_theirs() {
         let metrics = busy_metrics();
         let hops = metrics.hops();
-        hops.attempt("catalog", "127.0.0.1:4102");
-        hops.attempt("catalog", "127.0.0.1:4102");
+        let replica = Arc::from("127.0.0.1:4102");
+        hops.attempt("catalog", &replica);
+        hops.attempt("catalog", &replica);
         let text = metrics.encode();
         assert_eq!(
             value_of(
@@ -679,5 +728,40 @@ mod tests {
         let text = metrics.encode();
         assert!(!text.contains("127.0.0.1:4101"), "{text}");
         assert!(text.contains("replica=\"127.0.0.1:4102\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_by_method_matched_template_and_status() {
+        use tower::ServiceExt;
+        let metrics = Metrics::new();
+        let router = axum::Router::new()
+            .route("/things/{id}", axum::routing::get(|| async { "thing" }))
+            .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), track));
+        for path in ["/things/1", "/things/2"] {
+            let request = axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let request = axum::http::Request::builder()
+            .method("PURGE")
+            .uri("/things/3")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(router.oneshot(request).await.unwrap().status(), 405);
+        let text = metrics.encode();
+        assert_eq!(
+            value_of(
+                &text,
+                "http_requests_total{method=\"GET\",route=\"/things/{id}\",status=\"200\"}"
+            ),
+            "2",
+            "{text}"
+        );
+        assert!(
+            text.contains("method=\"PURGE\",route=\"/things/{id}\",status=\"405\""),
+            "{text}"
+        );
     }
 }

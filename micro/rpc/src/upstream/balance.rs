@@ -51,7 +51,7 @@ pub(crate) struct Balanced {
 
 struct Endpoint {
     /// `host:port`, as the metrics label the replica.
-    name: String,
+    name: Arc<str>,
     replica: Replica,
     breaker: Breaker,
     in_flight: AtomicUsize,
@@ -69,16 +69,16 @@ impl Balanced {
         let endpoints = replicas
             .iter()
             .map(|base_url| {
-                let name = replica_name(base_url);
+                let name: Arc<str> = Arc::from(replica_name(base_url));
                 Endpoint {
                     replica: Replica::new(
                         base_url,
                         http.clone(),
                         Duration::from_millis(settings.timeout_ms),
                     ),
-                    breaker: Breaker::new(context, name, settings, metrics),
+                    breaker: Breaker::new(context, &name, settings, metrics),
                     in_flight: AtomicUsize::new(0),
-                    name: name.to_owned(),
+                    name,
                 }
             })
             .collect();

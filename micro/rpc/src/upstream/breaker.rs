@@ -12,7 +12,7 @@
 //! the balancer here must be able to send a panic call through it (see `balance.rs`).
 //! Counting per bucket keeps a call's cost to a few additions whatever the traffic.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api::metrics::{BreakerState, HopMetrics};
@@ -57,7 +57,7 @@ pub(crate) struct Breaker {
     no_answer_limit: u32,
     open_for: Duration,
     context: Context,
-    replica: String,
+    replica: Arc<str>,
     metrics: HopMetrics,
 }
 
@@ -91,7 +91,7 @@ struct Bucket {
 impl Breaker {
     pub(crate) fn new(
         context: Context,
-        replica: &str,
+        replica: &Arc<str>,
         settings: &UpstreamSettings,
         metrics: &HopMetrics,
     ) -> Breaker {
@@ -114,7 +114,7 @@ impl Breaker {
             no_answer_limit: settings.breaker_no_answer_failures.max(1),
             open_for: Duration::from_millis(settings.breaker_open_ms),
             context,
-            replica: replica.to_owned(),
+            replica: replica.clone(),
             metrics: metrics.clone(),
         }
     }
@@ -262,7 +262,7 @@ mod tests {
         };
         Breaker::new(
             Context::Catalog,
-            "127.0.0.1:1",
+            &Arc::from("127.0.0.1:1"),
             &settings,
             &HopMetrics::default(),
         )
