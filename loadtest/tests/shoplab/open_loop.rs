@@ -61,6 +61,57 @@ async fn every_arrival_due_at_the_target_rate_is_started_and_sends_its_request()
 }
 
 #[tokio::test]
+async fn users_logged_in_before_a_run_buy_without_logging_in_again() {
+    let _quiet = crate::support::exclusive().await;
+    let target = start_target(Build::Monolith).await;
+    let shop = Shopfront {
+        browse_weight: 0,
+        buy_weight: 1,
+        ..shop()
+    };
+    let sessions = open_loop::Sessions::default();
+    let logins = open_loop::log_in_everyone(
+        target.url(),
+        &shop,
+        &Recorder::new(Instant::now()),
+        &sessions,
+        Duration::from_secs(5),
+        2,
+    )
+    .await
+    .expect("the logins");
+    assert_eq!(logins.len(), 2, "one login per seeded user");
+    assert!(logins.iter().all(|record| record.outcome == Outcome::Ok));
+    assert_eq!(sessions.len(), 2, "both users keep a session");
+    let plan = OpenLoopPlan {
+        only: None,
+        ..plan(target.url(), 5.0, 1, 8)
+    };
+    let run = open_loop::run_from(
+        &plan,
+        &shop,
+        &Recorder::new(Instant::now()),
+        Instant::now(),
+        &sessions,
+    )
+    .await
+    .expect("the open-loop run");
+    assert!(run.started > 0);
+    let logged_in = run
+        .records
+        .iter()
+        .filter(|record| record.transaction == loadtest_lab::journeys::LOGIN)
+        .count();
+    assert_eq!(logged_in, 0, "no buy arrival logs in again");
+    assert!(
+        run.records
+            .iter()
+            .all(|record| record.outcome == Outcome::Ok)
+    );
+    target.stop().await.expect("the target stops");
+}
+
+#[tokio::test]
 async fn a_cap_of_one_in_flight_drops_and_counts_arrivals_while_catalog_is_slowed() {
     let _quiet = crate::support::exclusive().await;
     let target = start_target(Build::Monolith).await;

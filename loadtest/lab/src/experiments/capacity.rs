@@ -4,6 +4,9 @@
 //! requests failed or of arrivals dropped. The highest rate that met it is the build's
 //! capacity; over the repeats, its median with a 95 % interval (`stats::Estimate`).
 //!
+//! Every seeded user logs in before the first step ([`open_loop::log_in_everyone`]): a
+//! step measures journeys at its rate, not the first logins that happened to fall in it.
+//!
 //! The steps are a geometric ramp (`CapacityPlan::rate`), coarse on purpose: the quick
 //! profile must stay within its two minutes, and a finer answer is the full profile's.
 
@@ -12,10 +15,16 @@ use std::time::Instant;
 use super::Experiment;
 use crate::open_loop::{self, OpenLoopPlan, OpenLoopRun, Rate};
 use loadtest_results::analysis::stats;
-use loadtest_results::experiments::capacity::{Capacity, CapacityPlan, CapacityStep, Ramp};
+use loadtest_results::experiments::capacity::{
+    Capacity, CapacityPlan, CapacityStep, LoggedIn, Ramp,
+};
 use loadtest_results::experiments::throughput::GENERATOR_LIMIT;
 use loadtest_results::history::Outcome;
 use loadtest_results::stats::Estimate;
+
+/// How many users log in at once before a ramp: enough to keep both cores of a small machine
+/// busy with password hashes, few enough that no login waits long for a database writer.
+const LOGINS_AT_ONCE: usize = 4;
 
 /// Runs the profile's capacity plan on the build; `None` when the profile has none.
 pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Option<Capacity>> {
@@ -55,8 +64,26 @@ async fn ramp(
 ) -> anyhow::Result<Ramp> {
     let mut steps = Vec::new();
     let mut sustained_per_s = None;
-    // Users log in once per ramp, at the first steps' low rates, as Goose users do once.
+    // Every user logs in once, before the first step and outside every step's figures.
     let sessions = open_loop::Sessions::default();
+    experiment.step(&format!(
+        "capacity: logging in the {} seeded users before the ramp, repeat {repeat}",
+        experiment.shop.users
+    ));
+    let logins = open_loop::log_in_everyone(
+        &experiment.template.base_url,
+        &experiment.shop,
+        &experiment.recorder(Instant::now()),
+        &sessions,
+        experiment.template.request_timeout,
+        LOGINS_AT_ONCE,
+    )
+    .await?;
+    let logged_in_first = LoggedIn {
+        users: experiment.shop.users as usize,
+        succeeded: sessions.len(),
+    };
+    experiment.history.extend(logins);
     let mut stopped = format!(
         "ran out of steps: the capacity is at least the last step's rate ({} steps)",
         plan.max_steps
@@ -102,6 +129,7 @@ async fn ramp(
         steps,
         sustained_per_s,
         stopped,
+        logged_in_first: Some(logged_in_first),
     })
 }
 

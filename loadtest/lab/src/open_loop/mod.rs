@@ -85,12 +85,70 @@ impl Sessions {
             .cloned()
     }
 
+    /// How many users have a session.
+    pub fn len(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn keep(&self, user: usize, session: Session) {
         self.0
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .insert(user, session);
     }
+}
+
+/// Logs in every seeded user of `shop`, `at_once` at a time, and keeps their sessions: what
+/// a capacity ramp does before its first step, so that no step pays for first logins.
+///
+/// Without it a user logged in at its first buy arrival, and which step that was depended
+/// on the arrival count and the journey draws: the first steps up to about 117 journeys/s
+/// carried tens of password hashes (deliberately slow, about 40 ms of a core each) on top
+/// of their journeys, and one such burst decided a build's capacity (micro read 65/s in two
+/// quick runs and 378/s in four others). Goose users log in once before their loop too.
+/// Returns the requests it sent; a user whose login failed logs in at its first buy arrival.
+pub async fn log_in_everyone(
+    base_url: &str,
+    shop: &Shopfront,
+    recorder: &Arc<Recorder>,
+    sessions: &Sessions,
+    request_timeout: Duration,
+    at_once: usize,
+) -> anyhow::Result<Vec<RequestRecord>> {
+    use futures::StreamExt as _;
+    let http = reqwest::Client::builder()
+        .timeout(request_timeout)
+        .build()
+        .context("build the HTTP client for the logins")?;
+    let base_url: Arc<str> = base_url.trim_end_matches('/').into();
+    futures::stream::iter(0..shop.users.max(1) as usize)
+        .map(|user| {
+            let mut client = ArrivalClient {
+                http: http.clone(),
+                base_url: base_url.clone(),
+                recorder: recorder.clone(),
+                session: Session::default(),
+                index: user,
+                due: None,
+            };
+            async move {
+                let Ok(()) = Step::LogIn.run(&mut client, shop).await;
+                if client.session.token.is_some() {
+                    sessions.keep(user, client.session);
+                }
+            }
+        })
+        .buffer_unordered(at_once.max(1))
+        .collect::<()>()
+        .await;
+    Ok(recorder.take())
 }
 
 /// Runs `plan` from now, recording into `recorder`, with no one logged in yet.

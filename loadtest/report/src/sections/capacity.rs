@@ -31,7 +31,7 @@ pub(super) fn capacity_section(
          moment the request was due, so a shop that falls behind cannot hide it. The rate \
          starts at {:.0} journeys/s and is multiplied by {} per step of {} s, at most {}, \
          until a step misses the SLO: p99 ≤ {:.0} ms, errors ≤ {}, drops ≤ {}. The capacity \
-         is the highest rate that met it; {}.",
+         is the highest rate that met it; {}. {}",
         plan.arrivals.as_str(),
         plan.max_in_flight,
         plan.start_per_s,
@@ -46,7 +46,8 @@ pub(super) fn capacity_section(
             n => format!(
                 "over {n} repeats, the median with the 95 % Student t interval of the mean"
             ),
-        }
+        },
+        logins(&builds)
     ));
     let plot = HockeyStick {
         builds: builds.clone(),
@@ -154,4 +155,39 @@ fn interval_cell(capacity: &Capacity, estimate: Option<&Estimate>, unit: &str) -
         Some(estimate) => Cell::plain(format!("{} {unit}", estimate.describe(0))),
         None => Cell::toned("below the first step", Tone::Bad),
     }
+}
+
+/// What the ramps did about logging in, which decides whether the first steps carried the
+/// password hashes of first logins.
+fn logins(builds: &[(Build, &Capacity)]) -> String {
+    let ramps = || {
+        builds
+            .iter()
+            .flat_map(|(_, capacity)| capacity.ramps.iter())
+    };
+    if ramps().any(|ramp| ramp.logged_in_first.is_none()) {
+        return "Users logged in at their first buy arrival, inside whichever step that fell \
+                in: the first steps' latencies include those password hashes."
+            .to_owned();
+    }
+    let failed: usize = ramps()
+        .filter_map(|ramp| ramp.logged_in_first)
+        .map(|logged_in| logged_in.users - logged_in.succeeded)
+        .sum();
+    let users = ramps()
+        .filter_map(|ramp| ramp.logged_in_first)
+        .map(|logged_in| logged_in.users)
+        .max()
+        .unwrap_or(0);
+    let failed = match failed {
+        0 => String::new(),
+        n => format!(
+            " ({n} of those logins failed; those users logged in at their first buy arrival)"
+        ),
+    };
+    format!(
+        "Before each ramp the {users} seeded users logged in once, as Goose users do before \
+         their loop, outside every step's figures{failed}: a step measures its journeys, not the \
+         first logins that would otherwise fall in it."
+    )
 }

@@ -753,6 +753,7 @@ fn ramp(build: Build, met: usize, steps: usize) -> Outcome {
                     steps,
                     sustained_per_s,
                     stopped: String::new(),
+                    logged_in_first: None,
                 }],
                 sustained: None,
                 sustained_requests_per_s: None,

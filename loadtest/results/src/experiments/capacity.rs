@@ -96,6 +96,18 @@ pub struct Ramp {
     /// Why the ramp stopped: the SLO clause the first failing step broke, or that it ran
     /// out of steps (then the capacity is at least `sustained_per_s`).
     pub stopped: String,
+    /// Seeded users logged in before the first step, outside every step's figures; `None`
+    /// in results from before the lab did so, when users logged in at their first buy
+    /// arrival, inside whichever step that fell in.
+    #[serde(default)]
+    pub logged_in_first: Option<LoggedIn>,
+}
+
+/// The logins before a ramp: how many were tried and how many succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedIn {
+    pub users: usize,
+    pub succeeded: usize,
 }
 
 impl Capacity {
