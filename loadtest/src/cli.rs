@@ -3,7 +3,6 @@
 use clap::{Parser, Subcommand};
 
 use crate::micro::MicroArgs;
-use loadtest_results::component::Component;
 
 /// An invariant was violated after an experiment of `compare`: an order, a unit of stock or a
 /// cent lost.
@@ -78,9 +77,10 @@ enum Command {
     #[command(hide = true)]
     Service {
         /// `catalog`, `inventory`, `cart`, `orders`, `payments`, `users`,
-        /// `recommendations` or `gateway`.
-        #[arg(value_parser = parse_component)]
-        name: Component,
+        /// `recommendations`, several of them joined by `+` (one process hosting the group,
+        /// e.g. `catalog+recommendations`), `gateway`, `monolith` or `front-door`.
+        #[arg(value_parser = crate::service::parse_process)]
+        name: crate::service::Process,
         /// The gateway's admin port (the front door's control port).
         #[arg(long, default_value_t = 0)]
         admin_port: u16,
@@ -139,10 +139,6 @@ enum Build {
     ///
     /// Example: shoplab serve micro --port 8080 --replicas catalog=2
     Micro(MicroArgs),
-}
-
-fn parse_component(name: &str) -> Result<Component, String> {
-    Component::parse(name).ok_or_else(|| format!("{name:?} is not a service"))
 }
 
 /// Runs the command the flags name.
