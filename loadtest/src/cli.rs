@@ -139,6 +139,16 @@ enum Build {
     ///
     /// Example: shoplab serve micro --port 8080 --replicas catalog=2
     Micro(MicroArgs),
+    /// Any grouping of the contexts into processes, with the gateway in front of them.
+    ///
+    /// One process per group over the group's one database; contexts in one process call
+    /// each other in-process, the others over HTTP. Checkout is one local transaction path
+    /// where orders shares its process with cart, catalog, inventory and payments, the saga
+    /// otherwise. `monolith` and `micro` start those builds.
+    ///
+    /// Example: shoplab serve topology catalog+recommendations,inventory,cart+orders+payments,users
+    #[command(after_help = crate::topology::presets_help())]
+    Topology(crate::topology::TopologyArgs),
 }
 
 /// Runs the command the flags name.
@@ -157,6 +167,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             build: Build::Micro(args),
         } => crate::micro::serve(args).await,
+        Command::Serve {
+            build: Build::Topology(args),
+        } => crate::topology::serve(args).await,
         Command::Service {
             name,
             admin_port,

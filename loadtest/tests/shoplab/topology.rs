@@ -1,0 +1,126 @@
+//! A topology between the two builds as real processes: one `shoplab service <group>` per
+//! group over its own database and the gateway in front, started and stopped by the
+//! supervisor's `GroupDeployment`; and what `shoplab serve topology` refuses.
+
+use std::time::Duration;
+
+use domain::Topology;
+use loadtest_platform::local::supervisor::{Database, GroupDeployment, Options};
+use loadtest_results::component::Build;
+use serde_json::json;
+
+use crate::support::{
+    ADMIN_TOKEN, SEED, TOKEN_SECRET, answer, checkout_at, child_env, log_in_at, put_in_cart_at,
+    shoplab_binary,
+};
+
+#[tokio::test]
+async fn browse_buy_runs_two_group_processes_and_a_gateway_that_sell_and_fan_out_admin_once() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut options = Options::new(
+        Build::Micro,
+        shoplab_binary(),
+        Database::Sqlite {
+            dir: data.path().to_owned(),
+        },
+        ADMIN_TOKEN.to_owned(),
+        TOKEN_SECRET.to_owned(),
+    );
+    options.seed = Some(SEED);
+    options.env = child_env();
+    options.forward_logs = std::env::var_os("SHOPLAB_TEST_LOGS").is_some();
+    options.stop_deadline = Duration::from_secs(5);
+    let topology = Topology::parse("browse-buy").expect("a preset");
+    let mut deployment = GroupDeployment::start(options, topology)
+        .await
+        .expect("the topology starts");
+    let map = deployment.map();
+    for row in [
+        "browse           catalog+recommendations+users",
+        "buy              cart+inventory+orders+payments",
+        "gateway",
+    ] {
+        assert!(map.contains(row), "{row:?} missing from\n{map}");
+    }
+    // One database per group, named after it.
+    let mut files: Vec<String> = std::fs::read_dir(data.path())
+        .expect("the data folder")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".db"))
+        .collect();
+    files.sort();
+    assert_eq!(files, ["browse.db", "buy.db"]);
+
+    // The saga across the cut: cart, inventory and payments in-process in `buy`, the
+    // prices from `browse` over HTTP.
+    let http = reqwest::Client::new();
+    let url = deployment.url().to_owned();
+    let token = log_in_at(&http, &url).await;
+    put_in_cart_at(&http, &url, &token, 3).await;
+    let (status, order) = checkout_at(&http, &url, &token, "topology-1").await;
+    assert_eq!(status, 201, "checkout answered {order}");
+    assert_eq!(order["status"], "confirmed", "{order}");
+
+    let admin = deployment.admin_url().to_owned();
+    let (status, audit) = answer(
+        http.get(format!("{admin}/admin/audit"))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    assert_eq!(audit["orders"].as_array().map(Vec::len), Some(1), "{audit}");
+    assert_eq!(
+        audit["charges"].as_array().map(Vec::len),
+        Some(1),
+        "{audit}"
+    );
+
+    // A fault in `browse` is one fault of one process, though the gateway knows that
+    // process under three contexts.
+    let (status, fault) = answer(
+        http.post(format!("{admin}/admin/faults"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"context": "recommendations", "kind": "errors"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{fault}");
+    let (status, faults) = answer(
+        http.get(format!("{admin}/admin/faults"))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{faults}");
+    assert_eq!(
+        faults["items"].as_array().map(Vec::len),
+        Some(1),
+        "{faults}"
+    );
+
+    assert!(deployment.exited().is_empty());
+    deployment.stop().await.expect("the topology stops");
+}
+
+#[tokio::test]
+async fn serve_topology_refuses_a_grouping_without_every_context_naming_the_missing_ones() {
+    let output = tokio::process::Command::new(shoplab_binary())
+        .args([
+            "serve",
+            "topology",
+            "catalog+users,cart+orders",
+            "--port",
+            "0",
+        ])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .expect("refused within 30 s")
+        .expect("run shoplab");
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no process hosts inventory, payments, recommendations"),
+        "{stderr}"
+    );
+}
