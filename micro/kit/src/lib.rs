@@ -403,6 +403,29 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_group_with_a_context_the_binary_cannot_mount_is_refused_before_anything_opens() {
+        fn catalog(_: &mut Service) -> anyhow::Result<Routes> {
+            Ok(Routes::new())
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let group = Group::parse("catalog+cart").expect("a group");
+        // No keys and no database in these settings: opening anything would fail otherwise.
+        let refused = serve(
+            group,
+            &[(Context::Catalog, catalog)],
+            Settings::default(),
+            listener,
+            std::future::pending(),
+        )
+        .await
+        .expect_err("cart has no mount");
+        assert_eq!(
+            refused.to_string(),
+            "this binary cannot host cart; it hosts catalog"
+        );
+    }
+
+    #[tokio::test]
     async fn upstream_resolve_ms_turns_dns_lookups_on_and_zero_leaves_the_names_as_given() {
         let named = vec!["http://localhost:4101".to_owned()];
         let mut settings = Settings::default();

@@ -85,3 +85,61 @@ impl Service {
         Ok(upstream)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::topology::Group;
+    use domain::trust::Keyring;
+    use domain::users::UserId;
+
+    use super::*;
+
+    const USER: UserId = 1;
+
+    /// `group` over a fresh database in `folder`, told where `upstreams` are.
+    async fn open(group: &str, folder: &tempfile::TempDir, upstreams: &[(&str, &str)]) -> Service {
+        let group = Group::parse(group).expect("a group");
+        let keyring = Keyring::generate();
+        let settings = api::Settings {
+            db: format!("sqlite://{}", folder.path().join("group.db").display()),
+            upstreams: upstreams
+                .iter()
+                .map(|(context, url)| ((*context).to_owned(), vec![(*url).to_owned()]))
+                .collect(),
+            service_key: Some(keyring.group_key(group.contexts())),
+            service_public_keys: Some(keyring.public_keys()),
+            ..api::Settings::default()
+        };
+        Service::open(group, settings)
+            .await
+            .expect("the group opens")
+    }
+
+    #[tokio::test]
+    async fn a_co_located_context_is_called_in_process_and_a_remote_one_needs_its_address() {
+        let folder = tempfile::tempdir().expect("a temp dir");
+        let mut service = open("cart+orders", &folder, &[]).await;
+        // No address for cart was given: the answer comes from the group's own database.
+        let cart = service.cart(Context::Orders).expect("cart is co-located");
+        assert!(cart.lines(USER).await.expect("an empty cart").is_empty());
+        assert!(service.required.is_empty(), "nothing remote is required");
+        let remote = service
+            .catalog(Context::Orders)
+            .err()
+            .expect("catalog is not");
+        assert!(
+            remote
+                .to_string()
+                .contains("no upstream configured for catalog"),
+            "{remote}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_remote_context_is_a_client_that_ready_then_requires() {
+        let folder = tempfile::tempdir().expect("a temp dir");
+        let mut service = open("orders", &folder, &[("payments", "http://127.0.0.1:9")]).await;
+        service.payments(Context::Orders).expect("a client");
+        assert_eq!(service.required.len(), 1);
+    }
+}
