@@ -3,11 +3,9 @@
 //! builds as `serve monolith`'s process and `serve micro` start them, under the local
 //! platform's self-healing; anything between is one `shoplab service <group>` process per
 //! group, each over its group's one database, and the gateway in front
-//! (`GroupDeployment`, which does not restart what exits yet: it stops the rest and says
-//! which process went).
+//! (`GroupDeployment`), a process that exits started again on its port.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use domain::Topology;
 use domain::topology::PRESETS;
@@ -51,8 +49,8 @@ pub(crate) fn presets_help() -> String {
     format!("Presets:\n{}", lines.join("\n"))
 }
 
-/// Starts the topology's processes, prints their map, serves until a signal or until one of
-/// them exits, then stops them all.
+/// Starts the topology's processes, prints their map, restarts what exits until a signal,
+/// then stops them all.
 pub(crate) async fn serve(args: TopologyArgs) -> anyhow::Result<()> {
     let topology = args.topology;
     let build = match topology.preset() {
@@ -80,26 +78,13 @@ pub(crate) async fn serve(args: TopologyArgs) -> anyhow::Result<()> {
         deployment.admin_url()
     );
     println!("shoplab {topology} listening on {}", deployment.url());
-    // Looked for every 50 ms, as the local platform's healing looks: a process that exits
-    // leaves the topology short of a part, so the rest is stopped and the exit reported.
-    let mut every = tokio::time::interval(Duration::from_millis(50));
-    let exited = loop {
-        tokio::select! {
-            () = &mut shutdown => break Vec::new(),
-            _ = every.tick() => {
-                let exited = deployment.exited();
-                if !exited.is_empty() {
-                    break exited;
-                }
-            }
-        }
-    };
+    // A process that exits is started again on its port, as `serve micro` restarts its
+    // services; the restart under way when the signal comes is dropped with the healing.
+    tokio::select! {
+        () = &mut shutdown => {}
+        _ = deployment.heal_until(std::future::pending()) => {}
+    }
     eprintln!("stopping every process (gateway first)");
     deployment.stop().await?;
-    anyhow::ensure!(
-        exited.is_empty(),
-        "{} exited; serve topology does not restart processes yet",
-        exited.join(", ")
-    );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! A topology between the two builds as real processes: one `shoplab service <group>` per
-//! group over its own database and the gateway in front, started and stopped by the
-//! supervisor's `GroupDeployment`; and what `shoplab serve topology` refuses.
+//! group over its own database and the gateway in front, started, healed after a `kill -9`
+//! and stopped by the supervisor's `GroupDeployment`; and what `shoplab serve topology`
+//! refuses.
 
 use std::time::Duration;
 
@@ -10,12 +11,12 @@ use loadtest_results::component::Build;
 use serde_json::json;
 
 use crate::support::{
-    ADMIN_TOKEN, SEED, TOKEN_SECRET, answer, checkout_at, child_env, log_in_at, put_in_cart_at,
-    shoplab_binary,
+    ADMIN_TOKEN, SEED, TOKEN_SECRET, answer, checkout_at, child_env, eventually, log_in_at,
+    process_is_gone, put_in_cart_at, shoplab_binary,
 };
 
 #[tokio::test]
-async fn browse_buy_runs_two_group_processes_and_a_gateway_that_sell_and_fan_out_admin_once() {
+async fn browse_buy_runs_two_group_processes_and_a_gateway_that_sell_fan_out_admin_once_and_heal() {
     let data = tempfile::tempdir().expect("temp dir");
     let mut options = Options::new(
         Build::Micro,
@@ -97,6 +98,47 @@ async fn browse_buy_runs_two_group_processes_and_a_gateway_that_sell_and_fan_out
     );
 
     assert!(deployment.exited().is_empty());
+
+    // `buy` killed for real: healing starts it again on its port, with its orders kept.
+    let pid_of = |deployment: &GroupDeployment, name: &str| {
+        let pids = deployment.pids();
+        pids.iter()
+            .find(|(process, _)| process == name)
+            .map(|(_, pid)| *pid)
+            .expect("a process of the topology")
+    };
+    let killed = pid_of(&deployment, "buy");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(killed as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 buy");
+    let ready_url = format!("{url}/ready");
+    let back = async {
+        eventually(Duration::from_secs(10), "buy gone", async || {
+            process_is_gone(killed)
+        })
+        .await;
+        // Past the old process, a ready gateway means a new `buy` answers behind it.
+        eventually(
+            Duration::from_secs(30),
+            "the gateway ready again",
+            async || {
+                let ready = http.get(&ready_url).send().await;
+                ready.is_ok_and(|response| response.status().is_success())
+            },
+        )
+        .await;
+    };
+    let restarts = deployment.heal_until(back).await;
+    assert_eq!(restarts.len(), 1, "{restarts:?}");
+    assert_eq!(restarts[0].component, "buy");
+    assert_eq!(restarts[0].error, None);
+    assert_ne!(pid_of(&deployment, "buy"), killed);
+    let (status, orders) = answer(http.get(format!("{url}/api/orders")).bearer_auth(&token)).await;
+    assert_eq!(status, 200, "{orders}");
+    assert_eq!(orders["items"][0]["id"], order["id"], "the order was kept");
+
     deployment.stop().await.expect("the topology stops");
 }
 

@@ -3,20 +3,23 @@
 //! of its group), then the gateway in front of them all.
 //!
 //! Not yet a [`super::Deployment`]: every operation of the lab on a deployment (kill, pause,
-//! restart, roll, scale, fault proxies, quotas, self-healing) and every experiment names its
-//! processes by `Component`, one per context or the monolith, and a process hosting several
-//! contexts is none of those. Making a group a `Component` touches every platform and
-//! experiment; until then a topology here can be started, used and stopped, and
-//! [`GroupDeployment::exited`] tells that a process is gone rather than restarting it.
+//! roll, scale, fault proxies, quotas) and every experiment names its processes by
+//! `Component`, one per context or the monolith, and a process hosting several contexts is
+//! none of those. Making a group a `Component` touches every platform and experiment; until
+//! then a topology here can be started, used, healed under the local platform's
+//! [`RestartPolicy`] and stopped.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
 
 use anyhow::Context as _;
 use domain::Context;
 use domain::topology::{Group, Topology};
 use domain::trust::Peer;
 
-use super::{ORDERS_UPSTREAMS, Options, poll_ready};
+use super::{ORDERS_UPSTREAMS, Options, RestartPolicy, poll_ready, port_of};
+use crate::Restart;
 use crate::child::{Launch, Process};
 
 /// A started topology: its group processes and the gateway.
@@ -34,6 +37,10 @@ struct GroupMember {
     contexts: Vec<Context>,
     url: String,
     admin_url: Option<String>,
+    /// The port it was first given and the flags it was started with (less the seed): a
+    /// restart comes back where its callers look for it, with its data kept.
+    port: u16,
+    launch: Launch,
     process: Process,
 }
 
@@ -125,6 +132,14 @@ impl GroupDeployment {
         map
     }
 
+    /// Every process's name and PID, in start order.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.members
+            .iter()
+            .map(|member| (member.name.clone(), member.process.pid()))
+            .collect()
+    }
+
     /// The processes that have exited since they started, reaped, by name.
     pub fn exited(&mut self) -> Vec<String> {
         self.members
@@ -143,6 +158,75 @@ impl GroupDeployment {
             member.process.finish_stop(deadline).await?;
         }
         Ok(())
+    }
+
+    /// Restarts every process that exits, under `Options::restart_policy` (a backoff for a
+    /// crash loop), on the port it had, until `stop` resolves; returns each restart. The
+    /// same policy as [`super::Deployment::heal_until`]'s, which is keyed by `Component`.
+    pub async fn heal_until(&mut self, stop: impl Future<Output = ()>) -> Vec<Restart> {
+        let policy: RestartPolicy = self.options.restart_policy;
+        let mut restarts: Vec<Restart> = Vec::new();
+        tokio::pin!(stop);
+        while (&mut stop).now_or_never().is_none() {
+            for name in self.exited() {
+                let detected = Instant::now();
+                tracing::warn!(process = %name, "process exited");
+                let recent = restarts
+                    .iter()
+                    .filter(|restart| restart.component == name)
+                    .filter(|restart| {
+                        detected.duration_since(restart.at) < policy.crash_loop_window
+                    })
+                    .count() as u32;
+                let backoff = policy.backoff(recent);
+                tokio::time::sleep(backoff).await;
+                let restarted = self.restart(&name).await;
+                let restart = Restart {
+                    component: name.clone(),
+                    at: detected,
+                    backoff_ms: backoff.as_millis() as u64,
+                    down_ms: detected.elapsed().as_millis() as u64,
+                    error: restarted.err().map(|error| format!("{error:#}")),
+                };
+                match &restart.error {
+                    None => {
+                        tracing::info!(process = %name, down_ms = restart.down_ms, "process restarted")
+                    }
+                    // Logged here, where it is handled: the next round tries again.
+                    Some(error) => {
+                        tracing::error!(process = %name, error = %error, "process restart failed")
+                    }
+                }
+                restarts.push(restart);
+            }
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(policy.poll) => {}
+            }
+        }
+        restarts
+    }
+
+    /// Starts the process `name` again on its port, stopping it first if it still runs.
+    async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let stop_deadline = self.options.stop_deadline;
+        let start_deadline = self.options.start_deadline;
+        let http = self.http.clone();
+        let member = self
+            .members
+            .iter_mut()
+            .find(|member| member.name == name)
+            .with_context(|| format!("no {name} in this topology"))?;
+        member.process.request_stop()?;
+        member.process.finish_stop(stop_deadline).await?;
+        let (process, addresses) =
+            Process::spawn(&member.launch, member.port, start_deadline).await?;
+        member.process = process;
+        member.url = addresses.url;
+        member.admin_url = addresses.admin_url;
+        poll_ready(&http, &mut member.process, &member.url, start_deadline)
+            .await
+            .with_context(|| format!("restart {name}"))
     }
 
     fn gateway(&self) -> Option<&GroupMember> {
@@ -241,7 +325,7 @@ impl GroupDeployment {
 
     async fn spawn(
         &self,
-        launch: Launch,
+        mut launch: Launch,
         name: String,
         contexts: Vec<Context>,
         port: u16,
@@ -249,11 +333,21 @@ impl GroupDeployment {
         let (process, addresses) = Process::spawn(&launch, port, self.options.start_deadline)
             .await
             .with_context(|| format!("start {name}"))?;
+        let port =
+            port_of(&addresses.url).with_context(|| format!("{name} printed {}", addresses.url))?;
+        // A restart keeps the data: only the first start seeds.
+        launch.remove_flag("--seed");
+        // A restart keeps the gateway's admin port too.
+        if let Some(admin_port) = addresses.admin_url.as_deref().and_then(port_of) {
+            launch.set_flag("--admin-port", &admin_port.to_string());
+        }
         let mut member = GroupMember {
             name,
             contexts,
             url: addresses.url,
             admin_url: addresses.admin_url,
+            port,
+            launch,
             process,
         };
         poll_ready(
