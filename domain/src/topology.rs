@@ -44,7 +44,8 @@ pub struct Preset {
     pub name: &'static str,
     /// Each group: its process name and its contexts.
     pub groups: &'static [(&'static str, &'static [Context])],
-    /// Why a team would run this grouping (shown by `--help` and the docs).
+    /// Why a team would run this grouping, in one line of `--help` (the doc comment of
+    /// each preset has the longer reason).
     pub why: &'static str,
 }
 
@@ -56,7 +57,7 @@ pub const PRESETS: [Preset; 5] = [MONOLITH, SATELLITES, BROWSE_BUY, COARSE, MICR
 pub const MONOLITH: Preset = Preset {
     name: "monolith",
     groups: &[("monolith", &Context::ALL)],
-    why: "one process, one database: no hop anywhere, checkout local; one fault is the whole shop's",
+    why: "one process, one database: no hop, checkout local, every fault is the shop's",
 };
 
 /// The strangler fig's first cut: `users` and `recommendations` leave the core, which keeps
@@ -105,7 +106,7 @@ pub const BROWSE_BUY: Preset = Preset {
             ],
         ),
     ],
-    why: "reads apart from writes: browse scales alone; checkout needs catalog's prices across the cut, so it is the saga",
+    why: "reads apart from writes; checkout needs catalog's prices across the cut: saga",
 };
 
 /// Four coarse services, one per team: storefront (catalog and the recommendations drawn
@@ -124,7 +125,7 @@ pub const COARSE: Preset = Preset {
         ),
         ("accounts", &[Context::Users]),
     ],
-    why: "one coarse service per team: storefront, stock, checkout, accounts; checkout is the saga",
+    why: "a service per team: storefront, stock, checkout, accounts; checkout is the saga",
 };
 
 /// One process per context, each over its own database: every context deploys, scales and
@@ -140,7 +141,7 @@ pub const MICRO: Preset = Preset {
         ("users", &[Context::Users]),
         ("recommendations", &[Context::Recommendations]),
     ],
-    why: "one process and one database per context: every call between contexts is a hop; checkout is the saga",
+    why: "a process and database per context: every call between contexts is a hop; saga",
 };
 
 /// Every context in exactly one group, groups in a canonical order (so two spellings of one
