@@ -1,11 +1,11 @@
-//! Runs every contract case against both builds and two topologies between them, each
+//! Runs every contract case against both builds and every preset between them, each
 //! started in-process on random ports with fresh databases per case (SQLite by default,
 //! PostgreSQL when `SHOPLAB_TEST_POSTGRES_URL` is set): `monolith::<case>` against the
 //! monolith, `micro::<case>` against the gateway in front of one server per context,
-//! `satellites::<case>` and `browse-buy::<case>` against the gateway in front of one server
-//! per group of those presets (`domain::topology`): the first checks out locally inside its
-//! core group, the second runs the saga over in-process cart, inventory and payments and a
-//! remote catalog. With `SHOPLAB_CONTRACT_BASE_URL` set, the library runs the cases against
+//! `satellites::<case>`, `browse-buy::<case>` and `coarse::<case>` against the gateway in
+//! front of one server per group of those presets (`domain::topology`): the first checks out
+//! locally inside its core group, the second runs the saga over in-process cart, inventory
+//! and payments and a remote catalog, the third over in-process cart and payments. With `SHOPLAB_CONTRACT_BASE_URL` set, the library runs the cases against
 //! that deployment instead and these start functions are not used.
 
 use std::collections::BTreeMap;
@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         ("micro", topology(&topology::MICRO)),
         ("satellites", topology(&topology::SATELLITES)),
         ("browse-buy", topology(&topology::BROWSE_BUY)),
+        ("coarse", topology(&topology::COARSE)),
     ])
 }
 

@@ -34,7 +34,10 @@ pub use saga::SagaOrders;
 /// else the saga, over those contexts in-process where they are co-located and over HTTP
 /// where they are not, with its recovery. `/ready` then requires the remote ones.
 pub fn mount(service: &mut Service) -> anyhow::Result<Routes> {
-    let orders: Arc<dyn Orders> = match service.group.checkout() {
+    let checkout = service.group.checkout();
+    // Said once at start: which side of the lab's one deliberate difference this process is.
+    tracing::info!(service = %service.group, checkout = ?checkout, "orders checkout chosen by the topology");
+    let orders: Arc<dyn Orders> = match checkout {
         Checkout::Local => {
             let orders = Arc::new(MonolithOrders::new(
                 service.db.clone(),
