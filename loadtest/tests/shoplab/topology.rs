@@ -3,7 +3,7 @@
 //! and stopped by the supervisor's `GroupDeployment`; and what `shoplab serve topology`
 //! refuses.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use domain::Topology;
 use loadtest_platform::local::supervisor::{Database, GroupDeployment, Options};
@@ -165,4 +165,92 @@ async fn serve_topology_refuses_a_grouping_without_every_context_naming_the_miss
         stderr.contains("no process hosts inventory, payments, recommendations"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn serve_topology_satellites_checks_out_locally_in_its_core_and_ctrl_c_stops_every_process() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut command = std::process::Command::new(shoplab_binary());
+    command
+        .args(["serve", "topology", "satellites", "--port", "0"])
+        .args(["--seed", &SEED.to_string(), "--data-dir"])
+        .arg(data.path())
+        .env("SHOPLAB_LOG_FORMAT", "json");
+    let (child, stdout, stderr) = crate::support::spawn_with_log(&mut command);
+    // Killed however the test ends; its children die with it.
+    let mut shoplab = Running(child);
+    let until = Instant::now() + Duration::from_secs(120);
+    let mut pids = Vec::new();
+    let url = loop {
+        let line = stdout
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .expect("shoplab prints its map and address within 120 s");
+        if let Some(url) = line.strip_prefix("shoplab satellites listening on ") {
+            break url.to_owned();
+        }
+        // `process contexts pid url` rows (the gateway's has no contexts): the pid is the
+        // one number among them.
+        if let Some(pid) = line
+            .split_whitespace()
+            .find_map(|column| column.parse::<u32>().ok())
+        {
+            pids.push(pid);
+        }
+    };
+    assert_eq!(
+        pids.len(),
+        4,
+        "core, users, recommendations and the gateway"
+    );
+
+    // The core group hosts every context checkout touches, so it checks out locally. The
+    // log comes through its own pipe, so it is read until the line, not as far as it got.
+    let chosen = loop {
+        let line = stderr
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .expect("the core group says which checkout it runs");
+        if line.contains("orders checkout chosen by the topology") {
+            break line;
+        }
+    };
+    assert!(chosen.contains(r#""checkout":"Local""#), "{chosen}");
+
+    let http = reqwest::Client::new();
+    let token = log_in_at(&http, &url).await;
+    put_in_cart_at(&http, &url, &token, 2).await;
+    let (status, order) = checkout_at(&http, &url, &token, "satellites-1").await;
+    assert_eq!(status, 201, "checkout answered {order}");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shoplab.0.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("send SIGINT");
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = shoplab.0.try_wait().expect("poll shoplab") {
+            break status;
+        }
+        assert!(Instant::now() < until, "shoplab did not exit after SIGINT");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status after SIGINT: {status}");
+    eventually(
+        Duration::from_secs(10),
+        "every printed process exiting",
+        async || pids.iter().all(|pid| process_is_gone(*pid)),
+    )
+    .await;
+}
+
+/// The `shoplab` child, killed and reaped when dropped unless it already exited.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
