@@ -156,8 +156,9 @@ pub struct Topology {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Group {
     contexts: Vec<Context>,
-    /// The preset's name for this group; `None` names it by its contexts.
-    name: Option<&'static str>,
+    /// The preset's name for this group (or the one its process was given); `None` names
+    /// it by its contexts.
+    name: Option<String>,
 }
 
 /// How a topology checks out (see the module's rule).
@@ -223,7 +224,7 @@ impl Topology {
             .iter()
             .map(|(name, contexts)| Group {
                 contexts: sorted(contexts.to_vec()),
-                name: Some(name),
+                name: Some((*name).to_owned()),
             })
             .collect();
         let mut topology = Topology {
@@ -335,6 +336,15 @@ impl Group {
         }
     }
 
+    /// The same contexts under a process name of their own: how a process started as one
+    /// group of a preset (`core`) calls itself in its logs as the supervisor's map does.
+    pub fn named(self, name: impl Into<String>) -> Group {
+        Group {
+            name: Some(name.into()),
+            ..self
+        }
+    }
+
     /// The contexts, in name order.
     pub fn contexts(&self) -> &[Context] {
         &self.contexts
@@ -347,8 +357,8 @@ impl Group {
     /// The process's name: the preset's name for the group, or its contexts joined by `+`
     /// (a group of one is named by its context, as the microservices always were).
     pub fn name(&self) -> String {
-        match self.name {
-            Some(name) => name.to_owned(),
+        match &self.name {
+            Some(name) => name.clone(),
             None => self.spec(),
         }
     }

@@ -81,6 +81,10 @@ enum Command {
         /// e.g. `catalog+recommendations`), `gateway`, `monolith` or `front-door`.
         #[arg(value_parser = crate::service::parse_process)]
         name: crate::service::Process,
+        /// What a group's process calls itself (its preset's group name, e.g. `core`);
+        /// its contexts joined by `+` when absent.
+        #[arg(long = "name", value_parser = crate::service::parse_process_name)]
+        process_name: Option<String>,
         /// The gateway's admin port (the front door's control port).
         #[arg(long, default_value_t = 0)]
         admin_port: u16,
@@ -172,10 +176,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => crate::topology::serve(args).await,
         Command::Service {
             name,
+            process_name,
             admin_port,
             backend,
             serve,
-        } => crate::service::run(name, admin_port, &backend, &serve).await,
+        } => crate::service::run(name, process_name, admin_port, &backend, &serve).await,
         Command::FaultProxy(args) => loadtest_platform::sidecars::fault_proxy::run(args).await,
         Command::Check(args) => loadtest_check::run(args).await,
         Command::Compare(args) => {

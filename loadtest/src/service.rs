@@ -44,9 +44,23 @@ pub(crate) fn parse_process(name: &str) -> Result<Process, String> {
     })
 }
 
-/// Serves `process` from its flags until SIGTERM/SIGINT. `admin_port` is the gateway's.
+/// A process name: lowercase letters, digits, `-` and `+`, as a file or database name
+/// built from it may hold.
+pub(crate) fn parse_process_name(name: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '+';
+    if name.is_empty() || !name.chars().all(allowed) {
+        return Err(format!(
+            "{name:?} is not a process name: lowercase letters, digits, '-' and '+' only"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Serves `process` from its flags until SIGTERM/SIGINT; a group calls itself `name` when
+/// given. `admin_port` is the gateway's.
 pub(crate) async fn run(
     process: Process,
+    name: Option<String>,
     admin_port: u16,
     backends: &[String],
     args: &api::cli::ServeArgs,
@@ -68,6 +82,10 @@ pub(crate) async fn run(
         }
         Process::Component(Component::Service(context)) => Group::one(context),
         Process::Group(group) => group,
+    };
+    let group = match name {
+        Some(name) => group.named(name),
+        None => group,
     };
     let name = group.name();
     micro_kit::run(name, args, |settings, listener, shutdown| {

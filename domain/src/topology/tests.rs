@@ -220,6 +220,9 @@ fn a_group_alone_need_not_hold_every_context() {
     assert_eq!(group.name(), "catalog+recommendations");
     assert_eq!(group.to_string().parse::<Group>().unwrap(), group);
     assert_eq!(Group::one(Context::Orders).name(), "orders");
+    let named = group.clone().named("storefront");
+    assert_eq!(named.name(), "storefront");
+    assert_eq!(named.spec(), "catalog+recommendations");
     assert_eq!(Group::one(Context::Orders).checkout(), Checkout::Saga);
     assert_eq!(
         Group::parse("catalog+catalog"),

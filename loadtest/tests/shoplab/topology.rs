@@ -214,6 +214,8 @@ async fn serve_topology_satellites_checks_out_locally_in_its_core_and_ctrl_c_sto
         }
     };
     assert!(chosen.contains(r#""checkout":"Local""#), "{chosen}");
+    // It calls itself by its preset's name, as the map does.
+    assert!(chosen.contains(r#""service":"core""#), "{chosen}");
 
     let http = reqwest::Client::new();
     let token = log_in_at(&http, &url).await;

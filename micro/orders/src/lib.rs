@@ -36,7 +36,7 @@ pub use saga::SagaOrders;
 pub fn mount(service: &mut Service) -> anyhow::Result<Routes> {
     let checkout = service.group.checkout();
     // Said once at start: which side of the lab's one deliberate difference this process is.
-    tracing::info!(service = %service.group, checkout = ?checkout, "orders checkout chosen by the topology");
+    tracing::info!(service = %service.group.name(), checkout = ?checkout, "orders checkout chosen by the topology");
     let orders: Arc<dyn Orders> = match checkout {
         Checkout::Local => {
             let orders = Arc::new(MonolithOrders::new(

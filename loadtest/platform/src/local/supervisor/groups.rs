@@ -249,6 +249,8 @@ impl GroupDeployment {
         let mut args = vec![
             "service".to_owned(),
             group.spec(),
+            "--name".to_owned(),
+            group.name(),
             "--db".to_owned(),
             self.options.database.url_named(&group.name()),
         ];
