@@ -115,16 +115,30 @@ impl GroupDeployment {
 
     /// The table `shoplab serve topology` prints: process, contexts, pid, URL.
     pub fn map(&self) -> String {
+        // A custom group is named by its contexts, which can be long: the columns fit them.
+        let width = |column: fn(&GroupMember) -> String, heading: &str| {
+            self.members
+                .iter()
+                .map(|member| column(member).len())
+                .chain([heading.len()])
+                .max()
+                .unwrap_or_default()
+        };
+        let contexts_of = |member: &GroupMember| {
+            let names: Vec<&str> = member.contexts.iter().map(|c| c.as_str()).collect();
+            names.join("+")
+        };
+        let name_width = width(|member| member.name.clone(), "process");
+        let contexts_width = width(contexts_of, "contexts");
         let mut map = format!(
-            "{:<16} {:<40} {:>8}  {}\n",
+            "{:<name_width$} {:<contexts_width$} {:>8}  {}\n",
             "process", "contexts", "pid", "url"
         );
         for member in &self.members {
-            let contexts: Vec<&str> = member.contexts.iter().map(|c| c.as_str()).collect();
             map.push_str(&format!(
-                "{:<16} {:<40} {:>8}  {}\n",
+                "{:<name_width$} {:<contexts_width$} {:>8}  {}\n",
                 member.name,
-                contexts.join("+"),
+                contexts_of(member),
                 member.process.pid(),
                 member.url
             ));
