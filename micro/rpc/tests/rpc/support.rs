@@ -53,7 +53,7 @@ pub async fn start_service() -> Service {
         .unwrap();
     drop(connection);
     let faults = Faults::new();
-    // The deadline middleware as `micro_kit::Service::router` mounts it on every service.
+    // The deadline middleware as `micro_kit::serve` mounts it on every context's routes.
     let router = micro_rpc::catalog::routes(Arc::new(SqlCatalog::new(db.clone(), faults.clone())))
         .merge(micro_rpc::inventory::routes(Arc::new(SqlInventory::new(
             db,
