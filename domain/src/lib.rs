@@ -18,11 +18,13 @@ pub mod payments;
 pub mod recommendations;
 pub mod seed;
 pub mod tokens;
+pub mod topology;
 pub mod trust;
 pub mod users;
 
 pub use context::Context;
 pub use error::{DomainError, DomainResult};
+pub use topology::Topology;
 
 use std::sync::Arc;
 

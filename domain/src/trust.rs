@@ -157,6 +157,22 @@ impl Keyring {
             .join(",")
     }
 
+    /// The private keys of a process hosting `contexts`, in the form of its `service_key`
+    /// setting: the bare key for one context (as a microservice has always been given it),
+    /// `catalog=KEY,recommendations=KEY` for a group. Each context of a group keeps its own
+    /// identity, so the process signs every call as the context that makes it and is given
+    /// no key of a context it does not host.
+    pub fn group_key(&self, contexts: &[Context]) -> String {
+        match contexts {
+            [context] => self.private_key(Peer::Service(*context)).to_owned(),
+            _ => contexts
+                .iter()
+                .map(|context| format!("{context}={}", self.private_key(Peer::Service(*context))))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
     /// The settings a process started as `peer` needs, as `SHOPLAB_*` environment variables.
     pub fn environment(&self, peer: Peer) -> [(String, String); 2] {
         [

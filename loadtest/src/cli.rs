@@ -3,7 +3,6 @@
 use clap::{Parser, Subcommand};
 
 use crate::micro::MicroArgs;
-use loadtest_results::component::Component;
 
 /// An invariant was violated after an experiment of `compare`: an order, a unit of stock or a
 /// cent lost.
@@ -78,9 +77,14 @@ enum Command {
     #[command(hide = true)]
     Service {
         /// `catalog`, `inventory`, `cart`, `orders`, `payments`, `users`,
-        /// `recommendations` or `gateway`.
-        #[arg(value_parser = parse_component)]
-        name: Component,
+        /// `recommendations`, several of them joined by `+` (one process hosting the group,
+        /// e.g. `catalog+recommendations`), `gateway`, `monolith` or `front-door`.
+        #[arg(value_parser = crate::service::parse_process)]
+        name: crate::service::Process,
+        /// What a group's process calls itself (its preset's group name, e.g. `core`);
+        /// its contexts joined by `+` when absent.
+        #[arg(long = "name", value_parser = crate::service::parse_process_name)]
+        process_name: Option<String>,
         /// The gateway's admin port (the front door's control port).
         #[arg(long, default_value_t = 0)]
         admin_port: u16,
@@ -139,10 +143,16 @@ enum Build {
     ///
     /// Example: shoplab serve micro --port 8080 --replicas catalog=2
     Micro(MicroArgs),
-}
-
-fn parse_component(name: &str) -> Result<Component, String> {
-    Component::parse(name).ok_or_else(|| format!("{name:?} is not a service"))
+    /// Any grouping of the contexts into processes, with the gateway in front of them.
+    ///
+    /// One process per group over the group's one database; contexts in one process call
+    /// each other in-process, the others over HTTP. Checkout is one local transaction path
+    /// where orders shares its process with cart, catalog, inventory and payments, the saga
+    /// otherwise. `monolith` and `micro` start those builds.
+    ///
+    /// Example: shoplab serve topology catalog+recommendations,inventory,cart+orders+payments,users
+    #[command(after_help = crate::topology::presets_help())]
+    Topology(crate::topology::TopologyArgs),
 }
 
 /// Runs the command the flags name.
@@ -161,12 +171,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             build: Build::Micro(args),
         } => crate::micro::serve(args).await,
+        Command::Serve {
+            build: Build::Topology(args),
+        } => crate::topology::serve(args).await,
         Command::Service {
             name,
+            process_name,
             admin_port,
             backend,
             serve,
-        } => crate::service::run(name, admin_port, &backend, &serve).await,
+        } => crate::service::run(name, process_name, admin_port, &backend, &serve).await,
         Command::FaultProxy(args) => loadtest_platform::sidecars::fault_proxy::run(args).await,
         Command::Check(args) => loadtest_check::run(args).await,
         Command::Compare(args) => {

@@ -4,8 +4,9 @@
 //! - `compare` ([`compare`]): a platform (`loadtest-platform`) runs each build, the
 //!   experiments (`loadtest-lab`) drive it, the checker (`loadtest-check`) audits it, and
 //!   the report (`loadtest-report`) renders what they found (`loadtest-results`);
-//! - `serve micro` and the hidden `service <name>` ([`micro`], [`service`]): both builds'
-//!   processes from this one executable, so nothing else has to be built;
+//! - `serve micro`, `serve topology` and the hidden `service <name>` ([`micro`],
+//!   [`topology`], [`service`]): every process of both builds and of any topology between
+//!   them from this one executable, so nothing else has to be built;
 //! - `workshop`, `load`, `check`, `report`, `diff`: thin calls into their crates.
 
 pub mod cli;
@@ -13,3 +14,4 @@ pub mod compare;
 mod environment;
 mod micro;
 mod service;
+mod topology;

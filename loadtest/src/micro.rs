@@ -54,12 +54,28 @@ fn parse_replicas(text: &str) -> Result<(Context, usize), String> {
 /// Starts the deployment, prints its map, restarts what exits until a signal, then stops
 /// every child.
 pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
+    let mut options = options(Build::Micro, args.db, args.data_dir)?;
+    options.port = args.port;
+    options.admin_port = args.admin_port;
+    options.seed = args.seed;
+    options.replicas = args.replicas.into_iter().collect::<BTreeMap<_, _>>();
+    supervise(options).await
+}
+
+/// What every deployment `shoplab serve` starts shares: the supervisor's log, where the
+/// data is, the admin and metrics tokens (printed when generated), the token secret and the
+/// executable the children run.
+pub(crate) fn options(
+    build: Build,
+    db: Option<String>,
+    data_dir: PathBuf,
+) -> anyhow::Result<Options> {
     // The supervisor's own log (exits and restarts) in the format its children log in: the
     // same `SHOPLAB_*` settings reach them all.
     let settings =
         api::Settings::load(None, serde_json::Map::new()).context("read the settings")?;
     api::telemetry::init(&settings.log_format);
-    let database = match args.db {
+    let database = match db {
         Some(server)
             if server.starts_with("postgres://") || server.starts_with("postgresql://") =>
         {
@@ -69,7 +85,7 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
             "--db takes a PostgreSQL server (postgres://user@host:port), not {other:?}; \
              SQLite files go in --data-dir"
         ),
-        None => Database::Sqlite { dir: args.data_dir },
+        None => Database::Sqlite { dir: data_dir },
     };
     // An empty token is no token (the processes would refuse every admin call with it).
     let admin_token = std::env::var("SHOPLAB_ADMIN_TOKEN")
@@ -84,7 +100,7 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
     // Not printed: nobody needs it but the users service and the gateway.
     let token_secret = std::env::var("SHOPLAB_TOKEN_SECRET").unwrap_or_else(|_| random_secret());
     let program = std::env::current_exe().context("find the shoplab executable")?;
-    let mut options = Options::new(Build::Micro, program, database, admin_token, token_secret);
+    let mut options = Options::new(build, program, database, admin_token, token_secret);
     // One for every process, as the admin token: a scraper holds one credential.
     match std::env::var("SHOPLAB_METRICS_TOKEN") {
         Ok(token) if !token.is_empty() => options.metrics_token = token,
@@ -93,11 +109,14 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
             options.metrics_token
         ),
     }
-    options.port = args.port;
-    options.admin_port = args.admin_port;
-    options.seed = args.seed;
-    options.replicas = args.replicas.into_iter().collect::<BTreeMap<_, _>>();
     options.stop_deadline = Duration::from_secs(10);
+    Ok(options)
+}
+
+/// Starts `options`' deployment, prints its map, restarts what exits until a signal, then
+/// stops every child.
+pub(crate) async fn supervise(options: Options) -> anyhow::Result<()> {
+    let build = options.build;
 
     // One signal future for the whole run: a Ctrl-C that arrives between the end of the
     // start and the wait below must not be lost.
@@ -113,14 +132,14 @@ pub(crate) async fn serve(args: MicroArgs) -> anyhow::Result<()> {
         "admin API: {} (Authorization: Bearer <admin token>)",
         deployment.admin_url()
     );
-    println!("shoplab micro listening on {}", deployment.url());
+    println!("shoplab {build} listening on {}", deployment.url());
     // The restart under way when the signal comes is dropped with the healing: the process
     // being started is killed, and `stop` ends the rest.
     tokio::select! {
         () = &mut shutdown => {}
         _ = deployment.heal_until(std::future::pending()) => {}
     }
-    eprintln!("stopping every service (gateway first)");
+    eprintln!("stopping every process (the front first)");
     deployment.stop().await
 }
 

@@ -1,9 +1,12 @@
-//! Runs every contract case against both builds, each started in-process on random ports
-//! with fresh databases per case (SQLite by default, PostgreSQL when
-//! `SHOPLAB_TEST_POSTGRES_URL` is set): `monolith::<case>` against the monolith,
-//! `micro::<case>` against the gateway in front of one server per context. With
-//! `SHOPLAB_CONTRACT_BASE_URL` set, the library runs the cases against that deployment
-//! instead and these start functions are not used.
+//! Runs every contract case against both builds and every preset between them, each
+//! started in-process on random ports with fresh databases per case (SQLite by default,
+//! PostgreSQL when `SHOPLAB_TEST_POSTGRES_URL` is set): `monolith::<case>` against the
+//! monolith, `micro::<case>` against the gateway in front of one server per context,
+//! `satellites::<case>`, `browse-buy::<case>` and `coarse::<case>` against the gateway in
+//! front of one server per group of those presets (`domain::topology`): the first checks out
+//! locally inside its core group, the second runs the saga over in-process cart, inventory
+//! and payments and a remote catalog, the third over in-process cart and payments. With `SHOPLAB_CONTRACT_BASE_URL` set, the library runs the cases against
+//! that deployment instead and these start functions are not used.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,6 +16,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use contract::{StartFn, StartedTarget, Target, TestDatabase};
+use domain::Context;
+use domain::topology::{self, Topology};
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -24,8 +29,16 @@ const TOKEN_SECRET: &str = "contract-token-secret";
 
 fn main() -> ExitCode {
     let monolith: StartFn = Arc::new(start_monolith);
-    let micro: StartFn = Arc::new(start_micro);
-    contract::run_main(vec![("monolith", monolith), ("micro", micro)])
+    let topology = |preset: &'static topology::Preset| -> StartFn {
+        Arc::new(move || start_topology(Topology::of_preset(preset)))
+    };
+    contract::run_main(vec![
+        ("monolith", monolith),
+        ("micro", topology(&topology::MICRO)),
+        ("satellites", topology(&topology::SATELLITES)),
+        ("browse-buy", topology(&topology::BROWSE_BUY)),
+        ("coarse", topology(&topology::COARSE)),
+    ])
 }
 
 fn settings(db: &str) -> api::Settings {
@@ -78,36 +91,24 @@ fn start_monolith() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
     })
 }
 
-type ServeFn = fn(
-    api::Settings,
-    TcpListener,
-    Pin<Box<dyn Future<Output = ()> + Send>>,
-) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+/// Every context's mount, as the `shoplab` binary holds them: any group can be hosted.
+const MOUNTS: [(Context, micro_kit::Mount); 7] = [
+    (Context::Catalog, micro_catalog::mount),
+    (Context::Inventory, micro_inventory::mount),
+    (Context::Cart, micro_cart::mount),
+    (Context::Orders, micro_orders::mount),
+    (Context::Payments, micro_payments::mount),
+    (Context::Users, micro_users::mount),
+    (Context::Recommendations, micro_recommendations::mount),
+];
 
-/// The services in start order: leaves first, `orders` (which calls four of them) last.
-fn services() -> [(&'static str, ServeFn); 7] {
-    [
-        ("catalog", |s, l, d| Box::pin(micro_catalog::serve(s, l, d))),
-        ("inventory", |s, l, d| {
-            Box::pin(micro_inventory::serve(s, l, d))
-        }),
-        ("cart", |s, l, d| Box::pin(micro_cart::serve(s, l, d))),
-        ("payments", |s, l, d| {
-            Box::pin(micro_payments::serve(s, l, d))
-        }),
-        ("users", |s, l, d| Box::pin(micro_users::serve(s, l, d))),
-        ("recommendations", |s, l, d| {
-            Box::pin(micro_recommendations::serve(s, l, d))
-        }),
-        ("orders", |s, l, d| Box::pin(micro_orders::serve(s, l, d))),
-    ]
-}
-
-/// One server per context, each over its own fresh database, and the gateway in front.
-/// Every server binds first, so all addresses are known before any of them starts. Each
-/// gets its own service key from a keyring made for this target, as the lab gives them.
-fn start_micro() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
-    Box::pin(async {
+/// One server per group of `topology`, each over its own fresh database, and the gateway in
+/// front. Every server binds first, so all addresses are known before any of them starts
+/// (a context's upstream is its group's address); each is told the addresses of the contexts
+/// it does not host, the gateway those of all. Each gets the keys of its own contexts from a
+/// keyring made for this target, as the lab gives them.
+fn start_topology(topology: Topology) -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
+    Box::pin(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = move || {
             let mut stop_rx = stop_rx.clone();
@@ -115,46 +116,48 @@ fn start_micro() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             }) as Pin<Box<dyn Future<Output = ()> + Send>>
         };
+        let name = topology.to_string();
         let mut databases = Vec::new();
-        let mut listeners = Vec::new();
         let mut upstreams = BTreeMap::new();
         let keyring = domain::trust::Keyring::generate();
-        let keyed = |settings: api::Settings, peer: domain::trust::Peer| api::Settings {
-            service_key: Some(keyring.private_key(peer).to_owned()),
-            service_public_keys: Some(keyring.public_keys()),
-            ..settings
-        };
-        let mut names = Vec::new();
-        for (name, serve) in services() {
-            names.push(name);
+        let mut groups = Vec::new();
+        for group in topology.groups() {
             let (listener, url) = loopback().await?;
-            upstreams.insert(name.to_owned(), vec![url]);
+            for context in group.contexts() {
+                upstreams.insert(context.as_str().to_owned(), vec![url.clone()]);
+            }
             databases.push(TestDatabase::create().await?);
-            listeners.push((serve, listener));
+            groups.push((group.clone(), listener));
         }
         let mut servers = Vec::new();
-        for (((serve, listener), database), name) in
-            listeners.into_iter().zip(&databases).zip(names)
-        {
-            let peer = domain::trust::Peer::parse(name).context("a service's name")?;
-            let service_settings = keyed(
-                api::Settings {
-                    upstreams: upstreams.clone(),
-                    ..settings(&database.url)
-                },
-                peer,
-            );
-            servers.push(tokio::spawn(serve(service_settings, listener, stopped())));
+        for ((group, listener), database) in groups.into_iter().zip(&databases) {
+            // Only the contexts it does not host: a co-located context that tried to call
+            // another over HTTP would find no address and the group would not start.
+            let remote = upstreams
+                .iter()
+                .filter(|(context, _)| !group.contexts().iter().any(|own| own.as_str() == *context))
+                .map(|(context, urls)| (context.clone(), urls.clone()))
+                .collect();
+            let service_settings = api::Settings {
+                upstreams: remote,
+                service_key: Some(keyring.group_key(group.contexts())),
+                service_public_keys: Some(keyring.public_keys()),
+                ..settings(&database.url)
+            };
+            let shutdown = stopped();
+            servers.push(tokio::spawn(async move {
+                micro_kit::serve(group, &MOUNTS, service_settings, listener, shutdown).await
+            }));
         }
         let (public, base_url) = loopback().await?;
         let (admin, admin_url) = loopback().await?;
-        let gateway_settings = keyed(
-            api::Settings {
-                upstreams,
-                ..settings("")
-            },
-            domain::trust::Peer::Gateway,
-        );
+        let gateway = domain::trust::Peer::Gateway;
+        let gateway_settings = api::Settings {
+            upstreams,
+            service_key: Some(keyring.private_key(gateway).to_owned()),
+            service_public_keys: Some(keyring.public_keys()),
+            ..settings("")
+        };
         servers.push(tokio::spawn(micro_gateway::serve(
             gateway_settings,
             public,
@@ -168,13 +171,14 @@ fn start_micro() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
             metrics_token: METRICS_TOKEN.to_owned(),
             token_secret: TOKEN_SECRET.to_owned(),
         };
+        let stopping = name.clone();
         let stop = async move {
             let _ = stop_tx.send(true);
             let mut outcome = Ok(());
             for server in servers {
                 let served = server
                     .await
-                    .context("a micro server task panicked")
+                    .context("a server task panicked")
                     .and_then(|served| served);
                 if outcome.is_ok() {
                     outcome = served;
@@ -183,11 +187,11 @@ fn start_micro() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
             for database in databases {
                 database.drop_database().await?;
             }
-            outcome.context("a micro server failed")
+            outcome.with_context(|| format!("a server of {stopping} failed"))
         };
         if let Err(error) = contract::wait_ready(&target.base_url, contract::READY_DEADLINE).await {
             stop.await.ok();
-            return Err(error.context("the micro build did not become ready"));
+            return Err(error.context(format!("{name} did not become ready")));
         }
         Ok(StartedTarget::new(target, stop))
     })

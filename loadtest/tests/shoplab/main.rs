@@ -18,4 +18,5 @@ mod rolling; // rolling deploys of the public processes and of a service under l
 mod saga_crash;
 mod spread; // requests per replica, counted by the front door and by the gateway // orders killed mid-checkout; the recovered saga is judged by the audit
 mod support;
+mod topology; // a topology between the builds as real group processes behind the gateway; serve topology's refusals
 mod trust; // every attack on a service's own port (no, forged, expired, misaddressed or unallowed token) refused, nothing changed

@@ -3,17 +3,28 @@
 use std::sync::Arc;
 
 use domain::Context;
-use micro_kit::Service;
+use micro_kit::{Routes, Service};
 use store::cart::SqlCart;
 
-/// Serves carts on `listener` until `shutdown` resolves.
+/// The cart's part of any process that hosts it.
+pub fn mount(service: &mut Service) -> anyhow::Result<Routes> {
+    let cart = Arc::new(SqlCart::new(service.db.clone(), service.faults.clone()));
+    Ok(micro_rpc::cart::routes(cart))
+}
+
+/// Serves carts alone on `listener` until `shutdown` resolves.
 pub async fn serve(
     settings: api::Settings,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let service = Service::open(Context::Cart, settings).await?;
-    let cart = Arc::new(SqlCart::new(service.db.clone(), service.faults.clone()));
-    let router = service.router(micro_rpc::cart::routes(cart), Vec::new());
-    service.serve(router, listener, shutdown).await
+    let context = Context::Cart;
+    micro_kit::serve(
+        context.into(),
+        &[(context, mount)],
+        settings,
+        listener,
+        shutdown,
+    )
+    .await
 }

@@ -3,17 +3,28 @@
 use std::sync::Arc;
 
 use domain::Context;
-use micro_kit::Service;
+use micro_kit::{Routes, Service};
 use store::catalog::SqlCatalog;
 
-/// Serves the catalog on `listener` until `shutdown` resolves.
+/// The catalog's part of any process that hosts it.
+pub fn mount(service: &mut Service) -> anyhow::Result<Routes> {
+    let catalog = Arc::new(SqlCatalog::new(service.db.clone(), service.faults.clone()));
+    Ok(micro_rpc::catalog::routes(catalog))
+}
+
+/// Serves the catalog alone on `listener` until `shutdown` resolves.
 pub async fn serve(
     settings: api::Settings,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let service = Service::open(Context::Catalog, settings).await?;
-    let catalog = Arc::new(SqlCatalog::new(service.db.clone(), service.faults.clone()));
-    let router = service.router(micro_rpc::catalog::routes(catalog), Vec::new());
-    service.serve(router, listener, shutdown).await
+    let context = Context::Catalog;
+    micro_kit::serve(
+        context.into(),
+        &[(context, mount)],
+        settings,
+        listener,
+        shutdown,
+    )
+    .await
 }

@@ -5,6 +5,12 @@
 //! service owns its tables and the faults of its own process, so the gateway forwards:
 //! `reset` goes to every replica of every service, `audit` merges what inventory, orders and
 //! payments report, and a fault for context X is switched in X's processes.
+//!
+//! In a topology between the two builds one process hosts several contexts, and the
+//! upstream map names its address under each of them. A call meant for every process
+//! (reset, the fault list, healing) goes to each address once ([`processes`]): a process
+//! resets all of its tables at once, and would otherwise report each of its faults once per
+//! context it hosts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,7 +159,7 @@ impl GatewayAdmin {
         method: Method,
         path: &str,
     ) -> DomainResult<Vec<T>> {
-        let services = self.services.all();
+        let services = processes(self.services.all());
         let calls = services.iter().flat_map(|(context, replicas)| {
             let method = method.clone();
             replicas.iter().map(move |replica| {
@@ -180,7 +186,7 @@ impl Admin for GatewayAdmin {
     /// on ids as they do in the monolith. Replicas share their service's database; each is
     /// still told, in turn, so none keeps serving from state of the old seed.
     async fn reset(&self, request: &ResetRequest) -> DomainResult<ResetSummary> {
-        let services = self.services.all();
+        let services = processes(self.services.all());
         let per_service = services.iter().map(|(context, replicas)| async move {
             let mut summary = None;
             for replica in replicas {
@@ -226,6 +232,25 @@ impl Admin for GatewayAdmin {
     }
 }
 
+/// Every process behind the gateway once: each replica address under the first context
+/// that names it, contexts that name only addresses already listed left out.
+fn processes(
+    services: std::collections::BTreeMap<Context, Vec<String>>,
+) -> Vec<(Context, Vec<String>)> {
+    let mut seen = std::collections::BTreeSet::new();
+    services
+        .into_iter()
+        .map(|(context, replicas)| {
+            let new: Vec<String> = replicas
+                .into_iter()
+                .filter(|replica| seen.insert(replica.clone()))
+                .collect();
+            (context, new)
+        })
+        .filter(|(_, replicas)| !replicas.is_empty())
+        .collect()
+}
+
 /// `POST /admin/faults`: validated here (an unknown context or kind is 422 without a hop),
 /// then switched on in every replica of the target context's service. Answers with the
 /// first replica's fault.
@@ -266,4 +291,33 @@ async fn clear_faults(State(admin): State<GatewayAdmin>) -> Result<Json<Cleared>
     Ok(Json(Cleared {
         cleared: cleared.iter().map(|answer| answer.cleared).sum(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_hosting_several_contexts_is_called_once() {
+        let group = "http://127.0.0.1:4101".to_owned();
+        let services = std::collections::BTreeMap::from([
+            (Context::Catalog, vec![group.clone()]),
+            (Context::Inventory, vec!["http://127.0.0.1:4102".to_owned()]),
+            (
+                Context::Recommendations,
+                vec![group.clone(), "http://127.0.0.1:4103".to_owned()],
+            ),
+        ]);
+        assert_eq!(
+            processes(services),
+            [
+                (Context::Catalog, vec![group]),
+                (Context::Inventory, vec!["http://127.0.0.1:4102".to_owned()]),
+                (
+                    Context::Recommendations,
+                    vec!["http://127.0.0.1:4103".to_owned()]
+                ),
+            ]
+        );
+    }
 }

@@ -5,28 +5,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::Context;
-use micro_kit::Service;
+use micro_kit::{Routes, Service};
 use store::inventory::SqlInventory;
 
 /// How often expired reservations are looked for.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
-/// Serves inventory on `listener` until `shutdown` resolves.
+/// The inventory's part of any process that hosts it, with its sweeper.
+pub fn mount(service: &mut Service) -> anyhow::Result<Routes> {
+    let inventory = Arc::new(SqlInventory::new(
+        service.db.clone(),
+        service.faults.clone(),
+    ));
+    service.spawn(sweep_expired(inventory.clone()));
+    Ok(micro_rpc::inventory::routes(inventory))
+}
+
+/// Serves inventory alone on `listener` until `shutdown` resolves.
 pub async fn serve(
     settings: api::Settings,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let service = Service::open(Context::Inventory, settings).await?;
-    let inventory = Arc::new(SqlInventory::new(
-        service.db.clone(),
-        service.faults.clone(),
-    ));
-    let sweeper = tokio::spawn(sweep_expired(inventory.clone()));
-    let router = service.router(micro_rpc::inventory::routes(inventory), Vec::new());
-    let served = service.serve(router, listener, shutdown).await;
-    sweeper.abort();
-    served
+    let context = Context::Inventory;
+    micro_kit::serve(
+        context.into(),
+        &[(context, mount)],
+        settings,
+        listener,
+        shutdown,
+    )
+    .await
 }
 
 async fn sweep_expired(inventory: Arc<SqlInventory>) {

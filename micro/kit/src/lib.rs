@@ -1,12 +1,23 @@
-//! What every microservice process shares, so each service crate says only what is its own:
-//! which context it runs and which internal routes it mounts.
+//! What every service process shares, so each service crate says only what is its own:
+//! how its context is built and which internal routes it mounts ([`Mount`]).
 //!
-//! A service opens its own database and runs only its own context's migrations; its admin
-//! API resets and audits only its own tables; `/ready` means its database and the upstreams
-//! it cannot work without answer. It trusts no caller: every internal route verifies the
-//! caller's service token with the process's identity (`micro_rpc::trust`), and every call
-//! it makes carries its own.
+//! A process hosts a group of contexts (`domain::topology::Group`): one context, as a
+//! microservice, or several, as a coarse service of a topology between the monolith and the
+//! microservices. It opens one database for the group and runs the group's contexts'
+//! migrations only; its admin API resets and audits the group's tables only; `/ready` means
+//! its database and the remote contexts its contexts call answer. Co-located contexts call
+//! each other in-process through the domain traits, over the shared database ([`links`]);
+//! remote ones through the HTTP clients with all their resilience. It trusts no caller:
+//! every context's internal routes verify the caller's service token with that context's
+//! identity (`micro_rpc::trust`), and every call a context makes carries its own ([`keys`]).
 
+mod admin;
+pub mod keys;
+pub mod links;
+
+pub use keys::identity;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,18 +27,75 @@ use api::admin::AdminState;
 use api::metrics::{HopMetrics, Metrics, PoolSample};
 use api::ops::{OpsState, Readiness};
 use async_trait::async_trait;
-use domain::admin::{Admin, Audit, ResetRequest, ResetSummary};
+use domain::admin::{Admin, ResetRequest};
 use domain::faults::Faults;
-use domain::trust::{Identity, Peer};
+use domain::topology::Group;
+use domain::trust::Identity;
 use domain::users::LoginThrottles;
-use domain::{Context, DomainResult, now_ms, seed};
+use domain::{Context, DomainResult};
 use micro_rpc::{Directory, ReplicaList, Upstream, UpstreamSettings};
 use store::{Db, DbOptions, db_error};
 use tokio::net::TcpListener;
 
-/// An opened service: its database migrated (and seeded when asked), its fault registry.
+use crate::admin::ServiceAdmin;
+
+/// One context's part of a process: given the opened process, builds the context (its
+/// in-process links to the others, its background tasks through [`Service::spawn`]) and
+/// returns its internal routes. Each service crate exports one; the binary that hosts
+/// groups holds the table of all of them, glue at the top.
+pub type Mount = fn(&mut Service) -> anyhow::Result<Routes>;
+
+/// A context's internal routes, as its mount returns them.
+pub type Routes = axum::Router;
+
+/// Serves `group` on `listener` until `shutdown` resolves: opens the group's database,
+/// mounts every context of it with its mount from `mounts`, each context's internal routes
+/// behind that context's identity, and serves them with the admin and ops routes.
+pub async fn serve(
+    group: Group,
+    mounts: &[(Context, Mount)],
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // Checked before the database is touched: a binary asked for a context it was not
+    // built with refuses at once.
+    let mut chosen = Vec::new();
+    for context in group.contexts() {
+        let mount = mounts
+            .iter()
+            .find(|(hosted, _)| hosted == context)
+            .map(|(_, mount)| *mount)
+            .with_context(|| {
+                let known: Vec<&str> = mounts.iter().map(|(context, _)| context.as_str()).collect();
+                format!(
+                    "this binary cannot host {context}; it hosts {}",
+                    known.join(", ")
+                )
+            })?;
+        chosen.push((*context, mount));
+    }
+    let mut service = Service::open(group, settings).await?;
+    let mut internal = axum::Router::new();
+    for (context, mount) in chosen {
+        let routes = mount(&mut service).with_context(|| format!("start {context}"))?;
+        // Who calls and until when apply to the internal API only: admin and ops calls
+        // come from the lab and operators, who send no service token and no deadline.
+        // Each context's routes verify with that context's identity: a token for
+        // `recommendations` does not open `catalog`'s routes, even in one process.
+        internal = internal.merge(routes.route_layer(axum::middleware::from_fn_with_state(
+            service.identity(context).clone(),
+            micro_rpc::inbound,
+        )));
+    }
+    let router = service.router(internal);
+    service.serve(router, listener, shutdown).await
+}
+
+/// An opened service process: its group's database migrated (and seeded when asked), its
+/// fault registry, its contexts' identities.
 pub struct Service {
-    pub context: Context,
+    pub group: Group,
     pub settings: Settings,
     pub db: Db,
     pub faults: Faults,
@@ -35,8 +103,8 @@ pub struct Service {
     pub metrics: Metrics,
     /// Where the contexts this service calls are; changed by `PUT /admin/upstreams`.
     pub directory: Directory,
-    /// Who this process is: signs its calls, verifies its callers.
-    pub identity: Arc<Identity>,
+    /// Who each hosted context is: signs its calls, verifies its callers.
+    identities: BTreeMap<Context, Arc<Identity>>,
     admin_token: String,
     /// Opens `/metrics` only (`api::Settings::metrics_token`).
     metrics_token: String,
@@ -44,23 +112,39 @@ pub struct Service {
     stopping: api::server::Stopping,
     /// The `users` service's failed-login counts, which its admin reset forgets.
     login_throttles: Option<LoginThrottles>,
+    /// The remote contexts this process's contexts call: `/ready` requires them.
+    required: Vec<Upstream>,
+    /// The contexts' background loops, stopped before the database closes.
+    tasks: Vec<AbortOnDrop>,
+}
+
+/// Aborts a background task when the owner goes away, however it goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Service {
-    pub async fn open(context: Context, mut settings: Settings) -> anyhow::Result<Service> {
-        let admin_token = settings.admin_token_or_new(context.as_str());
-        let metrics_token = settings.metrics_token_or_new(context.as_str());
-        let identity = identity(&settings, Peer::Service(context))?;
+    /// Opens the process of `group` (a [`Context`] is a group of one).
+    pub async fn open(group: impl Into<Group>, mut settings: Settings) -> anyhow::Result<Service> {
+        let group = group.into();
+        let name = group.name();
+        let admin_token = settings.admin_token_or_new(&name);
+        let metrics_token = settings.metrics_token_or_new(&name);
+        let identities = keys::identities(&settings, &group)?;
         let options = DbOptions {
             max_connections: settings.db_max_connections,
             acquire_timeout: Duration::from_millis(settings.db_acquire_timeout_ms),
         };
         let db = Db::connect(&settings.db, &options)
             .await
-            .with_context(|| format!("open the {context} database"))?;
-        db.migrate(&[context])
+            .with_context(|| format!("open the {name} database"))?;
+        db.migrate(group.contexts())
             .await
-            .with_context(|| format!("run the {context} migrations"))?;
+            .with_context(|| format!("run the {name} migrations"))?;
         let metrics = Metrics::new();
         let pools = db.clone();
         metrics.watch_pools(move || {
@@ -76,17 +160,19 @@ impl Service {
                 .collect()
         });
         let service = Service {
-            context,
+            group,
             db,
             faults: Faults::new(),
             metrics,
             directory: directory(&settings),
-            identity,
+            identities,
             admin_token,
             metrics_token,
             settings,
             stopping: api::server::Stopping::default(),
             login_throttles: None,
+            required: Vec::new(),
+            tasks: Vec::new(),
         };
         if let Some(seed) = service.settings.seed {
             let request = ResetRequest {
@@ -102,26 +188,40 @@ impl Service {
                 .admin()
                 .reset(&request)
                 .await
-                .map_err(|error| anyhow::anyhow!("seed {context}: {error}"))?;
+                .map_err(|error| anyhow::anyhow!("seed {name}: {error}"))?;
         }
         Ok(service)
     }
 
-    /// The client of another context, from `settings.upstreams`, reporting its hops into
-    /// this service's `/metrics`.
-    pub fn upstream(&self, context: Context) -> anyhow::Result<Upstream> {
+    /// The identity of a hosted context.
+    pub fn identity(&self, context: Context) -> &Arc<Identity> {
+        self.identities
+            .get(&context)
+            .expect("a process has the identity of every context it hosts: checked at open")
+    }
+
+    /// The client `caller` uses to call `callee`, from `settings.upstreams`, signing as
+    /// `caller` and reporting its hops into this process's `/metrics`.
+    pub fn upstream(&self, caller: Context, callee: Context) -> anyhow::Result<Upstream> {
         upstream(
             &self.settings,
-            context,
+            callee,
             &self.directory,
             &self.metrics.hops(),
-            &self.identity,
+            self.identity(caller),
         )
+    }
+
+    /// Runs `task` in the background until the process stops serving; it is stopped before
+    /// the database closes, so it never finds the pools closing under it.
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.push(AbortOnDrop(tokio::spawn(task)));
     }
 
     fn admin(&self) -> ServiceAdmin {
         ServiceAdmin {
-            context: self.context,
+            name: self.group.name(),
+            contexts: self.group.contexts().to_vec(),
             db: self.db.clone(),
             login_throttles: self.login_throttles.clone(),
         }
@@ -133,13 +233,14 @@ impl Service {
         self.login_throttles = Some(login_throttles);
     }
 
-    /// Internal routes + admin + ops, with the common layers. `required` are the upstreams
-    /// without which this service cannot answer; `/ready` checks them.
-    pub fn router(&self, internal: axum::Router, required: Vec<Upstream>) -> axum::Router {
+    /// Internal routes (already behind their contexts' `micro_rpc::inbound`) + admin + ops,
+    /// with the common layers. `/ready` checks the database and every remote context the
+    /// hosted contexts call ([`links`]).
+    pub fn router(&self, internal: axum::Router) -> axum::Router {
         let metrics = self.metrics.clone();
         let readiness = ServiceReadiness {
             db: self.db.clone(),
-            required,
+            required: self.required.clone(),
         };
         let ops = OpsState {
             readiness: Arc::new(readiness),
@@ -156,12 +257,6 @@ impl Service {
         let upstreams = upstreams_router(self.directory.clone()).route_layer(
             axum::middleware::from_fn_with_state(admin.token.clone(), api::admin::require_token),
         );
-        // Who calls and until when apply to the internal API only: admin and ops calls come
-        // from the lab and operators, who send no service token and no deadline.
-        let internal = internal.route_layer(axum::middleware::from_fn_with_state(
-            self.identity.clone(),
-            micro_rpc::inbound,
-        ));
         let router = internal
             .merge(api::admin::router(admin))
             .merge(upstreams)
@@ -169,9 +264,10 @@ impl Service {
         api::server::finish(router, &metrics, self.settings.body_limit_bytes)
     }
 
-    /// Serves `router` until `shutdown`, then closes the database.
+    /// Serves `router` until `shutdown`, then stops the background tasks and closes the
+    /// database.
     pub async fn serve(
-        self,
+        mut self,
         router: axum::Router,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -181,29 +277,14 @@ impl Service {
         let shutdown = self.stopping.after(shutdown, delay);
         let address = listener.local_addr()?;
         // Printed once the service is open, so whoever reads this line can start polling.
-        println!("shoplab {} listening on http://{address}", self.context);
-        tracing::info!(service = %self.context, %address, "service ready to serve");
+        let name = self.group.name();
+        println!("shoplab {name} listening on http://{address}");
+        tracing::info!(service = %name, %address, "service ready to serve");
         let served = api::server::serve(listener, router, shutdown, limits).await;
+        self.tasks.clear();
         self.db.close().await;
         served
     }
-}
-
-/// This process's identity from `service_key` and `service_public_keys`. Neither has a
-/// default: a process that cannot prove who it is, or check who calls it, does not start.
-pub fn identity(settings: &Settings, me: Peer) -> anyhow::Result<Arc<Identity>> {
-    // Empty counts as absent: a compose file passes an unset variable on as "".
-    let given = |value: &Option<String>| value.clone().filter(|value| !value.trim().is_empty());
-    let private_key = given(&settings.service_key).with_context(|| {
-        format!(
-            "{me} needs its own service_key (SHOPLAB_SERVICE_KEY): every internal call is signed"
-        )
-    })?;
-    let public_keys = given(&settings.service_public_keys).with_context(|| {
-        format!("{me} needs service_public_keys (SHOPLAB_SERVICE_PUBLIC_KEYS): every internal call is verified")
-    })?;
-    let identity = Identity::new(me, &private_key, &public_keys).map_err(anyhow::Error::msg)?;
-    Ok(Arc::new(identity))
 }
 
 /// The replicas of the contexts a process calls, from the settings' upstream map; with
@@ -276,38 +357,6 @@ pub fn upstream_settings(settings: &Settings) -> UpstreamSettings {
     }
 }
 
-/// Reset and audit of one context's own tables.
-struct ServiceAdmin {
-    context: Context,
-    db: Db,
-    login_throttles: Option<LoginThrottles>,
-}
-
-#[async_trait]
-impl Admin for ServiceAdmin {
-    async fn reset(&self, request: &ResetRequest) -> DomainResult<ResetSummary> {
-        let data = seed::generate(request);
-        let mut transaction = self.db.begin_write().await.map_err(db_error)?;
-        store::admin::reset_in(&self.db, &mut transaction, self.context, &data).await?;
-        transaction.commit().await.map_err(db_error)?;
-        if let Some(login_throttles) = &self.login_throttles {
-            login_throttles.clear();
-        }
-        tracing::info!(service = %self.context, seed = request.seed, "service reset");
-        Ok(ResetSummary::new(request, data.user_password))
-    }
-
-    async fn audit(&self) -> DomainResult<Audit> {
-        let mut connection = self.db.reader().acquire().await.map_err(db_error)?;
-        let mut audit = Audit {
-            taken_at_ms: now_ms(),
-            ..Audit::default()
-        };
-        store::admin::audit_in(&mut connection, self.context, &mut audit).await?;
-        Ok(audit)
-    }
-}
-
 struct ServiceReadiness {
     db: Db,
     required: Vec<Upstream>,
@@ -324,10 +373,11 @@ impl Readiness for ServiceReadiness {
     }
 }
 
-/// Starts a service from command-line flags and serves until SIGTERM/SIGINT; prints the
-/// address it listens on (the supervisor reads that line).
+/// Starts a service process (`name`: its context or group) from command-line flags and
+/// serves until SIGTERM/SIGINT; prints the address it listens on (the supervisor reads that
+/// line).
 pub async fn run<F, Fut>(
-    context: Context,
+    name: impl std::fmt::Display,
     args: &api::cli::ServeArgs,
     serve: F,
 ) -> anyhow::Result<()>
@@ -344,13 +394,36 @@ where
     let address = args.address(0);
     let listener = TcpListener::bind(&address)
         .await
-        .with_context(|| format!("bind {context} on {address}"))?;
+        .with_context(|| format!("bind {name} on {address}"))?;
     serve(settings, listener, Box::pin(api::server::shutdown_signal())).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_group_with_a_context_the_binary_cannot_mount_is_refused_before_anything_opens() {
+        fn catalog(_: &mut Service) -> anyhow::Result<Routes> {
+            Ok(Routes::new())
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let group = Group::parse("catalog+cart").expect("a group");
+        // No keys and no database in these settings: opening anything would fail otherwise.
+        let refused = serve(
+            group,
+            &[(Context::Catalog, catalog)],
+            Settings::default(),
+            listener,
+            std::future::pending(),
+        )
+        .await
+        .expect_err("cart has no mount");
+        assert_eq!(
+            refused.to_string(),
+            "this binary cannot host cart; it hosts catalog"
+        );
+    }
 
     #[tokio::test]
     async fn upstream_resolve_ms_turns_dns_lookups_on_and_zero_leaves_the_names_as_given() {

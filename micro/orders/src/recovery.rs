@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use domain::orders::OrderStatus;
 use domain::{DomainError, DomainResult, now_ms};
+use monolith::MonolithOrders;
 use store::db_error;
 use store::orders::SagaStep;
 
@@ -49,6 +50,27 @@ pub async fn run(orders: Arc<SagaOrders>, recover_after: Duration) {
             Ok(0) => {}
             Ok(finished) => {
                 tracing::info!(sagas.finished = finished, "recovered abandoned checkouts")
+            }
+            Err(error) => tracing::warn!(%error, "looking for abandoned checkouts failed"),
+        }
+    }
+}
+
+/// The same loop over the local checkout, for a process whose group checks out locally
+/// (`domain::topology::Checkout::Local`): finishes the split checkouts a crash left between
+/// their two transactions, as the monolith's maintenance loop does.
+pub async fn run_local(orders: Arc<MonolithOrders>) {
+    let mut every = tokio::time::interval(crate::RECOVER_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match orders.recover_abandoned().await {
+            Ok(0) => {}
+            Ok(finished) => {
+                tracing::info!(
+                    checkouts.finished = finished,
+                    "recovered abandoned checkouts"
+                )
             }
             Err(error) => tracing::warn!(%error, "looking for abandoned checkouts failed"),
         }

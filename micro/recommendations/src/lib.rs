@@ -3,23 +3,31 @@
 use std::sync::Arc;
 
 use domain::Context;
-use micro_kit::Service;
+use micro_kit::{Routes, Service};
 use store::recommendations::SqlRecommendations;
 
-/// Serves recommendations on `listener` until `shutdown` resolves.
+/// The recommendations' part of any process that hosts them.
+pub fn mount(service: &mut Service) -> anyhow::Result<Routes> {
+    let recommendations = Arc::new(SqlRecommendations::new(
+        service.db.clone(),
+        service.faults.clone(),
+    ));
+    Ok(micro_rpc::recommendations::routes(recommendations))
+}
+
+/// Serves recommendations alone on `listener` until `shutdown` resolves.
 pub async fn serve(
     settings: api::Settings,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let service = Service::open(Context::Recommendations, settings).await?;
-    let recommendations = Arc::new(SqlRecommendations::new(
-        service.db.clone(),
-        service.faults.clone(),
-    ));
-    let router = service.router(
-        micro_rpc::recommendations::routes(recommendations),
-        Vec::new(),
-    );
-    service.serve(router, listener, shutdown).await
+    let context = Context::Recommendations;
+    micro_kit::serve(
+        context.into(),
+        &[(context, mount)],
+        settings,
+        listener,
+        shutdown,
+    )
+    .await
 }

@@ -7,16 +7,11 @@ use anyhow::Context as _;
 use domain::Context;
 use domain::tokens::TokenKeys;
 use domain::users::ThrottledUsers;
-use micro_kit::Service;
+use micro_kit::{Routes, Service};
 use store::users::SqlUsers;
 
-/// Serves users on `listener` until `shutdown` resolves.
-pub async fn serve(
-    settings: api::Settings,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let mut service = Service::open(Context::Users, settings).await?;
+/// The users' part of any process that hosts them.
+pub fn mount(service: &mut Service) -> anyhow::Result<Routes> {
     let secret = service
         .settings
         .token_secret
@@ -25,13 +20,29 @@ pub async fn serve(
     let tokens = TokenKeys::new(secret.as_bytes(), service.settings.token_ttl_secs);
     // Failed logins are counted here, where passwords are verified (per account, and per
     // the client address the gateway passes on); the gateway passes the 429 on. A reset
-    // of this service forgets the counts with the accounts.
+    // of this process forgets the counts with the accounts.
     let login_throttles = service.settings.login_throttles();
     service.forget_on_reset(login_throttles.clone());
     let users = Arc::new(ThrottledUsers::new(
         SqlUsers::new(service.db.clone(), service.faults.clone(), tokens),
         login_throttles,
     ));
-    let router = service.router(micro_rpc::users::routes(users), Vec::new());
-    service.serve(router, listener, shutdown).await
+    Ok(micro_rpc::users::routes(users))
+}
+
+/// Serves users alone on `listener` until `shutdown` resolves.
+pub async fn serve(
+    settings: api::Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let context = Context::Users;
+    micro_kit::serve(
+        context.into(),
+        &[(context, mount)],
+        settings,
+        listener,
+        shutdown,
+    )
+    .await
 }

@@ -53,7 +53,7 @@ pub async fn start_service() -> Service {
         .unwrap();
     drop(connection);
     let faults = Faults::new();
-    // The deadline half of the layer `micro_kit::Service::router` mounts on every service;
+    // The deadline half of the layer `micro_kit::serve` mounts on every context's routes;
     // these tests are about the hop, not about who makes it (that is `trust.rs`).
     let router = micro_rpc::catalog::routes(Arc::new(SqlCatalog::new(db.clone(), faults.clone())))
         .merge(micro_rpc::inventory::routes(Arc::new(SqlInventory::new(

@@ -25,13 +25,19 @@ pub enum Database {
 impl Database {
     /// The `--db` URL of `context`'s service.
     pub fn url(&self, context: Context) -> String {
+        self.url_named(context.as_str())
+    }
+
+    /// The `--db` URL of the process named `name`: a service, `monolith`, or a group of a
+    /// topology (`storefront`, `catalog+users`), which keeps one database for its contexts.
+    pub fn url_named(&self, name: &str) -> String {
         match self {
             Database::Sqlite { dir } => {
-                format!("sqlite://{}", dir.join(format!("{context}.db")).display())
+                format!("sqlite://{}", dir.join(format!("{name}.db")).display())
             }
-            Database::Postgres { server } => postgres_url(server, &database_name(context)),
+            Database::Postgres { server } => postgres_url(server, &database_name(name)),
             Database::PostgresPrefixed { server, prefix } => {
-                postgres_url(server, &format!("{prefix}_{context}"))
+                postgres_url(server, &format!("{prefix}_{name}"))
             }
         }
     }
@@ -44,13 +50,7 @@ impl Database {
 
     /// The `--db` URL of the monolith's one database.
     pub fn monolith_url(&self) -> String {
-        match self {
-            Database::Sqlite { dir } => format!("sqlite://{}", dir.join("monolith.db").display()),
-            Database::Postgres { server } => postgres_url(server, &database_name("monolith")),
-            Database::PostgresPrefixed { server, prefix } => {
-                postgres_url(server, &format!("{prefix}_monolith"))
-            }
-        }
+        self.url_named("monolith")
     }
 
     /// Creates what is missing (the folder, the databases `build` needs) and says whether
@@ -60,6 +60,12 @@ impl Database {
             Build::Monolith => vec!["monolith".to_owned()],
             Build::Micro => Context::ALL.iter().map(ToString::to_string).collect(),
         };
+        self.prepare_named(&names).await
+    }
+
+    /// As [`Database::prepare`], for the processes named `names` (the first decides whether
+    /// the data is fresh).
+    pub async fn prepare_named(&mut self, names: &[String]) -> anyhow::Result<bool> {
         match self {
             Database::Sqlite { dir } => {
                 std::fs::create_dir_all(&*dir)

@@ -3,6 +3,9 @@
 //! PID and URL; kill, pause, restart one of them; restart whatever exits (`healing`); stop
 //! them all, leaving nothing behind.
 //!
+//! A topology between the two (`domain::topology`: one process per group of contexts) is
+//! started by [`GroupDeployment`], which does not yet offer the operations below.
+//!
 //! `shoplab serve micro` is a thin command over [`Deployment`]; the lab uses the same type
 //! to deploy, break and heal either build under load, and the tests use it to do so for real.
 //!
@@ -11,6 +14,7 @@
 //! when the supervisor is killed with `kill -9` (see [`die_with_supervisor`]).
 
 mod database;
+mod groups;
 mod healing;
 mod options;
 mod proxies;
@@ -30,6 +34,7 @@ pub use crate::sidecars::door::FrontDoor;
 use crate::sidecars::door::put_json;
 pub use crate::sidecars::fault_proxy::{Link, NetworkFault};
 pub use database::{Database, redact};
+pub use groups::GroupDeployment;
 pub use healing::RestartPolicy;
 pub use loadtest_results::component::{Build, Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
 pub use options::Options;

@@ -1,0 +1,379 @@
+//! A topology between the two builds on this machine (`domain::topology`): one process per
+//! group of contexts (`shoplab service catalog+recommendations`, each over the one database
+//! of its group), then the gateway in front of them all.
+//!
+//! Not yet a [`super::Deployment`]: every operation of the lab on a deployment (kill, pause,
+//! roll, scale, fault proxies, quotas) and every experiment names its processes by
+//! `Component`, one per context or the monolith, and a process hosting several contexts is
+//! none of those. Making a group a `Component` touches every platform and experiment; until
+//! then a topology here can be started, used, healed under the local platform's
+//! [`RestartPolicy`] and stopped.
+
+use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
+
+use anyhow::Context as _;
+use domain::Context;
+use domain::topology::{Group, Topology};
+use domain::trust::Peer;
+
+use super::{ORDERS_UPSTREAMS, Options, RestartPolicy, poll_ready, port_of};
+use crate::Restart;
+use crate::child::{Launch, Process};
+
+/// A started topology: its group processes and the gateway.
+pub struct GroupDeployment {
+    options: Options,
+    topology: Topology,
+    members: Vec<GroupMember>,
+    http: reqwest::Client,
+}
+
+struct GroupMember {
+    /// The group's process name, or `gateway`.
+    name: String,
+    /// The contexts it hosts; none for the gateway.
+    contexts: Vec<Context>,
+    url: String,
+    admin_url: Option<String>,
+    /// The port it was first given and the flags it was started with (less the seed): a
+    /// restart comes back where its callers look for it, with its data kept.
+    port: u16,
+    launch: Launch,
+    process: Process,
+}
+
+impl GroupDeployment {
+    /// Prepares one database per group and starts every group, those that call no other
+    /// first side by side, then the group hosting `orders` (which may call four others),
+    /// then the gateway on `options.port`; each answers `/ready` before what depends on it
+    /// starts. A topology of one group is the monolith: start that build instead.
+    pub async fn start(
+        mut options: Options,
+        topology: Topology,
+    ) -> anyhow::Result<GroupDeployment> {
+        anyhow::ensure!(
+            topology.needs_gateway(),
+            "{topology} is one process: that is the monolith build"
+        );
+        let names: Vec<String> = topology.groups().iter().map(Group::name).collect();
+        let fresh = options.database.prepare_named(&names).await?;
+        let seed = options.seed.or(fresh.then_some(42));
+        let mut deployment = GroupDeployment {
+            options,
+            topology,
+            members: Vec::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
+                .build()?,
+        };
+        let orders = deployment.topology.group_of(Context::Orders).clone();
+        let leaves: Vec<Group> = deployment
+            .topology
+            .groups()
+            .iter()
+            .filter(|group| **group != orders)
+            .cloned()
+            .collect();
+        let first = leaves.iter().map(|group| {
+            let launch = deployment.launch_group(group, seed);
+            deployment.spawn(launch, group.name(), group.contexts().to_vec(), 0)
+        });
+        let started = futures::future::try_join_all(first).await?;
+        deployment.members.extend(started);
+        let launch = deployment.launch_group(&orders, seed);
+        let member = deployment
+            .spawn(launch, orders.name(), orders.contexts().to_vec(), 0)
+            .await?;
+        deployment.members.push(member);
+        let launch = deployment.launch_gateway();
+        let port = deployment.options.port;
+        let gateway = deployment
+            .spawn(launch, "gateway".to_owned(), Vec::new(), port)
+            .await?;
+        deployment.members.push(gateway);
+        Ok(deployment)
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The public base URL: the gateway's.
+    pub fn url(&self) -> &str {
+        self.gateway().map_or("", |gateway| gateway.url.as_str())
+    }
+
+    /// The gateway's admin port (reset, audit, faults fanned out to every group).
+    pub fn admin_url(&self) -> &str {
+        self.gateway()
+            .and_then(|gateway| gateway.admin_url.as_deref())
+            .unwrap_or("")
+    }
+
+    /// The table `shoplab serve topology` prints: process, contexts, pid, URL.
+    pub fn map(&self) -> String {
+        // A custom group is named by its contexts, which can be long: the columns fit them.
+        let width = |column: fn(&GroupMember) -> String, heading: &str| {
+            self.members
+                .iter()
+                .map(|member| column(member).len())
+                .chain([heading.len()])
+                .max()
+                .unwrap_or_default()
+        };
+        let contexts_of = |member: &GroupMember| {
+            let names: Vec<&str> = member.contexts.iter().map(|c| c.as_str()).collect();
+            names.join("+")
+        };
+        let name_width = width(|member| member.name.clone(), "process");
+        let contexts_width = width(contexts_of, "contexts");
+        let mut map = format!(
+            "{:<name_width$} {:<contexts_width$} {:>8}  {}\n",
+            "process", "contexts", "pid", "url"
+        );
+        for member in &self.members {
+            map.push_str(&format!(
+                "{:<name_width$} {:<contexts_width$} {:>8}  {}\n",
+                member.name,
+                contexts_of(member),
+                member.process.pid(),
+                member.url
+            ));
+        }
+        map
+    }
+
+    /// Every process's name and PID, in start order.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.members
+            .iter()
+            .map(|member| (member.name.clone(), member.process.pid()))
+            .collect()
+    }
+
+    /// The processes that have exited since they started, reaped, by name.
+    pub fn exited(&mut self) -> Vec<String> {
+        self.members
+            .iter_mut()
+            .filter_map(|member| member.process.has_exited().then(|| member.name.clone()))
+            .collect()
+    }
+
+    /// Stops the gateway first (it drains while the groups still answer), then the group
+    /// hosting `orders`, then the rest.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let deadline = self.options.stop_deadline;
+        // Started leaves, then orders' group, then the gateway: stopped in reverse.
+        for member in self.members.iter_mut().rev() {
+            member.process.request_stop()?;
+            member.process.finish_stop(deadline).await?;
+        }
+        Ok(())
+    }
+
+    /// Restarts every process that exits, under `Options::restart_policy` (a backoff for a
+    /// crash loop), on the port it had, until `stop` resolves; returns each restart. The
+    /// same policy as [`super::Deployment::heal_until`]'s, which is keyed by `Component`.
+    pub async fn heal_until(&mut self, stop: impl Future<Output = ()>) -> Vec<Restart> {
+        let policy: RestartPolicy = self.options.restart_policy;
+        let mut restarts: Vec<Restart> = Vec::new();
+        tokio::pin!(stop);
+        while (&mut stop).now_or_never().is_none() {
+            for name in self.exited() {
+                let detected = Instant::now();
+                tracing::warn!(process = %name, "process exited");
+                let recent = restarts
+                    .iter()
+                    .filter(|restart| restart.component == name)
+                    .filter(|restart| {
+                        detected.duration_since(restart.at) < policy.crash_loop_window
+                    })
+                    .count() as u32;
+                let backoff = policy.backoff(recent);
+                tokio::time::sleep(backoff).await;
+                let restarted = self.restart(&name).await;
+                let restart = Restart {
+                    component: name.clone(),
+                    at: detected,
+                    backoff_ms: backoff.as_millis() as u64,
+                    down_ms: detected.elapsed().as_millis() as u64,
+                    error: restarted.err().map(|error| format!("{error:#}")),
+                };
+                match &restart.error {
+                    None => {
+                        tracing::info!(process = %name, down_ms = restart.down_ms, "process restarted")
+                    }
+                    // Logged here, where it is handled: the next round tries again.
+                    Some(error) => {
+                        tracing::error!(process = %name, error = %error, "process restart failed")
+                    }
+                }
+                restarts.push(restart);
+            }
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(policy.poll) => {}
+            }
+        }
+        restarts
+    }
+
+    /// Starts the process `name` again on its port, stopping it first if it still runs.
+    async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let stop_deadline = self.options.stop_deadline;
+        let start_deadline = self.options.start_deadline;
+        let http = self.http.clone();
+        let member = self
+            .members
+            .iter_mut()
+            .find(|member| member.name == name)
+            .with_context(|| format!("no {name} in this topology"))?;
+        member.process.request_stop()?;
+        member.process.finish_stop(stop_deadline).await?;
+        let (process, addresses) =
+            Process::spawn(&member.launch, member.port, start_deadline).await?;
+        member.process = process;
+        member.url = addresses.url;
+        member.admin_url = addresses.admin_url;
+        poll_ready(&http, &mut member.process, &member.url, start_deadline)
+            .await
+            .with_context(|| format!("restart {name}"))
+    }
+
+    fn gateway(&self) -> Option<&GroupMember> {
+        self.members
+            .iter()
+            .find(|member| member.contexts.is_empty())
+    }
+
+    /// The URL of the process hosting `context`.
+    fn url_of(&self, context: Context) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|member| member.contexts.contains(&context))
+            .map(|member| member.url.as_str())
+    }
+
+    /// A group's flags: its contexts, its database, where the contexts it calls but does
+    /// not host are (only `orders` calls others), its contexts' keys.
+    fn launch_group(&self, group: &Group, seed: Option<u64>) -> Launch {
+        let mut args = vec![
+            "service".to_owned(),
+            group.spec(),
+            "--name".to_owned(),
+            group.name(),
+            "--db".to_owned(),
+            self.options.database.url_named(&group.name()),
+        ];
+        if group.contains(Context::Orders) {
+            for context in ORDERS_UPSTREAMS.iter().filter(|c| !group.contains(**c)) {
+                let url = self.url_of(*context).unwrap_or_default();
+                args.push("--upstream".to_owned());
+                args.push(format!("{context}={url}"));
+            }
+        }
+        if let Some(seed) = seed {
+            args.push("--seed".to_owned());
+            args.push(seed.to_string());
+        }
+        let mut env = self.environment();
+        env.push((
+            "SHOPLAB_SERVICE_KEY".to_owned(),
+            self.options.service_keys.group_key(group.contexts()),
+        ));
+        self.launch(group.name(), args, env)
+    }
+
+    /// The gateway's flags: where every context is (several of them at one address).
+    fn launch_gateway(&self) -> Launch {
+        let mut args = vec![
+            "service".to_owned(),
+            "gateway".to_owned(),
+            "--admin-port".to_owned(),
+            self.options.admin_port.to_string(),
+        ];
+        for context in Context::ALL {
+            let url = self.url_of(context).unwrap_or_default();
+            args.push("--upstream".to_owned());
+            args.push(format!("{context}={url}"));
+        }
+        let mut env = self.environment();
+        env.push((
+            "SHOPLAB_SERVICE_KEY".to_owned(),
+            self.options
+                .service_keys
+                .private_key(Peer::Gateway)
+                .to_owned(),
+        ));
+        self.launch("gateway".to_owned(), args, env)
+    }
+
+    /// What every process is given: the deployment's tokens and every public key.
+    fn environment(&self) -> Vec<(String, String)> {
+        let options = &self.options;
+        let mut env = options.env.clone();
+        env.push(("SHOPLAB_ADMIN_TOKEN".into(), options.admin_token.clone()));
+        env.push((
+            "SHOPLAB_METRICS_TOKEN".into(),
+            options.metrics_token.clone(),
+        ));
+        env.push(("SHOPLAB_TOKEN_SECRET".into(), options.token_secret.clone()));
+        env.push((
+            "SHOPLAB_SERVICE_PUBLIC_KEYS".into(),
+            options.service_keys.public_keys(),
+        ));
+        env
+    }
+
+    fn launch(&self, name: String, args: Vec<String>, env: Vec<(String, String)>) -> Launch {
+        Launch {
+            label: format!("{name}#1"),
+            program: self.options.program.clone(),
+            args,
+            env,
+            forward_logs: self.options.forward_logs,
+            limits: self.options.limits,
+        }
+    }
+
+    async fn spawn(
+        &self,
+        mut launch: Launch,
+        name: String,
+        contexts: Vec<Context>,
+        port: u16,
+    ) -> anyhow::Result<GroupMember> {
+        let (process, addresses) = Process::spawn(&launch, port, self.options.start_deadline)
+            .await
+            .with_context(|| format!("start {name}"))?;
+        let port =
+            port_of(&addresses.url).with_context(|| format!("{name} printed {}", addresses.url))?;
+        // A restart keeps the data: only the first start seeds.
+        launch.remove_flag("--seed");
+        // A restart keeps the gateway's admin port too.
+        if let Some(admin_port) = addresses.admin_url.as_deref().and_then(port_of) {
+            launch.set_flag("--admin-port", &admin_port.to_string());
+        }
+        let mut member = GroupMember {
+            name,
+            contexts,
+            url: addresses.url,
+            admin_url: addresses.admin_url,
+            port,
+            launch,
+            process,
+        };
+        poll_ready(
+            &self.http,
+            &mut member.process,
+            &member.url,
+            self.options.start_deadline,
+        )
+        .await
+        .with_context(|| format!("start {}", member.name))?;
+        Ok(member)
+    }
+}
