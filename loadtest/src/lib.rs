@@ -14,4 +14,5 @@ pub mod compare;
 mod environment;
 mod micro;
 mod service;
+pub use service::MOUNTS;
 mod topology;

@@ -12,9 +12,9 @@ use micro_kit::Mount;
 use loadtest_platform::local::supervisor::{Component, die_with_supervisor};
 
 /// Every context's mount: this binary can host any group. Glue at the top: the service
-/// crates cannot know each other, so the table of all of them lives in the one binary that
-/// links them all.
-const MOUNTS: [(Context, Mount); 7] = [
+/// crates cannot know each other, so the table of all of them lives in the one crate that
+/// links them all (the contract tests host their groups from it too).
+pub const MOUNTS: [(Context, Mount); 7] = [
     (Context::Catalog, micro_catalog::mount),
     (Context::Inventory, micro_inventory::mount),
     (Context::Cart, micro_cart::mount),

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use contract::{StartFn, StartedTarget, Target, TestDatabase};
-use domain::Context;
 use domain::topology::{self, Topology};
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
@@ -91,17 +90,6 @@ fn start_monolith() -> BoxFuture<'static, anyhow::Result<StartedTarget>> {
     })
 }
 
-/// Every context's mount, as the `shoplab` binary holds them: any group can be hosted.
-const MOUNTS: [(Context, micro_kit::Mount); 7] = [
-    (Context::Catalog, micro_catalog::mount),
-    (Context::Inventory, micro_inventory::mount),
-    (Context::Cart, micro_cart::mount),
-    (Context::Orders, micro_orders::mount),
-    (Context::Payments, micro_payments::mount),
-    (Context::Users, micro_users::mount),
-    (Context::Recommendations, micro_recommendations::mount),
-];
-
 /// One server per group of `topology`, each over its own fresh database, and the gateway in
 /// front. Every server binds first, so all addresses are known before any of them starts
 /// (a context's upstream is its group's address); each is told the addresses of the contexts
@@ -146,7 +134,14 @@ fn start_topology(topology: Topology) -> BoxFuture<'static, anyhow::Result<Start
             };
             let shutdown = stopped();
             servers.push(tokio::spawn(async move {
-                micro_kit::serve(group, &MOUNTS, service_settings, listener, shutdown).await
+                micro_kit::serve(
+                    group,
+                    &shoplab::MOUNTS,
+                    service_settings,
+                    listener,
+                    shutdown,
+                )
+                .await
             }));
         }
         let (public, base_url) = loopback().await?;

@@ -18,13 +18,5 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let context = Context::Catalog;
-    micro_kit::serve(
-        context.into(),
-        &[(context, mount)],
-        settings,
-        listener,
-        shutdown,
-    )
-    .await
+    micro_kit::serve_alone(Context::Catalog, mount, settings, listener, shutdown).await
 }

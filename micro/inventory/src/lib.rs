@@ -27,15 +27,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let context = Context::Inventory;
-    micro_kit::serve(
-        context.into(),
-        &[(context, mount)],
-        settings,
-        listener,
-        shutdown,
-    )
-    .await
+    micro_kit::serve_alone(Context::Inventory, mount, settings, listener, shutdown).await
 }
 
 async fn sweep_expired(inventory: Arc<SqlInventory>) {

@@ -48,6 +48,25 @@ pub type Mount = fn(&mut Service) -> anyhow::Result<Routes>;
 /// A context's internal routes, as its mount returns them.
 pub type Routes = axum::Router;
 
+/// Serves `context` alone, a group of one: what each service's own binary (and container)
+/// runs.
+pub async fn serve_alone(
+    context: Context,
+    mount: Mount,
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve(
+        context.into(),
+        &[(context, mount)],
+        settings,
+        listener,
+        shutdown,
+    )
+    .await
+}
+
 /// Serves `group` on `listener` until `shutdown` resolves: opens the group's database,
 /// mounts every context of it with its mount from `mounts`, each context's internal routes
 /// behind that context's identity, and serves them with the admin and ops routes.

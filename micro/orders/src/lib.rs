@@ -78,15 +78,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let context = Context::Orders;
-    micro_kit::serve(
-        context.into(),
-        &[(context, mount)],
-        settings,
-        listener,
-        shutdown,
-    )
-    .await
+    micro_kit::serve_alone(Context::Orders, mount, settings, listener, shutdown).await
 }
 
 /// How often the recovery loop looks for abandoned sagas.

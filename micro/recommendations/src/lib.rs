@@ -21,10 +21,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let context = Context::Recommendations;
-    micro_kit::serve(
-        context.into(),
-        &[(context, mount)],
+    micro_kit::serve_alone(
+        Context::Recommendations,
+        mount,
         settings,
         listener,
         shutdown,

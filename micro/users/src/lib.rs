@@ -36,13 +36,5 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let context = Context::Users;
-    micro_kit::serve(
-        context.into(),
-        &[(context, mount)],
-        settings,
-        listener,
-        shutdown,
-    )
-    .await
+    micro_kit::serve_alone(Context::Users, mount, settings, listener, shutdown).await
 }
