@@ -7,6 +7,8 @@
 //! - `serve micro`, `serve topology` and the hidden `service <name>` ([`micro`],
 //!   [`topology`], [`service`]): every process of both builds and of any topology between
 //!   them from this one executable, so nothing else has to be built;
+//! - `suite` ([`suite`]): a matrix of `compare` runs from a TOML file, each a child
+//!   process, resumable, with one combined report;
 //! - `workshop`, `load`, `check`, `report`, `diff`: thin calls into their crates.
 
 pub mod cli;
@@ -14,4 +16,5 @@ pub mod compare;
 mod environment;
 mod micro;
 mod service;
+mod suite;
 mod topology;
