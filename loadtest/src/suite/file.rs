@@ -324,3 +324,50 @@ fn line_of(text: &str, offset: usize) -> String {
     let line = text[..offset.min(text.len())].matches('\n').count() + 1;
     format!("line {line}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    const TWO_DATABASES: &str = "databases = [\"sqlite\", \"postgres://me:secret@db:5432\"]\n\
+        repeats = 2\n[load]\nquick = true\nexperiments = [\"throughput\"]\n";
+
+    #[test]
+    fn every_database_and_repeat_is_a_cell_named_without_the_password() {
+        let suite = parse(TWO_DATABASES).expect("a good file");
+        let names: Vec<String> = suite.cells().into_iter().map(|cell| cell.name).collect();
+        assert_eq!(
+            names,
+            [
+                "sqlite.local.default.r1",
+                "postgres.local.default.r1",
+                "sqlite.local.default.r2",
+                "postgres.local.default.r2"
+            ]
+        );
+        let postgres = &suite.cells()[1];
+        assert_eq!(
+            postgres.args,
+            [
+                "--quick",
+                "--experiments",
+                "throughput",
+                "--seed",
+                "42",
+                "--db",
+                "postgres://me:secret@db:5432",
+                "--target",
+                "local"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_settings_not_the_comments() {
+        let commented = format!("# a comment\n{TWO_DATABASES}\n# another\n");
+        let reseeded = format!("{TWO_DATABASES}seed = 7\n");
+        let fingerprint = |text: &str| parse(text).expect("a good file").fingerprint();
+        assert_eq!(fingerprint(TWO_DATABASES), fingerprint(&commented));
+        assert_ne!(fingerprint(TWO_DATABASES), fingerprint(&reseeded));
+    }
+}
