@@ -237,6 +237,12 @@ fn is_finished(dir: &Path) -> bool {
 
 /// Runs one cell's compare from scratch, its output into the cell's log.
 async fn run_cell(program: &Path, out: &Path, cell: &Cell) -> Result<(), Stop> {
+    // A suite stopped by SIGINT or SIGTERM stops its cell's compare too (whose own children
+    // die with it), rather than leave it measuring alone; the cell runs again next time.
+    // Listened for before the child exists, so no signal finds the suite without a handler.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
     let dir = cell_dir(out, cell);
     // A folder left by an interrupted run holds part of a run: it is replaced, not resumed.
     if dir.exists() {
@@ -256,13 +262,9 @@ async fn run_cell(program: &Path, out: &Path, cell: &Cell) -> Result<(), Stop> {
         .kill_on_drop(true)
         .spawn()
         .context("start shoplab compare")?;
-    // A suite stopped by SIGINT or SIGTERM stops its cell's compare too (whose own children
-    // die with it), rather than leave it measuring alone; the cell runs again next time.
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("listen for SIGTERM")?;
     let status = tokio::select! {
         status = child.wait() => status.context("wait for shoplab compare")?,
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             child.kill().await.context("stop the cell's compare")?;
             return Err(Stop::Interrupted(anyhow::anyhow!(
                 "interrupted (SIGINT); the cell runs again on the next run of the suite"

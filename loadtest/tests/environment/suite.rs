@@ -1,6 +1,7 @@
 //! `shoplab suite` end to end on real runs: a suite of two databases (SQLite and the
 //! PostgreSQL server) × compare's two builds, quick throughput only — the smallest real runs
-//! that prove a combined report, kept cells, and a changed file refused.
+//! that prove an interrupted cell run again, a combined report, kept cells, and a changed
+//! file refused.
 
 use std::path::Path;
 use std::process::Output;
@@ -42,6 +43,20 @@ fn suite_file(server: &str, seed: u64) -> String {
     )
 }
 
+/// The processes whose command line names `folder`: a suite's compare and what it started.
+fn processes_naming(folder: &Path) -> Vec<String> {
+    let needle = folder.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|line| String::from_utf8_lossy(&line).replace('\0', " "))
+        .filter(|line| line.contains(&needle))
+        .collect()
+}
+
 /// What proves a cell was not run again: its results' run id and its log's modification time.
 fn fingerprint(cell: &Path) -> (String, SystemTime) {
     let results = loadtest_report::load(cell).expect("the cell's results read");
@@ -51,7 +66,7 @@ fn fingerprint(cell: &Path) -> (String, SystemTime) {
     (results.run_id, modified)
 }
 
-pub async fn a_suite_of_two_databases_runs_every_cell_then_keeps_them_and_refuses_a_changed_file(
+pub async fn a_suite_of_two_databases_reruns_an_interrupted_cell_keeps_finished_ones_and_refuses_a_changed_file(
     server: String,
 ) {
     let folder = tempfile::tempdir().expect("temp dir");
@@ -59,12 +74,58 @@ pub async fn a_suite_of_two_databases_runs_every_cell_then_keeps_them_and_refuse
     let out = folder.path().join("out");
     std::fs::write(&file, suite_file(&server, 42)).expect("write the suite file");
 
+    // Interrupted as its first cell starts: it stops that cell's compare and everything
+    // compare started, and leaves a partial folder behind.
+    let first_cell = out.join("cells").join(CELLS[0]);
+    let interrupted = tokio::process::Command::new(crate::support::shoplab_binary())
+        .arg("suite")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start shoplab suite");
+    crate::support::eventually(
+        Duration::from_secs(60),
+        "the first cell's log",
+        async || first_cell.join("compare.log").is_file(),
+    )
+    .await;
+    let pid = interrupted.id().expect("the suite runs") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGTERM)
+        .expect("signal the suite");
+    let stopped = tokio::time::timeout(SUITE_DEADLINE, interrupted.wait_with_output())
+        .await
+        .expect("the suite stops on SIGTERM")
+        .expect("wait for the suite");
+    let said = String::from_utf8_lossy(&stopped.stderr).into_owned();
+    assert_eq!(stopped.status.code(), Some(1), "{said}");
+    assert!(said.contains("interrupted (SIGTERM)"), "{said}");
+    crate::support::eventually(
+        Duration::from_secs(10),
+        "no process left working for the suite",
+        async || processes_naming(&out).is_empty(),
+    )
+    .await;
+    assert!(
+        loadtest_report::load(&first_cell).is_err(),
+        "the interrupted cell has no results"
+    );
+    std::fs::write(first_cell.join("left-over"), b"partial").expect("mark the partial folder");
+
     let first = suite(&file, &out).await;
     let said = text(&first);
     assert!(first.status.success(), "the suite runs: {said}");
     assert!(
         said.contains("2 cells") && said.contains("2 to run"),
-        "the plan comes first: {said}"
+        "the plan comes first, and the interrupted cell is run again: {said}"
+    );
+    assert!(
+        !first_cell.join("left-over").exists(),
+        "the interrupted cell ran again from scratch"
     );
     let mut run_ids = Vec::new();
     for (cell, database) in CELLS.iter().zip(["sqlite", "postgres://"]) {
