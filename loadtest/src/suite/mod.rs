@@ -127,7 +127,8 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<bool> {
                 return Err(error.context(format!("cell {}", cell.name)));
             }
             Err(Stop::Failed(error)) => {
-                bar.println(format!("{}: {error:#}", cell.name));
+                // Printed past the bar, which draws nothing when stderr is not a terminal.
+                bar.suspend(|| eprintln!("{}: {error:#}", cell.name));
                 failed.push(cell.name.clone());
             }
         }

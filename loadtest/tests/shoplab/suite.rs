@@ -1,5 +1,6 @@
-//! `shoplab suite` refuses a bad suite file before any cell runs, naming the line at fault.
-//! The real runs are in the environment binary (`environment/suite.rs`), which needs PostgreSQL.
+//! `shoplab suite` refuses a bad suite file before any cell runs, naming the line at fault,
+//! and goes on past a cell whose compare fails. The real runs are in the environment binary
+//! (`environment/suite.rs`), which needs PostgreSQL.
 
 use std::time::Duration;
 
@@ -99,5 +100,66 @@ async fn a_topologies_axis_is_refused_while_compare_does_not_take_topologies() {
             said.contains("line 2") && said.contains("does not take --topologies yet"),
             "{said}"
         );
+    }
+}
+
+/// Two cells whose compare fails at once (a database server that refuses connections): the
+/// first failure does not stop the suite, the report is still written, and since neither
+/// finished, the next run runs both again.
+#[tokio::test]
+async fn a_failing_cell_fails_alone_and_runs_again_on_the_next_run() {
+    // Ports just released: nothing listens there, so a connection is refused at once.
+    let closed: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free port")
+                .port()
+        })
+        .collect();
+    let folder = tempfile::tempdir().expect("temp dir");
+    let file = folder.path().join("dead.toml");
+    let out = folder.path().join("out");
+    std::fs::write(
+        &file,
+        format!(
+            "databases = [\"postgres://shoplab@127.0.0.1:{}\", \"postgres://shoplab@127.0.0.1:{}\"]\n\
+             [load]\nquick = true\nexperiments = [\"throughput\"]\n",
+            closed[0], closed[1]
+        ),
+    )
+    .expect("write the suite file");
+    for run in ["first", "second"] {
+        let command = tokio::process::Command::new(crate::support::shoplab_binary())
+            .arg("suite")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out)
+            .env("RUST_BACKTRACE", "0")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(REFUSAL_DEADLINE, command)
+            .await
+            .expect("failing cells end quickly")
+            .expect("run shoplab suite");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(1), "{run} run: {said}");
+        assert!(
+            said.contains("2 to run"),
+            "{run} run runs both cells: {said}"
+        );
+        assert!(said.contains("2 of 2 cells failed"), "{run} run: {said}");
+        for cell in ["postgres.local.default.r1", "postgres2.local.default.r1"] {
+            let log = std::fs::read_to_string(out.join("cells").join(cell).join("compare.log"))
+                .unwrap_or_else(|error| panic!("{cell} ran and has its log: {error}"));
+            assert!(log.contains("Connection refused"), "{cell}: {log}");
+        }
+        let report = std::fs::read_to_string(out.join("suite.md")).expect("suite.md written");
+        assert_eq!(report.matches("no results").count(), 2, "{report}");
     }
 }
