@@ -42,6 +42,15 @@ enum Command {
     /// Example: shoplab compare --quick --fail-if 'ratio.p99>3' --fail-if 'error_rate>1%'
     #[command(after_help = EXIT_CODES)]
     Compare(Box<crate::compare::CompareArgs>),
+    /// Run a matrix of compare runs from a suite file, resumable, with one combined report.
+    ///
+    /// Each cell (database × target × topologies × repeat) is a `shoplab compare` child
+    /// process with its own folder under OUT/cells/; a cell that finished is kept on the next
+    /// run of the same file. Writes suite.md and suite.html. Exits 3 when an invariant was
+    /// violated in a cell, 1 when a cell failed.
+    ///
+    /// Example: shoplab suite docs/suites/databases.toml
+    Suite(crate::suite::SuiteArgs),
     /// Render a run's report again from its results.json.
     ///
     /// Writes report.html (one page, opens from disk, charts inline), report.md (for a git
@@ -192,6 +201,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if !ending.gates_passed {
                 std::process::exit(EXIT_GATE_FAILED);
+            }
+            Ok(())
+        }
+        Command::Suite(args) => {
+            if !crate::suite::run(args).await? {
+                std::process::exit(EXIT_INVARIANT_VIOLATED);
             }
             Ok(())
         }

@@ -7,6 +7,8 @@
 //! - `serve micro`, `serve topology` and the hidden `service <name>` ([`micro`],
 //!   [`topology`], [`service`]): every process of both builds and of any topology between
 //!   them from this one executable, so nothing else has to be built;
+//! - `suite` ([`suite`]): a matrix of `compare` runs from a TOML file, each a child
+//!   process, resumable, with one combined report;
 //! - `workshop`, `load`, `check`, `report`, `diff`: thin calls into their crates.
 
 pub mod cli;
@@ -15,4 +17,5 @@ mod environment;
 mod micro;
 mod service;
 pub use service::MOUNTS;
+mod suite;
 mod topology;

@@ -17,6 +17,7 @@ mod report; // the report and diff rendered from a committed results.json: chart
 mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback
 mod saga_crash;
 mod spread; // requests per replica, counted by the front door and by the gateway // orders killed mid-checkout; the recovered saga is judged by the audit
+mod suite; // shoplab suite's refusals of a bad suite file, before any cell runs
 mod support;
 mod topology; // a topology between the builds as real group processes behind the gateway; serve topology's refusals
 mod trust; // every attack on a service's own port (no, forged, expired, misaddressed or unallowed token) refused, nothing changed
