@@ -32,6 +32,7 @@ fn results(experiments: Vec<Outcome>) -> Results {
 fn outcome(build: Build, findings: Findings) -> Outcome {
     Outcome {
         build,
+        topology: None,
         findings,
         invariants: CheckReport {
             valid: true,
