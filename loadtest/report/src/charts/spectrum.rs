@@ -9,6 +9,9 @@ use crate::figures::Spread;
 use crate::sections::spectrum::SpectrumPoint;
 use crate::theme::{self, Area, DrawResult};
 
+/// Which figure of a point a panel draws.
+type Pick = fn(&SpectrumPoint) -> Option<Spread>;
+
 pub(crate) struct SpectrumChart {
     pub points: Vec<SpectrumPoint>,
 }
@@ -29,7 +32,7 @@ impl Plot for SpectrumChart {
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> DrawResult<DB> {
         let panels = area.split_evenly((2, 2));
-        let measures: [(&str, &str, fn(&SpectrumPoint) -> Option<Spread>); 4] = [
+        let measures: [(&str, &str, Pick); 4] = [
             ("capacity at the SLO", "journeys per second", |point| {
                 point.capacity.clone()
             }),
@@ -56,7 +59,7 @@ impl SpectrumChart {
         area: &Area<DB>,
         caption: &str,
         y_desc: &str,
-        pick: fn(&SpectrumPoint) -> Option<Spread>,
+        pick: Pick,
     ) -> DrawResult<DB> {
         let values: Vec<(&SpectrumPoint, Spread)> = self
             .points
@@ -72,7 +75,7 @@ impl SpectrumChart {
             .margin(10)
             .x_label_area_size(50)
             .y_label_area_size(80)
-            .build_cartesian_2d(0.5f64..8.5f64, 0f64..y_max)?;
+            .build_cartesian_2d(0.5f64..9.0f64, 0f64..y_max)?;
         let mut mesh = chart.configure_mesh();
         theme::mesh(&mut mesh);
         mesh.x_desc("processes")

@@ -124,7 +124,7 @@ pub(crate) fn section(
         return Ok(());
     }
     let points = points(results);
-    document.section("spectrum", "The spectrum: from one process to eight");
+    document.section("spectrum", "The spectrum: by number of processes");
     let highest = results.profile.levels.iter().copied().max().unwrap_or(0);
     document.paragraph(format!(
         "Every topology of the run by its number of processes (the groups of contexts, and the \
