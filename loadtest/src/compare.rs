@@ -7,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use domain::Topology;
+use domain::topology::PRESETS;
 use loadtest_lab::calibration::Calibrator;
 use loadtest_lab::experiments::{self, Experiment, Kind};
 use loadtest_lab::journeys::Shopfront;
@@ -30,6 +32,18 @@ pub struct CompareArgs {
     /// nodes on a platform with nodes to lose and drain).
     #[arg(long, value_delimiter = ',', help_heading = "What to run")]
     pub experiments: Option<Vec<Kind>>,
+    /// The topologies to run, one after the other: presets (monolith, satellites,
+    /// browse-buy, coarse, micro) or specs (`catalog+recommendations,inventory,...`, each
+    /// naming all seven contexts), comma-separated. Between the two builds only the
+    /// throughput experiment runs yet, on --target local.
+    #[arg(
+        long,
+        value_name = "TOPOLOGY",
+        value_parser = parse_topologies,
+        default_value = "monolith,micro",
+        help_heading = "What to run"
+    )]
+    pub topologies: Topologies,
     /// Repeats of each throughput level, at least 1 (default: 1 quick, 3 full).
     #[arg(
         long,
@@ -101,6 +115,44 @@ pub struct Ending {
     pub invariants_held: bool,
     /// Every `--fail-if` gate passed.
     pub gates_passed: bool,
+}
+
+/// The topologies `--topologies` names, in its order.
+#[derive(Clone, Debug)]
+pub struct Topologies(pub Vec<Topology>);
+
+/// Splits `--topologies` into topologies. A spec holds commas itself, so a preset's name
+/// stands alone and anything else is read on, comma by comma, until it names all seven
+/// contexts; a list that ends before that gets the topology's own error (which context is
+/// missing, twice or unknown).
+fn parse_topologies(text: &str) -> Result<Topologies, String> {
+    let mut topologies: Vec<Topology> = Vec::new();
+    let mut spec: Vec<&str> = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        if spec.is_empty() && PRESETS.iter().any(|preset| preset.name == part) {
+            topologies.push(Topology::parse(part).map_err(|error| error.to_string())?);
+            continue;
+        }
+        spec.push(part);
+        if let Ok(topology) = Topology::parse(&spec.join(",")) {
+            topologies.push(topology);
+            spec.clear();
+        }
+    }
+    if !spec.is_empty() {
+        return Err(Topology::parse(&spec.join(","))
+            .err()
+            .map_or_else(String::new, |error| error.to_string()));
+    }
+    for (index, topology) in topologies.iter().enumerate() {
+        if topologies[..index]
+            .iter()
+            .any(|other| other.spec() == topology.spec())
+        {
+            return Err(format!("the topology {topology} is named twice"));
+        }
+    }
+    Ok(Topologies(topologies))
 }
 
 fn positive_cores(text: &str) -> Result<f64, String> {
@@ -197,6 +249,25 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
          the {} platform runs on this one machine",
         platform.name
     );
+    let topologies = &args.topologies.0;
+    for topology in topologies {
+        loadtest_platform::check_topology(platform, topology)?;
+        if Build::of_topology(topology).is_none() {
+            let refused: Vec<&str> = kinds
+                .iter()
+                .filter(|kind| **kind != Kind::Throughput)
+                .map(|kind| kind.as_str())
+                .collect();
+            anyhow::ensure!(
+                refused.is_empty(),
+                "--experiments {} cannot run on the topology {topology} yet: they kill, roll, \
+                 break and scale processes named one per context (or the monolith), and a \
+                 process hosting a group of contexts is neither; run --experiments throughput \
+                 on it, the others on monolith and micro",
+                refused.join(",")
+            );
+        }
+    }
     let generators = usize::from(args.platform.generators);
     if generators > 0 {
         anyhow::ensure!(
@@ -286,7 +357,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     writable_folder(&out)?;
 
     let bars = MultiProgress::new();
-    let overall = bars.add(ProgressBar::new((Build::BOTH.len() * kinds.len()) as u64));
+    let overall = bars.add(ProgressBar::new((topologies.len() * kinds.len()) as u64));
     overall.set_style(
         ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
             .expect("valid template")
@@ -296,9 +367,11 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     let mut outcomes = Vec::new();
     let mut calibrator = Calibrator::default();
     let mut history = Vec::new();
-    for build in Build::BOTH {
-        overall.set_message(format!("starting the {build} build"));
-        let mut target = Target::start(build, &settings).await?;
+    for topology in topologies {
+        // Every message names the topology: `monolith` and `micro` for the two builds.
+        let build = topology;
+        overall.set_message(format!("starting {build}"));
+        let mut target = Target::start_topology(topology, &settings).await?;
         run_settings.platform_detail = run_settings.platform_detail.or(target.describe());
         target.reset(&settings).await?;
         // The calibration's null endpoint is the lab's front door, on the shop's cores: a
@@ -317,7 +390,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
                     pinning.generator_cores(),
                 )
                 .await
-                .with_context(|| format!("calibrate on the {build} build"))?;
+                .with_context(|| format!("calibrate on {build}"))?;
         }
         for kind in &kinds {
             let bar = bars.add(ProgressBar::new_spinner());
@@ -365,7 +438,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
             };
             let (outcome, records) = experiments::run(*kind, experiment)
                 .await
-                .with_context(|| format!("{} on the {build} build", kind.as_str()))?;
+                .with_context(|| format!("{} on {build}", kind.as_str()))?;
             bar.finish_with_message(format!(
                 "done: {} requests, invariants {}",
                 outcome.requests,
@@ -379,7 +452,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
             outcomes.push(outcome);
             overall.inc(1);
         }
-        overall.set_message(format!("stopping the {build} build"));
+        overall.set_message(format!("stopping {build}"));
         target.stop().await?;
     }
     overall.finish_with_message("done");
@@ -408,7 +481,8 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
     let verdicts: Vec<_> = args
         .fail_if
         .iter()
-        .flat_map(|gate| gate.evaluate_results(&results))
+        // The gates compare the two builds; a topology between them is the spectrum's.
+        .flat_map(|gate| gate.evaluate_results(&results.builds_only()))
         .collect();
     if !verdicts.is_empty() {
         println!("gates:");
@@ -471,7 +545,35 @@ fn run_id(unix_ms: u128) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::run_id;
+    use super::{parse_topologies, run_id};
+
+    #[test]
+    fn topologies_split_into_presets_and_specs_whose_own_commas_stay_theirs() {
+        let topologies = parse_topologies(
+            "monolith,catalog+inventory,cart+orders+payments+users+recommendations,micro",
+        )
+        .expect("parses");
+        let names: Vec<String> = topologies.0.iter().map(ToString::to_string).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(
+            (names[0].as_str(), names[2].as_str()),
+            ("monolith", "micro")
+        );
+        let between = &topologies.0[1];
+        assert_eq!(between.groups().len(), 2, "{between}");
+        assert!(between.preset().is_none(), "{between}");
+    }
+
+    #[test]
+    fn a_topology_list_with_a_spec_left_short_or_a_preset_twice_is_refused() {
+        let short = parse_topologies("monolith,catalog+inventory").expect_err("short spec");
+        assert!(short.contains("cart"), "{short}");
+        let twice = parse_topologies("micro,monolith,micro").expect_err("twice");
+        assert!(
+            twice.contains("micro") && twice.contains("twice"),
+            "{twice}"
+        );
+    }
 
     #[test]
     fn run_ids_are_utc_timestamps_safe_in_a_path() {

@@ -53,7 +53,7 @@ pub use meter::{Meter, Probe, Usage};
 pub use platform::{
     Drain, GeneratorJob, GeneratorOutput, NodeView, Platform, ProcessView, Restart,
 };
-pub use target::{Target, components_of};
+pub use target::{Target, check_topology, components_of};
 
 /// How the lab starts a build.
 #[derive(Clone, Debug)]
@@ -116,12 +116,22 @@ pub struct PlatformArgs {
 pub type Start =
     for<'a> fn(Build, &'a TargetSettings) -> BoxFuture<'a, anyhow::Result<Box<dyn Platform>>>;
 
+/// Starts a topology between the builds (`domain::topology`) on one platform and waits until
+/// it is ready.
+pub type StartTopology = for<'a> fn(
+    domain::Topology,
+    &'a TargetSettings,
+) -> BoxFuture<'a, anyhow::Result<Box<dyn Platform>>>;
+
 /// One platform the lab can run a build on, and what `compare` must know of it before it
 /// starts anything (so a flag the platform would ignore is refused before any measurement).
 pub struct Registration {
     /// The `--target` value.
     pub name: &'static str,
     pub start: Start,
+    /// How the platform starts a topology between the two builds; None where it runs the
+    /// two builds only (its files describe those two).
+    pub start_topology: Option<StartTopology>,
     /// The platform holds each shop process to `--process-cpu` / `--process-memory`.
     pub takes_process_limits: bool,
     /// The platform runs the build against the PostgreSQL server `--db` names.

@@ -72,6 +72,17 @@ pub trait Platform: Send + Sync {
         Vec::new()
     }
 
+    /// [`Platform::probes`] under the names the results record each process by: the
+    /// component's. A platform whose processes are not components (a group of contexts in
+    /// a topology between the builds) names them itself.
+    async fn named_probes(&self) -> Vec<(String, Probe)> {
+        self.probes()
+            .await
+            .into_iter()
+            .map(|(component, probe)| (component.as_str().to_owned(), probe))
+            .collect()
+    }
+
     /// The front door's null endpoint and the catalog service's own URL, for the
     /// calibration. Refused by default: a platform without the lab's front door on the
     /// shop's cores has nothing fair to calibrate against.

@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use domain::Context;
+use domain::Topology;
 use domain::admin::{Audit, ResetSummary};
 use domain::faults::{Fault, Layer};
 use loadtest_results::component::{Build, Component};
 use serde_json::{Value, json};
+
+use crate::Registration;
 
 use crate::TargetSettings;
 use crate::cgroup::ProcessLimits;
@@ -20,9 +23,12 @@ use crate::platform::{Drain, NodeView, Platform, ProcessView, Restart};
 use crate::sidecars::fault_proxy::NetworkFault;
 use crate::spread::SpreadSource;
 
-/// One running build.
+/// One running build, or a topology between the builds.
 pub struct Target {
+    /// Monolith for one process; micro for the microservices and for any topology with a
+    /// gateway in front ([`Target::topology`] says which).
     pub build: Build,
+    topology: Topology,
     platform: Box<dyn Platform>,
     limits: ProcessLimits,
     http: reqwest::Client,
@@ -35,6 +41,7 @@ impl Target {
         let platform = (registration.start)(build, settings).await?;
         Ok(Target {
             build,
+            topology: build.topology(),
             platform,
             limits: settings.limits,
             http: reqwest::Client::builder()
@@ -42,6 +49,44 @@ impl Target {
                 .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
                 .build()?,
         })
+    }
+
+    /// Starts any topology on the platform the settings name: the monolith and the
+    /// microservices as their builds (with everything the platform realizes for them), a
+    /// topology between them where the platform can run one ([`check_topology`] first).
+    pub async fn start_topology(
+        topology: &Topology,
+        settings: &TargetSettings,
+    ) -> anyhow::Result<Target> {
+        if let Some(build) = Build::of_topology(topology) {
+            return Target::start(build, settings).await;
+        }
+        let registration = crate::registration(&settings.platform)?;
+        check_topology(registration, topology)?;
+        let start = registration
+            .start_topology
+            .expect("check_topology refuses a platform without start_topology");
+        let platform = start(topology.clone(), settings).await?;
+        Ok(Target {
+            build: platform.build(),
+            topology: topology.clone(),
+            platform,
+            limits: settings.limits,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
+                .build()?,
+        })
+    }
+
+    /// The topology it runs: the build's own preset for the two builds.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The topology's preset name or spec, as the results record it.
+    pub fn topology_name(&self) -> String {
+        self.topology.to_string()
     }
 
     /// The platform's `--target` name.
@@ -119,6 +164,12 @@ impl Target {
     /// proxies and the front door included where the lab runs them on the shop's cores.
     pub async fn probes(&self) -> Vec<(Component, Probe)> {
         self.platform.probes().await
+    }
+
+    /// [`Target::probes`] under the names the results record each process by (a group
+    /// process of a topology by its group's name).
+    pub async fn named_probes(&self) -> Vec<(String, Probe)> {
+        self.platform.named_probes().await
     }
 
     /// The base URL of the front door's null endpoint (`GET /null`), and the catalog
@@ -478,4 +529,16 @@ pub fn components_of(build: Build) -> Vec<Component> {
             .chain([Component::Gateway])
             .collect(),
     }
+}
+
+/// Whether `platform` can run `topology`: the two builds run everywhere; a topology between
+/// them only where the platform registered a way to start one. Asked before anything starts.
+pub fn check_topology(platform: &Registration, topology: &Topology) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        Build::of_topology(topology).is_some() || platform.start_topology.is_some(),
+        "the topology {topology} runs on --target local only: the {} platform's files \
+         describe the monolith and the microservices",
+        platform.name
+    );
+    Ok(())
 }

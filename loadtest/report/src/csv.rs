@@ -209,7 +209,8 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
     let mut nodes = Table::<NodeRow>::create(dir, "nodes.csv")?;
     let mut timeline = Table::<TimelineRow>::create(dir, "timeline.csv")?;
     for outcome in &results.experiments {
-        let build = outcome.build.as_str();
+        // The topology: `monolith` and `micro` for the two builds, as the column always held.
+        let build = outcome.topology_name();
         match &outcome.findings {
             Findings::Throughput {
                 levels,

@@ -46,6 +46,26 @@ impl Build {
         }
     }
 
+    /// The build a topology is, when it is one of the two: one process is the monolith,
+    /// seven groups of one the microservices. None for a topology between them.
+    pub fn of_topology(topology: &domain::Topology) -> Option<Build> {
+        if topology.is_single() {
+            Some(Build::Monolith)
+        } else if topology.groups().len() == domain::Context::ALL.len() {
+            Some(Build::Micro)
+        } else {
+            None
+        }
+    }
+
+    /// The build's own preset.
+    pub fn topology(self) -> domain::Topology {
+        match self {
+            Build::Monolith => domain::Topology::monolith(),
+            Build::Micro => domain::Topology::micro(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Build::Monolith => "monolith",

@@ -30,7 +30,7 @@ use resources::{Pinning, ProcessLimits};
 /// Bumped whenever a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 2;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Results {
     pub schema_version: u32,
     pub run_id: String,
@@ -48,6 +48,28 @@ pub struct Results {
 }
 
 impl Results {
+    /// The run without the outcomes of topologies between the two builds: what every
+    /// comparison of the monolith with the microservices reads (the report's sections, the
+    /// gates), since such a topology is recorded as the micro build with its spec beside.
+    pub fn builds_only(&self) -> Results {
+        let mut results = self.clone();
+        results.experiments.retain(|outcome| outcome.is_build());
+        results
+    }
+
+    /// Whether the run measured a topology between the builds, or more than two: then the
+    /// report has a spectrum.
+    pub fn has_spectrum(&self) -> bool {
+        let mut names: Vec<&str> = self
+            .experiments
+            .iter()
+            .map(|outcome| outcome.topology_name())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len() > 2 || self.experiments.iter().any(|outcome| !outcome.is_build())
+    }
+
     /// `quick profile, 116 s, on 2 cores (AMD EPYC); the load generator on CPU [1], the shop
     /// on CPU [0]; database: sqlite` — how the run was made, in one line.
     pub fn headline(&self) -> String {

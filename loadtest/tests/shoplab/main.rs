@@ -16,6 +16,7 @@ mod orchestration; // kill, restart, pause and in-process faults on both builds 
 mod report; // the report and diff rendered from a committed results.json: charts, pages, commands, bad input
 mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback
 mod saga_crash;
+mod spectrum; // compare --topologies: three topologies' throughput as real processes and the spectrum in the report; its refusals
 mod spread; // requests per replica, counted by the front door and by the gateway // orders killed mid-checkout; the recovered saga is judged by the audit
 mod suite; // shoplab suite's refusals of a bad suite file, before any cell runs
 mod support;

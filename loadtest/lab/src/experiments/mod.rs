@@ -89,6 +89,7 @@ pub async fn run(
     Ok((
         Outcome {
             build: target.build,
+            topology: Some(target.topology_name()),
             findings,
             invariants,
             quiescent,

@@ -12,7 +12,6 @@ use super::Experiment;
 use crate::load::{self, LoadPlan};
 use loadtest_platform::{GeneratorJob, Meter, Probe};
 use loadtest_results::analysis::{stats, success_histogram, timeline};
-use loadtest_results::component::Component;
 use loadtest_results::experiments::throughput::{GENERATOR_LIMIT, Level};
 use loadtest_results::latency::nines;
 use loadtest_results::resources::ProcessUsage;
@@ -29,7 +28,7 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
                 ..experiment.plan()
             };
             let mut meter = Meter::new();
-            let named = experiment.target.probes().await;
+            let named = experiment.target.named_probes().await;
             let probes: Vec<Probe> = named.iter().map(|(_, probe)| probe.clone()).collect();
             let (cpu_before, _) = meter.sample(&probes);
             let cpu_before_each = per_process(&mut meter, &named);
@@ -149,20 +148,17 @@ async fn distributed(
 /// its own when pinned.
 const GENERATOR_CORES: f64 = 1.0;
 
-/// CPU seconds so far and resident MiB now of each component (its replicas summed), by name.
-fn per_process(meter: &mut Meter, named: &[(Component, Probe)]) -> Vec<(String, f64, f64)> {
+/// CPU seconds so far and resident MiB now of each process (its replicas summed), by name.
+fn per_process(meter: &mut Meter, named: &[(String, Probe)]) -> Vec<(String, f64, f64)> {
     let mut usage: Vec<(String, f64, f64)> = Vec::new();
-    for (component, probe) in named {
+    for (process, probe) in named {
         let (cpu_s, rss_mib) = meter.sample(std::slice::from_ref(probe));
-        match usage
-            .iter_mut()
-            .find(|(name, _, _)| name == component.as_str())
-        {
+        match usage.iter_mut().find(|(name, _, _)| name == process) {
             Some((_, cpu, rss)) => {
                 *cpu += cpu_s;
                 *rss += rss_mib;
             }
-            None => usage.push((component.as_str().to_owned(), cpu_s, rss_mib)),
+            None => usage.push((process.clone(), cpu_s, rss_mib)),
         }
     }
     usage

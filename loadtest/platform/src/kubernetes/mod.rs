@@ -132,6 +132,7 @@ pub(crate) const REGISTRATION: Registration = Registration {
         async move { Ok(Box::new(Kubernetes::start(build, settings).await?) as Box<dyn Platform>) }
             .boxed()
     },
+    start_topology: None,
     takes_process_limits: false,
     takes_database_server: false,
     has_nodes: false,

@@ -4,6 +4,7 @@
 //! cgroups of its own.
 
 pub mod supervisor;
+mod topology;
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,12 @@ pub(crate) const REGISTRATION: Registration = Registration {
         async move { Ok(Box::new(Local::start(build, settings).await?) as Box<dyn Platform>) }
             .boxed()
     },
+    start_topology: Some(|topology, settings| {
+        async move {
+            Ok(Box::new(topology::Groups::start(topology, settings).await?) as Box<dyn Platform>)
+        }
+        .boxed()
+    }),
     takes_process_limits: true,
     takes_database_server: true,
     has_nodes: false,
@@ -50,6 +57,47 @@ enum Undo {
     Quota(Option<f64>),
 }
 
+/// The databases of one run of `label` (a build or a topology): on PostgreSQL, names of this
+/// run's own; otherwise SQLite files in a temporary folder, removed when it is dropped.
+fn data(
+    label: &str,
+    settings: &TargetSettings,
+) -> anyhow::Result<(Database, Option<tempfile::TempDir>)> {
+    // A custom topology's spec holds `+` and `,`, which neither a database name nor a
+    // folder's prefix should.
+    let label: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Ok(match &settings.postgres {
+        // Names of this run's own (`shoplab_run_<build>_<random>_<service>`), dropped at
+        // stop: the lab resets what it runs on, and with the fixed `shoplab_<service>`
+        // names `serve --db` uses it would wipe a shop served from the same server.
+        Some(server) => (
+            Database::PostgresPrefixed {
+                server: server.clone(),
+                prefix: format!(
+                    "shoplab_run_{label}_{}",
+                    hex::encode(rand::random::<[u8; 4]>())
+                ),
+            },
+            None,
+        ),
+        None => {
+            let data = tempfile::Builder::new()
+                .prefix(&format!("shoplab-{label}-"))
+                .tempdir()
+                .context("create a data folder")?;
+            (
+                Database::Sqlite {
+                    dir: data.path().to_owned(),
+                },
+                Some(data),
+            )
+        }
+    })
+}
+
 pub struct Local {
     deployment: Deployment,
     /// The SQLite files; removed when the target is dropped.
@@ -58,33 +106,7 @@ pub struct Local {
 
 impl Local {
     async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Local> {
-        let (database, data) = match &settings.postgres {
-            // Names of this run's own (`shoplab_run_<build>_<random>_<service>`), dropped at
-            // stop: the lab resets what it runs on, and with the fixed `shoplab_<service>`
-            // names `serve --db` uses it would wipe a shop served from the same server.
-            Some(server) => (
-                Database::PostgresPrefixed {
-                    server: server.clone(),
-                    prefix: format!(
-                        "shoplab_run_{build}_{}",
-                        hex::encode(rand::random::<[u8; 4]>())
-                    ),
-                },
-                None,
-            ),
-            None => {
-                let data = tempfile::Builder::new()
-                    .prefix(&format!("shoplab-{build}-"))
-                    .tempdir()
-                    .context("create a data folder")?;
-                (
-                    Database::Sqlite {
-                        dir: data.path().to_owned(),
-                    },
-                    Some(data),
-                )
-            }
-        };
+        let (database, data) = data(build.as_str(), settings)?;
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
         let token_secret = hex::encode(rand::random::<[u8; 24]>());
         let mut options = Options::new(

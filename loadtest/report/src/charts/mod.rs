@@ -9,6 +9,7 @@ mod deploys;
 mod faults;
 mod heatmap;
 mod nines;
+mod spectrum;
 mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub(crate) use deploys::{DeployTimeline, DeployTimes};
 pub(crate) use faults::{FaultRow, FaultTimeline};
 pub(crate) use heatmap::BlastRadius;
 pub(crate) use nines::Nines;
+pub(crate) use spectrum::SpectrumChart;
 pub(crate) use throughput::{Latency, Run, Throughput};
 
 use super::theme::{self, Area, DrawResult};

@@ -6,6 +6,7 @@ mod capacity;
 mod events;
 mod load;
 mod scale;
+pub(crate) mod spectrum;
 
 use std::path::Path;
 
@@ -26,6 +27,11 @@ pub(crate) fn report(
     run_dir: &Path,
     charts: &Charts,
 ) -> anyhow::Result<Document> {
+    // Every section comparing the two builds reads their outcomes only; a topology between
+    // them is recorded as the micro build and belongs to the spectrum, which reads them all.
+    let everything = results;
+    let builds = results.builds_only();
+    let results = &builds;
     let mut document = Document::new(format!("shoplab compare — run {}", results.run_id));
     document.paragraph(format!(
         "The {}. {}",
@@ -44,6 +50,7 @@ pub(crate) fn report(
     events::faults(&mut document, results, charts)?;
     events::deploys(&mut document, results, charts)?;
     scale::section(&mut document, results, charts)?;
+    spectrum::section(&mut document, everything, charts)?;
     events::nodes(&mut document, results);
     invariants_section(&mut document, results);
     environment_section(&mut document, results);

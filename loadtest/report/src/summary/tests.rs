@@ -16,6 +16,7 @@ use loadtest_results::experiments::{Findings, Outcome};
 use loadtest_results::invariants::{CheckReport, InvariantResult};
 use loadtest_results::latency::Percentiles;
 use loadtest_results::profile::{FaultCell, FaultKind};
+use loadtest_results::resources::ProcessUsage;
 
 /// The fixture with `experiments` instead of its own.
 fn results(experiments: Vec<Outcome>) -> Results {
@@ -32,6 +33,7 @@ fn results(experiments: Vec<Outcome>) -> Results {
 fn outcome(build: Build, findings: Findings) -> Outcome {
     Outcome {
         build,
+        topology: None,
         findings,
         invariants: CheckReport {
             valid: true,
@@ -1063,4 +1065,58 @@ fn tied_bottlenecks_scaled_together_are_named_priced_per_every_added_quota_and_o
         "{text}"
     );
     assert!(text.contains("not replicated: orders (no room:"), "{text}");
+}
+
+/// A throughput sweep on a topology between the builds, recorded as the micro build with
+/// its name beside.
+fn sweep_on(topology: &str, levels: Vec<Level>) -> Outcome {
+    Outcome {
+        topology: Some(topology.to_owned()),
+        ..sweep(Build::Micro, levels)
+    }
+}
+
+#[test]
+fn a_topology_between_the_builds_goes_to_the_spectrum_and_never_into_the_builds_comparison() {
+    let two = results(vec![
+        sweep(Build::Monolith, vec![level(16, 1, 900.0, false)]),
+        sweep(Build::Micro, vec![level(16, 1, 300.0, false)]),
+    ]);
+    assert!(!two.has_spectrum(), "the two builds alone have no spectrum");
+
+    let mut between = level(16, 1, 500.0, false);
+    between.processes = vec![
+        ProcessUsage {
+            process: "browse".into(),
+            cpu_s: 2.0,
+            rss_mib: 60.0,
+        },
+        ProcessUsage {
+            process: "front-door".into(),
+            cpu_s: 7.0,
+            rss_mib: 99.0,
+        },
+    ];
+    let three = results(vec![
+        sweep(Build::Monolith, vec![level(16, 1, 900.0, false)]),
+        sweep_on("browse-buy", vec![between]),
+        sweep(Build::Micro, vec![level(16, 1, 300.0, false)]),
+    ]);
+    assert!(three.has_spectrum());
+    // The micro build's figures are the micro preset's, not browse-buy's.
+    let micro = crate::figures::throughput(&three.builds_only(), Build::Micro);
+    assert_eq!(micro.len(), 1);
+    assert_eq!(micro[0].requests_per_s.median, 300.0);
+
+    let points = crate::sections::spectrum::points(&three);
+    let placed: Vec<(&str, usize)> = points
+        .iter()
+        .map(|point| (point.topology.as_str(), point.processes))
+        .collect();
+    assert_eq!(placed, [("monolith", 1), ("browse-buy", 3), ("micro", 8)]);
+    // browse-buy's CPU and memory are its own processes', the front door left out: 2 CPU s
+    // over its 5 000 requests, and 60 MiB.
+    let cpu = points[1].cpu_ms_per_request.as_ref().expect("cpu");
+    assert!((cpu.median - 0.4).abs() < 1e-9, "{cpu:?}");
+    assert_eq!(points[1].memory_mib.as_ref().map(|m| m.median), Some(60.0));
 }

@@ -41,7 +41,8 @@ pub fn summary(results: &Results) -> String {
         );
     }
     for outcome in &results.experiments {
-        let build = outcome.build.as_str();
+        // The topology: the build's own preset, or one between the builds.
+        let build = outcome.topology_name();
         match &outcome.findings {
             Findings::Throughput { levels, capacity } => {
                 if let Some(capacity) = capacity {

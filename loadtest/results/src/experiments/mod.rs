@@ -64,7 +64,12 @@ pub enum Findings {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Outcome {
+    /// Monolith for a topology of one process, micro for any topology with a gateway.
     pub build: crate::component::Build,
+    /// The topology it ran on (`domain::topology`): a preset's name or a spec. None in a
+    /// results file from before topologies, which ran the build's own preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
     pub findings: Findings,
     pub invariants: CheckReport,
     /// Whether every reservation was settled before the audit was taken.
@@ -72,6 +77,19 @@ pub struct Outcome {
     pub duration_s: f64,
     /// Requests the experiment sent (the history written to `history.jsonl`).
     pub requests: usize,
+}
+
+impl Outcome {
+    /// The topology's name: its preset or spec, or the build's own preset in an older file.
+    pub fn topology_name(&self) -> &str {
+        self.topology.as_deref().unwrap_or(self.build.as_str())
+    }
+
+    /// Whether it ran one of the two builds (the `monolith` or `micro` preset), which every
+    /// section comparing the two builds reads; an intermediate topology is the spectrum's.
+    pub fn is_build(&self) -> bool {
+        self.topology_name() == self.build.as_str()
+    }
 }
 
 /// The slice width of the fault and deploy timelines: fine enough to show a 1.5 s fault

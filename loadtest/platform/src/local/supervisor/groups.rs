@@ -6,8 +6,9 @@
 //! roll, scale, fault proxies, quotas) and every experiment names its processes by
 //! `Component`, one per context or the monolith, and a process hosting several contexts is
 //! none of those. Making a group a `Component` touches every platform and experiment; until
-//! then a topology here can be started, used, healed under the local platform's
-//! [`RestartPolicy`] and stopped.
+//! then a topology here can be started, used, metered, healed under the local platform's
+//! [`RestartPolicy`] and stopped — what the throughput experiment needs
+//! (`crate::local::topology` is its platform).
 
 use std::time::{Duration, Instant};
 
@@ -144,6 +145,23 @@ impl GroupDeployment {
             ));
         }
         map
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.options.admin_token
+    }
+
+    pub fn metrics_token(&self) -> &str {
+        &self.options.metrics_token
+    }
+
+    /// Starts every process that has exited again on its port; how many there were.
+    pub async fn restart_exited(&mut self) -> anyhow::Result<usize> {
+        let exited = self.exited();
+        for name in &exited {
+            self.restart(name).await?;
+        }
+        Ok(exited.len())
     }
 
     /// Every process's name and PID, in start order.

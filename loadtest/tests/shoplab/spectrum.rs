@@ -1,0 +1,170 @@
+//! `compare --topologies`: three topologies as real processes through the throughput
+//! experiment, each outcome naming its topology and the report drawing the spectrum; and
+//! what is refused before anything starts.
+
+use std::process::Output;
+use std::time::Duration;
+
+use loadtest_results::experiments::Findings;
+
+/// Three topologies' quick throughput (two levels of 5 s and a capacity ramp each) in a
+/// debug build, with room for a busy machine.
+const SPECTRUM_DEADLINE: Duration = Duration::from_secs(600);
+
+async fn shoplab(args: &[&str], deadline: Duration) -> Output {
+    let command = tokio::process::Command::new(crate::support::shoplab_binary())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(deadline, command)
+        .await
+        .unwrap_or_else(|_| panic!("shoplab {args:?} did not finish within {deadline:?}"))
+        .expect("run shoplab")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn compare_quick_throughput_over_three_topologies_records_each_and_draws_the_spectrum() {
+    let _quiet = crate::support::exclusive().await;
+    let out = tempfile::tempdir().expect("temp dir");
+    let out_dir = out.path().join("run");
+    let output = shoplab(
+        &[
+            "compare",
+            "--quick",
+            "--experiments",
+            "throughput",
+            "--topologies",
+            "monolith,browse-buy,micro",
+            "--out",
+            out_dir.to_str().expect("a UTF-8 path"),
+        ],
+        SPECTRUM_DEADLINE,
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "shoplab compare exited with {}:\n{}\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let results: loadtest_results::Results =
+        serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).expect("results"))
+            .expect("results.json reads back");
+    let topologies: Vec<&str> = results
+        .experiments
+        .iter()
+        .map(|outcome| outcome.topology_name())
+        .collect();
+    assert_eq!(topologies, ["monolith", "browse-buy", "micro"]);
+    for outcome in &results.experiments {
+        let Findings::Throughput { levels, capacity } = &outcome.findings else {
+            panic!("{} ran something else", outcome.topology_name());
+        };
+        assert!(
+            !levels.is_empty(),
+            "{} has no level",
+            outcome.topology_name()
+        );
+        assert!(
+            capacity.is_some(),
+            "{} has no capacity ramp",
+            outcome.topology_name()
+        );
+        // Every process of the topology was metered under its own name: each group's, and
+        // the gateway's where there is one.
+        let topology =
+            domain::Topology::parse(outcome.topology_name()).expect("a recorded topology parses");
+        let mut processes: Vec<&str> = levels[0]
+            .processes
+            .iter()
+            .map(|process| process.process.as_str())
+            .collect();
+        if outcome.topology_name() == "browse-buy" {
+            let mut expected: Vec<String> = topology.groups().iter().map(|g| g.name()).collect();
+            expected.push("gateway".to_owned());
+            // In start order, the group hosting orders after the others: compared as sets.
+            expected.sort();
+            processes.sort_unstable();
+            assert_eq!(processes, expected, "browse-buy's processes");
+        }
+        assert!(
+            levels.iter().all(|level| level.requests > level.errors),
+            "{} answered nothing at some level",
+            outcome.topology_name()
+        );
+        assert!(outcome.invariants.valid, "{}", outcome.topology_name());
+    }
+    let report = std::fs::read_to_string(out_dir.join("report.md")).expect("report.md");
+    assert!(report.contains("The spectrum"), "no spectrum section");
+    for topology in ["monolith", "browse-buy", "micro"] {
+        assert!(
+            report
+                .lines()
+                .any(|line| line.starts_with(&format!("| {topology} |"))),
+            "no spectrum row for {topology}"
+        );
+    }
+    for chart in ["spectrum.svg", "spectrum.png"] {
+        let length = std::fs::metadata(out_dir.join("charts").join(chart))
+            .unwrap_or_else(|error| panic!("{chart}: {error}"))
+            .len();
+        assert!(length > 0, "{chart} is empty");
+    }
+}
+
+#[tokio::test]
+async fn compare_refuses_a_bad_topology_with_its_own_error_as_a_usage_error() {
+    let output = shoplab(
+        &[
+            "compare",
+            "--quick",
+            "--topologies",
+            "monolith,catalog+inventory",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    // The topology's own message names a context the spec leaves out.
+    assert!(stderr.contains("cart"), "{stderr}");
+}
+
+#[tokio::test]
+async fn compare_refuses_deploys_on_a_topology_between_the_builds_before_starting_anything() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let out_dir = out.path().join("run");
+    let output = shoplab(
+        &[
+            "compare",
+            "--quick",
+            "--experiments",
+            "throughput,deploy",
+            "--topologies",
+            "monolith,coarse",
+            "--out",
+            out_dir.to_str().expect("a UTF-8 path"),
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "compare accepted deploy on coarse"
+    );
+    assert!(
+        stderr.contains("deploy") && stderr.contains("coarse"),
+        "{stderr}"
+    );
+    assert!(
+        !out_dir.exists(),
+        "the run folder was created: something started"
+    );
+}
