@@ -215,9 +215,16 @@ fn utilisation_of(
 /// The process that used the most of its quota: the one the quota holds back first.
 /// `None` without figures (no quota).
 fn bottleneck(utilisation: &[(Component, Utilisation)]) -> Option<Component> {
+    // The first of equal maxima, as `bottlenecks`' stable sort and `Scale::bottleneck` pick.
     utilisation
         .iter()
-        .max_by(|a, b| a.1.utilisation.total_cmp(&b.1.utilisation))
+        .reduce(|busiest, next| {
+            if next.1.utilisation > busiest.1.utilisation {
+                next
+            } else {
+                busiest
+            }
+        })
         .map(|(component, _)| *component)
 }
 

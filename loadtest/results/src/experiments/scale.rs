@@ -163,11 +163,16 @@ fn total(added: &[Added], pick: impl Fn(&Added) -> Option<f64>) -> Option<f64> {
 }
 
 impl Scale {
-    /// The busiest process against its quota, where there was one.
+    /// The busiest process against its quota, where there was one; of several at the same
+    /// figure, the first listed, as the lab picks (`max_by` would take the last).
     pub fn bottleneck(&self) -> Option<&Utilisation> {
-        self.utilisation
-            .iter()
-            .max_by(|a, b| a.utilisation.total_cmp(&b.utilisation))
+        self.utilisation.iter().reduce(|busiest, next| {
+            if next.utilisation > busiest.utilisation {
+                next
+            } else {
+                busiest
+            }
+        })
     }
 
     /// `catalog#2 + gateway#2`: the processes the second half added.
