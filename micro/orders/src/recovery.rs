@@ -64,16 +64,7 @@ pub async fn run_local(orders: Arc<MonolithOrders>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        match orders.recover_abandoned().await {
-            Ok(0) => {}
-            Ok(finished) => {
-                tracing::info!(
-                    checkouts.finished = finished,
-                    "recovered abandoned checkouts"
-                )
-            }
-            Err(error) => tracing::warn!(%error, "looking for abandoned checkouts failed"),
-        }
+        orders.recover_abandoned_logged().await;
     }
 }
 

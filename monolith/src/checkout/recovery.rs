@@ -43,6 +43,22 @@ impl MonolithOrders {
         Ok(finished)
     }
 
+    /// One pass of [`recover_abandoned`](Self::recover_abandoned) with its outcome logged:
+    /// what every maintenance loop over a local checkout runs on each tick (the monolith's,
+    /// and that of a topology's group that checks out locally).
+    pub async fn recover_abandoned_logged(&self) {
+        match self.recover_abandoned().await {
+            Ok(0) => {}
+            Ok(finished) => {
+                tracing::info!(
+                    checkouts.finished = finished,
+                    "recovered abandoned checkouts"
+                )
+            }
+            Err(error) => tracing::warn!(%error, "looking for abandoned checkouts failed"),
+        }
+    }
+
     /// Takes one pending checkout over and finishes it; `false` when it had already ended
     /// or another driver moved it first.
     pub(super) async fn recover(&self, order_id: OrderId) -> DomainResult<bool> {
