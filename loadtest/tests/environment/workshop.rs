@@ -545,6 +545,14 @@ pub async fn the_topology_picker_refuses_bad_picks_untouched_and_starts_the_chos
         let message = error["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "PUT {build} {body}: {error}");
     }
+    // Another site's page cannot swap it either (the guard, as for every control).
+    let foreign = workshop
+        .http
+        .put(workshop.api("/api/builds/monolith/topology"))
+        .header("origin", "http://evil.example")
+        .json(&json!({"topology": "coarse"}));
+    let (status, error) = answer(foreign).await;
+    assert_eq!(status, 403, "{error}");
     let state = workshop.state().await;
     assert_eq!(state["builds"][0]["build"], "monolith", "{state}");
     assert_eq!(process(&state, "monolith")["pid"], monolith_pid, "{state}");
@@ -874,6 +882,16 @@ pub async fn the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_
         .expect("its title")
         .unwrap_or_default();
     assert!(why.contains("not applicable"), "{why}");
+    // A group's box selects its first context for the controls (a fault goes to a context).
+    click(&client, storefront).await;
+    let chosen = client
+        .find(Locator::Id("control-component"))
+        .await
+        .expect("the component chooser")
+        .prop("value")
+        .await
+        .expect("its value");
+    assert_eq!(chosen.as_deref(), Some("catalog"));
     wait_for(&client, r#"#events li[data-kind="topology"]"#).await;
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("workshop-coarse-picked.png");
     let png = client.screenshot().await.expect("a screenshot");

@@ -294,7 +294,7 @@ function drawTopology() {
       box.append(element("div", {}, `${process.health.replace("_", " ")} · pid ${process.pid}`));
       box.append(element("div", {}, `up ${uptime} · restarts ${process.restarts}`));
       box.append(element("div", {}, `CPU ${cpu} · ${rss}`));
-      if (!process.lab_part) box.addEventListener("click", () => select(entry.build, process.component));
+      if (!process.lab_part) box.addEventListener("click", () => select(entry.build, process));
       boxes.append(box);
     }
     section.append(boxes);
@@ -317,10 +317,15 @@ function totals(entry, shop) {
   return `CPU ${cpu.toFixed(0)} % · ${rss.toFixed(0)} MiB · ${perRequest}`;
 }
 
-function select(build, component) {
-  state.selected = `${build}/${component}`;
+// Selects a box's process for the controls. A group process is no component a control can
+// name: its first context is chosen instead (an in-process fault goes to a context).
+function select(build, process) {
+  state.selected = `${build}/${process.component}`;
   document.getElementById("control-build").value = build;
-  document.getElementById("control-component").value = component;
+  const chooser = document.getElementById("control-component");
+  const names = [...chooser.options].map((option) => option.value);
+  chooser.value = names.includes(process.component) ? process.component : process.contexts[0] || chooser.value;
+  greyOut();
   drawTopology();
 }
 
