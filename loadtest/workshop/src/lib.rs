@@ -75,11 +75,11 @@ pub struct WorkshopArgs {
         conflicts_with = "topologies"
     )]
     pub arch: Arch,
-    /// The topologies to run side by side instead of --arch's builds: presets (monolith,
-    /// satellites, browse-buy, coarse, micro) or specs (`catalog+recommendations,
-    /// inventory,cart+orders+payments,users`, each naming all seven contexts),
-    /// comma-separated, as `compare --topologies` takes them. The page's picker changes
-    /// them while the workshop runs. Between the two builds, on --target local only.
+    /// The topologies to run side by side instead of --arch's builds, comma-separated, as
+    /// `compare --topologies` takes them: presets (monolith, satellites, browse-buy, coarse,
+    /// micro) or specs naming all seven contexts, such as
+    /// `catalog+recommendations,inventory,cart+orders+payments,users`. The page's picker
+    /// changes them while the workshop runs. Between the two builds, on --target local only.
     #[arg(long, value_name = "TOPOLOGY", value_parser = parse_topologies)]
     pub topologies: Option<Topologies>,
     /// The page's port (0 = any free port; the address is printed either way).
