@@ -72,6 +72,20 @@ pub(crate) async fn pick(
     loadtest_platform::check_topology(registration, &topology)
         .map_err(|error| ApiError::invalid(format!("{error:#}")))?;
 
+    // The swap runs as a task of its own: a caller that goes away (a closed page) must not
+    // cancel it halfway, with the new topology started and the old one not yet stopped.
+    tokio::spawn(swap(workshop, lab_index, topology))
+        .await
+        .map_err(|error| ApiError::failed(format!("the change of topology failed: {error}")))?
+        .map(Json)
+}
+
+/// Starts `topology`, puts it in slot `lab_index`, stops what ran there; checked by `pick`.
+async fn swap(
+    workshop: Arc<Workshop>,
+    lab_index: usize,
+    topology: Topology,
+) -> Result<Value, ApiError> {
     let lab = &workshop.labs[lab_index];
     let old_name = lab.name();
     let _claim = workshop
@@ -132,12 +146,12 @@ pub(crate) async fn pick(
             format!("stop {old_name}: {error:#}"),
         );
     }
-    Ok(Json(json!({
+    Ok(json!({
         "build": name,
         "replaced": old_name,
         "topology": describe(&topology),
         "message": message,
-    })))
+    }))
 }
 
 /// A topology as the page draws it: its name and spec, its groups (the process each is and
