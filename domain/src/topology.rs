@@ -410,6 +410,42 @@ impl FromStr for Group {
     }
 }
 
+/// A list of topologies as a command line writes it (`monolith,coarse` or
+/// `monolith,catalog+recommendations,inventory,cart+orders+payments,users`). A spec holds
+/// commas itself, so a preset's name stands alone and anything else is read on, comma by
+/// comma, until it names all seven contexts; a list that ends before that gets the
+/// topology's own error (which context is missing, twice or unknown). A grouping named
+/// twice is refused.
+pub fn parse_list(text: &str) -> Result<Vec<Topology>, String> {
+    let mut topologies: Vec<Topology> = Vec::new();
+    let mut spec: Vec<&str> = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        if spec.is_empty() && PRESETS.iter().any(|preset| preset.name == part) {
+            topologies.push(Topology::parse(part).map_err(|error| error.to_string())?);
+            continue;
+        }
+        spec.push(part);
+        if let Ok(topology) = Topology::parse(&spec.join(",")) {
+            topologies.push(topology);
+            spec.clear();
+        }
+    }
+    if !spec.is_empty() {
+        return Err(Topology::parse(&spec.join(","))
+            .err()
+            .map_or_else(String::new, |error| error.to_string()));
+    }
+    for (index, topology) in topologies.iter().enumerate() {
+        if topologies[..index]
+            .iter()
+            .any(|other| other.spec() == topology.spec())
+        {
+            return Err(format!("the topology {topology} is named twice"));
+        }
+    }
+    Ok(topologies)
+}
+
 /// A preset by its name, a custom grouping by its spec: either parses back to the same.
 impl fmt::Display for Topology {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {

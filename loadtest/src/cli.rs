@@ -116,12 +116,16 @@ enum Command {
     Check(loadtest_check::CheckArgs),
     /// Start the build(s) and serve a live page to teach with: topology, charts, controls.
     ///
-    /// Starts the chosen build(s) as child processes on loopback and serves a page (and the
-    /// JSON API it uses, see docs/workshop.md) on 127.0.0.1: every process as a box coloured
-    /// by health, per-journey charts updated every second, load on demand, and controls to
-    /// kill, pause, slow down, break, deploy, roll back and scale any part. Ctrl-C stops.
+    /// Starts the chosen build(s), or any topologies between them, as child processes on
+    /// loopback and serves a page (and the JSON API it uses, see docs/workshop.md) on
+    /// 127.0.0.1: every process as a box coloured by health, naming the contexts it hosts,
+    /// per-journey charts updated every second, load on demand, controls to kill, pause,
+    /// slow down, break, deploy, roll back and scale any part, and a picker that swaps a
+    /// running topology for another. Ctrl-C stops.
     ///
     /// Example: shoplab workshop --arch both --port 8088
+    ///
+    /// Example: shoplab workshop --topologies monolith,coarse
     Workshop(loadtest_workshop::WorkshopArgs),
     /// Print a fresh set of service keys for a compose deployment, as `export` lines.
     ///

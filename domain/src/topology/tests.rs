@@ -232,3 +232,17 @@ fn a_group_alone_need_not_hold_every_context() {
     );
     assert!(Group::parse("").is_err());
 }
+
+#[test]
+fn a_list_reads_presets_and_specs_with_their_own_commas_and_refuses_a_grouping_named_twice() {
+    let list = super::parse_list(
+        "monolith,catalog+recommendations,inventory,cart+orders+payments,users,micro",
+    )
+    .expect("a list");
+    let names: Vec<String> = list.iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["monolith", "coarse", "micro"]);
+    let error = super::parse_list("monolith,catalog+users").expect_err("an unfinished spec");
+    assert!(error.contains("no process hosts"), "{error}");
+    let error = super::parse_list("micro,micro").expect_err("named twice");
+    assert!(error.contains("named twice"), "{error}");
+}

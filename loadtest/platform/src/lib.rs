@@ -51,7 +51,7 @@ pub use api::server::CLIENT_POOL_IDLE;
 pub use injection::Injection;
 pub use meter::{Meter, Probe, Usage};
 pub use platform::{
-    Drain, GeneratorJob, GeneratorOutput, NodeView, Platform, ProcessView, Restart,
+    Drain, GeneratorJob, GeneratorOutput, NamedProcess, NodeView, Platform, ProcessView, Restart,
 };
 pub use target::{Target, check_topology, components_of};
 

@@ -83,6 +83,24 @@ pub trait Platform: Send + Sync {
             .collect()
     }
 
+    /// [`Platform::processes`] under the names the results record each process by, as
+    /// [`Platform::named_probes`] names them: a platform whose processes are not components
+    /// (the groups of a topology between the builds) lists them itself, so a page can draw
+    /// every process of any topology.
+    async fn named_processes(&self) -> Vec<NamedProcess> {
+        self.processes()
+            .await
+            .into_iter()
+            .map(|process| NamedProcess {
+                name: process.component.as_str().to_owned(),
+                replica: process.replica,
+                url: process.url,
+                pid: process.pid,
+                running: process.running,
+            })
+            .collect()
+    }
+
     /// The front door's null endpoint and the catalog service's own URL, for the
     /// calibration. Refused by default: a platform without the lab's front door on the
     /// shop's cores has nothing fair to calibrate against.
@@ -327,6 +345,21 @@ pub struct GeneratorOutput {
     /// The generator's name: its task or pod, and its node.
     pub generator: String,
     pub stdout: String,
+}
+
+/// One process of a running topology under its name ([`Platform::named_processes`]): a
+/// component's (`catalog`, `gateway`, `monolith`, `front-door`) or a group's (`core`,
+/// `catalog+recommendations`).
+#[derive(Clone, Debug)]
+pub struct NamedProcess {
+    pub name: String,
+    /// 1-based.
+    pub replica: usize,
+    /// Where the lab reaches it (for `/ready`); empty where it cannot.
+    pub url: String,
+    pub pid: Option<u32>,
+    /// The platform's own word on whether it runs, where `url` is empty.
+    pub running: Option<bool>,
 }
 
 /// One process of a running build, as the platform shows it.

@@ -19,7 +19,7 @@ use crate::TargetSettings;
 use crate::cgroup::ProcessLimits;
 use crate::injection::Injection;
 use crate::meter::Probe;
-use crate::platform::{Drain, NodeView, Platform, ProcessView, Restart};
+use crate::platform::{Drain, NamedProcess, NodeView, Platform, ProcessView, Restart};
 use crate::sidecars::fault_proxy::NetworkFault;
 use crate::spread::SpreadSource;
 
@@ -147,6 +147,12 @@ impl Target {
     /// Every running process of the build.
     pub async fn processes(&self) -> Vec<ProcessView> {
         self.platform.processes().await
+    }
+
+    /// Every running process under its name, group processes of a topology between the
+    /// builds too ([`Platform::named_processes`]).
+    pub async fn named_processes(&self) -> Vec<NamedProcess> {
+        self.platform.named_processes().await
     }
 
     /// The `/metrics` URL of every process the lab can reach (none on a swarm, whose tasks

@@ -78,6 +78,10 @@ fn main() -> ExitCode {
         suite,
         workshop::the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_bad_input
     );
+    tests!(
+        suite,
+        workshop::the_topology_picker_refuses_bad_picks_untouched_and_starts_the_chosen_grouping
+    );
     tests!(suite, workshop::the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_recover_on_heal, needs chromedriver());
     tests!(suite, compose::on_compose_the_engine_restarts_a_killed_monolith_and_a_rolling_deploy_replaces_its_container, needs compose_images());
     tests!(suite, compose::on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconnecting_brings_it_back, needs compose_images());

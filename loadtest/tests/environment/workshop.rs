@@ -1,8 +1,10 @@
 //! `shoplab workshop` as a teacher uses it: the JSON API driven with reqwest (load, a kill
 //! the self-healing loop undoes, the event stream, the checker, 4xx on bad input, on calls
-//! from another site's page and on a second deploy while one runs), and the
-//! real page driven in headless Chromium through chromedriver (kill a service from the page,
-//! see its box turn red and its journey fail, heal, see both recover, screenshot).
+//! from another site's page and on a second deploy while one runs; the topology picker
+//! refusing bad picks with the running topology untouched, and starting a chosen grouping as
+//! real processes), and the real page driven in headless Chromium through chromedriver (kill
+//! a service from the page, see its box turn red and its journey fail, heal, see both
+//! recover, screenshot; pick a topology and see its groups as boxes).
 //!
 //! The browser test needs chromedriver (`/usr/bin/chromedriver`, or the path in
 //! `SHOPLAB_TEST_CHROMEDRIVER`); where there is none it is reported ignored with the reason
@@ -37,13 +39,15 @@ impl Workshop {
         Workshop::start_with(restart_delay_ms, &[])
     }
 
-    /// The same with more flags (`--target compose ...`).
+    /// The same with more flags (`--target compose ...`); the microservices build unless
+    /// they name `--topologies`.
     pub(crate) fn start_with(restart_delay_ms: u64, flags: &[&str]) -> Workshop {
         let mut command = Command::new(shoplab_binary());
+        command.arg("workshop");
+        if !flags.contains(&"--topologies") {
+            command.args(["--arch", "micro"]);
+        }
         command.args([
-            "workshop",
-            "--arch",
-            "micro",
             "--port",
             "0",
             "--restart-delay-ms",
@@ -107,6 +111,16 @@ impl Workshop {
             },
         )
         .await;
+    }
+
+    /// `PUT /api/builds/{build}/topology` with `body`.
+    async fn pick(&self, build: &str, body: Value) -> (u16, Value) {
+        answer(
+            self.http
+                .put(self.api(&format!("/api/builds/{build}/topology")))
+                .json(&body),
+        )
+        .await
     }
 
     pub(crate) async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -428,6 +442,257 @@ pub async fn the_workshop_api_drives_load_kills_self_heals_checks_and_refuses_ba
     assert_eq!(workshop.state().await["load"]["running"], false);
 }
 
+/// Whether a process with `pid` exists on this machine (signal 0 delivers nothing).
+fn alive(pid: &Value) -> bool {
+    pid.as_u64()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+}
+
+/// Every shop process of the first topology's boxes (not the lab's front door), by name.
+fn shop_processes(state: &Value) -> Vec<Value> {
+    state["builds"][0]["processes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|process| process["lab_part"] != true)
+        .collect()
+}
+
+pub async fn the_topology_picker_refuses_bad_picks_untouched_and_starts_the_chosen_grouping() {
+    let _exclusive = exclusive().await;
+    let workshop = Workshop::start_with(600_000, &["--topologies", "monolith"]);
+    eventually(
+        DEADLINE,
+        "the monolith's box ready with a PID",
+        async || {
+            let monolith = process(&workshop.state().await, "monolith").clone();
+            monolith["health"] == "ready" && monolith["pid"].as_u64() > Some(1)
+        },
+    )
+    .await;
+    let state = workshop.state().await;
+    assert_eq!(state["builds"][0]["build"], "monolith", "{state}");
+    assert_eq!(
+        process(&state, "monolith")["contexts"]
+            .as_array()
+            .map(Vec::len),
+        Some(7),
+        "the monolith's box hosts every context: {state}"
+    );
+    let presets: Vec<&str> = state["presets"]
+        .as_array()
+        .expect("the presets for the picker")
+        .iter()
+        .filter_map(|preset| preset["name"].as_str())
+        .collect();
+    assert_eq!(
+        presets,
+        ["monolith", "satellites", "browse-buy", "coarse", "micro"]
+    );
+    let monolith_pid = process(&state, "monolith")["pid"].clone();
+
+    // Every bad pick is a 4xx with the error body, and the monolith runs on untouched.
+    for (build, body, status, code, says) in [
+        (
+            "monolith",
+            json!({"topology": "catalog+users"}),
+            422,
+            "invalid",
+            "no process hosts",
+        ),
+        (
+            "monolith",
+            json!({"topology": "modular"}),
+            422,
+            "invalid",
+            "neither a context",
+        ),
+        (
+            "monolith",
+            json!({"topology": "catalog,catalog+inventory,cart,orders,payments,users,recommendations"}),
+            422,
+            "invalid",
+            "named twice",
+        ),
+        (
+            "monolith",
+            json!({"topo": "coarse"}),
+            400,
+            "bad_request",
+            "topo",
+        ),
+        ("monolith", json!(null), 400, "bad_request", "invalid type"),
+        (
+            "micro",
+            json!({"topology": "coarse"}),
+            404,
+            "not_found",
+            "no topology \"micro\"",
+        ),
+        (
+            "monolith",
+            json!({"topology": "monolith"}),
+            409,
+            "conflict",
+            "already runs",
+        ),
+    ] {
+        let (answered, error) = workshop.pick(build, body.clone()).await;
+        assert_eq!(answered, status, "PUT {build} {body}: {error}");
+        assert_eq!(error["error"]["code"], code, "PUT {build} {body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "PUT {build} {body}: {error}");
+    }
+    // Another site's page cannot swap it either (the guard, as for every control).
+    let foreign = workshop
+        .http
+        .put(workshop.api("/api/builds/monolith/topology"))
+        .header("origin", "http://evil.example")
+        .json(&json!({"topology": "coarse"}));
+    let (status, error) = answer(foreign).await;
+    assert_eq!(status, 403, "{error}");
+    let state = workshop.state().await;
+    assert_eq!(state["builds"][0]["build"], "monolith", "{state}");
+    assert_eq!(process(&state, "monolith")["pid"], monolith_pid, "{state}");
+    assert!(
+        alive(&monolith_pid),
+        "the monolith still runs after bad picks"
+    );
+    let changes = |state: &Value| {
+        state["events"].as_array().map_or(0, |events| {
+            events
+                .iter()
+                .filter(|event| event["kind"] == "topology")
+                .count()
+        })
+    };
+    assert_eq!(changes(&state), 0, "no topology change began: {state}");
+
+    // A good pick, typed as a spec: the grouping is browse-buy's, so it is named by the
+    // preset; its processes are started, ready and seeded before the answer, the monolith
+    // stopped.
+    let (status, picked) = workshop
+        .pick(
+            "monolith",
+            json!({"topology": "users+catalog+recommendations,cart+inventory+orders+payments"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{picked}");
+    assert_eq!(picked["build"], "browse-buy", "{picked}");
+    assert_eq!(picked["replaced"], "monolith", "{picked}");
+    assert_eq!(picked["topology"]["checkout"], "saga", "{picked}");
+    assert!(!alive(&monolith_pid), "the monolith was stopped");
+    eventually(
+        DEADLINE,
+        "browse, buy and the gateway as boxes, ready, each a live process",
+        async || {
+            let state = workshop.state().await;
+            let processes = shop_processes(&state);
+            let mut names: Vec<&str> = processes
+                .iter()
+                .filter_map(|process| process["component"].as_str())
+                .collect();
+            names.sort_unstable();
+            names == ["browse", "buy", "gateway"]
+                && processes.iter().all(|process| {
+                    process["health"] == "ready"
+                        && process["pid"].as_u64() > Some(1)
+                        && alive(&process["pid"])
+                })
+        },
+    )
+    .await;
+    let state = workshop.state().await;
+    assert_eq!(state["builds"][0]["build"], "browse-buy", "{state}");
+    assert_eq!(
+        process(&state, "browse")["contexts"],
+        json!(["catalog", "recommendations", "users"]),
+        "{state}"
+    );
+    assert_eq!(process(&state, "gateway")["contexts"], json!([]), "{state}");
+    assert_eq!(
+        changes(&state),
+        2,
+        "the start and the change logged: {state}"
+    );
+    // A control the grouping does not realize is refused up front, with the reason the page
+    // greys it out by; an in-process fault, which goes through the admin API, is not.
+    let controls = &state["builds"][0]["capabilities"]["controls"];
+    assert!(
+        controls["kill"]
+            .as_str()
+            .is_some_and(|why| why.starts_with("not applicable")),
+        "{state}"
+    );
+    let (status, refused) = workshop
+        .post("/api/builds/browse-buy/components/catalog/kill", None)
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, fault) = workshop
+        .post(
+            "/api/builds/browse-buy/components/recommendations/fault",
+            Some(json!({"kind": "latency", "ms": 5})),
+        )
+        .await;
+    assert_eq!(status, 200, "{fault}");
+
+    // A group process that dies (killed here from outside: the page cannot aim at it) goes
+    // red, and heal all brings it back as another process; the self-healing loop, which
+    // cannot tell which group exited, says so.
+    assert!(
+        state["builds"][0]["capabilities"]["self_healing"].is_string(),
+        "{state}"
+    );
+    let buy_pid = process(&state, "buy")["pid"].clone();
+    let pid = i32::try_from(buy_pid.as_u64().expect("a PID")).expect("a PID fits");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the buy group");
+    eventually(DEADLINE, "the buy box down", async || {
+        process(&workshop.state().await, "buy")["health"] == "down"
+    })
+    .await;
+    let (status, healed) = workshop.post("/api/heal", None).await;
+    assert_eq!(status, 200, "{healed}");
+    assert!(
+        healed["results"][0]["done"]
+            .as_array()
+            .is_some_and(|done| done
+                .iter()
+                .any(|line| line == "1 exited processes restarted")),
+        "{healed}"
+    );
+    eventually(
+        DEADLINE,
+        "buy back, ready, as another process",
+        async || {
+            let state = workshop.state().await;
+            let buy = process(&state, "buy");
+            buy["health"] == "ready" && buy["pid"] != buy_pid && alive(&buy["pid"])
+        },
+    )
+    .await;
+
+    // The new topology serves the journeys.
+    let (status, load) = workshop
+        .post("/api/load", Some(json!({"users_per_build": 2})))
+        .await;
+    assert_eq!(status, 200, "{load}");
+    eventually(DEADLINE, "browse succeeding on browse-buy", async || {
+        let point = last_point(&workshop.state().await, "browse");
+        point["requests"].as_u64() > Some(0) && point["success_rate"].as_f64() == Some(1.0)
+    })
+    .await;
+    let (status, checked) = workshop.post("/api/check", None).await;
+    assert_eq!(status, 200, "{checked}");
+    assert_eq!(checked["results"][0]["valid"], true, "{checked}");
+    assert_eq!(checked["results"][0]["build"], "browse-buy", "{checked}");
+}
+
 /// chromedriver on a free loopback port; killed by PID when dropped.
 struct Chromedriver {
     child: Child,
@@ -498,6 +763,17 @@ async fn data_value(client: &Client, id: &str) -> Option<f64> {
     value.parse().ok()
 }
 
+/// Chooses `value` in the `<select>` at `css`.
+async fn choose(client: &Client, css: &str, value: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("no {css} on the page: {error}"))
+        .select_by_value(value)
+        .await
+        .unwrap_or_else(|error| panic!("choose {value} in {css}: {error}"));
+}
+
 async fn click(client: &Client, css: &str) {
     client
         .find(Locator::Css(css))
@@ -561,5 +837,65 @@ pub async fn the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_
 
     click(&client, "#load-stop").await;
     wait_for(&client, r#"#load-status[data-running="false"]"#).await;
+
+    // Pick coarse on the page in place of micro: its four groups and the gateway appear as
+    // boxes, each naming the contexts it hosts, and kill greys out with the reason.
+    choose(&client, "#topology-replace", "micro").await;
+    choose(&client, "#topology-preset", "coarse").await;
+    click(&client, "#topology-pick").await;
+    let storefront = r#".process[data-build="coarse"][data-component="storefront"]"#;
+    wait_for(&client, &format!(r#"{storefront}[data-health="ready"]"#)).await;
+    for group in ["stock", "checkout", "accounts", "gateway"] {
+        wait_for(
+            &client,
+            &format!(
+                r#".process[data-build="coarse"][data-component="{group}"][data-health="ready"]"#
+            ),
+        )
+        .await;
+    }
+    assert!(
+        client.find(Locator::Css(catalog)).await.is_err(),
+        "the micro build's boxes are gone"
+    );
+    let hosts = client
+        .find(Locator::Css(storefront))
+        .await
+        .expect("the storefront box")
+        .text()
+        .await
+        .expect("its text");
+    assert!(hosts.contains("catalog + recommendations"), "{hosts}");
+    let kill = client
+        .find(Locator::Css(
+            r#"#component-controls button[data-action="kill"]"#,
+        ))
+        .await
+        .expect("the kill button");
+    assert!(
+        !kill.is_enabled().await.expect("read it"),
+        "kill greyed on coarse"
+    );
+    let why = kill
+        .attr("title")
+        .await
+        .expect("its title")
+        .unwrap_or_default();
+    assert!(why.contains("not applicable"), "{why}");
+    // A group's box selects its first context for the controls (a fault goes to a context).
+    click(&client, storefront).await;
+    let chosen = client
+        .find(Locator::Id("control-component"))
+        .await
+        .expect("the component chooser")
+        .prop("value")
+        .await
+        .expect("its value");
+    assert_eq!(chosen.as_deref(), Some("catalog"));
+    wait_for(&client, r#"#events li[data-kind="topology"]"#).await;
+    let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("workshop-coarse-picked.png");
+    let png = client.screenshot().await.expect("a screenshot");
+    std::fs::write(&screenshot, png).expect("write the screenshot");
+    println!("screenshot: {}", screenshot.display());
     client.close().await.expect("close the browser");
 }

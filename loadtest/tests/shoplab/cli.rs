@@ -1,5 +1,6 @@
 //! The command line's promises: what is refused before anything runs (a dead or smaller shop,
-//! an unwritable folder, a bad gate, `--repeat 0`, runs made differently), the exit code and
+//! an unwritable folder, a bad gate, `--repeat 0`, a workshop's bad topology, runs made
+//! differently), the exit code and
 //! message of a failed gate, `load --json`, and every flag under the right help heading.
 
 use std::process::Output;
@@ -188,6 +189,66 @@ async fn bad_gates_are_refused_as_usage_errors_naming_the_bad_part() {
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn workshop_refuses_a_bad_topology_before_anything_starts_naming_what_is_wrong() {
+    for (args, code, says) in [
+        (
+            &[
+                "workshop",
+                "--port",
+                "0",
+                "--topologies",
+                "monolith,catalog+users",
+            ][..],
+            2,
+            "no process hosts",
+        ),
+        (
+            &["workshop", "--port", "0", "--topologies", "coarse,coarse"][..],
+            2,
+            "named twice",
+        ),
+        (
+            &[
+                "workshop",
+                "--port",
+                "0",
+                "--arch",
+                "micro",
+                "--topologies",
+                "coarse",
+            ][..],
+            2,
+            "cannot be used with",
+        ),
+        (
+            &[
+                "workshop",
+                "--port",
+                "0",
+                "--target",
+                "compose",
+                "--topologies",
+                "coarse",
+            ][..],
+            1,
+            "runs on --target local only",
+        ),
+    ] {
+        let output = shoplab(args, Duration::from_secs(30)).await;
+        let stdout = text(&output.stdout);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        // Refused before the page or any build started.
+        assert!(!stdout.contains("workshop: http"), "{args:?}: {stdout}");
+        assert!(
+            !stderr.contains("starting the topology"),
+            "{args:?}: {stderr}"
+        );
     }
 }
 

@@ -18,11 +18,14 @@ const METRICS = {
 const MARKERS = {
   fault: "#d62728", died: "#8c0000", restarted: "#1e821e", heal: "#1e821e", ready: "#2ca02c",
   deploy: "#9467bd", scale: "#17becf", load: "#7f7f7f", check: "#333333", error: "#ff00aa",
+  topology: "#000000",
 };
 // Markers that would only clutter the charts (the log still lists them).
 const UNMARKED = new Set(["ready", "check"]);
 
-const state = { builds: [], events: [], t_ms: 0, selected: null };
+// `builds` holds one entry per running topology; its `build` is the topology's name (a
+// preset's, or its spec), which the control paths and the events name it by.
+const state = { builds: [], presets: [], events: [], t_ms: 0, selected: null };
 
 function element(tag, attributes = {}, text) {
   const node = document.createElement(tag);
@@ -73,7 +76,7 @@ function describe(answer) {
 function controlPath(action) {
   const build = document.getElementById("control-build").value;
   const component = document.getElementById("control-component").value;
-  return `/api/builds/${build}/components/${component}/${action}`;
+  return `/api/builds/${encodeURIComponent(build)}/components/${component}/${action}`;
 }
 
 // One button per in-process and network kind of the fault catalogue (GET /api/faults), each
@@ -104,10 +107,11 @@ async function faultButtons() {
   }
 }
 
-// Greys out each fault control the selected build's platform does not realize, with the
-// reason as its tooltip (from the build's capabilities in GET /api/state); with "both", a
-// control stays usable while either build realizes it. The self-healing controls are greyed
-// where the platform restarts processes itself.
+// Greys out each fault control the selected topology's platform does not realize, and each
+// process control (kill, pause, deploy, scale) the topology does not, with the reason as
+// its tooltip (from the capabilities in GET /api/state); with "both", a control stays
+// usable while either topology realizes it. The self-healing controls are greyed where the
+// platform restarts processes itself.
 function greyOut() {
   const chosen = document.getElementById("control-build").value;
   const builds = state.builds.filter((entry) => chosen === "both" || entry.build === chosen);
@@ -117,13 +121,18 @@ function greyOut() {
     button.disabled = refused;
     button.title = refused ? reasons.join("; ") : button.dataset.about;
   }
-  const platformHeals = state.builds.length > 0 && state.builds.every((entry) => !entry.capabilities.lab_restarts);
+  for (const button of document.querySelectorAll("#component-controls button[data-action]:not([data-fault])")) {
+    const control = button.dataset.action === "storm" ? "deploy" : button.dataset.action;
+    const reasons = builds.map((entry) => entry.capabilities.controls[control]);
+    const refused = reasons.length > 0 && reasons.every((reason) => reason);
+    button.disabled = refused;
+    button.title = refused ? reasons.join("; ") : "";
+  }
+  const notHealed = state.builds.length > 0 && state.builds.every((entry) => entry.capabilities.self_healing);
   for (const id of ["self-healing", "restart-delay"]) {
     const input = document.getElementById(id);
-    input.disabled = platformHeals;
-    input.title = platformHeals
-      ? `the ${state.builds[0].capabilities.platform} platform restarts what exits itself; the lab only watches`
-      : "";
+    input.disabled = notHealed;
+    input.title = notHealed ? state.builds.map((entry) => `${entry.build}: ${entry.capabilities.self_healing}`).join("; ") : "";
   }
 }
 
@@ -146,6 +155,12 @@ function wireControls() {
   });
   document.getElementById("self-healing").addEventListener("change", healing);
   document.getElementById("restart-delay").addEventListener("change", healing);
+  document.getElementById("control-build").addEventListener("change", greyOut);
+  document.getElementById("topology-pick").addEventListener("click", pickTopology);
+  document.getElementById("topology-preset").addEventListener("change", () => {
+    const preset = state.presets.find((entry) => entry.name === document.getElementById("topology-preset").value);
+    document.getElementById("topology-why").textContent = preset ? `${preset.processes}: ${preset.why}` : "";
+  });
   for (const button of document.querySelectorAll("#component-controls button[data-action]")) {
     button.addEventListener("click", () => {
       const action = button.dataset.action;
@@ -180,10 +195,16 @@ function drawLegend() {
     legend.append(item);
   }
   const select = document.getElementById("control-build");
+  const before = select.value;
   select.replaceChildren();
   if (state.builds.length > 1) select.append(element("option", { value: "both" }, "both"));
   for (const entry of state.builds) select.append(element("option", { value: entry.build }, entry.build));
-  select.addEventListener("change", greyOut);
+  if (state.builds.some((entry) => entry.build === before)) select.value = before;
+  const replace = document.getElementById("topology-replace");
+  const replaced = replace.value;
+  replace.replaceChildren();
+  for (const entry of state.builds) replace.append(element("option", { value: entry.build }, entry.build));
+  if (state.builds.some((entry) => entry.build === replaced)) replace.value = replaced;
   greyOut();
   const markers = document.getElementById("marker-legend");
   markers.replaceChildren("markers:");
@@ -195,13 +216,61 @@ function drawLegend() {
   }
 }
 
+// The picker's choices: every preset (GET /api/state's `presets`), and a typed spec.
+function drawPicker() {
+  const presets = document.getElementById("topology-preset");
+  if (presets.children.length > 0) return;
+  for (const preset of state.presets) presets.append(element("option", { value: preset.name, title: preset.why }, `${preset.name} (${preset.processes})`));
+  presets.dispatchEvent(new Event("change"));
+}
+
+// Starts the chosen topology in place of the selected running one; a typed spec wins over
+// the preset list. The answer comes once the new processes are ready (seconds).
+async function pickTopology() {
+  const replace = document.getElementById("topology-replace").value;
+  const typed = document.getElementById("topology-spec").value.trim();
+  const topology = typed || document.getElementById("topology-preset").value;
+  const status = document.getElementById("topology-status");
+  const button = document.getElementById("topology-pick");
+  button.disabled = true;
+  status.dataset.state = "starting";
+  status.textContent = `starting ${topology} in place of ${replace} …`;
+  const answer = await call("PUT", `/api/builds/${encodeURIComponent(replace)}/topology`, { topology });
+  button.disabled = false;
+  status.dataset.state = answer ? "done" : "refused";
+  status.textContent = answer ? answer.message : document.getElementById("action-result").textContent;
+  if (answer) {
+    document.getElementById("topology-spec").value = "";
+    await refreshState();
+  }
+}
+
+// Reads the running topologies again (after a pick, or a tick naming one the page does not
+// know): their names, groups, capabilities and series.
+let refreshing = null;
+function refreshState() {
+  if (!refreshing) {
+    refreshing = fetch("/api/state").then((response) => response.json()).then((snapshot) => {
+      state.builds = snapshot.builds;
+      drawLegend();
+      drawTopology();
+      drawValues();
+      drawCharts();
+    }).catch(() => {}).finally(() => { refreshing = null; });
+  }
+  return refreshing;
+}
+
 function drawTopology() {
   const topology = document.getElementById("topology");
   topology.replaceChildren();
   for (const entry of state.builds) {
     const section = element("div", { class: "build-topology", "data-build": entry.build });
     section.style.borderColor = entry.color;
-    section.append(element("h2", {}, `${entry.build}: ${entry.processes.filter((process) => !process.lab_part).length} shop processes`));
+    const shop = entry.processes.filter((process) => !process.lab_part);
+    section.append(element("h2", { title: entry.topology.spec },
+      `${entry.build}: ${shop.length} shop processes · checkout ${entry.topology.checkout === "local" ? "local transactions" : "saga"}`));
+    section.append(element("div", { class: "totals", "data-build": entry.build }, totals(entry, shop)));
     const boxes = element("div", { class: "boxes" });
     for (const process of entry.processes) {
       const box = element("div", {
@@ -215,13 +284,17 @@ function drawTopology() {
       const key = `${entry.build}/${process.component}`;
       if (state.selected === key) box.classList.add("selected");
       box.append(element("b", {}, `${process.component}${process.replica > 1 ? " #" + process.replica : ""}`));
+      // Which contexts share this process: a kill of it takes every one of them down.
+      if (process.contexts.length > 0 && !(process.contexts.length === 1 && process.contexts[0] === process.component)) {
+        box.append(element("div", { class: "contexts" }, process.contexts.join(" + ")));
+      }
       const uptime = process.uptime_s == null ? "–" : formatDuration(process.uptime_s);
       const cpu = process.cpu_percent == null ? "–" : `${process.cpu_percent.toFixed(0)} %`;
       const rss = process.rss_mib == null ? "–" : `${process.rss_mib.toFixed(0)} MiB`;
       box.append(element("div", {}, `${process.health.replace("_", " ")} · pid ${process.pid}`));
       box.append(element("div", {}, `up ${uptime} · restarts ${process.restarts}`));
       box.append(element("div", {}, `CPU ${cpu} · ${rss}`));
-      if (!process.lab_part) box.addEventListener("click", () => select(entry.build, process.component));
+      if (!process.lab_part) box.addEventListener("click", () => select(entry.build, process));
       boxes.append(box);
     }
     section.append(boxes);
@@ -229,10 +302,30 @@ function drawTopology() {
   }
 }
 
-function select(build, component) {
-  state.selected = `${build}/${component}`;
+// The shop's CPU and memory over all its processes (the lab's front door left out), and the
+// CPU it spent per successful request in the last second: the figures a topology exercise
+// compares.
+function totals(entry, shop) {
+  const cpu = shop.reduce((sum, process) => sum + (process.cpu_percent || 0), 0);
+  const rss = shop.reduce((sum, process) => sum + (process.rss_mib || 0), 0);
+  const ok = JOURNEYS.reduce((sum, journey) => {
+    const points = entry.series[journey];
+    return sum + (points.length > 0 ? points[points.length - 1].ok : 0);
+  }, 0);
+  // cpu_percent is of one core over the last second: 100 % is 1000 ms of CPU.
+  const perRequest = ok > 0 ? `${((cpu * 10) / ok).toFixed(2)} ms CPU per request` : "no requests";
+  return `CPU ${cpu.toFixed(0)} % · ${rss.toFixed(0)} MiB · ${perRequest}`;
+}
+
+// Selects a box's process for the controls. A group process is no component a control can
+// name: its first context is chosen instead (an in-process fault goes to a context).
+function select(build, process) {
+  state.selected = `${build}/${process.component}`;
   document.getElementById("control-build").value = build;
-  document.getElementById("control-component").value = component;
+  const chooser = document.getElementById("control-component");
+  const names = [...chooser.options].map((option) => option.value);
+  chooser.value = names.includes(process.component) ? process.component : process.contexts[0] || chooser.value;
+  greyOut();
   drawTopology();
 }
 
@@ -405,7 +498,11 @@ function applyTick(tick) {
   state.wallAtZero = Date.now() - tick.t_ms;
   for (const update of tick.builds) {
     const entry = state.builds.find((candidate) => candidate.build === update.build);
-    if (!entry) continue;
+    if (!entry) {
+      // A topology another page (or the API) picked: read the state again.
+      refreshState();
+      continue;
+    }
     for (const journey of JOURNEYS) {
       entry.series[journey].push(update[journey]);
       if (entry.series[journey].length > 900) entry.series[journey].shift();
@@ -426,11 +523,13 @@ async function start() {
   const response = await fetch("/api/state");
   const snapshot = await response.json();
   state.builds = snapshot.builds;
+  state.presets = snapshot.presets;
   state.events = snapshot.events;
   state.t_ms = snapshot.t_ms;
   state.wallAtZero = Date.now() - snapshot.t_ms;
   document.getElementById("users").max = String(snapshot.max_users_per_build);
   drawLegend();
+  drawPicker();
   drawEvents(snapshot.events);
   drawLoad(snapshot.load, snapshot.healing);
   drawTopology();

@@ -235,15 +235,18 @@ pub(crate) fn check(build: Build, aim: Aim, action: &Action) -> Result<(), ApiEr
     }
 }
 
-/// Refuses a fault the build's platform does not realize, with its reason, before the
-/// control is accepted (the page greys it out for the same reason).
-pub(crate) fn realized(lab: &Lab, action: &Action) -> Result<(), ApiError> {
-    match action {
-        Action::Fault(fault) => match lab.capabilities.unavailable.get(fault.name()) {
-            Some(why) => Err(ApiError::invalid(format!("{}: {why}", lab.build))),
-            None => Ok(()),
-        },
-        _ => Ok(()),
+/// Refuses a control or a fault the lab's platform or topology does not realize, with its
+/// reason, before the control is accepted (the page greys it out for the same reason).
+/// `name` is the control as its path spells it.
+pub(crate) fn realized(lab: &Lab, name: &str, action: &Action) -> Result<(), ApiError> {
+    let identity = lab.identity();
+    let why = match action {
+        Action::Fault(fault) => identity.capabilities.unavailable.get(fault.name()),
+        _ => identity.capabilities.controls.get(name),
+    };
+    match why {
+        Some(why) => Err(ApiError::invalid(format!("{}: {why}", identity.name))),
+        None => Ok(()),
     }
 }
 
@@ -256,7 +259,7 @@ pub(crate) async fn perform(
 ) -> Result<String, ApiError> {
     let mut target = lab.target().await?;
     let process = aim.process;
-    let runs = match (lab.build, aim.context) {
+    let runs = match (lab.identity().build, aim.context) {
         (Build::Monolith, Some(context)) => format!("{process} (it runs {context})"),
         _ => process.to_string(),
     };
@@ -344,7 +347,7 @@ async fn network(
     let prepared = lock(&lab.network).prepared.contains(&context);
     if !prepared {
         workshop.event(
-            Some(lab.build),
+            Some(lab.name()),
             "deploy",
             format!(
                 "making the link into {context} breakable (on the local platform a fault proxy in front of it: its callers, gateway and orders, restart to use it)"
@@ -409,6 +412,17 @@ pub(crate) async fn heal(lab: &Lab) -> Result<Vec<String>, ApiError> {
         })?;
         *lock(&lab.restarts).entry((component, replica)).or_default() += 1;
         done.push(format!("{component}#{replica} restarted"));
+    }
+    // The processes of a topology between the builds are no components, so `exited` names
+    // none of them; the platform restarts whatever of them exited itself.
+    if target.components().is_empty() {
+        let restarted = target
+            .restore()
+            .await
+            .map_err(|error| ApiError::failed(format!("restart what exited: {error:#}")))?;
+        if restarted > 0 {
+            done.push(format!("{restarted} exited processes restarted"));
+        }
     }
     if target.heal_faults().await.is_ok() {
         done.push("faults cleared".to_owned());

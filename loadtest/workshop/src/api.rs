@@ -25,10 +25,9 @@ use super::actions::{self, Action};
 use super::error::ApiError;
 use super::guard::{self, Guard};
 use super::load;
+use super::picker;
 use super::state::{LoadStatus, Workshop, lock, shopfront};
 use loadtest_check::check;
-use loadtest_report::theme;
-use loadtest_results::component::Build;
 use loadtest_results::history::CHECKOUT;
 
 const PAGE: &str = include_str!("../assets/index.html");
@@ -62,6 +61,7 @@ pub(crate) fn router(workshop: Arc<Workshop>, address: SocketAddr) -> Router {
             "/api/builds/{build}/components/{component}/{action}",
             post(control),
         )
+        .route("/api/builds/{build}/topology", put(picker::pick))
         .route("/api/heal", post(heal))
         .route("/api/self-healing", put(self_healing))
         .route("/api/check", post(check_invariants))
@@ -79,7 +79,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// Reads an optional JSON body: empty is `None`; anything else must be JSON of `T`.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<Option<T>, ApiError> {
+pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<Option<T>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -100,22 +100,23 @@ async fn state(State(workshop): State<Arc<Workshop>>) -> Json<Value> {
         .labs
         .iter()
         .map(|lab| {
-            let color = match lab.build {
-                Build::Monolith => theme::MONOLITH,
-                Build::Micro => theme::MICRO,
-            };
+            let identity = lab.identity();
             let url = lab
                 .target
                 .try_lock()
                 .map(|target| target.url().to_owned())
                 .unwrap_or_default();
             json!({
-                "build": lab.build,
+                // The lab's name, as control paths and events name it; kept under `build`
+                // since the two builds' names are their presets'.
+                "build": identity.name,
+                "recorded_as": identity.build,
+                "topology": picker::describe(&identity.topology),
                 "url": url,
-                "color": format!("#{:02x}{:02x}{:02x}", color.0, color.1, color.2),
+                "color": lab.color,
                 "series": &*lock(&lab.series),
                 "processes": &*lock(&lab.processes),
-                "capabilities": &lab.capabilities,
+                "capabilities": &identity.capabilities,
             })
         })
         .collect();
@@ -123,6 +124,7 @@ async fn state(State(workshop): State<Arc<Workshop>>) -> Json<Value> {
     Json(json!({
         "t_ms": workshop.now_ms(),
         "builds": builds,
+        "presets": picker::presets(),
         "events": workshop.events(),
         "load": load,
         "healing": workshop.healing(),
@@ -179,8 +181,8 @@ async fn stop_load(State(workshop): State<Arc<Workshop>>) -> Result<Json<LoadSta
     load::stop(&workshop, "stop pressed").await.map(Json)
 }
 
-/// `POST /api/builds/{build}/components/{component}/{action}`: `build` is `monolith`,
-/// `micro` or `both`. Short controls answer 200 with what they did; deploys, rollbacks,
+/// `POST /api/builds/{build}/components/{component}/{action}`: `build` is a running
+/// topology's name (`monolith`, `micro`, `coarse`, a spec) or `both` (every one). Short controls answer 200 with what they did; deploys, rollbacks,
 /// scaling and network faults answer 202 and report in the event log when done.
 async fn control(
     State(workshop): State<Arc<Workshop>>,
@@ -189,35 +191,19 @@ async fn control(
 ) -> Result<Response, ApiError> {
     let action_name = action.clone();
     let action = Action::parse(&action, body::<Value>(&bytes)?)?;
-    let builds: Vec<Build> = match build.as_str() {
-        "both" => workshop.labs.iter().map(|lab| lab.build).collect(),
-        "monolith" => vec![Build::Monolith],
-        "micro" => vec![Build::Micro],
-        other => {
-            return Err(ApiError::not_found(format!(
-                "no build {other:?}: monolith, micro or both"
-            )));
-        }
-    };
-    // Everything is checked on every build before anything is done to any of them.
+    // Everything is checked on every lab before anything is done to any of them.
     let mut aimed = Vec::new();
-    for build in builds {
-        let lab_index = workshop
-            .labs
-            .iter()
-            .position(|lab| lab.build == build)
-            .ok_or_else(|| {
-                ApiError::not_found(format!("the {build} build is not running in this workshop"))
-            })?;
+    for lab_index in workshop.labs_named(&build)? {
+        let build = workshop.labs[lab_index].identity().build;
         let aim = actions::aim(build, &component)?;
         actions::check(build, aim, &action)?;
-        actions::realized(&workshop.labs[lab_index], &action)?;
+        actions::realized(&workshop.labs[lab_index], &action_name, &action)?;
         aimed.push((lab_index, aim));
     }
     if action.is_long() {
         let names: Vec<String> = aimed
             .iter()
-            .map(|(index, aim)| format!("{} {}", workshop.labs[*index].build, aim.process))
+            .map(|(index, aim)| format!("{} {}", workshop.labs[*index].name(), aim.process))
             .collect();
         // Every build is held before anything starts, so a control that cannot run now is a
         // 409 to its caller, never a 202 that fails in the event log (a claim taken on one
@@ -242,8 +228,8 @@ async fn control(
                     _ => "deploy",
                 };
                 match actions::perform(&workshop, lab, aim, action).await {
-                    Ok(message) => workshop.event(Some(lab.build), kind, message),
-                    Err(error) => workshop.event(Some(lab.build), "error", error.message),
+                    Ok(message) => workshop.event(Some(lab.name()), kind, message),
+                    Err(error) => workshop.event(Some(lab.name()), "error", error.message),
                 }
             });
         }
@@ -262,8 +248,8 @@ async fn control(
             Action::Resume => "heal",
             _ => "fault",
         };
-        workshop.event(Some(lab.build), kind, message.clone());
-        results.push(json!({ "build": lab.build, "message": message }));
+        workshop.event(Some(lab.name()), kind, message.clone());
+        results.push(json!({ "build": lab.name(), "message": message }));
     }
     Ok(Json(json!({ "results": results })).into_response())
 }
@@ -275,11 +261,11 @@ async fn heal(State(workshop): State<Arc<Workshop>>) -> Result<Json<Value>, ApiE
     for lab in &workshop.labs {
         let done = actions::heal(lab).await?;
         workshop.event(
-            Some(lab.build),
+            Some(lab.name()),
             "heal",
             format!("healed: {}", done.join(", ")),
         );
-        results.push(json!({ "build": lab.build, "done": done }));
+        results.push(json!({ "build": lab.name(), "done": done }));
     }
     Ok(Json(json!({ "results": results })))
 }
@@ -340,7 +326,7 @@ async fn check_invariants(State(workshop): State<Arc<Workshop>>) -> Result<Json<
         let (audit, quiescent) = target
             .quiesce(QUIESCENCE)
             .await
-            .map_err(|error| ApiError::failed(format!("audit the {}: {error:#}", lab.build)))?;
+            .map_err(|error| ApiError::failed(format!("audit {}: {error:#}", lab.name())))?;
         drop(target);
         let history = lock(&lab.checkouts).clone();
         let report = check(&audit, Some(&history));
@@ -359,9 +345,9 @@ async fn check_invariants(State(workshop): State<Arc<Workshop>>) -> Result<Json<
         } else {
             format!("invariants VIOLATED: {}", violated.join(", "))
         };
-        workshop.event(Some(lab.build), "check", summary.clone());
+        workshop.event(Some(lab.name()), "check", summary.clone());
         results.push(json!({
-            "build": lab.build,
+            "build": lab.name(),
             "valid": report.valid,
             "quiescent": quiescent,
             "summary": summary,
@@ -381,13 +367,13 @@ async fn reset(State(workshop): State<Arc<Workshop>>) -> Result<Json<Value>, Api
         let summary = target
             .reset(&workshop.settings)
             .await
-            .map_err(|error| ApiError::failed(format!("reset the {}: {error:#}", lab.build)))?;
+            .map_err(|error| ApiError::failed(format!("reset {}: {error:#}", lab.name())))?;
         drop(target);
         *lock(&lab.shop) = shopfront(&summary);
         lab.recorder.take();
         lock(&lab.checkouts).clear();
         workshop.event(
-            Some(lab.build),
+            Some(lab.name()),
             "heal",
             format!(
                 "data reset: {} products, {} users",

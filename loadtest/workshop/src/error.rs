@@ -45,6 +45,11 @@ impl ApiError {
         )
     }
 
+    /// What was asked is already so (the chosen topology already runs).
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// Another control holds the build.
     pub fn busy(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "busy", message)

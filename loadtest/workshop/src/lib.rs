@@ -1,11 +1,15 @@
-//! `shoplab workshop`: the lab as a live page for a room. It starts the chosen build(s) as
-//! real processes on loopback (the lab's local [`Target`]), drives them with the journeys on
-//! demand, and serves one page plus a small JSON API on 127.0.0.1: the processes as boxes
-//! coloured by health, per-journey charts updated every second over server-sent events, the
-//! controls (load, kill, pause, faults, network cuts, deploys, scaling, heal) and the
-//! invariant checker. docs/workshop.md documents the API and the exercises.
+//! `shoplab workshop`: the lab as a live page for a room. It starts the chosen topologies
+//! (the two builds by default, or any grouping of the contexts, `--topologies`) as real
+//! processes (the lab's [`Target`]), drives them with the journeys on demand, and serves one
+//! page plus a small JSON API on 127.0.0.1: the processes as boxes coloured by health, each
+//! naming the contexts it hosts, per-journey charts updated every second over server-sent
+//! events, the controls (load, kill, pause, faults, network cuts, deploys, scaling, heal, a
+//! topology picker) and the invariant checker. docs/workshop.md documents the API and the
+//! exercises.
 //!
 //! - [`state`] — what the workshop holds: the targets, the event log, the series;
+//! - [`identity`] — what runs in one slot: its topology and what it realizes;
+//! - [`picker`] — the topology picker: one running topology stopped, the chosen one started;
 //! - [`sampler`] — once a second: drain the journeys' records into per-second points,
 //!   poll every process (health, CPU, RSS), publish a tick; and the self-healing loop;
 //! - [`load`] — one Goose attack in the background, started, resized and stopped;
@@ -16,7 +20,9 @@ mod actions;
 mod api;
 mod error;
 mod guard;
+mod identity;
 mod load;
+mod picker;
 mod sampler;
 mod state;
 
@@ -26,6 +32,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use domain::Topology;
 use loadtest_platform::{PlatformArgs, Target, TargetSettings};
 use loadtest_results::component::Build;
 
@@ -49,12 +56,32 @@ impl Arch {
     }
 }
 
+/// The topologies `--topologies` names, in its order (`domain::topology::parse_list`).
+#[derive(Clone, Debug)]
+pub struct Topologies(pub Vec<Topology>);
+
+fn parse_topologies(text: &str) -> Result<Topologies, String> {
+    domain::topology::parse_list(text).map(Topologies)
+}
+
 /// `shoplab workshop` flags.
 #[derive(Clone, Debug, clap::Args)]
 pub struct WorkshopArgs {
     /// Which build(s) to start: side by side on the same charts with `both`.
-    #[arg(long, value_enum, default_value = "both")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "both",
+        conflicts_with = "topologies"
+    )]
     pub arch: Arch,
+    /// The topologies to run side by side instead of --arch's builds, comma-separated, as
+    /// `compare --topologies` takes them: presets (monolith, satellites, browse-buy, coarse,
+    /// micro) or specs naming all seven contexts, such as
+    /// `catalog+recommendations,inventory,cart+orders+payments,users`. The page's picker
+    /// changes them while the workshop runs. Between the two builds, on --target local only.
+    #[arg(long, value_name = "TOPOLOGY", value_parser = parse_topologies)]
+    pub topologies: Option<Topologies>,
     /// The page's port (0 = any free port; the address is printed either way).
     #[arg(long, default_value_t = 8088)]
     pub port: u16,
@@ -110,10 +137,24 @@ pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
         kubernetes: args.platform.kubernetes.settings(),
         swarm: args.platform.swarm.settings(&args.platform.compose, 0),
     };
+    let topologies: Vec<Topology> = match &args.topologies {
+        Some(topologies) => topologies.0.clone(),
+        None => args
+            .arch
+            .builds()
+            .into_iter()
+            .map(Build::topology)
+            .collect(),
+    };
+    // Every topology is checked against the platform before the first process starts.
+    let registration = loadtest_platform::registration(&settings.platform)?;
+    for topology in &topologies {
+        loadtest_platform::check_topology(registration, topology)?;
+    }
     let mut targets = Vec::new();
-    for build in args.arch.builds() {
-        eprintln!("starting the {build} build ...");
-        let target = Target::start(build, &settings).await?;
+    for topology in &topologies {
+        eprintln!("starting the topology {topology} ...");
+        let target = Target::start_topology(topology, &settings).await?;
         targets.push(target);
     }
     let workshop = Workshop::new(targets, settings, &args).await?;
@@ -123,8 +164,8 @@ pub async fn run(args: WorkshopArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     // The line tests and scripts wait for; keep its shape.
     println!("workshop: http://{address}/");
-    for (build, url) in workshop.public_urls() {
-        println!("  {build}: {url}");
+    for (name, url) in workshop.public_urls() {
+        println!("  {name}: {url}");
     }
     serve(workshop.clone(), listener, shutdown_signal()).await?;
     eprintln!("stopping the load and every process ...");

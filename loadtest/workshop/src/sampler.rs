@@ -14,6 +14,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use super::TICK;
 use super::state::{Lab, Point, ProcessView, Workshop, lock};
+use domain::{Context, Topology};
 use loadtest_results::analysis::stats;
 use loadtest_results::component::Component;
 use loadtest_results::history::{CHECKOUT, RequestRecord};
@@ -51,7 +52,7 @@ pub(crate) async fn run(workshop: Arc<Workshop>) {
             }
             *lock(&lab.processes) = processes.clone();
             builds.push(json!({
-                "build": lab.build,
+                "build": lab.name(),
                 "browse": browse,
                 "buy": buy,
                 "processes": processes,
@@ -97,21 +98,22 @@ fn drain(lab: &Lab, t_ms: u64) -> (Point, Point) {
 }
 
 /// Every process of `lab`: health from `/ready` (or the platform's word where the lab cannot
-/// reach the process: a swarm's tasks), CPU and memory from the kernel.
+/// reach the process: a swarm's tasks), CPU and memory from the kernel, and the contexts
+/// it hosts from the lab's topology.
 async fn probe(
     lab: &Lab,
     http: &reqwest::Client,
     mut system: Option<&mut System>,
 ) -> Vec<ProcessView> {
     // While a control holds the target (a deploy for seconds), the last member list stands.
-    let members: Vec<(Component, usize, u32, String, Option<bool>)> = match lab.target.try_lock() {
+    let members: Vec<(String, usize, u32, String, Option<bool>)> = match lab.target.try_lock() {
         Ok(target) => target
-            .processes()
+            .named_processes()
             .await
             .into_iter()
             .map(|process| {
                 (
-                    process.component,
+                    process.name,
                     process.replica,
                     process.pid.unwrap_or_default(),
                     process.url,
@@ -121,14 +123,20 @@ async fn probe(
             .collect(),
         Err(_) => lock(&lab.processes)
             .iter()
-            .filter_map(|view| {
-                let component = Component::parse(&view.component)?;
+            .map(|view| {
                 // The platform's word stands as last seen.
                 let running = view.url.is_empty().then_some(view.health == "ready");
-                Some((component, view.replica, view.pid, view.url.clone(), running))
+                (
+                    view.component.clone(),
+                    view.replica,
+                    view.pid,
+                    view.url.clone(),
+                    running,
+                )
             })
             .collect(),
     };
+    let topology = lab.identity().topology.clone();
     let answers =
         futures::future::join_all(members.iter().map(|(_, _, _, url, running)| async move {
             match running {
@@ -162,34 +170,48 @@ async fn probe(
     members
         .into_iter()
         .zip(answers)
-        .map(|((component, replica, pid, url, _), answer)| {
+        .map(|((name, replica, pid, url, _), answer)| {
             let process = system
                 .as_ref()
                 .and_then(|system| system.process(Pid::from_u32(pid)));
             let alive = answer != "down";
-            let health = if paused.contains(&(component, replica)) {
-                "paused"
-            } else {
-                answer
-            };
+            // The pauses and restarts the page made are the components'; a group's name
+            // parses as none (or as the one context it hosts, where it is the same process).
+            let component = Component::parse(&name);
+            let paused = component.is_some_and(|component| paused.contains(&(component, replica)));
+            let health = if paused { "paused" } else { answer };
             ProcessView {
-                component: component.to_string(),
+                contexts: hosted(&topology, &name),
+                component: name,
                 replica,
                 pid,
                 health,
                 uptime_s: process
                     .filter(|_| alive)
                     .map(|process| now_s.saturating_sub(process.start_time())),
-                restarts: restarts.get(&(component, replica)).copied().unwrap_or(0),
+                restarts: component
+                    .and_then(|component| restarts.get(&(component, replica)).copied())
+                    .unwrap_or(0),
                 cpu_percent: process.filter(|_| alive).map(|process| process.cpu_usage()),
                 rss_mib: process
                     .filter(|_| alive)
                     .map(|process| process.memory() as f64 / (1024.0 * 1024.0)),
-                lab_part: component == Component::FrontDoor,
+                lab_part: component == Some(Component::FrontDoor),
                 url,
             }
         })
         .collect()
+}
+
+/// The contexts the process called `name` hosts in `topology`: its group's (the monolith's
+/// all seven, a service's one); none for the gateway and the front door, which host none.
+fn hosted(topology: &Topology, name: &str) -> Vec<Context> {
+    topology
+        .groups()
+        .iter()
+        .find(|group| group.name() == name)
+        .map(|group| group.contexts().to_vec())
+        .unwrap_or_default()
 }
 
 /// Logs a box changing colour: `ready` when it answers again, `died` when it stops.
@@ -202,14 +224,14 @@ fn announce_health(
     let name = format!("{}#{}", process.component, process.replica);
     match (before, process.health) {
         (Some(before), now) if before == now => {}
-        (Some(_), "ready") => workshop.event(Some(lab.build), "ready", format!("{name} ready")),
+        (Some(_), "ready") => workshop.event(Some(lab.name()), "ready", format!("{name} ready")),
         (Some(_), "down") => workshop.event(
-            Some(lab.build),
+            Some(lab.name()),
             "died",
             format!("{name} is down (no answer, or its platform says it is not running)"),
         ),
         (Some(_), "not_ready") => workshop.event(
-            Some(lab.build),
+            Some(lab.name()),
             "died",
             format!("{name} answers but is not ready (a dependency it needs is down)"),
         ),
@@ -236,7 +258,7 @@ pub(crate) async fn self_heal(workshop: Arc<Workshop>) {
                     .entry((index, component, replica))
                     .or_insert_with(|| {
                         workshop.event(
-                            Some(lab.build),
+                            Some(lab.name()),
                             "died",
                             format!("{component}#{replica} exited"),
                         );
@@ -250,7 +272,7 @@ pub(crate) async fn self_heal(workshop: Arc<Workshop>) {
                     Ok(()) => {
                         *lock(&lab.restarts).entry((component, replica)).or_default() += 1;
                         workshop.event(
-                            Some(lab.build),
+                            Some(lab.name()),
                             "restarted",
                             format!(
                                 "{component}#{replica} restarted by the self-healing loop, {:.1} s after it died",
@@ -261,7 +283,7 @@ pub(crate) async fn self_heal(workshop: Arc<Workshop>) {
                     }
                     Err(error) => {
                         workshop.event(
-                            Some(lab.build),
+                            Some(lab.name()),
                             "error",
                             format!("restart {component}#{replica}: {error:#}"),
                         );

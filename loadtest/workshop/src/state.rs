@@ -1,9 +1,9 @@
-//! What a running workshop holds: one [`Lab`] per build (its target behind a lock, the
-//! journeys' recorder, the per-second series, the last view of its processes), the event
-//! log on the workshop's clock, the load, the self-healing settings, and the channel the
-//! ticks go out on.
+//! What a running workshop holds: one [`Lab`] per running topology (what it is, its target
+//! behind a lock, the journeys' recorder, the per-second series, the last view of its
+//! processes), the event log on the workshop's clock, the load, the self-healing settings,
+//! and the channel the ticks go out on.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,10 +13,11 @@ use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, broadcast,
 
 use super::WorkshopArgs;
 use super::error::ApiError;
+use super::identity::{Identity, color_of};
 use domain::Context;
 use loadtest_lab::journeys::{Recorder, Shopfront};
 use loadtest_platform::{Injection, Target, TargetSettings};
-use loadtest_results::component::{Build, Component};
+use loadtest_results::component::Component;
 use loadtest_results::history::RequestRecord;
 
 /// How many per-second points of each journey the workshop keeps (and a page opened late
@@ -43,13 +44,13 @@ pub(crate) struct Workshop {
     pub closed: watch::Sender<bool>,
 }
 
-/// One build as the workshop sees it.
+/// One running topology as the workshop sees it: a slot of the page, whose topology the
+/// picker may change (`picker`), keeping its colour and its series.
 pub(crate) struct Lab {
-    pub build: Build,
-    /// What the build's platform can do, read once at start for the page: its name, whether
-    /// the lab restarts what exits (or the platform does), and every catalogue fault it does
-    /// not realize on this build, with the reason (the page greys those controls out).
-    pub capabilities: Capabilities,
+    /// What runs in the slot now; replaced whole when the picker starts another topology.
+    identity: Mutex<Arc<Identity>>,
+    /// The slot's colour on every chart, kept across topology changes so a line goes on.
+    pub color: String,
     pub target: AsyncMutex<Target>,
     /// The journeys against this build record here, on the workshop's clock.
     pub recorder: Arc<Recorder>,
@@ -73,32 +74,6 @@ pub(crate) struct Lab {
     /// running on this build, if any: a second one is refused with `409 busy` when it asks,
     /// not accepted and dropped later.
     pub long_control: Mutex<Option<String>>,
-}
-
-/// What one build's platform realizes, as the page shows it.
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct Capabilities {
-    pub platform: &'static str,
-    pub lab_restarts: bool,
-    pub unavailable: BTreeMap<&'static str, String>,
-}
-
-impl Capabilities {
-    pub fn of(target: &Target) -> Capabilities {
-        Capabilities {
-            platform: target.platform_name(),
-            lab_restarts: target.lab_restarts_processes(),
-            unavailable: domain::faults::catalogue()
-                .iter()
-                .filter_map(|spec| {
-                    target
-                        .realizes(spec.default_fault())
-                        .err()
-                        .map(|why| (spec.name, why))
-                })
-                .collect(),
-        }
-    }
 }
 
 /// The network faults of one build.
@@ -187,7 +162,12 @@ impl Series {
 /// One process box of the topology.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct ProcessView {
+    /// The component's name (`catalog`, `gateway`, `monolith`) or the group's (`core`,
+    /// `catalog+recommendations`).
     pub component: String,
+    /// The contexts the process hosts: one for a service, all seven for the monolith, a
+    /// group's for a group, none for the gateway and the front door.
+    pub contexts: Vec<Context>,
     pub replica: usize,
     pub pid: u32,
     /// `ready` (answers `/ready`), `not_ready` (answers, but a dependency it needs does
@@ -208,10 +188,11 @@ pub(crate) struct ProcessView {
 pub(crate) struct Event {
     pub id: u64,
     pub t_ms: u64,
-    /// `None` for the workshop itself (load, checker, heal of every build).
-    pub build: Option<Build>,
+    /// The lab's name (its topology's: `monolith`, `micro`, `coarse`, a spec); `None` for the
+    /// workshop itself (load, checker, heal of every lab).
+    pub build: Option<String>,
     /// `fault`, `heal`, `died`, `restarted`, `ready`, `deploy`, `scale`, `load`, `check`,
-    /// `error`: the page colours markers by it.
+    /// `topology`, `error`: the page colours markers by it.
     pub kind: &'static str,
     pub message: String,
 }
@@ -233,11 +214,11 @@ impl Workshop {
     ) -> anyhow::Result<Arc<Workshop>> {
         let epoch = Instant::now();
         let mut labs = Vec::new();
-        for target in targets {
+        for (slot, target) in targets.into_iter().enumerate() {
             let reset = target.reset(&settings).await?;
             labs.push(Lab {
-                build: target.build,
-                capabilities: Capabilities::of(&target),
+                identity: Mutex::new(Arc::new(Identity::of(&target))),
+                color: color_of(target.topology(), slot),
                 target: AsyncMutex::new(target),
                 recorder: Recorder::new(epoch),
                 shop: Mutex::new(shopfront(&reset)),
@@ -266,8 +247,8 @@ impl Workshop {
             ticks,
             closed,
         });
-        let builds: Vec<&str> = workshop.labs.iter().map(|lab| lab.build.as_str()).collect();
-        workshop.event(None, "ready", format!("started: {}", builds.join(" and ")));
+        let names: Vec<String> = workshop.labs.iter().map(Lab::name).collect();
+        workshop.event(None, "ready", format!("started: {}", names.join(" and ")));
         Ok(workshop)
     }
 
@@ -276,21 +257,38 @@ impl Workshop {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Each build's public URL (its front door), to print.
-    pub fn public_urls(&self) -> Vec<(Build, String)> {
+    /// Each lab's public URL (its front door, or its gateway), to print.
+    pub fn public_urls(&self) -> Vec<(String, String)> {
         self.labs
             .iter()
             .filter_map(|lab| {
                 let target = lab.target.try_lock().ok()?;
-                Some((lab.build, target.url().to_owned()))
+                Some((lab.name(), target.url().to_owned()))
             })
             .collect()
     }
 
+    /// The labs a control path names: one by its name, or every lab for `both` (or `all`).
+    pub fn labs_named(&self, name: &str) -> Result<Vec<usize>, ApiError> {
+        if name == "both" || name == "all" {
+            return Ok((0..self.labs.len()).collect());
+        }
+        match self.labs.iter().position(|lab| lab.name() == name) {
+            Some(index) => Ok(vec![index]),
+            None => {
+                let names: Vec<String> = self.labs.iter().map(Lab::name).collect();
+                Err(ApiError::not_found(format!(
+                    "no topology {name:?} runs in this workshop: {} or both",
+                    names.join(", ")
+                )))
+            }
+        }
+    }
+
     /// Adds one line to the event log (and logs it to the terminal).
-    pub fn event(&self, build: Option<Build>, kind: &'static str, message: impl Into<String>) {
+    pub fn event(&self, build: Option<String>, kind: &'static str, message: impl Into<String>) {
         let message = one_line(&message.into());
-        match build {
+        match &build {
             Some(build) => eprintln!("[{:>7.1} s] {build}: {message}", self.seconds()),
             None => eprintln!("[{:>7.1} s] {message}", self.seconds()),
         }
@@ -379,8 +377,8 @@ impl Workshop {
             let mut running = lock(&lab.long_control);
             if let Some(running) = &*running {
                 return Err(ApiError::busy(format!(
-                    "the {} build is busy with {running}; try again when it is done (the event log says when)",
-                    lab.build
+                    "{} is busy with {running}; try again when it is done (the event log says when)",
+                    lab.name()
                 )));
             }
             *running = Some(what.to_owned());
@@ -407,6 +405,21 @@ impl Drop for Claim {
 }
 
 impl Lab {
+    /// What runs in this slot now.
+    pub fn identity(&self) -> Arc<Identity> {
+        lock(&self.identity).clone()
+    }
+
+    /// The running topology's name: how the API and the event log name this lab.
+    pub fn name(&self) -> String {
+        self.identity().name.clone()
+    }
+
+    /// Puts what the picker started in the slot.
+    pub fn set_identity(&self, identity: Identity) {
+        *lock(&self.identity) = Arc::new(identity);
+    }
+
     /// The target, once no other control holds it; `busy` when one does for too long.
     pub async fn target(&self) -> Result<AsyncMutexGuard<'_, Target>, ApiError> {
         self.target_within(LOCK_WAIT).await
@@ -421,8 +434,8 @@ impl Lab {
             .await
             .map_err(|_| {
                 ApiError::busy(format!(
-                    "the {} build is busy with another control (a deploy or a restart); try again when it is done",
-                    self.build
+                    "{} is busy with another control (a deploy, a restart or a topology change); try again when it is done",
+                    self.name()
                 ))
             })
     }

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use domain::Topology;
 
 use crate::local::supervisor::{Build, Component, GroupDeployment, Options};
-use crate::{Platform, Probe, ProcessView, Restart, TargetSettings};
+use crate::{NamedProcess, Platform, Probe, ProcessView, Restart, TargetSettings};
 
 pub(crate) struct Groups {
     deployment: GroupDeployment,
@@ -99,6 +99,21 @@ impl Platform for Groups {
     /// A group process is no component; [`Platform::named_probes`] names it.
     async fn processes(&self) -> Vec<ProcessView> {
         Vec::new()
+    }
+
+    /// Each group process and the gateway, under its name, for a page to draw.
+    async fn named_processes(&self) -> Vec<NamedProcess> {
+        self.deployment
+            .processes()
+            .into_iter()
+            .map(|(name, pid, url)| NamedProcess {
+                name,
+                replica: 1,
+                url,
+                pid: Some(pid),
+                running: None,
+            })
+            .collect()
     }
 
     async fn named_probes(&self) -> Vec<(String, Probe)> {

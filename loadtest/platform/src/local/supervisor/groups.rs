@@ -172,6 +172,20 @@ impl GroupDeployment {
             .collect()
     }
 
+    /// Every process's name, PID and URL, in start order.
+    pub fn processes(&self) -> Vec<(String, u32, String)> {
+        self.members
+            .iter()
+            .map(|member| {
+                (
+                    member.name.clone(),
+                    member.process.pid(),
+                    member.url.clone(),
+                )
+            })
+            .collect()
+    }
+
     /// The processes that have exited since they started, reaped, by name.
     pub fn exited(&mut self) -> Vec<String> {
         self.members
