@@ -1,6 +1,6 @@
 //! `compare --topologies`: three topologies as real processes through the throughput
 //! experiment, each outcome naming its topology and the report drawing the spectrum; and
-//! what is refused before anything starts.
+//! what is still refused before anything starts (scale, on a topology between the builds).
 
 use std::process::Output;
 use std::time::Duration;
@@ -137,7 +137,7 @@ async fn compare_refuses_a_bad_topology_with_its_own_error_as_a_usage_error() {
 }
 
 #[tokio::test]
-async fn compare_refuses_deploys_on_a_topology_between_the_builds_before_starting_anything() {
+async fn compare_refuses_scale_on_a_topology_between_the_builds_before_starting_anything() {
     let out = tempfile::tempdir().expect("temp dir");
     let out_dir = out.path().join("run");
     let output = shoplab(
@@ -145,7 +145,7 @@ async fn compare_refuses_deploys_on_a_topology_between_the_builds_before_startin
             "compare",
             "--quick",
             "--experiments",
-            "throughput,deploy",
+            "deploy,faults,scale",
             "--topologies",
             "monolith,coarse",
             "--out",
@@ -155,12 +155,9 @@ async fn compare_refuses_deploys_on_a_topology_between_the_builds_before_startin
     )
     .await;
     let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "compare accepted scale on coarse");
     assert!(
-        !output.status.success(),
-        "compare accepted deploy on coarse"
-    );
-    assert!(
-        stderr.contains("deploy") && stderr.contains("coarse"),
+        stderr.contains("scale") && stderr.contains("coarse") && stderr.contains("replica"),
         "{stderr}"
     );
     assert!(
