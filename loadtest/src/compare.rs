@@ -34,8 +34,9 @@ pub struct CompareArgs {
     pub experiments: Option<Vec<Kind>>,
     /// The topologies to run, one after the other: presets (monolith, satellites,
     /// browse-buy, coarse, micro) or specs (`catalog+recommendations,inventory,...`, each
-    /// naming all seven contexts), comma-separated. Between the two builds only the
-    /// throughput experiment runs yet, on --target local.
+    /// naming all seven contexts), comma-separated. A topology between the two builds runs
+    /// on --target local, every experiment but scale (a deploy or fault of a context hits its
+    /// group's process).
     #[arg(
         long,
         value_name = "TOPOLOGY",
