@@ -60,6 +60,12 @@ pub trait Platform: Send + Sync {
         crate::components_of(self.build())
     }
 
+    /// The name the results give the process `component` names: the component's own, or on
+    /// a topology between the builds the name of the group hosting its context.
+    fn process_name(&self, component: Component) -> String {
+        component.to_string()
+    }
+
     /// Every running process of the build as the lab sees it now: the monolith or each
     /// service replica, and the gateway. Empty where the platform shows no processes.
     async fn processes(&self) -> Vec<ProcessView> {

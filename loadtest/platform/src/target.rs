@@ -342,6 +342,12 @@ impl Target {
         self.platform.components()
     }
 
+    /// The name the results give the process `component` names (a group's name on a
+    /// topology between the builds).
+    pub fn process_name(&self, component: Component) -> String {
+        self.platform.process_name(component)
+    }
+
     /// Puts what the network faults of a run need in place before the load starts (on the
     /// local platform: fault proxies in front of these services and databases).
     pub async fn place_proxies(

@@ -14,11 +14,11 @@ mod limits; // per-process cgroup limits: confined from the start, OOM-killed pa
 mod open_loop; // open-loop load against a real monolith: arrivals counted, drops at the cap, latency from due time
 mod orchestration; // kill, restart, pause and in-process faults on both builds through the lab's Target
 mod report; // the report and diff rendered from a committed results.json: charts, pages, commands, bad input
-mod rolling; // rolling deploys of the public processes and of a service under load, and a rollback
+mod rolling; // rolling deploys of the public processes, of a service and of a group's process under load, and a rollback
 mod saga_crash;
-mod spectrum; // compare --topologies: three topologies' throughput as real processes and the spectrum in the report; its refusals
+mod spectrum; // compare --topologies: three topologies' throughput as real processes and the spectrum in the report; what it still refuses
 mod spread; // requests per replica, counted by the front door and by the gateway // orders killed mid-checkout; the recovered saga is judged by the audit
 mod suite; // shoplab suite's refusals of a bad suite file, before any cell runs
 mod support;
-mod topology; // a topology between the builds as real group processes behind the gateway; serve topology's refusals
+mod topology; // a topology between the builds as real group processes behind the gateway, a group's process killed through the lab's Target; serve topology's refusals
 mod trust; // every attack on a service's own port (no, forged, expired, misaddressed or unallowed token) refused, nothing changed

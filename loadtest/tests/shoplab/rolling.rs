@@ -1,6 +1,7 @@
 //! Rolling deploys under load lose nothing: the new process is started and ready before
-//! traffic moves to it, and the old one drains what it was answering. Also the rollback: a
-//! release that never gets ready is abandoned while the old process keeps serving.
+//! traffic moves to it, and the old one drains what it was answering — on both builds and
+//! for a group's process on a topology between them. Also the rollback: a release that
+//! never gets ready is abandoned while the old process keeps serving.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,9 @@ use loadtest_platform::Target;
 use loadtest_results::component::{Build, Component};
 use loadtest_results::history::Outcome;
 
-use crate::support::{SEED, pid_of, process_is_gone, start_target};
+use crate::support::{
+    SEED, pid_named, pid_of, process_is_gone, start_target, start_topology_target,
+};
 
 /// Both journeys (three browsers, one buyer) against the front door for `seconds`, while `deploy`
 /// runs; returns the requests that did not succeed.
@@ -127,5 +130,59 @@ async fn a_release_that_never_gets_ready_is_rolled_back_and_the_old_process_keep
         old,
         "the old process still serves"
     );
+    target.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_deploy_of_a_group_process_under_load_fails_no_request() {
+    let _quiet = crate::support::exclusive().await;
+    // coarse: storefront (catalog, recommendations), stock (inventory), checkout (cart,
+    // orders, payments), accounts (users). Rolling `payments` rolls checkout, which hosts
+    // orders (its upstreams come from the topology as it stands); rolling `inventory` rolls
+    // stock, which checkout's orders calls and must be told about.
+    let mut target = start_topology_target("coarse").await;
+    let payments = Component::Service(domain::Context::Payments);
+    let inventory = Component::Service(domain::Context::Inventory);
+    assert_eq!(target.process_name(payments), "checkout");
+    assert_eq!(target.process_name(inventory), "stock");
+    let checkout = pid_named(&target, "checkout").await;
+    let stock = pid_named(&target, "stock").await;
+    let storefront = pid_named(&target, "storefront").await;
+    let (requests, failures) = load_during(&mut target, 6, async |target| {
+        target
+            .roll(payments)
+            .await
+            .expect("the rolling deploy of checkout");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        target
+            .roll(inventory)
+            .await
+            .expect("the rolling deploy of stock");
+    })
+    .await;
+    assert!(requests > 100, "only {requests} requests were sent");
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "requests failed during the rolls"
+    );
+    assert!(process_is_gone(checkout), "the old checkout was stopped");
+    assert!(process_is_gone(stock), "the old stock was stopped");
+    assert_ne!(pid_named(&target, "checkout").await, checkout);
+    assert_ne!(pid_named(&target, "stock").await, stock);
+    assert_eq!(
+        pid_named(&target, "storefront").await,
+        storefront,
+        "a group no roll named kept its process"
+    );
+    // The gateway's admin fan-out follows both moves: the audit reaches every new process.
+    let audit = target.audit().await.expect("the audit reaches every group");
+    assert_eq!(audit.stock.len(), 20);
+    // The gateway itself is not rolled here: no front door moves the load off it.
+    let refused = target
+        .roll(Component::Gateway)
+        .await
+        .expect_err("the gateway has no front door to roll behind");
+    assert!(format!("{refused:#}").contains("front door"), "{refused:#}");
     target.stop().await.expect("stop");
 }

@@ -1,15 +1,16 @@
-//! `compare --topologies`: three topologies as real processes through the throughput
-//! experiment, each outcome naming its topology and the report drawing the spectrum; and
-//! what is refused before anything starts.
+//! `compare --topologies`: three topologies as real processes through the throughput,
+//! deploy and fault experiments, each outcome naming its topology and the report drawing the
+//! spectrum with where each claim flips; and what is still refused before anything starts (scale, on a topology between the builds).
 
 use std::process::Output;
 use std::time::Duration;
 
 use loadtest_results::experiments::Findings;
 
-/// Three topologies' quick throughput (two levels of 5 s and a capacity ramp each) in a
-/// debug build, with room for a busy machine.
-const SPECTRUM_DEADLINE: Duration = Duration::from_secs(600);
+/// Three topologies' quick throughput (two levels of 5 s and a capacity ramp each), deploys
+/// (at most half a minute each) and three fault cells (12 s each) in a debug build, with
+/// room for a busy machine.
+const SPECTRUM_DEADLINE: Duration = Duration::from_secs(900);
 
 async fn shoplab(args: &[&str], deadline: Duration) -> Output {
     let command = tokio::process::Command::new(crate::support::shoplab_binary())
@@ -28,7 +29,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn compare_quick_throughput_over_three_topologies_records_each_and_draws_the_spectrum() {
+async fn compare_quick_over_three_topologies_deploys_and_breaks_each_and_draws_the_spectrum() {
     let _quiet = crate::support::exclusive().await;
     let out = tempfile::tempdir().expect("temp dir");
     let out_dir = out.path().join("run");
@@ -37,7 +38,7 @@ async fn compare_quick_throughput_over_three_topologies_records_each_and_draws_t
             "compare",
             "--quick",
             "--experiments",
-            "throughput",
+            "throughput,deploy,faults",
             "--topologies",
             "monolith,browse-buy,micro",
             "--out",
@@ -61,10 +62,24 @@ async fn compare_quick_throughput_over_three_topologies_records_each_and_draws_t
         .iter()
         .map(|outcome| outcome.topology_name())
         .collect();
-    assert_eq!(topologies, ["monolith", "browse-buy", "micro"]);
+    assert_eq!(
+        topologies,
+        [
+            "monolith",
+            "monolith",
+            "monolith",
+            "browse-buy",
+            "browse-buy",
+            "browse-buy",
+            "micro",
+            "micro",
+            "micro"
+        ]
+    );
     for outcome in &results.experiments {
+        assert!(outcome.invariants.valid, "{}", outcome.topology_name());
         let Findings::Throughput { levels, capacity } = &outcome.findings else {
-            panic!("{} ran something else", outcome.topology_name());
+            continue;
         };
         assert!(
             !levels.is_empty(),
@@ -100,7 +115,57 @@ async fn compare_quick_throughput_over_three_topologies_records_each_and_draws_t
         );
         assert!(outcome.invariants.valid, "{}", outcome.topology_name());
     }
+    // On browse-buy a deploy or a fault names its group's process: the rolling deploy of
+    // `buy` (which hosts payments) and the kill of recommendations, which is `browse`'s.
+    let on_browse_buy = |wanted: fn(&Findings) -> bool| {
+        results
+            .experiments
+            .iter()
+            .find(|outcome| outcome.topology_name() == "browse-buy" && wanted(&outcome.findings))
+            .map(|outcome| &outcome.findings)
+            .expect("an outcome on browse-buy")
+    };
+    let Findings::Deploy(deploys) = on_browse_buy(|f| matches!(f, Findings::Deploy(_))) else {
+        unreachable!()
+    };
+    let rolled: Vec<(&str, &str, bool)> = deploys
+        .each
+        .iter()
+        .map(|deploy| {
+            (
+                deploy.component.as_str(),
+                deploy.strategy.as_str(),
+                deploy.error.is_none(),
+            )
+        })
+        .collect();
+    assert!(rolled.contains(&("buy", "rolling", true)), "{rolled:?}");
+    assert!(rolled.contains(&("browse", "rolling", true)), "{rolled:?}");
+    let Findings::Faults { cells, .. } = on_browse_buy(|f| matches!(f, Findings::Faults { .. }))
+    else {
+        unreachable!()
+    };
+    let kill = cells
+        .iter()
+        .find(|cell| cell.fault.kind == loadtest_results::profile::FaultKind::Kill)
+        .expect("a kill cell");
+    assert!(kill.applied, "{:?}", kill.error);
+    assert_eq!(kill.process, "browse");
+    assert!(kill.restarts >= 1, "the lab brought browse back: {kill:?}");
+    let summary = std::fs::read_to_string(out_dir.join("summary.txt")).expect("summary.txt");
+    assert!(
+        summary.contains(
+            "independent deploy: a payments change restarts 100 % of the shop at 1 process \
+             (monolith), 57 % at 3 (browse-buy), 14 % at 8 (micro); flips at 3 processes \
+             (browse-buy)."
+        ),
+        "{summary}"
+    );
     let report = std::fs::read_to_string(out_dir.join("report.md")).expect("report.md");
+    assert!(
+        report.contains("| browse-buy | 3 |") && report.contains("57 % (4 of 7 contexts, in buy)"),
+        "no payments roll for browse-buy in the spectrum"
+    );
     assert!(report.contains("The spectrum"), "no spectrum section");
     for topology in ["monolith", "browse-buy", "micro"] {
         assert!(
@@ -137,7 +202,7 @@ async fn compare_refuses_a_bad_topology_with_its_own_error_as_a_usage_error() {
 }
 
 #[tokio::test]
-async fn compare_refuses_deploys_on_a_topology_between_the_builds_before_starting_anything() {
+async fn compare_refuses_scale_on_a_topology_between_the_builds_before_starting_anything() {
     let out = tempfile::tempdir().expect("temp dir");
     let out_dir = out.path().join("run");
     let output = shoplab(
@@ -145,7 +210,7 @@ async fn compare_refuses_deploys_on_a_topology_between_the_builds_before_startin
             "compare",
             "--quick",
             "--experiments",
-            "throughput,deploy",
+            "deploy,faults,scale",
             "--topologies",
             "monolith,coarse",
             "--out",
@@ -155,12 +220,9 @@ async fn compare_refuses_deploys_on_a_topology_between_the_builds_before_startin
     )
     .await;
     let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "compare accepted scale on coarse");
     assert!(
-        !output.status.success(),
-        "compare accepted deploy on coarse"
-    );
-    assert!(
-        stderr.contains("deploy") && stderr.contains("coarse"),
+        stderr.contains("scale") && stderr.contains("coarse") && stderr.contains("replica"),
         "{stderr}"
     );
     assert!(

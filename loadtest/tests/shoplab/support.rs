@@ -190,6 +190,35 @@ pub async fn start_target(build: Build) -> loadtest_platform::Target {
     target
 }
 
+/// [`start_target`] for a topology between the builds (`coarse`, a spec): its group
+/// processes and gateway through the lab's `Target`, reset the same way.
+pub async fn start_topology_target(topology: &str) -> loadtest_platform::Target {
+    let settings = target_settings();
+    let topology = domain::Topology::parse(topology).expect("a topology");
+    let target = loadtest_platform::Target::start_topology(&topology, &settings)
+        .await
+        .unwrap_or_else(|error| panic!("the topology {topology} starts: {error:#}"));
+    target
+        .reset(&settings)
+        .await
+        .unwrap_or_else(|error| panic!("the topology {topology} resets: {error:#}"));
+    target
+}
+
+/// The PID of the process `name` of a target, as it is metered (a group's name on a
+/// topology between the builds).
+pub async fn pid_named(target: &loadtest_platform::Target, name: &str) -> u32 {
+    target
+        .named_probes()
+        .await
+        .into_iter()
+        .find_map(|(process, probe)| match probe {
+            loadtest_platform::Probe::Pid(pid) if process == name => Some(pid),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no process {name}"))
+}
+
 /// Logs in as seeded user 1 on the shop at `base_url` and returns the bearer token.
 pub async fn log_in_at(http: &reqwest::Client, base_url: &str) -> String {
     let (status, session) = answer(http.post(format!("{base_url}/api/sessions")).json(&json!({

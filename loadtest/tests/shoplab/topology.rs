@@ -1,18 +1,19 @@
 //! A topology between the two builds as real processes: one `shoplab service <group>` per
 //! group over its own database and the gateway in front, started, healed after a `kill -9`
-//! and stopped by the supervisor's `GroupDeployment`; and what `shoplab serve topology`
-//! refuses.
+//! and stopped by the supervisor's `GroupDeployment`; a group's process killed through the
+//! lab's `Target` by one context it hosts, taking exactly that group's contexts down; and
+//! what `shoplab serve topology` refuses.
 
 use std::time::{Duration, Instant};
 
 use domain::Topology;
 use loadtest_platform::local::supervisor::{Database, GroupDeployment, Options};
-use loadtest_results::component::Build;
+use loadtest_results::component::{Build, Component};
 use serde_json::json;
 
 use crate::support::{
     ADMIN_TOKEN, SEED, TOKEN_SECRET, answer, checkout_at, child_env, eventually, log_in_at,
-    process_is_gone, put_in_cart_at, shoplab_binary,
+    pid_named, process_is_gone, put_in_cart_at, shoplab_binary, start_topology_target,
 };
 
 #[tokio::test]
@@ -155,6 +156,77 @@ async fn browse_buy_runs_two_group_processes_and_a_gateway_that_sell_fan_out_adm
     assert_eq!(orders["items"][0]["id"], order["id"], "the order was kept");
 
     deployment.stop().await.expect("the topology stops");
+}
+
+#[tokio::test]
+async fn killing_payments_on_coarse_takes_down_exactly_the_checkout_group_and_the_lab_heals_it() {
+    let _quiet = crate::support::exclusive().await;
+    let mut target = start_topology_target("coarse").await;
+    let http = reqwest::Client::new();
+    let url = target.url().to_owned();
+    let token = log_in_at(&http, &url).await;
+    put_in_cart_at(&http, &url, &token, 3).await;
+    let status_of = async |path: &str| {
+        let (status, _) = answer(http.get(format!("{url}{path}")).bearer_auth(&token)).await;
+        status
+    };
+    // Every context answers before: catalog (storefront), cart and orders (checkout).
+    for path in ["/api/products", "/api/cart", "/api/orders"] {
+        assert_eq!(status_of(path).await, 200, "{path} before the kill");
+    }
+    let pids_before: Vec<(String, u32)> = {
+        let mut pids = Vec::new();
+        for name in ["storefront", "stock", "checkout", "accounts", "gateway"] {
+            pids.push((name.to_owned(), pid_named(&target, name).await));
+        }
+        pids
+    };
+    let checkout = pid_named(&target, "checkout").await;
+
+    target
+        .kill(Component::Service(domain::Context::Payments))
+        .await
+        .expect("kill the process hosting payments");
+    assert!(process_is_gone(checkout), "checkout was killed");
+    // Its contexts are gone with it (cart and orders are in checkout too); the others answer.
+    assert!(
+        status_of("/api/cart").await >= 500,
+        "cart answers without checkout"
+    );
+    assert!(
+        status_of("/api/orders").await >= 500,
+        "orders answer without checkout"
+    );
+    assert_eq!(
+        status_of("/api/products").await,
+        200,
+        "storefront is untouched"
+    );
+    log_in_at(&http, &url).await;
+    for (name, pid) in &pids_before {
+        if name != "checkout" {
+            assert!(!process_is_gone(*pid), "{name} was not killed");
+        }
+    }
+
+    // The lab's healing brings exactly that process back, on its port, its data kept.
+    let restored = target.restore().await.expect("restore");
+    assert_eq!(restored, 1, "one process came back");
+    assert_ne!(pid_named(&target, "checkout").await, checkout);
+    eventually(
+        Duration::from_secs(10),
+        "cart answering again",
+        async || status_of("/api/cart").await == 200,
+    )
+    .await;
+    let (status, cart) = answer(http.get(format!("{url}/api/cart")).bearer_auth(&token)).await;
+    assert_eq!(status, 200, "{cart}");
+    assert_eq!(
+        cart["items"].as_array().map(Vec::len),
+        Some(1),
+        "the cart was kept: {cart}"
+    );
+    target.stop().await.expect("stop");
 }
 
 #[tokio::test]

@@ -120,7 +120,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Deploys> {
         if strategy != Strategy::Storm {
             let (requests, failed_requests) = count(started_at_ms, to);
             each.push(Deploy {
-                component: component.to_string(),
+                component: experiment.target.process_name(component),
                 strategy: strategy.as_str().into(),
                 started_at_ms,
                 time_to_ready_ms: ready_at_ms - started_at_ms,

@@ -146,10 +146,13 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
         events
     );
     let run = run?;
-    let build = experiment.target.build;
+    let target = &*experiment.target;
     let cells = events
         .into_iter()
-        .map(|event| cell(build, &run.records, event, profile.fault_after))
+        .map(|event| {
+            let process = target.process_name(target.build.process_of(event.fault.context));
+            cell(process, &run.records, event, profile.fault_after)
+        })
         .collect();
     let timeline = timeline(&run.records, EVENT_SLICE_MS);
     experiment.history.extend(run.records);
@@ -225,7 +228,7 @@ async fn heal(
     Ok(restored)
 }
 
-fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) -> Cell {
+fn cell(process: String, records: &[RequestRecord], event: Event, after: Duration) -> Cell {
     let span = event.healed_at_ms - event.injected_at_ms;
     let before_from = event.injected_at_ms.saturating_sub(span);
     let after_to = event.healed_at_ms + after.as_millis() as u64;
@@ -272,7 +275,7 @@ fn cell(build: Build, records: &[RequestRecord], event: Event, after: Duration) 
     let before_all = stats(window(records, before_from, event.injected_at_ms, |_| true));
     let cell = Cell {
         fault: event.fault,
-        process: build.process_of(event.fault.context).to_string(),
+        process,
         injected_at_ms: event.injected_at_ms,
         healed_at_ms: event.healed_at_ms,
         journeys: Vec::new(),

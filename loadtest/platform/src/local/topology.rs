@@ -1,14 +1,17 @@
 //! A topology between the two builds (`domain::topology`, e.g. `browse-buy`) as a platform
 //! on this machine: [`GroupDeployment`]'s group processes and gateway, with what the
-//! throughput experiment asks of a target — the gateway's URL, reset and audit over its
-//! admin port, every process's CPU and memory, self-healing, stop.
+//! throughput, deploy and fault experiments ask of a target — the gateway's URL, reset and
+//! audit over its admin port, every process's CPU and memory, kill, pause, recreate and roll,
+//! self-healing, stop.
 //!
-//! The two ends run as [`super::Local`] (`Target::start_topology` hands them to it), with
-//! the front door, deploys, faults and scaling; here the operations that name a process by
-//! `Component` (kill, pause, roll, add a replica, proxies, quotas) are not realized, because a
-//! group process is no component, and `compare` refuses those experiments on such a topology
-//! before anything starts. No front door either: the public URL is the gateway's, the one
-//! the throughput sweep uses on every build (`direct_url`).
+//! A component names a process as on the monolith, where every context is the one process:
+//! `Service(context)` is the process of the group hosting `context`, so killing `payments`
+//! on `cart+orders+payments` kills that whole group's process, and rolling it rolls that
+//! process. The deploy experiment deploys each group once (by its first context), not the
+//! gateway: no front door runs in front of it here (the public URL is the gateway's, the one
+//! the throughput sweep uses on every build, `direct_url`), so it could only be recreated.
+//! Not realized, with the reason: a replica (the scale experiment, which `compare` refuses
+//! on such a topology before anything starts), fault proxies and CPU quotas.
 
 use std::time::Instant;
 
@@ -16,6 +19,9 @@ use async_trait::async_trait;
 
 use anyhow::Context as _;
 use domain::Topology;
+
+use domain::faults::{Fault, Layer};
+use nix::sys::signal::Signal;
 
 use crate::local::supervisor::{Build, Component, GroupDeployment, Options};
 use crate::{NamedProcess, Platform, Probe, ProcessView, Restart, TargetSettings};
@@ -56,10 +62,23 @@ impl Groups {
 
     fn not_realized(&self, what: &str) -> anyhow::Error {
         anyhow::anyhow!(
-            "not applicable: {what} names a process by component, one per context, and the \
-             topology {} runs groups of contexts",
+            "not applicable: {what} on the topology {}: the lab runs one process per group \
+             of contexts here, without replicas, fault proxies or quotas",
             self.deployment.topology()
         )
+    }
+
+    /// The process a component names: the group's hosting the context, or the gateway.
+    fn process_of(&self, component: Component) -> anyhow::Result<String> {
+        match component {
+            Component::Service(context) => Ok(self.deployment.process_hosting(context)),
+            Component::Gateway => Ok("gateway".to_owned()),
+            // The monolith names every context's process on that build; here there are several.
+            Component::Monolith | Component::FrontDoor => Err(anyhow::anyhow!(
+                "the topology {} has no {component} process",
+                self.deployment.topology()
+            )),
+        }
     }
 }
 
@@ -91,9 +110,20 @@ impl Platform for Groups {
         self.deployment.metrics_token()
     }
 
-    /// None a deploy or fault could target: see the module's header.
+    /// One per group, named by the first context it hosts (its process is the one every
+    /// context of the group names); not the gateway, which is not rolled here.
     fn components(&self) -> Vec<Component> {
-        Vec::new()
+        self.deployment
+            .groups_by_context()
+            .into_iter()
+            .map(Component::Service)
+            .collect()
+    }
+
+    /// The group's name for a context's component (`checkout` for `payments` on `coarse`).
+    fn process_name(&self, component: Component) -> String {
+        self.process_of(component)
+            .unwrap_or_else(|_| component.to_string())
     }
 
     /// A group process is no component; [`Platform::named_probes`] names it.
@@ -134,28 +164,62 @@ impl Platform for Groups {
         self.deployment.restart_exited().await
     }
 
-    async fn kill(&mut self, _component: Component) -> anyhow::Result<()> {
-        Err(self.not_realized("kill"))
+    async fn kill(&mut self, component: Component) -> anyhow::Result<()> {
+        let name = self.process_of(component)?;
+        self.deployment.kill(&name).await
     }
 
-    async fn pause(&mut self, _component: Component, _paused: bool) -> anyhow::Result<()> {
-        Err(self.not_realized("pause"))
+    async fn pause(&mut self, component: Component, paused: bool) -> anyhow::Result<()> {
+        let name = self.process_of(component)?;
+        let signal = if paused {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        self.deployment.signal(&name, signal)
     }
 
-    async fn recreate(&mut self, _component: Component) -> anyhow::Result<()> {
-        Err(self.not_realized("recreate"))
+    async fn recreate(&mut self, component: Component) -> anyhow::Result<()> {
+        let name = self.process_of(component)?;
+        self.deployment.restart(&name).await
     }
 
-    async fn roll(&mut self, _component: Component) -> anyhow::Result<()> {
-        Err(self.not_realized("a rolling deploy"))
+    async fn roll(&mut self, component: Component) -> anyhow::Result<()> {
+        let name = self.process_of(component)?;
+        self.deployment.roll(&name).await
     }
 
-    async fn roll_bad_release(&mut self, _component: Component) -> anyhow::Result<String> {
-        Err(self.not_realized("a bad release"))
+    async fn roll_bad_release(&mut self, component: Component) -> anyhow::Result<String> {
+        let name = self.process_of(component)?;
+        self.deployment.roll_bad_release(&name).await
     }
 
     async fn add_replica(&mut self, _component: Component) -> anyhow::Result<usize> {
         Err(self.not_realized("adding a replica"))
+    }
+
+    /// The process and in-process kinds, as everywhere; not the network and resource kinds,
+    /// whose proxies and cgroups the lab keys by component.
+    fn realizes(&self, fault: Fault) -> Result<(), String> {
+        match fault.spec().layer {
+            Layer::Process | Layer::InProcess => Ok(()),
+            layer => Err(format!(
+                "not applicable: {} ({} faults) on the topology {}: the lab puts no fault \
+                 proxies or CPU limits on a group's process yet",
+                fault.name(),
+                layer.as_str(),
+                self.deployment.topology()
+            )),
+        }
+    }
+
+    /// The lab is the process manager here, as for the two builds on this machine.
+    fn lab_restarts_processes(&self) -> bool {
+        true
+    }
+
+    fn deploy_pace(&self) -> u32 {
+        1
     }
 
     async fn stop(self: Box<Self>) -> anyhow::Result<()> {

@@ -1,6 +1,8 @@
-//! The spectrum: four panels (capacity, CPU per request, p99, memory), each with the number
-//! of processes along x and one labelled point per topology, a whisker from the smallest to
-//! the largest repeat where there were several.
+//! The spectrum: eight panels (capacity, CPU per request, p99, memory; the blast radius of a
+//! kill and of the partial errors fault; the share of the shop a payments change restarts,
+//! and the requests its rolling deploy failed), each with the number of processes along x
+//! and one labelled point per topology, a whisker from the smallest to the largest repeat
+//! where there were several.
 
 use plotters::prelude::*;
 
@@ -27,12 +29,12 @@ fn color_of(topology: &str) -> RGBColor {
 
 impl Plot for SpectrumChart {
     fn size(&self) -> (u32, u32) {
-        (theme::WIDTH, 1100)
+        (theme::WIDTH, 2200)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &Area<DB>) -> DrawResult<DB> {
-        let panels = area.split_evenly((2, 2));
-        let measures: [(&str, &str, Pick); 4] = [
+        let panels = area.split_evenly((4, 2));
+        let measures: [(&str, &str, Pick); 8] = [
             ("capacity at the SLO", "journeys per second", |point| {
                 point.capacity.clone()
             }),
@@ -45,9 +47,36 @@ impl Plot for SpectrumChart {
             ("memory (RSS summed)", "MiB", |point| {
                 point.memory_mib.clone()
             }),
+            (
+                "blast radius of a kill",
+                "% of route templates degraded",
+                |point| point.blast_kill.clone(),
+            ),
+            (
+                "blast radius of the errors fault",
+                "% of route templates degraded",
+                |point| point.blast_errors.clone(),
+            ),
+            (
+                "a payments change restarts",
+                "% of the shop's contexts",
+                |point| {
+                    point
+                        .payments_roll
+                        .as_ref()
+                        .and_then(|roll| Spread::of([roll.share_percent]))
+                },
+            ),
+            (
+                "failed requests in the payments roll",
+                "requests",
+                |point| point.payments_roll.as_ref().map(|roll| roll.failed.clone()),
+            ),
         ];
         for (panel, (caption, y_desc, pick)) in panels.iter().zip(measures) {
-            self.panel(panel, caption, y_desc, pick)?;
+            // A count of requests is whole: a panel of zeros still gets an axis up to one.
+            let floor = if y_desc == "requests" { 1.0 } else { 1e-3 };
+            self.panel(panel, caption, y_desc, pick, floor)?;
         }
         Ok(())
     }
@@ -60,6 +89,7 @@ impl SpectrumChart {
         caption: &str,
         y_desc: &str,
         pick: Pick,
+        floor: f64,
     ) -> DrawResult<DB> {
         let values: Vec<(&SpectrumPoint, Spread)> = self
             .points
@@ -69,7 +99,7 @@ impl SpectrumChart {
         if values.is_empty() {
             return theme::empty_note(area, &format!("{caption}: not measured"));
         }
-        let y_max = axis_max(values.iter().map(|(_, spread)| spread.max), 1e-3, 1.25);
+        let y_max = axis_max(values.iter().map(|(_, spread)| spread.max), floor, 1.25);
         let mut chart = ChartBuilder::on(area)
             .caption(caption, theme::panel_style())
             .margin(10)

@@ -1120,3 +1120,198 @@ fn a_topology_between_the_builds_goes_to_the_spectrum_and_never_into_the_builds_
     assert!((cpu.median - 0.4).abs() < 1e-9, "{cpu:?}");
     assert_eq!(points[1].memory_mib.as_ref().map(|m| m.median), Some(60.0));
 }
+
+/// A topology's deploy experiment: a rolling deploy of each named process, `failed` requests
+/// failed in the one of `payments_process`.
+fn deploys_on(topology: &str, payments_process: &str, others: &[&str], failed: usize) -> Outcome {
+    let roll = |component: &str, failed_requests: usize| Deploy {
+        component: component.into(),
+        strategy: "rolling".into(),
+        started_at_ms: 1_000,
+        time_to_ready_ms: 400,
+        requests: 300,
+        failed_requests,
+        error: None,
+    };
+    let mut each: Vec<Deploy> = others.iter().map(|other| roll(other, 7)).collect();
+    each.push(roll(payments_process, failed));
+    // A recreate of the same process is not the roll: its failures are not counted.
+    each.push(Deploy {
+        strategy: "recreate".into(),
+        ..roll(payments_process, 99)
+    });
+    Outcome {
+        topology: Some(topology.to_owned()),
+        ..outcome(
+            Build::of_topology(&domain::Topology::parse(topology).expect("a topology"))
+                .unwrap_or(Build::Micro),
+            Findings::Deploy(Deploys {
+                each,
+                storm: Storm {
+                    deploys: 0,
+                    started_at_ms: 0,
+                    strategy: "rolling".into(),
+                    duration_ms: 0,
+                    requests: 0,
+                    failed_requests: 0,
+                    median_time_to_ready_ms: 0,
+                },
+                timeline: Timeline::default(),
+            }),
+        )
+    }
+}
+
+/// A topology's fault experiment: a kill and the errors fault with these blast radii, and a
+/// kill that was not in force (which counts for nothing).
+fn faults_on(topology: &str, kill: f64, errors: f64) -> Outcome {
+    let not_applied = Cell {
+        applied: false,
+        ..cell(FaultKind::Kill, 1.0)
+    };
+    Outcome {
+        topology: Some(topology.to_owned()),
+        ..faults(
+            Build::of_topology(&domain::Topology::parse(topology).expect("a topology"))
+                .unwrap_or(Build::Micro),
+            vec![
+                cell(FaultKind::Kill, kill),
+                cell(FaultKind::Errors, errors),
+                not_applied,
+            ],
+        )
+    }
+}
+
+#[test]
+fn the_spectrum_places_blast_radius_and_the_payments_roll_by_processes_and_says_where_each_claim_flips()
+ {
+    let results = results(vec![
+        deploys_on("monolith", "monolith", &[], 4),
+        faults_on("monolith", 1.0, 0.5),
+        deploys_on(
+            "coarse",
+            "checkout",
+            &["storefront", "stock", "accounts"],
+            0,
+        ),
+        faults_on("coarse", 0.25, 0.5),
+        deploys_on("micro", "payments", &["catalog", "orders"], 0),
+        faults_on("micro", 0.25, 0.25),
+    ]);
+    assert!(results.has_spectrum());
+    let points = crate::sections::spectrum::points(&results);
+    let placed: Vec<(&str, usize)> = points
+        .iter()
+        .map(|point| (point.topology.as_str(), point.processes))
+        .collect();
+    assert_eq!(placed, [("monolith", 1), ("coarse", 5), ("micro", 8)]);
+    let shares: Vec<(String, usize, f64, f64)> = points
+        .iter()
+        .map(|point| {
+            let roll = point.payments_roll.as_ref().expect("a payments roll");
+            (
+                roll.process.clone(),
+                roll.contexts,
+                (roll.share_percent * 10.0).round() / 10.0,
+                roll.failed.median,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shares,
+        [
+            ("monolith".to_owned(), 7, 100.0, 4.0),
+            ("checkout".to_owned(), 3, 42.9, 0.0),
+            ("payments".to_owned(), 1, 14.3, 0.0),
+        ]
+    );
+    // The kill not in force is left out: coarse's kill is its one applied cell's 25 %.
+    let kills: Vec<Option<f64>> = points
+        .iter()
+        .map(|point| point.blast_kill.as_ref().map(|spread| spread.median))
+        .collect();
+    assert_eq!(kills, [Some(100.0), Some(25.0), Some(25.0)]);
+    assert!(points.iter().all(|point| point.capacity.is_none()));
+
+    let lines: Vec<String> = crate::sections::spectrum::verdicts(&points)
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect();
+    let line = |claim: &str| {
+        lines
+            .iter()
+            .find(|line| line.starts_with(&format!("{claim}:")))
+            .unwrap_or_else(|| panic!("no verdict on {claim}: {lines:?}"))
+            .clone()
+    };
+    assert_eq!(
+        line("independent deploy"),
+        "independent deploy: a payments change restarts 100 % of the shop at 1 process \
+         (monolith), 43 % at 5 (coarse), 14 % at 8 (micro); flips at 5 processes (coarse)."
+    );
+    assert_eq!(
+        line("no-downtime deploy"),
+        "no-downtime deploy: the payments roll failed 4 requests at 1 process (monolith), 0 at \
+         5 (coarse), 0 at 8 (micro); flips at 5 processes (coarse)."
+    );
+    assert!(
+        line("fault isolation (kill)").ends_with("flips at 5 processes (coarse)."),
+        "{lines:?}"
+    );
+    // The errors fault degraded as much on coarse as on the monolith: it flips at micro.
+    assert!(
+        line("fault isolation (partial errors)").ends_with("flips at 8 processes (micro)."),
+        "{lines:?}"
+    );
+    // Nothing measured, nothing claimed.
+    assert!(
+        !lines
+            .iter()
+            .any(|line| line.starts_with("the boundary costs")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_rate_flips_only_beyond_ten_percent_and_a_figure_equal_everywhere_says_it_does_not_flip() {
+    let sweep_of = |topology: &str, p99_us: u64| {
+        let mut at = level(16, 1, 500.0, false);
+        at.raw.p99_us = p99_us;
+        Outcome {
+            topology: Some(topology.to_owned()),
+            ..sweep(Build::Micro, vec![at])
+        }
+    };
+    let mut monolith = sweep_of("monolith", 10_000);
+    monolith.build = Build::Monolith;
+    let results = results(vec![
+        monolith,
+        sweep_of("satellites", 10_900),
+        sweep_of("micro", 12_000),
+    ]);
+    let points = crate::sections::spectrum::points(&results);
+    let lines: Vec<String> = crate::sections::spectrum::verdicts(&points)
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect();
+    let p99 = lines
+        .iter()
+        .find(|line| line.starts_with("the boundary costs latency:"))
+        .expect("a p99 verdict");
+    // +9 % at satellites is within the margin; +20 % at micro is not.
+    assert!(
+        p99.contains("10.0 ms at 1 process (monolith), 10.9 at 4 (satellites), 12.0 at 8 (micro)"),
+        "{p99}"
+    );
+    assert!(p99.ends_with("flips at 8 processes (micro)."), "{p99}");
+    // Memory is 40 MiB at every point.
+    let memory = lines
+        .iter()
+        .find(|line| line.starts_with("the boundary costs memory:"))
+        .expect("a memory verdict");
+    assert!(
+        memory.ends_with("the same at every point, so it does not flip."),
+        "{memory}"
+    );
+}

@@ -184,9 +184,16 @@ pub fn summary(results: &Results) -> String {
                 }
             }
             Findings::Deploy(found) => {
+                // The two builds are deployed behind the lab's front door; a topology between
+                // them has none, and the load goes to its gateway.
+                let path = if outcome.is_build() {
+                    "through the front door"
+                } else {
+                    "straight to the gateway"
+                };
                 let _ = writeln!(
                     text,
-                    "\ndeploy — {build} (under steady load, through the front door; failed = from the deploy's start to 250 ms before the next)"
+                    "\ndeploy — {build} (under steady load, {path}; failed = from the deploy's start to 250 ms before the next)"
                 );
                 for deploy in &found.each {
                     let _ = writeln!(
@@ -281,6 +288,16 @@ pub fn summary(results: &Results) -> String {
                 " (not quiescent: a reservation was still held)"
             }
         );
+    }
+    if results.has_spectrum() {
+        let points = crate::sections::spectrum::points(results);
+        let verdicts = crate::sections::spectrum::verdicts(&points);
+        if !verdicts.is_empty() {
+            let _ = writeln!(text, "\nspectrum — where each claim flips");
+            for (_, line) in verdicts {
+                let _ = writeln!(text, "  {line}");
+            }
+        }
     }
     let _ = writeln!(
         text,

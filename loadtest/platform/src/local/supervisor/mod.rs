@@ -4,7 +4,9 @@
 //! them all, leaving nothing behind.
 //!
 //! A topology between the two (`domain::topology`: one process per group of contexts) is
-//! started by [`GroupDeployment`], which does not yet offer the operations below.
+//! started by [`GroupDeployment`], which kills, pauses, restarts and rolls a group's process
+//! the same way (the rolling deploy's end, [`retire`], and its announcement, [`put_all`],
+//! are shared); it runs no replicas, fault proxies or quotas.
 //!
 //! `shoplab serve micro` is a thin command over [`Deployment`]; the lab uses the same type
 //! to deploy, break and heal either build under load, and the tests use it to do so for real.
@@ -359,10 +361,7 @@ impl Deployment {
                 "point the callers of {component} at the new process"
             )));
         }
-        tokio::time::sleep(self.options.deregistration_delay).await;
-        old.process.request_stop()?;
-        old.process.finish_stop(self.options.stop_deadline).await?;
-        Ok(())
+        retire(&mut old.process, &self.options).await
     }
 
     /// Scale-out: one more replica of a service or, behind the front door, of the
@@ -461,15 +460,7 @@ impl Deployment {
             }
             Component::FrontDoor => {}
         }
-        for (url, body) in calls {
-            put_json(
-                self.http.put(&url).bearer_auth(&self.options.admin_token),
-                &url,
-                &body,
-            )
-            .await?;
-        }
-        Ok(())
+        put_all(&self.http, &self.options.admin_token, calls).await
     }
 
     fn member_of(&self, component: Component) -> Option<&Member> {
@@ -670,6 +661,30 @@ impl Deployment {
             .await
             .with_context(|| format!("restart {component}#{replica}"))
     }
+}
+
+/// The end of every rolling deploy, of a service as of a group of contexts: once the callers
+/// were told where the new process is, the old one gets the deregistration delay (requests
+/// already routed to it arrive), then SIGTERM, and drains what it still answers within the
+/// stop deadline.
+async fn retire(old: &mut Process, options: &Options) -> anyhow::Result<()> {
+    tokio::time::sleep(options.deregistration_delay).await;
+    old.request_stop()?;
+    old.finish_stop(options.stop_deadline).await?;
+    Ok(())
+}
+
+/// Sends each `PUT` of an announcement (`/admin/upstreams` of a caller, `/backends` of the
+/// front door) with the admin token, in order; the first refusal ends it.
+async fn put_all(
+    http: &reqwest::Client,
+    admin_token: &str,
+    calls: Vec<(String, serde_json::Value)>,
+) -> anyhow::Result<()> {
+    for (url, body) in calls {
+        put_json(http.put(&url).bearer_auth(admin_token), &url, &body).await?;
+    }
+    Ok(())
 }
 
 /// The port of a base URL such as `http://127.0.0.1:4101`.

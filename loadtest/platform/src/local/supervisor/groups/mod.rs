@@ -2,13 +2,17 @@
 //! group of contexts (`shoplab service catalog+recommendations`, each over the one database
 //! of its group), then the gateway in front of them all.
 //!
-//! Not yet a [`super::Deployment`]: every operation of the lab on a deployment (kill, pause,
-//! roll, scale, fault proxies, quotas) and every experiment names its processes by
-//! `Component`, one per context or the monolith, and a process hosting several contexts is
-//! none of those. Making a group a `Component` touches every platform and experiment; until
-//! then a topology here can be started, used, metered, healed under the local platform's
-//! [`RestartPolicy`] and stopped — what the throughput experiment needs
-//! (`crate::local::topology` is its platform).
+//! A group's process is named by its group's name; [`GroupDeployment::process_hosting`]
+//! finds it from any context it hosts, which is how the lab's operations reach it (a fault
+//! or a deploy names a context, as on the monolith, where every context names the one
+//! process). `operations` kills, pauses, restarts it on its port and rolls it to a new
+//! process with its callers told through `PUT /admin/upstreams` (the end of the roll is
+//! `super::retire`, shared with [`super::Deployment`]); it is healed under the same
+//! [`RestartPolicy`]. Not here: replicas, fault proxies and CPU quotas (the lab's
+//! `Deployment` keys those by `Component`, one per context), and a front door — so the
+//! gateway, which the load reaches directly, is restarted in place but never rolled.
+
+mod operations;
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,8 @@ pub struct GroupDeployment {
 struct GroupMember {
     /// The group's process name, or `gateway`.
     name: String,
+    /// Its group; none for the gateway.
+    group: Option<Group>,
     /// The contexts it hosts; none for the gateway.
     contexts: Vec<Context>,
     url: String,
@@ -80,20 +86,16 @@ impl GroupDeployment {
             .collect();
         let first = leaves.iter().map(|group| {
             let launch = deployment.launch_group(group, seed);
-            deployment.spawn(launch, group.name(), group.contexts().to_vec(), 0)
+            deployment.spawn(launch, Some(group.clone()), 0)
         });
         let started = futures::future::try_join_all(first).await?;
         deployment.members.extend(started);
         let launch = deployment.launch_group(&orders, seed);
-        let member = deployment
-            .spawn(launch, orders.name(), orders.contexts().to_vec(), 0)
-            .await?;
+        let member = deployment.spawn(launch, Some(orders), 0).await?;
         deployment.members.push(member);
         let launch = deployment.launch_gateway();
         let port = deployment.options.port;
-        let gateway = deployment
-            .spawn(launch, "gateway".to_owned(), Vec::new(), port)
-            .await?;
+        let gateway = deployment.spawn(launch, None, port).await?;
         deployment.members.push(gateway);
         Ok(deployment)
     }
@@ -253,28 +255,6 @@ impl GroupDeployment {
         restarts
     }
 
-    /// Starts the process `name` again on its port, stopping it first if it still runs.
-    async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
-        let stop_deadline = self.options.stop_deadline;
-        let start_deadline = self.options.start_deadline;
-        let http = self.http.clone();
-        let member = self
-            .members
-            .iter_mut()
-            .find(|member| member.name == name)
-            .with_context(|| format!("no {name} in this topology"))?;
-        member.process.request_stop()?;
-        member.process.finish_stop(stop_deadline).await?;
-        let (process, addresses) =
-            Process::spawn(&member.launch, member.port, start_deadline).await?;
-        member.process = process;
-        member.url = addresses.url;
-        member.admin_url = addresses.admin_url;
-        poll_ready(&http, &mut member.process, &member.url, start_deadline)
-            .await
-            .with_context(|| format!("restart {name}"))
-    }
-
     fn gateway(&self) -> Option<&GroupMember> {
         self.members
             .iter()
@@ -371,13 +351,17 @@ impl GroupDeployment {
         }
     }
 
+    /// Starts one process (a group's, or the gateway's for `None`) and waits until it is
+    /// ready.
     async fn spawn(
         &self,
         mut launch: Launch,
-        name: String,
-        contexts: Vec<Context>,
+        group: Option<Group>,
         port: u16,
     ) -> anyhow::Result<GroupMember> {
+        let name = group
+            .as_ref()
+            .map_or_else(|| "gateway".to_owned(), Group::name);
         let (process, addresses) = Process::spawn(&launch, port, self.options.start_deadline)
             .await
             .with_context(|| format!("start {name}"))?;
@@ -391,7 +375,11 @@ impl GroupDeployment {
         }
         let mut member = GroupMember {
             name,
-            contexts,
+            contexts: group
+                .as_ref()
+                .map(|group| group.contexts().to_vec())
+                .unwrap_or_default(),
+            group,
             url: addresses.url,
             admin_url: addresses.admin_url,
             port,
