@@ -299,6 +299,12 @@ pub trait Platform: Send + Sync {
         }
     }
 
+    /// Capability: whether [`Platform::add_replica`] can add a replica here; the reason
+    /// where it cannot, for a control to be greyed before anyone asks.
+    fn adds_replicas(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Capability: the lab itself restarts what exits (the local platform). Elsewhere the
     /// platform's restart policy does, and a killed process comes back while the lab
     /// watches.

@@ -99,6 +99,11 @@ impl Target {
         self.platform.lab_restarts_processes()
     }
 
+    /// Capability: whether a replica can be added here, or why not.
+    pub fn adds_replicas(&self) -> Result<(), String> {
+        self.platform.adds_replicas()
+    }
+
     /// Capability: how much slower than a local restart a deploy is here.
     pub fn deploy_pace(&self) -> u32 {
         self.platform.deploy_pace()

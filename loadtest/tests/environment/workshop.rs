@@ -617,17 +617,18 @@ pub async fn the_topology_picker_refuses_bad_picks_untouched_and_starts_the_chos
         2,
         "the start and the change logged: {state}"
     );
-    // A control the grouping does not realize is refused up front, with the reason the page
-    // greys it out by; an in-process fault, which goes through the admin API, is not.
+    // A control the grouping does not realize (a replica of a group's process) is refused
+    // up front, with the reason the page greys it out by; kill, pause and deploy are not.
     let controls = &state["builds"][0]["capabilities"]["controls"];
     assert!(
-        controls["kill"]
+        controls["scale"]
             .as_str()
             .is_some_and(|why| why.starts_with("not applicable")),
         "{state}"
     );
+    assert!(controls["kill"].is_null(), "{state}");
     let (status, refused) = workshop
-        .post("/api/builds/browse-buy/components/catalog/kill", None)
+        .post("/api/builds/browse-buy/components/catalog/scale", None)
         .await;
     assert_eq!(status, 422, "{refused}");
     let (status, fault) = workshop
@@ -638,41 +639,37 @@ pub async fn the_topology_picker_refuses_bad_picks_untouched_and_starts_the_chos
         .await;
     assert_eq!(status, 200, "{fault}");
 
-    // A group process that dies (killed here from outside: the page cannot aim at it) goes
-    // red, and heal all brings it back as another process; the self-healing loop, which
-    // cannot tell which group exited, says so.
-    assert!(
-        state["builds"][0]["capabilities"]["self_healing"].is_string(),
-        "{state}"
-    );
+    // A kill aimed at a context takes its group's whole process: killing catalog takes
+    // browse (catalog, recommendations, users) and leaves buy running; heal all brings
+    // browse back as another process, named by its group.
+    let browse_pid = process(&state, "browse")["pid"].clone();
     let buy_pid = process(&state, "buy")["pid"].clone();
-    let pid = i32::try_from(buy_pid.as_u64().expect("a PID")).expect("a PID fits");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill the buy group");
-    eventually(DEADLINE, "the buy box down", async || {
-        process(&workshop.state().await, "buy")["health"] == "down"
+    let (status, killed) = workshop
+        .post("/api/builds/browse-buy/components/catalog/kill", None)
+        .await;
+    assert_eq!(status, 200, "{killed}");
+    eventually(DEADLINE, "the browse box down", async || {
+        process(&workshop.state().await, "browse")["health"] == "down"
     })
     .await;
+    let state = workshop.state().await;
+    assert_eq!(process(&state, "buy")["pid"], buy_pid, "{state}");
+    assert!(alive(&buy_pid), "buy untouched: {state}");
     let (status, healed) = workshop.post("/api/heal", None).await;
     assert_eq!(status, 200, "{healed}");
     assert!(
         healed["results"][0]["done"]
             .as_array()
-            .is_some_and(|done| done
-                .iter()
-                .any(|line| line == "1 exited processes restarted")),
+            .is_some_and(|done| done.iter().any(|line| line == "browse#1 restarted")),
         "{healed}"
     );
     eventually(
         DEADLINE,
-        "buy back, ready, as another process",
+        "browse back, ready, as another process",
         async || {
             let state = workshop.state().await;
-            let buy = process(&state, "buy");
-            buy["health"] == "ready" && buy["pid"] != buy_pid && alive(&buy["pid"])
+            let browse = process(&state, "browse");
+            browse["health"] == "ready" && browse["pid"] != browse_pid && alive(&browse["pid"])
         },
     )
     .await;
@@ -866,22 +863,6 @@ pub async fn the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_
         .await
         .expect("its text");
     assert!(hosts.contains("catalog + recommendations"), "{hosts}");
-    let kill = client
-        .find(Locator::Css(
-            r#"#component-controls button[data-action="kill"]"#,
-        ))
-        .await
-        .expect("the kill button");
-    assert!(
-        !kill.is_enabled().await.expect("read it"),
-        "kill greyed on coarse"
-    );
-    let why = kill
-        .attr("title")
-        .await
-        .expect("its title")
-        .unwrap_or_default();
-    assert!(why.contains("not applicable"), "{why}");
     // A group's box selects its first context for the controls (a fault goes to a context).
     click(&client, storefront).await;
     let chosen = client
@@ -892,6 +873,33 @@ pub async fn the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_
         .await
         .expect("its value");
     assert_eq!(chosen.as_deref(), Some("catalog"));
+    // Kill aims at the group's process; a replica of it is not realized, greyed with why.
+    let kill = client
+        .find(Locator::Css(
+            r#"#component-controls button[data-action="kill"]"#,
+        ))
+        .await
+        .expect("the kill button");
+    assert!(
+        kill.is_enabled().await.expect("read it"),
+        "kill aims at a group's process on coarse"
+    );
+    let scale = client
+        .find(Locator::Css(
+            r#"#component-controls button[data-action="scale"]"#,
+        ))
+        .await
+        .expect("the scale button");
+    assert!(
+        !scale.is_enabled().await.expect("read it"),
+        "scale greyed on coarse"
+    );
+    let why = scale
+        .attr("title")
+        .await
+        .expect("its title")
+        .unwrap_or_default();
+    assert!(why.contains("not applicable"), "{why}");
     wait_for(&client, r#"#events li[data-kind="topology"]"#).await;
     let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("workshop-coarse-picked.png");
     let png = client.screenshot().await.expect("a screenshot");

@@ -411,18 +411,11 @@ pub(crate) async fn heal(lab: &Lab) -> Result<Vec<String>, ApiError> {
             ApiError::failed(format!("restart {component}#{replica}: {error:#}"))
         })?;
         *lock(&lab.restarts).entry((component, replica)).or_default() += 1;
-        done.push(format!("{component}#{replica} restarted"));
-    }
-    // The processes of a topology between the builds are no components, so `exited` names
-    // none of them; the platform restarts whatever of them exited itself.
-    if target.components().is_empty() {
-        let restarted = target
-            .restore()
-            .await
-            .map_err(|error| ApiError::failed(format!("restart what exited: {error:#}")))?;
-        if restarted > 0 {
-            done.push(format!("{restarted} exited processes restarted"));
-        }
+        // The process's own name: a group's on a topology between the builds.
+        done.push(format!(
+            "{}#{replica} restarted",
+            target.process_name(component)
+        ));
     }
     if target.heal_faults().await.is_ok() {
         done.push("faults cleared".to_owned());

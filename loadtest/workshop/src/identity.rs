@@ -55,31 +55,26 @@ pub(crate) const PROCESS_CONTROLS: [&str; 6] =
 
 impl Capabilities {
     pub fn of(target: &Target) -> Capabilities {
-        // A platform that names no component a control could aim at (the groups of a
-        // topology between the builds: a process hosting several contexts is no
-        // component yet) realizes none of the process controls.
-        let controls = if target.components().is_empty() {
+        // A platform that names no component a control could aim at realizes none of the
+        // process controls; one that cannot add a replica greys out scale alone (the groups
+        // of a topology between the builds: killed, paused and rolled by any context they
+        // host, never replicated yet).
+        let mut controls = BTreeMap::new();
+        if target.components().is_empty() {
             let why = format!(
-                "not applicable: on the topology {} a process hosts a group of contexts, and \
-                 kill, pause, deploy and scale name one process per context (or the \
-                 monolith); pick the monolith or micro to use them",
+                "not applicable: the {} platform names no process of the topology {} a \
+                 control could aim at",
+                target.platform_name(),
                 target.topology_name()
             );
-            PROCESS_CONTROLS
-                .iter()
-                .map(|control| (*control, why.clone()))
-                .collect()
-        } else {
-            BTreeMap::new()
-        };
+            for control in PROCESS_CONTROLS {
+                controls.insert(control, why.clone());
+            }
+        } else if let Err(why) = target.adds_replicas() {
+            controls.insert("scale", why);
+        }
         let self_healing = if target.lab_restarts_processes() {
             None
-        } else if target.components().is_empty() {
-            Some(format!(
-                "on the topology {} the self-healing loop cannot tell which group process \
-                 exited (it names processes by context); heal all restarts them",
-                target.topology_name()
-            ))
         } else {
             Some(format!(
                 "the {} platform restarts what exits itself; the lab only watches",

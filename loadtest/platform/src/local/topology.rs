@@ -198,6 +198,38 @@ impl Platform for Groups {
         Err(self.not_realized("adding a replica"))
     }
 
+    fn adds_replicas(&self) -> Result<(), String> {
+        Err(self.not_realized("adding a replica").to_string())
+    }
+
+    /// Each exited group process by the component that names it (its first context), the
+    /// gateway as itself.
+    fn exited(&mut self) -> Vec<(Component, usize)> {
+        let topology = self.deployment.topology().clone();
+        self.deployment
+            .exited()
+            .into_iter()
+            .filter_map(|name| {
+                if name == "gateway" {
+                    return Some(Component::Gateway);
+                }
+                topology
+                    .groups()
+                    .iter()
+                    .find(|group| group.name() == name)
+                    .and_then(|group| group.contexts().first())
+                    .map(|context| Component::Service(*context))
+            })
+            .map(|component| (component, 1))
+            .collect()
+    }
+
+    /// Starts an exited group process (or the gateway) again on its port.
+    async fn restart(&mut self, component: Component, _replica: usize) -> anyhow::Result<()> {
+        let name = self.process_of(component)?;
+        self.deployment.restart(&name).await
+    }
+
     /// The process and in-process kinds, as everywhere; not the network and resource kinds,
     /// whose proxies and cgroups the lab keys by component.
     fn realizes(&self, fault: Fault) -> Result<(), String> {
