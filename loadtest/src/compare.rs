@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use domain::Topology;
-use domain::topology::PRESETS;
 use loadtest_lab::calibration::Calibrator;
 use loadtest_lab::experiments::{self, Experiment, Kind};
 use loadtest_lab::journeys::Shopfront;
@@ -122,38 +121,10 @@ pub struct Ending {
 #[derive(Clone, Debug)]
 pub struct Topologies(pub Vec<Topology>);
 
-/// Splits `--topologies` into topologies. A spec holds commas itself, so a preset's name
-/// stands alone and anything else is read on, comma by comma, until it names all seven
-/// contexts; a list that ends before that gets the topology's own error (which context is
-/// missing, twice or unknown).
+/// Splits `--topologies` into topologies as the workshop's `--topologies` does
+/// (`domain::topology::parse_list`: a spec's own commas stay its own).
 fn parse_topologies(text: &str) -> Result<Topologies, String> {
-    let mut topologies: Vec<Topology> = Vec::new();
-    let mut spec: Vec<&str> = Vec::new();
-    for part in text.split(',').map(str::trim) {
-        if spec.is_empty() && PRESETS.iter().any(|preset| preset.name == part) {
-            topologies.push(Topology::parse(part).map_err(|error| error.to_string())?);
-            continue;
-        }
-        spec.push(part);
-        if let Ok(topology) = Topology::parse(&spec.join(",")) {
-            topologies.push(topology);
-            spec.clear();
-        }
-    }
-    if !spec.is_empty() {
-        return Err(Topology::parse(&spec.join(","))
-            .err()
-            .map_or_else(String::new, |error| error.to_string()));
-    }
-    for (index, topology) in topologies.iter().enumerate() {
-        if topologies[..index]
-            .iter()
-            .any(|other| other.spec() == topology.spec())
-        {
-            return Err(format!("the topology {topology} is named twice"));
-        }
-    }
-    Ok(Topologies(topologies))
+    domain::topology::parse_list(text).map(Topologies)
 }
 
 fn positive_cores(text: &str) -> Result<f64, String> {
