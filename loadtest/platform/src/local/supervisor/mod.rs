@@ -618,34 +618,18 @@ impl Deployment {
         replica: usize,
         port: u16,
     ) -> anyhow::Result<Member> {
-        let (process, addresses) =
-            Process::spawn(&launch, port, self.options.start_deadline).await?;
-        let port = port_of(&addresses.url)
-            .with_context(|| format!("{component}#{replica} printed {}", addresses.url))?;
-        // A restart keeps the data: only the first start seeds.
-        launch.remove_flag("--seed");
-        // A restart keeps the admin port too, so whoever holds the admin URL still reaches it.
-        if let Some(admin_port) = addresses.admin_url.as_deref().and_then(port_of) {
-            launch.set_flag("--admin-port", &admin_port.to_string());
-        }
-        let mut member = Member {
+        let started = start_ready(&self.http, &mut launch, port, self.options.start_deadline)
+            .await
+            .with_context(|| format!("start {component}#{replica}"))?;
+        Ok(Member {
             component,
             replica,
-            url: addresses.url,
-            admin_url: addresses.admin_url,
-            port,
+            url: started.url,
+            admin_url: started.admin_url,
+            port: started.port,
             launch,
-            process,
-        };
-        poll_ready(
-            &self.http,
-            &mut member.process,
-            &member.url,
-            self.options.start_deadline,
-        )
-        .await
-        .with_context(|| format!("start {component}#{replica}"))?;
-        Ok(member)
+            process: started.process,
+        })
     }
 
     async fn wait_ready(
@@ -685,6 +669,40 @@ async fn put_all(
         put_json(http.put(&url).bearer_auth(admin_token), &url, &body).await?;
     }
     Ok(())
+}
+
+/// One process started and answering ready, where it listens.
+struct Started {
+    process: Process,
+    url: String,
+    admin_url: Option<String>,
+    port: u16,
+}
+
+/// Spawns `launch` on `port` (0: any free one) and waits until it answers ready; `launch` is
+/// then what restarts it: without `--seed` (a restart keeps the data: only the first start
+/// seeds) and on the admin port it got, so whoever holds the admin URL still reaches it.
+/// Every process the local platform starts, of either build or of a group, starts here.
+async fn start_ready(
+    http: &reqwest::Client,
+    launch: &mut Launch,
+    port: u16,
+    deadline: Duration,
+) -> anyhow::Result<Started> {
+    let (mut process, addresses) = Process::spawn(launch, port, deadline).await?;
+    let port = port_of(&addresses.url)
+        .with_context(|| format!("it printed the address {}", addresses.url))?;
+    launch.remove_flag("--seed");
+    if let Some(admin_port) = addresses.admin_url.as_deref().and_then(port_of) {
+        launch.set_flag("--admin-port", &admin_port.to_string());
+    }
+    poll_ready(http, &mut process, &addresses.url, deadline).await?;
+    Ok(Started {
+        process,
+        url: addresses.url,
+        admin_url: addresses.admin_url,
+        port,
+    })
 }
 
 /// The port of a base URL such as `http://127.0.0.1:4101`.

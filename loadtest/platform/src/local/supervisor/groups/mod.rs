@@ -23,7 +23,7 @@ use domain::Context;
 use domain::topology::{Group, Topology};
 use domain::trust::Peer;
 
-use super::{ORDERS_UPSTREAMS, Options, RestartPolicy, poll_ready, port_of};
+use super::{ORDERS_UPSTREAMS, Options, RestartPolicy, start_ready};
 use crate::Restart;
 use crate::child::{Launch, Process};
 
@@ -362,38 +362,21 @@ impl GroupDeployment {
         let name = group
             .as_ref()
             .map_or_else(|| "gateway".to_owned(), Group::name);
-        let (process, addresses) = Process::spawn(&launch, port, self.options.start_deadline)
+        let started = start_ready(&self.http, &mut launch, port, self.options.start_deadline)
             .await
             .with_context(|| format!("start {name}"))?;
-        let port =
-            port_of(&addresses.url).with_context(|| format!("{name} printed {}", addresses.url))?;
-        // A restart keeps the data: only the first start seeds.
-        launch.remove_flag("--seed");
-        // A restart keeps the gateway's admin port too.
-        if let Some(admin_port) = addresses.admin_url.as_deref().and_then(port_of) {
-            launch.set_flag("--admin-port", &admin_port.to_string());
-        }
-        let mut member = GroupMember {
+        Ok(GroupMember {
             name,
             contexts: group
                 .as_ref()
                 .map(|group| group.contexts().to_vec())
                 .unwrap_or_default(),
             group,
-            url: addresses.url,
-            admin_url: addresses.admin_url,
-            port,
+            url: started.url,
+            admin_url: started.admin_url,
+            port: started.port,
             launch,
-            process,
-        };
-        poll_ready(
-            &self.http,
-            &mut member.process,
-            &member.url,
-            self.options.start_deadline,
-        )
-        .await
-        .with_context(|| format!("start {}", member.name))?;
-        Ok(member)
+            process: started.process,
+        })
     }
 }
