@@ -1315,3 +1315,24 @@ fn a_rate_flips_only_beyond_ten_percent_and_a_figure_equal_everywhere_says_it_do
         "{memory}"
     );
 }
+
+#[test]
+fn the_spectrum_names_the_fault_cells_its_blast_radius_columns_are_made_of() {
+    let mut results = results(Vec::new());
+    results.profile = loadtest_results::profile::Profile::quick();
+    let quick = crate::sections::spectrum::blast_cells(&results).expect("a kill and errors");
+    assert_eq!(
+        quick,
+        "The cells behind those two columns: kill · recommendations for a kill, errors 50 % · \
+         inventory for errors."
+    );
+    results.profile = loadtest_results::profile::Profile::full();
+    let full = crate::sections::spectrum::blast_cells(&results).expect("kills and errors");
+    assert!(
+        full.contains("errors 30 % · inventory, errors 50 % · inventory, errors 70 % · inventory")
+            && full.ends_with("the point is their median and the whisker their range."),
+        "{full}"
+    );
+    results.profile.faults.clear();
+    assert_eq!(crate::sections::spectrum::blast_cells(&results), None);
+}

@@ -224,6 +224,44 @@ fn shop(level: &Level) -> impl Iterator<Item = &ProcessUsage> {
         .filter(|process| process.process != FRONT_DOOR)
 }
 
+/// Which cells the blast-radius columns are made of: the profile's `kill` and `errors`
+/// cells by their labels, and how several of one kind fold into one point.
+pub(crate) fn blast_cells(results: &Results) -> Option<String> {
+    let labels = |kind: FaultKind| -> Vec<String> {
+        results
+            .profile
+            .faults
+            .iter()
+            .filter(|cell| cell.kind == kind)
+            .map(loadtest_results::profile::FaultCell::label)
+            .collect()
+    };
+    let (kills, errors) = (labels(FaultKind::Kill), labels(FaultKind::Errors));
+    if kills.is_empty() && errors.is_empty() {
+        return None;
+    }
+    let several = kills.len() > 1 || errors.len() > 1;
+    Some(format!(
+        "The cells behind those two columns: {} for a kill, {} for errors{}",
+        list_or_none(&kills),
+        list_or_none(&errors),
+        if several {
+            "; where a kind has several cells, the point is their median and the whisker their \
+             range."
+        } else {
+            "."
+        }
+    ))
+}
+
+fn list_or_none(labels: &[String]) -> String {
+    if labels.is_empty() {
+        "none".to_owned()
+    } else {
+        labels.join(", ")
+    }
+}
+
 /// The spectrum's section: how each figure was measured, the chart, and the table.
 pub(crate) fn section(
     document: &mut Document,
@@ -253,8 +291,8 @@ pub(crate) fn section(
     document.paragraph(
         "Where the run also deployed and broke each topology (the deploy and fault \
          experiments, through the same steady load): the blast radius is the percentage of \
-         route templates that did worse while the fault was in force (a `kill` of the process \
-         hosting the cell's context, and the partial `errors` fault in its code), per cell the \
+         route templates that did worse while the fault was in force (a kill of the process \
+         hosting the cell's context, and the partial errors fault in its code), per cell the \
          fault experiment applied. The share a payments change restarts is the contexts hosted \
          by the process the deploy experiment's rolling deploy of payments replaced, of the \
          seven; its failed requests are those of that deploy's window (from its start to 250 \
@@ -262,6 +300,9 @@ pub(crate) fn section(
          monolith and the microservices go through the lab's front door in these two \
          experiments, a topology between them straight to its gateway.",
     );
+    if let Some(cells) = blast_cells(results) {
+        document.paragraph(cells);
+    }
     document.push(Block::Figure(charts.save(
         "spectrum",
         "The spectrum by number of processes",
