@@ -160,10 +160,11 @@ impl Target {
         self.platform.named_processes().await
     }
 
-    /// The `/metrics` URL of every process the lab can reach (none on a swarm, whose tasks
-    /// sit on an overlay out of this machine's reach). It answers [`Target::metrics_token`].
+    /// The `/metrics` URL of every process the lab can reach, a group's of a topology between
+    /// the builds too (none on a swarm, whose tasks sit on an overlay out of this machine's
+    /// reach). It answers [`Target::metrics_token`].
     pub async fn metrics_urls(&self) -> Vec<String> {
-        self.processes()
+        self.named_processes()
             .await
             .into_iter()
             .filter(|process| !process.url.is_empty())

@@ -152,6 +152,20 @@ async fn compare_quick_over_three_topologies_deploys_and_breaks_each_and_draws_t
     assert!(kill.applied, "{:?}", kill.error);
     assert_eq!(kill.process, "browse");
     assert!(kill.restarts >= 1, "the lab brought browse back: {kill:?}");
+    // Retry amplification is read from every process's hop metrics, a group's too: the
+    // gateway's calls into the buy group for inventory's routes.
+    let errors = cells
+        .iter()
+        .find(|cell| cell.fault.kind == loadtest_results::profile::FaultKind::Errors)
+        .expect("an errors cell");
+    assert!(errors.applied, "{:?}", errors.error);
+    assert!(
+        errors
+            .attempts_per_call
+            .is_some_and(|attempts| attempts >= 1.0),
+        "attempts per call into inventory on browse-buy: {:?}",
+        errors.attempts_per_call
+    );
     let summary = std::fs::read_to_string(out_dir.join("summary.txt")).expect("summary.txt");
     assert!(
         summary.contains(
