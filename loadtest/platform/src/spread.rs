@@ -178,6 +178,11 @@ impl HopCount {
         })
     }
 
+    /// The calls made from `before` to `self` (a counter reset reads as none).
+    pub fn calls_since(&self, before: &HopCount) -> u64 {
+        (self.calls - before.calls).max(0.0).round() as u64
+    }
+
     /// Attempts per call from `before` to `self`; `None` when no call was made in between.
     pub fn attempts_per_call(&self, before: &HopCount) -> Option<f64> {
         let calls = self.calls - before.calls;
@@ -258,6 +263,7 @@ hop_attempts_total{upstream=\"payments\",replica=\"127.0.0.1:3\"} 55
             attempts: 80.0,
         };
         assert_eq!(count.attempts_per_call(&before), Some(50.0 / 40.0));
+        assert_eq!(count.calls_since(&before), 40);
         assert_eq!(count.attempts_per_call(&count), None);
     }
 

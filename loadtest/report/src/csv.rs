@@ -56,6 +56,8 @@ struct FaultRow<'a> {
     healed_in_ms: Option<u64>,
     /// Retry amplification into the faulted context during the fault (microservices).
     attempts_per_call: Option<f64>,
+    /// The calls that amplification is over.
+    hop_calls: Option<u64>,
 }
 
 #[derive(Default, Serialize)]
@@ -293,6 +295,7 @@ pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
                             attempts_per_call: cell
                                 .attempts_per_call
                                 .map(|attempts| round(attempts, 3)),
+                            hop_calls: cell.hop_calls,
                         })?;
                     }
                 }

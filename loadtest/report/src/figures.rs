@@ -397,9 +397,39 @@ pub(crate) fn figure(value: Option<f64>, places: usize, absent: &str) -> String 
     value.map_or_else(|| absent.to_owned(), |value| format!("{value:.places$}"))
 }
 
+/// Fewer calls than this in a fault window make its attempts per call a curiosity, not a
+/// measure: one retry among 3 calls reads 1.33, among 20 calls 1.05.
+pub(crate) const FEW_HOP_CALLS: u64 = 20;
+
+/// `1.73 attempts per call (412 calls)`, the calls said wherever the ratio is, and a ratio
+/// over fewer than [`FEW_HOP_CALLS`] marked as too few to read. Results from before the
+/// count was kept give the ratio alone.
+pub(crate) fn attempts_per_call(attempts: f64, calls: Option<u64>) -> String {
+    match calls {
+        Some(calls) if calls < FEW_HOP_CALLS => {
+            format!("{attempts:.2} attempts per call ({calls} calls: too few to read)")
+        }
+        Some(calls) => format!("{attempts:.2} attempts per call ({calls} calls)"),
+        None => format!("{attempts:.2} attempts per call"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_per_call_says_over_how_many_calls_and_marks_a_handful() {
+        assert_eq!(
+            attempts_per_call(1.73, Some(412)),
+            "1.73 attempts per call (412 calls)"
+        );
+        assert_eq!(
+            attempts_per_call(4.0 / 3.0, Some(3)),
+            "1.33 attempts per call (3 calls: too few to read)"
+        );
+        assert_eq!(attempts_per_call(1.5, None), "1.50 attempts per call");
+    }
 
     #[test]
     fn a_spread_has_the_median_and_the_extremes_of_its_samples() {

@@ -52,6 +52,7 @@ struct Event {
     applied: bool,
     note: Option<String>,
     attempts_per_call: Option<f64>,
+    hop_calls: Option<u64>,
 }
 
 /// Load before the first fault's quiet window, so Goose's start (users logging in) is not
@@ -105,10 +106,14 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
                 target.self_heal_until(window_end).await
             };
             let healed_at_ms = epoch.elapsed().as_millis() as u64;
-            let attempts_per_call = match (counted, hop_count(target, &http, *context).await) {
-                (Some(before), Some(after)) => after.attempts_per_call(&before),
-                _ => None,
-            };
+            let (attempts_per_call, hop_calls) =
+                match (counted, hop_count(target, &http, *context).await) {
+                    (Some(before), Some(after)) => (
+                        after.attempts_per_call(&before),
+                        Some(after.calls_since(&before)),
+                    ),
+                    _ => (None, None),
+                };
             let (injected, error) = match injected {
                 Ok(injected) => (injected, None),
                 Err(error) => (Injection::default(), Some(format!("{error:#}"))),
@@ -129,6 +134,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
                 applied,
                 note,
                 attempts_per_call,
+                hop_calls,
             });
         }
         // The last cell's after-window, then the load may stop (a heal that took long
@@ -288,6 +294,7 @@ fn cell(process: String, records: &[RequestRecord], event: Event, after: Duratio
         applied: event.applied,
         note: event.note,
         attempts_per_call: event.attempts_per_call,
+        hop_calls: event.hop_calls,
     };
     if !event.applied {
         // Not in force: the windows would only show an undisturbed shop.

@@ -76,7 +76,9 @@ pub(super) fn faults(
                     None => cell.restarts.to_string(),
                 }),
                 match cell.attempts_per_call {
-                    Some(attempts) => Cell::plain(format!("{attempts:.2}")),
+                    Some(attempts) => {
+                        Cell::plain(crate::figures::attempts_per_call(attempts, cell.hop_calls))
+                    }
                     None => Cell::toned("—", Tone::Muted),
                 },
                 Cell::plain(
@@ -97,7 +99,7 @@ pub(super) fn faults(
             "steps degraded",
             "recovered after heal",
             "restarts",
-            "attempts per call",
+            "retry amplification",
             "note",
         ],
         rows,

@@ -72,6 +72,7 @@ fn cell(kind: FaultKind, blast_radius: f64) -> Cell {
         applied: true,
         note: None,
         attempts_per_call: None,
+        hop_calls: None,
     }
 }
 

@@ -257,7 +257,10 @@ pub fn summary(results: &Results) -> String {
                             .map(|ms| format!("; the platform healed it in {ms} ms"))
                             .unwrap_or_default(),
                         cell.attempts_per_call
-                            .map(|attempts| format!("; {attempts:.2} attempts per call"))
+                            .map(|attempts| format!(
+                                "; {}",
+                                crate::figures::attempts_per_call(attempts, cell.hop_calls)
+                            ))
                             .unwrap_or_default(),
                         cell.error
                             .as_deref()

@@ -46,6 +46,10 @@ pub struct Cell {
     /// hops) or where a caller's counters could not be read (a killed caller).
     #[serde(default)]
     pub attempts_per_call: Option<f64>,
+    /// The calls `attempts_per_call` is over: a ratio of a handful of calls says little,
+    /// and the report says how many it was. Absent in files from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop_calls: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
