@@ -152,6 +152,16 @@ pub(crate) fn capacity(results: &Results, build: Build) -> Option<&Capacity> {
     })
 }
 
+/// The successful requests per second at each ramp's highest step within the SLO, over the
+/// repeats; `None` without a capacity or with no ramp meeting its first step.
+pub(crate) fn capacity_ok_per_s(capacity: Option<&Capacity>) -> Option<Spread> {
+    Spread::of(capacity?.ramps.iter().filter_map(|ramp| {
+        let rate = ramp.sustained_per_s?;
+        let step = ramp.steps.iter().find(|step| step.offered_per_s == rate)?;
+        Some(step.ok_per_s)
+    }))
+}
+
 pub(crate) fn levels(results: &Results, build: Build) -> Vec<&Level> {
     outcomes(results, build)
         .flat_map(|outcome| match &outcome.findings {

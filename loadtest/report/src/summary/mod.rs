@@ -86,13 +86,7 @@ pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
     // The headline: how much load each build sustains within the SLO, from open-loop load.
     let capacities = Build::BOTH.map(|build| crate::figures::capacity(results, build));
     if let Some(plan) = capacities.iter().flatten().map(|c| &c.plan).next() {
-        let sustained = |capacity: Option<&Capacity>| {
-            Spread::of(capacity?.ramps.iter().filter_map(|ramp| {
-                let rate = ramp.sustained_per_s?;
-                let step = ramp.steps.iter().find(|step| step.offered_per_s == rate)?;
-                Some(step.ok_per_s)
-            }))
-        };
+        let sustained = crate::figures::capacity_ok_per_s;
         // A ramp that met its last step gives a floor, not a capacity: the name says which.
         let floors: Vec<String> = Build::BOTH
             .into_iter()

@@ -815,6 +815,44 @@ fn a_capacity_ramp_that_never_missed_or_missed_at_once_is_a_warning() {
     );
 }
 
+#[test]
+fn capacity_ramps_a_step_apart_are_flagged_noisy_and_agreeing_ones_are_not() {
+    // Monolith: one ramp met 40/s (120 ok req/s), another only 20/s (60): 67 % apart.
+    let two_ramps = |build, met: [usize; 2]| {
+        let mut outcome = ramp(build, met[0], 4);
+        let second = ramp(build, met[1], 4);
+        if let (
+            Findings::Throughput {
+                capacity: Some(capacity),
+                ..
+            },
+            Findings::Throughput {
+                capacity: Some(other),
+                ..
+            },
+        ) = (&mut outcome.findings, second.findings)
+        {
+            let mut ramp = other.ramps[0].clone();
+            ramp.repeat = 2;
+            capacity.ramps.push(ramp);
+        }
+        outcome
+    };
+    let results = results(vec![
+        two_ramps(Build::Monolith, [3, 2]),
+        two_ramps(Build::Micro, [2, 2]),
+    ]);
+    let noisy: Vec<String> = warnings(&results)
+        .into_iter()
+        .filter(|warning| warning.starts_with("Noisy: the capacity"))
+        .collect();
+    assert_eq!(noisy.len(), 1, "{noisy:?}");
+    assert!(
+        noisy[0].contains("of the monolith") && noisy[0].contains("(60 to 120 successful req/s"),
+        "{noisy:?}"
+    );
+}
+
 fn node_event(kind: &str, failed_requests: usize) -> NodeEvent {
     NodeEvent {
         kind: kind.into(),

@@ -92,9 +92,23 @@ fn generator(results: &Results, warnings: &mut Vec<String>) {
 }
 
 /// Repeats that disagree by more than [`stats::DISAGREE`] (max - min over the median) in
-/// throughput or p99; one run has no repeats to disagree and is never flagged.
+/// capacity, throughput or p99; one run has no repeats to disagree and is never flagged.
 fn noise(results: &Results, warnings: &mut Vec<String>) {
     for build in Build::BOTH {
+        let capacity = figures::capacity_ok_per_s(figures::capacity(results, build));
+        if let Some(spread) = capacity.filter(figures::Spread::disagrees) {
+            warnings.push(format!(
+                "Noisy: the capacity at the SLO of the {} varied by {} between its {} ramps \
+                 ({:.0} to {:.0} successful req/s; flagged past {}): a ramp's steps are far \
+                 apart, so one step more or less moves it a lot; compare medians with care.",
+                build_label(build),
+                percent(spread.relative_range()),
+                spread.samples,
+                spread.min,
+                spread.max,
+                percent(stats::DISAGREE)
+            ));
+        }
         for level in throughput(results, build) {
             let figures = [
                 (
