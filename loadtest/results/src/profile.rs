@@ -353,6 +353,9 @@ impl Profile {
                 arrivals: Arrivals::Poisson,
                 max_in_flight: 256,
                 slo: Slo::default(),
+                // Two more steps after the first miss: the capacity is then known within
+                // ×1.16 (1.8^¼) instead of ×1.8, for 4 s.
+                refine_steps: 2,
             }),
         }
     }
@@ -403,6 +406,8 @@ impl Profile {
                 arrivals: Arrivals::Poisson,
                 max_in_flight: 512,
                 slo: Slo::default(),
+                // Within ×1.06 (1.25^¼) after two refining steps.
+                refine_steps: 2,
             }),
         }
     }

@@ -76,6 +76,7 @@ async fn compare_quick_over_three_topologies_deploys_and_breaks_each_and_draws_t
             "micro"
         ]
     );
+    let mut refined = 0;
     for outcome in &results.experiments {
         assert!(outcome.invariants.valid, "{}", outcome.topology_name());
         let Findings::Throughput { levels, capacity } = &outcome.findings else {
@@ -86,11 +87,52 @@ async fn compare_quick_over_three_topologies_deploys_and_breaks_each_and_draws_t
             "{} has no level",
             outcome.topology_name()
         );
-        assert!(
-            capacity.is_some(),
-            "{} has no capacity ramp",
-            outcome.topology_name()
-        );
+        let capacity = capacity
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no capacity ramp", outcome.topology_name()));
+        // A ramp that met a step and then missed one refines between the two: the plan's
+        // refining steps, each strictly between the highest rate met and the lowest missed
+        // before it, and the capacity the highest rate met of them all.
+        for ramp in &capacity.ramps {
+            let Some(first_miss) = ramp.steps.iter().position(|step| !step.met) else {
+                continue;
+            };
+            if first_miss == 0 {
+                continue;
+            }
+            let refining = &ramp.steps[first_miss + 1..];
+            assert_eq!(
+                refining.len(),
+                capacity.plan.refine_steps,
+                "{}: {:?}",
+                outcome.topology_name(),
+                ramp.stopped
+            );
+            let (mut met, mut missed) = (
+                ramp.steps[first_miss - 1].offered_per_s,
+                ramp.steps[first_miss].offered_per_s,
+            );
+            for step in refining {
+                assert!(
+                    met < step.offered_per_s && step.offered_per_s < missed,
+                    "{}: {} not between {met} and {missed}",
+                    outcome.topology_name(),
+                    step.offered_per_s
+                );
+                if step.met {
+                    met = step.offered_per_s;
+                } else {
+                    missed = step.offered_per_s;
+                }
+            }
+            assert_eq!(
+                ramp.sustained_per_s,
+                Some(met),
+                "{}",
+                outcome.topology_name()
+            );
+            refined += 1;
+        }
         // Every process of the topology was metered under its own name: each group's, and
         // the gateway's where there is one.
         let topology =
@@ -115,6 +157,9 @@ async fn compare_quick_over_three_topologies_deploys_and_breaks_each_and_draws_t
         );
         assert!(outcome.invariants.valid, "{}", outcome.topology_name());
     }
+    // A debug build meets the first step (20 journeys/s) and misses before the ninth
+    // (2203/s): every ramp here refines.
+    assert!(refined > 0, "no ramp met a step and then missed one");
     // On browse-buy a deploy or a fault names its group's process: the rolling deploy of
     // `buy` (which hosts payments) and the kill of recommendations, which is `browse`'s.
     let on_browse_buy = |wanted: fn(&Findings) -> bool| {

@@ -8,7 +8,9 @@
 //! step measures journeys at its rate, not the first logins that happened to fall in it.
 //!
 //! The steps are a geometric ramp (`CapacityPlan::rate`), coarse on purpose: the quick
-//! profile must stay within its two minutes, and a finer answer is the full profile's.
+//! profile must stay within its two minutes. After the first miss, `refine_steps` more
+//! steps bisect (geometrically) between the highest rate that met the SLO and the lowest
+//! that missed, so a coarse ramp still places the capacity within a fraction of a step.
 
 use std::time::Instant;
 
@@ -88,41 +90,50 @@ async fn ramp(
         "ran out of steps: the capacity is at least the last step's rate ({} steps)",
         plan.max_steps
     );
+    let mut missed_at = None;
     for index in 0..plan.max_steps {
         let rate = plan.rate(index);
-        experiment.step(&format!(
-            "capacity: {rate:.0} journeys/s open loop, repeat {repeat}"
-        ));
-        let open = OpenLoopPlan {
-            base_url: experiment.template.base_url.clone(),
-            rate: Rate::constant(rate),
-            duration: plan.step_duration,
-            arrivals: plan.arrivals,
-            max_in_flight: plan.max_in_flight,
-            request_timeout: experiment.template.request_timeout,
-            seed: (repeat * 1000 + index) as u64,
-            only: None,
-        };
-        let recorder = experiment.recorder(Instant::now());
-        let run = open_loop::run_from(
-            &open,
-            &experiment.shop,
-            &recorder,
-            Instant::now(),
-            &sessions,
-        )
-        .await?;
-        let step = judge(plan, rate, &run, experiment.generator_cores);
-        experiment.history.extend(run.records);
+        let step = run_step(experiment, plan, rate, &sessions, repeat, index).await?;
         let met = step.met;
         if !met {
             stopped = format!("{rate:.0}/s missed: {}", step.missed.join(", "));
+            missed_at = Some(rate);
         }
         steps.push(step);
         if !met {
             break;
         }
         sustained_per_s = Some(rate);
+    }
+    // Between the highest rate that met the SLO and the lowest that missed it, the
+    // refining steps halve the gap each (a first step that missed has nothing below it).
+    if let (Some(mut met), Some(mut missed)) = (sustained_per_s, missed_at) {
+        for refine in 0..plan.refine_steps {
+            let rate = CapacityPlan::between(met, missed);
+            let step = run_step(
+                experiment,
+                plan,
+                rate,
+                &sessions,
+                repeat,
+                plan.max_steps + refine,
+            )
+            .await?;
+            if step.met {
+                met = rate;
+                sustained_per_s = Some(rate);
+            } else {
+                missed = rate;
+            }
+            steps.push(step);
+        }
+        if plan.refine_steps > 0 {
+            stopped = format!(
+                "{stopped}; refined by {} steps to between {met:.0}/s (met) and {missed:.0}/s \
+                 (missed)",
+                plan.refine_steps
+            );
+        }
     }
     Ok(Ramp {
         repeat,
@@ -131,6 +142,37 @@ async fn ramp(
         stopped,
         logged_in_first: Some(logged_in_first),
     })
+}
+
+/// One constant-rate step of the ramp: open-loop journeys at `rate` for the plan's step
+/// duration, judged against the SLO; its records join the run's history.
+async fn run_step(
+    experiment: &mut Experiment<'_>,
+    plan: &CapacityPlan,
+    rate: f64,
+    sessions: &open_loop::Sessions,
+    repeat: usize,
+    index: usize,
+) -> anyhow::Result<CapacityStep> {
+    experiment.step(&format!(
+        "capacity: {rate:.0} journeys/s open loop, repeat {repeat}"
+    ));
+    let open = OpenLoopPlan {
+        base_url: experiment.template.base_url.clone(),
+        rate: Rate::constant(rate),
+        duration: plan.step_duration,
+        arrivals: plan.arrivals,
+        max_in_flight: plan.max_in_flight,
+        request_timeout: experiment.template.request_timeout,
+        seed: (repeat * 1000 + index) as u64,
+        only: None,
+    };
+    let recorder = experiment.recorder(Instant::now());
+    let run =
+        open_loop::run_from(&open, &experiment.shop, &recorder, Instant::now(), sessions).await?;
+    let step = judge(plan, rate, &run, experiment.generator_cores);
+    experiment.history.extend(run.records);
+    Ok(step)
 }
 
 /// One step's figures and whether it met the SLO.

@@ -28,8 +28,12 @@ fn points(capacity: &Capacity) -> Vec<Vec<Point>> {
         .ramps
         .iter()
         .map(|ramp| {
-            ramp.steps
-                .iter()
+            // Refining steps run after the first miss, between lower rates: drawn in the
+            // order of their rates, not of their runs.
+            let mut steps: Vec<_> = ramp.steps.iter().collect();
+            steps.sort_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s));
+            steps
+                .into_iter()
                 .filter_map(|step| {
                     // A step without a success has no latency to draw; the table says so.
                     Some(Point {

@@ -726,6 +726,7 @@ fn ramp(build: Build, met: usize, steps: usize) -> Outcome {
         arrivals: Arrivals::Poisson,
         max_in_flight: 64,
         slo: Slo::default(),
+        refine_steps: 0,
     };
     let steps: Vec<CapacityStep> = (0..steps)
         .map(|index| CapacityStep {

@@ -66,12 +66,24 @@ pub struct CapacityPlan {
     /// Journeys in flight at most; an arrival beyond it is dropped and counted.
     pub max_in_flight: usize,
     pub slo: Slo,
+    /// After the first step that misses, this many more steps halve the gap (on a log
+    /// scale) between the highest rate that met the SLO and the lowest that missed it: each
+    /// halves the capacity's uncertainty from one step's `factor` to its square root, for
+    /// one step's time. 0 in files from before.
+    #[serde(default)]
+    pub refine_steps: usize,
 }
 
 impl CapacityPlan {
     /// The offered rate of step `index` (0-based).
     pub fn rate(&self, index: usize) -> f64 {
         self.start_per_s * self.factor.powi(index as i32)
+    }
+
+    /// The rate a refining step offers between `met` and `missed`: their geometric mean,
+    /// since the ramp's steps are geometric too.
+    pub fn between(met: f64, missed: f64) -> f64 {
+        (met * missed).sqrt()
     }
 }
 
@@ -119,9 +131,10 @@ impl Capacity {
 }
 
 impl Ramp {
-    /// The ramp stops at its first miss, so a met last step means it ran out of steps.
+    /// The ramp stops at its first miss (then refines below it), so a ramp without a
+    /// missed step ran out of steps: its capacity is only a floor.
     pub fn ran_out_of_steps(&self) -> bool {
-        self.steps.last().is_some_and(|step| step.met)
+        !self.steps.is_empty() && self.steps.iter().all(|step| step.met)
     }
 }
 
@@ -157,5 +170,59 @@ impl CapacityStep {
 
     pub fn drop_rate(&self) -> f64 {
         self.dropped as f64 / self.due.max(1) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(offered_per_s: f64, met: bool) -> CapacityStep {
+        CapacityStep {
+            offered_per_s,
+            due: 10,
+            started: 10,
+            dropped: 0,
+            requests: 30,
+            errors: 0,
+            ok_per_s: offered_per_s * 3.0,
+            p50_us: Some(1_000),
+            p99_us: Some(if met { 10_000 } else { 500_000 }),
+            generator_cpu_share: 0.1,
+            generator_limited: false,
+            met,
+            missed: Vec::new(),
+        }
+    }
+
+    fn ramp(steps: Vec<CapacityStep>) -> Ramp {
+        Ramp {
+            repeat: 1,
+            sustained_per_s: None,
+            stopped: String::new(),
+            logged_in_first: None,
+            steps,
+        }
+    }
+
+    #[test]
+    fn a_refining_step_between_the_last_met_and_the_first_missed_is_their_geometric_mean() {
+        assert!((CapacityPlan::between(20.0, 80.0) - 40.0).abs() < 1e-9);
+        assert!((CapacityPlan::between(680.0, 1224.0) - 912.3).abs() < 0.1);
+    }
+
+    #[test]
+    fn a_ramp_is_a_floor_only_when_no_step_missed_even_if_its_last_refining_step_met() {
+        let refined = ramp(vec![
+            step(20.0, true),
+            step(36.0, true),
+            step(65.0, false),
+            step(48.4, true),
+            step(56.1, true),
+        ]);
+        assert!(!refined.ran_out_of_steps());
+        assert!(ramp(vec![step(20.0, true), step(36.0, true)]).ran_out_of_steps());
+        assert!(!ramp(vec![step(20.0, false)]).ran_out_of_steps());
+        assert!(!ramp(Vec::new()).ran_out_of_steps());
     }
 }
