@@ -99,8 +99,8 @@ fn noise(results: &Results, warnings: &mut Vec<String>) {
         if let Some(spread) = capacity.filter(figures::Spread::disagrees) {
             warnings.push(format!(
                 "Noisy: the capacity at the SLO of the {} varied by {} between its {} ramps \
-                 ({:.0} to {:.0} successful req/s; flagged past {}): a ramp's steps are far \
-                 apart, so one step more or less moves it a lot; compare medians with care.",
+                 ({:.0} to {:.0} successful req/s; flagged past {}): a ramp ends on one of its \
+                 steps, so a step more or less moves it a lot; compare medians with care.",
                 build_label(build),
                 percent(spread.relative_range()),
                 spread.samples,
