@@ -9,7 +9,7 @@
 use loadtest_results::Results;
 use loadtest_results::analysis::{Slice, Timeline};
 use loadtest_results::component::Build;
-use loadtest_results::experiments::capacity::Capacity;
+use loadtest_results::experiments::capacity::{Capacity, Ramp};
 use loadtest_results::experiments::deploy::Deploys;
 use loadtest_results::experiments::faults::Cell;
 use loadtest_results::experiments::scale::Scale;
@@ -155,11 +155,7 @@ pub(crate) fn capacity(results: &Results, build: Build) -> Option<&Capacity> {
 /// The successful requests per second at each ramp's highest step within the SLO, over the
 /// repeats; `None` without a capacity or with no ramp meeting its first step.
 pub(crate) fn capacity_ok_per_s(capacity: Option<&Capacity>) -> Option<Spread> {
-    Spread::of(capacity?.ramps.iter().filter_map(|ramp| {
-        let rate = ramp.sustained_per_s?;
-        let step = ramp.steps.iter().find(|step| step.offered_per_s == rate)?;
-        Some(step.ok_per_s)
-    }))
+    Spread::of(capacity?.ramps.iter().filter_map(Ramp::sustained_ok_per_s))
 }
 
 pub(crate) fn levels(results: &Results, build: Build) -> Vec<&Level> {

@@ -41,16 +41,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<Option<Capac
         .iter()
         .filter_map(|ramp| ramp.sustained_per_s)
         .collect();
-    let requests: Vec<f64> = ramps
-        .iter()
-        .filter_map(|ramp| {
-            let rate = ramp.sustained_per_s?;
-            ramp.steps
-                .iter()
-                .find(|step| step.offered_per_s == rate)
-                .map(|step| step.ok_per_s)
-        })
-        .collect();
+    let requests: Vec<f64> = ramps.iter().filter_map(Ramp::sustained_ok_per_s).collect();
     Ok(Some(Capacity {
         plan,
         sustained: Estimate::of(sustained),

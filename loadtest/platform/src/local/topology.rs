@@ -205,9 +205,9 @@ impl Platform for Groups {
     /// Each exited group process by the component that names it (its first context), the
     /// gateway as itself.
     fn exited(&mut self) -> Vec<(Component, usize)> {
-        let topology = self.deployment.topology().clone();
-        self.deployment
-            .exited()
+        let exited = self.deployment.exited();
+        let topology = self.deployment.topology();
+        exited
             .into_iter()
             .filter_map(|name| {
                 if name == "gateway" {

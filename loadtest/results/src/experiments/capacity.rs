@@ -131,6 +131,15 @@ impl Capacity {
 }
 
 impl Ramp {
+    /// The successful requests per second at the highest step that met the SLO.
+    pub fn sustained_ok_per_s(&self) -> Option<f64> {
+        let rate = self.sustained_per_s?;
+        self.steps
+            .iter()
+            .find(|step| step.offered_per_s == rate)
+            .map(|step| step.ok_per_s)
+    }
+
     /// The ramp stops at its first miss (then refines below it), so a ramp without a
     /// missed step ran out of steps: its capacity is only a floor.
     pub fn ran_out_of_steps(&self) -> bool {
