@@ -72,7 +72,8 @@ pub struct CompareArgs {
     pub seed: u64,
     /// `sqlite` (files in a temporary folder) or a PostgreSQL server
     /// (`postgres://user@host:port`; each build gets databases of the run's own,
-    /// `shoplab_run_<build>_<random>_*`, dropped when it stops).
+    /// `shoplab_run_<build>_<random>_*`, dropped when it stops, or by the next run on the
+    /// server when a killed run could not).
     #[arg(long, default_value = "sqlite", help_heading = "What to run")]
     pub db: String,
     /// The run's folder (default `reports/<run-id>/`); created and tested for writing

@@ -11,7 +11,7 @@ mod support;
 mod compose; // the compose target on real containers (needs the images; .ci/compose.sh runs it)
 mod lab; // one of the lab's experiments run as compare runs it, for the tests that drive one
 mod netfaults; // fault proxies (latency, reset, cut, database down), a cgroup CPU limit, the lab's matrix of them
-mod postgres; // the lab on a PostgreSQL server: a run's own databases, dropped at stop
+mod postgres; // the lab on a PostgreSQL server: a run's own databases, dropped at stop or by the next run
 mod scale; // the scale experiment's per-process CPU quota in real cgroups, and the experiment under it
 mod suite; // shoplab suite end to end: two databases × both builds, an interrupted cell run again, finished cells kept, a changed file refused
 mod swarm; // the swarm target on a real Docker Swarm of docker-in-docker nodes (.ci/swarm.sh runs it)
@@ -73,6 +73,7 @@ fn main() -> ExitCode {
     tests!(suite, scale::the_scale_experiment_under_quotas_adds_a_replica_of_the_bottleneck_and_prices_the_gain, needs cgroup_cpu());
     tests!(suite, netfaults::a_database_down_makes_requests_fail_with_503_and_they_recover_after_the_heal, needs postgres());
     tests!(suite, postgres::a_lab_run_on_postgres_uses_databases_of_its_own_and_drops_them_when_it_stops, needs postgres());
+    tests!(suite, postgres::a_run_drops_the_databases_a_dead_run_left_and_keeps_a_live_runs, needs postgres());
     tests!(suite, suite::a_suite_of_two_databases_reruns_an_interrupted_cell_keeps_finished_ones_and_refuses_a_changed_file, needs postgres());
     tests!(
         suite,

@@ -21,7 +21,7 @@ use futures::FutureExt as _;
 
 use crate::cgroup::{self, CpuLimit, ProcessLimits};
 use crate::local::supervisor::{
-    Build, Component, Database, Deployment, Link, NetworkFault, Options,
+    Build, Component, Database, Deployment, Link, NetworkFault, Options, RunClaim,
 };
 use crate::{Injection, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
 
@@ -57,56 +57,62 @@ enum Undo {
     Quota(Option<f64>),
 }
 
-/// The databases of one run of `label` (a build or a topology): on PostgreSQL, names of this
-/// run's own; otherwise SQLite files in a temporary folder, removed when it is dropped.
-fn data(
-    label: &str,
-    settings: &TargetSettings,
-) -> anyhow::Result<(Database, Option<tempfile::TempDir>)> {
-    // A custom topology's spec holds `+` and `,`, which neither a database name nor a
-    // folder's prefix should.
-    let label: String = label
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+/// The databases of one run of `label` (a build or a topology): on PostgreSQL, the run's
+/// own ([`Database::of_run`]), claimed; otherwise SQLite files in a temporary folder.
+async fn data(label: &str, settings: &TargetSettings) -> anyhow::Result<(Database, RunData)> {
     Ok(match &settings.postgres {
-        // Names of this run's own (`shoplab_run_<build>_<random>_<service>`), dropped at
-        // stop: the lab resets what it runs on, and with the fixed `shoplab_<service>`
-        // names `serve --db` uses it would wipe a shop served from the same server.
-        Some(server) => (
-            Database::PostgresPrefixed {
-                server: server.clone(),
-                prefix: format!(
-                    "shoplab_run_{label}_{}",
-                    hex::encode(rand::random::<[u8; 4]>())
-                ),
-            },
-            None,
-        ),
+        Some(server) => {
+            let database = Database::of_run(server, label);
+            let claim = database
+                .claim()
+                .await?
+                .expect("a run's own databases are claimed");
+            (database, RunData::Claim(claim))
+        }
         None => {
+            // A custom topology's spec holds `+` and `,`, which a folder's prefix should not.
+            let label: String = label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
             let data = tempfile::Builder::new()
                 .prefix(&format!("shoplab-{label}-"))
                 .tempdir()
                 .context("create a data folder")?;
-            (
-                Database::Sqlite {
-                    dir: data.path().to_owned(),
-                },
-                Some(data),
-            )
+            let database = Database::Sqlite {
+                dir: data.path().to_owned(),
+            };
+            (database, RunData::Folder(data))
         }
     })
 }
 
+/// What keeps a run's data for as long as the run lives, and gives it back after.
+pub(crate) enum RunData {
+    /// SQLite files, in a folder removed when this is dropped if not before.
+    Folder(tempfile::TempDir),
+    /// The run's own databases on a PostgreSQL server.
+    Claim(RunClaim),
+}
+
+impl RunData {
+    /// Once the run's processes are gone: removes its folder, or drops its databases.
+    pub(crate) async fn release(self) -> anyhow::Result<()> {
+        match self {
+            RunData::Folder(folder) => folder.close().context("remove the data folder"),
+            RunData::Claim(claim) => claim.release().await,
+        }
+    }
+}
+
 pub struct Local {
     deployment: Deployment,
-    /// The SQLite files; removed when the target is dropped.
-    _data: Option<tempfile::TempDir>,
+    data: RunData,
 }
 
 impl Local {
     async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Local> {
-        let (database, data) = data(build.as_str(), settings)?;
+        let (database, data) = data(build.as_str(), settings).await?;
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
         let token_secret = hex::encode(rand::random::<[u8; 24]>());
         let mut options = Options::new(
@@ -125,10 +131,7 @@ impl Local {
         let deployment = Deployment::start(options)
             .await
             .with_context(|| format!("start the {build} build"))?;
-        Ok(Local {
-            deployment,
-            _data: data,
-        })
+        Ok(Local { deployment, data })
     }
 
     /// Every process of the system under test right now, fault proxies included (their CPU
@@ -469,10 +472,9 @@ impl Platform for Local {
 
     async fn stop(self: Box<Self>) -> anyhow::Result<()> {
         let local = *self;
-        let database = local.deployment.database().clone();
         let stopped = local.deployment.stop().await;
-        // Dropped even when the stop failed: its processes are gone either way.
-        let dropped = database.drop_run_databases().await;
-        stopped.and(dropped)
+        // Released even when the stop failed: its processes are gone either way.
+        let released = local.data.release().await;
+        stopped.and(released)
     }
 }

@@ -28,8 +28,7 @@ use crate::{NamedProcess, Platform, Probe, ProcessView, Restart, TargetSettings}
 
 pub(crate) struct Groups {
     deployment: GroupDeployment,
-    /// The SQLite files; removed when the target is dropped.
-    _data: Option<tempfile::TempDir>,
+    data: super::RunData,
 }
 
 impl Groups {
@@ -37,7 +36,7 @@ impl Groups {
         topology: Topology,
         settings: &TargetSettings,
     ) -> anyhow::Result<Groups> {
-        let (database, data) = super::data(&topology.to_string(), settings)?;
+        let (database, data) = super::data(&topology.to_string(), settings).await?;
         // The build only picks defaults Options has for both; a group deployment reads the
         // topology, not the build.
         let mut options = Options::new(
@@ -54,10 +53,7 @@ impl Groups {
         let deployment = GroupDeployment::start(options, topology.clone())
             .await
             .with_context(|| format!("start the topology {topology}"))?;
-        Ok(Groups {
-            deployment,
-            _data: data,
-        })
+        Ok(Groups { deployment, data })
     }
 
     fn not_realized(&self, what: &str) -> anyhow::Error {
@@ -255,6 +251,10 @@ impl Platform for Groups {
     }
 
     async fn stop(self: Box<Self>) -> anyhow::Result<()> {
-        self.deployment.stop().await
+        let groups = *self;
+        let stopped = groups.deployment.stop().await;
+        // Released even when the stop failed: its processes are gone either way.
+        let released = groups.data.release().await;
+        stopped.and(released)
     }
 }

@@ -106,34 +106,154 @@ impl Database {
         }
     }
 
-    /// Drops the databases of a prefixed run (every `<prefix>_<name>` on the server), once
-    /// its processes are gone; nothing to do for SQLite files (a temporary folder) or the
-    /// fixed `shoplab_<service>` names, which belong to whoever serves them.
-    pub async fn drop_run_databases(&self) -> anyhow::Result<()> {
+    /// A run's own databases on `server`, named `shoplab_run_<label>_<8 hex digits>_<process>`
+    /// (`label`: the build or topology, made name-safe). The lab resets what it runs on, and
+    /// with the fixed `shoplab_<service>` names `serve --db` uses it would wipe a shop served
+    /// from the same server.
+    pub fn of_run(server: &str, label: &str) -> Database {
+        let label: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        Database::PostgresPrefixed {
+            server: server.to_owned(),
+            prefix: format!(
+                "{RUN_PREFIX}{label}_{}",
+                hex::encode(rand::random::<[u8; 4]>())
+            ),
+        }
+    }
+
+    /// On a run's own databases ([`Database::of_run`]): claims them before they exist, then
+    /// drops every run's whose claim is gone — a lab killed with SIGKILL, or whose machine
+    /// died, never dropped its own. `None` for SQLite files or the fixed names, which belong
+    /// to whoever serves them.
+    pub async fn claim(&self) -> anyhow::Result<Option<RunClaim>> {
         let Database::PostgresPrefixed { server, prefix } = self else {
-            return Ok(());
+            return Ok(None);
         };
         let mut connection = maintenance(server).await?;
-        // `_` is a LIKE wildcard: the prefix is matched as it is written, then `_` and more.
-        let names: Vec<(String,)> =
-            sqlx::query_as("SELECT datname FROM pg_database WHERE left(datname, $1) = $2")
-                .bind(prefix.len() as i32 + 1)
-                .bind(format!("{prefix}_"))
-                .fetch_all(&mut connection)
-                .await
-                .with_context(|| format!("list the databases {prefix}_*"))?;
-        for (name,) in names {
-            // The name came from the server's catalogue under the run's own prefix.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-            )))
-            .execute(&mut connection)
-            .await
-            .with_context(|| format!("drop database {name}"))?;
+        let claimed = try_lock(&mut connection, prefix).await?;
+        anyhow::ensure!(claimed, "the run prefix {prefix} is already claimed");
+        let abandoned = sweep_abandoned(server, prefix).await?;
+        if abandoned > 0 {
+            tracing::warn!(
+                databases = abandoned,
+                "dropped the databases of lab runs that ended without dropping them"
+            );
         }
-        connection.close().await.ok();
+        Ok(Some(RunClaim {
+            connection,
+            database: self.clone(),
+        }))
+    }
+}
+
+/// Every run's own database names start with this.
+const RUN_PREFIX: &str = "shoplab_run_";
+
+/// A run's hold on its own databases ([`Database::of_run`]) for as long as it lives: a
+/// session-level advisory lock on the run's prefix, on a connection of its own. PostgreSQL
+/// lets go of it when the session ends however the lab ended, a SIGKILL or a lost machine
+/// included, so another lab can tell databases a dead run left from a live run's — across
+/// machines sharing one server, which a process id could not — and drop only the first.
+pub struct RunClaim {
+    connection: sqlx::PgConnection,
+    database: Database,
+}
+
+impl RunClaim {
+    /// Drops the run's databases once its processes are gone, then lets the claim go.
+    pub async fn release(mut self) -> anyhow::Result<()> {
+        let Database::PostgresPrefixed { prefix, .. } = &self.database else {
+            unreachable!("only a run's own databases are claimed");
+        };
+        drop_prefixed(&mut self.connection, prefix).await?;
+        self.connection.close().await.ok();
         Ok(())
     }
+}
+
+/// The advisory lock of a run prefix. `hashtextextended` runs on the server, so every lab
+/// maps a prefix to the same key whatever its version of Rust's hashing.
+async fn try_lock(connection: &mut sqlx::PgConnection, prefix: &str) -> anyhow::Result<bool> {
+    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(prefix)
+        .fetch_one(&mut *connection)
+        .await
+        .with_context(|| format!("claim the run prefix {prefix}"))?;
+    Ok(locked)
+}
+
+/// Drops the databases of every run but `ours` whose claim no session holds; returns how
+/// many. A live run holds its claim from before its first database exists until after its
+/// last is dropped, so whatever can be locked here was left behind.
+async fn sweep_abandoned(server: &str, ours: &str) -> anyhow::Result<usize> {
+    let mut connection = maintenance(server).await?;
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE left(datname, $1) = $2")
+            .bind(RUN_PREFIX.len() as i32)
+            .bind(RUN_PREFIX)
+            .fetch_all(&mut connection)
+            .await
+            .context("list the lab runs' databases")?;
+    let prefixes: std::collections::BTreeSet<&str> = names
+        .iter()
+        .filter_map(|(name,)| run_prefix(name))
+        .filter(|prefix| *prefix != ours)
+        .collect();
+    let mut dropped = 0;
+    for prefix in prefixes {
+        // Locked by this session, the prefix cannot be claimed by a new run meanwhile; its
+        // random part makes that unlikely anyway.
+        if try_lock(&mut connection, prefix).await? {
+            dropped += drop_prefixed(&mut connection, prefix).await?;
+            sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+                .bind(prefix)
+                .execute(&mut connection)
+                .await
+                .with_context(|| format!("let go of the run prefix {prefix}"))?;
+        }
+    }
+    connection.close().await.ok();
+    Ok(dropped)
+}
+
+/// The run prefix of one of [`Database::of_run`]'s names: up to its 8 hex digits. A label is
+/// a build's or a topology's name, whose words are never 8 hex digits.
+fn run_prefix(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(RUN_PREFIX)?;
+    let mut end = RUN_PREFIX.len();
+    for word in rest.split('_') {
+        end += word.len();
+        if word.len() == 8 && word.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(&name[..end]);
+        }
+        end += 1;
+    }
+    None
+}
+
+/// Drops every `<prefix>_*` database on the server; returns how many.
+async fn drop_prefixed(connection: &mut sqlx::PgConnection, prefix: &str) -> anyhow::Result<usize> {
+    // `_` is a LIKE wildcard: the prefix is matched as it is written, then `_` and more.
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE left(datname, $1) = $2")
+            .bind(prefix.len() as i32 + 1)
+            .bind(format!("{prefix}_"))
+            .fetch_all(&mut *connection)
+            .await
+            .with_context(|| format!("list the databases {prefix}_*"))?;
+    for (name,) in &names {
+        // The name came from the server's catalogue under a run prefix.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut *connection)
+        .await
+        .with_context(|| format!("drop database {name}"))?;
+    }
+    Ok(names.len())
 }
 
 /// A connection to `server`'s maintenance database, where databases are listed, made and
@@ -193,6 +313,23 @@ mod tests {
             ),
             "postgres://u:p@db:5432/shoplab_users?sslmode=disable"
         );
+    }
+
+    #[test]
+    fn a_run_prefix_is_read_back_from_each_of_its_databases_names() {
+        for label in ["monolith", "browse-buy", "catalog+users,cart"] {
+            let Database::PostgresPrefixed { prefix, .. } =
+                Database::of_run("postgres://127.0.0.1:5432", label)
+            else {
+                panic!("a run's databases are prefixed");
+            };
+            for process in ["monolith", "gateway", "cart+orders+payments", "users"] {
+                let name = format!("{prefix}_{process}");
+                assert_eq!(run_prefix(&name), Some(prefix.as_str()), "{name}");
+            }
+        }
+        assert_eq!(run_prefix("shoplab_monolith"), None);
+        assert_eq!(run_prefix("shoplab_run_monolith_monolith"), None);
     }
 
     #[test]
