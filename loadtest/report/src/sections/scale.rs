@@ -320,7 +320,7 @@ fn spread(document: &mut Document, builds: &[(Build, &Scale)]) {
             }),
             spread.imbalance().map_or_else(
                 || Cell::toned(NOT_MEASURED, Tone::Muted),
-                |imbalance| Cell::plain(format!("{imbalance:.2}")),
+                |imbalance| Cell::plain(format!("{imbalance:.3}")),
             ),
         ]);
     }

@@ -626,6 +626,77 @@ fn load_balancing_holds_on_an_even_spread_on_every_build_and_is_untested_where_n
 }
 
 #[test]
+fn a_spread_just_past_the_rule_reads_past_it_and_a_speedup_beyond_linear_is_warned_of() {
+    let half = |replicas, requests_per_s, p50_us| Half {
+        warm_up_s: 0.0,
+        replicas,
+        requests_per_s,
+        error_rate: 0.0,
+        latency: Percentiles {
+            p50_us,
+            ..Percentiles::default()
+        },
+        sut_cpu_s: None,
+        requests_per_sut_cpu_s: None,
+    };
+    // The sample run's monolith: 1653 and 1093 responses, ×2.47 from a second process.
+    let scale = |speedup: f64| {
+        Findings::Scale(Box::new(Scale {
+            component: "monolith".into(),
+            users: 16,
+            before: half(1, 214.0, 95_295),
+            after: half(2, 214.0 * speedup, 3_997),
+            speedup,
+            sut_cores: 1,
+            cpu_by_process: Vec::new(),
+            spread: Some(ReplicaSpread {
+                counted_by: "the lab's front door".into(),
+                replicas: vec![("a".into(), 1653), ("b".into(), 1093)],
+            }),
+            quota: Quota {
+                cores: Some(0.1),
+                note: None,
+                unavailable: None,
+            },
+            utilisation: Vec::new(),
+            added: Vec::new(),
+            not_replicated: Vec::new(),
+            gain: None,
+        }))
+    };
+    let superlinear = results(vec![outcome(Build::Monolith, scale(2.47))]);
+    let found = verdict(&superlinear, "load balancing over replicas");
+    assert_eq!(found.status, Status::DoesNotHold);
+    // 1.204 rounded to 1.20 would read as meeting the 1.20 it failed.
+    assert!(
+        found.evidence.contains("imbalance 1.204"),
+        "{}",
+        found.evidence
+    );
+    let warned: Vec<String> = warnings(&superlinear)
+        .into_iter()
+        .filter(|warning| warning.starts_with("The scale experiment"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    for said in [
+        "×2.47",
+        "×2.00",
+        "95.3 ms before",
+        "4.00 ms after",
+        "0.10 cores",
+    ] {
+        assert!(warned[0].contains(said), "{said}: {}", warned[0]);
+    }
+    // Within 10 % of linear: nothing to warn of.
+    let linear = results(vec![outcome(Build::Monolith, scale(2.15))]);
+    assert!(
+        !warnings(&linear)
+            .iter()
+            .any(|warning| warning.starts_with("The scale experiment")),
+    );
+}
+
+#[test]
 fn throughput_and_latency_are_of_successes_and_a_level_without_one_has_no_latency() {
     let half_failed = Level {
         errors: 5_000,

@@ -154,7 +154,7 @@ pub fn summary(results: &Results) -> String {
                         spread.counted_by,
                         spread
                             .imbalance()
-                            .map_or_else(|| "-".to_owned(), |imbalance| format!("{imbalance:.2}"))
+                            .map_or_else(|| "-".to_owned(), |imbalance| format!("{imbalance:.3}"))
                     );
                 }
             }

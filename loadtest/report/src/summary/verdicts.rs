@@ -264,8 +264,9 @@ fn load_balancing(results: &Results) -> Verdict {
                 .map(|(_, count)| percent(*count as f64 / total.max(1) as f64))
                 .collect::<Vec<_>>()
                 .join(" / ");
+            // Three decimals: 1.204 rounded to 1.20 would read as meeting the rule it failed.
             format!(
-                "{}: {shares} over {} replicas of {} (imbalance {imbalance:.2}; counted by {})",
+                "{}: {shares} over {} replicas of {} (imbalance {imbalance:.3}; counted by {})",
                 build_label(*build),
                 spread.replicas.len(),
                 scale.component,
@@ -282,7 +283,7 @@ fn load_balancing(results: &Results) -> Verdict {
         claim,
         status,
         format!(
-            "{}. Even means the busiest replica got at most {EVEN_SPREAD:.1}× an even share",
+            "{}. Even means the busiest replica got at most {EVEN_SPREAD:.2}× an even share",
             parts.join("; ")
         ),
     )

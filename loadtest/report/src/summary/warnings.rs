@@ -27,6 +27,7 @@ pub(crate) fn warnings(results: &Results) -> Vec<String> {
     failures(results, &mut warnings);
     faults(results, &mut warnings);
     deploys(results, &mut warnings);
+    scale(results, &mut warnings);
     if results.calibration.is_none() {
         warnings.push(
             "Calibration was not measured in this run: the generator's ceiling and the parts of \
@@ -236,6 +237,38 @@ fn deploys(results: &Results, warnings: &mut Vec<String>) {
                 ));
             }
         }
+    }
+}
+
+/// A speed-up beyond linear: the added process bought more than its CPU, so the gain per
+/// added core overstates what a replica adds.
+fn scale(results: &Results, warnings: &mut Vec<String>) {
+    for build in Build::BOTH {
+        let Some(scale) = figures::scale(results, build) else {
+            continue;
+        };
+        let Some(linear) = scale.beyond_linear() else {
+            continue;
+        };
+        let why = match scale.quota.cores {
+            Some(cores) => format!(
+                "a process held to {cores:.2} cores is throttled for part of every quota period \
+                 while its requests queue, and more processes shorten that queue"
+            ),
+            None => "fewer processes queued more of the same requests".to_owned(),
+        };
+        warnings.push(format!(
+            "The scale experiment on the {}: ×{:.2} from {} replicas of {} where {} served, more \
+             than the ×{linear:.2} their CPU allows. Part of the gain is not capacity: {why} \
+             (p50 {} before, {} after), so the gain per added core is overstated.",
+            build_label(build),
+            scale.speedup,
+            scale.after.replicas,
+            scale.component,
+            scale.before.replicas,
+            figures::ms(scale.before.latency.p50_us as f64 / 1000.0),
+            figures::ms(scale.after.latency.p50_us as f64 / 1000.0),
+        ));
     }
 }
 

@@ -162,7 +162,23 @@ fn total(added: &[Added], pick: impl Fn(&Added) -> Option<f64>) -> Option<f64> {
     added.iter().map(pick).sum()
 }
 
+/// How far beyond linear a speed-up must be to be flagged: 10 %, above the spread of the
+/// quick profile's 3 s halves.
+pub const BEYOND_LINEAR_MARGIN: f64 = 0.10;
+
 impl Scale {
+    /// The linear speed-up (the scaled component's replicas after over before) where the
+    /// measured one exceeds it by more than [`BEYOND_LINEAR_MARGIN`]: the added process gave
+    /// more than the CPU it brought, so part of the gain is not capacity (one process held to
+    /// a small quota queues its requests through the periods it is throttled in).
+    pub fn beyond_linear(&self) -> Option<f64> {
+        if self.before.replicas == 0 {
+            return None;
+        }
+        let linear = self.after.replicas as f64 / self.before.replicas as f64;
+        (self.speedup > linear * (1.0 + BEYOND_LINEAR_MARGIN)).then_some(linear)
+    }
+
     /// The busiest process against its quota, where there was one; of several at the same
     /// figure, the first listed, as the lab picks (`max_by` would take the last).
     pub fn bottleneck(&self) -> Option<&Utilisation> {
