@@ -1385,6 +1385,46 @@ fn the_spectrum_places_blast_radius_and_the_payments_roll_by_processes_and_says_
 }
 
 #[test]
+fn a_flip_that_does_not_hold_further_along_the_spectrum_names_where_it_does_not() {
+    // The sample spectrum's kills: browse-buy keeps recommendations apart from the product
+    // pages, coarse puts it with catalog, so its kill takes the product pages down.
+    let kill = results_of_kills(&[
+        ("monolith", 1.0),
+        ("browse-buy", 0.8),
+        ("coarse", 1.0),
+        ("micro", 0.0),
+    ]);
+    assert!(
+        kill.ends_with(
+            "flips at 3 processes (browse-buy), yet not at 5 (coarse): not by the number of \
+             processes alone."
+        ),
+        "{kill}"
+    );
+    // Every point past the flip holding: nothing more is said.
+    let monotone = results_of_kills(&[("monolith", 1.0), ("browse-buy", 0.8), ("micro", 0.0)]);
+    assert!(
+        monotone.ends_with("flips at 3 processes (browse-buy)."),
+        "{monotone}"
+    );
+}
+
+fn results_of_kills(kills: &[(&str, f64)]) -> String {
+    let results = results(
+        kills
+            .iter()
+            .map(|(topology, kill)| faults_on(topology, *kill, 0.2))
+            .collect(),
+    );
+    let points = crate::sections::spectrum::points(&results);
+    crate::sections::spectrum::verdicts(&points)
+        .into_iter()
+        .map(|(_, line)| line)
+        .find(|line| line.starts_with("fault isolation (kill):"))
+        .expect("a verdict on a kill")
+}
+
+#[test]
 fn a_rate_flips_only_beyond_ten_percent_and_a_figure_equal_everywhere_says_it_does_not_flip() {
     let sweep_of = |topology: &str, p99_us: u64| {
         let mut at = level(16, 1, 500.0, false);

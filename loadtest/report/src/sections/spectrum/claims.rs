@@ -171,7 +171,26 @@ fn verdict(claim: &Claim, points: &[&SpectrumPoint]) -> Option<(Tone, String)> {
         .iter()
         .find(|(_, value)| flips(claim, base, value));
     let ending = match flip {
-        Some((point, _)) => format!("flips at {} ({})", plural(point.processes), point.topology),
+        Some((point, _)) => {
+            // A flip at a few processes says nothing of the topologies past it: where the
+            // cut falls can matter more than how many processes there are (a kill of
+            // recommendations takes catalog with it where the two share a process).
+            let back: Vec<String> = measured
+                .iter()
+                .skip_while(|(at, _)| !std::ptr::eq(*at, *point))
+                .filter(|(_, value)| !flips(claim, base, value))
+                .map(|(at, _)| format!("{} ({})", at.processes, at.topology))
+                .collect();
+            let flipped = format!("flips at {} ({})", plural(point.processes), point.topology);
+            if back.is_empty() {
+                flipped
+            } else {
+                format!(
+                    "{flipped}, yet not at {}: not by the number of processes alone",
+                    back.join(", ")
+                )
+            }
+        }
         None if measured
             .iter()
             .all(|(_, value)| (value.median - base.median).abs() < 1e-9) =>
