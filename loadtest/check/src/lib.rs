@@ -239,6 +239,7 @@ mod tests {
             reservation_id: None,
             charge_id: None,
             lines: Vec::new(),
+            stock_commit_pending: false,
         }
     }
 

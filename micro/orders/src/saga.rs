@@ -51,6 +51,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::metrics::CheckoutMetrics;
 use async_trait::async_trait;
 use domain::cart::{Cart, CartLine};
 use domain::catalog::{Catalog, ProductId};
@@ -77,6 +78,7 @@ pub struct SagaOrders {
     db: Db,
     faults: Faults,
     upstreams: Upstreams,
+    metrics: CheckoutMetrics,
     reservation_ttl_ms: i64,
     /// How long a request whose key is held by a pending saga waits for it to end.
     duplicate_wait: Duration,
@@ -123,6 +125,7 @@ impl SagaOrders {
         db: Db,
         faults: Faults,
         upstreams: Upstreams,
+        metrics: CheckoutMetrics,
         reservation_ttl_ms: i64,
         duplicate_wait: Duration,
     ) -> SagaOrders {
@@ -130,6 +133,7 @@ impl SagaOrders {
             db,
             faults,
             upstreams,
+            metrics,
             reservation_ttl_ms,
             duplicate_wait,
         }
@@ -209,15 +213,16 @@ impl SagaOrders {
         .await
     }
 
-    /// Past the pivot: commit the reservation and confirm the order.
+    /// Past the pivot: ask inventory once to commit the reservation, and confirm the order
+    /// — with the stock committed, or with the commit owed when inventory did not answer.
     pub(crate) async fn finish(&self, lease: &mut Lease) -> Result<(), Halt> {
-        match self
+        let stock_committed = match self
             .upstreams
             .inventory
             .commit(&reservation_id(lease.order_id))
             .await
         {
-            Ok(_) => {}
+            Ok(_) => true,
             // The reservation was released (its TTL passed and inventory's sweeper gave the
             // stock back, which may already be sold again): the order cannot be confirmed,
             // so the saga refunds instead.
@@ -229,17 +234,112 @@ impl SagaOrders {
                     )),
                 });
             }
-            Err(error) => return Err(Halt::Left(error)),
-        }
+            // Inventory did not answer (a fault, a timeout, a 5xx). The units are held for
+            // this order until the reservation's TTL, and committing them later is as good
+            // as now, so the customer who paid is not kept waiting for a second call into a
+            // failing context: the order is confirmed and the commit owed to the recovery
+            // loop. This is what keeps one inventory call, not two, in a checkout's path.
+            Err(error) => {
+                tracing::warn!(order.id = lease.order_id, %error, "inventory did not answer the stock commit; the order is confirmed and the commit owed");
+                false
+            }
+        };
         let mut connection = self.writer().await.map_err(Halt::Left)?;
-        match store::orders::confirm_saga_in(&mut connection, lease.order_id, lease.version).await {
+        match store::orders::confirm_saga_in(
+            &mut connection,
+            lease.order_id,
+            lease.version,
+            stock_committed,
+        )
+        .await
+        {
             Ok(true) => {
                 lease.version += 1;
+                if !stock_committed {
+                    self.metrics.stock_commit_owed();
+                }
                 Ok(())
             }
             Ok(false) => Err(Halt::Lost),
             Err(error) => Err(Halt::Left(error)),
         }
+    }
+
+    /// Commits the owed reservation of a confirmed order and marks the saga done: `Ok(true)`
+    /// once settled either way (committed, or refunded and cancelled), `Ok(false)` when
+    /// another driver holds it, `Err` when inventory or payments still do not answer (the
+    /// next pass tries again).
+    pub(crate) async fn settle_owed_commit(&self, record: &SagaRecord) -> DomainResult<bool> {
+        let Some(mut lease) = self.lease(record).await? else {
+            return Ok(false);
+        };
+        match self
+            .upstreams
+            .inventory
+            .commit(&reservation_id(record.order_id))
+            .await
+        {
+            Ok(_) => {
+                let mut connection = self.writer().await?;
+                let settled = store::orders::settle_stock_commit_in(
+                    &mut connection,
+                    record.order_id,
+                    lease.version,
+                )
+                .await?;
+                if settled {
+                    tracing::info!(
+                        order.id = record.order_id,
+                        "owed stock commit of a confirmed order made"
+                    );
+                }
+                Ok(settled)
+            }
+            Err(error @ (DomainError::Conflict(_) | DomainError::NotFound(_))) => {
+                self.apologize(&mut lease, record, &error).await
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The apology: inventory stayed unreachable past the reservation's TTL, its sweeper gave
+    /// the units back (perhaps sold again since), so the confirmed order cannot be delivered.
+    /// The charge is refunded, then the order cancelled. Both are idempotent and inventory
+    /// refuses a released reservation's commit for ever, so a pass that stops halfway (payments
+    /// did not answer) ends the same way on the next one. The monolith never needs this: its
+    /// checkout commits the stock with the order.
+    async fn apologize(
+        &self,
+        lease: &mut Lease,
+        record: &SagaRecord,
+        error: &DomainError,
+    ) -> DomainResult<bool> {
+        let charge_id = record.charge_id.as_deref().ok_or_else(|| {
+            DomainError::Internal(format!(
+                "confirmed order {} has no charge recorded",
+                record.order_id
+            ))
+        })?;
+        self.upstreams.payments.refund(charge_id).await?;
+        let reason = format!(
+            "the stock reservation ran out before inventory answered the commit; the charge was refunded ({error})"
+        );
+        let mut connection = self.writer().await?;
+        let cancelled = store::orders::apologize_in(
+            &mut connection,
+            record.order_id,
+            lease.version,
+            "conflict",
+            &reason,
+        )
+        .await?;
+        if cancelled {
+            lease.version += 1;
+            self.metrics.apology();
+            // Logged at error level: a customer was told "confirmed" and now is not.
+            tracing::error!(order.id = record.order_id, charge.id = charge_id, %error, "confirmed order cancelled and refunded: its reservation ran out before the owed stock commit");
+        }
+        Ok(cancelled)
     }
 
     /// Records the failure (moving the saga to compensating) and compensates. Returns
@@ -454,10 +554,22 @@ impl SagaOrders {
                 replayed: true,
             })),
             domain::orders::OrderStatus::Pending => Ok(Taken::Pending(stored.order.id)),
-            // Only a key spelled like a freed one (`k#cancelled#7`) lands here.
-            domain::orders::OrderStatus::Cancelled => Err(DomainError::Invalid(
-                "Idempotency-Key was already used".into(),
-            )),
+            // A key spelled like a freed one (`k#cancelled#7`).
+            domain::orders::OrderStatus::Cancelled
+                if stored
+                    .idempotency_key
+                    .ends_with(&format!("#cancelled#{}", stored.order.id)) =>
+            {
+                Err(DomainError::Invalid(
+                    "Idempotency-Key was already used".into(),
+                ))
+            }
+            // The apology kept the key: the request was answered "confirmed", and a replay
+            // must learn what became of it rather than buy again.
+            domain::orders::OrderStatus::Cancelled => Err(DomainError::Conflict(format!(
+                "order {} was confirmed, then cancelled and refunded: its stock reservation ran out while inventory was unreachable",
+                stored.order.id
+            ))),
         }
     }
 

@@ -243,7 +243,7 @@ impl MonolithOrders {
             return Ok(Confirmation::ReservationGone(gone));
         }
         let confirmed =
-            store::orders::confirm_saga_in(&mut transaction, order_id, reserved.version + 1)
+            store::orders::confirm_saga_in(&mut transaction, order_id, reserved.version + 1, true)
                 .await?;
         if !confirmed {
             return Err(DomainError::Internal(format!(
