@@ -12,8 +12,35 @@
 //! 3. `reserving` — reserve stock as `order-<id>` with the reservation TTL (short: `Conflict`).
 //! 4. `charging` — charge `order-<id>` (payments keeps one charge per key).
 //! 5. `charged` — the pivot: the customer has paid, so from here the saga only goes forward:
-//!    commit the reservation, confirm the order (`done`), then empty the cart (best effort:
-//!    a failure is logged and the order stays confirmed).
+//!    ask inventory once to commit the reservation (the hop retries within its budget),
+//!    confirm the order, then empty the cart (best effort: a failure is logged and the order
+//!    stays confirmed). Committed: status `confirmed`, step `done`.
+//!
+//! # The owed stock commit
+//! When inventory does not answer the commit (no answer, a timeout, a 5xx — not `Conflict`
+//! or `NotFound`), the order is confirmed all the same and the client gets it: status
+//! `confirmed` with the step still `charged` ("confirmed, stock commit pending";
+//! `stock_commit_pending` in the audit). The units are held for the order until the
+//! reservation's TTL, and committing later is as good as now, so a checkout waits for one
+//! inventory call (the reserve), as the monolith's enters inventory once; waiting for the
+//! commit too would make a partial fault in inventory count twice against every checkout.
+//! The recovery loop ([`crate::recovery`]) makes owed commits on its next pass and moves
+//! them to `done`. States and transitions past the pivot:
+//!
+//! ```text
+//! pending/charged --commit ok--------------------------> confirmed/done
+//! pending/charged --no answer--------------------------> confirmed/charged (owed)
+//! pending/charged --Conflict/NotFound------------------> compensate: refund, cancelled/done
+//! confirmed/charged --recovery: commit ok--------------> confirmed/done
+//! confirmed/charged --recovery: Conflict/NotFound------> refund, cancelled/done (apology)
+//! ```
+//!
+//! The apology: a commit refused because the reservation ran out means inventory stayed
+//! unreachable for longer than `reservation_ttl_ms` (30 s) and its sweeper gave the units
+//! back, perhaps to another buyer; the charge is refunded and the confirmed order cancelled,
+//! logged at error level and counted (`checkout_apologies_total`). The key stays with the
+//! cancelled order, so a replay is told what became of it (`Conflict`) rather than buying
+//! again. The monolith never needs it: its checkout commits the stock with the order.
 //!
 //! # Compensation
 //! A step that fails before the pivot turns the saga into a compensating one (the failure
@@ -37,7 +64,8 @@
 //! compensation — runs without it (`micro_rpc::deadline::without_deadline`).
 //!
 //! # Idempotency and the freed key
-//! Same key and request: the confirmed order again, `replayed`. Same key, another request:
+//! Same key and request: the confirmed order again, `replayed` (confirmed also while its
+//! stock commit is owed). Same key, another request:
 //! `Invalid`. Same key while the first is still pending: `Unavailable`. The monolith frees the
 //! key of a failed checkout by rolling back; a saga has already written its order, so a
 //! cancelled order's key is rewritten to `<key>#cancelled#<order id>` — the order stays for
@@ -109,8 +137,8 @@ pub(crate) struct Lease {
 pub(crate) enum Halt {
     /// A step failed; `held` is what may be held elsewhere and must be given back.
     Failed { held: SagaStep, error: DomainError },
-    /// The saga could not be moved on (a service or the database did not answer past the
-    /// pivot); it stays as recorded and the recovery loop finishes it.
+    /// The saga could not be moved on (the database did not answer past the pivot); it
+    /// stays as recorded and the recovery loop finishes it.
     Left(DomainError),
     /// Another driver moved the saga first; this one must not touch it again.
     Lost,
