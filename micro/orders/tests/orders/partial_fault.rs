@@ -25,15 +25,16 @@ pub(crate) fn sum_of(text: &str, name: &str, label: &str) -> f64 {
 /// one a second, over the last second). A checkout succeeds when its reserve does: the first
 /// attempt half the time, and a failed one is retried while the budget has room. Failed
 /// first attempts (half of all inventory calls: reserves, commits, releases) want far more
-/// retries than the budget lends, so about one in four gets one, and a checkout succeeds
-/// with probability about 0.5 + 0.5 x 0.25 x 0.5 = 56 %, a little more with the budget's
-/// reserve: about 170 of 300 expected, spread (one deviation) about 9.
+/// retries than the budget lends, so few get one: about 1.13 attempts per call, and a
+/// checkout succeeds with probability about 0.5 + 0.5 x 0.13 = 56 % (measured 157 to 175 of
+/// 300 in five runs, mean 165; one deviation of the count is about 9).
 ///
 /// A saga that waited for the commit too would need both calls to succeed: at most
-/// 0.65^2 = 42 % at 1.3 attempts per call whatever the budget (each call succeeds with at
-/// most 0.5 + 0.5 x 0.3), 127 of 300 with a spread of 9, and 0.56^2 = 31 % (94) with this
-/// budget. 150 lies two deviations above the first and more than two below what is expected,
-/// so this fails when the commit is back in the checkout's path, not by luck.
+/// 0.65^2 = 42 % (127 of 300) at 1.3 attempts per call whatever the budget, since each call
+/// succeeds with at most 0.5 + 0.5 x 0.3, and about 0.56^2 = 31 % (94) with this budget.
+/// 135 lies above the first, far above the second, and more than three deviations below
+/// what is measured, so this fails when the commit is back in the checkout's path, not by
+/// luck.
 pub async fn under_half_errors_on_inventory_attempts_per_call_stay_under_1_3_and_checkouts_beat_two_required_calls()
 -> Result<()> {
     // Twenty units of each product: 300 checkouts of one unit over products 1 to 19 never
@@ -69,12 +70,11 @@ pub async fn under_half_errors_on_inventory_attempts_per_call_stay_under_1_3_and
         "{confirmed} of {checkouts} checkouts confirmed; {calls} inventory calls, {retries} retries, {attempts_per_call:.3} attempts per call"
     );
     assert!(
-        confirmed >= 150,
+        confirmed >= 135,
         "{confirmed} of {checkouts} checkouts confirmed: no more than two required inventory calls would give"
     );
     assert!(calls >= checkouts as f64, "{calls} inventory calls");
-    // Retries were made (without them about 150 checkouts would succeed, on the threshold),
-    // and the budget held them to the lab's target.
+    // Retries were made, and the budget held them to the lab's target.
     assert!(retries > 0.0, "the steps were retried");
     assert!(
         attempts_per_call <= 1.3,
