@@ -104,6 +104,17 @@ pub struct Metrics {
     in_flight: Gauge,
     hops: HopMetrics,
     pools: PoolGauges,
+    checkout: CheckoutMetrics,
+}
+
+/// What became of the microservices' checkouts past the pivot (`micro/orders`): how many
+/// were confirmed with their stock commit still owed, and how many of those had to be
+/// undone because the reservation ran out first (the apology: refund and cancel a confirmed
+/// order). The monolith commits the stock with the order, so both stay 0 there.
+#[derive(Clone, Default)]
+pub struct CheckoutMetrics {
+    stock_commits_owed: Counter,
+    apologies: Counter,
 }
 
 /// One database pool's connections at one moment, as the pool gauges report them.
@@ -239,6 +250,17 @@ impl Metrics {
         );
         let pools = PoolGauges::default();
         pools.register(&mut registry);
+        let checkout = CheckoutMetrics::default();
+        registry.register(
+            "checkout_stock_commits_owed",
+            "Orders confirmed while inventory had not answered their stock commit, owed by the saga's recovery loop",
+            checkout.stock_commits_owed.clone(),
+        );
+        registry.register(
+            "checkout_apologies",
+            "Confirmed orders refunded and cancelled because their reservation ran out before the owed stock commit",
+            checkout.apologies.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             requests,
@@ -246,6 +268,7 @@ impl Metrics {
             in_flight,
             hops,
             pools,
+            checkout,
         }
     }
 
@@ -278,6 +301,23 @@ impl Metrics {
     /// The hop series of this registry, for the upstream clients of the same process.
     pub fn hops(&self) -> HopMetrics {
         self.hops.clone()
+    }
+
+    /// The checkout series of this registry, for the saga.
+    pub fn checkout(&self) -> CheckoutMetrics {
+        self.checkout.clone()
+    }
+}
+
+impl CheckoutMetrics {
+    /// An order was confirmed with its stock commit owed.
+    pub fn stock_commit_owed(&self) {
+        self.stock_commits_owed.inc();
+    }
+
+    /// A confirmed order was refunded and cancelled.
+    pub fn apology(&self) {
+        self.apologies.inc();
     }
 }
 

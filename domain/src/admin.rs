@@ -106,6 +106,12 @@ pub struct OrderAudit {
     pub reservation_id: Option<String>,
     pub charge_id: Option<String>,
     pub lines: Vec<OrderLine>,
+    /// A confirmed order whose reservation the saga still has to commit (inventory did not
+    /// answer the commit; `micro/orders` commits it when it does): its units are reserved
+    /// until then, sold after. Always `false` for the monolith, whose checkout commits the
+    /// stock with the order, and absent from audits taken before it existed.
+    #[serde(default)]
+    pub stock_commit_pending: bool,
 }
 
 /// `GET /admin/audit`: everything the invariant checker compares, per owning context.

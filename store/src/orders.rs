@@ -205,6 +205,14 @@ pub async fn audit_in(connection: &mut AnyConnection) -> DomainResult<Vec<OrderA
         .fetch_all(&mut *connection)
         .await
         .map_err(db_error)?;
+    // Read after the orders: an order confirmed meanwhile is not in `rows`, and one whose
+    // commit was settled meanwhile reads as settled, which its reservation (read later by the
+    // auditor) will show too.
+    let owing: std::collections::HashSet<OrderId> =
+        owed_stock_commits_in(connection, i64::MAX, i64::MAX)
+            .await?
+            .into_iter()
+            .collect();
     Ok(with_lines(connection, rows)
         .await?
         .into_iter()
@@ -217,6 +225,7 @@ pub async fn audit_in(connection: &mut AnyConnection) -> DomainResult<Vec<OrderA
             reservation_id: stored.reservation_id,
             charge_id: stored.charge_id,
             lines: stored.order.lines,
+            stock_commit_pending: owing.contains(&stored.order.id),
         })
         .collect())
 }
@@ -305,7 +314,9 @@ pub enum SagaStep {
     Reserving,
     /// The reservation is held; a charge `order-<id>` may exist.
     Charging,
-    /// The charge exists and is recorded: from here the saga only goes forward.
+    /// The charge exists and is recorded: from here the saga only goes forward. On a
+    /// `confirmed` order: the reservation's commit is still owed (inventory did not answer
+    /// it), so the reservation is held, not committed, until the recovery loop commits it.
     Charged,
     /// The order is confirmed or cancelled.
     Done,
@@ -492,7 +503,8 @@ pub async fn advance_saga_in(
     Ok(moved.rows_affected() == 1)
 }
 
-/// Takes a saga over at `version` without changing its step (the recovery loop's lease).
+/// Takes a saga over at `version` without changing its step (the recovery loop's lease):
+/// a pending one, or a confirmed one whose stock commit is owed.
 pub async fn lease_saga_in(
     connection: &mut AnyConnection,
     order_id: OrderId,
@@ -500,7 +512,8 @@ pub async fn lease_saga_in(
 ) -> DomainResult<bool> {
     let moved = sqlx::query(
         "UPDATE orders SET saga_version = saga_version + 1, updated_at_ms = $1
-         WHERE id = $2 AND saga_version = $3 AND status = 'pending'",
+         WHERE id = $2 AND saga_version = $3
+             AND (status = 'pending' OR (status = 'confirmed' AND saga_step = 'charged'))",
     )
     .bind(now_ms())
     .bind(order_id)
@@ -538,19 +551,95 @@ pub async fn fail_saga_in(
     Ok(moved.rows_affected() == 1)
 }
 
-/// Confirms a charged saga: the order becomes `confirmed`, the saga `done`.
+/// Confirms a charged saga: the order becomes `confirmed`, and the saga `done` when its
+/// reservation is committed, or stays `charged` while that commit is owed.
 pub async fn confirm_saga_in(
+    connection: &mut AnyConnection,
+    order_id: OrderId,
+    version: i64,
+    stock_committed: bool,
+) -> DomainResult<bool> {
+    let step = if stock_committed {
+        SagaStep::Done
+    } else {
+        SagaStep::Charged
+    };
+    let moved = sqlx::query(
+        "UPDATE orders SET status = 'confirmed', saga_step = $1,
+             saga_version = saga_version + 1, updated_at_ms = $2
+         WHERE id = $3 AND saga_version = $4 AND status = 'pending' AND saga_step = 'charged'
+             AND failure_code IS NULL",
+    )
+    .bind(step.as_str())
+    .bind(now_ms())
+    .bind(order_id)
+    .bind(version)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Confirmed orders whose stock commit is owed and was last tried before
+/// `updated_before_ms`, oldest first (through the `orders_stock_commit_owed` index).
+pub async fn owed_stock_commits_in(
+    connection: &mut AnyConnection,
+    updated_before_ms: i64,
+    limit: i64,
+) -> DomainResult<Vec<OrderId>> {
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "SELECT id FROM orders
+         WHERE status = 'confirmed' AND saga_step = 'charged' AND updated_at_ms < $1
+         ORDER BY updated_at_ms, id LIMIT $2",
+    )
+    .bind(updated_before_ms)
+    .bind(limit)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The owed stock commit of a confirmed order happened: the saga is `done`.
+pub async fn settle_stock_commit_in(
     connection: &mut AnyConnection,
     order_id: OrderId,
     version: i64,
 ) -> DomainResult<bool> {
     let moved = sqlx::query(
-        "UPDATE orders SET status = 'confirmed', saga_step = 'done',
-             saga_version = saga_version + 1, updated_at_ms = $1
-         WHERE id = $2 AND saga_version = $3 AND status = 'pending' AND saga_step = 'charged'
-             AND failure_code IS NULL",
+        "UPDATE orders SET saga_step = 'done', saga_version = saga_version + 1,
+             updated_at_ms = $1
+         WHERE id = $2 AND saga_version = $3 AND status = 'confirmed' AND saga_step = 'charged'",
     )
     .bind(now_ms())
+    .bind(order_id)
+    .bind(version)
+    .execute(&mut *connection)
+    .await
+    .map_err(db_error)?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Cancels a confirmed order whose owed stock commit was refused (the reservation ran out
+/// while inventory was unreachable), once its charge is refunded: the apology. The failure
+/// is kept for the audit; the key is not freed, so a replay of the request learns what
+/// became of its order rather than buying again.
+pub async fn apologize_in(
+    connection: &mut AnyConnection,
+    order_id: OrderId,
+    version: i64,
+    failure_code: &str,
+    failure_message: &str,
+) -> DomainResult<bool> {
+    let moved = sqlx::query(
+        "UPDATE orders SET status = 'cancelled', saga_step = 'done',
+             saga_version = saga_version + 1, updated_at_ms = $1,
+             failure_code = $2, failure_message = $3
+         WHERE id = $4 AND saga_version = $5 AND status = 'confirmed' AND saga_step = 'charged'",
+    )
+    .bind(now_ms())
+    .bind(failure_code.to_owned())
+    .bind(failure_message.to_owned())
     .bind(order_id)
     .bind(version)
     .execute(&mut *connection)

@@ -59,7 +59,12 @@ pub(super) fn one_of_each_per_key(index: &Index) -> Findings {
 
 /// I6: a confirmed order has its reservation `order-<id>` committed with the order's
 /// quantities, and exactly one charge under `order-<id>`, recorded on the order, of the
-/// order's total (the sum of its lines), not refunded.
+/// order's total (the sum of its lines), not refunded. A confirmed order whose stock commit
+/// the saga still owes (`stock_commit_pending`) has its reservation held instead — its units
+/// are reserved until the commit, sold after, and I1 counts them so — or already committed
+/// (the commit landed between the orders' and inventory's snapshots); never released, which
+/// is a confirmed order without its stock. I8 still reports the held one: the shop was
+/// audited before the commit was made.
 pub(super) fn confirmed_orders_complete(index: &Index) -> Findings {
     let mut findings = Findings::default();
     for order in &index.audit.orders {
@@ -243,9 +248,19 @@ fn incomplete(index: &Index, order: &OrderAudit) -> Option<String> {
     let Some(reservation) = index.reservation_of(order.id) else {
         return Some(format!("no reservation {reference}"));
     };
-    if reservation.state != ReservationState::Committed {
+    let stock_accounted = match reservation.state {
+        ReservationState::Committed => true,
+        ReservationState::Held => order.stock_commit_pending,
+        ReservationState::Released => false,
+    };
+    if !stock_accounted {
+        let owed = if order.stock_commit_pending {
+            " (its stock commit was still owed)"
+        } else {
+            ""
+        };
         return Some(format!(
-            "reservation {reference} is {}, not committed",
+            "reservation {reference} is {}, not committed{owed}",
             reservation.state.as_str()
         ));
     }

@@ -81,7 +81,8 @@ pub(super) fn no_oversell(index: &Index) -> Findings {
 
 /// I8: after quiescence every reservation is committed or released. One still held means a
 /// checkout neither finished nor gave its stock back (and inventory's TTL sweeper has not
-/// either).
+/// either) — or, said so in the finding, that a confirmed order still owes its stock commit:
+/// the snapshot was taken before the shop was quiescent.
 pub(super) fn nothing_left_held(index: &Index) -> Findings {
     let mut findings = Findings::default();
     let taken_at_ms = index.audit.taken_at_ms;
@@ -93,8 +94,15 @@ pub(super) fn nothing_left_held(index: &Index) -> Findings {
             left if left >= 0 => format!("expires {left} ms after the snapshot"),
             left => format!("expired {} ms before the snapshot", -left),
         };
+        let owed_by = reservation
+            .id
+            .strip_prefix("order-")
+            .and_then(|order_id| index.orders.get(&order_id.parse::<i64>().ok()?))
+            .filter(|order| order.stock_commit_pending)
+            .map(|order| format!("; confirmed order {} still owes its commit", order.id))
+            .unwrap_or_default();
         findings.add(format!(
-            "reservation {} still holds {} ({expiry})",
+            "reservation {} still holds {} ({expiry}{owed_by})",
             reservation.id,
             describe_lines(&reservation.lines)
         ));

@@ -251,8 +251,8 @@ impl Target {
             .map(drop)
     }
 
-    /// Waits until no reservation is held and no order is pending (a saga left to its
-    /// recovery loop): nothing is in flight any more. Gives up (and says so) after
+    /// Waits until no reservation is held, no order is pending (a saga left to its recovery
+    /// loop) and no confirmed order owes its stock commit: nothing is in flight any more. Gives up (and says so) after
     /// `deadline`.
     pub async fn quiesce(&self, deadline: Duration) -> anyhow::Result<(Audit, bool)> {
         let until = Instant::now() + deadline;
@@ -261,10 +261,13 @@ impl Target {
             let held =
                 audit.reservations.iter().any(|reservation| {
                     reservation.state == domain::inventory::ReservationState::Held
-                }) || audit
-                    .orders
-                    .iter()
-                    .any(|order| order.status == domain::orders::OrderStatus::Pending);
+                }) || audit.orders.iter().any(|order| {
+                    // A confirmed order whose stock commit is owed still holds its
+                    // reservation, so the held test above already waits for it; said
+                    // here too, since it is a saga that has not finished.
+                    order.status == domain::orders::OrderStatus::Pending
+                        || order.stock_commit_pending
+                });
             if !held || Instant::now() >= until {
                 return Ok((audit, !held));
             }

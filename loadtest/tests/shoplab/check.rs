@@ -122,6 +122,7 @@ impl World {
             reservation_id: None,
             charge_id: None,
             lines,
+            stock_commit_pending: false,
         });
         total_cents
     }

@@ -60,6 +60,7 @@ pub fn mount(service: &mut Service) -> anyhow::Result<Routes> {
                 service.db.clone(),
                 service.faults.clone(),
                 upstreams,
+                service.metrics.checkout(),
                 service.settings.reservation_ttl_ms,
                 recover_after,
             ));

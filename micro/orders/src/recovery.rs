@@ -7,6 +7,13 @@
 //! confirm), otherwise compensate (release, refund whatever may have been charged, cancel).
 //! After `orders` is killed and restarted every pending saga ends confirmed or cancelled:
 //! nothing stays reserved, and no charge is left without a confirmed order or a refund.
+//!
+//! Every pass also settles the stock commits owed by confirmed orders (the driver confirmed
+//! them when inventory did not answer the commit, see [`crate::saga`]): these are not
+//! abandoned but handed over, so they are taken at once rather than after
+//! [`recover_after`]. A commit that succeeds marks the saga done; one refused because the
+//! reservation ran out (inventory unreachable for longer than its TTL) refunds and cancels
+//! the order — the apology.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,8 +76,41 @@ pub async fn run_local(orders: Arc<MonolithOrders>) {
 }
 
 impl SagaOrders {
-    /// One recovery pass; returns how many sagas reached a terminal state.
+    /// One recovery pass: abandoned sagas, then owed stock commits; returns how many sagas
+    /// reached a terminal state.
     pub async fn recover_abandoned(&self, recover_after: Duration) -> DomainResult<usize> {
+        let finished = self.recover_stale(recover_after).await?;
+        Ok(finished + self.settle_owed_commits().await?)
+    }
+
+    /// Commits what confirmed orders owe inventory, oldest first. The first commit that
+    /// inventory does not answer ends the pass: it is down or failing, and trying the rest
+    /// now would only add load to it and hold the loop (each call may wait out its retries).
+    async fn settle_owed_commits(&self) -> DomainResult<usize> {
+        let owed = {
+            let mut connection = self.db().reader().acquire().await.map_err(db_error)?;
+            store::orders::owed_stock_commits_in(&mut connection, now_ms() + 1, BATCH).await?
+        };
+        let mut settled = 0;
+        for order_id in owed {
+            let record = self.record(order_id).await?;
+            if record.status != OrderStatus::Confirmed || record.step != SagaStep::Charged {
+                continue;
+            }
+            match self.settle_owed_commit(&record).await {
+                Ok(true) => settled += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(order.id = order_id, %error, "owed stock commit not made; next pass retries");
+                    break;
+                }
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Pending sagas silent for longer than `recover_after`, driven to a terminal state.
+    async fn recover_stale(&self, recover_after: Duration) -> DomainResult<usize> {
         let silent_since_ms = now_ms() - i64::try_from(recover_after.as_millis()).unwrap_or(0);
         let abandoned = {
             let mut connection = self.db().reader().acquire().await.map_err(db_error)?;

@@ -12,8 +12,35 @@
 //! 3. `reserving` — reserve stock as `order-<id>` with the reservation TTL (short: `Conflict`).
 //! 4. `charging` — charge `order-<id>` (payments keeps one charge per key).
 //! 5. `charged` — the pivot: the customer has paid, so from here the saga only goes forward:
-//!    commit the reservation, confirm the order (`done`), then empty the cart (best effort:
-//!    a failure is logged and the order stays confirmed).
+//!    ask inventory once to commit the reservation (the hop retries within its budget),
+//!    confirm the order, then empty the cart (best effort: a failure is logged and the order
+//!    stays confirmed). Committed: status `confirmed`, step `done`.
+//!
+//! # The owed stock commit
+//! When inventory does not answer the commit (no answer, a timeout, a 5xx — not `Conflict`
+//! or `NotFound`), the order is confirmed all the same and the client gets it: status
+//! `confirmed` with the step still `charged` ("confirmed, stock commit pending";
+//! `stock_commit_pending` in the audit). The units are held for the order until the
+//! reservation's TTL, and committing later is as good as now, so a checkout waits for one
+//! inventory call (the reserve), as the monolith's enters inventory once; waiting for the
+//! commit too would make a partial fault in inventory count twice against every checkout.
+//! The recovery loop ([`crate::recovery`]) makes owed commits on its next pass and moves
+//! them to `done`. States and transitions past the pivot:
+//!
+//! ```text
+//! pending/charged --commit ok--------------------------> confirmed/done
+//! pending/charged --no answer--------------------------> confirmed/charged (owed)
+//! pending/charged --Conflict/NotFound------------------> compensate: refund, cancelled/done
+//! confirmed/charged --recovery: commit ok--------------> confirmed/done
+//! confirmed/charged --recovery: Conflict/NotFound------> refund, cancelled/done (apology)
+//! ```
+//!
+//! The apology: a commit refused because the reservation ran out means inventory stayed
+//! unreachable for longer than `reservation_ttl_ms` (30 s) and its sweeper gave the units
+//! back, perhaps to another buyer; the charge is refunded and the confirmed order cancelled,
+//! logged at error level and counted (`checkout_apologies_total`). The key stays with the
+//! cancelled order, so a replay is told what became of it (`Conflict`) rather than buying
+//! again. The monolith never needs it: its checkout commits the stock with the order.
 //!
 //! # Compensation
 //! A step that fails before the pivot turns the saga into a compensating one (the failure
@@ -37,7 +64,8 @@
 //! compensation — runs without it (`micro_rpc::deadline::without_deadline`).
 //!
 //! # Idempotency and the freed key
-//! Same key and request: the confirmed order again, `replayed`. Same key, another request:
+//! Same key and request: the confirmed order again, `replayed` (confirmed also while its
+//! stock commit is owed). Same key, another request:
 //! `Invalid`. Same key while the first is still pending: `Unavailable`. The monolith frees the
 //! key of a failed checkout by rolling back; a saga has already written its order, so a
 //! cancelled order's key is rewritten to `<key>#cancelled#<order id>` — the order stays for
@@ -51,6 +79,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::metrics::CheckoutMetrics;
 use async_trait::async_trait;
 use domain::cart::{Cart, CartLine};
 use domain::catalog::{Catalog, ProductId};
@@ -63,6 +92,8 @@ use domain::{Context, DomainError, DomainResult};
 use micro_rpc::deadline::without_deadline;
 use store::orders::{SagaRecord, SagaStep};
 use store::{Db, db_error};
+
+mod owed;
 
 /// The contexts a checkout calls.
 pub struct Upstreams {
@@ -77,6 +108,7 @@ pub struct SagaOrders {
     db: Db,
     faults: Faults,
     upstreams: Upstreams,
+    metrics: CheckoutMetrics,
     reservation_ttl_ms: i64,
     /// How long a request whose key is held by a pending saga waits for it to end.
     duplicate_wait: Duration,
@@ -107,8 +139,8 @@ pub(crate) struct Lease {
 pub(crate) enum Halt {
     /// A step failed; `held` is what may be held elsewhere and must be given back.
     Failed { held: SagaStep, error: DomainError },
-    /// The saga could not be moved on (a service or the database did not answer past the
-    /// pivot); it stays as recorded and the recovery loop finishes it.
+    /// The saga could not be moved on (the database did not answer past the pivot); it
+    /// stays as recorded and the recovery loop finishes it.
     Left(DomainError),
     /// Another driver moved the saga first; this one must not touch it again.
     Lost,
@@ -123,6 +155,7 @@ impl SagaOrders {
         db: Db,
         faults: Faults,
         upstreams: Upstreams,
+        metrics: CheckoutMetrics,
         reservation_ttl_ms: i64,
         duplicate_wait: Duration,
     ) -> SagaOrders {
@@ -130,6 +163,7 @@ impl SagaOrders {
             db,
             faults,
             upstreams,
+            metrics,
             reservation_ttl_ms,
             duplicate_wait,
         }
@@ -209,15 +243,16 @@ impl SagaOrders {
         .await
     }
 
-    /// Past the pivot: commit the reservation and confirm the order.
+    /// Past the pivot: ask inventory once to commit the reservation, and confirm the order
+    /// — with the stock committed, or with the commit owed when inventory did not answer.
     pub(crate) async fn finish(&self, lease: &mut Lease) -> Result<(), Halt> {
-        match self
+        let stock_committed = match self
             .upstreams
             .inventory
             .commit(&reservation_id(lease.order_id))
             .await
         {
-            Ok(_) => {}
+            Ok(_) => true,
             // The reservation was released (its TTL passed and inventory's sweeper gave the
             // stock back, which may already be sold again): the order cannot be confirmed,
             // so the saga refunds instead.
@@ -229,12 +264,30 @@ impl SagaOrders {
                     )),
                 });
             }
-            Err(error) => return Err(Halt::Left(error)),
-        }
+            // Inventory did not answer (a fault, a timeout, a 5xx). The units are held for
+            // this order until the reservation's TTL, and committing them later is as good
+            // as now, so the customer who paid is not kept waiting for a second call into a
+            // failing context: the order is confirmed and the commit owed to the recovery
+            // loop. This is what keeps one inventory call, not two, in a checkout's path.
+            Err(error) => {
+                tracing::warn!(order.id = lease.order_id, %error, "inventory did not answer the stock commit; the order is confirmed and the commit owed");
+                false
+            }
+        };
         let mut connection = self.writer().await.map_err(Halt::Left)?;
-        match store::orders::confirm_saga_in(&mut connection, lease.order_id, lease.version).await {
+        match store::orders::confirm_saga_in(
+            &mut connection,
+            lease.order_id,
+            lease.version,
+            stock_committed,
+        )
+        .await
+        {
             Ok(true) => {
                 lease.version += 1;
+                if !stock_committed {
+                    self.metrics.stock_commit_owed();
+                }
                 Ok(())
             }
             Ok(false) => Err(Halt::Lost),
@@ -454,10 +507,22 @@ impl SagaOrders {
                 replayed: true,
             })),
             domain::orders::OrderStatus::Pending => Ok(Taken::Pending(stored.order.id)),
-            // Only a key spelled like a freed one (`k#cancelled#7`) lands here.
-            domain::orders::OrderStatus::Cancelled => Err(DomainError::Invalid(
-                "Idempotency-Key was already used".into(),
-            )),
+            // A key spelled like a freed one (`k#cancelled#7`).
+            domain::orders::OrderStatus::Cancelled
+                if stored
+                    .idempotency_key
+                    .ends_with(&format!("#cancelled#{}", stored.order.id)) =>
+            {
+                Err(DomainError::Invalid(
+                    "Idempotency-Key was already used".into(),
+                ))
+            }
+            // The apology kept the key: the request was answered "confirmed", and a replay
+            // must learn what became of it rather than buy again.
+            domain::orders::OrderStatus::Cancelled => Err(DomainError::Conflict(format!(
+                "order {} was confirmed, then cancelled and refunded: its stock reservation ran out while inventory was unreachable",
+                stored.order.id
+            ))),
         }
     }
 

@@ -59,7 +59,9 @@ pub struct UpstreamSettings {
     pub retry_budget_ttl_ms: u64,
     /// Retries per second allowed however few calls were made.
     pub retry_budget_min_per_sec: u32,
-    /// Retries allowed per call made, on top of the minimum.
+    /// Retries allowed per call made, on top of the minimum. tower spends `1 / ratio` of a
+    /// call's deposit per retry, rounded down, so a ratio whose inverse is a whole number
+    /// (0.125, 0.2, 0.25) is applied exactly; 0.15 would act as 1/6.
     pub retry_budget_ratio: f32,
     /// The sliding window a replica's failure rate is measured over.
     pub breaker_window_ms: u64,
@@ -85,9 +87,9 @@ impl Default for UpstreamSettings {
             retries: 2,
             retry_backoff_ms: 5,
             retry_backoff_max_ms: 100,
-            retry_budget_ttl_ms: 10_000,
-            retry_budget_min_per_sec: 5,
-            retry_budget_ratio: 0.25,
+            retry_budget_ttl_ms: 1_000,
+            retry_budget_min_per_sec: 1,
+            retry_budget_ratio: 0.125,
             breaker_window_ms: 5_000,
             breaker_min_calls: 50,
             breaker_failure_rate: 0.8,

@@ -94,7 +94,8 @@ impl MonolithOrders {
             match commit_reservation_in(&mut transaction, order_id).await? {
                 Ok(()) => {
                     // Past the pivot: the customer paid, so the order is completed, not undone.
-                    store::orders::confirm_saga_in(&mut transaction, order_id, version + 1).await?;
+                    store::orders::confirm_saga_in(&mut transaction, order_id, version + 1, true)
+                        .await?;
                     store::cart::clear_in(&mut transaction, record.user_id).await?;
                     transaction.commit().await.map_err(db_error)?;
                     tracing::info!(order.id = order_id, "abandoned checkout confirmed");

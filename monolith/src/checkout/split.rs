@@ -242,8 +242,10 @@ impl MonolithOrders {
             // Dropping the transaction rolls the step back; the compensation records it.
             return Ok(Confirmation::ReservationGone(gone));
         }
+        // `true`: the reservation is committed in this same transaction, so no commit is
+        // ever owed here (the saga's owed commit, `micro/orders`, has no counterpart).
         let confirmed =
-            store::orders::confirm_saga_in(&mut transaction, order_id, reserved.version + 1)
+            store::orders::confirm_saga_in(&mut transaction, order_id, reserved.version + 1, true)
                 .await?;
         if !confirmed {
             return Err(DomainError::Internal(format!(

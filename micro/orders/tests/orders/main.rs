@@ -18,6 +18,10 @@ mod recovery;
 /// Checkouts through a partial fault: the saga's idempotent steps retried within the budget.
 mod partial_fault;
 
+/// The stock commit after the charge owed when inventory does not answer: committed later,
+/// or refunded and cancelled when the reservation ran out first.
+mod owed_commit;
+
 /// The same saga over PostgreSQL.
 mod postgres;
 
@@ -55,7 +59,9 @@ fn main() -> ExitCode {
         suite,
         compensation::inventory_down_answers_503_and_charges_nothing
     );
-    tests!(suite, partial_fault::under_half_errors_on_inventory_checkouts_succeed_as_the_retries_promise_and_stay_consistent);
+    tests!(suite, partial_fault::under_half_errors_on_inventory_attempts_per_call_stay_under_1_3_and_checkouts_beat_two_required_calls);
+    tests!(suite, owed_commit::inventory_failing_after_the_charge_still_confirms_and_the_stock_is_committed_once_it_heals);
+    tests!(suite, owed_commit::a_reservation_that_runs_out_before_the_owed_commit_refunds_and_cancels_the_confirmed_order);
     tests!(
         suite,
         recovery::a_checkout_killed_while_payments_hangs_is_compensated_by_the_next_orders_process

@@ -1,7 +1,9 @@
-//! A partial fault in a service the saga calls twice per checkout (inventory: reserve, then
-//! commit; release when compensating): the hop retries those idempotent steps after a
-//! backoff, paid from the retry budget, so the fault costs retries rather than checkouts, the
-//! money and the stock stay consistent, and checkouts succeed again as soon as it heals.
+//! A partial fault in inventory, which a checkout calls once in its path (reserve; the
+//! commit after the charge is owed, not waited for, and release only when compensating): the
+//! hop retries the idempotent steps within the retry budget, so attempts per call stay at
+//! most 1.3 while checkouts succeed more often than a saga waiting for two inventory calls
+//! could, the money and the stock stay consistent, and checkouts succeed again as soon as the
+//! fault heals.
 
 use std::time::{Duration, Instant};
 
@@ -12,22 +14,33 @@ use serde_json::json;
 use crate::support::{Backend, Shop};
 
 /// The sum of every series of `name` whose labels contain `label`, in Prometheus text.
-fn sum_of(text: &str, name: &str, label: &str) -> f64 {
+pub(crate) fn sum_of(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
         .filter(|line| line.starts_with(name) && line.contains(label))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
-/// What the design promises here: with two retries, a step fails only when three attempts
-/// in a row do, 1/8 at 50 %, so a checkout (reserve and commit) would succeed with
-/// probability (7/8)^2 = 77 %, against (1/2)^2 = 25 % without retries — as far as the budget
-/// allows: its reserve (5 a second over 10 s, so 50) plus a quarter of the calls. About 115
-/// inventory calls here want about 80 retries, so the budget binds near its end and about
-/// 72 % of checkouts succeed (measured 38 to 50 of 60 in six runs, mean 44).
-pub async fn under_half_errors_on_inventory_checkouts_succeed_as_the_retries_promise_and_stay_consistent()
+/// What the design promises here, with the default budget (one retry per eight calls plus
+/// one a second, over the last second). A checkout succeeds when its reserve does: the first
+/// attempt half the time, and a failed one is retried while the budget has room. Failed
+/// first attempts (half of all inventory calls: reserves, commits, releases) want far more
+/// retries than the budget lends, so few get one: about 1.13 attempts per call, and a
+/// checkout succeeds with probability about 0.5 + 0.5 x 0.13 = 56 % (measured 157 to 183 of
+/// 300 in six runs, mean 168; one deviation of the count is about 9).
+///
+/// A saga that waited for the commit too would need both calls to succeed: at most
+/// 0.65^2 = 42 % (127 of 300) at 1.3 attempts per call whatever the budget, since each call
+/// succeeds with at most 0.5 + 0.5 x 0.3, and about 0.56^2 = 31 % (94) with this budget.
+/// 135 lies above the first, far above the second, and more than three deviations below
+/// what is measured, so this fails when the commit is back in the checkout's path, not by
+/// luck.
+pub async fn under_half_errors_on_inventory_attempts_per_call_stay_under_1_3_and_checkouts_beat_two_required_calls()
 -> Result<()> {
-    let shop = Shop::start(Backend::Sqlite).await?;
+    // Twenty units of each product: 300 checkouts of one unit over products 1 to 19 never
+    // run out, whatever is still held by a saga waiting to be compensated. Product 20 is
+    // kept for after the heal.
+    let shop = Shop::start_stocked(Backend::Sqlite, 20, |_| {}).await?;
     shop.fault(
         &shop.inventory,
         Context::Inventory,
@@ -35,11 +48,7 @@ pub async fn under_half_errors_on_inventory_checkouts_succeed_as_the_retries_pro
         json!({ "rate": 0.5 }),
     )
     .await?;
-    // Three checkouts of each of products 1 to 19, three units in stock each: a checkout
-    // holds at most one unit of its product, so stock never runs out, whatever is still held
-    // by a saga waiting to be compensated. Product 20 is kept for after the heal.
-    let checkouts: i64 = 57;
-    let fault_started = Instant::now();
+    let checkouts: i64 = 300;
     let mut confirmed = 0;
     for attempt in 0..checkouts {
         // On an emptied cart: a failed checkout leaves its cart as it was.
@@ -53,25 +62,23 @@ pub async fn under_half_errors_on_inventory_checkouts_succeed_as_the_retries_pro
             confirmed += 1;
         }
     }
-    // Expected about 41 of 57, with a spread of about 4.5 seen across runs (the budget binds
-    // at a different checkout each time); without retries about 14, spread 3.3. 26 lies more
-    // than three spreads from each, so this fails when the retries are gone, not by luck.
-    assert!(
-        confirmed >= 26,
-        "{confirmed} of {checkouts} checkouts confirmed"
-    );
-
     let metrics = shop.metrics(&shop.orders).await?;
     let calls = sum_of(&metrics, "hop_calls_total{", "upstream=\"inventory\"");
     let retries = sum_of(&metrics, "hop_retries_total{", "upstream=\"inventory\"");
-    assert!(calls >= checkouts as f64, "{calls} inventory calls");
-    assert!(retries > 0.0, "the steps were retried");
-    // The budget lends 0.25 retries per call plus a reserve of 5 per second, counted over
-    // its 10 s window: over a phase of T seconds the reserve adds up to at most 5 x (T + 10).
-    let reserve = 5.0 * (fault_started.elapsed().as_secs_f64() + 10.0);
+    let attempts_per_call = (calls + retries) / calls;
+    eprintln!(
+        "{confirmed} of {checkouts} checkouts confirmed; {calls} inventory calls, {retries} retries, {attempts_per_call:.3} attempts per call"
+    );
     assert!(
-        retries <= 0.25 * calls + reserve,
-        "{retries} retries for {calls} calls: more than the budget's ratio and reserve ({reserve:.0})"
+        confirmed >= 135,
+        "{confirmed} of {checkouts} checkouts confirmed: no more than two required inventory calls would give"
+    );
+    assert!(calls >= checkouts as f64, "{calls} inventory calls");
+    // Retries were made, and the budget held them to the lab's target.
+    assert!(retries > 0.0, "the steps were retried");
+    assert!(
+        attempts_per_call <= 1.3,
+        "{retries} retries for {calls} calls: {attempts_per_call:.3} attempts per call"
     );
 
     shop.heal(&shop.inventory).await?;
@@ -84,6 +91,7 @@ pub async fn under_half_errors_on_inventory_checkouts_succeed_as_the_retries_pro
         "the first checkout after the heal succeeded, {:?} after it",
         healed.elapsed()
     );
+    // The owed commits are made, the compensations finished: nothing held, owed or pending.
     shop.wait_until("every saga settled and the books balance", |audits| {
         audits.consistent()
     })

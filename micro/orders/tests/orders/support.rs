@@ -17,6 +17,8 @@ use sqlx::Connection as _;
 use tokio::sync::oneshot;
 
 pub const ADMIN_TOKEN: &str = "orders-test-admin-token";
+/// Units of each of the 20 seeded products.
+pub const SEED_STOCK: i64 = 3;
 /// Generous for two shared cores; a healthy run takes a fraction of it.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -95,7 +97,7 @@ fn settings(db: String, keyring: &Keyring, peer: Peer) -> api::Settings {
         token_secret: Some("orders-test-token-secret".to_owned()),
         seed: Some(7),
         seed_products: 20,
-        seed_stock: 3,
+        seed_stock: SEED_STOCK,
         seed_users: 3,
         payments_latency_ms: 1,
         // Short hops keep the tests that wait for timeouts and recovery quick: the saga is
@@ -176,6 +178,16 @@ impl Shop {
         backend: Backend,
         tweak: impl FnOnce(&mut api::Settings),
     ) -> Result<Shop> {
+        Shop::start_stocked(backend, SEED_STOCK, tweak).await
+    }
+
+    /// Like [`Shop::start_with`], with `stock` units of each product instead of
+    /// [`SEED_STOCK`]: for a test that sells more than the usual shelf holds.
+    pub async fn start_stocked(
+        backend: Backend,
+        stock: i64,
+        tweak: impl FnOnce(&mut api::Settings),
+    ) -> Result<Shop> {
         let mut databases = Databases::new(backend)?;
         let mut stops = Vec::new();
         let mut upstreams = std::collections::BTreeMap::new();
@@ -186,11 +198,12 @@ impl Shop {
             Context::Cart,
             Context::Payments,
         ] {
-            let settings = settings(
+            let mut settings = settings(
                 databases.url(context).await?,
                 &keyring,
                 Peer::Service(context),
             );
+            settings.seed_stock = stock;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
             let (stop, stopped) = oneshot::channel::<()>();
@@ -462,10 +475,20 @@ impl Audits {
             .count()
     }
 
-    /// Nothing held, nothing pending, and the money matches the confirmed orders.
+    /// Confirmed orders whose stock commit the saga still owes.
+    pub fn owed_stock_commits(&self) -> usize {
+        self.orders
+            .orders
+            .iter()
+            .filter(|order| order.stock_commit_pending)
+            .count()
+    }
+
+    /// Nothing held, nothing pending or owed, and the money matches the confirmed orders.
     pub fn consistent(&self) -> bool {
         self.held_reservations() == 0
             && self.pending_orders() == 0
+            && self.owed_stock_commits() == 0
             && self.money_kept_cents() == self.confirmed_cents()
     }
 }

@@ -9,12 +9,17 @@
 //! `retry_budget_min_per_sec`, so attempts per call stay at most
 //! `1 + ratio + min_per_sec / calls_per_sec` whatever the failure rate.
 //!
-//! That bound is over the budget's whole window (`retry_budget_ttl_ms`, 10 s by default):
-//! the budget is filled by every call of the window, so a fault shorter than the window can
-//! spend what the calm seconds before it deposited, and inside the fault attempts per call
-//! reach what `retries` alone allows (the quick profile's 1.25 s fault of 50 % errors on
-//! inventory measured 1.81). The trade-off, and why the default keeps the longer window:
-//! `micro/README.md`, "Resilience settings".
+//! That bound is over the budget's window (`retry_budget_ttl_ms`): the budget is filled by
+//! every call of the window, so a fault may spend what the calm calls just before it
+//! deposited, and tower keeps a reserve of `min_per_sec` x the window's seconds retries that
+//! can be spent at once. Both grow with the window: with 10 s, 5 a second and 0.25, a
+//! 1.25 s fault of 50 % errors on inventory could spend 8.75 calm seconds' deposits and a
+//! reserve of 50 retries, so only `retries` bound it and attempts per call reached 1.73-1.81
+//! (the lab's quick profile). Hence the defaults: a 1 s window (the shortest tower
+//! accepts), a reserve of 1, and one retry per eight calls — at most
+//! `1 + 0.125 x (1 + 1 s / fault)` plus the reserve's share in any fault, 1.23 in a 1.25 s
+//! one and 1.125 in a long one. The reasons in full: `micro/README.md`, "Resilience
+//! settings".
 
 use std::sync::Arc;
 use std::time::Duration;

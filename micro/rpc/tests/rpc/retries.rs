@@ -15,10 +15,13 @@ use micro_rpc::{Upstream, UpstreamSettings};
 
 use crate::support::{Mode, Stub, series, start_service};
 
-/// Breakers that never open, so these tests see the retry policy alone.
+/// Breakers that never open and a budget that a handful of calls cannot exhaust (the
+/// default lends one retry to a process that has made no calls yet), so these tests see the
+/// retry policy alone; the budget's own test sets its budget.
 fn without_breaker(retries: u32) -> UpstreamSettings {
     UpstreamSettings {
         retries,
+        retry_budget_min_per_sec: 1_000,
         breaker_min_calls: 1_000_000,
         breaker_no_answer_failures: 1_000_000,
         ..UpstreamSettings::default()
