@@ -125,6 +125,16 @@ impl FaultPair<'_> {
         }
     }
 
+    /// The two builds' blast radii (monolith, micro) where the fault can be judged on both
+    /// (`Cell::judgeable`): what a comparison of the two may use.
+    pub fn judged(&self) -> Option<(f64, f64)> {
+        let radius = |cell: Option<&Cell>| {
+            cell.filter(|cell| cell.judgeable())
+                .map(|cell| cell.blast_radius)
+        };
+        Some((radius(self.monolith)?, radius(self.micro)?))
+    }
+
     /// `kill · recommendations`, `errors 30 % · inventory`: how the report names a cell.
     pub fn name(&self) -> String {
         self.fault.label()

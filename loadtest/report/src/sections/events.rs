@@ -57,7 +57,18 @@ pub(super) fn faults(
             rows.push(vec![
                 Cell::plain(pair.name()),
                 Cell::plain(build_label(build)),
-                if cell.applied {
+                if !cell.applied {
+                    Cell::toned("not in force", Tone::Muted)
+                } else if !cell.judgeable() {
+                    // A radius of a shop already failing reads as a contained fault.
+                    Cell::toned(
+                        format!(
+                            "{} (not judged: failing before)",
+                            percent(cell.blast_radius)
+                        ),
+                        Tone::Bad,
+                    )
+                } else {
                     Cell::toned(
                         percent(cell.blast_radius),
                         if cell.blast_radius > 0.0 {
@@ -66,8 +77,6 @@ pub(super) fn faults(
                             Tone::Good
                         },
                     )
-                } else {
-                    Cell::toned("not in force", Tone::Muted)
                 },
                 Cell::plain(cell.degraded_steps.join(", ")),
                 recover,

@@ -240,14 +240,31 @@ pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
     figures
 }
 
+/// Over the faults judged on both builds where both ran faults, so the two means (and
+/// their ratio) are of the same cells; over the build's own judged cells otherwise.
 fn mean_blast_radius(results: &Results, build: Build) -> Option<f64> {
-    let (cells, _) = figures::faults(results, build)?;
-    let applied: Vec<f64> = cells
+    let pairs = figures::fault_pairs(results);
+    let both_ran = pairs
         .iter()
-        .filter(|cell| cell.applied)
-        .map(|cell| cell.blast_radius)
+        .any(|pair| pair.monolith.is_some() && pair.micro.is_some());
+    let radii: Vec<f64> = pairs
+        .iter()
+        .filter_map(|pair| {
+            if both_ran {
+                let (monolith, micro) = pair.judged()?;
+                Some(if build == Build::Monolith {
+                    monolith
+                } else {
+                    micro
+                })
+            } else {
+                pair.cell(build)
+                    .filter(|cell| cell.judgeable())
+                    .map(|cell| cell.blast_radius)
+            }
+        })
         .collect();
-    (!applied.is_empty()).then(|| applied.iter().sum::<f64>() / applied.len() as f64)
+    (!radii.is_empty()).then(|| radii.iter().sum::<f64>() / radii.len() as f64)
 }
 
 /// Deploys that were measured (a deploy that outlasted the load is not).

@@ -265,6 +265,18 @@ fn a_journey_failing_before_its_fault_is_a_warning_naming_the_cell() {
         "{}",
         failing[0]
     );
+    // Neither micro cell is judged: the kill's 30 % and the latency's 0 % (of a shop that
+    // sent no buy before it) say nothing of either fault, so no pair is left to compare.
+    let isolation = verdict(&results, "fault isolation");
+    assert_eq!(
+        isolation.status,
+        Status::NotTested,
+        "{}",
+        isolation.evidence
+    );
+    // Nor a mean for either build: the monolith's kill alone would be compared with nothing.
+    assert_eq!(super::mean_blast_radius(&results, Build::Micro), None);
+    assert_eq!(super::mean_blast_radius(&results, Build::Monolith), None);
 }
 
 #[test]

@@ -262,10 +262,13 @@ pub fn summary(results: &Results) -> String {
                                 crate::figures::attempts_per_call(attempts, cell.hop_calls)
                             ))
                             .unwrap_or_default(),
-                        cell.error
-                            .as_deref()
-                            .map(|error| format!(" ({})", first_line(error)))
-                            .unwrap_or_default()
+                        match cell.error.as_deref() {
+                            Some(error) => format!(" ({})", first_line(error)),
+                            None if cell.applied && !cell.judgeable() => {
+                                " (not judged: a journey was failing before it)".to_owned()
+                            }
+                            None => String::new(),
+                        }
                     );
                 }
             }

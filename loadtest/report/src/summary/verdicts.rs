@@ -96,16 +96,15 @@ fn independent_deploy(results: &Results) -> Verdict {
 
 fn fault_isolation(results: &Results) -> Verdict {
     let claim = "fault isolation";
-    let applied = |cell: Option<&Cell>| {
-        cell.filter(|cell| cell.applied)
-            .map(|cell| cell.blast_radius)
-    };
     let both: Vec<(f64, f64)> = fault_pairs(results)
         .iter()
-        .filter_map(|pair| Some((applied(pair.monolith)?, applied(pair.micro)?)))
+        .filter_map(crate::figures::FaultPair::judged)
         .collect();
     if both.is_empty() {
-        return not_tested(claim, "no fault was in force on both builds");
+        return not_tested(
+            claim,
+            "no fault was in force on both builds with the shop healthy before it",
+        );
     }
     let count = both.len() as f64;
     let monolith = both.iter().map(|(monolith, _)| monolith).sum::<f64>() / count;
@@ -126,7 +125,7 @@ fn fault_isolation(results: &Results) -> Verdict {
         Status::Mixed
     };
     let mut evidence = format!(
-        "a fault in one context degraded {} of the journey steps on the microservices and {} on the monolith (mean blast radius over {} faults in force on both builds); the radius was smaller on the microservices in {smaller} and larger in {larger}",
+        "a fault in one context degraded {} of the journey steps on the microservices and {} on the monolith (mean blast radius over {} faults in force on both builds, each on a shop healthy before it); the radius was smaller on the microservices in {smaller} and larger in {larger}",
         percent(micro),
         percent(monolith),
         both.len()

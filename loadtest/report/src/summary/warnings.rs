@@ -9,10 +9,6 @@ use loadtest_results::component::Build;
 use loadtest_results::experiments::Findings;
 use loadtest_results::stats;
 
-/// A journey that succeeded less often than this before a fault was failing already: the
-/// cell's figures for it say nothing about the fault.
-const HEALTHY_BEFORE: f64 = 0.9;
-
 /// A build that reached this share of the null endpoint's rate may be measuring the
 /// generator.
 const NEAR_CEILING: f64 = 0.7;
@@ -180,9 +176,8 @@ fn faults(results: &Results, warnings: &mut Vec<String>) {
         // after say nothing about the fault, whatever the blast radius leaves out.
         let mut failing = Vec::new();
         for cell in cells.iter().filter(|cell| cell.applied) {
-            for phases in &cell.journeys {
+            for phases in cell.unhealthy_before() {
                 let before = match phases.before.success_rate {
-                    Some(rate) if rate >= HEALTHY_BEFORE => continue,
                     Some(rate) => percent(rate),
                     None => "no request".to_owned(),
                 };
@@ -197,7 +192,7 @@ fn faults(results: &Results, warnings: &mut Vec<String>) {
             warnings.push(format!(
                 "On the {} a journey was failing, or not sent, before its fault was injected: {}. \
                  Those figures say nothing about the fault; the shop was not healthy to begin \
-                 with.",
+                 with, so their cells' blast radius is left out of every mean and verdict.",
                 build_label(build),
                 failing.join(", ")
             ));

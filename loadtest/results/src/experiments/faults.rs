@@ -52,6 +52,30 @@ pub struct Cell {
     pub hop_calls: Option<u64>,
 }
 
+/// A journey that succeeded less often than this before a fault was failing already: what
+/// the cell measured of it says nothing about the fault.
+pub const HEALTHY_BEFORE: f64 = 0.9;
+
+impl Cell {
+    /// The journeys that were failing, or sent nothing, before the fault was injected.
+    pub fn unhealthy_before(&self) -> impl Iterator<Item = &Phases> {
+        self.journeys.iter().filter(|phases| {
+            !phases
+                .before
+                .success_rate
+                .is_some_and(|rate| rate >= HEALTHY_BEFORE)
+        })
+    }
+
+    /// Whether the blast radius says something about this fault: it was in force, and every
+    /// journey was sent and healthy before it. A shop that already failed (a process still
+    /// down from the cell before) degrades nothing further, and its 0 % would read as a
+    /// contained fault.
+    pub fn judgeable(&self) -> bool {
+        self.applied && self.unhealthy_before().next().is_none()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Phases {
     pub journey: String,

@@ -111,7 +111,7 @@ fn point(name: &str, outcomes: &[&Outcome]) -> Option<SpectrumPoint> {
             _ => None,
         })
         .flatten()
-        .filter(|cell| cell.applied)
+        .filter(|cell| cell.judgeable())
         .collect();
     let blast = |kind: FaultKind| {
         Spread::of(
