@@ -958,6 +958,10 @@ impl Swarm {
             return probes;
         };
         for (task, container) in tasks.iter().zip(containers) {
+            // The stack's database is not the shop's: it counts in neither build's figures.
+            if self.component_of_service(&task.service).is_none() {
+                continue;
+            }
             let group = format!("/docker/{container}");
             probes.push((
                 self.process_of_service(&task.service),
@@ -986,6 +990,8 @@ impl Swarm {
         let mut replicas: BTreeMap<String, usize> = BTreeMap::new();
         tasks
             .iter()
+            // The stack's database is no process of the shop.
+            .filter(|task| self.component_of_service(&task.service).is_some())
             .map(|task| {
                 let name = self.process_of_service(&task.service);
                 let replica = replicas.entry(name.clone()).or_default();
