@@ -53,11 +53,7 @@ pub async fn run(
         Some(name) => group.named(name),
         None => group,
     };
-    let name = group.name();
-    micro_kit::run(name, args, |settings, listener, shutdown| {
-        micro_kit::serve(group, &MOUNTS, settings, listener, shutdown)
-    })
-    .await
+    micro_kit::run_group(group, &MOUNTS, args).await
 }
 
 #[cfg(test)]
