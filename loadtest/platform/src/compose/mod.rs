@@ -170,8 +170,6 @@ pub struct Compose {
     build: Build,
     /// The groups' services, on a topology between the builds; `None` for a build.
     layout: Option<Layout>,
-    /// The folder of the generated compose file when it is a temporary one.
-    _generated: Option<tempfile::TempDir>,
     command: Vec<String>,
     project: String,
     /// The environment every compose call gets: tag, secrets, ports.
@@ -191,6 +189,9 @@ pub struct Compose {
     restart_counts: BTreeMap<String, u64>,
     http: reqwest::Client,
     teardown: Teardown,
+    /// The folder of the generated compose file when it is a temporary one. Last: fields
+    /// drop in order, and the teardown of a dropped target still reads the file.
+    _generated: Option<tempfile::TempDir>,
 }
 
 /// Why a network cut is not realized on a topology between the builds.
@@ -353,7 +354,6 @@ impl Compose {
         let mut compose = Compose {
             build,
             layout,
-            _generated: None,
             command,
             project,
             service_keys,
@@ -367,6 +367,7 @@ impl Compose {
             restart_counts: BTreeMap::new(),
             http,
             teardown,
+            _generated: None,
         };
         compose.note_restart_counts().await?;
         Ok(compose)
