@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI's container step: install Docker and Compose when missing, start a Docker daemon when
-# none answers, build the nine images offline (deploy/docker/build-images.sh), then bring up
+# none answers, build the ten images offline (deploy/docker/build-images.sh), then bring up
 # each profile of docker-compose.yml in turn, run the contract suite against it, and take it
 # down. Whatever this script started — containers, networks, volumes, images, the daemon —
 # it removes or stops on the way out, failed or not; a daemon it found running it leaves be.
@@ -33,7 +33,7 @@ export SHOPLAB_TOKEN_SECRET="ci-secret-$$-$RANDOM$RANDOM"
 # The micro profile's service keys, one key pair per process (docker-compose.yml, "Service
 # keys"): without them its processes refuse to start.
 eval "$(cargo run -q -p shoplab -- service-keys)"
-images=(monolith catalog inventory cart orders payments users recommendations gateway)
+images=(monolith catalog inventory cart orders payments users recommendations gateway host)
 compose=(docker-compose --project-name "$project" --file docker-compose.yml)
 timings=()
 declare -A totals=()
@@ -194,7 +194,10 @@ fi
 
 # The lab on real containers: deploys and kills under load on both builds, the invariants
 # checked after each (compare exits non-zero when one is violated). The test profile's
-# binary, as CI's other lab run: what is checked here is what the containers did.
+# binary, as CI's other lab run: what is checked here is what the containers did. Among the
+# tests, one topology between the builds (browse-buy from the compose file the lab generates
+# for it, on the images built above: a sale, the group of payments killed and restarted by
+# the engine, the audit).
 phase "the lab's compose target: its tests on real containers"
 started=$SECONDS
 SHOPLAB_TEST_REQUIRE=docker-images SHOPLAB_TEST_COMPOSE_TAG="$SHOPLAB_TAG" \

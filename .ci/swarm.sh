@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI's swarm step: the lab on a real orchestrator. Install Docker when missing, start a daemon
-# when none answers (.ci/docker.sh), build the shop's nine images (deploy/docker/
+# when none answers (.ci/docker.sh), build the shop's ten images (deploy/docker/
 # build-images.sh) and the swarm's two (deploy/swarm/build-images.sh: the node, PostgreSQL),
 # then run the swarm target's tests and a quick `shoplab compare --target swarm` on both
 # builds: the lab makes a 3-node swarm of docker-in-docker nodes per build, gets the images
@@ -23,7 +23,7 @@ phase() { printf '\n--- swarm: %s  (%ss)\n' "$*" "$SECONDS"; }
 work="$(mktemp -d)"
 prefix="shoplab-ci-$$"
 export SHOPLAB_TAG="ci-$$"
-images=(monolith catalog inventory cart orders payments users recommendations gateway
+images=(monolith catalog inventory cart orders payments users recommendations gateway host
   shoplab swarm-node postgres)
 timings=()
 
@@ -124,7 +124,10 @@ took "$started" "swarm target tests"
 # `--swarm-manager`: the lab on an existing swarm, here this engine made a one-node swarm by
 # the test (the daemon is this step's own, or one found running and in no swarm; the test
 # leaves the swarm again, and refuses an engine that is a worker of another). Run alone,
-# after the tests above: it changes the engine's own state, which they run beside.
+# after the tests above: it changes the engine's own state, which they run beside. On that
+# same swarm it then runs one topology between the builds (browse-buy, its stack rendered
+# from its generated compose file, a kill Swarm heals and a short step of load): the swarm
+# and the images are already there, so it costs no second swarm.
 phase "the lab on an existing swarm (this engine's, through its manager)"
 started=$SECONDS
 SHOPLAB_TEST_HOST_SWARM=1 SHOPLAB_TEST_REQUIRE=swarm,host-swarm \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The offline path: builds shoplab's nine images without pulling anything. The binaries are
+# The offline path: builds shoplab's ten images without pulling anything. The binaries are
 # compiled here as static executables and copied into `FROM scratch` images
 # (Dockerfile.offline). CI builds its images this way.
 #
@@ -34,9 +34,11 @@ declare -A binary_of=(
   [users]=micro-users
   [recommendations]=micro-recommendations
   [gateway]=micro-gateway
+  [host]=micro-host
   [shoplab]=shoplab
 )
-images=(monolith catalog inventory cart orders payments users recommendations gateway)
+# `host` runs any group of contexts (`micro-host --group ...`): a topology's processes.
+images=(monolith catalog inventory cart orders payments users recommendations gateway host)
 if [[ "${SHOPLAB_LAB_IMAGE:-0}" == 1 ]]; then images+=(shoplab); fi
 
 phase() { printf '\n--- %s  (%ss)\n' "$*" "$SECONDS"; }

@@ -92,7 +92,7 @@ enum Command {
         name: crate::service::Process,
         /// What a group's process calls itself (its preset's group name, e.g. `core`);
         /// its contexts joined by `+` when absent.
-        #[arg(long = "name", value_parser = crate::service::parse_process_name)]
+        #[arg(long = "name", value_parser = micro_host::parse_process_name)]
         process_name: Option<String>,
         /// The gateway's admin port (the front door's control port).
         #[arg(long, default_value_t = 0)]

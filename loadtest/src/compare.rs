@@ -290,7 +290,11 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<Ending> {
         forward_logs: args.logs,
         limits,
         platform: args.platform.target.clone(),
-        compose: args.platform.compose.settings(pinning.sut_cpus.clone()),
+        compose: loadtest_platform::compose::ComposeSettings {
+            // A topology's generated compose file, beside the results it produced.
+            generated: Some(out.clone()),
+            ..args.platform.compose.settings(pinning.sut_cpus.clone())
+        },
         kubernetes: args.platform.kubernetes.settings(),
         swarm: args
             .platform

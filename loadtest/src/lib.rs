@@ -16,6 +16,5 @@ pub mod compare;
 mod environment;
 mod micro;
 mod service;
-pub use service::MOUNTS;
 mod suite;
 mod topology;

@@ -2,27 +2,13 @@
 //! it: the gateway, the monolith, the front door, or a service hosting a group of contexts
 //! (`catalog`, or `catalog+recommendations` in a topology between the two builds). Running
 //! them from the `shoplab` executable itself means `cargo run -p shoplab -- serve micro`
-//! needs no other binary built; the `micro-*` binaries run exactly the same mounts (what a
-//! container starts).
+//! needs no other binary built. A group is hosted from `micro_host::MOUNTS`, the one table of
+//! every context's mount, which the `micro-host` binary (the `shoplab/host` image) and the
+//! contract tests host their groups from too.
 
-use domain::Context;
 use domain::topology::Group;
-use micro_kit::Mount;
 
 use loadtest_platform::local::supervisor::{Component, die_with_supervisor};
-
-/// Every context's mount: this binary can host any group. Glue at the top: the service
-/// crates cannot know each other, so the table of all of them lives in the one crate that
-/// links them all (the contract tests host their groups from it too).
-pub const MOUNTS: [(Context, Mount); 7] = [
-    (Context::Catalog, micro_catalog::mount),
-    (Context::Inventory, micro_inventory::mount),
-    (Context::Cart, micro_cart::mount),
-    (Context::Orders, micro_orders::mount),
-    (Context::Payments, micro_payments::mount),
-    (Context::Users, micro_users::mount),
-    (Context::Recommendations, micro_recommendations::mount),
-];
 
 /// What `shoplab service` runs.
 #[derive(Clone, Debug)]
@@ -42,18 +28,6 @@ pub(crate) fn parse_process(name: &str) -> Result<Process, String> {
             "{name:?} is neither gateway, monolith, front-door nor a group of contexts: {error}"
         )
     })
-}
-
-/// A process name: lowercase letters, digits, `-` and `+`, as a file or database name
-/// built from it may hold.
-pub(crate) fn parse_process_name(name: &str) -> Result<String, String> {
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '+';
-    if name.is_empty() || !name.chars().all(allowed) {
-        return Err(format!(
-            "{name:?} is not a process name: lowercase letters, digits, '-' and '+' only"
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 /// Serves `process` from its flags until SIGTERM/SIGINT; a group calls itself `name` when
@@ -83,13 +57,5 @@ pub(crate) async fn run(
         Process::Component(Component::Service(context)) => Group::one(context),
         Process::Group(group) => group,
     };
-    let group = match name {
-        Some(name) => group.named(name),
-        None => group,
-    };
-    let name = group.name();
-    micro_kit::run(name, args, |settings, listener, shutdown| {
-        micro_kit::serve(group, &MOUNTS, settings, listener, shutdown)
-    })
-    .await
+    micro_host::run(group, name, args).await
 }

@@ -136,7 +136,7 @@ fn start_topology(topology: Topology) -> BoxFuture<'static, anyhow::Result<Start
             servers.push(tokio::spawn(async move {
                 micro_kit::serve(
                     group,
-                    &shoplab::MOUNTS,
+                    &micro_host::MOUNTS,
                     service_settings,
                     listener,
                     shutdown,

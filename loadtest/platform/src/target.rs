@@ -555,11 +555,18 @@ pub fn components_of(build: Build) -> Vec<Component> {
 /// Whether `platform` can run `topology`: the two builds run everywhere; a topology between
 /// them only where the platform registered a way to start one. Asked before anything starts.
 pub fn check_topology(platform: &Registration, topology: &Topology) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        Build::of_topology(topology).is_some() || platform.start_topology.is_some(),
-        "the topology {topology} runs on --target local only: the {} platform's files \
-         describe the monolith and the microservices",
+    if Build::of_topology(topology).is_some() || platform.start_topology.is_some() {
+        return Ok(());
+    }
+    let able: Vec<&str> = crate::PLATFORMS
+        .iter()
+        .filter(|other| other.start_topology.is_some())
+        .map(|other| other.name)
+        .collect();
+    anyhow::bail!(
+        "the topology {topology} runs on --target {} only: the {} platform's files describe \
+         the monolith and the microservices",
+        able.join(", "),
         platform.name
-    );
-    Ok(())
+    )
 }

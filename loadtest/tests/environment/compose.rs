@@ -1,6 +1,7 @@
 //! The compose target on real containers: the engine's restart policy after a kill, a
 //! rolling deploy that replaces a container, a CPU limit put on and lifted, a network cut
-//! that the product page absorbs, and nothing left behind.
+//! that the product page absorbs, a topology between the builds from its generated file, and
+//! nothing left behind.
 //!
 //! They need a Docker engine and the images: `.ci/compose.sh` builds them and runs these
 //! with `SHOPLAB_TEST_COMPOSE_TAG=<tag>`. Without it they are reported ignored, with the
@@ -10,12 +11,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use domain::Context;
-use loadtest_platform::TargetSettings;
 use loadtest_platform::compose::ComposeSettings;
 use loadtest_platform::local::supervisor::{Build, Component, NetworkFault};
+use loadtest_platform::{Target, TargetSettings};
 use serde_json::{Value, json};
 
-use crate::support::{answer, eventually, started_target, target_settings};
+use crate::support::{
+    SEED, answer, checkout_at, eventually, log_in_at, put_in_cart_at, started_target,
+    target_settings,
+};
 
 /// The compose target's settings for one test, on the images tagged `tag`.
 fn compose_settings(test: &str, tag: String) -> TargetSettings {
@@ -268,4 +272,118 @@ pub async fn the_workshop_on_compose_shows_the_containers_lets_the_engine_heal_a
     workshop
         .a_killed_catalog_comes_back(Duration::from_secs(60), "the engine")
         .await;
+}
+
+/// A topology between the builds on compose: its file generated from the micro profile and
+/// written where asked, one container per group (`shoplab/host`) and the gateway; a sale
+/// through the gateway (the saga: `buy` calls `browse` for the prices); `payments` killed is
+/// `buy`'s container killed, which the engine restarts, and the next sale goes through;
+/// the audit holds.
+pub async fn on_compose_a_topology_runs_a_container_per_group_sells_through_the_gateway_and_heals_the_group_of_payments(
+    tag: String,
+) {
+    let mut settings = compose_settings("topology", tag);
+    let generated = tempfile::tempdir().expect("a folder");
+    settings.compose.generated = Some(generated.path().to_owned());
+    let project = format!("{}-browse-buy", project_prefix("topology"));
+    let topology = domain::Topology::parse("browse-buy").expect("a preset");
+    let mut target = Target::start_topology(&topology, &settings)
+        .await
+        .unwrap_or_else(|error| panic!("browse-buy starts on compose: {error:#}"));
+    let summary = target.reset(&settings).await.expect("reset");
+    assert_eq!(summary.user_password, format!("shoplab-{SEED}"));
+
+    let file = std::fs::read_to_string(generated.path().join("compose-browse-buy.yml"))
+        .expect("the generated compose file, beside the run's data");
+    assert!(
+        file.contains("--group=cart+inventory+orders+payments")
+            && file.contains("--upstream=catalog=http://browse:8080"),
+        "{file}"
+    );
+    let mut services: Vec<String> = containers(&project)
+        .into_iter()
+        .map(|(_, service)| service)
+        .collect();
+    services.sort();
+    assert_eq!(services, ["browse", "buy", "gateway"]);
+    assert_eq!(
+        target.process_name(Component::Service(Context::Payments)),
+        "buy"
+    );
+    let mut named: Vec<String> = target
+        .named_probes()
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    named.sort();
+    assert_eq!(named, ["browse", "buy", "front-door", "gateway"]);
+
+    let http = reqwest::Client::new();
+    let base = target.url().to_owned();
+    let sell = async |key: &str| {
+        let token = log_in_at(&http, &base).await;
+        put_in_cart_at(&http, &base, &token, 3).await;
+        checkout_at(&http, &base, &token, key).await
+    };
+    let (status, order) = sell("topology-first").await;
+    assert_eq!(status, 201, "{order}");
+
+    // The engine restarts the container of the group hosting payments, and the lab sees it
+    // under the group's name.
+    let buy: Vec<String> = containers(&project)
+        .into_iter()
+        .filter(|(_, service)| service == "buy")
+        .map(|(id, _)| id)
+        .collect();
+    target
+        .kill(Component::Service(Context::Payments))
+        .await
+        .expect("kill -9");
+    let restarts = target
+        .self_heal_until(Instant::now() + Duration::from_secs(10))
+        .await;
+    assert_eq!(restarts.len(), 1, "one restart seen: {restarts:?}");
+    assert_eq!(restarts[0].component, "buy");
+    assert_eq!(inspect(&buy[0], "{{.RestartCount}}"), "1");
+    target.restore().await.expect("every container ready");
+    let (status, order) = sell("topology-after-the-kill").await;
+    assert_eq!(status, 201, "{order}");
+
+    // A replica and a network cut are refused with the reason, before anything changes.
+    let replica = target
+        .add_replica(Component::Service(Context::Payments))
+        .await
+        .expect_err("no replica of a group");
+    assert!(
+        format!("{replica:#}").contains("not applicable"),
+        "{replica:#}"
+    );
+    let cut = target
+        .break_calls(Context::Catalog, NetworkFault::Cut)
+        .await
+        .expect("asked");
+    assert!(
+        cut.not_realized
+            .as_deref()
+            .is_some_and(|why| why.starts_with("not applicable")),
+        "{:?}",
+        cut.not_realized
+    );
+
+    let (audit, quiet) = target
+        .quiesce(Duration::from_secs(20))
+        .await
+        .expect("the audit");
+    assert!(quiet, "nothing left in flight");
+    let report = loadtest_check::check(&audit, None);
+    let broken: Vec<&str> = report
+        .violated()
+        .map(|invariant| invariant.id.as_str())
+        .collect();
+    assert!(broken.is_empty(), "invariants broken: {broken:?}");
+    assert_eq!(audit.orders.len(), 2, "both sales recorded");
+
+    target.stop().await.expect("compose down");
+    assert_eq!(containers(&project), Vec::new(), "nothing left behind");
 }

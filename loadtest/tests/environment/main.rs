@@ -86,6 +86,7 @@ fn main() -> ExitCode {
     tests!(suite, workshop::the_page_shows_a_killed_catalog_turn_red_and_browse_fail_then_both_recover_on_heal, needs chromedriver());
     tests!(suite, compose::on_compose_the_engine_restarts_a_killed_monolith_and_a_rolling_deploy_replaces_its_container, needs compose_images());
     tests!(suite, compose::on_compose_a_cut_network_to_recommendations_empties_the_list_and_reconnecting_brings_it_back, needs compose_images());
+    tests!(suite, compose::on_compose_a_topology_runs_a_container_per_group_sells_through_the_gateway_and_heals_the_group_of_payments, needs compose_images());
     tests!(suite, compose::the_workshop_on_compose_shows_the_containers_lets_the_engine_heal_a_kill_and_refuses_what_compose_cannot_do, needs compose_images());
     tests!(suite, swarm::on_a_swarm_a_killed_monolith_is_healed_a_roll_replaces_it_and_a_bad_release_is_rolled_back, needs swarm_images());
     tests!(suite, swarm::on_a_swarm_calls_spread_over_a_scaled_service_a_lost_node_is_rescheduled_and_a_drain_gets_spares_first, needs swarm_images());

@@ -2,8 +2,9 @@
 //! task, load generators run as a task per node, Swarm rolls a service, rolls a bad release
 //! back by itself, spreads calls over a scaled service's replicas, reschedules the tasks of a
 //! lost node; the workshop shows the stack's tasks and Swarm healing a kill; a swarm the lab
-//! did not make is used through its manager and left as it was; a run leaves nothing
-//! behind, and missing images are refused before anything is made.
+//! did not make is used through its manager and left as it was, and runs a topology between
+//! the builds there; a run leaves nothing behind, and missing images are refused before
+//! anything is made.
 //!
 //! They need a Docker engine and the images: `.ci/swarm.sh` builds them and runs these with
 //! `SHOPLAB_TEST_SWARM_TAG=<tag>`. Without it they are reported ignored, with the reason
@@ -19,7 +20,10 @@ use loadtest_platform::{Target, TargetSettings};
 
 use crate::support::{SEED, answer, started_target, target_settings};
 use loadtest_lab::generators;
+use loadtest_lab::journeys::{Recorder, Shopfront};
+use loadtest_lab::load::{self, LoadPlan};
 use loadtest_platform::GeneratorJob;
+use loadtest_results::history::Outcome;
 
 fn swarm_settings(test: &str, tag: String, nodes: usize) -> TargetSettings {
     TargetSettings {
@@ -413,7 +417,8 @@ impl Drop for HostSwarm {
 /// `--swarm-manager`: the lab deploys to a swarm it did not make, through the manager's engine
 /// alone — this machine's engine as a swarm of one node, which holds the images already.
 /// Swarm heals a task the lab killed (a task on the manager's node is within reach), the
-/// nodes are not the lab's to kill, and stopping removes the stack and leaves the swarm.
+/// nodes are not the lab's to kill, and stopping removes the stack and leaves the swarm. Then
+/// a topology between the builds on the same swarm (made once: no second swarm for it).
 pub async fn an_existing_swarm_is_used_through_its_manager_and_left_as_it_was(tag: String) {
     let host = HostSwarm::join();
     let mut settings = swarm_settings("existing", tag, 3);
@@ -471,7 +476,73 @@ pub async fn an_existing_swarm_is_used_through_its_manager_and_left_as_it_was(ta
         "active",
         "the swarm itself is left as it was"
     );
+
+    // A topology between the builds on the same swarm: its stack rendered from its
+    // generated compose file, a service per group, and a short step of load through it.
+    a_topology_runs_on_the_swarm(&settings).await;
     drop(host);
+}
+
+/// `browse-buy` as a stack on the swarm of `settings`: one service per group (the
+/// `shoplab/host` image) and the gateway, named by its groups; a kill of `payments` is a task
+/// of `buy` that Swarm replaces; three seconds of the lab's load through the front door lose
+/// nothing; stopping removes it.
+async fn a_topology_runs_on_the_swarm(settings: &TargetSettings) {
+    let topology = domain::Topology::parse("browse-buy").expect("a preset");
+    let mut target = Target::start_topology(&topology, settings)
+        .await
+        .unwrap_or_else(|error| panic!("browse-buy starts on the swarm: {error:#}"));
+    let summary = target.reset(settings).await.expect("reset");
+    let mut processes: Vec<String> = target
+        .named_processes()
+        .await
+        .into_iter()
+        .map(|process| process.name)
+        .collect();
+    processes.sort();
+    assert_eq!(processes, ["browse", "buy", "gateway"]);
+
+    target
+        .kill(Component::Service(Context::Payments))
+        .await
+        .expect("kill -9");
+    let restarts = target.self_heal_until(Instant::now()).await;
+    assert_eq!(restarts.len(), 1, "Swarm replaced the task: {restarts:?}");
+    assert_eq!(restarts[0].component, "buy");
+    target.restore().await.expect("every task back");
+
+    let plan = LoadPlan {
+        base_url: target.url().to_owned(),
+        users: 4,
+        duration: Duration::from_secs(3),
+        rate: None,
+        request_timeout: Duration::from_secs(5),
+    };
+    let shop = Shopfront {
+        products: summary.products,
+        users: summary.users,
+        first_user: 0,
+        password: summary.user_password.clone(),
+        // One buyer among the four: the small shop has two seeded users, and two buyers
+        // sharing one cart would check out each other's items.
+        browse_weight: 3,
+        buy_weight: 1,
+    };
+    let run = load::run(&plan, &shop, &Recorder::new(Instant::now()))
+        .await
+        .expect("the load runs");
+    let failed: Vec<String> = run
+        .records
+        .iter()
+        .filter(|record| record.outcome != Outcome::Ok)
+        .map(|record| format!("{} {}", record.transaction, record.status))
+        .collect();
+    assert!(run.records.len() > 20, "{} requests", run.records.len());
+    assert_eq!(failed, Vec::<String>::new(), "of {}", run.records.len());
+
+    target.stop().await.expect("the stack is removed");
+    let prefix = prefix("existing");
+    assert_eq!(left_behind(&prefix), Vec::<String>::new());
 }
 
 pub async fn missing_images_are_named_with_their_fix_before_anything_is_made(_tag: String) {

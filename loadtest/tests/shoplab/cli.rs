@@ -230,12 +230,12 @@ async fn workshop_refuses_a_bad_topology_before_anything_starts_naming_what_is_w
                 "--port",
                 "0",
                 "--target",
-                "compose",
+                "kubernetes",
                 "--topologies",
                 "coarse",
             ][..],
             1,
-            "runs on --target local only",
+            "runs on --target local, compose, swarm only",
         ),
     ] {
         let output = shoplab(args, Duration::from_secs(30)).await;

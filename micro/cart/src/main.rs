@@ -12,5 +12,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    micro_kit::run(domain::Context::Cart, &cli.serve, micro_cart::serve).await
+    micro_kit::run_group(
+        domain::Context::Cart.into(),
+        &[(domain::Context::Cart, micro_cart::mount)],
+        &cli.serve,
+    )
+    .await
 }

@@ -12,5 +12,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    micro_kit::run(domain::Context::Catalog, &cli.serve, micro_catalog::serve).await
+    micro_kit::run_group(
+        domain::Context::Catalog.into(),
+        &[(domain::Context::Catalog, micro_catalog::mount)],
+        &cli.serve,
+    )
+    .await
 }

@@ -12,10 +12,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    micro_kit::run(
-        domain::Context::Inventory,
+    micro_kit::run_group(
+        domain::Context::Inventory.into(),
+        &[(domain::Context::Inventory, micro_inventory::mount)],
         &cli.serve,
-        micro_inventory::serve,
     )
     .await
 }

@@ -12,5 +12,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    micro_kit::run(domain::Context::Orders, &cli.serve, micro_orders::serve).await
+    micro_kit::run_group(
+        domain::Context::Orders.into(),
+        &[(domain::Context::Orders, micro_orders::mount)],
+        &cli.serve,
+    )
+    .await
 }

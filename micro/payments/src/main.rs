@@ -12,5 +12,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    micro_kit::run(domain::Context::Payments, &cli.serve, micro_payments::serve).await
+    micro_kit::run_group(
+        domain::Context::Payments.into(),
+        &[(domain::Context::Payments, micro_payments::mount)],
+        &cli.serve,
+    )
+    .await
 }

@@ -12,10 +12,13 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    micro_kit::run(
-        domain::Context::Recommendations,
+    micro_kit::run_group(
+        domain::Context::Recommendations.into(),
+        &[(
+            domain::Context::Recommendations,
+            micro_recommendations::mount,
+        )],
         &cli.serve,
-        micro_recommendations::serve,
     )
     .await
 }

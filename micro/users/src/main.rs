@@ -12,5 +12,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    micro_kit::run(domain::Context::Users, &cli.serve, micro_users::serve).await
+    micro_kit::run_group(
+        domain::Context::Users.into(),
+        &[(domain::Context::Users, micro_users::mount)],
+        &cli.serve,
+    )
+    .await
 }

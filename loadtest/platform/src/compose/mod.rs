@@ -28,6 +28,14 @@
 //! - CPU limit: `docker update --cpus`, the compose file's own limit put back at heal.
 //! - CPU and memory: the engine's cgroup v1 accounting of each container (`cpuacct.usage`,
 //!   `memory.usage_in_bytes`: what `docker stats` reads), plus the front door's process.
+//!
+//! A topology between the two builds (`--topologies browse-buy`) runs from a compose file
+//! generated for it from the micro profile ([`topology`]): one container per group of
+//! contexts (the `shoplab/host` image), the gateway in front, written beside the run's
+//! results. A component names a process as on the local target: `Service(context)` is the
+//! container of the group hosting `context`, so killing `payments` on `browse-buy` kills
+//! `buy`, and rolling it rolls `buy`. Not realized there, with the reason: a replica, and the
+//! network cut (it would cut every context of the group, not the one named).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,6 +48,7 @@ use domain::faults::{Fault, Layer};
 mod deploy;
 mod engine;
 mod faults;
+pub mod topology;
 
 use engine::{
     Container, docker, exited_at, inspect, is_ready, project_containers, remove_labelled, run,
@@ -55,8 +64,11 @@ use futures::FutureExt as _;
 use crate::cgroup;
 use crate::sidecars::door::FrontDoor;
 use crate::sidecars::fault_proxy::NetworkFault;
-use crate::{Injection, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
+use crate::{
+    Injection, NamedProcess, Platform, Probe, ProcessView, Registration, Restart, TargetSettings,
+};
 use loadtest_results::component::{Build, Component};
+use topology::Layout;
 
 /// How `--target compose` finds the engine's images and names its projects.
 #[derive(Clone, Debug, clap::Args)]
@@ -85,6 +97,7 @@ impl ComposeArgs {
             tag: self.image_tag.clone(),
             cpus,
             project: self.compose_project.clone(),
+            generated: None,
         }
     }
 }
@@ -104,6 +117,10 @@ pub struct ComposeSettings {
     /// The compose projects' names start with this (then `-monolith` or `-micro`); default
     /// `shoplab-lab-<pid>`, so concurrent runs on one engine never share containers.
     pub project: Option<String>,
+    /// Where the compose file generated for a topology between the builds is written, so a
+    /// user can read what ran (`compare`: the run's results folder); a temporary folder,
+    /// removed at stop, when `None`.
+    pub generated: Option<PathBuf>,
 }
 
 impl ComposeSettings {
@@ -122,6 +139,7 @@ impl Default for ComposeSettings {
             tag: "latest".to_owned(),
             cpus: Vec::new(),
             project: None,
+            generated: None,
         }
     }
 }
@@ -134,7 +152,12 @@ pub(crate) const REGISTRATION: Registration = Registration {
         async move { Ok(Box::new(Compose::start(build, settings).await?) as Box<dyn Platform>) }
             .boxed()
     },
-    start_topology: None,
+    start_topology: Some(|topology, settings| {
+        async move {
+            Ok(Box::new(Compose::start_topology(topology, settings).await?) as Box<dyn Platform>)
+        }
+        .boxed()
+    }),
     takes_process_limits: false,
     takes_database_server: false,
     has_nodes: false,
@@ -145,6 +168,8 @@ pub(crate) const REGISTRATION: Registration = Registration {
 /// One build running as a compose project.
 pub struct Compose {
     build: Build,
+    /// The groups' services, on a topology between the builds; `None` for a build.
+    layout: Option<Layout>,
     command: Vec<String>,
     project: String,
     /// The environment every compose call gets: tag, secrets, ports.
@@ -164,7 +189,15 @@ pub struct Compose {
     restart_counts: BTreeMap<String, u64>,
     http: reqwest::Client,
     teardown: Teardown,
+    /// The folder of the generated compose file when it is a temporary one. Last: fields
+    /// drop in order, and the teardown of a dropped target still reads the file.
+    _generated: Option<tempfile::TempDir>,
 }
+
+/// Why a network cut is not realized on a topology between the builds.
+const CUT_ON_A_GROUP: &str = "`docker network disconnect` of the container hosting the \
+    context would cut every context of its group, and their calls to each other are \
+    in-process; the microservices build, a container per context, realizes it";
 
 /// How long a container may take to answer `/ready` after a start, a recreate or a restart.
 const READY_DEADLINE: Duration = Duration::from_secs(120);
@@ -177,13 +210,69 @@ const STOP_GRACE_S: u32 = 10;
 
 impl Compose {
     async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Compose> {
+        let project = format!("{}-{build}", settings.compose.project_prefix());
+        let file = settings.compose.file.clone();
+        Compose::launch(build, None, project, file, settings).await
+    }
+
+    /// A topology between the builds: its compose file generated from the micro profile's
+    /// services and written out, then started as a build is.
+    async fn start_topology(
+        topology: domain::Topology,
+        settings: &TargetSettings,
+    ) -> anyhow::Result<Compose> {
+        let compose = &settings.compose;
+        // A custom spec holds `+` and `,`, which a project name may not.
+        let slug: String = topology
+            .to_string()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let project = format!("{}-{slug}", compose.project_prefix());
+        let source = std::fs::read_to_string(&compose.file)
+            .with_context(|| format!("read {}", compose.file.display()))?;
+        let text = topology::render_text(&source, &topology)
+            .with_context(|| format!("generate the compose file of the topology {topology}"))?;
+        let (folder, temporary) = match &compose.generated {
+            Some(folder) => (folder.clone(), None),
+            None => {
+                let temporary = tempfile::Builder::new()
+                    .prefix("shoplab-compose-")
+                    .tempdir()
+                    .context("create a folder for the generated compose file")?;
+                (temporary.path().to_owned(), Some(temporary))
+            }
+        };
+        std::fs::create_dir_all(&folder).with_context(|| format!("create {}", folder.display()))?;
+        let file = folder.join(format!("compose-{slug}.yml"));
+        std::fs::write(&file, text).with_context(|| format!("write {}", file.display()))?;
+        tracing::info!(file = %file.display(), %topology, "the topology's compose file");
+        let mut started = Compose::launch(
+            Build::Micro,
+            Some(Layout::of(&topology)),
+            project,
+            file,
+            settings,
+        )
+        .await?;
+        started._generated = temporary;
+        Ok(started)
+    }
+
+    /// Starts `file` (a build's profile of it, or a topology's whole file) as `project`.
+    async fn launch(
+        build: Build,
+        layout: Option<Layout>,
+        project: String,
+        file: PathBuf,
+        settings: &TargetSettings,
+    ) -> anyhow::Result<Compose> {
         let compose = &settings.compose;
         let command = if compose.command.is_empty() {
             default_command()
         } else {
             compose.command.clone()
         };
-        let project = format!("{}-{build}", compose.project_prefix());
         let admin_token = hex::encode(rand::random::<[u8; 16]>());
         let metrics_token = hex::encode(rand::random::<[u8; 16]>());
         let service_keys = domain::trust::Keyring::generate();
@@ -205,10 +294,12 @@ impl Compose {
             "--project-name".to_owned(),
             project.clone(),
             "--file".to_owned(),
-            compose.file.display().to_string(),
-            "--profile".to_owned(),
-            build.as_str().to_owned(),
+            file.display().to_string(),
         ]);
+        // A topology's file is all its own: no profiles in it.
+        if layout.is_none() {
+            command.extend(["--profile".to_owned(), build.as_str().to_owned()]);
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .pool_idle_timeout(api::server::CLIENT_POOL_IDLE)
@@ -229,9 +320,13 @@ impl Compose {
             env: env.clone(),
             armed: true,
         };
+        let what = layout.as_ref().map_or_else(
+            || format!("the {build} build"),
+            |layout| format!("the topology {}", layout.topology()),
+        );
         run(&command, &["up", "--detach", "--no-build"], &env)
             .await
-            .with_context(|| format!("start the {build} build with compose"))?;
+            .with_context(|| format!("start {what} with compose"))?;
         let front = front_service(build);
         let containers = project_containers(&project).await?;
         for container in &containers {
@@ -243,7 +338,7 @@ impl Compose {
         let public = containers
             .iter()
             .find(|container| container.service == front)
-            .with_context(|| format!("the {build} build has no {front} container"))?;
+            .with_context(|| format!("{what} has no {front} container"))?;
         let direct_url = public.published(8080)?;
         let admin_url = match build {
             Build::Monolith => direct_url.clone(),
@@ -258,6 +353,7 @@ impl Compose {
         .await?;
         let mut compose = Compose {
             build,
+            layout,
             command,
             project,
             service_keys,
@@ -271,6 +367,7 @@ impl Compose {
             restart_counts: BTreeMap::new(),
             http,
             teardown,
+            _generated: None,
         };
         compose.note_restart_counts().await?;
         Ok(compose)
@@ -305,9 +402,13 @@ impl Compose {
         Ok((self.front_door.control_url().to_owned(), catalog))
     }
 
-    /// Each running container by its cgroups, and the front door by its PID.
-    async fn container_probes(&self) -> Vec<(Component, Probe)> {
-        let mut probes = vec![(Component::FrontDoor, Probe::Pid(self.front_door.pid()))];
+    /// Each running container by its cgroups under its process's name (a component's, or
+    /// on a topology a group's), and the front door by its PID.
+    async fn container_probes(&self) -> Vec<(String, Probe)> {
+        let mut probes = vec![(
+            Component::FrontDoor.to_string(),
+            Probe::Pid(self.front_door.pid()),
+        )];
         let Ok(containers) = project_containers(&self.project).await else {
             return probes;
         };
@@ -318,12 +419,39 @@ impl Compose {
             ) else {
                 continue;
             };
-            let Some(component) = Component::parse(&container.service) else {
-                continue;
-            };
-            probes.push((component, cgroup::container_probe(&cpuacct, &memory)));
+            probes.push((
+                self.process_of_service(&container.service),
+                cgroup::container_probe(&cpuacct, &memory),
+            ));
         }
         probes
+    }
+
+    /// The name the results give the process a compose service runs: the service's own for
+    /// a build (`catalog`), its group's on a topology (`buy`).
+    fn process_of_service(&self, service: &str) -> String {
+        match &self.layout {
+            Some(layout) => layout.process_name(service),
+            None => service.to_owned(),
+        }
+    }
+
+    /// The compose service that runs `component`: on a topology, a context's is its group's.
+    fn service_of(&self, component: Component) -> String {
+        match (&self.layout, component) {
+            (Some(layout), Component::Service(context)) => layout.service_of(context).to_owned(),
+            _ => component.as_str().to_owned(),
+        }
+    }
+
+    /// Why an operation is not realized on a topology between the builds.
+    fn not_on_topology(&self, what: &str, why: &str) -> Option<String> {
+        self.layout.as_ref().map(|layout| {
+            format!(
+                "not applicable: {what} on the topology {} on compose: {why}",
+                layout.topology()
+            )
+        })
     }
 
     /// Watches the engine's restart policy at work until `until`: a container whose process
@@ -352,7 +480,7 @@ impl Compose {
                             let _ = self.follow_front().await;
                         }
                         restarts.push(Restart {
-                            component: container.service.clone(),
+                            component: self.process_of_service(&container.service),
                             at: since,
                             backoff_ms: 0,
                             down_ms: since.elapsed().as_millis() as u64,
@@ -450,7 +578,7 @@ impl Compose {
     }
 
     async fn of(&self, component: Component) -> anyhow::Result<Vec<Container>> {
-        let service = component.as_str();
+        let service = self.service_of(component);
         Ok(project_containers(&self.project)
             .await?
             .into_iter()
@@ -552,13 +680,71 @@ impl Platform for Compose {
         &self.metrics_token
     }
 
+    /// One per group (by the first context it hosts: its container is the one every
+    /// context of the group names) and the gateway, on a topology; the build's otherwise.
+    fn components(&self) -> Vec<Component> {
+        match &self.layout {
+            Some(layout) => layout
+                .groups()
+                .iter()
+                .map(|(group, _)| Component::Service(group.contexts()[0]))
+                .chain([Component::Gateway])
+                .collect(),
+            None => crate::components_of(self.build),
+        }
+    }
+
+    /// The group's name for a context's component (`buy` for `payments` on `browse-buy`).
+    fn process_name(&self, component: Component) -> String {
+        self.process_of_service(&self.service_of(component))
+    }
+
+    /// The build's containers by component; on a topology, whose group processes are no
+    /// components, [`Platform::named_probes`] names them.
     async fn probes(&self) -> Vec<(Component, Probe)> {
+        self.container_probes()
+            .await
+            .into_iter()
+            .filter(|_| self.layout.is_none())
+            .filter_map(|(name, probe)| Some((Component::parse(&name)?, probe)))
+            .collect()
+    }
+
+    async fn named_probes(&self) -> Vec<(String, Probe)> {
         self.container_probes().await
     }
 
+    /// Every container under its process's name (a group's on a topology), for a page to
+    /// draw.
+    async fn named_processes(&self) -> Vec<NamedProcess> {
+        let Ok(containers) = project_containers(&self.project).await else {
+            return Vec::new();
+        };
+        let mut replicas: BTreeMap<String, usize> = BTreeMap::new();
+        containers
+            .iter()
+            .map(|container| {
+                let name = self.process_of_service(&container.service);
+                let replica = replicas.entry(name.clone()).or_default();
+                *replica += 1;
+                NamedProcess {
+                    name,
+                    replica: *replica,
+                    url: container.url().unwrap_or_default(),
+                    pid: container.running.then_some(container.pid),
+                    running: None,
+                }
+            })
+            .collect()
+    }
+
     /// Every container of the project, numbered per service in the engine's order, with its
-    /// host PID while it runs.
+    /// host PID while it runs. None on a topology: its group processes are no components
+    /// ([`Platform::named_processes`] lists them).
     async fn processes(&self) -> Vec<ProcessView> {
+        if self.layout.is_some() {
+            return Vec::new();
+        }
         let Ok(containers) = project_containers(&self.project).await else {
             return Vec::new();
         };
@@ -622,7 +808,23 @@ impl Platform for Compose {
     }
 
     async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        if let Err(why) = self.adds_replicas() {
+            anyhow::bail!(why);
+        }
         self.one_more_container(component).await
+    }
+
+    /// Not on a topology, as on the local target: the scale experiment measures one
+    /// context's replica, and a group's would add all of its contexts.
+    fn adds_replicas(&self) -> Result<(), String> {
+        match self.not_on_topology(
+            "adding a replica",
+            "a replica of a group's container adds every context it hosts, not the one the \
+             scale experiment names",
+        ) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
     }
 
     async fn quota_every_process(&mut self, _cores: f64) -> anyhow::Result<Injection> {
@@ -638,6 +840,9 @@ impl Platform for Compose {
         context: Context,
         fault: NetworkFault,
     ) -> anyhow::Result<Injection> {
+        if let Some(why) = self.not_on_topology("a network cut", CUT_ON_A_GROUP) {
+            return Ok(Injection::not_realized(why));
+        }
         self.disconnect(context, fault).await
     }
 
@@ -655,6 +860,9 @@ impl Platform for Compose {
     fn realizes(&self, fault: Fault) -> Result<(), String> {
         match fault.spec().layer {
             Layer::Process | Layer::InProcess => Ok(()),
+            Layer::Network if self.layout.is_some() => Err(self
+                .not_on_topology(fault.name(), CUT_ON_A_GROUP)
+                .unwrap_or_default()),
             // `docker network disconnect` and `docker update --cpus`.
             _ if matches!(fault, Fault::NetCut | Fault::CpuLimit { .. }) => Ok(()),
             Layer::Network => Err(format!(

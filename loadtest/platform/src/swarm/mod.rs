@@ -25,6 +25,14 @@
 //! - node drain: `docker node update --availability drain`; with spares, the node is first
 //!   paused and each service on it scaled up by one, and scaled back when the node returns.
 //!
+//! A topology between the two builds (`--topologies browse-buy`) runs as the stack rendered
+//! from its generated compose file (`stack`, through `compose::topology`): a service per
+//! group of contexts (the `shoplab/host` image) and the gateway. A component names a
+//! process as on the local target: `Service(context)` is the service of the group hosting
+//! `context`, so killing `payments` on `browse-buy` kills a task of `buy`. Not realized
+//! there, with the reason: a replica (the scale experiment's, which would add every context
+//! of the group).
+//!
 //! The nodes' own engines are reached through the lab's engine (`docker exec <node>`), so
 //! kill, pause and node loss need a swarm of the lab's own; on an existing swarm they are
 //! not applicable and say so.
@@ -44,8 +52,10 @@ use async_trait::async_trait;
 use domain::faults::{Fault, Layer};
 use futures::FutureExt as _;
 
+use crate::compose::topology::Layout;
 use crate::{
-    Drain, Injection, NodeView, Platform, Probe, ProcessView, Registration, Restart, TargetSettings,
+    Drain, Injection, NamedProcess, NodeView, Platform, Probe, ProcessView, Registration, Restart,
+    TargetSettings,
 };
 use cluster::{Cluster, ClusterPlan, Engine};
 use front::Front;
@@ -135,7 +145,16 @@ pub(crate) const REGISTRATION: Registration = Registration {
         async move { Ok(Box::new(Swarm::start(build, settings).await?) as Box<dyn Platform>) }
             .boxed()
     },
-    start_topology: None,
+    start_topology: Some(|topology, settings| {
+        async move {
+            let layout = Layout::of(&topology);
+            Ok(
+                Box::new(Swarm::launch(Build::Micro, Some(layout), settings).await?)
+                    as Box<dyn Platform>,
+            )
+        }
+        .boxed()
+    }),
     takes_process_limits: false,
     takes_database_server: false,
     has_nodes: true,
@@ -155,6 +174,8 @@ const KILLED_HEAL_DEADLINE: Duration = Duration::from_secs(60);
 /// One build running as a stack on a swarm.
 pub struct Swarm {
     build: Build,
+    /// The groups' services, on a topology between the builds; `None` for a build.
+    layout: Option<Layout>,
     /// `None` once stopped.
     cluster: Option<Cluster>,
     stack: String,
@@ -187,18 +208,45 @@ enum Away {
 
 impl Swarm {
     async fn start(build: Build, settings: &TargetSettings) -> anyhow::Result<Swarm> {
+        Swarm::launch(build, None, settings).await
+    }
+
+    /// A build (`layout` none) or a topology between the builds, as its stack.
+    async fn launch(
+        build: Build,
+        layout: Option<Layout>,
+        settings: &TargetSettings,
+    ) -> anyhow::Result<Swarm> {
         let swarm = &settings.swarm;
+        // A custom spec holds `+` and `,`, which neither a node's nor a stack's name may.
+        let what = match &layout {
+            Some(layout) => layout
+                .topology()
+                .to_string()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect(),
+            None => build.to_string(),
+        };
         let prefix = format!(
-            "{}-{build}",
+            "{}-{what}",
             swarm
                 .prefix
                 .clone()
                 .unwrap_or_else(|| format!("shoplab-swarm-{}", std::process::id()))
         );
         let lab_image = format!("shoplab/shoplab:{}", swarm.tag);
-        let mut images: Vec<String> = super::components_of(build)
-            .into_iter()
-            .map(|component| format!("shoplab/{}:{}", component.as_str(), swarm.tag))
+        // A topology's groups all run the one image that hosts any group.
+        let names: Vec<String> = match &layout {
+            Some(_) => vec!["host".to_owned(), "gateway".to_owned()],
+            None => super::components_of(build)
+                .into_iter()
+                .map(|component| component.as_str().to_owned())
+                .collect(),
+        };
+        let mut images: Vec<String> = names
+            .iter()
+            .map(|name| format!("shoplab/{name}:{}", swarm.tag))
             .collect();
         if swarm.generators > 0 {
             images.push(lab_image.clone());
@@ -232,6 +280,7 @@ impl Swarm {
         let service_keys = domain::trust::Keyring::generate();
         let stack_file = stack::render(&StackInputs {
             build,
+            topology: layout.as_ref().map(Layout::topology),
             compose: &compose,
             postgres: &postgres,
             tag: &swarm.tag,
@@ -259,9 +308,10 @@ impl Swarm {
                 swarm.timeout,
             )
             .await
-            .with_context(|| format!("deploy the {build} stack"))?;
+            .with_context(|| format!("deploy the {what} stack"))?;
         let mut target = Swarm {
             build,
+            layout,
             cluster: Some(cluster),
             stack: stack_name,
             front: None,
@@ -276,7 +326,7 @@ impl Swarm {
         };
         services::wait_converged(target.manager(), &target.stack, swarm.timeout, |_| true)
             .await
-            .with_context(|| format!("start the {build} stack"))?;
+            .with_context(|| format!("start the {what} stack"))?;
         let ports = stack::front_ports(build, stack::front_service(build))
             .expect("every build has a front");
         let front = Front::start(settings, target.cluster().nodes(), ports, swarm.timeout).await?;
@@ -299,13 +349,44 @@ impl Swarm {
         self.front.as_ref().expect("a running swarm has its front")
     }
 
-    /// `<stack>_<component>`: the swarm service that runs a component.
+    /// `<stack>_<service>`: the swarm service that runs a component.
     fn service(&self, component: Component) -> anyhow::Result<String> {
         anyhow::ensure!(
             component != Component::FrontDoor,
             "not applicable: the front door is the lab's, not a service of the swarm"
         );
-        Ok(format!("{}_{}", self.stack, component.as_str()))
+        Ok(format!("{}_{}", self.stack, self.service_of(component)))
+    }
+
+    /// The stack's service (without the stack's prefix) that runs `component`: on a
+    /// topology, a context's is its group's.
+    fn service_of(&self, component: Component) -> String {
+        match (&self.layout, component) {
+            (Some(layout), Component::Service(context)) => layout.service_of(context).to_owned(),
+            _ => component.as_str().to_owned(),
+        }
+    }
+
+    /// The name the results give the process a service runs: the service's own for a build,
+    /// its group's on a topology (`buy`).
+    fn process_of_service(&self, service: &str) -> String {
+        match &self.layout {
+            Some(layout) => layout.process_name(service),
+            None => service.to_owned(),
+        }
+    }
+
+    /// The component a service of the stack stands for: its own, or on a topology the first
+    /// context of its group (the component every context of the group names).
+    fn component_of_service(&self, service: &str) -> Option<Component> {
+        match self
+            .layout
+            .as_ref()
+            .and_then(|layout| layout.group_of_service(service))
+        {
+            Some(group) => Some(Component::Service(group.contexts()[0])),
+            None => Component::parse(service),
+        }
     }
 
     /// After anything that may have moved the front: wait until a node's front is ready,
@@ -351,7 +432,7 @@ impl Swarm {
 
     /// A running task of `component` and the node container it runs in.
     async fn first_task(&self, component: Component) -> anyhow::Result<(Task, Engine)> {
-        let service = component.as_str();
+        let service = self.service_of(component);
         let running: Vec<Task> = services::tasks(self.manager(), &self.stack)
             .await?
             .into_iter()
@@ -438,7 +519,7 @@ impl Swarm {
                 });
                 if back && let Some(entry) = down.remove(&service) {
                     restarts.push(Restart {
-                        component: service,
+                        component: self.process_of_service(&service),
                         at: entry.since,
                         backoff_ms: 0,
                         down_ms: entry.since.elapsed().as_millis() as u64,
@@ -567,75 +648,91 @@ impl Platform for Swarm {
         }
     }
 
-    /// Every running task by the cgroups its node's engine made for its container (the
-    /// nodes share this machine's cgroup hierarchy, where they are `/docker/<id>`, limits
-    /// enforced), and the front doors by PID.
+    /// The build's tasks by component; on a topology, whose group processes are no
+    /// components, [`Platform::named_probes`] names them.
     async fn probes(&self) -> Vec<(Component, Probe)> {
-        let mut probes: Vec<(Component, Probe)> = self
-            .front
-            .iter()
-            .flat_map(Front::pids)
-            .map(|pid| (Component::FrontDoor, Probe::Pid(pid)))
-            .collect();
-        let Some(cluster) = self.cluster.as_ref() else {
-            return probes;
-        };
-        let Ok(tasks) = services::tasks(cluster.manager(), &self.stack).await else {
-            return probes;
-        };
-        let tasks: Vec<Task> = tasks.into_iter().filter(|task| task.running).collect();
-        let Ok(containers) = services::containers(cluster.manager(), &tasks).await else {
-            return probes;
-        };
-        for (task, container) in tasks.iter().zip(containers) {
-            let group = format!("/docker/{container}");
-            if let Some(component) = Component::parse(&task.service) {
-                probes.push((component, crate::cgroup::container_probe(&group, &group)));
-            }
+        if self.layout.is_some() {
+            return Vec::new();
         }
-        probes
+        self.task_probes()
+            .await
+            .into_iter()
+            .filter_map(|(name, probe)| Some((Component::parse(&name)?, probe)))
+            .collect()
     }
 
-    /// Every task the swarm wants running, numbered per service in the manager's order. The
-    /// tasks' addresses are on the stack's overlay inside the nodes, which this machine
-    /// cannot reach, so whether each runs is the swarm's word (its healthcheck passed); its
-    /// PID is its container's first process, found through the cgroups the nodes share with
-    /// this machine, so its CPU and memory can be read.
+    async fn named_probes(&self) -> Vec<(String, Probe)> {
+        self.task_probes().await
+    }
+
+    /// The build's tasks by component; none on a topology ([`Platform::named_processes`]
+    /// lists its groups' tasks).
     async fn processes(&self) -> Vec<ProcessView> {
-        let Some(cluster) = self.cluster.as_ref() else {
+        if self.layout.is_some() {
             return Vec::new();
-        };
-        let Ok(tasks) = services::tasks(cluster.manager(), &self.stack).await else {
-            return Vec::new();
-        };
-        let running: Vec<Task> = tasks.iter().filter(|task| task.running).cloned().collect();
-        let containers = services::containers(cluster.manager(), &running)
+        }
+        self.task_views()
             .await
-            .unwrap_or_default();
-        let mut replicas: std::collections::BTreeMap<Component, usize> = Default::default();
-        tasks
-            .iter()
-            .filter_map(|task| {
-                let component = Component::parse(&task.service)?;
-                let replica = replicas.entry(component).or_default();
-                *replica += 1;
-                let pid = running
-                    .iter()
-                    .zip(&containers)
-                    .find(|(candidate, _)| candidate.id == task.id)
-                    .and_then(|(_, container)| {
-                        crate::cgroup::first_process(&format!("/docker/{container}"))
-                    });
+            .into_iter()
+            .filter_map(|view| {
                 Some(ProcessView {
-                    component,
-                    replica: *replica,
+                    component: Component::parse(&view.name)?,
+                    replica: view.replica,
                     url: String::new(),
-                    pid,
-                    running: Some(task.running),
+                    pid: view.pid,
+                    running: Some(view.running),
                     cpu_quota_cores: None,
                 })
             })
             .collect()
+    }
+
+    /// Every task under its process's name (a group's on a topology), for a page to draw.
+    async fn named_processes(&self) -> Vec<NamedProcess> {
+        self.task_views()
+            .await
+            .into_iter()
+            .map(|view| NamedProcess {
+                name: view.name,
+                replica: view.replica,
+                url: String::new(),
+                pid: view.pid,
+                running: Some(view.running),
+            })
+            .collect()
+    }
+
+    /// One per group (by the first context it hosts) and the gateway, on a topology; the
+    /// build's otherwise.
+    fn components(&self) -> Vec<Component> {
+        match &self.layout {
+            Some(layout) => layout
+                .groups()
+                .iter()
+                .map(|(group, _)| Component::Service(group.contexts()[0]))
+                .chain([Component::Gateway])
+                .collect(),
+            None => crate::components_of(self.build),
+        }
+    }
+
+    /// The group's name for a context's component (`buy` for `payments` on `browse-buy`).
+    fn process_name(&self, component: Component) -> String {
+        self.process_of_service(&self.service_of(component))
+    }
+
+    /// Not on a topology, as on the local target: the scale experiment measures one
+    /// context's replica, and a group's would add every context it hosts.
+    fn adds_replicas(&self) -> Result<(), String> {
+        match &self.layout {
+            Some(layout) => Err(format!(
+                "not applicable: adding a replica on the topology {} on a swarm: a replica \
+                 of a group's service adds every context it hosts, not the one the scale \
+                 experiment names",
+                layout.topology()
+            )),
+            None => Ok(()),
+        }
     }
 
     async fn front_door_control_url(&self) -> Option<String> {
@@ -667,7 +764,7 @@ impl Platform for Swarm {
                 tasks: tasks
                     .iter()
                     .filter(|task| task.node == node.hostname)
-                    .filter_map(|task| Component::parse(&task.service))
+                    .filter_map(|task| self.component_of_service(&task.service))
                     .collect(),
             })
             .collect()
@@ -754,6 +851,9 @@ impl Platform for Swarm {
     }
 
     async fn add_replica(&mut self, component: Component) -> anyhow::Result<usize> {
+        if let Err(why) = self.adds_replicas() {
+            anyhow::bail!(why);
+        }
         // Refuses the front door, which is no service of the stack.
         self.service(component)?;
         let replicas = services::replicas(self.manager(), &self.stack).await?;
@@ -828,7 +928,91 @@ impl Platform for Swarm {
     }
 }
 
+/// One task as the lab shows it: under its process's name, numbered per service.
+struct TaskView {
+    name: String,
+    replica: usize,
+    pid: Option<u32>,
+    running: bool,
+}
+
 impl Swarm {
+    /// Every running task by the cgroups its node's engine made for its container (the
+    /// nodes share this machine's cgroup hierarchy, where they are `/docker/<id>`, limits
+    /// enforced), under its process's name, and the front doors by PID.
+    async fn task_probes(&self) -> Vec<(String, Probe)> {
+        let mut probes: Vec<(String, Probe)> = self
+            .front
+            .iter()
+            .flat_map(Front::pids)
+            .map(|pid| (Component::FrontDoor.to_string(), Probe::Pid(pid)))
+            .collect();
+        let Some(cluster) = self.cluster.as_ref() else {
+            return probes;
+        };
+        let Ok(tasks) = services::tasks(cluster.manager(), &self.stack).await else {
+            return probes;
+        };
+        let tasks: Vec<Task> = tasks.into_iter().filter(|task| task.running).collect();
+        let Ok(containers) = services::containers(cluster.manager(), &tasks).await else {
+            return probes;
+        };
+        for (task, container) in tasks.iter().zip(containers) {
+            // The stack's database is not the shop's: it counts in neither build's figures.
+            if self.component_of_service(&task.service).is_none() {
+                continue;
+            }
+            let group = format!("/docker/{container}");
+            probes.push((
+                self.process_of_service(&task.service),
+                crate::cgroup::container_probe(&group, &group),
+            ));
+        }
+        probes
+    }
+
+    /// Every task the swarm wants running, numbered per service in the manager's order. The
+    /// tasks' addresses are on the stack's overlay inside the nodes, which this machine
+    /// cannot reach, so whether each runs is the swarm's word (its healthcheck passed); its
+    /// PID is its container's first process, found through the cgroups the nodes share with
+    /// this machine, so its CPU and memory can be read.
+    async fn task_views(&self) -> Vec<TaskView> {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return Vec::new();
+        };
+        let Ok(tasks) = services::tasks(cluster.manager(), &self.stack).await else {
+            return Vec::new();
+        };
+        let running: Vec<Task> = tasks.iter().filter(|task| task.running).cloned().collect();
+        let containers = services::containers(cluster.manager(), &running)
+            .await
+            .unwrap_or_default();
+        let mut replicas: BTreeMap<String, usize> = BTreeMap::new();
+        tasks
+            .iter()
+            // The stack's database is no process of the shop.
+            .filter(|task| self.component_of_service(&task.service).is_some())
+            .map(|task| {
+                let name = self.process_of_service(&task.service);
+                let replica = replicas.entry(name.clone()).or_default();
+                *replica += 1;
+                let pid = running
+                    .iter()
+                    .zip(&containers)
+                    .find(|(candidate, _)| candidate.id == task.id)
+                    .and_then(|(_, container)| {
+                        crate::cgroup::first_process(&format!("/docker/{container}"))
+                    });
+                TaskView {
+                    name,
+                    replica: *replica,
+                    pid,
+                    running: task.running,
+                }
+            })
+            .collect()
+    }
+
     /// Waits until every service runs its replicas with none on `node`, and the front
     /// answers on another node.
     async fn converge_off(&mut self, node: &str) -> anyhow::Result<()> {

@@ -3,6 +3,14 @@
 //! same images, commands, secrets, healthcheck and per-service limits, so the swarm runs
 //! exactly what compose runs, plus what only an orchestrator reads.
 //!
+//! A topology between the builds is rendered in two steps, through the one code path that
+//! groups contexts into processes: its compose file first (`compose::topology`: a service per
+//! group running `shoplab/host`, limits summed, upstreams at the groups), then that file as a
+//! stack, as a build's profile is. A group's database is the one `postgres-init.sql` makes
+//! for its first context (`shoplab_catalog` for `browse`): every group's first context is its
+//! own, so each group still has a database of its own, and the database image needs no list
+//! per topology.
+//!
 //! What the rendering changes, and why:
 //! - a build's services are those of its compose profile; `profiles`, `build`,
 //!   `depends_on` (a swarm starts everything at once and callers wait on `/ready`) and
@@ -22,10 +30,13 @@
 //!   new task fails within [`MONITOR`], and a restart on any exit with no delay.
 
 use anyhow::Context as _;
+use domain::Topology;
 use domain::trust::{Keyring, Peer};
 use serde_yaml_ng::{Mapping, Value};
 
 use loadtest_results::component::Build;
+
+use crate::compose::topology::Layout;
 
 /// How often each task's healthcheck runs. Readiness is what a swarm waits for before a
 /// rolling update moves on, so every deploy time the lab reports is quantized by it; each
@@ -49,6 +60,9 @@ pub const SHUTDOWN_DELAY_MS: u64 = 2 * RESOLVE_MS;
 /// Everything a stack needs besides the compose file itself.
 pub struct StackInputs<'a> {
     pub build: Build,
+    /// A topology between the builds, run instead of the build's profile (`build` is then
+    /// micro: a gateway in front).
+    pub topology: Option<&'a Topology>,
     /// `docker-compose.yml`.
     pub compose: &'a str,
     /// `deploy/docker/postgres.yml`: where each process's `SHOPLAB_DB` comes from.
@@ -70,11 +84,21 @@ pub struct StackInputs<'a> {
 
 /// The stack file, as YAML for `docker stack deploy --compose-file -`.
 pub fn render(inputs: &StackInputs<'_>) -> anyhow::Result<String> {
-    let mut compose: Value =
-        serde_yaml_ng::from_str(inputs.compose).context("read docker-compose.yml")?;
-    compose
-        .apply_merge()
-        .context("docker-compose.yml: resolve its `<<` merge keys")?;
+    let (compose, layout) = match inputs.topology {
+        // Its own compose file, every service of it the topology's.
+        Some(topology) => (
+            crate::compose::topology::render(inputs.compose, topology)?,
+            Some(Layout::of(topology)),
+        ),
+        None => {
+            let mut compose: Value =
+                serde_yaml_ng::from_str(inputs.compose).context("read docker-compose.yml")?;
+            compose
+                .apply_merge()
+                .context("docker-compose.yml: resolve its `<<` merge keys")?;
+            (compose, None)
+        }
+    };
     let postgres: Value =
         serde_yaml_ng::from_str(inputs.postgres).context("read deploy/docker/postgres.yml")?;
     let services = compose
@@ -86,9 +110,14 @@ pub fn render(inputs: &StackInputs<'_>) -> anyhow::Result<String> {
         let name = name
             .as_str()
             .context("a service name that is not a string")?;
-        if !in_profile(service, inputs.build) {
+        if layout.is_none() && !in_profile(service, inputs.build) {
             continue;
         }
+        let group = layout
+            .as_ref()
+            .and_then(|layout| layout.group_of_service(name));
+        // A group's database: its first context's (see the module's header).
+        let database_of = group.map_or(name, |group| group.contexts()[0].as_str());
         // A process with a database of its own in compose gets its PostgreSQL database
         // here (the gateway has none).
         let has_database = service
@@ -98,12 +127,12 @@ pub fn render(inputs: &StackInputs<'_>) -> anyhow::Result<String> {
         let database = if has_database {
             let url = postgres
                 .get("services")
-                .and_then(|services| services.get(name))
+                .and_then(|services| services.get(database_of))
                 .and_then(|service| service.get("environment"))
                 .and_then(|environment| environment.get("SHOPLAB_DB"))
                 .and_then(Value::as_str)
                 .with_context(|| {
-                    format!("deploy/docker/postgres.yml gives {name} no SHOPLAB_DB")
+                    format!("deploy/docker/postgres.yml gives {database_of} no SHOPLAB_DB")
                 })?;
             Some(url.replace("${SHOPLAB_POSTGRES_PASSWORD}", inputs.postgres_password))
         } else {
@@ -111,7 +140,7 @@ pub fn render(inputs: &StackInputs<'_>) -> anyhow::Result<String> {
         };
         stack_services.insert(
             name.into(),
-            shop_service(name, service, inputs, database.as_deref())?,
+            shop_service(name, service, inputs, group, database.as_deref())?,
         );
     }
     anyhow::ensure!(
@@ -147,6 +176,7 @@ fn shop_service(
     name: &str,
     compose: &Value,
     inputs: &StackInputs<'_>,
+    group: Option<&domain::topology::Group>,
     database: Option<&str>,
 ) -> anyhow::Result<Value> {
     let field = |key: &str| compose.get(key).cloned();
@@ -154,7 +184,17 @@ fn shop_service(
     environment.insert("SHOPLAB_ADMIN_TOKEN".into(), inputs.admin_token.into());
     environment.insert("SHOPLAB_METRICS_TOKEN".into(), inputs.metrics_token.into());
     environment.insert("SHOPLAB_TOKEN_SECRET".into(), inputs.token_secret.into());
-    if let Some(peer) = Peer::parse(name) {
+    if let Some(group) = group {
+        // Each of its contexts' keys and no other, as `micro_kit::keys` reads a group's.
+        environment.insert(
+            "SHOPLAB_SERVICE_KEY".into(),
+            inputs.service_keys.group_key(group.contexts()).into(),
+        );
+        environment.insert(
+            "SHOPLAB_SERVICE_PUBLIC_KEYS".into(),
+            inputs.service_keys.public_keys().into(),
+        );
+    } else if let Some(peer) = Peer::parse(name) {
         for (variable, value) in inputs.service_keys.environment(peer) {
             environment.insert(variable.into(), value.into());
         }
@@ -194,8 +234,13 @@ fn shop_service(
     );
     healthcheck.insert("interval".into(), HEALTH_INTERVAL.into());
     healthcheck.insert("start_period".into(), "60s".into());
+    // The compose file's image (`shoplab/<name>`, or `shoplab/host` for a group) at the tag.
+    let image = field("image")
+        .and_then(|image| image.as_str().map(str::to_owned))
+        .with_context(|| format!("docker-compose.yml gives {name} no image"))?
+        .replace("${SHOPLAB_TAG:-latest}", inputs.tag);
     let mut service = vec![
-        ("image", format!("shoplab/{name}:{}", inputs.tag).into()),
+        ("image", image.into()),
         ("environment", Value::Mapping(environment)),
         ("healthcheck", Value::Mapping(healthcheck)),
         (
@@ -361,6 +406,7 @@ mod tests {
     fn stack(build: Build) -> Value {
         let text = render(&StackInputs {
             build,
+            topology: None,
             compose: COMPOSE,
             postgres: POSTGRES,
             tag: "t1",
@@ -473,6 +519,7 @@ mod tests {
     fn a_compose_file_without_the_profile_is_refused() {
         let refused = render(&StackInputs {
             build: Build::Micro,
+            topology: None,
             compose: "services:\n  x: {image: y}\n",
             postgres: POSTGRES,
             tag: "t",
@@ -484,5 +531,65 @@ mod tests {
             database_node: "n",
         });
         assert!(refused.unwrap_err().to_string().contains("no service"));
+    }
+
+    #[test]
+    fn a_topology_s_stack_is_its_compose_file_with_a_database_and_the_keys_of_each_group() {
+        let topology = Topology::parse("browse-buy").unwrap();
+        let keys = Keyring::generate();
+        let text = render(&StackInputs {
+            build: Build::Micro,
+            topology: Some(&topology),
+            compose: COMPOSE,
+            postgres: POSTGRES,
+            tag: "t1",
+            admin_token: "admin-x",
+            metrics_token: "metrics-z",
+            token_secret: "secret-y",
+            service_keys: &keys,
+            postgres_password: "abc123",
+            database_node: "node-1",
+        })
+        .unwrap();
+        let stack: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(services(&stack), ["browse", "buy", "gateway", "postgres"]);
+        let compose = crate::compose::topology::render(COMPOSE, &topology).unwrap();
+        let buy = &stack["services"]["buy"];
+        assert_eq!(buy["image"].as_str(), Some("shoplab/host:t1"));
+        assert_eq!(buy["command"], compose["services"]["buy"]["command"]);
+        assert_eq!(
+            buy["deploy"]["resources"]["limits"]["cpus"].as_str(),
+            Some("0.3"),
+            "the summed share of the compose file"
+        );
+        assert_eq!(
+            buy["environment"]["SHOPLAB_SERVICE_KEY"].as_str(),
+            Some(
+                keys.group_key(&[
+                    domain::Context::Cart,
+                    domain::Context::Inventory,
+                    domain::Context::Orders,
+                    domain::Context::Payments
+                ])
+                .as_str()
+            )
+        );
+        // Each group on a database of its own: its first context's.
+        assert_eq!(
+            buy["environment"]["SHOPLAB_DB"].as_str(),
+            Some("postgres://postgres:abc123@postgres:5432/shoplab_cart")
+        );
+        assert_eq!(
+            stack["services"]["browse"]["environment"]["SHOPLAB_DB"].as_str(),
+            Some("postgres://postgres:abc123@postgres:5432/shoplab_catalog")
+        );
+        let gateway = &stack["services"]["gateway"];
+        assert_eq!(gateway["image"].as_str(), Some("shoplab/gateway:t1"));
+        assert_eq!(
+            gateway["environment"]["SHOPLAB_SERVICE_KEY"].as_str(),
+            Some(keys.private_key(Peer::Gateway))
+        );
+        assert!(gateway["environment"].get("SHOPLAB_DB").is_none());
+        assert_eq!(gateway["ports"][0]["published"].as_u64(), Some(8080));
     }
 }
