@@ -680,18 +680,8 @@ impl Platform for Compose {
         &self.metrics_token
     }
 
-    /// One per group (by the first context it hosts: its container is the one every
-    /// context of the group names) and the gateway, on a topology; the build's otherwise.
     fn components(&self) -> Vec<Component> {
-        match &self.layout {
-            Some(layout) => layout
-                .groups()
-                .iter()
-                .map(|(group, _)| Component::Service(group.contexts()[0]))
-                .chain([Component::Gateway])
-                .collect(),
-            None => crate::components_of(self.build),
-        }
+        Layout::components(self.layout.as_ref(), self.build)
     }
 
     /// The group's name for a context's component (`buy` for `payments` on `browse-buy`).

@@ -30,6 +30,7 @@ use std::collections::BTreeSet;
 use anyhow::Context as _;
 use domain::Context;
 use domain::topology::{Group, Topology};
+use loadtest_results::component::{Build, Component};
 use serde_yaml_ng::{Mapping, Value};
 
 /// The image that hosts any group (deploy/docker/Dockerfile's `host` target).
@@ -62,6 +63,21 @@ impl Layout {
     /// Each group and its service's name.
     pub fn groups(&self) -> &[(Group, String)] {
         &self.services
+    }
+
+    /// The components the lab names on this topology: one per group (by the first context
+    /// it hosts: its container or task is the one every context of the group names) and the
+    /// gateway. Compose's and the swarm's, or `build`'s own without a layout.
+    pub fn components(layout: Option<&Layout>, build: Build) -> Vec<Component> {
+        match layout {
+            Some(layout) => layout
+                .services
+                .iter()
+                .map(|(group, _)| Component::Service(group.contexts()[0]))
+                .chain([Component::Gateway])
+                .collect(),
+            None => crate::components_of(build),
+        }
     }
 
     /// The service hosting `context`.
@@ -374,8 +390,9 @@ fn mebibytes(text: &str) -> Option<u64> {
     text.strip_suffix('m')?.parse().ok()
 }
 
-/// A mapping from `(key, value)` pairs, in order.
-fn mapping(pairs: &[(&str, Value)]) -> Value {
+/// A YAML mapping from `(key, value)` pairs, in order (compose's files and the swarm's
+/// stacks are written with it).
+pub(crate) fn mapping(pairs: &[(&str, Value)]) -> Value {
     Value::Mapping(
         pairs
             .iter()

@@ -702,18 +702,8 @@ impl Platform for Swarm {
             .collect()
     }
 
-    /// One per group (by the first context it hosts) and the gateway, on a topology; the
-    /// build's otherwise.
     fn components(&self) -> Vec<Component> {
-        match &self.layout {
-            Some(layout) => layout
-                .groups()
-                .iter()
-                .map(|(group, _)| Component::Service(group.contexts()[0]))
-                .chain([Component::Gateway])
-                .collect(),
-            None => crate::components_of(self.build),
-        }
+        Layout::components(self.layout.as_ref(), self.build)
     }
 
     /// The group's name for a context's component (`buy` for `payments` on `browse-buy`).

@@ -36,7 +36,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use loadtest_results::component::Build;
 
-use crate::compose::topology::Layout;
+use crate::compose::topology::{Layout, mapping};
 
 /// How often each task's healthcheck runs. Readiness is what a swarm waits for before a
 /// rolling update moves on, so every deploy time the lab reports is quantized by it; each
@@ -149,12 +149,12 @@ pub fn render(inputs: &StackInputs<'_>) -> anyhow::Result<String> {
         inputs.build
     );
     stack_services.insert("postgres".into(), postgres_service(inputs));
-    let stack = yaml(&[
+    let stack = mapping(&[
         ("version", "3.8".into()),
         ("services", Value::Mapping(stack_services)),
         (
             "volumes",
-            yaml(&[("postgres-data", Value::Mapping(Mapping::new()))]),
+            mapping(&[("postgres-data", Value::Mapping(Mapping::new()))]),
         ),
     ]);
     Ok(serde_yaml_ng::to_string(&stack)?)
@@ -255,7 +255,7 @@ fn shop_service(
     if front_ports(inputs.build, name).is_some() {
         service.push(("ports", published(front_ports(inputs.build, name))));
     }
-    Ok(yaml(&service))
+    Ok(mapping(&service))
 }
 
 /// The ports the front publishes on its node: the public API, and the gateway's admin API.
@@ -281,7 +281,7 @@ fn published(ports: Option<&[u16]>) -> Value {
             .unwrap_or_default()
             .iter()
             .map(|port| {
-                yaml(&[
+                mapping(&[
                     ("target", (*port).into()),
                     ("published", (*port).into()),
                     ("protocol", "tcp".into()),
@@ -295,12 +295,12 @@ fn published(ports: Option<&[u16]>) -> Value {
 }
 
 fn deploy(cpus: f64, memory: &str) -> Value {
-    yaml(&[
+    mapping(&[
         ("replicas", 1.into()),
         ("endpoint_mode", "dnsrr".into()),
         (
             "update_config",
-            yaml(&[
+            mapping(&[
                 ("parallelism", 1.into()),
                 ("delay", "0s".into()),
                 ("order", "start-first".into()),
@@ -310,17 +310,17 @@ fn deploy(cpus: f64, memory: &str) -> Value {
         ),
         (
             "rollback_config",
-            yaml(&[("parallelism", 1.into()), ("order", "start-first".into())]),
+            mapping(&[("parallelism", 1.into()), ("order", "start-first".into())]),
         ),
         (
             "restart_policy",
-            yaml(&[("condition", "any".into()), ("delay", "0s".into())]),
+            mapping(&[("condition", "any".into()), ("delay", "0s".into())]),
         ),
         (
             "resources",
-            yaml(&[(
+            mapping(&[(
                 "limits",
-                yaml(&[
+                mapping(&[
                     ("cpus", format!("{cpus}").into()),
                     ("memory", memory.to_uppercase().into()),
                 ]),
@@ -333,11 +333,11 @@ fn deploy(cpus: f64, memory: &str) -> Value {
 /// on that node's volume. Its CPU and memory count in neither build's totals, as the
 /// machine's PostgreSQL does on the local target.
 fn postgres_service(inputs: &StackInputs<'_>) -> Value {
-    yaml(&[
+    mapping(&[
         ("image", format!("shoplab/postgres:{}", inputs.tag).into()),
         (
             "environment",
-            yaml(&[("POSTGRES_PASSWORD", inputs.postgres_password.into())]),
+            mapping(&[("POSTGRES_PASSWORD", inputs.postgres_password.into())]),
         ),
         (
             "volumes",
@@ -345,7 +345,7 @@ fn postgres_service(inputs: &StackInputs<'_>) -> Value {
         ),
         (
             "healthcheck",
-            yaml(&[
+            mapping(&[
                 (
                     "test",
                     Value::Sequence(vec![
@@ -365,12 +365,12 @@ fn postgres_service(inputs: &StackInputs<'_>) -> Value {
         ),
         (
             "deploy",
-            yaml(&[
+            mapping(&[
                 ("replicas", 1.into()),
                 ("endpoint_mode", "dnsrr".into()),
                 (
                     "placement",
-                    yaml(&[(
+                    mapping(&[(
                         "constraints",
                         Value::Sequence(vec![
                             format!("node.hostname == {}", inputs.database_node).into(),
@@ -379,21 +379,11 @@ fn postgres_service(inputs: &StackInputs<'_>) -> Value {
                 ),
                 (
                     "restart_policy",
-                    yaml(&[("condition", "any".into()), ("delay", "0s".into())]),
+                    mapping(&[("condition", "any".into()), ("delay", "0s".into())]),
                 ),
             ]),
         ),
     ])
-}
-
-/// A mapping from `(key, value)` pairs, in order.
-fn yaml(pairs: &[(&str, Value)]) -> Value {
-    Value::Mapping(
-        pairs
-            .iter()
-            .map(|(key, value)| (Value::from(*key), value.clone()))
-            .collect(),
-    )
 }
 
 #[cfg(test)]
