@@ -9,6 +9,11 @@ use sqlx::Connection as _;
 
 use crate::support::target_settings;
 
+/// Held for the whole of every test that runs the lab on the PostgreSQL server (these two and
+/// the suite's): the first two count the run databases (`shoplab_run_*`) that appeared while
+/// they ran as their own, and another lab on the server meanwhile would add some.
+pub static RUN_DATABASES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The databases on the server whose names start with `prefix`.
 async fn databases(admin: &mut sqlx::PgConnection, prefix: &str) -> BTreeSet<String> {
     let names: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database")
@@ -25,6 +30,7 @@ async fn databases(admin: &mut sqlx::PgConnection, prefix: &str) -> BTreeSet<Str
 pub async fn a_lab_run_on_postgres_uses_databases_of_its_own_and_drops_them_when_it_stops(
     server: String,
 ) {
+    let _alone = RUN_DATABASES.lock().await;
     let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
         .await
         .unwrap_or_else(|error| panic!("PostgreSQL at {server} answers: {error}"));
@@ -78,6 +84,7 @@ pub async fn a_lab_run_on_postgres_uses_databases_of_its_own_and_drops_them_when
 /// and never a live run's: here a database left by a dead run (no session claims its prefix),
 /// and a live run's, started first and still running.
 pub async fn a_run_drops_the_databases_a_dead_run_left_and_keeps_a_live_runs(server: String) {
+    let _alone = RUN_DATABASES.lock().await;
     let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
         .await
         .unwrap_or_else(|error| panic!("PostgreSQL at {server} answers: {error}"));
