@@ -94,10 +94,12 @@ pub(super) fn nothing_left_held(index: &Index) -> Findings {
             left if left >= 0 => format!("expires {left} ms after the snapshot"),
             left => format!("expired {} ms before the snapshot", -left),
         };
-        let owed_by = reservation
-            .id
-            .strip_prefix("order-")
-            .and_then(|order_id| index.orders.get(&order_id.parse::<i64>().ok()?))
+        // The order that names the reservation, not one parsed out of its id's spelling.
+        let owed_by = index
+            .audit
+            .orders
+            .iter()
+            .find(|order| order.reservation_id.as_deref() == Some(reservation.id.as_str()))
             .filter(|order| order.stock_commit_pending)
             .map(|order| format!("; confirmed order {} still owes its commit", order.id))
             .unwrap_or_default();

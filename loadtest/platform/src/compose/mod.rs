@@ -222,12 +222,8 @@ impl Compose {
         settings: &TargetSettings,
     ) -> anyhow::Result<Compose> {
         let compose = &settings.compose;
-        // A custom spec holds `+` and `,`, which a project name may not.
-        let slug: String = topology
-            .to_string()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
+        let layout = Layout::of(&topology);
+        let slug = layout.slug();
         let project = format!("{}-{slug}", compose.project_prefix());
         let source = std::fs::read_to_string(&compose.file)
             .with_context(|| format!("read {}", compose.file.display()))?;
@@ -247,14 +243,8 @@ impl Compose {
         let file = folder.join(format!("compose-{slug}.yml"));
         std::fs::write(&file, text).with_context(|| format!("write {}", file.display()))?;
         tracing::info!(file = %file.display(), %topology, "the topology's compose file");
-        let mut started = Compose::launch(
-            Build::Micro,
-            Some(Layout::of(&topology)),
-            project,
-            file,
-            settings,
-        )
-        .await?;
+        let mut started =
+            Compose::launch(Build::Micro, Some(layout), project, file, settings).await?;
         started._generated = temporary;
         Ok(started)
     }
@@ -430,18 +420,12 @@ impl Compose {
     /// The name the results give the process a compose service runs: the service's own for
     /// a build (`catalog`), its group's on a topology (`buy`).
     fn process_of_service(&self, service: &str) -> String {
-        match &self.layout {
-            Some(layout) => layout.process_name(service),
-            None => service.to_owned(),
-        }
+        Layout::process_of(self.layout.as_ref(), service)
     }
 
     /// The compose service that runs `component`: on a topology, a context's is its group's.
     fn service_of(&self, component: Component) -> String {
-        match (&self.layout, component) {
-            (Some(layout), Component::Service(context)) => layout.service_of(context).to_owned(),
-            _ => component.as_str().to_owned(),
-        }
+        Layout::service_for(self.layout.as_ref(), component)
     }
 
     /// Why an operation is not realized on a topology between the builds.

@@ -80,6 +80,35 @@ impl Layout {
         }
     }
 
+    /// The service that runs `component` (compose's, or a stack's without its prefix): on
+    /// a topology a context's is its group's; the component's own otherwise. Compose's and
+    /// the swarm's.
+    pub fn service_for(layout: Option<&Layout>, component: Component) -> String {
+        match (layout, component) {
+            (Some(layout), Component::Service(context)) => layout.service_of(context).to_owned(),
+            _ => component.as_str().to_owned(),
+        }
+    }
+
+    /// The name the results give the process `service` runs: the service's own for a build
+    /// (`catalog`), its group's on a topology (`buy`). Compose's and the swarm's.
+    pub fn process_of(layout: Option<&Layout>, service: &str) -> String {
+        match layout {
+            Some(layout) => layout.process_name(service),
+            None => service.to_owned(),
+        }
+    }
+
+    /// The topology's name as a compose project's or a stack's name may hold it: a custom
+    /// spec's `+` and `,` as `-`.
+    pub fn slug(&self) -> String {
+        self.topology
+            .to_string()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect()
+    }
+
     /// The service hosting `context`.
     pub fn service_of(&self, context: Context) -> &str {
         self.services

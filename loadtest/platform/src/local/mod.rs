@@ -21,7 +21,7 @@ use futures::FutureExt as _;
 
 use crate::cgroup::{self, CpuLimit, ProcessLimits};
 use crate::local::supervisor::{
-    Build, Component, Database, Deployment, Link, NetworkFault, Options, RunClaim,
+    Build, Component, Database, Deployment, Link, NetworkFault, Options, RunClaim, name_safe,
 };
 use crate::{Injection, Platform, Probe, ProcessView, Registration, Restart, TargetSettings};
 
@@ -70,13 +70,8 @@ async fn data(label: &str, settings: &TargetSettings) -> anyhow::Result<(Databas
             (database, RunData::Claim(claim))
         }
         None => {
-            // A custom topology's spec holds `+` and `,`, which a folder's prefix should not.
-            let label: String = label
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect();
             let data = tempfile::Builder::new()
-                .prefix(&format!("shoplab-{label}-"))
+                .prefix(&format!("shoplab-{}-", name_safe(label)))
                 .tempdir()
                 .context("create a data folder")?;
             let database = Database::Sqlite {

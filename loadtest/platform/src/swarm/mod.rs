@@ -219,15 +219,9 @@ impl Swarm {
     ) -> anyhow::Result<Swarm> {
         let swarm = &settings.swarm;
         // A custom spec holds `+` and `,`, which neither a node's nor a stack's name may.
-        let what = match &layout {
-            Some(layout) => layout
-                .topology()
-                .to_string()
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .collect(),
-            None => build.to_string(),
-        };
+        let what = layout
+            .as_ref()
+            .map_or_else(|| build.to_string(), Layout::slug);
         let prefix = format!(
             "{}-{what}",
             swarm
@@ -361,19 +355,13 @@ impl Swarm {
     /// The stack's service (without the stack's prefix) that runs `component`: on a
     /// topology, a context's is its group's.
     fn service_of(&self, component: Component) -> String {
-        match (&self.layout, component) {
-            (Some(layout), Component::Service(context)) => layout.service_of(context).to_owned(),
-            _ => component.as_str().to_owned(),
-        }
+        Layout::service_for(self.layout.as_ref(), component)
     }
 
     /// The name the results give the process a service runs: the service's own for a build,
     /// its group's on a topology (`buy`).
     fn process_of_service(&self, service: &str) -> String {
-        match &self.layout {
-            Some(layout) => layout.process_name(service),
-            None => service.to_owned(),
-        }
+        Layout::process_of(self.layout.as_ref(), service)
     }
 
     /// The component a service of the stack stands for: its own, or on a topology the first

@@ -111,10 +111,7 @@ impl Database {
     /// with the fixed `shoplab_<service>` names `serve --db` uses it would wipe a shop served
     /// from the same server.
     pub fn of_run(server: &str, label: &str) -> Database {
-        let label: String = label
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
+        let label = name_safe(label);
         Database::PostgresPrefixed {
             server: server.to_owned(),
             prefix: format!(
@@ -144,9 +141,18 @@ impl Database {
         }
         Ok(Some(RunClaim {
             connection,
-            database: self.clone(),
+            prefix: prefix.clone(),
         }))
     }
+}
+
+/// `label` (a build's or a topology's name) as a database's or a folder's name may hold it: a
+/// custom spec's `+` and `,` as `_`.
+pub fn name_safe(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 /// Every run's own database names start with this.
@@ -159,16 +165,14 @@ const RUN_PREFIX: &str = "shoplab_run_";
 /// machines sharing one server, which a process id could not — and drop only the first.
 pub struct RunClaim {
     connection: sqlx::PgConnection,
-    database: Database,
+    /// The run's prefix, which the claim's lock is on.
+    prefix: String,
 }
 
 impl RunClaim {
     /// Drops the run's databases once its processes are gone, then lets the claim go.
     pub async fn release(mut self) -> anyhow::Result<()> {
-        let Database::PostgresPrefixed { prefix, .. } = &self.database else {
-            unreachable!("only a run's own databases are claimed");
-        };
-        drop_prefixed(&mut self.connection, prefix).await?;
+        drop_prefixed(&mut self.connection, &self.prefix).await?;
         self.connection.close().await.ok();
         Ok(())
     }

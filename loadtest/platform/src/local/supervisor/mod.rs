@@ -35,7 +35,7 @@ pub use crate::child::{SUPERVISOR_PID, die_with_supervisor};
 pub use crate::sidecars::door::FrontDoor;
 use crate::sidecars::door::put_json;
 pub use crate::sidecars::fault_proxy::{Link, NetworkFault};
-pub use database::{Database, RunClaim, redact};
+pub use database::{Database, RunClaim, name_safe, redact};
 pub use groups::GroupDeployment;
 pub use healing::RestartPolicy;
 pub use loadtest_results::component::{Build, Component, LEAF_SERVICES, ORDERS_UPSTREAMS};
