@@ -2,7 +2,20 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    shoplab::cli::run(shoplab::cli::Cli::parse()).await
+/// A child the lab started pins itself to the shop's cores (`SHOPLAB_PIN_CPUS`) before its
+/// runtime exists, so that tokio sizes its worker pool to those cores
+/// (`available_parallelism` reads the thread's affinity, and a cgroup's CPU quota where there
+/// is one), as Go's runtime sizes `GOMAXPROCS`. Pinned after the runtime started, a shop
+/// process on one core kept a worker per core of the machine: two workers taking turns on
+/// one core, waking each other through the kernel for work either could have done. That cost
+/// the microservices, eight processes handing each request along, about an eighth of their
+/// throughput, and the monolith nothing measurable (`serve micro` and `serve monolith` under
+/// `taskset -c 0`, `TOKIO_WORKER_THREADS=2` against the default, 2026-12-07).
+fn main() -> anyhow::Result<()> {
+    let cli = shoplab::cli::Cli::parse();
+    loadtest_platform::pinning::pin_from_env()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(shoplab::cli::run(cli))
 }

@@ -40,7 +40,6 @@ pub(crate) async fn run(
     args: &api::cli::ServeArgs,
 ) -> anyhow::Result<()> {
     die_with_supervisor()?;
-    loadtest_platform::pinning::pin_from_env()?;
     let group = match process {
         Process::Component(Component::Gateway) => {
             return micro_gateway::run(args, admin_port).await;

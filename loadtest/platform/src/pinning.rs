@@ -31,7 +31,8 @@ pub fn pin_self(cpus: &[usize]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// In a child: pins itself when the lab asked for it.
+/// In a child: pins itself when the lab asked for it. `shoplab`'s `main` calls it before it
+/// builds its runtime, so the runtime's workers are as many as the cores pinned to.
 pub fn pin_from_env() -> anyhow::Result<()> {
     let Ok(list) = std::env::var(PIN_CPUS) else {
         return Ok(());

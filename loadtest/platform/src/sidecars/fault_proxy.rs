@@ -159,7 +159,6 @@ pub struct FaultProxyArgs {
 /// Runs one proxy until SIGTERM/SIGINT.
 pub async fn run(args: FaultProxyArgs) -> anyhow::Result<()> {
     crate::child::die_with_supervisor()?;
-    crate::pinning::pin_from_env()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
