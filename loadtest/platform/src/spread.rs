@@ -123,8 +123,8 @@ fn counter(
     Ok(samples)
 }
 
-/// The calls into one context and the attempts they took, summed over every caller: each
-/// process counts its own (`hop_calls_total{upstream}` once per call, whatever its outcome;
+/// The calls into one context (or into every context) and the attempts they took, summed
+/// over every caller: each process counts its own (`hop_calls_total{upstream}` once per call, whatever its outcome;
 /// `hop_attempts_total{upstream,replica}` once per request sent, retries and panic calls
 /// included). Read before and after a window, the difference's
 /// [`attempts_per_call`](HopCount::attempts_per_call) is that window's retry amplification.
@@ -136,13 +136,14 @@ pub struct HopCount {
 
 impl HopCount {
     /// The counters of the processes at `metrics_urls` (scraped with the shop's
-    /// `metrics_token`, or its admin token) for calls into `upstream`. A process that does not answer fails the
-    /// read: a sum with a caller missing would understate it.
+    /// `metrics_token`, or its admin token) for calls into `upstream`, or into every context
+    /// when it is `None`. A process that does not answer fails the read: a sum with a caller
+    /// missing would understate it.
     pub async fn read(
         http: &reqwest::Client,
         metrics_urls: &[String],
         metrics_token: &str,
-        upstream: domain::Context,
+        upstream: Option<domain::Context>,
     ) -> anyhow::Result<HopCount> {
         let mut total = HopCount::default();
         for url in metrics_urls {
@@ -163,12 +164,16 @@ impl HopCount {
         Ok(total)
     }
 
-    fn of(text: &str, upstream: domain::Context, source: &str) -> anyhow::Result<HopCount> {
-        let upstream = upstream.to_string();
+    fn of(text: &str, upstream: Option<domain::Context>, source: &str) -> anyhow::Result<HopCount> {
+        let upstream = upstream.map(|context| context.to_string());
         let sum = |family: &str| -> anyhow::Result<f64> {
             Ok(counter(text, family, source)?
                 .into_iter()
-                .filter(|(labels, _)| labels.get("upstream") == Some(upstream.as_str()))
+                .filter(|(labels, _)| {
+                    upstream
+                        .as_deref()
+                        .is_none_or(|upstream| labels.get("upstream") == Some(upstream))
+                })
                 .map(|(_, value)| value)
                 .sum())
         };
@@ -181,6 +186,11 @@ impl HopCount {
     /// The calls made from `before` to `self` (a counter reset reads as none).
     pub fn calls_since(&self, before: &HopCount) -> u64 {
         (self.calls - before.calls).max(0.0).round() as u64
+    }
+
+    /// The attempts sent from `before` to `self`: hops made, retries included.
+    pub fn attempts_since(&self, before: &HopCount) -> u64 {
+        (self.attempts - before.attempts).max(0.0).round() as u64
     }
 
     /// Attempts per call from `before` to `self`; `None` when no call was made in between.
@@ -250,7 +260,7 @@ hop_attempts_total{upstream=\"payments\",replica=\"127.0.0.1:3\"} 55
 
     #[test]
     fn a_hop_count_sums_one_upstreams_calls_over_outcomes_and_attempts_over_replicas() {
-        let count = HopCount::of(ORDERS, Context::Inventory, "orders").unwrap();
+        let count = HopCount::of(ORDERS, Some(Context::Inventory), "orders").unwrap();
         assert_eq!(
             count,
             HopCount {
@@ -264,7 +274,16 @@ hop_attempts_total{upstream=\"payments\",replica=\"127.0.0.1:3\"} 55
         };
         assert_eq!(count.attempts_per_call(&before), Some(50.0 / 40.0));
         assert_eq!(count.calls_since(&before), 40);
+        assert_eq!(count.attempts_since(&before), 50);
         assert_eq!(count.attempts_per_call(&count), None);
+        let every = HopCount::of(ORDERS, None, "orders").unwrap();
+        assert_eq!(
+            every,
+            HopCount {
+                calls: 150.0,
+                attempts: 185.0
+            }
+        );
     }
 
     #[test]

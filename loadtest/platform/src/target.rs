@@ -160,14 +160,17 @@ impl Target {
         self.platform.named_processes().await
     }
 
-    /// The `/metrics` URL of every process the lab can reach, a group's of a topology between
-    /// the builds too (none on a swarm, whose tasks sit on an overlay out of this machine's
-    /// reach). It answers [`Target::metrics_token`].
+    /// The `/metrics` URL of every shop process the lab can reach, a group's of a topology
+    /// between the builds too (none on a swarm, whose tasks sit on an overlay out of this
+    /// machine's reach). It answers [`Target::metrics_token`]. The lab's front door is left
+    /// out: its public port forwards every path, `/metrics` included, to a backend, so its
+    /// URL would count the gateway's hops a second time.
     pub async fn metrics_urls(&self) -> Vec<String> {
         self.named_processes()
             .await
             .into_iter()
             .filter(|process| !process.url.is_empty())
+            .filter(|process| process.name != Component::FrontDoor.as_str())
             .map(|process| format!("{}/metrics", process.url))
             .collect()
     }

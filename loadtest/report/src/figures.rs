@@ -53,6 +53,9 @@ pub(crate) struct LevelFigures {
     /// CPU seconds of the system under test per 1 000 requests; `None` where the target could
     /// not measure it.
     pub cpu_per_1k: Option<Spread>,
+    /// Calls between the shop's processes per request (`Level::hops`); `None` on the
+    /// monolith and wherever they were not counted.
+    pub hops_per_request: Option<Spread>,
     pub peak_rss_mib: Option<Spread>,
     pub generator_limited: bool,
     /// The busiest repeat's generator CPU share.
@@ -233,6 +236,12 @@ pub(crate) fn throughput(results: &Results, build: Build) -> Vec<LevelFigures> {
                             Some(level.sut_cpu_s? * 1000.0 / level.requests as f64)
                         }),
                 ),
+                hops_per_request: Spread::of(
+                    repeats
+                        .iter()
+                        .filter(|level| level.requests > 0)
+                        .filter_map(|level| Some(level.hops? as f64 / level.requests as f64)),
+                ),
                 peak_rss_mib: Spread::of(repeats.iter().filter_map(|level| level.sut_peak_rss_mib)),
                 generator_limited: repeats.iter().any(|level| level.generator_limited),
                 generator_share: repeats
@@ -299,6 +308,17 @@ fn processes(repeats: &[&Level]) -> Vec<ProcessFigures> {
             })
         })
         .collect()
+}
+
+/// What one hop cost in CPU at one load level: the microservices' CPU per request beyond the
+/// monolith's, over the hops they made per request (µs of CPU per hop: caller, callee and
+/// kernel together). Every extra CPU second is charged to the hops, the gateway's own
+/// routing and the saga's extra writes included. `None` without both builds' CPU or without
+/// a hop count.
+pub(crate) fn cpu_per_hop_us(monolith: &LevelFigures, micro: &LevelFigures) -> Option<f64> {
+    let hops = micro.hops_per_request.as_ref()?.median;
+    let extra_ms = micro.cpu_per_1k.as_ref()?.median - monolith.cpu_per_1k.as_ref()?.median;
+    (hops > 0.0).then(|| extra_ms * 1000.0 / hops)
 }
 
 /// micro ÷ monolith of two figures over their repeats, with Welch's interval on logs.

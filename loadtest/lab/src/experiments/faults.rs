@@ -32,7 +32,6 @@ use domain::faults::Fault;
 
 use super::{EVENT_SLICE_MS, Experiment};
 use crate::load;
-use loadtest_platform::spread::HopCount;
 use loadtest_platform::{Injection, Target};
 use loadtest_results::analysis::{Timeline, WindowStats, degraded, names, stats, timeline, window};
 use loadtest_results::component::Build;
@@ -90,7 +89,7 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
             let (kind, context) = (&fault.kind, &fault.context);
             let start = epoch + WARM_UP + cell_length * index as u32;
             tokio::time::sleep_until((start + profile.fault_before).into()).await;
-            let counted = hop_count(target, &http, *context).await;
+            let counted = super::hop_count(target, &http, Some(*context)).await;
             let injected_at_ms = epoch.elapsed().as_millis() as u64;
             let injected = inject(target, fault).await;
             // The fault window. On the local target a killed process stays down for all of
@@ -106,14 +105,16 @@ pub async fn run(experiment: &mut Experiment<'_>) -> anyhow::Result<(Vec<Cell>, 
                 target.self_heal_until(window_end).await
             };
             let healed_at_ms = epoch.elapsed().as_millis() as u64;
-            let (attempts_per_call, hop_calls) =
-                match (counted, hop_count(target, &http, *context).await) {
-                    (Some(before), Some(after)) => (
-                        after.attempts_per_call(&before),
-                        Some(after.calls_since(&before)),
-                    ),
-                    _ => (None, None),
-                };
+            let (attempts_per_call, hop_calls) = match (
+                counted,
+                super::hop_count(target, &http, Some(*context)).await,
+            ) {
+                (Some(before), Some(after)) => (
+                    after.attempts_per_call(&before),
+                    Some(after.calls_since(&before)),
+                ),
+                _ => (None, None),
+            };
             let (injected, error) = match injected {
                 Ok(injected) => (injected, None),
                 Err(error) => (Injection::default(), Some(format!("{error:#}"))),
@@ -189,22 +190,6 @@ async fn place_proxies(target: &mut Target, faults: &[FaultCell]) -> anyhow::Res
         BTreeSet::new()
     };
     target.place_proxies(&services, &databases).await
-}
-
-/// What the callers of `context` have counted of their calls into it so far; `None` on the
-/// monolith (no hops), where no process is reachable from here (a swarm's overlay), or when
-/// a caller did not answer.
-async fn hop_count(target: &Target, http: &reqwest::Client, context: Context) -> Option<HopCount> {
-    if target.build != Build::Micro {
-        return None;
-    }
-    let urls = target.metrics_urls().await;
-    if urls.is_empty() {
-        return None;
-    }
-    HopCount::read(http, &urls, target.metrics_token(), context)
-        .await
-        .ok()
 }
 
 /// The catalogue's fault for the cell: its rate where it has one, every other parameter at

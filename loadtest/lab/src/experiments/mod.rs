@@ -99,3 +99,23 @@ pub async fn run(
         experiment.history,
     ))
 }
+
+/// What the shop's processes have counted of their calls into `context` (every context when
+/// `None`) so far; `None` on the monolith (no hops), where no process is reachable from here
+/// (a swarm's overlay), or when a caller did not answer.
+async fn hop_count(
+    target: &Target,
+    http: &reqwest::Client,
+    context: Option<domain::Context>,
+) -> Option<loadtest_platform::spread::HopCount> {
+    if target.build != loadtest_results::component::Build::Micro {
+        return None;
+    }
+    let urls = target.metrics_urls().await;
+    if urls.is_empty() {
+        return None;
+    }
+    loadtest_platform::spread::HopCount::read(http, &urls, target.metrics_token(), context)
+        .await
+        .ok()
+}

@@ -19,6 +19,9 @@ use loadtest_results::resources::ProcessUsage;
 pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level>> {
     let mut levels = Vec::new();
     let profile = experiment.profile.clone();
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(loadtest_platform::CLIENT_POOL_IDLE)
+        .build()?;
     for repeat in 1..=profile.repeats {
         for users in &profile.levels {
             experiment.step(&format!("{users} users, repeat {repeat}"));
@@ -30,6 +33,8 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
             let mut meter = Meter::new();
             let named = experiment.target.named_probes().await;
             let probes: Vec<Probe> = named.iter().map(|(_, probe)| probe.clone()).collect();
+            // Read outside the CPU window, so the scrapes are not counted as serving.
+            let hops_before = super::hop_count(experiment.target, &http, None).await;
             let (cpu_before, _) = meter.sample(&probes);
             let cpu_before_each = per_process(&mut meter, &named);
             let recorder = experiment.recorder(Instant::now());
@@ -44,6 +49,13 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
             };
             let peak_rss_mib = sampler.stop().await;
             let (cpu_after, _) = meter.sample(&probes);
+            let hops = match (
+                hops_before,
+                super::hop_count(experiment.target, &http, None).await,
+            ) {
+                (Some(before), Some(after)) => Some(after.attempts_since(&before)),
+                _ => None,
+            };
             let processes: Vec<ProcessUsage> = per_process(&mut meter, &named)
                 .into_iter()
                 .map(|(process, cpu_s, rss_mib)| {
@@ -75,6 +87,7 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
                 sut_cpu_s: metered.then_some(sut_cpu_s),
                 sut_peak_rss_mib: metered.then_some(peak_rss_mib),
                 processes,
+                hops,
                 requests_per_sut_cpu_s: metered
                     .then(|| summary.requests as f64 / sut_cpu_s.max(0.001)),
                 generator_cpu_s: run.generator_cpu_s,

@@ -124,7 +124,7 @@ pub(crate) fn spread_cell(spread: Option<&Spread>, unit: &str, absent: &str) -> 
 pub(crate) fn with_spread(spread: &Spread, unit: &str) -> String {
     let median = number(spread.median, unit);
     let unit = match unit {
-        "×" => String::new(),
+        "×" | "" => String::new(),
         other => format!(" {other}"),
     };
     match spread.estimate.interval() {

@@ -96,6 +96,7 @@ fn level(users: usize, repeat: usize, requests_per_s: f64, generator_limited: bo
         sut_cpu_s: Some(5.0),
         sut_peak_rss_mib: Some(40.0),
         processes: Vec::new(),
+        hops: None,
         requests_per_sut_cpu_s: Some(requests_per_s * 2.0),
         generator_cpu_s: 9.0,
         generator_cpu_share: if generator_limited { 0.93 } else { 0.4 },
@@ -386,6 +387,39 @@ fn a_target_that_reads_no_cpu_or_memory_gets_no_figure_for_them_and_no_verdict_o
     );
     // Half the monolith's throughput still decides it, without a CPU figure.
     assert_eq!(cost.status, Status::Holds);
+}
+
+#[test]
+fn the_hop_cost_verdict_charges_the_extra_cpu_per_request_to_the_hops_counted() {
+    // The monolith: 1 000 requests for 5 CPU s (5 ms each); the microservices: 500 requests
+    // for the same 5 CPU s (10 ms each) over 1 000 hops (2 per request): 2 500 µs a hop.
+    let monolith = sweep(Build::Monolith, vec![level(4, 1, 100.0, false)]);
+    let counted = Level {
+        hops: Some(1_000),
+        ..level(4, 1, 50.0, false)
+    };
+    let with_hops = results(vec![monolith.clone(), sweep(Build::Micro, vec![counted])]);
+    let cost = verdict(&with_hops, "the cost of each hop");
+    assert!(
+        cost.evidence.contains(
+            "×2.00 its CPU per request (2.00 hops per request, about 2500 µs of CPU each)"
+        ),
+        "{}",
+        cost.evidence
+    );
+    // Uncounted hops (a target whose processes the lab cannot scrape) give no per-hop figure.
+    let uncounted = Level {
+        hops: None,
+        ..level(4, 1, 50.0, false)
+    };
+    let without = results(vec![monolith, sweep(Build::Micro, vec![uncounted])]);
+    let cost = verdict(&without, "the cost of each hop");
+    assert!(
+        cost.evidence.contains("×2.00 its CPU per request")
+            && !cost.evidence.contains("hops per request"),
+        "{}",
+        cost.evidence
+    );
 }
 
 #[test]

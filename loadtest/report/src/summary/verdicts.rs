@@ -421,7 +421,16 @@ fn hop_cost(results: &Results) -> Verdict {
     let latency = micro.raw_ms[0] / monolith.raw_ms[0].max(f64::EPSILON);
     let cost = cpu.map_or_else(
         || "(CPU not measured on this target)".to_owned(),
-        |cpu| format!("with ×{cpu:.2} its CPU per request"),
+        |cpu| {
+            let per_hop = figures::cpu_per_hop_us(&monolith, &micro).zip(micro.hops_per_request.as_ref());
+            match per_hop {
+                Some((per_hop, hops)) => format!(
+                    "with ×{cpu:.2} its CPU per request ({:.2} hops per request, about {per_hop:.0} µs of CPU each)",
+                    hops.median
+                ),
+                None => format!("with ×{cpu:.2} its CPU per request"),
+            }
+        },
     );
     let mut evidence = format!(
         "at {} users the microservices served {rate_text} the monolith's successful requests per second{rate_verdict} {cost} and ×{latency:.2} its median latency",

@@ -33,6 +33,12 @@ pub struct Level {
     /// where the target has no probes, and in results recorded before it was.
     #[serde(default)]
     pub processes: Vec<ProcessUsage>,
+    /// Calls the shop's processes sent each other during the level (hop attempts, retries
+    /// included, summed over every caller's `hop_attempts_total`): what the CPU above paid
+    /// for in hops. `None` on the monolith, where the lab reads no process's metrics (a
+    /// swarm's overlay), and in results recorded before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hops: Option<u64>,
     /// Requests per CPU second of the system under test.
     pub requests_per_sut_cpu_s: Option<f64>,
     pub generator_cpu_s: f64,
