@@ -8,9 +8,9 @@ use clap::Parser;
 /// is one), as Go's runtime sizes `GOMAXPROCS`. Pinned after the runtime started, a shop
 /// process on one core kept a worker per core of the machine: two workers taking turns on
 /// one core, waking each other through the kernel for work either could have done. That cost
-/// the microservices, eight processes handing each request along, about an eighth of their
-/// throughput, and the monolith nothing measurable (`serve micro` and `serve monolith` under
-/// `taskset -c 0`, `TOKIO_WORKER_THREADS=2` against the default, 2026-12-07).
+/// the microservices, eight processes handing each request along, a quarter of their
+/// throughput, and the monolith nothing measurable (`compare --quick --experiments
+/// throughput` at 16 users, 2026-12-07: 1129 against 1519 req/s, and 3116 against 3110).
 fn main() -> anyhow::Result<()> {
     let cli = shoplab::cli::Cli::parse();
     loadtest_platform::pinning::pin_from_env()?;

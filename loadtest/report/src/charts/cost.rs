@@ -270,7 +270,7 @@ impl Plot for HopTax {
         let null = self.null_us as f64;
         let work = (self.monolith_us as f64 - null).max(0.0);
         let service_work = (self.service_us as f64 - null).max(0.0);
-        let hop = (self.gateway_us as f64 - self.monolith_us as f64).max(0.0);
+        let hop = (self.gateway_us as f64 - self.service_us as f64).max(0.0);
         // Top to bottom; each row is its parts from left to right.
         let rows: [(&str, Vec<(f64, RGBColor)>); 4] = [
             ("an endpoint that does nothing", vec![(null, LOOPBACK)]),
@@ -286,7 +286,7 @@ impl Plot for HopTax {
                 "microservices: through the gateway",
                 vec![
                     (null, LOOPBACK),
-                    (work, theme::MONOLITH),
+                    (service_work, theme::MONOLITH),
                     (hop, theme::MICRO),
                 ],
             ),

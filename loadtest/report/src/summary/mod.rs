@@ -230,7 +230,7 @@ pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
         add(
             "one service boundary (gateway hop)",
             "µs",
-            (None, exact(hop.gateway_us as f64 - hop.monolith_us as f64)),
+            (None, exact(hop.boundary_us() as f64)),
             true,
         );
         if let Some(hop) = figures.last_mut() {

@@ -37,7 +37,7 @@ pub fn summary(results: &Results) -> String {
             hop.monolith_us,
             hop.service_us,
             hop.gateway_us,
-            hop.gateway_us as i64 - hop.monolith_us as i64,
+            hop.boundary_us(),
         );
     }
     for outcome in &results.experiments {

@@ -439,7 +439,7 @@ fn hop_cost(results: &Results) -> Verdict {
     match &results.calibration {
         Some(calibration) => {
             let hop = &calibration.hop;
-            let boundary = hop.gateway_us as f64 - hop.monolith_us as f64;
+            let boundary = hop.boundary_us() as f64;
             evidence.push_str(&format!(
                 "; one service boundary adds {boundary:.0} µs to a request sent alone ({} of the monolith's {} µs)",
                 percent(boundary / hop.monolith_us.max(1) as f64),
