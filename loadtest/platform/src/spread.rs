@@ -124,9 +124,9 @@ fn counter(
 }
 
 /// The calls into one context (or into every context) and the attempts they took, summed
-/// over every caller: each process counts its own (`hop_calls_total{upstream}` once per call, whatever its outcome;
-/// `hop_attempts_total{upstream,replica}` once per request sent, retries and panic calls
-/// included). Read before and after a window, the difference's
+/// over every caller: each process counts its own (`hop_calls_total{upstream}` once per
+/// call, whatever its outcome; `hop_attempts_total{upstream,replica}` once per request sent,
+/// retries and panic calls included). Read before and after a window, the difference's
 /// [`attempts_per_call`](HopCount::attempts_per_call) is that window's retry amplification.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct HopCount {

@@ -310,15 +310,30 @@ fn processes(repeats: &[&Level]) -> Vec<ProcessFigures> {
         .collect()
 }
 
-/// What one hop cost in CPU at one load level: the microservices' CPU per request beyond the
-/// monolith's, over the hops they made per request (µs of CPU per hop: caller, callee and
-/// kernel together). Every extra CPU second is charged to the hops, the gateway's own
-/// routing and the saga's extra writes included. `None` without both builds' CPU or without
-/// a hop count.
-pub(crate) fn cpu_per_hop_us(monolith: &LevelFigures, micro: &LevelFigures) -> Option<f64> {
-    let hops = micro.hops_per_request.as_ref()?.median;
-    let extra_ms = micro.cpu_per_1k.as_ref()?.median - monolith.cpu_per_1k.as_ref()?.median;
-    (hops > 0.0).then(|| extra_ms * 1000.0 / hops)
+/// What the hops cost in CPU at one load level (medians over the repeats).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct HopCpu {
+    /// Calls between the microservices' processes per request.
+    pub hops_per_request: f64,
+    /// The microservices' CPU per request beyond the monolith's, in µs.
+    pub extra_us: f64,
+    /// `extra_us` over `hops_per_request`: µs of CPU per hop, caller, callee and kernel
+    /// together.
+    pub per_hop_us: f64,
+}
+
+/// [`HopCpu`] of one load level. Every extra CPU second is charged to the hops, the
+/// gateway's own routing and the saga's extra writes included. `None` without both builds'
+/// CPU or without a hop count.
+pub(crate) fn hop_cpu(monolith: &LevelFigures, micro: &LevelFigures) -> Option<HopCpu> {
+    let hops_per_request = micro.hops_per_request.as_ref()?.median;
+    let extra_us =
+        (micro.cpu_per_1k.as_ref()?.median - monolith.cpu_per_1k.as_ref()?.median) * 1000.0;
+    (hops_per_request > 0.0).then(|| HopCpu {
+        hops_per_request,
+        extra_us,
+        per_hop_us: extra_us / hops_per_request,
+    })
 }
 
 /// micro ÷ monolith of two figures over their repeats, with Welch's interval on logs.

@@ -113,8 +113,8 @@ async fn the_front_door_counts_only_the_backends_behind_it_now_not_the_ones_a_de
 }
 
 /// The faults and throughput experiments read every caller's hop counters (retry
-/// amplification, hops per request) from each process's `/metrics`, which answers the lab's metrics token (not only the admin token)
-/// and nobody without one.
+/// amplification, hops per request) from each process's `/metrics`, which answers the lab's
+/// metrics token (not only the admin token) and nobody without one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_micro_process_gives_its_hop_counters_to_the_lab_and_to_nobody_without_the_token() {
     let _quiet = crate::support::exclusive().await;

@@ -198,23 +198,16 @@ pub(super) fn throughput(
         rows,
     );
     if let Some((monolith, micro)) = crate::summary::top_level(results)
-        && let Some(per_hop) = figures::cpu_per_hop_us(&monolith, &micro)
-        && let (Some(hops), Some(micro_cpu), Some(monolith_cpu)) = (
-            &micro.hops_per_request,
-            &micro.cpu_per_1k,
-            &monolith.cpu_per_1k,
-        )
+        && let Some(hop) = figures::hop_cpu(&monolith, &micro)
     {
         document.paragraph(format!(
             "What a hop costs in CPU: at {} users each request made {:.2} calls between the \
              microservices' processes (hop attempts, retries included, counted by every \
              caller), and the microservices spent {:.0} µs more CPU per request than the \
-             monolith: about {per_hop:.0} µs of CPU per hop, caller, callee and kernel \
-             together, on this machine. All of the difference is charged to the hops, the \
-             gateway's own routing and the saga's extra writes included.",
-            micro.users,
-            hops.median,
-            (micro_cpu.median - monolith_cpu.median) * 1000.0,
+             monolith: about {:.0} µs of CPU per hop, caller, callee and kernel together, on \
+             this machine. All of the difference is charged to the hops, the gateway's own \
+             routing and the saga's extra writes included.",
+            micro.users, hop.hops_per_request, hop.extra_us, hop.per_hop_us,
         ));
     }
     // Per process at the highest level both builds ran (where the boundary costs most).

@@ -421,15 +421,12 @@ fn hop_cost(results: &Results) -> Verdict {
     let latency = micro.raw_ms[0] / monolith.raw_ms[0].max(f64::EPSILON);
     let cost = cpu.map_or_else(
         || "(CPU not measured on this target)".to_owned(),
-        |cpu| {
-            let per_hop = figures::cpu_per_hop_us(&monolith, &micro).zip(micro.hops_per_request.as_ref());
-            match per_hop {
-                Some((per_hop, hops)) => format!(
-                    "with ×{cpu:.2} its CPU per request ({:.2} hops per request, about {per_hop:.0} µs of CPU each)",
-                    hops.median
-                ),
-                None => format!("with ×{cpu:.2} its CPU per request"),
-            }
+        |cpu| match figures::hop_cpu(&monolith, &micro) {
+            Some(hop) => format!(
+                "with ×{cpu:.2} its CPU per request ({:.2} hops per request, about {:.0} µs of CPU each)",
+                hop.hops_per_request, hop.per_hop_us
+            ),
+            None => format!("with ×{cpu:.2} its CPU per request"),
         },
     );
     let mut evidence = format!(

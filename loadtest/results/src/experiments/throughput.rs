@@ -35,8 +35,8 @@ pub struct Level {
     pub processes: Vec<ProcessUsage>,
     /// Calls the shop's processes sent each other during the level (hop attempts, retries
     /// included, summed over every caller's `hop_attempts_total`): what the CPU above paid
-    /// for in hops. `None` on the monolith, where the lab reads no process's metrics (a
-    /// swarm's overlay), and in results recorded before it was.
+    /// for in hops. `None` on the monolith, where the lab cannot reach the processes'
+    /// `/metrics` (a swarm's overlay), and in results recorded before it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hops: Option<u64>,
     /// Requests per CPU second of the system under test.
