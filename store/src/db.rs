@@ -118,8 +118,19 @@ impl Db {
         }
     }
 
+    /// A write transaction. On SQLite it takes the write lock at `BEGIN IMMEDIATE`, where the
+    /// busy timeout waits for another process's writer: a plain (deferred) `BEGIN` reads
+    /// first and upgrades at its first write, and an upgrade that meets another process's
+    /// write lock fails at once with `SQLITE_BUSY`, the busy timeout never consulted (SQLite
+    /// refuses to wait there, as the two could deadlock). The one writer connection keeps
+    /// this process's own writers in line; the file is shared with another process whenever
+    /// two run on it: a rolling deploy's old and new process, the scale experiment's two
+    /// monoliths.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        self.writer.begin().await
+        match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        }
     }
 
     /// Runs the migrations of the given contexts (each context owns its own set; the
