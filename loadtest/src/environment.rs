@@ -7,24 +7,20 @@ use loadtest_results::Environment;
 pub fn stamp(cores: usize) -> Environment {
     Environment {
         shoplab_version: env!("CARGO_PKG_VERSION").into(),
-        git_sha: command_line("git", &["rev-parse", "HEAD"]),
+        // Where the binary was built from, stamped by build.rs: not the checkout it runs in.
+        git_sha: env!("SHOPLAB_BUILD_COMMIT").into(),
+        git_dirty: match env!("SHOPLAB_BUILD_DIRTY") {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
         cpu_model: cpu_model(),
         cores,
         os: sysinfo::System::long_os_version().unwrap_or_else(|_| "unknown".into()),
         kernel: sysinfo::System::kernel_version().unwrap_or_else(|_| "unknown".into()),
-        rustc: command_line("rustc", &["--version"]),
+        rustc: env!("SHOPLAB_BUILD_RUSTC").into(),
         crates: crate_versions(),
     }
-}
-
-fn command_line(program: &str, args: &[&str]) -> String {
-    std::process::Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn cpu_model() -> String {

@@ -85,7 +85,7 @@ fn document(run_a: &Results, run_b: &Results, charts: &Charts) -> anyhow::Result
             Cell::plain(run.run_id.clone()),
             Cell::plain(run.settings.target.clone()),
             Cell::plain(run.profile.name.clone()),
-            Cell::plain(run.environment.git_sha.chars().take(12).collect::<String>()),
+            Cell::plain(run.environment.built_from()),
             Cell::plain(format!(
                 "{} cores, {}",
                 run.environment.cores, run.environment.cpu_model
@@ -104,7 +104,7 @@ fn document(run_a: &Results, run_b: &Results, charts: &Charts) -> anyhow::Result
             "run",
             "platform",
             "profile",
-            "git sha",
+            "built from",
             "machine",
             "database",
             "invariants",

@@ -148,11 +148,30 @@ impl ResourceLimits {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Environment {
     pub shoplab_version: String,
+    /// The commit the lab's binary was built from (`unknown` outside a git checkout).
     pub git_sha: String,
+    /// Whether the binary's source differed from that commit (uncommitted changes to a
+    /// tracked file, documents and reports not counted); absent outside a git checkout and
+    /// in runs from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_dirty: Option<bool>,
     pub cpu_model: String,
     pub cores: usize,
     pub os: String,
     pub kernel: String,
+    /// The compiler that built the lab.
     pub rustc: String,
     pub crates: Vec<(String, String)>,
+}
+
+impl Environment {
+    /// The commit, short, and whether the build had changes of its own: `f053539f496d`,
+    /// `f053539f496d + uncommitted changes`.
+    pub fn built_from(&self) -> String {
+        let commit: String = self.git_sha.chars().take(12).collect();
+        match self.git_dirty {
+            Some(true) => format!("{commit} + uncommitted changes"),
+            _ => commit,
+        }
+    }
 }

@@ -105,10 +105,25 @@ async fn compare_quick_faults_writes_a_valid_results_folder_where_a_monolith_kil
         assert!(shop.get(secret).is_none(), "{secret} recorded in {shop}");
     }
     let environment = &results["environment"];
+    // The commit the lab was built from, as its build script found it: this test is built
+    // by the same script run as the binary under test.
     let sha = environment["git_sha"].as_str().expect("a git_sha");
     assert!(
         sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()),
         "git_sha is {sha:?}"
+    );
+    assert_eq!(sha, env!("SHOPLAB_BUILD_COMMIT"), "{environment}");
+    assert_eq!(
+        environment["git_dirty"]
+            .as_bool()
+            .map(|dirty| dirty.to_string()),
+        Some(env!("SHOPLAB_BUILD_DIRTY").to_owned()),
+        "{environment}"
+    );
+    assert_eq!(
+        environment["rustc"],
+        env!("SHOPLAB_BUILD_RUSTC"),
+        "{environment}"
     );
     assert!(environment["cores"].as_u64() >= Some(1), "{environment}");
     assert!(
