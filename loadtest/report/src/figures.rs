@@ -48,9 +48,9 @@ pub(crate) struct LevelFigures {
     /// (quantile, ms). Empty in results recorded before the distribution was.
     pub nines: Vec<(f64, f64)>,
     /// Per process of the system under test, the median over repeats of its CPU seconds per
-    /// 1 000 requests and its resident MiB at the level's end; empty where not recorded.
+    /// 1 000 successful requests and its resident MiB at the level's end; empty where not recorded.
     pub processes: Vec<ProcessFigures>,
-    /// CPU seconds of the system under test per 1 000 requests; `None` where the target could
+    /// CPU seconds of the system under test per 1 000 successful requests; `None` where the target could
     /// not measure it.
     pub cpu_per_1k: Option<Spread>,
     /// Calls between the shop's processes per request (`Level::hops`); `None` on the
@@ -231,9 +231,9 @@ pub(crate) fn throughput(results: &Results, build: Build) -> Vec<LevelFigures> {
                 cpu_per_1k: Spread::of(
                     repeats
                         .iter()
-                        .filter(|level| level.requests > 0)
+                        .filter(|level| level.successes() > 0)
                         .filter_map(|level| {
-                            Some(level.sut_cpu_s? * 1000.0 / level.requests as f64)
+                            Some(level.sut_cpu_s? * 1000.0 / level.successes() as f64)
                         }),
                 ),
                 hops_per_request: Spread::of(
@@ -303,7 +303,9 @@ fn processes(repeats: &[&Level]) -> Vec<ProcessFigures> {
             };
             Some(ProcessFigures {
                 process: usage.process.clone(),
-                cpu_per_1k: of(&|level, cpu_s, _| cpu_s * 1000.0 / level.requests.max(1) as f64)?,
+                cpu_per_1k: of(&|level, cpu_s, _| {
+                    cpu_s * 1000.0 / level.successes().max(1) as f64
+                })?,
                 rss_mib: of(&|_, _, rss_mib| rss_mib)?,
             })
         })

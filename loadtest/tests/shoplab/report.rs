@@ -354,7 +354,7 @@ fn a_run_whose_target_read_no_cpu_or_memory_says_not_measured_and_draws_no_cost_
     assert!(!dir.path().join("charts/resources.png").exists());
     let cpu_rows: Vec<&str> = markdown
         .lines()
-        .filter(|line| line.starts_with("| CPU per 1 000 requests at "))
+        .filter(|line| line.starts_with("| CPU per 1 000 successful requests at "))
         .collect();
     assert!(!cpu_rows.is_empty(), "{markdown}");
     for row in cpu_rows {

@@ -166,7 +166,7 @@ async fn measure(experiment: &mut Experiment<'_>, quota: Option<f64>) -> anyhow:
     Ok(Scale {
         component: component.to_string(),
         users,
-        speedup: after.requests_per_s / before.requests_per_s.max(0.001),
+        speedup: before.speedup_to(&after),
         gain: Some(Gain::of(&before, &after, &added)),
         before,
         after,
@@ -398,7 +398,7 @@ async fn half(
         error_rate: (measured.requests - measured.ok) as f64 / measured.requests.max(1) as f64,
         latency: measured.latency,
         sut_cpu_s: metered.then_some(sut_cpu_s),
-        requests_per_sut_cpu_s: metered.then(|| measured.requests as f64 / sut_cpu_s.max(0.001)),
+        requests_per_sut_cpu_s: metered.then(|| measured.ok as f64 / sut_cpu_s.max(0.001)),
     };
     experiment.history.extend(run.records);
     Ok(Measured {

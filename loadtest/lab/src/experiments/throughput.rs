@@ -89,7 +89,7 @@ pub async fn levels(experiment: &mut Experiment<'_>) -> anyhow::Result<Vec<Level
                 processes,
                 hops,
                 requests_per_sut_cpu_s: metered
-                    .then(|| summary.requests as f64 / sut_cpu_s.max(0.001)),
+                    .then(|| summary.requests.saturating_sub(errors) as f64 / sut_cpu_s.max(0.001)),
                 generator_cpu_s: run.generator_cpu_s,
                 generator_cpu_share: share,
                 generator_limited: share > GENERATOR_LIMIT,

@@ -111,7 +111,7 @@ impl Plot for Resources {
             &panels[0],
             &groups(&|level| level.cpu_per_1k.clone()),
             &Axes {
-                caption: Some("CPU per 1 000 requests (all the shop's processes)"),
+                caption: Some("CPU per 1 000 successful requests (all the shop's processes)"),
                 x_desc: "load level",
                 y_desc: "CPU seconds",
                 values: true,
@@ -161,7 +161,7 @@ impl Plot for ProcessBars {
                 .collect()
         };
         let cpu_caption = format!(
-            "CPU per 1 000 requests, per process, at {} users",
+            "CPU per 1 000 successful requests, per process, at {} users",
             self.users
         );
         bars::grouped_bars(

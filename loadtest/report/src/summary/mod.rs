@@ -149,7 +149,7 @@ pub(crate) fn key_figures(results: &Results) -> Vec<KeyFigure> {
             true,
         );
         add(
-            format!("CPU per 1 000 requests at {users} users"),
+            format!("CPU per 1 000 successful requests at {users} users"),
             "CPU s",
             &|level| level.cpu_per_1k.clone(),
             true,

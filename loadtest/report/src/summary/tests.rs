@@ -365,7 +365,7 @@ fn a_target_that_reads_no_cpu_or_memory_gets_no_figure_for_them_and_no_verdict_o
     ]);
     let figures = key_figures(&results);
     for name in [
-        "CPU per 1 000 requests at 4 users",
+        "CPU per 1 000 successful requests at 4 users",
         "peak memory at 4 users",
     ] {
         let figure = figures
@@ -743,7 +743,7 @@ fn a_spread_just_past_the_rule_reads_past_it_and_a_speedup_beyond_linear_is_warn
 }
 
 #[test]
-fn throughput_and_latency_are_of_successes_and_a_level_without_one_has_no_latency() {
+fn throughput_latency_and_cpu_are_of_successes_and_a_level_without_one_has_no_latency() {
     let half_failed = Level {
         errors: 5_000,
         error_rate: 0.5,
@@ -763,9 +763,16 @@ fn throughput_and_latency_are_of_successes_and_a_level_without_one_has_no_latenc
     ]);
     let monolith = crate::figures::throughput(&results, Build::Monolith);
     assert_eq!(monolith[0].requests_per_s.median, 500.0);
+    // 5 CPU s for 5 000 successes: the 5 000 failed requests do not make one cheaper.
+    let cpu = monolith[0].cpu_per_1k.as_ref().expect("a CPU figure");
+    assert_eq!(cpu.median, 1.0);
     let micro = crate::figures::throughput(&results, Build::Micro);
     assert_eq!(micro[0].requests_per_s.median, 0.0);
     assert!(micro[0].raw[2].is_none(), "no success, no p99");
+    assert!(
+        micro[0].cpu_per_1k.is_none(),
+        "no success, no CPU per success"
+    );
     let figures = key_figures(&results);
     let p99 = figures
         .iter()

@@ -14,7 +14,8 @@ pub struct Scale {
     pub users: usize,
     pub before: Half,
     pub after: Half,
-    /// after / before, requests per second.
+    /// after / before, successful requests per second (all requests, failed ones too, in
+    /// results written before 2026-12-07).
     pub speedup: f64,
     /// Cores the system under test may use (replicas share them).
     pub sut_cores: usize,
@@ -359,6 +360,13 @@ mod tests {
     }
 
     #[test]
+    fn a_speedup_counts_successes_only() {
+        // 200 → 400 requests per second, but the second half failed a quarter of them.
+        let speedup = half(200.0, 0.0).speedup_to(&half(400.0, 0.25));
+        assert!((speedup - 1.5).abs() < 1e-9, "{speedup}");
+    }
+
+    #[test]
     fn imbalance_is_the_busiest_share_over_an_even_one() {
         assert_eq!(spread(&[50, 50]).imbalance(), Some(1.0));
         assert_eq!(spread(&[100, 0]).imbalance(), Some(2.0));
@@ -383,6 +391,7 @@ pub struct Half {
     pub latency: Percentiles,
     /// `None` where the target has nothing to read CPU by (as a throughput level's).
     pub sut_cpu_s: Option<f64>,
+    /// Successful requests per CPU second (all requests before 2026-12-07).
     pub requests_per_sut_cpu_s: Option<f64>,
 }
 
@@ -390,5 +399,11 @@ impl Half {
     /// Requests per second that succeeded.
     pub fn successful_per_s(&self) -> f64 {
         self.requests_per_s * (1.0 - self.error_rate)
+    }
+
+    /// `after`'s successful requests per second over this half's: the speed-up a replica
+    /// bought. A half that failed some requests did not deliver them, however fast.
+    pub fn speedup_to(&self, after: &Half) -> f64 {
+        after.successful_per_s() / self.successful_per_s().max(0.001)
     }
 }

@@ -39,7 +39,9 @@ pub struct Level {
     /// `/metrics` (a swarm's overlay), and in results recorded before it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hops: Option<u64>,
-    /// Requests per CPU second of the system under test.
+    /// Successful requests per CPU second of the system under test: a failed request, often
+    /// the cheapest to answer, must not make serving look cheaper. (All requests in results
+    /// written before 2026-12-07, when the sweep's levels failed none or almost none.)
     pub requests_per_sut_cpu_s: Option<f64>,
     pub generator_cpu_s: f64,
     /// Generator CPU seconds / (wall seconds x cores it may use).
@@ -54,6 +56,13 @@ pub struct Level {
     pub generators: Vec<GeneratorUsage>,
     /// Per second.
     pub timeline: Timeline,
+}
+
+impl Level {
+    /// The requests that succeeded: what CPU is priced per (see `requests_per_sut_cpu_s`).
+    pub fn successes(&self) -> usize {
+        self.requests.saturating_sub(self.errors)
+    }
 }
 
 /// One of several load generators of a level.
