@@ -442,7 +442,7 @@ fn a_violated_invariant_is_the_first_warning_with_its_first_example() {
 
 #[test]
 fn rolling_deploys_without_failures_on_both_builds_hold_and_say_it_is_no_advantage() {
-    let deploys = |component: &str| {
+    let deploys = |component: &str, storm_failed: usize| {
         Findings::Deploy(Deploys {
             each: ["recreate", "rolling"]
                 .into_iter()
@@ -462,15 +462,32 @@ fn rolling_deploys_without_failures_on_both_builds_hold_and_say_it_is_no_advanta
                 strategy: "rolling".into(),
                 duration_ms: 8_000,
                 requests: 2_000,
-                failed_requests: 0,
+                failed_requests: storm_failed,
                 median_time_to_ready_ms: 500,
             },
             timeline: Timeline::default(),
         })
     };
+    // The key figure counts the storm's rolling deploys with the others.
+    let stormy = results(vec![
+        outcome(Build::Monolith, deploys("monolith", 2)),
+        outcome(Build::Micro, deploys("catalog", 0)),
+    ]);
+    let figures = key_figures(&stormy);
+    let failed = figures
+        .iter()
+        .find(|figure| figure.name == "rolling deploys and the storm: failed requests")
+        .expect("the rolling deploys' row");
+    assert_eq!(
+        (
+            failed.monolith.as_ref().map(|m| m.median),
+            failed.micro.as_ref().map(|m| m.median)
+        ),
+        (Some(2.0), Some(0.0))
+    );
     let results = results(vec![
-        outcome(Build::Monolith, deploys("monolith")),
-        outcome(Build::Micro, deploys("catalog")),
+        outcome(Build::Monolith, deploys("monolith", 0)),
+        outcome(Build::Micro, deploys("catalog", 0)),
     ]);
     let rolling = verdict(&results, "no-downtime rolling update");
     assert_eq!(rolling.status, Status::Holds);
