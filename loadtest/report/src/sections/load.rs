@@ -94,7 +94,11 @@ pub(super) fn throughput(
     document.paragraph(
         "Goose is closed loop: a slow answer delays that user's next request, so the raw \
          percentiles miss the requests that would have been sent meanwhile (coordinated \
-         omission). The corrected percentiles back-fill them at the user's usual cadence.",
+         omission). The corrected percentiles back-fill them at the user's usual cadence. \
+         They are Goose's, over its latency buckets and over every request (it keeps failures \
+         with successes; a level with failures is warned of), so they can read a little \
+         under the raw ones, which are exact and of successes only: a back-filled request \
+         takes less than the slow answer it stands behind.",
     );
     let plot = Latency {
         builds: builds.clone(),
