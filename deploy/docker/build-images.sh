@@ -16,6 +16,12 @@
 #   SHOPLAB_LAB_IMAGE          1: also the image of the lab itself, shoplab/shoplab, for
 #                              the Kubernetes load Job (off by default: it compiles the
 #                              whole lab, which neither compose profile runs)
+#   SHOPLAB_LAB_PROFILE        the cargo profile of the lab's binary in that image: release
+#                              (the default: its generators measure) or dev, without debug
+#                              information, for CI, where the image only has to work: the
+#                              lab's optimized build of its own was the longest part of CI's
+#                              swarm step, the dev one about half as long (deploy/docker/
+#                              README.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -49,26 +55,38 @@ phase() { printf '\n--- %s  (%ss)\n' "$*" "$SECONDS"; }
 # (opt-level 3, as benchmarked images must be); only its line tables are dropped, since
 # nothing in a scratch image reads them and linking them costs CI time.
 static_build() {
+  local profile=$1
+  shift
   CARGO_TARGET_DIR="$target_dir" \
     CARGO_PROFILE_RELEASE_DEBUG=false \
+    CARGO_PROFILE_DEV_DEBUG=false \
     RUSTFLAGS='-C target-feature=+crt-static' \
-    cargo build --release --locked --target "$triple" "$@"
+    cargo build --profile "$profile" --locked --target "$triple" "$@"
 }
+lab_profile="${SHOPLAB_LAB_PROFILE:-release}"
+case "$lab_profile" in
+  release) lab_dir=release ;;
+  dev) lab_dir=debug ;;
+  *)
+    echo "build-images: SHOPLAB_LAB_PROFILE must be release or dev, not '$lab_profile'" >&2
+    exit 2
+    ;;
+esac
 
 phase "static binaries (cargo build --release, $target_dir)"
 packages=()
 for image in "${images[@]}"; do
   if [[ "$image" != shoplab ]]; then packages+=(-p "${binary_of[$image]}"); fi
 done
-static_build "${packages[@]}"
+static_build release "${packages[@]}"
 # The lab on its own: cargo unifies features over one build's packages, and the lab's load
 # generator turns on reqwest's TLS, whose client then refuses to start in an image without
 # CA certificates. Built with the shop's packages, that reached the shop's own HTTP clients
 # (the gateway and orders exited at start on the swarm, 2026-12-05); apart, the shop's
 # binaries are the same whether or not the lab's image is built.
 if [[ "${SHOPLAB_LAB_IMAGE:-0}" == 1 ]]; then
-  phase "the lab's static binary (a build of its own)"
-  static_build -p shoplab
+  phase "the lab's static binary (a build of its own, profile $lab_profile)"
+  static_build "$lab_profile" -p shoplab
 fi
 
 phase "probe (rustc, std only)"
@@ -92,6 +110,7 @@ rustc --edition 2024 -C opt-level=s -C panic=abort -C strip=symbols \
 
 for image in "${images[@]}"; do
   binary="$target_dir/$triple/release/${binary_of[$image]}"
+  if [[ "$image" == shoplab ]]; then binary="$target_dir/$triple/$lab_dir/shoplab"; fi
   # A dynamic executable would fail in the image with a bare "no such file or directory".
   if readelf -d "$binary" | grep '(NEEDED)' >/dev/null; then
     echo "build-images: $binary is dynamically linked" >&2
