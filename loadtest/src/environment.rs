@@ -9,11 +9,8 @@ pub fn stamp(cores: usize) -> Environment {
         shoplab_version: env!("CARGO_PKG_VERSION").into(),
         // Where the binary was built from, stamped by build.rs: not the checkout it runs in.
         git_sha: env!("SHOPLAB_BUILD_COMMIT").into(),
-        git_dirty: match env!("SHOPLAB_BUILD_DIRTY") {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        },
+        // `true` or `false`; empty outside a git checkout.
+        git_dirty: env!("SHOPLAB_BUILD_DIRTY").parse().ok(),
         cpu_model: cpu_model(),
         cores,
         os: sysinfo::System::long_os_version().unwrap_or_else(|_| "unknown".into()),

@@ -48,10 +48,11 @@ pub(crate) struct LevelFigures {
     /// (quantile, ms). Empty in results recorded before the distribution was.
     pub nines: Vec<(f64, f64)>,
     /// Per process of the system under test, the median over repeats of its CPU seconds per
-    /// 1 000 successful requests and its resident MiB at the level's end; empty where not recorded.
+    /// 1 000 successful requests and its resident MiB at the level's end; empty where not
+    /// recorded.
     pub processes: Vec<ProcessFigures>,
-    /// CPU seconds of the system under test per 1 000 successful requests; `None` where the target could
-    /// not measure it.
+    /// CPU seconds of the system under test per 1 000 successful requests; `None` where the
+    /// target could not measure it.
     pub cpu_per_1k: Option<Spread>,
     /// Calls between the shop's processes per request (`Level::hops`); `None` on the
     /// monolith and wherever they were not counted.

@@ -166,8 +166,8 @@ pub(super) fn throughput(
         return Ok(());
     }
     document.paragraph(
-        "What serving costs: CPU seconds of all the shop's processes per 1 000 successful requests, and the \
-         peak of their summed resident memory, per load level.",
+        "What serving costs: CPU seconds of all the shop's processes per 1 000 successful \
+         requests, and the peak of their summed resident memory, per load level.",
     );
     document.push(Block::Figure(charts.save(
         "resources",
@@ -236,8 +236,8 @@ pub(super) fn throughput(
     if let (Some(users), false) = (top, per_process.is_empty()) {
         document.paragraph(
             "The same cost split by process: which service spends the CPU and holds the memory \
-             (CPU per 1 000 of the level's successful requests; memory resident at the level's end; the \
-             lab's front door, idle here, left out).",
+             (CPU per 1 000 of the level's successful requests; memory resident at the level's \
+             end; the lab's front door, idle here, left out).",
         );
         document.push(Block::Figure(charts.save(
             "resources-per-process",
